@@ -1,0 +1,1 @@
+"""FractoVLM dataset builders: scientific PDFs -> LlamaFactory fractography dataset."""

@@ -1,0 +1,223 @@
+"""Stage 8: rotation augmentation of the train split (val and test stay untouched).
+
+A fracture surface has no "up": a micrograph rotated by any angle shows the same features, so rotations
+multiply the train set without changing its labels. Per train item:
+- every angle in config.rotations (90/180/270): a lossless transpose of the pixels;
+- config.arbitrary_rotations random angles, rotated and cropped to the largest axis-aligned rectangle
+  that holds no empty (fill) corners;
+- config.oversample_rare extra random-angle copies (kind "oversample") when the item shows a rare feature.
+Random angles come from random.Random(f"{seed}:{item_id}"), so they do not depend on the worker or order.
+Each original is decoded once and reused for all its rotations; outputs are JPEG q95 (RGB or L), written
+atomically; an output file that exists is kept (resume after a kill).
+
+Usage:
+    from dataset_builders import augment
+    augment.run(StagePaths(out), BuildConfig())   # -> stages/augment/augmented.jsonl + images
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.records import (
+    AugmentedImage,
+    Item,
+    Problem,
+    SplitAssignment,
+    StageResult,
+)
+from dataset_builders.stage_files import (
+    StagePaths,
+    read_jsonl,
+    write_bytes_atomic,
+    write_jsonl_atomic,
+)
+from dataset_builders.vocabulary import rare_names
+
+JPEG_QUALITY = 95
+CROP_MARGIN_PX = 2  # stay clear of the border pixels that bicubic resampling blends with the fill
+_TRANSPOSE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def manifest_path(paths: StagePaths) -> Path:
+    return paths.augment / "augmented.jsonl"
+
+
+# --- geometry ----------------------------------------------------------------------------------------
+
+def largest_inscribed_rect(width: float, height: float, angle_deg: float) -> tuple[float, float]:
+    """(w, h) of the largest axis-aligned rectangle inside a width x height rectangle rotated by angle.
+
+    The rectangle is centred. Two regimes: when the short side is small against the rotated long side
+    ("thin" case, or exactly 45 degrees) two corners of the inner rectangle touch the same long edge and
+    its half-short-side x gives w = x/sin, h = x/cos (swapped when height is the long side); otherwise all
+    four corners touch the rotated edges and solving the two edge equations gives
+    w = (W cos - H sin) / cos 2a, h = (H cos - W sin) / cos 2a.
+    """
+    if width <= 0 or height <= 0:
+        return 0.0, 0.0
+    a = math.radians(angle_deg)
+    sin_a, cos_a = abs(math.sin(a)), abs(math.cos(a))
+    if sin_a < 1e-12 or cos_a < 1e-12:  # multiples of 90 degrees: the whole (possibly swapped) image
+        return (width, height) if cos_a >= sin_a else (height, width)
+    long_side, short_side = max(width, height), min(width, height)
+    if short_side <= 2 * sin_a * cos_a * long_side or abs(sin_a - cos_a) < 1e-10:
+        half = short_side / 2
+        if width >= height:
+            return half / sin_a, half / cos_a
+        return half / cos_a, half / sin_a
+    cos_2a = cos_a * cos_a - sin_a * sin_a
+    return (width * cos_a - height * sin_a) / cos_2a, (height * cos_a - width * sin_a) / cos_2a
+
+
+def rotate_and_crop(image: Image.Image, angle_deg: float, fill: int | tuple[int, ...] = 0) -> Image.Image:
+    """Rotate counter-clockwise by angle (bicubic, canvas expanded) and crop the largest clean rectangle."""
+    rotated = image.rotate(angle_deg, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    w, h = largest_inscribed_rect(image.width, image.height, angle_deg)
+    w = max(1, math.floor(w) - 2 * CROP_MARGIN_PX)
+    h = max(1, math.floor(h) - 2 * CROP_MARGIN_PX)
+    left = (rotated.width - w) // 2
+    top = (rotated.height - h) // 2
+    return rotated.crop((left, top, left + w, top + h))
+
+
+def rotate_lossless(image: Image.Image, angle: int) -> Image.Image:
+    """Counter-clockwise rotation by 90/180/270 degrees (pixel transpose, like np.rot90)."""
+    return image.transpose(_TRANSPOSE[angle])
+
+
+# --- planning ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlannedImage:
+    record: AugmentedImage
+    arbitrary: bool  # needs rotate_and_crop rather than a transpose
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _random_angle(rng: random.Random) -> float:
+    """A random angle in [1, 359) degrees away from the lossless ones, rounded to 0.1 degree."""
+    while True:
+        angle = round(rng.uniform(1.0, 359.0), 1)
+        if min(abs(angle - k) for k in (0, 90, 180, 270, 360)) >= 1.0:
+            return angle
+
+
+def plan_item(item: Item, config: BuildConfig, rare: set[str]) -> list[PlannedImage]:
+    """The augmented images one train item gets (deterministic from seed and item id)."""
+    planned: list[PlannedImage] = []
+
+    def add(angle: float, kind: str, suffix: str, arbitrary: bool) -> None:
+        item_id = f"{item.item_id}-rot{suffix}"
+        image = f"stages/augment/{_safe(item_id)}.jpg"
+        planned.append(PlannedImage(AugmentedImage(item_id=item_id, original_id=item.item_id, image=image,
+                                                   angle=angle, kind=kind), arbitrary))
+
+    for angle in sorted(set(config.rotations)):
+        add(float(angle), "rotation", str(angle), False)
+    rng = random.Random(f"{config.seed}:{item.item_id}")
+    for _ in range(config.arbitrary_rotations):
+        angle = _random_angle(rng)
+        add(angle, "rotation", f"{angle:.1f}", True)
+    if rare & set(item.features):
+        for k in range(1, config.oversample_rare + 1):
+            angle = _random_angle(rng)
+            add(angle, "oversample", f"{angle:.1f}-os{k}", True)
+    return planned
+
+
+# --- work --------------------------------------------------------------------------------------------
+
+def _encode_jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue()
+
+
+def make_item_images(out: Path, item: Item, planned: list[PlannedImage]) -> tuple[int, list[Problem]]:
+    """Write the missing images of one item; returns (images made, problems). Decodes the original once."""
+    missing = [p for p in planned if not (out / p.record.image).exists()]
+    if not missing:
+        return 0, []
+    try:
+        with Image.open(out / item.image) as src:
+            src.load()
+            original = src if src.mode in ("RGB", "L") else src.convert("RGB")
+            for p in missing:
+                angle = p.record.angle
+                if p.arbitrary:
+                    result = rotate_and_crop(original, angle)
+                else:
+                    result = rotate_lossless(original, int(angle))
+                write_bytes_atomic(out / p.record.image, _encode_jpeg(result))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        return 0, [Problem(file=item.image, stage="augment", reason="unreadable_image", item_id=item.item_id,
+                           detail=f"{type(exc).__name__}: {exc}", severity="failed")]
+    return len(missing), []
+
+
+def _work(args: tuple[str, Item, list[PlannedImage]]) -> tuple[int, list[Problem]]:
+    out, item, planned = args
+    return make_item_images(Path(out), item, planned)
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Augment the train items; write stages/augment/augmented.jsonl (sorted by augmented item id)."""
+    items = {it.item_id: it for it in (read_jsonl(paths.items, Item) if paths.items.exists() else [])}
+    assignments = read_jsonl(paths.splits, SplitAssignment) if paths.splits.exists() else []
+    problems: list[Problem] = []
+    train: list[Item] = []
+    for a in assignments:
+        if a.split != "train":
+            continue
+        if a.item_id not in items:
+            problems.append(Problem(file=str(paths.splits.name), stage="augment", reason="unknown_item",
+                                    item_id=a.item_id, detail="split assignment names an item not in items.jsonl"))
+            continue
+        train.append(items[a.item_id])
+    train.sort(key=lambda it: it.item_id)
+    rare = set(rare_names())
+    jobs = [(str(paths.out), it, plan_item(it, config, rare)) for it in train]
+    paths.augment.mkdir(parents=True, exist_ok=True)
+
+    made = 0
+    failed: set[str] = set()
+    if config.workers == 1:
+        results = (_work(job) for job in jobs)
+        for (_, item, _), (n, probs) in tqdm(zip(jobs, results), total=len(jobs), desc="augment",
+                                             disable=not progress):
+            made += n
+            problems += probs
+            if probs:
+                failed.add(item.item_id)
+    else:
+        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            results = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (config.workers * 8)))
+            for (_, item, _), (n, probs) in tqdm(zip(jobs, results), total=len(jobs), desc="augment",
+                                                 disable=not progress):
+                made += n
+                problems += probs
+                if probs:
+                    failed.add(item.item_id)
+
+    records = sorted((p.record for _, item, planned in jobs if item.item_id not in failed for p in planned),
+                     key=lambda r: r.item_id)
+    write_jsonl_atomic(manifest_path(paths), records)
+    return StageResult(stage="augment", problems=problems, counts={
+        "train_items": len(train),
+        "rotation": sum(r.kind == "rotation" for r in records),
+        "oversample": sum(r.kind == "oversample" for r in records),
+        "made": made, "reused": len(records) - made, "failed": len(failed)})

@@ -1,0 +1,257 @@
+"""Build a LlamaFactory fractography dataset from a folder of scientific PDFs.
+
+Usage:
+    python -m dataset_builders.build                       # built-in sample corpus -> output/sample_build
+    python -m dataset_builders.build --papers pdfs/ --out runs/ds1 --manual rare/ --workers 8
+    python -m dataset_builders.build --out runs/ds1 --from-stage label   # re-run the later stages only
+
+Stages (each reads the previous stage's files under OUT/stages and writes its own, so a killed run
+resumes where it stopped and any stage can be re-run alone):
+    mine -> panels -> filter -> dedup -> label -> manual -> items -> split -> augment -> export
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import time
+import types
+import typing
+from collections import Counter
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.records import Problem, StageResult
+from dataset_builders.stage_files import StagePaths, read_model, write_jsonl_atomic, write_model_atomic, write_text_atomic
+
+# stage name -> module with run(paths, config, progress) -> StageResult
+STAGE_MODULES: dict[str, str] = {
+    "mine": "dataset_builders.pdf_figures",
+    "panels": "dataset_builders.panels",
+    "filter": "dataset_builders.fracture_filter",
+    "dedup": "dataset_builders.dedup",
+    "label": "dataset_builders.label",
+    "manual": "dataset_builders.manual",
+    "items": "dataset_builders.items",
+    "split": "dataset_builders.splits",
+    "augment": "dataset_builders.augment",
+    "export": "dataset_builders.sharegpt",
+}
+STAGE_NAMES = tuple(STAGE_MODULES)
+
+# Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
+CACHED_SETTINGS = ("render_dpi", "min_figure_px", "max_image_pixels", "excerpt_chars")
+
+
+class BuildError(Exception):
+    """A fatal, user-facing error (bad input or settings); the message says what to fix."""
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dataset_builders.build",
+        description="Scientific PDFs -> LlamaFactory ShareGPT dataset of fracture-surface images labelled with "
+                    "morphology features. With no arguments: builds from the built-in sample corpus, offline.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for name, field in BuildConfig.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        ann = field.annotation
+        args = typing.get_args(ann)
+        kwargs: dict = {"dest": name, "help": field.description, "default": default}
+        if ann is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(ann) is list:
+            kwargs.update(nargs="*", type=args[0], metavar="N")
+        elif isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:
+            kwargs.update(type=next(a for a in args if a is not type(None)), metavar="DIR")
+        else:
+            kwargs["type"] = ann
+        parser.add_argument(_flag(name), **kwargs)
+    parser.add_argument("--from-stage", choices=STAGE_NAMES, default="mine",
+                        help="start at this stage, reusing the files of the earlier ones")
+    parser.add_argument("--to-stage", choices=STAGE_NAMES, default="export", help="stop after this stage")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete OUT/stages and OUT/dataset first (needed after changing "
+                             + ", ".join(_flag(s) for s in CACHED_SETTINGS) + ")")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def config_from_args(ns: argparse.Namespace) -> BuildConfig:
+    values = {k: getattr(ns, k) for k in BuildConfig.model_fields}
+    try:
+        return BuildConfig(**values)
+    except ValidationError as exc:
+        lines = [f"{_flag(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise BuildError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+# --- preparation -------------------------------------------------------------------------------
+
+def prepare_inputs(config: BuildConfig) -> BuildConfig:
+    """Resolve the input folders; generate the built-in sample corpus when no papers were given."""
+    if config.papers is None:
+        from dataset_builders import sample_corpus
+
+        corpus = config.out / "sample_corpus"
+        if not (corpus / "ground_truth.json").exists():
+            print(f"Generating the built-in sample corpus ({config.n_sample_papers} papers) in {corpus} ...")
+            sample_corpus.generate_corpus(corpus, n_papers=config.n_sample_papers, seed=config.seed)
+        update = {"papers": corpus / "papers"}
+        if config.manual is None:
+            update["manual"] = corpus / "manual"
+        config = config.model_copy(update=update)
+    if not config.papers.is_dir():
+        raise BuildError(f"--papers {config.papers}: no such folder")
+    if config.manual is not None and not (config.manual / "manual.csv").is_file():
+        raise BuildError(f"--manual {config.manual}: expected a folder with manual.csv (file,features,source,notes)")
+    if config.exclude_benchmark is not None and not config.exclude_benchmark.is_dir():
+        raise BuildError(f"--exclude-benchmark {config.exclude_benchmark}: no such folder")
+    return config
+
+
+def check_cached_settings(paths: StagePaths, config: BuildConfig) -> None:
+    """Refuse to mix cached per-paper outputs made with other settings into this run."""
+    stored = paths.out / "build_config.json"
+    if not stored.exists() or not paths.mine.exists():
+        return
+    old = json.loads(stored.read_text(encoding="utf-8"))
+    changed = [s for s in CACHED_SETTINGS if s in old and old[s] != getattr(config, s)]
+    if changed:
+        raise BuildError(f"{paths.out} holds stage files made with other {', '.join(_flag(s) for s in changed)}; "
+                         "re-run with --fresh, or choose another --out")
+
+
+def sweep_partial_files(paths: StagePaths) -> int:
+    """Delete temporary files that a killed run left behind (atomic writers name them .<name>.*.tmp)."""
+    removed = 0
+    for folder in (paths.stages, paths.dataset):
+        if folder.exists():
+            for tmp in folder.rglob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+# --- running -----------------------------------------------------------------------------------
+
+def run_stage(name: str, paths: StagePaths, config: BuildConfig, progress: bool) -> StageResult:
+    module = importlib.import_module(STAGE_MODULES[name])
+    result = module.run(paths, config, progress=progress)
+    write_model_atomic(paths.stages / "results" / f"{name}.json", result)
+    return result
+
+
+def collect_report(paths: StagePaths) -> list[Problem]:
+    """All problems of all stages that have run, in stage order (the build report)."""
+    problems: list[Problem] = []
+    for name in STAGE_NAMES:
+        f = paths.stages / "results" / f"{name}.json"
+        if f.exists():
+            problems.extend(read_model(f, StageResult).problems)
+    return problems
+
+
+def write_report(paths: StagePaths, problems: list[Problem]) -> None:
+    write_jsonl_atomic(paths.report, problems)
+    lines = ["# Build report", "", f"{len(problems)} problem(s).", "",
+             "| file | stage | reason | detail |", "|---|---|---|---|"]
+    lines += [f"| {p.file} | {p.stage} | {p.reason} | {p.detail.replace('|', '/')} |" for p in problems]
+    write_text_atomic(paths.out / "build_report.md", "\n".join(lines) + "\n")
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
+def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export", progress: bool = True,
+          fresh: bool = False) -> dict[str, StageResult]:
+    """Run the stages from_stage..to_stage; returns their results. Raises BuildError on bad input."""
+    config = prepare_inputs(config)
+    paths = StagePaths(config.out)
+    if fresh:
+        for d in (paths.stages, paths.dataset):
+            shutil.rmtree(d, ignore_errors=True)
+    check_cached_settings(paths, config)
+    sweep_partial_files(paths)
+    from dataset_builders.labelers import get_labeler
+
+    try:
+        get_labeler(config.labeler, config)  # fail before any work if the labeller cannot run
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise BuildError(f"--labeler {config.labeler}: {exc.args[0] if exc.args else exc}") from None
+    paths.stages.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths.out / "build_config.json", config.model_dump_json(indent=1) + "\n")
+
+    names = STAGE_NAMES[STAGE_NAMES.index(from_stage): STAGE_NAMES.index(to_stage) + 1]
+    results: dict[str, StageResult] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            results[name] = run_stage(name, paths, config, progress)
+        except (ValueError, OSError) as exc:
+            write_report(paths, collect_report(paths))
+            raise BuildError(f"stage {name} failed: {exc}") from exc
+        n_problems = len(results[name].problems)
+        print(f"[{name:>7}] {time.perf_counter() - t0:6.1f}s  {_format_counts(results[name].counts)}"
+              + (f"  ({n_problems} problem(s) in the report)" if n_problems else ""), flush=True)
+    write_report(paths, collect_report(paths))
+    return results
+
+
+def print_summary(config: BuildConfig, results: dict[str, StageResult]) -> None:
+    paths = StagePaths(config.out)
+    problems = collect_report(paths)
+    by_reason = Counter((p.stage, p.reason) for p in problems)
+    print("\nSummary")
+    if problems:
+        print("  skipped/failed, by stage and reason: "
+              + "; ".join(f"{stage}/{reason} {n}" for (stage, reason), n in sorted(by_reason.items())))
+    info = paths.dataset / "dataset_info.json"
+    if info.exists():
+        names = list(json.loads(info.read_text(encoding="utf-8")))
+        sizes = []
+        for n in names:
+            f = paths.dataset / f"{n}.json"
+            if f.exists():
+                sizes.append(f"{n} {len(json.loads(f.read_text(encoding='utf-8')))}")
+        print(f"  dataset: {paths.dataset.resolve()}")
+        print(f"  samples: {', '.join(sizes)}")
+        print(f"  card:    {(paths.dataset / 'dataset_card.md').resolve()}")
+    print(f"  report:  {paths.report.resolve()} ({len(problems)} line(s))")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    if STAGE_NAMES.index(ns.from_stage) > STAGE_NAMES.index(ns.to_stage):
+        print(f"error: --from-stage {ns.from_stage} comes after --to-stage {ns.to_stage}", file=sys.stderr)
+        return 2
+    try:
+        config = config_from_args(ns)
+        t0 = time.perf_counter()
+        results = build(config, ns.from_stage, ns.to_stage, progress=not ns.quiet, fresh=ns.fresh)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished stage files are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    print_summary(config, results)
+    print(f"  done in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""Figure captions and figure citations in plain text (no PDF here: pdf_figures feeds it strings).
+
+Three jobs, each a pure function so it can be tested on strings alone:
+
+* ``parse_caption_start`` -- does a text block *start* a caption ("Fig. 3.", "FIGURE 3:", "Fig. 3 (a) ...")
+  or is it a body sentence that merely begins with a figure reference ("Fig. 3 shows ...")?
+* ``split_panel_captions`` -- a caption's common part and each panel's own part, keyed by lower-case
+  letter (the panels stage imports this exact function).
+* ``find_citations`` / ``cite_excerpts`` -- where body text cites a figure ("Figs. 2a and 2c", "Fig. 4a-c")
+  and a bounded, sentence-aligned window of text around each citation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# --- shared pieces ---------------------------------------------------------------------------------
+
+DASHES = "\u2013\u2014\u2012\u2212-"  # en dash, em dash, figure dash, minus, hyphen
+_DASH = f"[{DASHES}]"
+
+# One panel list inside a marker: "a", "a,b", "a, b", "a and b", "a-c", "a–c", "a to c", "A & B".
+_LETTER_LIST = rf"[A-Za-z](?:\s*(?:,|&|and|to|{_DASH})\s*[A-Za-z])*"
+_LIST_SPLIT = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*")
+
+
+def expand_letters(letter_list: str) -> list[str]:
+    """'a,b' -> [a, b]; 'a–c' / 'a to c' -> [a, b, c]; 'A and B' -> [a, b]. Lower case, in order, unique."""
+    tokens = _LIST_SPLIT.split(letter_list.strip())
+    letters: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i].strip().lower()
+        if len(tok) == 1 and tok.isalpha():
+            sep = tokens[i - 1].strip() if i >= 2 else ""
+            if letters and (sep == "to" or (len(sep) == 1 and sep in DASHES)):
+                for code in range(ord(letters[-1]) + 1, ord(tok) + 1):  # a range: fill in the letters between
+                    letters.append(chr(code))
+            else:
+                letters.append(tok)
+        i += 2
+    seen: set[str] = set()
+    return [x for x in letters if not (x in seen or seen.add(x))]
+
+
+# --- caption start ---------------------------------------------------------------------------------
+
+_CAPTION_LABEL = re.compile(r"\s*(?:fig(?:ure)?\.?)\s*(?P<num>\d+)(?![\d.,]\d)", re.IGNORECASE)
+_PANEL_MARKER_AT = re.compile(rf"\s*\(\s*{_LETTER_LIST}\s*\)|\s*[A-Za-z]\)")
+# Verbs and connectives that make "Fig. 3 <word>" / "Fig. 3(a) <word>" a body sentence, not a caption.
+_BODY_WORDS = frozenset([
+    "shows", "show", "showed", "shown", "presents", "present", "presented", "illustrates", "illustrate",
+    "illustrated", "depicts", "depict", "depicted", "displays", "display", "displayed", "reveals", "reveal",
+    "revealed", "indicates", "indicate", "indicated", "demonstrates", "demonstrate", "demonstrated",
+    "compares", "compare", "compared", "gives", "give", "summarizes", "summarises", "summarize",
+    "summarise", "contains", "contain", "confirms", "confirm", "highlights", "highlight", "provides",
+    "provide", "plots", "plot", "also", "and", "or", "is", "are", "was", "were", "represents", "represent",
+    "describes", "describe", "corresponds", "correspond", "suggests", "suggest", "exhibits", "exhibit",
+])
+
+
+def parse_caption_start(text: str) -> tuple[int, str] | None:
+    """(figure number, caption text after the label) if ``text`` starts a figure caption, else None.
+
+    Accepted: "Fig. 3. Text", "Figure 3: Text", "FIG. 3 – Text", "Fig. 3 | Text", "Fig. 3 (a) text; (b) ...",
+    "Fig. 3 Text" (Springer style: a capital or digit after the number), and a bare "Figure 3" line.
+    Refused: "Figs. 3 and 4 show", "Fig. 3 shows", "Fig. 3a shows", "Fig. 3(a) shows", "Fig. 3.5".
+    Panel markers right after the label are kept in the returned text (they matter to
+    ``split_panel_captions``); the punctuation after the number is dropped.
+    """
+    m = _CAPTION_LABEL.match(text)
+    if not m:
+        return None
+    number = int(m.group("num"))
+    rest = text[m.end():]
+    stripped = rest.lstrip()
+    if not stripped:
+        return number, ""
+    first = stripped[0]
+    if first in ".:|" or first in DASHES:
+        body = stripped[1:].lstrip(" .:|" + DASHES)
+        return number, body.strip()
+    marker = _PANEL_MARKER_AT.match(rest)
+    if marker:
+        after = rest[marker.end():].lstrip(" :.,")
+        word = re.match(r"[A-Za-z]+", after)
+        if word and word.group(0).lower() in _BODY_WORDS:
+            return None
+        return number, stripped.strip()
+    if rest[0].isalpha():  # "Fig. 3a shows": a panel letter glued to the number is a citation
+        return None
+    word = re.match(r"[A-Za-z]+", stripped)
+    if word:
+        if word.group(0).lower() in _BODY_WORDS or first.islower():
+            return None
+        return number, stripped.strip()
+    if first.isdigit() or first in "(\"'[":
+        return number, stripped.strip()
+    return None
+
+
+# --- panel captions --------------------------------------------------------------------------------
+
+_MARKER = re.compile(rf"\(\s*(?P<paren>{_LETTER_LIST})\s*\)|(?<![\w(])(?P<bare>[A-Za-z])\)")
+_TRIM = " \t\n;,.:" + DASHES
+
+
+def _clean_part(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip(_TRIM)
+    text = re.sub(r"\s*(?:,|;)?\s*\b(?:and|&)$", "", text).strip(_TRIM)
+    text = re.sub(r"^(?:and|&)\s+", "", text).strip(_TRIM)
+    return text
+
+
+def _panel_markers(caption: str) -> list[tuple[int, int, list[str]]]:
+    """(start, end, letters) of the panel markers, keeping only those that run in alphabetical order from 'a'."""
+    markers: list[tuple[int, int, list[str]]] = []
+    last = ""
+    for m in _MARKER.finditer(caption):
+        letters = expand_letters(m.group("paren") or m.group("bare"))
+        if not letters:
+            continue
+        if not markers and letters[0] != "a":
+            continue
+        if letters[0] <= last:
+            continue
+        markers.append((m.start(), m.end(), letters))
+        last = letters[-1]
+    return markers
+
+
+def split_panel_captions(caption: str) -> tuple[str, dict[str, str]]:
+    """Split a caption into its common part and each panel's own text.
+
+    "Fig. 2. SEM fractographs of AA7075: (a) equiaxed dimples; (b) river patterns on cleavage facets."
+    -> ("SEM fractographs of AA7075", {"a": "equiaxed dimples", "b": "river patterns on cleavage facets"}).
+    Markers: "(a)", "a)", "(A)", "(a,b)", "(a and b)", "(a–c)"/"(a-c)" (each letter of a list or range gets the
+    text). A marker with no text of its own ("(a) and (b) dimples") shares the next marker's text. Markers
+    written after their text ("dimples (a) and cleavage (b).") are recognised when the caption ends with one.
+    Keys are lower-case letters in order; no markers -> (whole caption, {}). A leading "Fig. N." label is dropped.
+    """
+    parsed = parse_caption_start(caption)
+    text = parsed[1] if parsed else caption.strip()
+    markers = _panel_markers(text)
+    if not markers:
+        return _clean_part(text), {}
+
+    tail = text[markers[-1][1]:].strip(_TRIM + " )")
+    head = text[:markers[0][0]]
+    if not tail and _clean_part(head):
+        return _split_postfix(text, markers)
+
+    panels: dict[str, str] = {}
+    pending: list[str] = []
+    for i, (_, end, letters) in enumerate(markers):
+        stop = markers[i + 1][0] if i + 1 < len(markers) else len(text)
+        own = _clean_part(text[end:stop])
+        pending.extend(letters)
+        if own:
+            for letter in pending:
+                panels.setdefault(letter, own)
+            pending = []
+    for letter in pending:  # markers at the very end with no text: give them nothing rather than guess
+        panels.setdefault(letter, "")
+    return _clean_part(head), panels
+
+
+def _split_postfix(text: str, markers: list[tuple[int, int, list[str]]]) -> tuple[str, dict[str, str]]:
+    """Captions whose markers follow their text: "Fractographs: dimples (a) and cleavage facets (b)."."""
+    first_seg = text[:markers[0][0]]
+    common = ""
+    if ":" in first_seg:
+        common, first_seg = first_seg.rsplit(":", 1)
+    panels: dict[str, str] = {}
+    prev_end = 0
+    own = ""
+    for i, (start, end, letters) in enumerate(markers):
+        segment = first_seg if i == 0 else text[prev_end:start]
+        own = _clean_part(segment) or own  # "dimples (a) and (b)": an empty segment shares the previous text
+        for letter in letters:
+            panels.setdefault(letter, own)
+        prev_end = end
+    return _clean_part(common), panels
+
+
+# --- citations -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Citation:
+    """One figure cited in body text. ``start``/``end`` span the whole mention ("Figs. 2a and 2c")."""
+
+    figure_number: int
+    panels: list[str] = field(default_factory=list)  # lower-case letters; [] = the whole figure
+    start: int = 0
+    end: int = 0
+
+
+_CITE_LABEL = re.compile(r"\b(?:fig(?:ure)?s?)\.?\s*(?=\d)", re.IGNORECASE)
+_NUM = re.compile(r"\d+(?![\d]|\.\d)")
+_PAREN_PANELS = re.compile(rf"\s?\(\s*({_LETTER_LIST})\s*\)")
+_MORE_PAREN = re.compile(rf"\s*(?:,|and|&)\s*\(\s*({_LETTER_LIST})\s*\)")
+_GLUED_LETTER = re.compile(r"([A-Za-z])(?![A-Za-z])")
+_MORE_LETTER = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*([A-Za-z])(?![A-Za-z])")
+_MORE_FIGURE = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*(?:fig(?:ure)?s?\.?\s*)?(?=\d)", re.IGNORECASE)
+
+
+def _parse_panels(text: str, pos: int) -> tuple[list[str], int]:
+    """Panel letters right after a figure number: '(b)', '(a,b) and (d)', 'a', 'a–c', 'a, b and d'."""
+    m = _PAREN_PANELS.match(text, pos)
+    if m:
+        letters = expand_letters(m.group(1))
+        pos = m.end()
+        while (more := _MORE_PAREN.match(text, pos)):
+            letters += expand_letters(more.group(1))
+            pos = more.end()
+        return letters, pos
+    m = _GLUED_LETTER.match(text, pos)
+    if not m:
+        return [], pos
+    case_upper = m.group(1).isupper()
+    listing = m.group(1)
+    last = m.group(1).lower()
+    pos = m.end()
+    while ((more := _MORE_LETTER.match(text, pos)) and more.group(2).isupper() == case_upper
+           and more.group(2).lower() > last):  # "Fig. 2a and a crack": the article is not a panel
+        listing += f" {more.group(1)} {more.group(2)}"
+        last = more.group(2).lower()
+        pos = more.end()
+    return expand_letters(listing), pos
+
+
+def find_citations(text: str) -> list[Citation]:
+    """Every figure citation in ``text``, in order; one Citation per cited figure per mention.
+
+    "Fig. 2b", "Fig. 2(b)", "Figs. 2a and 2c" (-> figure 2, panels [a, c]), "Figure 3", "Fig. 4a–c",
+    "Figs. 3 and 4" (-> 3 and 4), "Figs. 3–5" (-> 3, 4, 5), "Fig. 5a,b", "Fig. 2(a) and (b)".
+    """
+    out: list[Citation] = []
+    for label in _CITE_LABEL.finditer(text):
+        pos = label.end()
+        found: dict[int, list[str]] = {}
+        whole: set[int] = set()
+        prev_num: int | None = None
+        range_next = False
+        while True:
+            m = _NUM.match(text, pos)
+            if not m:
+                break
+            number = int(m.group(0))
+            panels, pos = _parse_panels(text, m.end())
+            numbers = [number]
+            if range_next and prev_num is not None and prev_num < number <= prev_num + 50:
+                numbers = list(range(prev_num + 1, number + 1))
+            for n in numbers:
+                found.setdefault(n, [])
+                if panels and n == number:
+                    found[n] += [p for p in panels if p not in found[n]]
+                else:
+                    whole.add(n)
+            prev_num = number
+            more = _MORE_FIGURE.match(text, pos)
+            if not more:
+                break
+            sep = more.group(1)
+            range_next = sep == "to" or (len(sep) == 1 and sep in DASHES)
+            if range_next and panels:  # "Fig. 2a–3" is not a range of figures
+                break
+            pos = more.end()
+        end = pos
+        while end > label.start() and text[end - 1].isspace():
+            end -= 1
+        for n, panels in found.items():
+            out.append(Citation(n, [] if n in whole else sorted(panels), label.start(), end))
+    return out
+
+
+# --- excerpts --------------------------------------------------------------------------------------
+
+_ABBREVIATIONS = frozenset(
+    ["fig", "figs", "eq", "eqs", "ref", "refs", "e.g", "i.e", "al", "vs", "approx", "ca", "no", "nos", "tab", "sect", "sec", "ch", "cf", "resp", "viz", "etc"])
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z(\[\d\"'])")
+
+
+def sentence_bounds(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence; ends after '.', '!', '?' unless the word before is an abbreviation."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[m.start()] == ".":
+            word = re.search(r"([A-Za-z.]+)$", text[start:m.start()])
+            if word and (word.group(1).lower() in _ABBREVIATIONS or len(word.group(1)) == 1):
+                continue
+        end = m.start() + 1
+        bounds.append((start, end))
+        start = m.end()
+    if start < len(text):
+        bounds.append((start, len(text)))
+    return [(s, e) for s, e in bounds if text[s:e].strip()]
+
+
+def excerpt_window(text: str, start: int, end: int, max_chars: int,
+                   sentences: list[tuple[int, int]] | None = None) -> str:
+    """Text around ``text[start:end]``, at most ``max_chars`` long.
+
+    Whole sentences when they fit: the sentence(s) holding the span, then neighbours added alternately
+    after and before while the bound allows. A sentence longer than the bound is cut on word boundaries
+    around the span, with "…" where text was cut.
+    """
+    sentences = sentences if sentences is not None else sentence_bounds(text)
+    hit = [i for i, (s, e) in enumerate(sentences) if s < end and e > start]
+    if hit:
+        lo, hi = hit[0], hit[-1]
+        s0, e0 = sentences[lo][0], sentences[hi][1]
+        if e0 - s0 <= max_chars:
+            grew = True
+            while grew:
+                grew = False
+                if hi + 1 < len(sentences) and sentences[hi + 1][1] - sentences[lo][0] <= max_chars:
+                    hi += 1
+                    grew = True
+                if lo > 0 and sentences[hi][1] - sentences[lo - 1][0] <= max_chars:
+                    lo -= 1
+                    grew = True
+            return _squash(text[sentences[lo][0]:sentences[hi][1]])
+    return _cut_window(text, start, end, max_chars)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _cut_window(text: str, start: int, end: int, max_chars: int) -> str:
+    """A word-aligned window centred on the span, with ellipses; never longer than ``max_chars``."""
+    budget = max_chars - 2  # room for the two ellipses
+    span = end - start
+    if span >= budget:
+        return _squash(text[start:start + budget])
+    side = (budget - span) // 2
+    lo = max(0, start - side)
+    hi = min(len(text), end + side + (side - (start - lo)))
+    lo = max(0, lo - (end + side - hi) if hi == len(text) else lo)
+    if lo > 0:
+        space = text.find(" ", lo, start)
+        lo = space + 1 if space != -1 else lo
+    if hi < len(text):
+        space = text.rfind(" ", end, hi)
+        hi = space if space != -1 else hi
+    window = _squash(text[lo:hi])
+    prefix = "…" if lo > 0 else ""
+    suffix = "…" if hi < len(text) else ""
+    return (prefix + window + suffix)[:max_chars]
+
+
+def cite_excerpts(text: str, max_chars: int) -> list[tuple[Citation, str]]:
+    """Each citation in ``text`` with its bounded excerpt (duplicates for the same figure+panels+text dropped)."""
+    sentences = sentence_bounds(text)
+    seen: set[tuple[int, tuple[str, ...], str]] = set()
+    out: list[tuple[Citation, str]] = []
+    for cit in find_citations(text):
+        excerpt = excerpt_window(text, cit.start, cit.end, max_chars, sentences)
+        key = (cit.figure_number, tuple(cit.panels), excerpt)
+        if key not in seen:
+            seen.add(key)
+            out.append((cit, excerpt))
+    return out

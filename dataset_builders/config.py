@@ -1,0 +1,80 @@
+"""The builder's settings: one typed record, the single place where defaults live.
+
+`python -m dataset_builders.build --help` is generated from these fields (their descriptions and
+defaults), so the CLI and the code cannot disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_OUT = Path("output/sample_build")
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class BuildConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    papers: Path | None = Field(None, description="folder of PDFs (searched recursively); default: generate the "
+                                                  "built-in sample corpus into OUT/sample_corpus")
+    out: Path = Field(DEFAULT_OUT, description="output folder: stages/, dataset/ and the build report")
+    manual: Path | None = Field(None, description="manual rare-feature collection: a folder with images and "
+                                                  "manual.csv (file,features,source,notes); default with the "
+                                                  "sample corpus: its built-in manual set")
+    labeler: str = Field("caption_rules", description="who labels the panels: caption_rules (offline), or an "
+                                                      "LLM labeller (openai, gemini, vllm) once available")
+    workers: int = Field(default_factory=default_workers, ge=1, description="worker processes for mining and panels")
+    seed: int = Field(0, description="seed for splits, augmentation and the sample corpus")
+    n_sample_papers: int = Field(24, ge=1, description="papers in the generated sample corpus")
+
+    # mine
+    render_dpi: int = Field(150, ge=36, le=600, description="DPI for rendering vector figures from their page region")
+    min_figure_px: int = Field(96, ge=1, description="embedded images smaller than this (either side, pixels) are "
+                                                     "skipped as icons/logos")
+    max_image_pixels: int = Field(60_000_000, ge=1, description="an embedded image declaring more pixels than "
+                                                                "this is refused as a decompression bomb")
+    excerpt_chars: int = Field(400, ge=80, description="length bound of a body-text excerpt citing a figure")
+
+    # filter / dedup
+    filter_min_score: float = Field(1.0, description="keep a panel whose fracture-evidence score is at least this")
+    dedup_max_distance: int = Field(6, ge=0, le=64, description="perceptual-hash Hamming distance at or below "
+                                                                 "which two images are the same")
+    exclude_benchmark: Path | None = Field(None, description="folder of benchmark images to exclude from every split "
+                                                             "(matched by perceptual hash)")
+
+    # split
+    val_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in val")
+    test_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in test")
+
+    # augment
+    rotations: list[int] = Field([90, 180, 270], description="lossless rotations added for every train image")
+    arbitrary_rotations: int = Field(0, ge=0, description="extra rotations by random angles per train image, "
+                                                          "cropped to the largest rectangle without empty corners")
+    oversample_rare: int = Field(1, ge=0, description="extra copies (new random angle each) of every train image "
+                                                      "that shows a rare feature")
+
+    # export
+    image_max_pixels: int = Field(589_824, ge=1024, description="pixel budget per image, as LlamaFactory's "
+                                                                 "image_max_pixels (same for training, serving, eval)")
+    image_min_pixels: int = Field(1024, ge=1, description="as LlamaFactory's image_min_pixels")
+    cutoff_len: int = Field(2048, ge=64, description="as LlamaFactory's cutoff_len; every sample's image tokens + "
+                                                     "text must fit")
+    dataset_name: str = Field("fracto", description="prefix of the dataset names in dataset_info.json")
+    variants: bool = Field(True, description="also emit the ablation variants (no manual images, no rotations)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BuildConfig":
+        if self.val_ratio + self.test_ratio >= 1:
+            raise ValueError("val_ratio + test_ratio must be below 1")
+        bad = [r for r in self.rotations if r not in (90, 180, 270)]
+        if bad:
+            raise ValueError(f"rotations must be among 90, 180, 270 (got {bad}); use --arbitrary-rotations for others")
+        if self.image_min_pixels > self.image_max_pixels:
+            raise ValueError("image_min_pixels must not exceed image_max_pixels")
+        return self

@@ -1,0 +1,209 @@
+"""The dataset card: what is in the exported dataset, where it came from, and what was left out and why.
+
+Written next to the dataset as dataset_card.md (for people) and dataset_card.json (for scripts and the
+eval report). Everything is counted from the stage files, so the card cannot disagree with the data:
+counts per split, per feature per split (originals and with augmentation), source papers (title/DOI from
+stages/panels/*.json), label-provenance shares, augmentation counts by kind, every drop with its reason
+(filter rejections, duplicates, benchmark exclusions, build-report problems), the prompt version and the
+image budget (image_max_pixels, cutoff_len, the largest image-token count seen).
+
+Usage:
+    from dataset_builders.dataset_card import write_card
+    write_card(StagePaths(out), BuildConfig(), check)   # check: validate.check_dataset(...)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from dataset_builders.answer_format import PROMPT_VERSION
+from dataset_builders.augment import manifest_path
+from dataset_builders.config import BuildConfig
+from dataset_builders.records import (
+    AugmentedImage,
+    FilterDecision,
+    Item,
+    LabelRecord,
+    Problem,
+    SplitAssignment,
+)
+from dataset_builders.splits import dropped_path
+from dataset_builders.stage_files import (
+    StagePaths,
+    read_jsonl,
+    write_json_atomic,
+    write_text_atomic,
+)
+from dataset_builders.validate import DatasetCheck
+from dataset_builders.vocabulary import canonical_names, rare_names
+
+SPLITS = ("train", "val", "test")
+
+
+def _jsonl(path: Path, model):
+    return read_jsonl(path, model) if path.exists() else []
+
+
+def _paper_meta(paths: StagePaths, paper_id: str) -> dict:
+    """title / doi / source_pdf of a paper from stages/panels/<paper_id>.json, when readable."""
+    path = paths.panels / f"{paper_id}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {k: data.get(k) for k in ("title", "doi", "source_pdf")}
+
+
+def _duplicate_groups(paths: StagePaths) -> list[dict]:
+    if not paths.dedup.exists():
+        return []
+    data = json.loads(paths.dedup.read_text(encoding="utf-8"))
+    groups = data.get("groups", []) if isinstance(data, dict) else data
+    return [g for g in groups if isinstance(g, dict)]
+
+
+def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None) -> dict:
+    """Everything the card says, as plain JSON-able data (deterministic: sorted keys and lists)."""
+    items = {it.item_id: it for it in _jsonl(paths.items, Item)}
+    assignments = [a for a in _jsonl(paths.splits, SplitAssignment) if a.item_id in items]
+    split_of = {a.item_id: a.split for a in assignments}
+    augmented = [a for a in _jsonl(manifest_path(paths), AugmentedImage) if split_of.get(a.original_id) == "train"]
+
+    # counts per split
+    splits: dict[str, dict] = {}
+    for split in SPLITS:
+        ids = [a.item_id for a in assignments if a.split == split]
+        n_aug = len(augmented) if split == "train" else 0
+        papers = {p for i in ids for p in items[i].paper_ids}
+        splits[split] = {"items": len(ids), "samples": len(ids) + n_aug, "augmented": n_aug,
+                         "groups": len({a.group for a in assignments if a.split == split}), "sources": len(papers)}
+
+    # per feature per split
+    features: dict[str, dict] = {}
+    aug_per_item = Counter(a.original_id for a in augmented)
+    rare = set(rare_names())
+    for name in canonical_names():
+        row: dict = {"rare": name in rare}
+        for split in SPLITS:
+            ids = [a.item_id for a in assignments if a.split == split and name in items[a.item_id].features]
+            row[split] = {"originals": len(ids), "with_augmentation": len(ids) + sum(aug_per_item[i] for i in ids)}
+        features[name] = row
+
+    # sources
+    per_source: dict[str, Counter] = defaultdict(Counter)
+    for a in assignments:
+        for p in items[a.item_id].paper_ids:
+            per_source[p][a.split] += 1
+    sources = []
+    for p in sorted(per_source):
+        entry = {"source": p, "manual": p.startswith("manual:"), "items": {s: per_source[p][s] for s in SPLITS}}
+        if not entry["manual"]:
+            entry.update(_paper_meta(paths, p))
+        sources.append(entry)
+
+    # label provenance
+    origins = Counter(items[a.item_id].label_origin for a in assignments)
+    total = sum(origins.values())
+    label_origins = {o: {"items": n, "share": round(n / total, 4)} for o, n in sorted(origins.items())}
+
+    # everything dropped
+    decisions = _jsonl(paths.filter, FilterDecision)
+    rejected = [d for d in decisions if not d.keep]
+    evidence = Counter(r for d in rejected for r in (d.reasons or ["no_evidence"]))
+    dup_groups = _duplicate_groups(paths)
+    duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
+                  for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
+    labels = _jsonl(paths.labels, LabelRecord)
+    report = _jsonl(paths.report, Problem)
+    seen: set[tuple] = set()
+    benchmark: list[dict] = []
+    for p in _jsonl(dropped_path(paths), Problem) + report:
+        key = (p.item_id, p.file)
+        if p.reason == "in_benchmark" and key not in seen:
+            seen.add(key)
+            benchmark.append({"item_id": p.item_id, "image": p.file, "detail": p.detail})
+    report_counts = Counter(f"{p.stage}:{p.reason}" for p in report)
+
+    return {
+        "dataset_name": config.dataset_name,
+        "prompt_version": PROMPT_VERSION,
+        "image_max_pixels": config.image_max_pixels,
+        "image_min_pixels": config.image_min_pixels,
+        "cutoff_len": config.cutoff_len,
+        "max_image_tokens": check.max_image_tokens if check else None,
+        "max_sample_tokens_bound": check.max_sample_tokens if check else None,
+        "seed": config.seed,
+        "splits": splits,
+        "features": features,
+        "label_origins": label_origins,
+        "augmentation": {kind: sum(a.kind == kind for a in augmented) for kind in ("rotation", "oversample")},
+        "sources": sources,
+        "dropped": {
+            "filter": {"rejected": len(rejected), "of": len(decisions), "by_evidence": dict(sorted(evidence.items()))},
+            "duplicates": {"count": len(duplicates), "panels": sorted(duplicates, key=lambda d: d["panel_id"])},
+            "labels": dict(sorted(Counter(rec.status for rec in labels if rec.status != "labelled").items())),
+            "benchmark": sorted(benchmark, key=lambda d: (d["item_id"] or "", d["image"])),
+            "build_report": dict(sorted(report_counts.items())),
+            "problems": [p.model_dump() for p in report],
+        },
+    }
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def card_markdown(data: dict) -> str:
+    """The card for people."""
+    md = [f"# Dataset card: {data['dataset_name']}", "",
+          f"- prompt version: `{data['prompt_version']}`",
+          f"- image_max_pixels: {data['image_max_pixels']:,} (image_min_pixels {data['image_min_pixels']:,})",
+          (f"- cutoff_len: {data['cutoff_len']:,}; largest image seen: {data['max_image_tokens']} image tokens; "
+          f"largest sample (upper bound): {data['max_sample_tokens_bound']} tokens"),
+          f"- seed: {data['seed']}", "", "## Splits", ""]
+    md += _table(["split", "items", "augmented", "samples", "paper groups", "sources"],
+                 [[s, v["items"], v["augmented"], v["samples"], v["groups"], v["sources"]]
+                  for s, v in data["splits"].items()])
+    md += ["## Features per split", "", "originals (with augmentation); rare features marked *", ""]
+    md += _table(["feature", *SPLITS],
+                 [[name + (" *" if row["rare"] else ""),
+                   *(f"{row[s]['originals']} ({row[s]['with_augmentation']})" for s in SPLITS)]
+                  for name, row in data["features"].items()])
+    md += ["## Label provenance", ""]
+    md += _table(["origin", "items", "share"], [[o, v["items"], f"{v['share']:.1%}"]
+                                                 for o, v in data["label_origins"].items()])
+    md += ["## Augmentation", ""]
+    md += _table(["kind", "images"], [[k, n] for k, n in data["augmentation"].items()])
+    md += ["## Sources", ""]
+    md += _table(["source", "title", "doi", "train", "val", "test"],
+                 [[s["source"], s.get("title") or "", s.get("doi") or "", *(s["items"][x] for x in SPLITS)]
+                  for s in data["sources"]])
+    dropped = data["dropped"]
+    md += ["## Dropped", "",
+           (f"- filter: {dropped['filter']['rejected']} of {dropped['filter']['of']} panels rejected as not "
+           f"fracture surfaces"),
+           f"- duplicates: {dropped['duplicates']['count']} panels merged into a representative",
+           f"- labels without usable features: {dropped['labels'] or 'none'}",
+           f"- benchmark exclusions: {len(dropped['benchmark'])}", ""]
+    if dropped["filter"]["by_evidence"]:
+        md += ["### Filter evidence among rejected panels", ""]
+        md += _table(["evidence", "panels"], [[k, n] for k, n in dropped["filter"]["by_evidence"].items()])
+    if dropped["benchmark"]:
+        md += ["### Benchmark exclusions", ""]
+        md += _table(["item", "why"], [[b["item_id"], b["detail"]] for b in dropped["benchmark"]])
+    if dropped["build_report"]:
+        md += ["### Build report problems", ""]
+        md += _table(["stage:reason", "count"], [[k, n] for k, n in dropped["build_report"].items()])
+    return "\n".join(md).rstrip() + "\n"
+
+
+def write_card(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None) -> dict:
+    """Write dataset/dataset_card.json and dataset/dataset_card.md; returns the card data."""
+    data = card_data(paths, config, check)
+    write_json_atomic(paths.dataset / "dataset_card.json", data)
+    write_text_atomic(paths.dataset / "dataset_card.md", card_markdown(data))
+    return data

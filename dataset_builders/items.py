@@ -1,0 +1,109 @@
+"""Assemble the dataset's items: kept, deduplicated, labelled panels plus the manual collection.
+
+Reads stages/panels, stages/filter.jsonl, stages/dedup.json, stages/labels.jsonl and
+stages/manual/items.json; writes stages/items.jsonl (one records.Item per image, sorted by id).
+A mined image that is also in the manual collection becomes one item: the manual labels win, and
+the item keeps the mined image's source papers so that the split still keeps those papers together.
+"""
+
+from __future__ import annotations
+
+import json
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.perceptual_hash import hamming
+from dataset_builders.records import (
+    DuplicateGroup,
+    FilterDecision,
+    Item,
+    LabelRecord,
+    PanelRecord,
+    PaperPanels,
+    Problem,
+    StageResult,
+)
+from dataset_builders.stage_files import StagePaths, read_jsonl, read_model, write_jsonl_atomic
+
+
+def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
+    panels: dict[str, PanelRecord] = {}
+    for f in sorted(paths.panels.glob("*.json")):
+        for p in read_model(f, PaperPanels).panels:
+            panels[p.panel_id] = p
+    return panels
+
+
+def load_groups(paths: StagePaths) -> list[DuplicateGroup]:
+    if not paths.dedup.exists():
+        return []
+    return [DuplicateGroup.model_validate(g) for g in json.loads(paths.dedup.read_text(encoding="utf-8"))]
+
+
+def load_manual_items(paths: StagePaths) -> list[Item]:
+    f = paths.manual / "items.json"
+    if not f.exists():
+        return []
+    return [Item.model_validate(i) for i in json.loads(f.read_text(encoding="utf-8"))]
+
+
+def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord) -> Item:
+    return Item(
+        item_id=panel.panel_id,
+        image=panel.image,
+        width=panel.width,
+        height=panel.height,
+        phash=panel.phash,
+        paper_ids=sorted(group.paper_ids),
+        features=label.features,
+        label_origin=label.origin,
+        provenance={
+            "source_pdf": panel.source_pdf,
+            "page": panel.page,
+            "figure_id": panel.figure_id,
+            "figure_number": panel.figure_number,
+            "panel": panel.letter,
+            "split_method": panel.split_method,
+            "duplicates": len(group.members) - 1,
+            "prompt_version": label.prompt_version,
+        },
+    )
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    panels = load_panels(paths)
+    keep = {d.panel_id for d in read_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
+    labels = {r.item_id: r for r in read_jsonl(paths.labels, LabelRecord)} if paths.labels.exists() else {}
+    problems: list[Problem] = []
+    mined: dict[str, Item] = {}
+    for group in load_groups(paths):
+        panel = panels[group.representative]
+        if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
+            continue
+        label = labels.get(panel.panel_id)
+        if label is None or label.status != "labelled" or not label.features:
+            reason = "label_failed" if label is not None and label.status == "failed" else "no_features"
+            detail = label.detail if label is not None and label.detail else "the labeller found no vocabulary feature"
+            problems.append(Problem(file=panel.source_pdf, stage="label", reason=reason, detail=detail,
+                                    paper_id=panel.paper_id, item_id=panel.panel_id))
+            continue
+        mined[panel.panel_id] = _mined_item(panel, group, label)
+
+    manual = load_manual_items(paths)
+    replaced = 0
+    for m in manual:
+        twins = [i for i in mined.values() if hamming(i.phash, m.phash) <= config.dedup_max_distance]
+        for twin in twins:  # manual labels win; the manual item inherits the twin's papers
+            m.paper_ids = sorted(set(m.paper_ids) | set(twin.paper_ids))
+            m.provenance["replaces"] = twin.item_id
+            del mined[twin.item_id]
+            replaced += 1
+            problems.append(Problem(file=str(m.provenance.get("file", m.item_id)), stage="manual",
+                                    reason="manual_overrides_mined",
+                                    detail=f"manual labels replace the caption labels of {twin.item_id}",
+                                    item_id=twin.item_id))
+    items = sorted([*mined.values(), *manual], key=lambda i: i.item_id)
+    write_jsonl_atomic(paths.items, items)
+    return StageResult(stage="items", problems=problems, counts={
+        "items": len(items), "mined": len(mined), "manual": len(manual), "manual_overrides": replaced,
+        "dropped_unlabelled": sum(p.stage == "label" for p in problems),
+    })

@@ -1,0 +1,504 @@
+"""Stage 2, panels: split each mined figure into its lettered panels, each with its own caption part.
+
+Usage:
+    python -m dataset_builders.build --from-stage panels --to-stage panels
+
+Reads stages/mine/<paper_id>/paper.json (PaperRecord) and writes stages/panels/<paper_id>.json
+(PaperPanels), with cropped panel images in stages/panels/<paper_id>/.
+
+How a figure becomes panels:
+- multi_raster (the PDF holds one image per panel): every part is a panel ("parts"); its letter is the
+  letter the miner found printed next to it, else the nearest printed panel letter, else reading order when
+  the caption names exactly as many panels as there are parts. The mined file is used as is.
+- raster / vector (one image holding the whole figure): look for white gutters (rows or columns that
+  are near-white from edge to edge of a region: mean grey > 240 and std < 12, which JPEG noise
+  passes) with a recursive XY-cut on the grey pixels (full resolution across lines, so a 3 px gutter
+  counts; sampled along them, so a large figure costs less than its decode). The figure is split ("gutter") only when that is unambiguous: every cell is a reasonable share of
+  the figure, and the number of cells equals the number of panels the caption names. Otherwise the
+  whole figure stays one panel: "whole_unsure" when the caption names panels (the panel captions can
+  not be scoped), "single" when it names none. A figure without panel letters is never split, even
+  if it shows a grid: its caption could not be scoped to the pieces, so each would inherit labels
+  that belong to its neighbours.
+Crops are written as JPEG q95 with their outer white margin trimmed; an uncropped figure keeps the
+mined file (no copy, no re-encode). Each image is decoded once: hash and cues reuse those pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.image_cues import compute_cues, flatten_to_rgb_or_l
+from dataset_builders.perceptual_hash import image_phash
+from dataset_builders.records import (
+    Box,
+    FigurePart,
+    FigureRecord,
+    PanelRecord,
+    PaperPanels,
+    PaperRecord,
+    Problem,
+    StageResult,
+)
+from dataset_builders.stage_files import StagePaths, read_model, write_bytes_atomic, write_model_atomic
+
+STAGE = "panels"
+LINE_SAMPLES = 800  # pixels read along each row/column when testing it for a gutter (bounds the cost)
+MAX_CUT_DEPTH = 6  # nested row/column cuts (a 3 x 3 grid needs 2)
+GUTTER_MEAN = 240.0  # a gutter line's mean grey is above this ...
+GUTTER_STD = 12.0  # ... and its grey std below this (a thin dark line crossing it breaks it)
+MIN_CELL_FRACTION = 0.12  # every cell spans at least this share of the figure's width and height
+JPEG_QUALITY = 95
+
+Cell = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, end-exclusive
+
+
+# --- captions and excerpts -------------------------------------------------------------------------
+
+def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
+    """(common part, {lower-case letter: panel part}) of a caption, via captions.split_panel_captions."""
+    if not caption.strip():
+        return "", {}
+    from dataset_builders.captions import split_panel_captions  # lazy: written by another stage owner
+
+    common, parts = split_panel_captions(caption)
+    return common, {k.lower(): v for k, v in parts.items()}
+
+
+def panel_caption(caption: str, common: str, parts: dict[str, str], letter: str | None) -> str:
+    """The caption of one panel: common part + its own part, or the whole caption if it has none.
+
+    A letter the caption names without text of its own gets only the common part: the whole caption
+    would hand it its neighbours' features.
+    """
+    if letter is None or letter not in parts:
+        return caption
+    own = parts[letter].strip()
+    common = common.strip()
+    if not common or not own:
+        return common or own
+    if common.endswith((".", ":", ";")):
+        return f"{common} {own}"
+    return f"{common}: {own}"
+
+
+def panel_excerpts(paper: PaperRecord, figure_number: int | None, letter: str | None,
+                   whole_figure: bool) -> list[str]:
+    """Texts of the excerpts citing this figure as a whole, or this panel's letter.
+
+    A whole-figure panel (not split) also takes the excerpts citing any of its panels: it shows them.
+    """
+    if figure_number is None:
+        return []
+    texts: list[str] = []
+    for ex in paper.excerpts:
+        if ex.figure_number != figure_number:
+            continue
+        cited = {p.lower() for p in ex.panels}
+        if (whole_figure or not cited or (letter is not None and letter in cited)) and ex.text not in texts:
+            texts.append(ex.text)
+    return texts
+
+
+# --- geometry helpers ------------------------------------------------------------------------------
+
+def _box_distance(point: tuple[float, float], box: Box) -> float:
+    """Distance from a point to a rectangle (0 inside)."""
+    x, y = point
+    dx = max(box[0] - x, 0.0, x - box[2])
+    dy = max(box[1] - y, 0.0, y - box[3])
+    return math.hypot(dx, dy)
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def reading_order(boxes: list[Box]) -> list[int]:
+    """Indices of boxes in reading order: rows top to bottom (by vertical overlap), left to right."""
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0], i))
+    rows: list[list[int]] = []
+    row_bottom = -math.inf
+    for i in order:
+        cy = _centre(boxes[i])[1]
+        if rows and cy < row_bottom:
+            rows[-1].append(i)
+            row_bottom = max(row_bottom, boxes[i][3])
+        else:
+            rows.append([i])
+            row_bottom = boxes[i][3]
+    return [i for row in rows for i in sorted(row, key=lambda j: (boxes[j][0], j))]
+
+
+def _norm_letter(label: str | None) -> str | None:
+    if label is None:
+        return None
+    s = label.strip().strip("()[].").lower()
+    return s if len(s) == 1 and s.isalpha() else None
+
+
+def assign_part_letters(figure: FigureRecord, caption_letters: list[str]) -> tuple[list[str | None], str]:
+    """A letter (or None) for every part of a multi-part figure, and a note on how they were found."""
+    parts = figure.parts
+    letters: list[str | None] = []
+    for part in parts:
+        letter = _norm_letter(part.label)
+        letters.append(letter if letter not in letters else None)
+    how = ["printed labels"] if any(letters) else []
+    missing = [i for i, l in enumerate(letters) if l is None]
+    printed = [(l, box) for l, box in ((_norm_letter(l), b) for l, b in figure.panel_letters) if l]
+    free = [(l, box) for l, box in printed if l not in letters]
+    if missing and free:  # nearest printed letter, globally greedy so each letter goes to one part
+        pairs = sorted((_box_distance(_centre(box), parts[i].bbox),
+                        math.dist(_centre(box), parts[i].bbox[:2]), l, i)
+                       for l, box in free for i in missing)
+        for _, _, l, i in pairs:
+            if letters[i] is None and l not in letters:
+                letters[i] = l
+        how.append("nearest printed letters")
+    missing = [i for i, l in enumerate(letters) if l is None]
+    remaining = [l for l in caption_letters if l not in letters]
+    if missing and len(remaining) == len(missing):
+        order = reading_order([parts[i].bbox for i in missing])
+        for l, k in zip(remaining, order):
+            letters[missing[k]] = l
+        how.append("reading order of caption letters")
+    missing = [i for i, l in enumerate(letters) if l is None]
+    note = f"{len(parts)} embedded images; letters from " + (", ".join(how) if how else "nothing")
+    if missing:
+        note += f"; {len(missing)} part(s) without a letter"
+    return letters, note
+
+
+# --- gutter detection ------------------------------------------------------------------------------
+
+class _LineStats:
+    """Mean and std of any row or column segment in O(1), from running sums of sampled pixels.
+
+    Lines keep full resolution (a 3 px gutter stays visible); along each line only every step-th
+    pixel is read, so a line holds at most about LINE_SAMPLES samples and int32 sums cannot overflow.
+    """
+
+    def __init__(self, grey: np.ndarray):
+        height, width = grey.shape
+        self.step = max(1, math.ceil(max(width, height) / LINE_SAMPLES))
+        rows = grey[:, ::self.step].astype(np.int32)  # H x (W / step): samples along each row
+        cols = grey[::self.step, :].astype(np.int32)  # (H / step) x W: samples along each column
+        self.row_sum = np.pad(np.cumsum(rows, axis=1, dtype=np.int32), ((0, 0), (1, 0)))
+        self.row_sq = np.pad(np.cumsum(rows * rows, axis=1, dtype=np.int32), ((0, 0), (1, 0)))
+        self.col_sum = np.pad(np.cumsum(cols, axis=0, dtype=np.int32), ((1, 0), (0, 0)))
+        self.col_sq = np.pad(np.cumsum(cols * cols, axis=0, dtype=np.int32), ((1, 0), (0, 0)))
+
+    def _span(self, lo: int, hi: int, n_samples: int) -> tuple[int, int]:
+        """Sample indices [a, b) of pixels lo..hi-1 along a line (at least one sample)."""
+        a, b = -(-lo // self.step), -(-hi // self.step)
+        if b <= a:
+            a = min(lo // self.step, n_samples - 1)
+            b = a + 1
+        return a, b
+
+    @staticmethod
+    def _white(total: np.ndarray, squares: np.ndarray, n: int) -> np.ndarray:
+        mean = total / n
+        var = squares / n - mean * mean
+        return (mean > GUTTER_MEAN) & (var < GUTTER_STD * GUTTER_STD)
+
+    def white_rows(self, cell: Cell) -> np.ndarray:
+        """Per row y0..y1-1 of the cell: near-white from x0 to x1."""
+        x0, y0, x1, y1 = cell
+        a, b = self._span(x0, x1, self.row_sum.shape[1] - 1)
+        return self._white(self.row_sum[y0:y1, b] - self.row_sum[y0:y1, a],
+                           self.row_sq[y0:y1, b] - self.row_sq[y0:y1, a], b - a)
+
+    def white_cols(self, cell: Cell) -> np.ndarray:
+        """Per column x0..x1-1 of the cell: near-white from y0 to y1."""
+        x0, y0, x1, y1 = cell
+        a, b = self._span(y0, y1, self.col_sum.shape[0] - 1)
+        return self._white(self.col_sum[b, x0:x1] - self.col_sum[a, x0:x1],
+                           self.col_sq[b, x0:x1] - self.col_sq[a, x0:x1], b - a)
+
+
+def _content_runs(white: np.ndarray) -> list[tuple[int, int]]:
+    """Runs [start, end) of non-white lines."""
+    content = np.concatenate(([False], ~white, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(content))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2])]
+
+
+def _merge_small(runs: list[tuple[int, int]], min_size: float) -> list[tuple[int, int]]:
+    """Merge runs shorter than min_size (labels, legends, scale-bar captions) into the nearer neighbour."""
+    runs = list(runs)
+    while len(runs) > 1:
+        sizes = [e - s for s, e in runs]
+        i = min(range(len(runs)), key=lambda k: (sizes[k], k))
+        if sizes[i] >= min_size:
+            break
+        gap_prev = runs[i][0] - runs[i - 1][1] if i > 0 else math.inf
+        gap_next = runs[i + 1][0] - runs[i][1] if i + 1 < len(runs) else math.inf
+        j = i - 1 if gap_prev < gap_next else i + 1
+        a, b = min(i, j), max(i, j)
+        runs[a:b + 1] = [(runs[a][0], runs[b][1])]
+    return runs
+
+
+def _trim(lines: _LineStats, cell: Cell) -> Cell | None:
+    """The cell shrunk to its non-white content, or None if it is blank."""
+    x0, y0, _, _ = cell
+    rows = np.flatnonzero(~lines.white_rows(cell))
+    cols = np.flatnonzero(~lines.white_cols(cell))
+    if rows.size == 0 or cols.size == 0:
+        return None
+    return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
+
+
+def _xy_cut(lines: _LineStats, cell: Cell, min_w: float, min_h: float, depth: int = 0) -> list[Cell]:
+    """Recursive XY-cut along white gutters; trimmed cells in reading order (rows first, then columns)."""
+    trimmed = _trim(lines, cell)
+    if trimmed is None:
+        return []
+    x0, y0, x1, y1 = trimmed
+    if depth < MAX_CUT_DEPTH:
+        rows = _merge_small(_content_runs(lines.white_rows(trimmed)), min_h)
+        if len(rows) > 1:
+            return [c for s, e in rows for c in _xy_cut(lines, (x0, y0 + s, x1, y0 + e), min_w, min_h, depth + 1)]
+        cols = _merge_small(_content_runs(lines.white_cols(trimmed)), min_w)
+        if len(cols) > 1:
+            return [c for s, e in cols for c in _xy_cut(lines, (x0 + s, y0, x0 + e, y1), min_w, min_h, depth + 1)]
+    return [trimmed]
+
+
+@dataclass
+class Grid:
+    cells: list[Cell]  # pixel boxes, trimmed of white margins, in reading order
+    problem: str  # "" when every cell has a reasonable size, else why not
+
+
+def find_grid(grey_image: Image.Image) -> Grid:
+    """Panel cells separated by white gutters in a grey ('L') image."""
+    width, height = grey_image.size
+    lines = _LineStats(np.asarray(grey_image))
+    cells = _xy_cut(lines, (0, 0, width, height), MIN_CELL_FRACTION * width, MIN_CELL_FRACTION * height)
+    small = [c for c in cells if c[2] - c[0] < MIN_CELL_FRACTION * width or c[3] - c[1] < MIN_CELL_FRACTION * height]
+    problem = ""
+    if small:
+        problem = f"{len(small)} of {len(cells)} cells smaller than {MIN_CELL_FRACTION:.0%} of the figure side"
+    return Grid(cells, problem)
+
+
+def letters_from_printed(cells: list[Cell], part: FigurePart, size: tuple[int, int],
+                         printed: list[tuple[str, Box]], wanted: list[str]) -> list[str] | None:
+    """Cell letters from letters printed in the PDF over the figure, if they match one-to-one."""
+    letters = [(_norm_letter(l), box) for l, box in printed]
+    letters = [(l, box) for l, box in letters if l]
+    if sorted(l for l, _ in letters) != sorted(wanted):
+        return None
+    bx0, by0, bx1, by1 = part.bbox
+    if bx1 <= bx0 or by1 <= by0:
+        return None
+    sx, sy = size[0] / (bx1 - bx0), size[1] / (by1 - by0)
+    owner: list[str | None] = [None] * len(cells)
+    for letter, box in letters:
+        cx, cy = _centre(box)
+        point = ((cx - bx0) * sx, (cy - by0) * sy)
+        k = min(range(len(cells)), key=lambda i: (_box_distance(point, cells[i]), i))
+        if owner[k] is not None:
+            return None
+        owner[k] = letter
+    return owner if all(owner) else None  # type: ignore[return-value]
+
+
+# --- one paper -------------------------------------------------------------------------------------
+
+def _decode(path: Path) -> Image.Image:
+    """Decode an image file once, fully, as 'L' or 'RGB'."""
+    with Image.open(path) as im:
+        im.load()
+        return flatten_to_rgb_or_l(im)
+
+
+def _jpeg_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue()
+
+
+class _PaperContext:
+    """What every panel of one paper shares."""
+
+    def __init__(self, paths: StagePaths, paper: PaperRecord):
+        self.paths = paths
+        self.paper = paper
+        self.image_dir = paths.panels / paper.paper_id
+
+    def panel(self, figure: FigureRecord, *, panel_id: str, letter: str | None, image_rel: str,
+              pixels: Image.Image, method: str, note: str, caption: str, whole_figure: bool) -> PanelRecord:
+        return PanelRecord(
+            panel_id=panel_id, figure_id=figure.figure_id, paper_id=self.paper.paper_id,
+            source_pdf=self.paper.source_pdf, page=figure.page, letter=letter, image=image_rel,
+            width=pixels.width, height=pixels.height, split_method=method, split_note=note,
+            caption=caption, figure_caption=figure.caption, figure_number=figure.number,
+            excerpts=panel_excerpts(self.paper, figure.number, letter, whole_figure),
+            phash=image_phash(pixels), cues=compute_cues(pixels),
+        )
+
+
+def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_text: dict[str, str]
+                  ) -> tuple[list[PanelRecord], list[Problem]]:
+    letters, note = assign_part_letters(figure, sorted(parts_text))
+    panels: list[PanelRecord] = []
+    problems: list[Problem] = []
+    for i, (part, letter) in enumerate(zip(figure.parts, letters)):
+        try:
+            pixels = _decode(ctx.paths.abs(part.image))
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a per-image problem
+            problems.append(_image_problem(ctx.paper, figure, part.image, exc))
+            continue
+        panel_id = f"{figure.figure_id}-{letter}" if letter else f"{figure.figure_id}-part{i + 1}"
+        panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=part.image, pixels=pixels,
+                                method="parts", note=note, caption=panel_caption(figure.caption, common,
+                                                                                  parts_text, letter),
+                                whole_figure=False))
+    return panels, problems
+
+
+def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_text: dict[str, str]
+                         ) -> tuple[list[PanelRecord], list[Problem]]:
+    part = figure.parts[0]
+    try:
+        pixels = _decode(ctx.paths.abs(part.image))
+    except Exception as exc:  # noqa: BLE001
+        return [], [_image_problem(ctx.paper, figure, part.image, exc)]
+    grey = pixels if pixels.mode == "L" else pixels.convert("L")
+    grid = find_grid(grey)
+    wanted = sorted(parts_text)
+    n_cells = len(grid.cells)
+    whole_id = f"{figure.figure_id}-whole"
+
+    def whole(method: str, note: str) -> list[PanelRecord]:
+        return [ctx.panel(figure, panel_id=whole_id, letter=None, image_rel=part.image, pixels=pixels,
+                          method=method, note=note, caption=figure.caption, whole_figure=True)]
+
+    if len(wanted) < 2:
+        named = f"the caption names only panel ({wanted[0]})" if wanted else "the caption names no panels"
+        if n_cells > 1:
+            note = f"{n_cells}-cell gutter grid found but {named}; kept whole"
+        else:
+            note = f"{named} and no gutters were found"
+        return whole("single", note), []
+    if grid.problem:
+        return whole("whole_unsure", f"caption names {len(wanted)} panels ({', '.join(wanted)}) but "
+                                     f"{grid.problem}"), []
+    if n_cells != len(wanted):
+        found = "no gutters found" if n_cells <= 1 else f"found {n_cells} cells between white gutters"
+        return whole("whole_unsure", f"caption names {len(wanted)} panels ({', '.join(wanted)}) but {found}"), []
+
+    letters = letters_from_printed(grid.cells, part, pixels.size, figure.panel_letters, wanted)
+    how = "printed letters" if letters else "row-major order"
+    letters = letters or wanted
+    panels: list[PanelRecord] = []
+    for cell, letter in zip(grid.cells, letters):
+        crop = pixels.crop(cell)
+        panel_id = f"{figure.figure_id}-{letter}"
+        target = ctx.image_dir / f"{panel_id}.jpg"
+        write_bytes_atomic(target, _jpeg_bytes(crop))
+        note = f"{n_cells} cells between white gutters; letters by {how}; crop {cell}"
+        panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=ctx.paths.rel(target),
+                                pixels=crop, method="gutter", note=note,
+                                caption=panel_caption(figure.caption, common, parts_text, letter),
+                                whole_figure=False))
+    return panels, []
+
+
+def _image_problem(paper: PaperRecord, figure: FigureRecord, image: str, exc: Exception) -> Problem:
+    return Problem(file=paper.source_pdf, stage=STAGE, reason="unreadable_image", paper_id=paper.paper_id,
+                   item_id=figure.figure_id, detail=f"{image}: {type(exc).__name__}: {exc}")
+
+
+def figure_panels(paths: StagePaths, paper: PaperRecord, figure: FigureRecord
+                  ) -> tuple[list[PanelRecord], list[Problem]]:
+    """The panels of one figure (crops written to disk) and the problems met."""
+    ctx = _PaperContext(paths, paper)
+    if not figure.parts:
+        return [], [Problem(file=paper.source_pdf, stage=STAGE, reason="no_image", paper_id=paper.paper_id,
+                            item_id=figure.figure_id, detail=f"figure {figure.figure_id} has no image part")]
+    common, parts_text = caption_parts(figure.caption)
+    if figure.kind == "multi_raster" or len(figure.parts) > 1:
+        return _parts_panels(ctx, figure, common, parts_text)
+    return _single_image_panels(ctx, figure, common, parts_text)
+
+
+def _sort_key(panel: PanelRecord, index: int) -> tuple:
+    return (panel.letter is None, panel.letter or "", index)
+
+
+def process_paper(out: str, paper_json: str) -> tuple[str, dict[str, int], list[Problem]]:
+    """Write one paper's panels JSON (+ crops); returns (paper_id or "", counts, problems)."""
+    paths = StagePaths(Path(out))
+    counts: dict[str, int] = {}
+    target = paths.panels / f"{Path(paper_json).parent.name}.json"  # mine writes stages/mine/<paper_id>/paper.json
+    if target.exists():
+        try:  # resumed: report the same problems as the run that wrote it
+            return target.stem, {"papers_resumed": 1}, read_model(target, PaperPanels).problems
+        except ValueError:
+            pass  # unreadable: split again
+    try:
+        paper = read_model(Path(paper_json), PaperRecord)
+    except Exception as exc:  # noqa: BLE001 - a broken record is a problem, not a crash
+        rel = paths.rel(Path(paper_json))
+        return "", {"papers_failed": 1}, [Problem(file=rel, stage=STAGE, reason="bad_paper_record",
+                                                  detail=f"{type(exc).__name__}: {exc}", severity="failed")]
+    panels: list[PanelRecord] = []
+    problems: list[Problem] = []
+    for figure in paper.figures:
+        try:
+            got, probs = figure_panels(paths, paper, figure)
+        except Exception as exc:  # noqa: BLE001 - one odd figure must not stop the paper (or the build)
+            got, probs = [], [Problem(file=paper.source_pdf, stage=STAGE, reason="figure_failed",
+                                      paper_id=paper.paper_id, item_id=figure.figure_id, severity="failed",
+                                      detail=f"{type(exc).__name__}: {exc}")]
+        problems.extend(probs)
+        panels.extend(p for _, p in sorted(enumerate(got), key=lambda ip: _sort_key(ip[1], ip[0])))
+    write_model_atomic(target, PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf,
+                                           title=paper.title, doi=paper.doi, panels=panels, problems=problems))
+    counts = {"papers": 1, "figures": len(paper.figures), "panels": len(panels)}
+    for p in panels:
+        counts[f"split_{p.split_method}"] = counts.get(f"split_{p.split_method}", 0) + 1
+    return paper.paper_id, counts, problems
+
+
+def _process_star(args: tuple[str, str]) -> tuple[str, dict[str, int], list[Problem]]:
+    return process_paper(*args)
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Split every mined paper's figures into panels (parallel over papers, resumable per paper)."""
+    jobs = [(str(paths.out), str(p)) for p in sorted(paths.mine.glob("*/paper.json"))]
+    paths.panels.mkdir(parents=True, exist_ok=True)
+    result = StageResult(stage=STAGE, counts={"papers": 0, "papers_resumed": 0, "papers_failed": 0,
+                                              "figures": 0, "panels": 0})
+    bar = tqdm(total=len(jobs), desc="panels", unit="paper", disable=not progress)
+    if config.workers == 1 or len(jobs) <= 1:
+        outcomes = map(_process_star, jobs)
+        executor = None
+    else:
+        executor = ProcessPoolExecutor(max_workers=config.workers)
+        outcomes = executor.map(_process_star, jobs)
+    try:
+        for _, counts, problems in outcomes:  # map() keeps job order: deterministic
+            for key, value in counts.items():
+                result.counts[key] = result.counts.get(key, 0) + value
+            result.problems.extend(problems)
+            bar.update(1)
+    finally:
+        bar.close()
+        if executor is not None:
+            executor.shutdown()
+    return result

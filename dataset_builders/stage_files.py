@@ -1,0 +1,95 @@
+"""Where each stage keeps its files, and crash-safe ways to write them.
+
+A run killed with SIGKILL must leave nothing half-written that a re-run would trust: every file is
+written to a temporary name in the same folder, fsync'd, then renamed into place (atomic on POSIX).
+A stage that sees its output file already present may therefore trust it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+
+class StagePaths:
+    """The layout of one build's output folder."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.stages = self.out / "stages"
+        self.mine = self.stages / "mine"  # <paper_id>/paper.json + images
+        self.panels = self.stages / "panels"  # <paper_id>.json + <paper_id>/ images
+        self.filter = self.stages / "filter.jsonl"
+        self.dedup = self.stages / "dedup.json"
+        self.labels = self.stages / "labels.jsonl"
+        self.manual = self.stages / "manual"  # items.json + images
+        self.items = self.stages / "items.jsonl"
+        self.splits = self.stages / "splits.jsonl"
+        self.augment = self.stages / "augment"  # augmented.jsonl + images
+        self.dataset = self.out / "dataset"  # the LlamaFactory dataset_dir
+        self.report = self.out / "build_report.jsonl"  # problems, one per line
+
+    def rel(self, path: Path) -> str:
+        """A path relative to the output folder, POSIX style (how records store paths)."""
+        return Path(path).resolve().relative_to(self.out.resolve()).as_posix()
+
+    def abs(self, rel: str) -> Path:
+        return self.out / rel
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_model_atomic(path: Path, record: BaseModel) -> None:
+    write_text_atomic(path, record.model_dump_json(indent=1) + "\n")
+
+
+def read_model(path: Path, model: type[M]) -> M:
+    return model.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def write_jsonl_atomic(path: Path, records: Iterable[BaseModel]) -> int:
+    lines = [r.model_dump_json() for r in records]
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_jsonl(path: Path, model: type[M]) -> list[M]:
+    """Read a JSONL file of records; a bad line raises naming the file and line number."""
+    out: list[M] = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(model.model_validate_json(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{n}: not a valid {model.__name__} record: {exc}") from exc
+    return out

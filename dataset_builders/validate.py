@@ -1,0 +1,177 @@
+"""Check an exported LlamaFactory dataset before anyone trains on it.
+
+LlamaFactory forgives too much (DESIGN §6): a missing image only warns, a wrong role order drops the
+sample with a log line, a mismatch between <image> tags and images crashes deep in preprocessing, and a
+too small cutoff_len silently truncates image tokens. So the builder checks its own output here, for every
+file listed in dataset_info.json:
+- every image exists under the dataset folder (relative path), opens (Pillow verify) and has a size;
+- exactly one "<image>" tag per image;
+- roles alternate user/assistant, starting with user and ending with assistant;
+- the assistant answer parses with answer_format.parse_answer to status "ok";
+- image tokens (image_tokens()) + text tokens fit config.cutoff_len. Text tokens are bounded without a
+  tokenizer: the UTF-8 byte count of the texts (byte-level BPE never uses more tokens than bytes) plus the
+  chat template's overhead.
+
+Usage:
+    from dataset_builders.validate import validate_dataset
+    problems = validate_dataset(Path("output/sample_build/dataset"), BuildConfig())
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from dataset_builders.answer_format import parse_answer
+from dataset_builders.config import BuildConfig
+from dataset_builders.image_tokens import VISION_MARKER_TOKENS, image_tokens
+from dataset_builders.records import Problem
+
+IMAGE_TAG = "<image>"
+# <|im_start|>user\n ... <|im_end|>\n<|im_start|>assistant\n ... <|im_end|>\n plus a default system turn
+# if the template adds one: ~30 tokens is a generous bound for qwen3_vl_nothink.
+CHAT_TEMPLATE_OVERHEAD_TOKENS = 30
+
+
+@dataclass
+class DatasetCheck:
+    """What validation found: the problems, plus numbers the dataset card reports."""
+
+    problems: list[Problem] = field(default_factory=list)
+    samples: int = 0
+    max_image_tokens: int = 0
+    max_sample_tokens: int = 0
+
+
+def text_token_bound(texts: list[str]) -> int:
+    """An upper bound on the tokens of these texts for a byte-level BPE tokenizer (no tokenizer needed)."""
+    return sum(len(t.replace(IMAGE_TAG, "").encode("utf-8")) for t in texts) + CHAT_TEMPLATE_OVERHEAD_TOKENS
+
+
+class _ImageCache:
+    """Opens each image file once even when several dataset files (variants) share it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.sizes: dict[str, tuple[int, int] | str] = {}  # rel path -> (w, h) or error text
+
+    def size(self, rel: str) -> tuple[int, int] | str:
+        if rel not in self.sizes:
+            self.sizes[rel] = self._open(rel)
+        return self.sizes[rel]
+
+    def _open(self, rel: str) -> tuple[int, int] | str:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            return f"image path {rel!r} is not relative to the dataset folder"
+        path = self.root / rel
+        if not path.is_file():
+            return f"image {rel} does not exist"
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            with Image.open(path) as img:
+                size = img.size
+        except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
+            return f"image {rel} does not open: {type(exc).__name__}: {exc}"
+        if size[0] <= 0 or size[1] <= 0:
+            return f"image {rel} has an empty size {size}"
+        return size
+
+
+def _problem(file: str, reason: str, detail: str) -> Problem:
+    return Problem(file=file, stage="export", reason=reason, detail=detail, severity="failed")
+
+
+def check_sample(sample: object, where: str, config: BuildConfig, images: _ImageCache, check: DatasetCheck) -> None:
+    """Append the problems of one sample to `check` and update its token statistics."""
+    if not isinstance(sample, dict) or not isinstance(sample.get("messages"), list) \
+            or not isinstance(sample.get("images", []), list):
+        check.problems.append(_problem(where, "bad_sample", 'expected {"messages": [...], "images": [...]}'))
+        return
+    messages, image_paths = sample["messages"], sample.get("images", [])
+    if not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
+        check.problems.append(_problem(where, "bad_sample", "every message needs a role and a string content"))
+        return
+    roles = [m.get("role") for m in messages]
+    expected = ["user", "assistant"] * (len(roles) // 2 + 1)
+    if not roles or len(roles) % 2 or roles != expected[:len(roles)]:
+        check.problems.append(_problem(where, "role_order",
+                                       f"roles must alternate user/assistant starting with user, got {roles}"))
+    texts = [m["content"] for m in messages]
+    n_tags = sum(t.count(IMAGE_TAG) for t in texts)
+    if n_tags != len(image_paths):
+        check.problems.append(_problem(where, "image_tag_mismatch",
+                                       f"{n_tags} {IMAGE_TAG} tag(s) for {len(image_paths)} image(s)"))
+    for m in messages:
+        if m.get("role") == "assistant":
+            parsed = parse_answer(m["content"])
+            if parsed.status != "ok":
+                check.problems.append(_problem(where, "bad_answer",
+                                               f"answer {m['content']!r} parses as {parsed.status}: {parsed.detail}"))
+    img_tokens = 0
+    for rel in image_paths:
+        size = images.size(rel) if isinstance(rel, str) else f"image entry {rel!r} is not a path"
+        if isinstance(size, str):
+            check.problems.append(_problem(where, "bad_image", size))
+            continue
+        n = image_tokens(size[0], size[1], config.image_max_pixels, config.image_min_pixels)
+        check.max_image_tokens = max(check.max_image_tokens, n)
+        img_tokens += n
+    text_tokens = text_token_bound(texts) + VISION_MARKER_TOKENS * len(image_paths)
+    total = img_tokens + text_tokens
+    check.max_sample_tokens = max(check.max_sample_tokens, total)
+    if total > config.cutoff_len:
+        check.problems.append(_problem(
+            where, "exceeds_cutoff_len",
+            f"sample {where} ({', '.join(map(str, image_paths))}): {img_tokens} image tokens + up to {text_tokens} text tokens = {total} > cutoff_len "
+            f"{config.cutoff_len} (image_max_pixels {config.image_max_pixels}); LlamaFactory would truncate "
+            f"the image tokens: raise cutoff_len or lower image_max_pixels"))
+
+
+def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
+    """Validate every dataset file listed in dataset_info.json; problems plus token statistics."""
+    dataset_dir = Path(dataset_dir)
+    check = DatasetCheck()
+    info_path = dataset_dir / "dataset_info.json"
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        check.problems.append(_problem(str(info_path), "bad_dataset_info", str(exc)))
+        return check
+    images = _ImageCache(dataset_dir)
+    for name, entry in sorted(info.items()):
+        file_name = entry.get("file_name") if isinstance(entry, dict) else None
+        if not file_name:
+            check.problems.append(_problem(info_path.name, "bad_dataset_info", f"entry {name!r} has no file_name"))
+            continue
+        try:
+            samples = json.loads((dataset_dir / file_name).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            check.problems.append(_problem(file_name, "bad_dataset_file", f"{name}: {exc}"))
+            continue
+        if not isinstance(samples, list):
+            check.problems.append(_problem(file_name, "bad_dataset_file", f"{name}: expected a JSON list"))
+            continue
+        for i, sample in enumerate(samples):
+            check_sample(sample, f"{file_name}#{i}", config, images, check)
+        check.samples += len(samples)
+    return check
+
+
+def validate_dataset(dataset_dir: Path, config: BuildConfig) -> list[Problem]:
+    """Every problem of the exported dataset ([] when it is safe to train on)."""
+    return check_dataset(dataset_dir, config).problems
+
+
+class DatasetValidationError(RuntimeError):
+    """The exported dataset failed validation; the message lists the problems."""
+
+    def __init__(self, problems: list[Problem], limit: int = 50):
+        self.problems = problems
+        lines = [f"  {p.file}: {p.reason}: {p.detail}" for p in problems[:limit]]
+        if len(problems) > limit:
+            lines.append(f"  ... and {len(problems) - limit} more")
+        super().__init__(f"exported dataset failed validation ({len(problems)} problem(s)):\n" + "\n".join(lines))

@@ -1,0 +1,1 @@
+"""FractoVLM evaluation harness (scores served models and API baselines)."""

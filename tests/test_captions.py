@@ -1,0 +1,145 @@
+"""Caption starts, panel captions, figure citations and excerpt windows (pure text)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataset_builders.captions import (
+    Citation,
+    cite_excerpts,
+    excerpt_window,
+    expand_letters,
+    find_citations,
+    parse_caption_start,
+    sentence_bounds,
+    split_panel_captions,
+)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Fig. 3 SEM fractograph.", (3, "SEM fractograph.")),
+    ("Figure 3. Dimples in the overload zone.", (3, "Dimples in the overload zone.")),
+    ("FIG. 3. Cleavage.", (3, "Cleavage.")),
+    ("Fig. 3: Striations", (3, "Striations")),
+    ("Fig.3: Striations", (3, "Striations")),
+    ("Fig. 3 (a) dimples; (b) cleavage", (3, "(a) dimples; (b) cleavage")),
+    ("Figure 3 – Fine granular area", (3, "Fine granular area")),
+    ("Figure 12 | Beach marks", (12, "Beach marks")),
+    ("Figure 3", (3, "")),
+])
+def test_caption_starts(text, expected):
+    assert parse_caption_start(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Fig. 3 shows the fracture surface.",
+    "Fig. 3a shows dimples.",
+    "Fig. 3(a) shows dimples.",
+    "Fig. 3 (b) reveals cleavage.",
+    "Figs. 3 and 4 show the fatigue zone.",
+    "Fig. 3 and 4 compare the tempers.",
+    "Fig. 3, which was taken at 500x, ...",
+    "Fig. 3.5 is a close-up.",
+    "Figure 3 presents the results.",
+    "In Fig. 3 the dimples are shallow.",
+    "The fracture surface (Fig. 3).",
+])
+def test_body_sentences_are_not_caption_starts(text):
+    assert parse_caption_start(text) is None
+
+
+def test_split_panel_captions_brief_example():
+    caption = ("Fig. 2. SEM fractographs of AA7075: (a) equiaxed dimples; (b) river patterns on cleavage facets.")
+    assert split_panel_captions(caption) == (
+        "SEM fractographs of AA7075", {"a": "equiaxed dimples", "b": "river patterns on cleavage facets"})
+
+
+@pytest.mark.parametrize("caption, common, panels", [
+    ("Fractographs: a) dimples, b) cleavage and c) striations.", "Fractographs",
+     {"a": "dimples", "b": "cleavage", "c": "striations"}),
+    ("SEM images (a,b) dimples at low and high magnification; (c) cleavage.", "SEM images",
+     {"a": "dimples at low and high magnification", "b": "dimples at low and high magnification", "c": "cleavage"}),
+    ("Overview: (a and b) dimples; (c–e) intergranular facets.", "Overview",
+     {"a": "dimples", "b": "dimples", "c": "intergranular facets", "d": "intergranular facets",
+      "e": "intergranular facets"}),
+    ("Overview: (a-c) dimples; (d) facets.", "Overview",
+     {"a": "dimples", "b": "dimples", "c": "dimples", "d": "facets"}),
+    ("Fig. 4 (A) Fish-eye. (B) FGA around the inclusion.", "", {"a": "Fish-eye", "b": "FGA around the inclusion"}),
+    ("(a) and (b) tear ridges; (c) quasi-cleavage", "", {"a": "tear ridges", "b": "tear ridges", "c": "quasi-cleavage"}),
+    ("Fractographs: dimples (a) and cleavage facets (b).", "Fractographs",
+     {"a": "dimples", "b": "cleavage facets"}),
+    ("Fig. 5. Fracture surface of specimen 3 (no panels).", "Fracture surface of specimen 3 (no panels)", {}),
+    ("Fig. 6. Ti-6Al-4V specimen (i) overview", "Ti-6Al-4V specimen (i) overview", {}),  # no "a": not panels
+])
+def test_split_panel_captions_variants(caption, common, panels):
+    assert split_panel_captions(caption) == (common, panels)
+
+
+@pytest.mark.parametrize("listing, letters", [
+    ("a", ["a"]), ("a,b", ["a", "b"]), ("a, b and d", ["a", "b", "d"]), ("a–c", ["a", "b", "c"]),
+    ("a-c", ["a", "b", "c"]), ("A to C", ["a", "b", "c"]), ("b, a", ["b", "a"]),
+])
+def test_expand_letters(listing, letters):
+    assert expand_letters(listing) == letters
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("as seen in Fig. 2b.", [(2, ["b"])]),
+    ("as seen in Fig. 2(b).", [(2, ["b"])]),
+    ("Figs. 2a and 2c show", [(2, ["a", "c"])]),
+    ("Figure 3 shows", [(3, [])]),
+    ("see Fig. 4a–c for", [(4, ["a", "b", "c"])]),
+    ("see Fig. 4a-c for", [(4, ["a", "b", "c"])]),
+    ("Figs. 3 and 4 compare", [(3, []), (4, [])]),
+    ("Fig. 5a,b shows", [(5, ["a", "b"])]),
+    ("Fig. 5a, b and d show", [(5, ["a", "b", "d"])]),
+    ("Figs. 3–5 summarise", [(3, []), (4, []), (5, [])]),
+    ("Fig. 2(a) and (c) show", [(2, ["a", "c"])]),
+    ("Fig. 2(a,b) show", [(2, ["a", "b"])]),
+    ("Fig. 2A shows", [(2, ["a"])]),
+    ("in Fig. 2a and a crack", [(2, ["a"])]),
+    ("FIG. 7 shows; fig. 8 too", [(7, []), (8, [])]),
+    ("the figure shows no number; configuration 3", []),
+])
+def test_find_citations(text, expected):
+    assert [(c.figure_number, c.panels) for c in find_citations(text)] == expected
+
+
+def test_citation_spans_cover_the_mention():
+    text = "Dimples dominate (Figs. 2a and 2c), while Fig. 3 shows striations."
+    c1, c2 = find_citations(text)
+    assert text[c1.start:c1.end] == "Figs. 2a and 2c"
+    assert text[c2.start:c2.end] == "Fig. 3"
+    assert c2 == Citation(3, [], text.index("Fig. 3"), text.index("Fig. 3") + 6)
+
+
+def test_sentence_bounds_skip_abbreviations():
+    text = "See Fig. 2 for dimples, e.g. near the origin. Smith et al. 2020 saw it too. Done."
+    sentences = [text[s:e] for s, e in sentence_bounds(text)]
+    assert sentences == ["See Fig. 2 for dimples, e.g. near the origin.", "Smith et al. 2020 saw it too.", "Done."]
+
+
+def test_excerpts_are_sentence_aligned_and_bounded():
+    filler = " ".join(f"Sentence number {i} is filler text about the specimen." for i in range(20))
+    text = f"{filler} As shown in Fig. 2b, equiaxed dimples cover the overload zone. {filler}"
+    ((cit, excerpt),) = cite_excerpts(text, 200)
+    assert (cit.figure_number, cit.panels) == (2, ["b"])
+    assert len(excerpt) <= 200
+    assert "As shown in Fig. 2b, equiaxed dimples cover the overload zone." in excerpt
+    assert excerpt.startswith("Sentence number") and excerpt.endswith("specimen.")  # whole sentences only
+    assert len(excerpt) > 150  # neighbours were added while they fit
+
+
+def test_excerpt_of_an_overlong_sentence_is_cut_on_words_around_the_citation():
+    words = " ".join(f"w{i}" for i in range(300))
+    text = f"{words} see Fig. 7 here {words}"
+    start = text.index("Fig. 7")
+    excerpt = excerpt_window(text, start, start + 6, 120)
+    assert len(excerpt) <= 120 and "Fig. 7" in excerpt
+    assert excerpt.startswith("…") and excerpt.endswith("…")
+    assert all(tok.startswith("w") or tok in ("see", "Fig.", "7", "here") for tok in excerpt.strip("…").split())
+
+
+def test_duplicate_excerpts_are_dropped():
+    text = "Fig. 2 shows dimples and Fig. 2 shows them again."
+    assert len(cite_excerpts(text, 400)) == 1
