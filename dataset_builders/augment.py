@@ -162,7 +162,7 @@ def make_item_images(out: Path, item: Item, planned: list[PlannedImage]) -> tupl
                     result = rotate_and_crop(original, angle)
                 else:
                     result = rotate_lossless(original, int(angle))
-                write_bytes_atomic(out / p.record.image, _encode_jpeg(result))
+                write_bytes_atomic(out / p.record.image, _encode_jpeg(result), durable=False)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         return 0, [Problem(file=item.image, stage="augment", reason="unreadable_image", item_id=item.item_id,
                            detail=f"{type(exc).__name__}: {exc}", severity="failed")]

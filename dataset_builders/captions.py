@@ -175,13 +175,26 @@ def _split_postfix(text: str, markers: list[tuple[int, int, list[str]]]) -> tupl
     panels: dict[str, str] = {}
     prev_end = 0
     own = ""
+    prev_letters: list[str] = []
     for i, (start, end, letters) in enumerate(markers):
         segment = first_seg if i == 0 else text[prev_end:start]
+        modifier = _POSTFIX_MODIFIER.match(segment) if i > 0 else None
+        if modifier and segment[modifier.end():].strip(_TRIM + " "):
+            # "rock candy (c) without striations and porosity (d)": the modifier belongs to (c)
+            for letter in prev_letters:
+                panels[letter] = _clean_part(f"{panels[letter]} {modifier.group(0)}")
+            segment = segment[modifier.end():]
         own = _clean_part(segment) or own  # "dimples (a) and (b)": an empty segment shares the previous text
         for letter in letters:
             panels.setdefault(letter, own)
+        prev_letters = letters
         prev_end = end
     return _clean_part(common), panels
+
+
+# A clause right after a postfix marker that qualifies the panel before it, up to the next list separator.
+_POSTFIX_MODIFIER = re.compile(r"\s*(?:without|with no|but no|with|showing|containing)\b.*?(?=,|;| and |$)",
+                               re.IGNORECASE)
 
 
 # --- citations -------------------------------------------------------------------------------------

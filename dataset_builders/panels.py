@@ -408,7 +408,7 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         crop = pixels.crop(cell)
         panel_id = f"{figure.figure_id}-{letter}"
         target = ctx.image_dir / f"{panel_id}.jpg"
-        write_bytes_atomic(target, _jpeg_bytes(crop))
+        write_bytes_atomic(target, _jpeg_bytes(crop), durable=False)
         note = f"{n_cells} cells between white gutters; letters by {how}; crop {cell}"
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=ctx.paths.rel(target),
                                 pixels=crop, method="gutter", note=note,

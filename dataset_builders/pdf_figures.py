@@ -500,7 +500,7 @@ class ImageWriter:
         name = f"img-x{g.xref}.jpg"
         if keep:  # baseline JPEG in RGB/grey: the source bytes are the file (no decode, no re-encode)
             data = self.doc.xref_stream_raw(g.xref)
-            write_bytes_atomic(self.folder / name, data)
+            write_bytes_atomic(self.folder / name, data, durable=False)
             return SavedImage(f"{self.rel_folder}/{name}", g.width, g.height, "jpeg")
         fmt = _FILTER_FORMAT.get(filt, "raw") if kind == "name" else (
             _FILTER_FORMAT.get(filt.strip("[] ").split()[-1], "raw") if kind == "array" else "raw")
@@ -511,7 +511,7 @@ class ImageWriter:
             del pix
         except Exception:  # noqa: BLE001 - MuPDF raises plain RuntimeErrors for broken streams
             return "undecodable_image"
-        write_bytes_atomic(self.folder / name, _jpeg_bytes(img))
+        write_bytes_atomic(self.folder / name, _jpeg_bytes(img), durable=False)
         return SavedImage(f"{self.rel_folder}/{name}", img.width, img.height, fmt)
 
     def rendered(self, page: pymupdf.Page, bbox: Box, stem: str) -> SavedImage | str:
@@ -523,7 +523,7 @@ class ImageWriter:
             name, data = f"{stem}.png", pix.tobytes("png")
         else:
             name, data = f"{stem}.jpg", _jpeg_bytes(_pil_from_pixmap(pix))
-        write_bytes_atomic(self.folder / name, data)
+        write_bytes_atomic(self.folder / name, data, durable=False)
         return SavedImage(f"{self.rel_folder}/{name}", pix.width, pix.height, "rendered")
 
 

@@ -143,3 +143,13 @@ def test_excerpt_of_an_overlong_sentence_is_cut_on_words_around_the_citation():
 def test_duplicate_excerpts_are_dropped():
     text = "Fig. 2 shows dimples and Fig. 2 shows them again."
     assert len(cite_excerpts(text, 400)) == 1
+
+
+def test_postfix_modifier_belongs_to_the_panel_before_it():
+    """'rock candy (c) without striations and gas porosity (d)': the negation qualifies (c), not (d)."""
+    common, parts = split_panel_captions(
+        "Figure 4. Fracture surfaces showing elongated dimples (a), a LOF defect with unmelted powder (b), "
+        "rock candy (c) without striations and gas porosity near the surface (d).")
+    assert parts["c"] == "rock candy without striations"
+    assert parts["d"] == "gas porosity near the surface"
+    assert parts["b"] == "a LOF defect with unmelted powder"

@@ -21,34 +21,11 @@ IMAGE_PAD = "<|image_pad|>"
 
 
 @pytest.fixture(scope="session")
-def hf_env(tmp_path_factory: pytest.TempPathFactory):
-    """Offline switches and every HF cache inside the test's tmp dir, for the whole session."""
-    home = tmp_path_factory.mktemp("hf_home")
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-            mp.setenv(name, "1")
-        mp.setenv("HF_HOME", str(home))
-        mp.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
-        mp.setenv("MPLCONFIGDIR", str(home / "matplotlib"))
-        mp.setenv("TOKENIZERS_PARALLELISM", "false")
-        yield home
-
-
-@pytest.fixture(scope="session")
 def build(hf_env):
-    """The builder, imported after the environment is set."""
+    """The builder, imported after the environment is set (hf_env and tiny_dir live in conftest.py)."""
     from tiny_qwen3vl import build_tiny_qwen3vl
 
     return build_tiny_qwen3vl
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(build, tmp_path_factory) -> Path:
-    start = time.perf_counter()
-    model_dir = build(tmp_path_factory.mktemp("tiny") / "model", seed=0)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 15, f"building the tiny model took {elapsed:.1f} s"
-    return model_dir
 
 
 def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -58,6 +35,13 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
 
 def image_message(text: str) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+
+
+def test_build_is_fast(build, tmp_path):
+    start = time.perf_counter()
+    build(tmp_path / "model", seed=0)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 15, f"building the tiny model took {elapsed:.1f} s"
 
 
 def test_folder_loads_with_auto_classes_and_matches_the_spec(tiny_dir):

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Stop the one-node test cluster that start.sh started from STATE_DIR (slurmd, slurmctld, munged).
+#
+# Usage: bash slurm/local_cluster/stop.sh STATE_DIR [--purge]     (--purge also deletes STATE_DIR)
+#
+# Only the daemons whose pid files are in STATE_DIR are stopped. Idempotent.
+set -euo pipefail
+
+if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then
+  sed -n '2,6p' "$0"; [[ $# -ge 1 ]] && exit 0 || exit 2
+fi
+STATE_DIR=$(realpath -m "$1")
+PURGE=0
+[[ "${2:-}" == "--purge" ]] && PURGE=1
+
+stop_pid_file() {  # name pid_file: SIGTERM, wait up to 10 s, then SIGKILL
+  local name=$1 file=$2 pid
+  if [[ -s $file ]] && pid=$(cat "$file") && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "stop.sh: killed $name (pid $pid)"
+    else echo "stop.sh: stopped $name (pid $pid)"; fi
+  else
+    echo "stop.sh: $name not running"
+  fi
+  rm -f "$file"
+}
+
+stop_pid_file slurmd "$STATE_DIR/run/slurmd.pid"
+stop_pid_file slurmctld "$STATE_DIR/run/slurmctld.pid"
+stop_pid_file munged "$STATE_DIR/munge/munged.pid"
+if (( PURGE )); then
+  rm -rf "$STATE_DIR"; echo "stop.sh: deleted $STATE_DIR"
+fi

@@ -1,0 +1,1 @@
+"""FractoVLM training side: recipe loading and checks, run cards, serving arguments, the CPU smoke run."""

@@ -1,0 +1,46 @@
+"""Load LlamaFactory YAML recipes the way `llamafactory-cli train recipe.yaml key=value ...` does.
+
+One loader for the recipe checker, the Slurm scripts, the run card and the smoke run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+RECIPES_ROOT = Path(__file__).resolve().parents[1] / "llamafactory_configs"
+
+# vLLM's default --max-lora-rank is 16; slurm/serve.sh passes this value, and the recipe check refuses
+# a recipe whose lora_rank exceeds it (the adapter could not be served).
+DEFAULT_MAX_LORA_RANK = 64
+
+
+def find_recipes(root: Path = RECIPES_ROOT) -> list[Path]:
+    """Every YAML recipe below root, recursively, sorted."""
+    return sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")])
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'key=value' -> (key, YAML-typed value), as LlamaFactory's CLI overrides are read."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} is not of the form key=value")
+    return key.strip(), yaml.safe_load(value) if value != "" else ""
+
+
+def load_recipe(path: Path, overrides: list[str] | dict | None = None) -> dict:
+    """The recipe's keys with overrides applied; errors name the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such recipe") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a recipe must be a mapping of LlamaFactory arguments")
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    for key, value in items:
+        data[key] = value
+    return data
