@@ -38,6 +38,16 @@ def format_answer(features: list[str] | set[str]) -> str:
     return json.dumps({"features": sort_features(features)}, ensure_ascii=False)
 
 
+def answer_json_schema() -> dict:
+    """JSON schema of the answer format, for structured output (`response_format` json_schema).
+
+    Replies are still parsed with parse_answer (backends enforce schemas unevenly; the raw text is kept).
+    """
+    return {"type": "object",
+            "properties": {"features": {"type": "array", "items": {"type": "string", "enum": canonical_names()}}},
+            "required": ["features"], "additionalProperties": False}
+
+
 ParseStatus = Literal["ok", "mapped", "unparseable"]
 
 

@@ -58,6 +58,32 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def add_config_arguments(parser: argparse.ArgumentParser, names: typing.Iterable[str] | None = None,
+                         suppress_defaults: bool = False) -> None:
+    """One flag per BuildConfig field (all, or ``names``), help and default from the field.
+
+    suppress_defaults: flags not given stay absent from the namespace (the label CLI layers the given
+    ones over a stored build_config.json); the help still shows the built-in default.
+    """
+    for name in names or BuildConfig.model_fields:
+        field = BuildConfig.model_fields[name]
+        default = field.get_default(call_default_factory=True)
+        ann = field.annotation
+        args = typing.get_args(ann)
+        kwargs: dict = {"dest": name, "default": argparse.SUPPRESS if suppress_defaults else default,
+                        "help": field.description + (f" (default: {default})" if suppress_defaults else "")}
+        if ann is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(ann) is list:
+            kwargs.update(nargs="*", type=args[0], metavar="N")
+        elif isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:
+            inner = next(a for a in args if a is not type(None))
+            kwargs.update(type=inner, metavar={Path: "DIR", str: "NAME"}.get(inner, inner.__name__.upper()))
+        else:
+            kwargs["type"] = ann
+        parser.add_argument(_flag(name), **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dataset_builders.build",
@@ -65,20 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "morphology features. With no arguments: builds from the built-in sample corpus, offline.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    for name, field in BuildConfig.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        ann = field.annotation
-        args = typing.get_args(ann)
-        kwargs: dict = {"dest": name, "help": field.description, "default": default}
-        if ann is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(ann) is list:
-            kwargs.update(nargs="*", type=args[0], metavar="N")
-        elif isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:
-            kwargs.update(type=next(a for a in args if a is not type(None)), metavar="DIR")
-        else:
-            kwargs["type"] = ann
-        parser.add_argument(_flag(name), **kwargs)
+    add_config_arguments(parser)
     parser.add_argument("--from-stage", choices=STAGE_NAMES, default="mine",
                         help="start at this stage, reusing the files of the earlier ones")
     parser.add_argument("--to-stage", choices=STAGE_NAMES, default="export", help="stop after this stage")
@@ -195,11 +208,18 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     paths.stages.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.out / "build_config.json", config.model_dump_json(indent=1) + "\n")
 
+    if config.dry_run:  # the offline stages up to dedup, then the label estimate, then stop
+        to_stage = STAGE_NAMES[min(STAGE_NAMES.index(to_stage), STAGE_NAMES.index("label"))]
     names = STAGE_NAMES[STAGE_NAMES.index(from_stage): STAGE_NAMES.index(to_stage) + 1]
     results: dict[str, StageResult] = {}
     for name in names:
         t0 = time.perf_counter()
         try:
+            if name == "label" and config.dry_run:  # an estimate: no stage file, no stage result
+                from dataset_builders import label
+
+                results[name] = label.run(paths, config, progress)
+                continue
             results[name] = run_stage(name, paths, config, progress)
         except (ValueError, OSError) as exc:
             write_report(paths, collect_report(paths))

@@ -28,7 +28,9 @@ class BuildConfig(BaseModel):
                                                   "manual.csv (file,features,source,notes); default with the "
                                                   "sample corpus: its built-in manual set")
     labeler: str = Field("caption_rules", description="who labels the panels: caption_rules (offline), or an "
-                                                      "LLM labeller (openai, gemini, vllm) once available")
+                                                      "LLM through the openai SDK: openai, gemini (Google's "
+                                                      "OpenAI-compatible endpoint), vllm (any OpenAI-compatible "
+                                                      "server, with --base-url)")
     workers: int = Field(default_factory=default_workers, ge=1, description="worker processes for mining and panels")
     seed: int = Field(0, description="seed for splits, augmentation and the sample corpus")
     n_sample_papers: int = Field(24, ge=1, description="papers in the generated sample corpus")
@@ -47,6 +49,31 @@ class BuildConfig(BaseModel):
                                                                  "which two images are the same")
     exclude_benchmark: Path | None = Field(None, description="folder of benchmark images to exclude from every split "
                                                              "(matched by perceptual hash)")
+
+    # label (LLM labellers; keys come from the environment: OPENAI_API_KEY, GEMINI_API_KEY/GOOGLE_API_KEY,
+    # VLLM_API_KEY (optional); they are never written anywhere)
+    label_model: str | None = Field(None, description="model for --labeler openai/gemini/vllm, e.g. gpt-5.2, "
+                                                      "gemini-2.5-pro, or the vLLM --served-model-name")
+    reasoning_effort: str | None = Field(None, description="reasoning models only (gpt-5*, o*, gemini-2.5+): "
+                                                           "minimal|low|medium|high; default: the model's own")
+    base_url: str | None = Field(None, description="OpenAI-compatible server for --labeler vllm, e.g. "
+                                                   "http://host:8000/v1 (also overrides the openai/gemini URL)")
+    concurrency: int = Field(8, ge=1, le=256, description="LLM requests in flight at once")
+    max_cost: float | None = Field(None, gt=0, description="budget cap in USD for this label run: stops cleanly "
+                                                           "before exceeding it (re-run later to continue)")
+    label_max_pixels: int | None = Field(None, ge=1024, description="pixel budget of the images sent to the "
+                                                                    "labelling model; default: --image-max-pixels")
+    label_max_tokens: int = Field(8192, ge=16, description="max output tokens per reply (reasoning models: "
+                                                           "reasoning tokens included)")
+    label_temperature: float = Field(0.0, ge=0, le=2, description="non-reasoning models; only temperature 0 "
+                                                                  "replies are cached")
+    label_timeout: float = Field(180.0, gt=0, description="seconds per LLM request attempt")
+    label_max_attempts: int = Field(5, ge=1, description="attempts per request (429/5xx/timeouts retried with "
+                                                         "exponential backoff and jitter)")
+    label_min_confidence: float = Field(0.5, ge=0, le=1, description="features the model gives a lower "
+                                                                     "confidence are left out")
+    dry_run: bool = Field(False, description="count the LLM requests, input image tokens and estimated cost; "
+                                             "send nothing (the build stops after this estimate)")
 
     # split
     val_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in val")

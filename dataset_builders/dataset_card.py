@@ -5,7 +5,9 @@ eval report). Everything is counted from the stage files, so the card cannot dis
 counts per split, per feature per split (originals and with augmentation), source papers (title/DOI from
 stages/panels/*.json), label-provenance shares, augmentation counts by kind, every drop with its reason
 (filter rejections, duplicates, benchmark exclusions, build-report problems), the prompt version and the
-image budget (image_max_pixels, cutoff_len, the largest image-token count seen).
+image budget (image_max_pixels, cutoff_len, the largest image-token count seen). When a model labelled the
+images: its label prompt version(s) and where its labels and the caption rules disagree
+(stages/label_sources.jsonl: counted per feature and listed per image).
 
 Usage:
     from dataset_builders.dataset_card import write_card
@@ -21,6 +23,7 @@ from pathlib import Path
 from dataset_builders.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
+from dataset_builders.label import LabelSources, sources_path
 from dataset_builders.records import (
     AugmentedImage,
     FilterDecision,
@@ -127,6 +130,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     report_counts = Counter(f"{p.stage}:{p.reason}" for p in report)
 
     return {
+        "labelling": labelling_data(paths, labels),
         "dataset_name": config.dataset_name,
         "prompt_version": PROMPT_VERSION,
         "image_max_pixels": config.image_max_pixels,
@@ -149,6 +153,48 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
             "problems": [p.model_dump() for p in report],
         },
     }
+
+
+def labelling_data(paths: StagePaths, labels: list[LabelRecord]) -> dict:
+    """Label prompt versions, label origins, and the model-vs-caption-rules disagreements."""
+    sources = _jsonl(sources_path(paths), LabelSources)
+    compared = [s for s in sources if s.model_status == "labelled"]
+    disagreeing = [s for s in compared if s.disagrees]
+    per_feature: dict[str, dict[str, int]] = {}
+    for name in canonical_names():
+        only_model = sum(name in s.only_model for s in compared)
+        only_rules = sum(name in s.only_caption_rules for s in compared)
+        if only_model or only_rules:
+            per_feature[name] = {"only_model": only_model, "only_caption_rules": only_rules}
+    return {
+        "label_prompt_versions": sorted({r.prompt_version for r in labels if r.prompt_version}),
+        "origins": dict(sorted(Counter(r.origin for r in labels).items())),
+        "model_vs_caption_rules": {
+            "compared": len(compared), "agree": len(compared) - len(disagreeing), "disagree": len(disagreeing),
+            "per_feature": per_feature,
+            "items": [{"item_id": s.item_id, "model": s.model, "caption_rules": s.caption_rules,
+                       "only_model": s.only_model, "only_caption_rules": s.only_caption_rules} for s in disagreeing],
+        },
+    }
+
+
+def _labelling_markdown(data: dict) -> list[str]:
+    versions = ", ".join(f"`{v}`" for v in data["label_prompt_versions"]) or "none (caption rules only)"
+    md = ["## Labelling", "", f"- label prompt version(s): {versions}",
+          "- label records by origin: " + (", ".join(f"{o} {n}" for o, n in data["origins"].items()) or "none"), ""]
+    cmp = data["model_vs_caption_rules"]
+    if cmp["compared"]:
+        md += [f"Model labels vs caption rules: {cmp['agree']} of {cmp['compared']} model-labelled images agree, "
+               f"{cmp['disagree']} disagree.", ""]
+        if cmp["per_feature"]:
+            md += _table(["feature", "only model", "only caption rules"],
+                         [[f, v["only_model"], v["only_caption_rules"]] for f, v in cmp["per_feature"].items()])
+        if cmp["items"]:
+            md += ["### Disagreements", ""]
+            md += _table(["item", "only model", "only caption rules"],
+                         [[i["item_id"], ", ".join(i["only_model"]), ", ".join(i["only_caption_rules"])]
+                          for i in cmp["items"]])
+    return md
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -176,6 +222,7 @@ def card_markdown(data: dict) -> str:
     md += ["## Label provenance", ""]
     md += _table(["origin", "items", "share"], [[o, v["items"], f"{v['share']:.1%}"]
                                                  for o, v in data["label_origins"].items()])
+    md += _labelling_markdown(data["labelling"])
     md += ["## Augmentation", ""]
     md += _table(["kind", "images"], [[k, n] for k, n in data["augmentation"].items()])
     md += ["## Sources", ""]

@@ -6,12 +6,12 @@ and account for cost; the stage only writes what comes back. Adding a labeller =
 ``name``, ``origin``, ``prompt_version`` and ``label()``, plus ``@register("<name>")`` on its factory;
 ``label.py`` does not change.
 
-Planned LLM labellers ("openai", "gemini", "vllm" through the openai SDK) are registered as names that
-refuse with a clear message until they ship. Notes for them: build clients lazily inside ``label()``, read
-keys from the environment at call time, keep a response cache under ``StagePaths(config.out).stages``
-keyed by (model, prompt_version, image sha256, generation kwargs), never cache failures, return a failed
-LabelRecord (status "failed", detail) rather than raising on one bad answer, and report call/caching/cost
-counts in ``LabelOutcome.counts``.
+The LLM labellers "openai", "gemini" and "vllm" (``llm_labeler.LLMLabeler``, one class, provider presets
+in ``vlm_api.backends``) build their API client inside ``label()``, read keys from the environment at
+call time, keep a response cache under ``StagePaths(config.out).stages`` keyed by the request fingerprint,
+never cache failures, return failed LabelRecords (status "failed", detail) rather than raise on one bad
+answer, and report call/caching/cost counts in ``LabelOutcome.counts``. Their factories raise
+LabelerUnavailableError when they cannot run (no --label-model, no key, vllm without --base-url).
 
 Usage:
     from dataset_builders.labelers import get_labeler
@@ -63,7 +63,7 @@ class Labeler(Protocol):
 
     name: str  # registry name, as given to --labeler
     origin: str  # LabelRecord.origin it writes: "caption_rules" or "model:<model name>"
-    prompt_version: str | None  # answer_format.PROMPT_VERSION for model labellers, None for rules
+    prompt_version: str | None  # label_schema.LABEL_PROMPT_VERSION for model labellers, None for rules
 
     def label(self, tasks: Sequence[LabelTask], progress: bool = True) -> LabelOutcome:
         """Label every task; never raise for one bad item (return a status="failed" record instead)."""
@@ -156,19 +156,19 @@ def _caption_rules(config: BuildConfig) -> Labeler:
     return CaptionRulesLabeler()
 
 
-# --- LLM labellers (later) -------------------------------------------------------------------------
+# --- LLM labellers (dataset_builders.llm_labeler, through the openai SDK) -------------------------
 
-PLANNED_LABELERS = ("openai", "gemini", "vllm")
+LLM_LABELERS = ("openai", "gemini", "vllm")
 
 
-def _planned(name: str) -> LabelerFactory:
+def _llm(name: str) -> LabelerFactory:
     def factory(config: BuildConfig) -> Labeler:
-        raise LabelerUnavailableError(
-            f"--labeler {name} is not available yet: the LLM labellers ship with the labelling issue; "
-            "use caption_rules")
+        from dataset_builders.llm_labeler import LLMLabeler  # imported on use: it imports this module
+
+        return LLMLabeler(name, config)
 
     return factory
 
 
-for _name in PLANNED_LABELERS:
-    register(_name)(_planned(_name))
+for _name in LLM_LABELERS:
+    register(_name)(_llm(_name))

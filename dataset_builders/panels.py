@@ -180,22 +180,39 @@ def assign_part_letters(figure: FigureRecord, caption_letters: list[str]) -> tup
 
 # --- gutter detection ------------------------------------------------------------------------------
 
+def _running_sums(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running sums along each line (row of `lines`) of the values and of their squares, int32.
+
+    Computed from a contiguous int32 copy along the last axis: numpy's cumsum is several times slower
+    along axis 0 or with a dtype cast. There is no leading zero column (padding is a full copy): the
+    sum of samples [a, b) is C[b - 1] - C[a - 1], with C[-1] read as 0 (see _segment_sums).
+    """
+    values = np.ascontiguousarray(lines).astype(np.int32)
+    total = np.cumsum(values, axis=1, dtype=np.int32)
+    np.multiply(values, values, out=values)
+    return total, np.cumsum(values, axis=1, dtype=np.int32)
+
+
+def _segment_sums(running: np.ndarray, lines: slice, a: int, b: int) -> np.ndarray:
+    """Per line in `lines`: the sum of samples a..b-1, from running sums (see _running_sums)."""
+    total = running[lines, b - 1]
+    return total - running[lines, a - 1] if a > 0 else total
+
+
 class _LineStats:
     """Mean and std of any row or column segment in O(1), from running sums of sampled pixels.
 
     Lines keep full resolution (a 3 px gutter stays visible); along each line only every step-th
     pixel is read, so a line holds at most about LINE_SAMPLES samples and int32 sums cannot overflow.
+    Columns are stored transposed (one line per column), so both directions sum along the fast axis.
     """
 
     def __init__(self, grey: np.ndarray):
         height, width = grey.shape
         self.step = max(1, math.ceil(max(width, height) / LINE_SAMPLES))
-        rows = grey[:, ::self.step].astype(np.int32)  # H x (W / step): samples along each row
-        cols = grey[::self.step, :].astype(np.int32)  # (H / step) x W: samples along each column
-        self.row_sum = np.pad(np.cumsum(rows, axis=1, dtype=np.int32), ((0, 0), (1, 0)))
-        self.row_sq = np.pad(np.cumsum(rows * rows, axis=1, dtype=np.int32), ((0, 0), (1, 0)))
-        self.col_sum = np.pad(np.cumsum(cols, axis=0, dtype=np.int32), ((1, 0), (0, 0)))
-        self.col_sq = np.pad(np.cumsum(cols * cols, axis=0, dtype=np.int32), ((1, 0), (0, 0)))
+        # H x ceil(W / step): samples along each row; W x ceil(H / step): samples along each column
+        self.row_sum, self.row_sq = _running_sums(grey[:, ::self.step])
+        self.col_sum, self.col_sq = _running_sums(grey[::self.step, :].T)
 
     def _span(self, lo: int, hi: int, n_samples: int) -> tuple[int, int]:
         """Sample indices [a, b) of pixels lo..hi-1 along a line (at least one sample)."""
@@ -214,16 +231,16 @@ class _LineStats:
     def white_rows(self, cell: Cell) -> np.ndarray:
         """Per row y0..y1-1 of the cell: near-white from x0 to x1."""
         x0, y0, x1, y1 = cell
-        a, b = self._span(x0, x1, self.row_sum.shape[1] - 1)
-        return self._white(self.row_sum[y0:y1, b] - self.row_sum[y0:y1, a],
-                           self.row_sq[y0:y1, b] - self.row_sq[y0:y1, a], b - a)
+        a, b = self._span(x0, x1, self.row_sum.shape[1])
+        lines = slice(y0, y1)
+        return self._white(_segment_sums(self.row_sum, lines, a, b), _segment_sums(self.row_sq, lines, a, b), b - a)
 
     def white_cols(self, cell: Cell) -> np.ndarray:
         """Per column x0..x1-1 of the cell: near-white from y0 to y1."""
         x0, y0, x1, y1 = cell
-        a, b = self._span(y0, y1, self.col_sum.shape[0] - 1)
-        return self._white(self.col_sum[b, x0:x1] - self.col_sum[a, x0:x1],
-                           self.col_sq[b, x0:x1] - self.col_sq[a, x0:x1], b - a)
+        a, b = self._span(y0, y1, self.col_sum.shape[1])
+        lines = slice(x0, x1)
+        return self._white(_segment_sums(self.col_sum, lines, a, b), _segment_sums(self.col_sq, lines, a, b), b - a)
 
 
 def _content_runs(white: np.ndarray) -> list[tuple[int, int]]:

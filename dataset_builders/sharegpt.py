@@ -30,6 +30,7 @@ import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tqdm import tqdm
@@ -67,7 +68,7 @@ class Sample:
     source: str  # image path relative to the output folder
     augmentation: AugmentedImage | None = None
 
-    @property
+    @cached_property
     def image(self) -> str:
         """The image path inside the dataset folder."""
         suffix = Path(self.source).suffix.lower() or ".jpg"
@@ -154,11 +155,28 @@ def dataset_files(name: str, samples: dict[str, list[Sample]], variants: bool) -
     return files
 
 
-def link_image(src: Path, dst: Path) -> None:
-    """Put src at dst as a hard link (a copy across file systems); keeps an identical existing file."""
-    if dst.exists() and (os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False)):
+def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None:
+    """Put src at dst as a hard link (a copy across file systems); keeps an identical existing file.
+
+    made_dirs: folders already created by earlier calls (saves a mkdir per image).
+    A new dst is linked in place (link() is atomic: the name appears with the whole file or not at
+    all); only replacing an existing, different file goes through a temporary name.
+    """
+    exists = dst.exists()
+    if exists and (os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False)):
         return
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    if made_dirs is None or dst.parent not in made_dirs:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if made_dirs is not None:
+            made_dirs.add(dst.parent)
+    if not exists:
+        try:
+            os.link(src, dst)
+            return
+        except FileExistsError:
+            pass  # appeared meanwhile: replace it below
+        except OSError:
+            pass  # e.g. another file system: copy below
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -188,6 +206,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     out.mkdir(parents=True, exist_ok=True)
 
     linked: set[Path] = set()
+    made_dirs: set[Path] = set()
     all_samples = [s for split in SPLITS for s in samples[split]]
     for s in tqdm(all_samples, desc="export images", disable=not progress):
         src, dst = paths.abs(s.source), out / s.image
@@ -195,7 +214,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             problems.append(Problem(file=s.source, stage="export", reason="missing_image", item_id=s.sample_id,
                                     detail="stage image not found", severity="failed"))
             continue
-        link_image(src, dst)
+        link_image(src, dst, made_dirs)
         linked.add(dst)
     for split in SPLITS:
         _prune(out / "images" / split, linked)

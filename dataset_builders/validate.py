@@ -4,7 +4,9 @@ LlamaFactory forgives too much (DESIGN §6): a missing image only warns, a wrong
 sample with a log line, a mismatch between <image> tags and images crashes deep in preprocessing, and a
 too small cutoff_len silently truncates image tokens. So the builder checks its own output here, for every
 file listed in dataset_info.json:
-- every image exists under the dataset folder (relative path), opens (Pillow verify) and has a size;
+- every image exists under the dataset folder (relative path), opens and has a size. A JPEG is checked
+  by its header (Pillow's verify() reads nothing more for JPEG); any other format is also verify()'d
+  (for PNG that reads every chunk and checks its CRC). Each file is opened once;
 - exactly one "<image>" tag per image;
 - roles alternate user/assistant, starting with user and ending with assistant;
 - the assistant answer parses with answer_format.parse_answer to status "ok";
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from dataset_builders.answer_format import parse_answer
+from dataset_builders.answer_format import ParsedAnswer, parse_answer
 from dataset_builders.config import BuildConfig
 from dataset_builders.image_tokens import VISION_MARKER_TOKENS, image_tokens
 from dataset_builders.records import Problem
@@ -51,6 +53,18 @@ def text_token_bound(texts: list[str]) -> int:
     return sum(len(t.replace(IMAGE_TAG, "").encode("utf-8")) for t in texts) + CHAT_TEMPLATE_OVERHEAD_TOKENS
 
 
+class _AnswerCache:
+    """parse_answer once per distinct answer text (a dataset repeats a few hundred label sets)."""
+
+    def __init__(self) -> None:
+        self.parsed: dict[str, ParsedAnswer] = {}
+
+    def parse(self, text: str) -> ParsedAnswer:
+        if text not in self.parsed:
+            self.parsed[text] = parse_answer(text)
+        return self.parsed[text]
+
+
 class _ImageCache:
     """Opens each image file once even when several dataset files (variants) share it."""
 
@@ -70,10 +84,10 @@ class _ImageCache:
         if not path.is_file():
             return f"image {rel} does not exist"
         try:
-            with Image.open(path) as img:
-                img.verify()
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # lazy: reads the header only
                 size = img.size
+                if img.format != "JPEG":
+                    img.verify()  # a no-op for JPEG, so only other formats pay for it
         except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
             return f"image {rel} does not open: {type(exc).__name__}: {exc}"
         if size[0] <= 0 or size[1] <= 0:
@@ -85,8 +99,10 @@ def _problem(file: str, reason: str, detail: str) -> Problem:
     return Problem(file=file, stage="export", reason=reason, detail=detail, severity="failed")
 
 
-def check_sample(sample: object, where: str, config: BuildConfig, images: _ImageCache, check: DatasetCheck) -> None:
+def check_sample(sample: object, where: str, config: BuildConfig, images: _ImageCache, check: DatasetCheck,
+                 answers: _AnswerCache | None = None) -> None:
     """Append the problems of one sample to `check` and update its token statistics."""
+    answers = answers or _AnswerCache()
     if not isinstance(sample, dict) or not isinstance(sample.get("messages"), list) \
             or not isinstance(sample.get("images", []), list):
         check.problems.append(_problem(where, "bad_sample", 'expected {"messages": [...], "images": [...]}'))
@@ -107,7 +123,7 @@ def check_sample(sample: object, where: str, config: BuildConfig, images: _Image
                                        f"{n_tags} {IMAGE_TAG} tag(s) for {len(image_paths)} image(s)"))
     for m in messages:
         if m.get("role") == "assistant":
-            parsed = parse_answer(m["content"])
+            parsed = answers.parse(m["content"])
             if parsed.status != "ok":
                 check.problems.append(_problem(where, "bad_answer",
                                                f"answer {m['content']!r} parses as {parsed.status}: {parsed.detail}"))
@@ -142,6 +158,7 @@ def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
         check.problems.append(_problem(str(info_path), "bad_dataset_info", str(exc)))
         return check
     images = _ImageCache(dataset_dir)
+    answers = _AnswerCache()
     for name, entry in sorted(info.items()):
         file_name = entry.get("file_name") if isinstance(entry, dict) else None
         if not file_name:
@@ -156,7 +173,7 @@ def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
             check.problems.append(_problem(file_name, "bad_dataset_file", f"{name}: expected a JSON list"))
             continue
         for i, sample in enumerate(samples):
-            check_sample(sample, f"{file_name}#{i}", config, images, check)
+            check_sample(sample, f"{file_name}#{i}", config, images, check, answers)
         check.samples += len(samples)
     return check
 

@@ -176,12 +176,11 @@ def test_unknown_labeler_lists_valid_names():
 
 
 @pytest.mark.parametrize("name", ["openai", "gemini", "vllm"])
-def test_llm_labelers_not_available_yet(name):
+def test_llm_labelers_refuse_to_start_without_a_model(name):
     with pytest.raises(LabelerUnavailableError) as exc:
         get_labeler(name, BuildConfig())
     assert isinstance(exc.value, RuntimeError)
-    assert str(exc.value) == (f"--labeler {name} is not available yet: the LLM labellers ship with the "
-                              "labelling issue; use caption_rules")
+    assert f"--labeler {name} needs --label-model" in str(exc.value)
 
 
 def test_caption_rules_union_over_group_members(tmp_path):

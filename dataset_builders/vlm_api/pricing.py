@@ -1,0 +1,97 @@
+"""Prices per model (USD per 1M tokens), cost from the API's usage fields, and dry-run estimates.
+
+The table is small and meant to be edited: providers change prices. PRICES_AS_OF says when the numbers
+were taken from the providers' public price pages; they were NOT re-checked on this machine (no
+internet), so check them before trusting a budget. Reasoning tokens are billed as output tokens (they are
+included in the API's ``completion_tokens``). A self-served vLLM model costs 0 here (your GPUs are not
+on this bill). A model missing from the table has an unknown cost: the run says so, and ``--max-cost``
+refuses to run with it (it could not be enforced).
+
+Example: 13,168 images x (~900 input tokens at $1.75/M + ~3,000 output tokens at $14/M) = $20.7 + $553.
+
+Usage:
+    price = price_for("openai", "gpt-5.2")        # Price(input_per_m=1.75, output_per_m=14.0)
+    price.cost(input_tokens=1_000, output_tokens=500)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRICES_AS_OF = "2025-12-15"  # date the table was copied from the providers' price pages
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_m: float  # USD per 1M input tokens
+    output_per_m: float  # USD per 1M output tokens (reasoning tokens included)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return input_tokens * self.input_per_m / 1e6 + output_tokens * self.output_per_m / 1e6
+
+
+# provider -> model name (or name prefix before a "-<date/variant>" suffix) -> Price. Edit freely.
+PRICE_TABLE: dict[str, dict[str, Price]] = {
+    "openai": {
+        "gpt-5.2": Price(1.75, 14.00),
+        "gpt-5.1": Price(1.25, 10.00),
+        "gpt-5": Price(1.25, 10.00),
+        "gpt-5-mini": Price(0.25, 2.00),
+        "gpt-5-nano": Price(0.05, 0.40),
+        "gpt-4.1": Price(2.00, 8.00),
+        "gpt-4.1-mini": Price(0.40, 1.60),
+        "gpt-4o": Price(2.50, 10.00),
+        "gpt-4o-mini": Price(0.15, 0.60),
+    },
+    "gemini": {
+        "gemini-3-pro-preview": Price(2.00, 12.00),  # prompts <= 200k tokens
+        "gemini-2.5-pro": Price(1.25, 10.00),  # prompts <= 200k tokens
+        "gemini-2.5-flash": Price(0.30, 2.50),
+        "gemini-2.5-flash-lite": Price(0.10, 0.40),
+    },
+}
+FREE_PROVIDERS = ("vllm",)  # self-served: no per-token bill
+
+# Rough output tokens per reply for estimates: the JSON answer itself (~150 tokens) plus reasoning.
+REASONING_OUTPUT_ESTIMATE = {None: 2000, "none": 150, "minimal": 300, "low": 800, "medium": 2000, "high": 4000,
+                             "xhigh": 8000, "max": 8000}
+CHAT_OUTPUT_ESTIMATE = 150
+
+
+def price_for(provider: str, model: str) -> Price | None:
+    """The model's price: exact name, else the longest table name followed by "-" (dated snapshots)."""
+    if provider in FREE_PROVIDERS:
+        return Price(0.0, 0.0)
+    table = PRICE_TABLE.get(provider, {})
+    if model in table:
+        return table[model]
+    prefixes = [name for name in table if model.startswith(name + "-")]
+    return table[max(prefixes, key=len)] if prefixes else None
+
+
+def estimated_output_tokens(dialect: str, reasoning_effort: str | None, max_output_tokens: int) -> int:
+    """A rough per-reply output estimate (never above the max_output_tokens cap)."""
+    guess = REASONING_OUTPUT_ESTIMATE.get(reasoning_effort, 2000) if dialect == "reasoning" else CHAT_OUTPUT_ESTIMATE
+    return min(guess, max_output_tokens)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a dry run reports: nothing is sent."""
+
+    requests: int
+    cached: int  # of which already answered by the cache (cost 0)
+    image_tokens: int  # input image tokens of the requests to send, from the pixel budget
+    text_tokens: int  # estimated input text tokens of the requests to send
+    output_tokens: int  # estimated output tokens of the requests to send
+    cost_usd: float | None  # None: the model is not in the price table
+    worst_case_cost_usd: float | None  # every reply using max_output_tokens
+
+    def lines(self) -> list[str]:
+        cost = "unknown (model not in the price table)" if self.cost_usd is None else f"${self.cost_usd:,.2f}"
+        worst = "" if self.worst_case_cost_usd is None else f" (worst case ${self.worst_case_cost_usd:,.2f})"
+        return [f"requests: {self.requests} ({self.cached} already cached, {self.requests - self.cached} to send)",
+                f"input image tokens: {self.image_tokens:,} (from the pixel budget)",
+                f"input text tokens (estimated): {self.text_tokens:,}",
+                f"output tokens (estimated): {self.output_tokens:,}",
+                f"estimated cost: {cost}{worst}; prices as of {PRICES_AS_OF}"]

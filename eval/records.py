@@ -1,0 +1,192 @@
+"""Typed records of an evaluation run: what eval.run writes and eval.report reads.
+
+A run directory holds
+    run_card.json         RunCard: model, endpoint, parameters, prompt version, benchmark hash, versions,
+                          time, cost, counts
+    samples.jsonl         one SampleRecord per line, appended and flushed per sample (a resumed run appends;
+                          the LAST record of an item wins, so a retried failure replaces the failed one)
+    benchmark_card.json   optional: Benchmark.card() of the benchmark used (the report shows it)
+
+Failures. A sample is a failure when the request produced no reply (transport error, HTTP error after
+retries, timeout, malformed response body): `error` is set, `raw_reply`, `parse_status` and `scores` are
+None. Any reply the model did give — including an empty string, a refusal or garbage — is not a failure:
+it is parsed, and if it cannot be parsed it is scored as an empty answer with parse_status
+'unparseable'. eval.report leaves failures OUT of the scored set (they are missing measurements, not
+answers), counts them in a 'failures' column, prints a warning when any run has them, and compares runs
+pairwise only on images scored in both.
+
+Usage:
+    from eval.records import RunCard, SampleRecord, read_run
+    run = read_run(Path("runs/qwen-ft"))      # LoadedRun(card, samples) with the last record per item
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SAMPLES_FILE = "samples.jsonl"
+RUN_CARD_FILE = "run_card.json"
+BENCHMARK_CARD_FILE = "benchmark_card.json"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestParams(Record):
+    """What was sent besides the prompt and the image (explicit, so runs can be reproduced and cached)."""
+
+    model: str  # the model name sent to the endpoint (served name / API model id)
+    temperature: float = 0.0
+    max_tokens: int | None = None  # max_tokens, or max_completion_tokens for reasoning models
+    top_p: float | None = None
+    seed: int | None = None
+    reasoning_effort: str | None = None
+    structured_output: bool = False  # response_format json_schema sent
+    image_max_pixels: int  # the pixel budget the image was resized to (same as training)
+    extra: dict[str, Any] = Field(default_factory=dict)  # any other request field, verbatim
+
+
+class TokenUsage(Record):
+    prompt: int | None = None
+    completion: int | None = None
+    reasoning: int | None = None
+
+
+class SampleScores(Record):
+    """Per-image scores (eval.metrics.sample_scores for multilabel; MC uses tp=1 for a correct answer)."""
+
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    f1: float
+    exact: bool
+
+
+class SampleRecord(Record):
+    """One benchmark image sent to one model."""
+
+    item_id: str
+    image_sha256: str
+    task: str
+    model: str  # the registry name the user gave (e.g. "openai:gpt-5.5", "vllm:qwen-ft")
+    reference: list[str]  # the true labels (canonical), so the run dir alone can be scored
+    request: RequestParams
+    raw_reply: str | None = None  # the model's text, verbatim; None only for failures
+    parsed: list[str] = Field(default_factory=list)  # canonical labels; [] when unparseable
+    parse_status: Literal["ok", "mapped", "unparseable"] | None = None
+    parse_detail: str = ""
+    unknown_labels: list[str] = Field(default_factory=list)
+    scores: SampleScores | None = None
+    latency_s: float | None = None
+    tokens: TokenUsage | None = None
+    attempts: int = 1
+    cached: bool = False
+    error: str | None = None  # set <=> failure (no reply)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SampleRecord":
+        if self.error is not None:
+            if self.raw_reply is not None or self.parse_status is not None or self.scores is not None or self.parsed:
+                raise ValueError("a failed sample (error set) must have no raw_reply, parse_status, parsed or scores")
+        else:
+            if self.raw_reply is None or self.parse_status is None or self.scores is None:
+                raise ValueError("a sample without error needs raw_reply (may be ''), parse_status and scores")
+            if self.parse_status == "unparseable" and self.parsed:
+                raise ValueError("an unparseable reply is scored as empty: parsed must be []")
+        return self
+
+
+class BenchmarkRef(Record):
+    name: str
+    kind: Literal["builder_split", "csv"]
+    path: str  # as given by the user (informative only; the hash identifies the benchmark)
+    hash: str
+    n_items: int
+
+
+class Cost(Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float | None = None  # None when no price is known (e.g. a local server)
+    pricing: str = ""  # where the price per token came from
+
+
+class RunCard(Record):
+    """Everything that identifies a run; the report refuses to compare runs whose benchmark hashes differ."""
+
+    task: str
+    task_version: str
+    prompt_version: str
+    model: str  # registry name
+    backend: str  # "openai-compatible" | "openai" | "gemini" | ...
+    endpoint: str | None = None  # base URL (never a key)
+    parameters: RequestParams
+    benchmark: BenchmarkRef
+    limit: int | None = None
+    concurrency: int | None = None
+    versions: dict[str, str] = Field(default_factory=dict)  # fractovlm, python, openai, ...
+    started_at: str  # ISO 8601, UTC
+    finished_at: str | None = None
+    n_samples: int = 0
+    n_failed: int = 0
+    cost: Cost = Field(default_factory=Cost)
+
+
+class RunFormatError(ValueError):
+    """A run directory that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    path: Path
+    card: RunCard
+    samples: list[SampleRecord]  # one per item (the last record written), in file order of first appearance
+    benchmark_card: dict | None = None
+    torn_last_line: bool = False  # a final line cut by a kill was skipped
+
+
+def read_samples(path: Path) -> tuple[list[SampleRecord], bool]:
+    """Records of samples.jsonl, the last per item_id winning; a torn (unparseable) final line is skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    latest: dict[str, SampleRecord] = {}
+    torn = False
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = SampleRecord.model_validate_json(line)
+        except ValidationError as exc:
+            if number == len(lines) and not line.rstrip().endswith("}"):
+                torn = True  # killed mid-write: the sample will be redone by a resumed run
+                continue
+            raise RunFormatError(f"{path}:{number}: not a SampleRecord: {exc}") from None
+        latest[record.item_id] = record
+    return list(latest.values()), torn
+
+
+def read_run(run_dir: Path) -> LoadedRun:
+    run_dir = Path(run_dir)
+    card_path, samples_path = run_dir / RUN_CARD_FILE, run_dir / SAMPLES_FILE
+    for p in (card_path, samples_path):
+        if not p.is_file():
+            raise RunFormatError(f"{run_dir}: missing {p.name} (is this a run directory written by eval.run?)")
+    try:
+        card = RunCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise RunFormatError(f"{card_path}: not a RunCard: {exc}") from None
+    samples, torn = read_samples(samples_path)
+    bench_path = run_dir / BENCHMARK_CARD_FILE
+    bench = json.loads(bench_path.read_text(encoding="utf-8")) if bench_path.is_file() else None
+    return LoadedRun(run_dir, card, samples, bench, torn)

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+#SBATCH --job-name=fracto-serve
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:4                    # tensor parallel size = the GPUs you get (32B bf16: 4x A100 40 GB or 2x 80 GB)
+#SBATCH --cpus-per-task=16
+#SBATCH --mem=0
+#SBATCH --time=1-00:00:00
+#SBATCH --output=logs/%x-%j.out
+#
+# Serve a trained model behind an OpenAI-compatible API (vLLM), where slurm/eval.sh and eval.run find it.
+#
+# Usage: sbatch slurm/serve.sh --recipe RECIPE.yaml --adapter saves/run          # base + LoRA adapter
+#        sbatch slurm/serve.sh --recipe RECIPE.yaml --merged saves/run-merged    # merged (slurm/merge.sh)
+#        bash slurm/serve.sh --recipe RECIPE.yaml --adapter saves/run --dry-run  # print the command only
+#
+# Flags:
+#   --recipe FILE          the training recipe: base model, template and pixel budget (required)
+#   --adapter DIR | --merged DIR   what to serve (one of them; neither: the recipe's base model)
+#   --set key=value        recipe override, as in training (repeatable)
+#   --model-name NAME      the name clients ask for (default: the adapter's / merged model's folder name)
+#   --port N               default: 8000 + job id mod 1000, probed free
+#   --max-model-len N      default: the recipe's cutoff_len
+#   --out DIR              where endpoint.json and the server log go (default: logs/serve-<job id>)
+#   --health-timeout S     seconds to wait for the server to answer (default 1800: weights take a while)
+#   --dry-run              print the server command line and exit
+#   -h | --help            this text
+#
+# The command comes from `python -m training.serving` (one template, tested in Python): vLLM from its
+# own environment (VLLM_VENV in slurm/cluster_settings.sh), --tensor-parallel-size = the allocation's
+# GPUs, --max-lora-rank >= the adapter's rank, the recipe's image_max_pixels as the processor's max_pixels,
+# --limit-mm-per-prompt.video 0. SERVE_BACKEND=llamafactory serves with `llamafactory-cli api` instead
+# (the CPU stand-in used by the tests; same template and pixel budget).
+#
+# Endpoint: once the server answers (vLLM: GET /health; llamafactory: GET /v1/models), the script writes
+#   OUT/endpoint.json and the well-known copy $ENDPOINT_DIR/<model name>.json (ENDPOINT_DIR defaults to
+#   <repository>/output/endpoints), each {"base_url": "http://<host>:<port>/v1", "model": <name>, ...}.
+#   slurm/eval.sh --model <name> reads the well-known file. Both files are removed when the server stops.
+#   SERVE_HOST (default 0.0.0.0; the endpoint then names this node) sets the bind address.
+set -euo pipefail
+START_TS=$(date +%s)
+SERVER_PID=""
+cleanup() {
+  local rc=$?
+  [[ -n ${ENDPOINT_FILES[*]:-} ]] && rm -f "${ENDPOINT_FILES[@]}"
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  echo "serve.sh: finished with exit code $rc after $(( $(date +%s) - START_TS ))s"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+usage() { sed -n '/^# Serve a trained/,/^set -euo/p' "$1" | sed '$d' | sed 's/^# \{0,1\}//'; }
+die() { echo "serve.sh: error: $*" >&2; exit 2; }
+
+find_repo() {
+  local cand cmd=""
+  if [[ -n ${FRACTO_REPO:-} ]]; then (cd "$FRACTO_REPO" && pwd); return; fi
+  if [[ -n ${SLURM_JOB_ID:-} ]] && command -v scontrol >/dev/null; then
+    cmd=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)
+  fi
+  for cand in "$(dirname "${cmd:-/nonexistent/x}")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+    if [[ -f $cand/slurm/serve.sh && -d $cand/training ]]; then (cd "$cand" && pwd); return; fi
+  done
+  echo "serve.sh: cannot find the FractoVLM repository; export FRACTO_REPO=/path/to/repo" >&2; return 1
+}
+
+RECIPE="" OUT="" PORT="${PORT:-}" DRY_RUN=0 TIMEOUT=1800
+SERVING_ARGS=()
+OVERRIDES=()
+while (( $# )); do
+  case $1 in
+    -h|--help) usage "${BASH_SOURCE[0]}"; trap - EXIT; exit 0 ;;
+    --recipe) [[ $# -ge 2 ]] || die "--recipe needs a file"; RECIPE=$2; shift 2 ;;
+    --adapter|--merged|--model-name|--max-model-len)
+      [[ $# -ge 2 ]] || die "$1 needs a value"; SERVING_ARGS+=("$1" "$2"); shift 2 ;;
+    --set) [[ $# -ge 2 && $2 == *=* ]] || die "--set needs key=value"; OVERRIDES+=(--set "$2"); shift 2 ;;
+    --port) [[ $# -ge 2 ]] || die "--port needs a number"; PORT=$2; shift 2 ;;
+    --out) [[ $# -ge 2 ]] || die "--out needs a folder"; OUT=$2; shift 2 ;;
+    --health-timeout) [[ $# -ge 2 ]] || die "--health-timeout needs seconds"; TIMEOUT=$2; shift 2 ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+[[ -n $RECIPE ]] || die "missing --recipe FILE (see --help)"
+[[ -f $RECIPE ]] || die "--recipe $RECIPE: no such file"
+
+REPO_DIR=$(find_repo)
+# shellcheck source=cluster_settings.sh
+source "$REPO_DIR/slurm/cluster_settings.sh"
+setup_cluster_env
+BACKEND=${SERVE_BACKEND:-vllm}
+HOST=${SERVE_HOST:-0.0.0.0}
+ENDPOINT_DIR=${ENDPOINT_DIR:-$REPO_DIR/output/endpoints}
+OUT=${OUT:-logs/serve-${SLURM_JOB_ID:-$$}}
+
+# Tensor parallel size: the GPUs of the allocation (TP_SIZE overrides).
+if [[ -n ${TP_SIZE:-} ]]; then :
+elif [[ -n ${SLURM_GPUS_ON_NODE:-} ]]; then TP_SIZE=$SLURM_GPUS_ON_NODE
+elif [[ -n ${CUDA_VISIBLE_DEVICES:-} ]]; then TP_SIZE=$(tr ',' '\n' <<< "$CUDA_VISIBLE_DEVICES" | grep -c .)
+else TP_SIZE=1
+fi
+if [[ -z $PORT ]]; then
+  PORT=$(( 8000 + ${SLURM_JOB_ID:-$$} % 1000 ))
+  for _ in $(seq 1 50); do
+    "$PYTHON" -c "import socket,sys; s=socket.socket(); s.bind(('', int(sys.argv[1])))" "$PORT" 2>/dev/null && break
+    PORT=$(( PORT + 1 ))
+  done
+fi
+
+SERVING=("$PYTHON" -m training.serving --recipe "$RECIPE" "${OVERRIDES[@]}" "${SERVING_ARGS[@]}" --backend "$BACKEND")
+MODEL_NAME=$("${SERVING[@]}" --print-model-name)
+HEALTH_PATH=$("${SERVING[@]}" --print-health-path)
+if [[ $BACKEND == vllm ]]; then
+  CMD_TEXT=$("${SERVING[@]}" --tensor-parallel-size "$TP_SIZE" --host "$HOST" --port "$PORT" \
+             --vllm-bin "$VLLM_VENV/bin/vllm" --print-args)
+else
+  mkdir -p "$OUT"
+  CMD_TEXT=$("${SERVING[@]}" --api-config "$(realpath -m "$OUT")/api_config.yaml" --print-args)
+  export API_HOST=$HOST API_PORT=$PORT API_MODEL_NAME=$MODEL_NAME
+fi
+mapfile -t CMD <<< "$CMD_TEXT"
+echo "serve.sh: $BACKEND command:"
+printf '%q ' "${CMD[@]}"; echo
+if [[ $DRY_RUN == 1 ]]; then
+  trap - EXIT; exit 0
+fi
+if [[ $BACKEND == vllm && ! -x $VLLM_VENV/bin/vllm ]]; then
+  die "no vLLM at $VLLM_VENV/bin/vllm: install it in its own environment (README) or export VLLM_VENV"
+fi
+
+mkdir -p "$OUT" "$ENDPOINT_DIR"
+OUT=$(realpath "$OUT")
+"${CMD[@]}" > "$OUT/server.log" 2>&1 &
+SERVER_PID=$!
+ADVERTISED=$HOST
+[[ $HOST == 0.0.0.0 ]] && ADVERTISED=$(hostname -f 2>/dev/null || hostname)
+BASE_URL="http://$ADVERTISED:$PORT/v1"
+HEALTH_URL="http://$([[ $HOST == 0.0.0.0 ]] && echo 127.0.0.1 || echo "$HOST"):$PORT$HEALTH_PATH"
+echo "serve.sh: waiting up to ${TIMEOUT}s for $HEALTH_URL (server log: $OUT/server.log)"
+deadline=$((SECONDS + TIMEOUT))
+until "$PYTHON" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)" "$HEALTH_URL" 2>/dev/null; do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    tail -20 "$OUT/server.log" >&2; die "the server exited before answering (log: $OUT/server.log)"
+  fi
+  if (( SECONDS >= deadline )); then
+    tail -20 "$OUT/server.log" >&2; die "no answer from $HEALTH_URL after ${TIMEOUT}s"
+  fi
+  sleep 2
+done
+
+ENDPOINT_FILES=("$OUT/endpoint.json" "$ENDPOINT_DIR/$MODEL_NAME.json")
+"$PYTHON" - "$BASE_URL" "$MODEL_NAME" "$BACKEND" "${ENDPOINT_FILES[@]}" <<'PY'
+import json, os, sys
+base_url, model, backend, *files = sys.argv[1:]
+card = {"base_url": base_url, "model": model, "backend": backend, "job_id": os.environ.get("SLURM_JOB_ID"),
+        "host": os.uname().nodename}
+for f in files:
+    tmp = f + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(card, indent=1) + "\n")
+    os.replace(tmp, f)
+PY
+echo "serve.sh: serving $MODEL_NAME at $BASE_URL (endpoint: $OUT/endpoint.json, $ENDPOINT_DIR/$MODEL_NAME.json)"
+echo "serve.sh: ready after $(( $(date +%s) - START_TS ))s"
+wait "$SERVER_PID"

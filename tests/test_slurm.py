@@ -1,0 +1,334 @@
+"""slurm/ scripts on a real one-node Slurm started here (slurm/local_cluster), plus their fast parts.
+
+The slow tests need root and the Debian packages (slurm/local_cluster/install.sh; CI runs it first);
+they are skipped with the reason when the cluster cannot be installed or started. Each test's wall time is
+printed (`[slurm] name: N s`) for the issue's closing note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from training import serving
+from training.recipes import DEFAULT_MAX_LORA_RANK, load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+SLURM = REPO / "slurm"
+TINY_RECIPE = REPO / "llamafactory_configs" / "tiny" / "lora_sft_cpu.yaml"
+JOB_TIMEOUT = 240  # seconds; a hung job fails the test instead of hanging CI
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _wall_time(request):
+    t0 = time.perf_counter()
+    yield
+    if request.node.get_closest_marker("slow"):
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        line = f"[slurm] {request.node.name}: {time.perf_counter() - t0:.1f} s"
+        (reporter.write_line if reporter else print)(line)
+
+
+def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 120,
+        check: bool = False) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def sha_tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class Cluster:
+    """The local cluster: env for Slurm commands, job submission and the jobs' real final states."""
+
+    def __init__(self, state: Path, env: dict[str, str]):
+        self.state, self.env = state, env
+
+    def sbatch(self, args: list, cwd: Path, env: dict | None = None, wait: bool = True) -> int:
+        cmd = ["timeout", str(JOB_TIMEOUT), "sbatch", "--parsable", *(["--wait"] if wait else []), *args]
+        done = run(cmd, env={**self.env, **(env or {})}, cwd=cwd, timeout=JOB_TIMEOUT + 10)
+        match = re.search(r"^(\d+)", done.stdout.strip())
+        assert match, f"sbatch gave no job id (rc {done.returncode}):\n{done.stdout}\n{done.stderr}"
+        return int(match.group(1))
+
+    def state_of(self, job_id: int, timeout: float = 30) -> str:
+        """The job's final state from the jobcomp file (written when the job ends), not sbatch's exit code."""
+        pattern = re.compile(rf"^JobId={job_id} .*?JobState=(\S+)", re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = (self.state / "jobcomp" / "jobcomp.txt").read_text() if (self.state / "jobcomp" / "jobcomp.txt").exists() else ""
+            found = pattern.findall(text)
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                return "NOT_FINISHED"
+            time.sleep(0.5)
+
+    def scontrol_state(self, job_id: int) -> str:
+        out = run(["scontrol", "show", "job", str(job_id)], env=self.env).stdout
+        match = re.search(r"JobState=(\S+)", out)
+        return match.group(1) if match else "UNKNOWN"
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A one-node Slurm with 4 fake GPUs, all state in a temp folder; stopped and deleted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("local Slurm needs root (munged/slurmctld/slurmd are started by the test setup)")
+    if not shutil.which("slurmctld"):
+        done = run(["bash", SLURM / "local_cluster" / "install.sh"], timeout=600)
+        if done.returncode != 0 or not shutil.which("slurmctld"):
+            pytest.skip(f"Slurm could not be installed here: {done.stderr.strip()[-300:]}")
+    # Not pytest's tmp dir: the munge user must be able to enter the state folder (pytest's are 0700).
+    state = Path(tempfile.mkdtemp(prefix="fracto-slurm-", dir="/tmp"))
+    done = run(["bash", SLURM / "local_cluster" / "start.sh", state], timeout=120)
+    if done.returncode != 0:
+        run(["bash", SLURM / "local_cluster" / "stop.sh", state, "--purge"])
+        pytest.skip(f"local Slurm did not start: {done.stdout[-300:]} {done.stderr[-500:]}")
+    env = {**os.environ, "SLURM_CONF": str(state / "etc" / "slurm.conf")}
+    yield Cluster(state, env)
+    run(["bash", SLURM / "local_cluster" / "stop.sh", state, "--purge"])
+
+
+@pytest.fixture(scope="module")
+def jobdir(tmp_path_factory) -> Path:
+    """The jobs' working folder (logs/ under it, as the #SBATCH --output lines expect)."""
+    d = tmp_path_factory.mktemp("jobs")
+    (d / "logs").mkdir()
+    return d
+
+
+def tiny_overrides(tiny_dir: Path, dataset: Path, output: Path, **extra) -> list[str]:
+    values = {"model_name_or_path": tiny_dir, "dataset_dir": dataset, "output_dir": output, "max_steps": 2,
+              "max_samples": 8, "image_max_pixels": 65536, "bf16": "false", **extra}
+    return [f"--set={k}={v}" for k, v in values.items()]
+
+
+CPU_JOB = ["--gres=none", "--cpus-per-task=2", "--mem=4G"]  # override the A100 defaults of the scripts
+
+
+@pytest.fixture(scope="module")
+def train_job(cluster, jobdir, tiny_dir, built, train_env, tmp_path_factory):
+    """One real `sbatch --wait slurm/train.sh` of the tiny recipe (checkpoints every step, for resume)."""
+    out_dir = tmp_path_factory.mktemp("train") / "run"
+    env = {**train_env, "NPROC_PER_NODE": "1"}
+    t0 = time.perf_counter()
+    job = cluster.sbatch([*CPU_JOB, SLURM / "train.sh", TINY_RECIPE,
+                          *tiny_overrides(tiny_dir, built[0] / "dataset", out_dir, save_strategy="steps",
+                                          save_steps=1)], cwd=jobdir, env=env)
+    return {"job": job, "out": out_dir, "log": jobdir / "logs" / f"fracto-train-{job}.out",
+            "seconds": time.perf_counter() - t0, "env": env}
+
+
+# --- the cluster jobs (slow) -------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_train_job_completes_with_adapter_and_run_card(cluster, train_job, built):
+    log = train_job["log"].read_text()
+    assert cluster.state_of(train_job["job"]) == "COMPLETED", log[-3000:]
+    out = train_job["out"]
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 8
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["slurm"]["job_id"] == str(train_job["job"])
+    assert card["slurm"]["nodes"] == [os.uname().nodename.split(".")[0]]
+    assert card["recipe"]["output_dir"] == str(out) and card["recipe"]["max_steps"] == 2
+    expected = hashlib.sha256((built[0] / "dataset" / "dataset_card.json").read_bytes()).hexdigest()
+    assert card["dataset_card"]["sha256"] == expected
+    assert card["versions"]["llamafactory"] == "0.9.5" and card["versions"]["torch"]
+    assert card["launcher"]["FORCE_TORCHRUN"] == "1" and card["launcher"]["NPROC_PER_NODE"] == "1"
+    assert "launcher: task=0" in log and "NODE_RANK=0" in log
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    assert re.search(r"train.sh: finished with exit code 0 after \d+s", log)
+
+
+@pytest.mark.slow
+def test_resubmitted_train_job_resumes_from_latest_checkpoint(cluster, train_job, jobdir, tiny_dir, built):
+    out = train_job["out"]
+    assert (out / "checkpoint-2").is_dir()
+    job = cluster.sbatch([*CPU_JOB, SLURM / "train.sh", TINY_RECIPE,
+                          *tiny_overrides(tiny_dir, built[0] / "dataset", out, max_steps=3, save_strategy="steps",
+                                          save_steps=1)], cwd=jobdir, env=train_job["env"])
+    log = (jobdir / "logs" / f"fracto-train-{job}.out").read_text()
+    assert cluster.state_of(job) == "COMPLETED", log[-3000:]
+    assert f"train.sh: resuming from {out}/checkpoint-2" in log
+    assert "Resuming training from checkpoint with epoch 0 and global step 2" in log  # the HF Trainer's line
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["resume_from_checkpoint"] == f"{out}/checkpoint-2" and card["slurm"]["job_id"] == str(job)
+    assert len((out / "run_cards.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_typo_in_recipe_fails_fast_before_training(cluster, jobdir, tiny_dir, built, train_env, tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text(TINY_RECIPE.read_text().replace("lora_rank:", "lora_rnak:"))
+    out = tmp_path / "run"
+    t0 = time.perf_counter()
+    job = cluster.sbatch([*CPU_JOB, SLURM / "train.sh", recipe, *tiny_overrides(tiny_dir, built[0] / "dataset", out)],
+                         cwd=jobdir, env={**train_env, "NPROC_PER_NODE": "1"})
+    seconds = time.perf_counter() - t0
+    log = (jobdir / "logs" / f"fracto-train-{job}.out").read_text()
+    assert cluster.state_of(job) == "FAILED", log
+    assert "lora_rnak" in log and "recipe check failed" in log
+    assert "launcher:" not in log and not out.exists()  # no task started, no run card, no output
+    assert seconds < 60, f"the bad recipe took {seconds:.0f}s to fail"
+
+
+@pytest.mark.slow
+def test_two_task_gpu_job_shows_multinode_wiring(cluster, jobdir, tiny_dir, built, train_env, tmp_path):
+    """Two tasks play two nodes (SIMULATE_NODES=1); --gres=gpu:2 (fake GPUs) gives NPROC_PER_NODE=2."""
+    env = {k: v for k, v in train_env.items() if k not in ("NPROC_PER_NODE", "CUDA_VISIBLE_DEVICES")}
+    job = cluster.sbatch(["--nodes=1", "--ntasks=2", "--ntasks-per-node=2", "--cpus-per-task=1", "--mem=2G",
+                          "--gres=gpu:2", SLURM / "train.sh", TINY_RECIPE, "--dry-run",
+                          *tiny_overrides(tiny_dir, built[0] / "dataset", tmp_path / "run")],
+                         cwd=jobdir, env={**env, "SIMULATE_NODES": "1"})
+    log = (jobdir / "logs" / f"fracto-train-{job}.out").read_text()
+    assert cluster.state_of(job) == "COMPLETED", log
+    lines = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in log.splitlines()
+             if line.startswith("launcher:")]
+    assert sorted(int(x["NODE_RANK"]) for x in lines) == [0, 1]
+    assert sorted(int(x["task"]) for x in lines) == [0, 1]
+    assert {x["NNODES"] for x in lines} == {"2"}
+    assert len({(x["MASTER_ADDR"], x["MASTER_PORT"]) for x in lines}) == 1
+    assert lines[0]["MASTER_ADDR"] == os.uname().nodename.split(".")[0]
+    assert int(lines[0]["MASTER_PORT"]) >= 20000 and {x["FORCE_TORCHRUN"] for x in lines} == {"1"}
+    assert {x["NPROC_PER_NODE"] for x in lines} == {"2"}  # from the allocation's GPUs
+    assert not (tmp_path / "run").exists()  # dry run: nothing written
+    # An impossible request is refused at submission (EnforcePartLimits), not left pending.
+    done = run(["sbatch", "--gres=gpu:16", SLURM / "train.sh", TINY_RECIPE], env=cluster.env, cwd=jobdir)
+    assert done.returncode != 0 and "error" in done.stderr.lower()
+
+
+@pytest.mark.slow
+def test_build_array_then_merge_equals_single_build(cluster, jobdir, corpus_dir, built, tmp_path):
+    out = tmp_path / "sharded"
+    job = cluster.sbatch(["--array=0-2", "--cpus-per-task=1", "--mem=2G", SLURM / "build.sh",
+                          "--papers", corpus_dir / "papers", "--out", out, "--manual", corpus_dir / "manual",
+                          "--seed", "3"], cwd=jobdir)
+    logs = "".join(p.read_text() for p in sorted((jobdir / "logs").glob(f"fracto-build-{job}_*.out")))
+    assert logs.count("build.sh: finished with exit code 0") == 3, logs
+    # The merge job depends on afterok of the whole array: COMPLETED means every shard succeeded too.
+    merge_job = int((out / "merge_job_id").read_text())
+    merge_state = cluster.state_of(merge_job, timeout=JOB_TIMEOUT)
+    merge_log = (jobdir / "logs" / f"fracto-build-merge-{merge_job}.out").read_text()
+    assert merge_state == "COMPLETED", logs + merge_log
+    assert "shard 0/3" in logs and "shard 2/3" in logs and "linked 8 paper(s) from 3 shard(s)" in merge_log
+    assert sha_tree(out / "dataset") == sha_tree(built[0] / "dataset")
+    # Provenance is that of a single build: source_pdf relative to the papers folder, not to a shard.
+    single = {p.name: json.loads(p.read_text())["source_pdf"] for p in (built[0] / "stages" / "panels").glob("*.json")}
+    merged = {p.name: json.loads(p.read_text())["source_pdf"] for p in (out / "stages" / "panels").glob("*.json")}
+    assert merged == single and not (out / "shards").exists()
+
+
+@pytest.mark.slow
+def test_serve_llamafactory_backend_answers_openai_sdk(cluster, jobdir, tiny_dir, train_job, train_env, tmp_path):
+    from openai import OpenAI
+
+    endpoints = tmp_path / "endpoints"
+    env = {**train_env, "SERVE_BACKEND": "llamafactory", "SERVE_HOST": "127.0.0.1", "ENDPOINT_DIR": str(endpoints)}
+    job = cluster.sbatch([*CPU_JOB, SLURM / "serve.sh", "--recipe", TINY_RECIPE,
+                          "--set", f"model_name_or_path={tiny_dir}", "--adapter", train_job["out"],
+                          "--model-name", "fracto-tiny", "--out", tmp_path / "serve", "--health-timeout", "180"],
+                         cwd=jobdir, env=env, wait=False)
+    endpoint = endpoints / "fracto-tiny.json"
+    deadline = time.monotonic() + 200
+    while not endpoint.exists():
+        state = cluster.scontrol_state(job)
+        assert state in ("PENDING", "RUNNING", "CONFIGURING"), \
+            (jobdir / "logs" / f"fracto-serve-{job}.out").read_text()
+        assert time.monotonic() < deadline, "no endpoint file after 200 s"
+        time.sleep(1)
+    try:
+        card = json.loads(endpoint.read_text())
+        assert card == json.loads((tmp_path / "serve" / "endpoint.json").read_text())
+        assert card["model"] == "fracto-tiny" and card["base_url"].startswith("http://127.0.0.1:")
+        client = OpenAI(base_url=card["base_url"], api_key="none", timeout=60)
+        reply = client.chat.completions.create(model="fracto-tiny", max_tokens=8, temperature=0,
+                                               messages=[{"role": "user", "content": "Name the features."}])
+        assert isinstance(reply.choices[0].message.content, str)
+        assert reply.usage.completion_tokens >= 1
+        api_config = (tmp_path / "serve" / "api_config.yaml").read_text()
+        assert f"adapter_name_or_path: {train_job['out']}" in api_config and "image_max_pixels: 65536" in api_config
+    finally:
+        run(["scancel", str(job)], env=cluster.env)
+    assert cluster.state_of(job, timeout=60) in ("CANCELLED", "COMPLETED")
+    deadline = time.monotonic() + 20
+    while endpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not endpoint.exists(), "the endpoint file must go when the server stops"
+
+
+# --- fast: command lines, help texts, argument errors ------------------------------------------------------
+
+def test_vllm_command_for_adapter(tmp_path, monkeypatch):
+    adapter = tmp_path / "qwen-fracto-lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 16}))
+    env = {**os.environ, "SLURM_GPUS_ON_NODE": "4", "VLLM_VENV": "/opt/vllm"}
+    done = run(["bash", SLURM / "serve.sh", "--recipe", TINY_RECIPE, "--set", "model_name_or_path=/models/Qwen3-VL-32B-Instruct",
+                "--adapter", adapter, "--port", "8123", "--dry-run"], env=env, check=True)
+    line = done.stdout.splitlines()[1]
+    assert shlex.split(line) == [
+        "/opt/vllm/bin/vllm", "serve", "/models/Qwen3-VL-32B-Instruct", "--host", "0.0.0.0", "--port", "8123",
+        "--tensor-parallel-size", "4", "--max-model-len", "1024", "--limit-mm-per-prompt.video", "0",
+        "--mm-processor-kwargs", '{"max_pixels":65536,"min_pixels":1024}', "--dtype", "auto",
+        "--served-model-name", "Qwen3-VL-32B-Instruct", "--enable-lora", "--lora-modules",
+        f"qwen-fracto-lora={adapter}", "--max-lora-rank", str(DEFAULT_MAX_LORA_RANK)]
+
+
+def test_vllm_args_merged_and_rank_rounding(tmp_path):
+    recipe = load_recipe(TINY_RECIPE, {"model_name_or_path": "/m/base", "bf16": True, "image_max_pixels": 589824,
+                                       "lora_rank": 100, "cutoff_len": 2048})
+    args = serving.vllm_args(recipe, merged=Path("/m/merged"), tensor_parallel_size=2, port=9000)
+    assert args[:3] == ["vllm", "serve", "/m/merged"] and "--enable-lora" not in args
+    assert args[args.index("--served-model-name") + 1] == "merged"
+    assert args[args.index("--dtype") + 1] == "bfloat16" and args[args.index("--max-model-len") + 1] == "2048"
+    assert json.loads(args[args.index("--mm-processor-kwargs") + 1]) == {"max_pixels": 589824, "min_pixels": 1024}
+    assert serving.max_lora_rank_for(recipe) == 128  # rank 100 -> the next rank vLLM accepts
+    assert serving.max_lora_rank_for({"lora_rank": 8}) == DEFAULT_MAX_LORA_RANK
+    with pytest.raises(serving.ServingError, match="merge the adapter"):
+        serving.max_lora_rank_for({"lora_rank": 1024})
+
+
+@pytest.mark.parametrize("script, needed", [("train.sh", "missing the recipe"), ("build.sh", "missing --papers"),
+                                            ("serve.sh", "missing --recipe"), ("merge.sh", "missing --recipe"),
+                                            ("eval.sh", "missing --model")])
+def test_scripts_have_help_and_refuse_missing_arguments(script, needed):
+    helped = run(["bash", SLURM / script, "--help"], check=True)
+    assert "Usage:" in helped.stdout and "#SBATCH" not in helped.stdout
+    done = run(["bash", SLURM / script])
+    assert done.returncode == 2 and needed in done.stderr
+
+
+def test_eval_refuses_a_missing_endpoint(tmp_path):
+    env = {**os.environ, "ENDPOINT_DIR": str(tmp_path)}
+    done = run(["bash", SLURM / "eval.sh", "--model", "nothing-served"], env=env)
+    assert done.returncode == 2 and f"no endpoint file {tmp_path}/nothing-served.json" in done.stderr
+
+
+def test_run_card_check_data_names_missing_files(tmp_path, built):
+    ok = run([sys.executable, "-m", "training.run_card", "--recipe", TINY_RECIPE,
+              "--set", f"dataset_dir={built[0] / 'dataset'}", "--check-data"])
+    assert ok.returncode == 0, ok.stderr
+    bad = run([sys.executable, "-m", "training.run_card", "--recipe", TINY_RECIPE,
+               "--set", f"dataset_dir={built[0] / 'dataset'}", "--set", "dataset=fracto_nope", "--check-data"])
+    assert bad.returncode == 2 and "fracto_nope" in bad.stderr and "fracto_train" in bad.stderr

@@ -1,0 +1,339 @@
+"""vlm_api: provider presets, request payloads (snapshots), fingerprints, the cache, and the client's
+retry/cache/budget logic against the scripted local server (no network anywhere)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dataset_builders.image_tokens import llamafactory_resize
+from dataset_builders.vlm_api import backends, client, payloads, pricing
+from dataset_builders.vlm_api.backends import Endpoint, GenerationParams, ProviderError
+from dataset_builders.vlm_api.cache import CachedReply, ResponseCache
+from dataset_builders.vlm_api.client import ClientOptions, run_requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scripted_server import Reply, ScriptedServer  # noqa: E402
+
+SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def png_bytes(w=64, h=48, value=120) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (w, h), value).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def shorten_images(body: dict) -> dict:
+    """The body with every data URL cut to its header + 12 characters (for snapshots)."""
+    body = json.loads(json.dumps(body))
+    for m in body["messages"]:
+        if isinstance(m["content"], list):
+            for part in m["content"]:
+                if part["type"] == "image_url":
+                    url = part["image_url"]["url"]
+                    head, data = url.split(",", 1)
+                    part["image_url"]["url"] = f"{head},{data[:12]}..."
+    return body
+
+
+# --- backends -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider,model,dialect", [
+    ("openai", "gpt-5.2", "reasoning"), ("openai", "gpt-5-mini", "reasoning"), ("openai", "o3", "reasoning"),
+    ("openai", "gpt-5-chat-latest", "chat"), ("openai", "gpt-4o", "chat"), ("openai", "gpt-4.1-mini", "chat"),
+    ("gemini", "gemini-2.5-pro", "reasoning"), ("gemini", "gemini-3-pro-preview", "reasoning"),
+    ("gemini", "gemini-2.0-flash", "chat"),
+])
+def test_dialect_from_model_name(provider, model, dialect):
+    assert Endpoint.create(provider, model).dialect == dialect
+
+
+def test_generation_kwargs_per_dialect():
+    params = GenerationParams(max_output_tokens=4000, temperature=0.0, reasoning_effort="high")
+    assert Endpoint.create("openai", "gpt-5.2").generation_kwargs(params) == {
+        "reasoning_effort": "high", "max_completion_tokens": 4000}
+    assert Endpoint.create("openai", "gpt-4o").generation_kwargs(params) == {"temperature": 0.0, "max_tokens": 4000}
+    no_effort = GenerationParams(max_output_tokens=10)
+    assert Endpoint.create("gemini", "gemini-2.5-pro").generation_kwargs(no_effort) == {"max_completion_tokens": 10}
+    assert Endpoint.create("openai", "gpt-4o").is_deterministic(GenerationParams(temperature=0))
+    assert not Endpoint.create("openai", "gpt-4o").is_deterministic(GenerationParams(temperature=0.7))
+    assert Endpoint.create("openai", "gpt-5.2").is_deterministic(GenerationParams(temperature=0.7))
+
+
+def test_presets_urls_and_keys(monkeypatch):
+    for name in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "VLLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    gem = Endpoint.create("gemini", "gemini-2.5-pro")
+    assert gem.base_url == "https://generativelanguage.googleapis.com/v1beta/openai/"
+    with pytest.raises(ProviderError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        gem.api_key()
+    monkeypatch.setenv("GOOGLE_API_KEY", "g-key")  # read at call time, after the endpoint was built
+    assert gem.api_key() == "g-key" and gem.key_source() == "GOOGLE_API_KEY"
+    monkeypatch.setenv("GEMINI_API_KEY", "g2")
+    assert gem.api_key() == "g2"
+    assert Endpoint.create("openai", "gpt-5.2").base_url is None  # the SDK default
+    with pytest.raises(ProviderError, match="--base-url"):
+        Endpoint.create("vllm", "qwen")
+    vllm = Endpoint.create("vllm", "qwen", base_url="http://user:pw@gpu01:8000/v1?token=x")
+    assert vllm.api_key() == "EMPTY"
+    assert vllm.describe() == {"provider": "vllm", "model": "qwen", "base_url": "http://gpu01:8000/v1",
+                               "dialect": "chat", "key_from": None}
+    with pytest.raises(ProviderError, match="valid: gemini, openai, vllm"):
+        backends.get_provider("anthropic")
+
+
+# --- payloads -----------------------------------------------------------------------------------
+
+def test_openai_request_snapshot():
+    img = payloads.ImageInput.from_bytes(png_bytes(), 589_824)
+    ep = Endpoint.create("openai", "gpt-5.2")
+    req = payloads.build_request("x", ep, [img, "Caption: dimples."], GenerationParams(8192, reasoning_effort="high"),
+                                 "v1", system="You label.", schema=("labels", {"type": "object", "properties": {
+                                     "f": {"type": "string", "enum": ["a", "b"]}}, "required": ["f"],
+                                     "additionalProperties": False}))
+    assert shorten_images(req.body()) == {
+        "model": "gpt-5.2",
+        "messages": [
+            {"role": "system", "content": "You label."},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoA..."}},
+                {"type": "text", "text": "Caption: dimples."}]},
+        ],
+        "max_completion_tokens": 8192,
+        "reasoning_effort": "high",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "labels", "strict": True, "schema": {
+            "type": "object", "properties": {"f": {"type": "string", "enum": ["a", "b"]}}, "required": ["f"],
+            "additionalProperties": False}}},
+    }
+    assert req.cacheable
+
+
+def test_gemini_request_snapshot():
+    img = payloads.ImageInput.from_bytes(png_bytes(), 589_824)
+    ep = Endpoint.create("gemini", "gemini-2.0-flash")
+    schema = {"type": "object", "properties": {"f": {"type": "array", "items": {
+        "type": "object", "properties": {"n": {"type": "string", "enum": ["a"]}}, "required": ["n"],
+        "additionalProperties": False}}}, "required": ["f"], "additionalProperties": False}
+    req = payloads.build_request("x", ep, [img, "t"], GenerationParams(1024), "v1", schema=("labels", schema))
+    assert shorten_images(req.body()) == {
+        "model": "gemini-2.0-flash",
+        "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoA..."}},
+            {"type": "text", "text": "t"}]}],
+        "max_tokens": 1024,
+        "temperature": 0.0,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "labels", "schema": {
+            "type": "object", "properties": {"f": {"type": "array", "items": {
+                "type": "object", "properties": {"n": {"type": "string", "enum": ["a"]}}, "required": ["n"]}}},
+            "required": ["f"]}}},
+    }
+
+
+def test_image_kept_within_budget_and_resized_like_training(tmp_path):
+    small = png_bytes(64, 48)
+    mime, data = payloads.ImageInput.from_bytes(small, 589_824).encode()
+    assert (mime, data) == ("image/png", small)  # source bytes kept, no re-encode
+    big = tmp_path / "big.png"
+    Image.new("RGB", (2000, 1500), (90, 90, 90)).save(big)
+    img = payloads.ImageInput.from_path(big, 100_000)
+    mime, data = img.encode()
+    with Image.open(io.BytesIO(data)) as sent:
+        assert mime == "image/jpeg" and sent.format == "JPEG"
+        assert sent.size == llamafactory_resize(2000, 1500, 100_000, 1024) == (365, 273)
+    assert img.data_url().startswith("data:image/jpeg;base64,/9j/")
+    with pytest.raises(OSError, match="not a readable image"):
+        payloads.ImageInput.from_bytes(b"not an image", 1000)
+
+
+def test_fingerprint_covers_what_changes_the_answer_and_nothing_secret(monkeypatch):
+    img = payloads.ImageInput.from_bytes(png_bytes(), 589_824)
+    params = GenerationParams(100)
+
+    def fp(ep=None, image=img, text="t", params=params, version="v1"):
+        return payloads.build_request("id", ep or Endpoint.create("openai", "gpt-4o"), [image, text], params,
+                                      version).fingerprint
+
+    base = fp()
+    assert fp() == base
+    assert fp(ep=Endpoint.create("openai", "gpt-4o", base_url="http://other:1/v1")) == base
+    monkeypatch.setenv("OPENAI_API_KEY", "another-key")
+    assert fp() == base
+    others = {fp(ep=Endpoint.create("openai", "gpt-4.1")), fp(text="u"), fp(version="v2"),
+              fp(params=GenerationParams(101)), fp(params=GenerationParams(100, temperature=0.5)),
+              fp(image=payloads.ImageInput.from_bytes(png_bytes(value=121), 589_824)),
+              fp(image=payloads.ImageInput.from_bytes(png_bytes(), 300_000))}
+    assert base not in others and len(others) == 7
+
+
+# --- cache --------------------------------------------------------------------------------------
+
+def test_cache_round_trip_and_survives_sigkill(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with ResponseCache(path) as cache:
+        cache.put("fp1", "a", CachedReply("hello", "stop", 10, 2, "m"))
+        assert cache.get("fp1") == CachedReply("hello", "stop", 10, 2, "m")
+        assert cache.get("nope") is None
+    code = (f"import os, signal\nfrom dataset_builders.vlm_api.cache import ResponseCache, CachedReply\n"
+            f"c = ResponseCache({str(path)!r})\n"
+            "for i in range(50): c.put(f'k{i}', str(i), CachedReply('t', 'stop', 1, 1))\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    with ResponseCache(path) as cache:
+        assert len(cache) == 51
+        assert set(cache.get_many([f"k{i}" for i in range(60)])) == {f"k{i}" for i in range(50)}
+
+
+# --- client against the scripted server ---------------------------------------------------------
+
+def make_requests(ep: Endpoint, keys: list[str], params=GenerationParams(max_output_tokens=200)):
+    img = payloads.ImageInput.from_bytes(png_bytes(), 589_824)
+    return [payloads.build_request(k, ep, [img, f"[[{k}]] describe"], params, "v1") for k in keys]
+
+
+FAST = dict(timeout_s=1.0, max_attempts=3, backoff_base_s=0.05, backoff_max_s=0.2)
+
+
+def test_faults_become_retries_or_failure_values_and_only_valid_replies_are_cached(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    caplog.set_level(logging.DEBUG)
+    script = {
+        "rate": [Reply(status=429, headers={"Retry-After": "0.3"}), Reply(content='{"v": "rate"}')],
+        "flaky": [Reply(status=500), Reply(status=503), Reply(content='{"v": "flaky"}')],
+        "down": [Reply(status=500)],
+        "hang": [Reply(delay_s=5)],
+        "garbled": [Reply(raw_body=b"{not json")],
+        "truncated": [Reply(content='{"v": "trun', finish_reason="length")],
+        "badjson": [Reply(content='{"v": oops}')],
+        "auth": [Reply(status=401)],
+    }
+    keys = [*script, "plain"]
+    with ScriptedServer(script=script) as srv:
+        ep = Endpoint.create("openai", "gpt-5-mini", base_url=srv.base_url)
+        price = pricing.price_for("openai", "gpt-5-mini")
+        with ResponseCache(tmp_path / "cache.sqlite") as cache:
+            results, summary = run_requests(ep, make_requests(ep, keys), ClientOptions(concurrency=4, price=price, **FAST),
+                                            cache=cache, validate=lambda t: None if t.startswith('{"') and
+                                            json.loads(t) else "bad")
+        by = {r.request_id: r for r in results}
+        assert [r.request_id for r in results] == keys  # input order
+        assert (by["rate"].status, by["rate"].attempts, by["rate"].text) == ("ok", 2, '{"v": "rate"}')
+        gap = [r.t for r in srv.requests if r.key == "rate"]
+        assert gap[1] - gap[0] >= 0.29  # Retry-After honoured
+        assert (by["flaky"].status, by["flaky"].attempts) == ("ok", 3)
+        assert by["down"].status == "failed" and by["down"].attempts == 3 and "gave up after 3" in by["down"].error
+        assert by["hang"].status == "failed" and "timeout" in by["hang"].error and by["hang"].attempts == 3
+        assert by["garbled"].status == "failed" and "malformed response body" in by["garbled"].error
+        assert by["truncated"].status == "invalid" and "truncated" in by["truncated"].error
+        assert by["truncated"].text == '{"v": "trun'  # raw text kept
+        assert by["badjson"].status == "invalid"
+        assert by["auth"].status == "failed" and by["auth"].attempts == 1 and "HTTP 401" in by["auth"].error
+        assert by["plain"].status == "ok"
+        assert srv.keys()["auth"] == 1 and srv.keys()["down"] == 3
+        # usage only from replies that arrived: rate, flaky, truncated, badjson, plain (1000 in / 100 out each)
+        assert (summary.input_tokens, summary.output_tokens) == (5000, 500)
+        assert summary.cost_usd == pytest.approx(price.cost(5000, 500))
+        assert (summary.ok, summary.invalid, summary.failed, summary.cache_hits) == (3, 2, 4, 0)
+        assert summary.retries == 1 + 2 + 2 + 2 + 2  # rate, flaky, down, hang, garbled
+
+        # only the 3 valid replies were cached: a re-run asks again for exactly the 6 others
+        n_before = srv.count()
+        with ResponseCache(tmp_path / "cache.sqlite") as cache:
+            assert len(cache) == 3
+            results2, summary2 = run_requests(ep, make_requests(ep, keys), ClientOptions(concurrency=4, price=price,
+                                                                                         **FAST), cache=cache)
+        assert summary2.cache_hits == 3 and summary2.api_calls == 6
+        assert {r.request_id for r in results2 if r.cached} == {"rate", "flaky", "plain"}
+        assert srv.count("plain") == 1 and srv.count("rate") == 2
+        assert srv.count() > n_before
+        assert all(r.authorization == f"Bearer {SECRET}" for r in srv.requests)
+    # the key reached the server and nothing else
+    blob = (tmp_path / "cache.sqlite").read_bytes() + json.dumps([r.model_dump() for r in results + results2]).encode()
+    blob += summary.line().encode() + caplog.text.encode()
+    for f in tmp_path.iterdir():
+        blob += f.read_bytes()
+    assert SECRET.encode() not in blob
+
+
+def test_concurrency_bound_and_fully_cached_rerun_makes_no_call(tmp_path):
+    keys = [f"k{i}" for i in range(24)]
+    with ScriptedServer(latency_s=0.1) as srv:
+        ep = Endpoint.create("vllm", "tiny", base_url=srv.base_url)
+        with ResponseCache(tmp_path / "c.sqlite") as cache:
+            t0 = time.monotonic()
+            _, s1 = run_requests(ep, make_requests(ep, keys), ClientOptions(
+                concurrency=6, price=pricing.price_for("vllm", "tiny"), **FAST), cache=cache)
+            wall = time.monotonic() - t0
+            assert srv.max_in_flight == 6
+            assert 0.4 <= wall < 1.5  # 24 x 0.1 s / 6 = 0.4 s
+            _, s2 = run_requests(ep, make_requests(ep, keys), ClientOptions(concurrency=6, **FAST), cache=cache)
+        assert s1.api_calls == 24 and s1.cost_usd == 0.0
+        assert (s2.cache_hits, s2.api_calls, srv.count()) == (24, 0, 24)
+
+
+def test_sampling_calls_are_not_cached(tmp_path):
+    with ScriptedServer() as srv:
+        ep = Endpoint.create("vllm", "tiny", base_url=srv.base_url)
+        reqs = make_requests(ep, ["a"], GenerationParams(max_output_tokens=50, temperature=0.8))
+        assert not reqs[0].cacheable
+        with ResponseCache(tmp_path / "c.sqlite") as cache:
+            run_requests(ep, reqs, ClientOptions(**FAST), cache=cache)
+            run_requests(ep, reqs, ClientOptions(**FAST), cache=cache)
+            assert len(cache) == 0
+        assert srv.count() == 2
+
+
+def test_budget_cap_stops_before_exceeding_and_a_later_run_completes(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    keys = [f"k{i:02d}" for i in range(12)]
+    price = pricing.Price(input_per_m=100.0, output_per_m=1000.0)  # 1000 in + 100 out = $0.2 per reply
+    with ScriptedServer(latency_s=0.02) as srv:
+        ep = Endpoint.create("openai", "gpt-4o", base_url=srv.base_url)
+        reqs = make_requests(ep, keys, GenerationParams(max_output_tokens=100))
+        cap = 1.0
+        with ResponseCache(tmp_path / "c.sqlite") as cache:
+            results, s = run_requests(ep, reqs, ClientOptions(concurrency=1, max_cost_usd=cap, price=price, **FAST),
+                                      cache=cache)
+            # the first reply shows 1000 input tokens (far above the estimate): from then on $0.2 is reserved,
+            # so after 5 replies ($1.0 spent) the 6th would exceed the cap
+            assert s.cost_usd == pytest.approx(1.0) and s.stopped_by_budget
+            assert s.ok == srv.count() == 5 and s.not_run == 7
+            assert all(r.status == "not_run" and r.attempts == 0 for r in results[s.ok:])
+            done = s.ok
+            _, s2 = run_requests(ep, reqs, ClientOptions(concurrency=4, max_cost_usd=100.0, price=price, **FAST),
+                                 cache=cache)
+        assert (s2.cache_hits, s2.api_calls, s2.ok) == (done, 12 - done, 12)
+        assert srv.count() == 12
+        assert s2.cost_usd == pytest.approx((12 - done) * price.cost(1000, 100))
+    with pytest.raises(ValueError, match="needs a price"):
+        run_requests(ep, reqs, ClientOptions(max_cost_usd=1.0, price=None))
+
+
+def test_retry_after_parsing():
+    assert client.retry_after_seconds({"retry-after": "2"}) == 2.0
+    assert client.retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert client.retry_after_seconds({}) is None
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
+    assert 25 <= client.retry_after_seconds({"retry-after": date}) <= 31
+
+
+def test_price_table_lookup_and_estimate():
+    assert pricing.price_for("openai", "gpt-5.2") == pricing.Price(1.75, 14.0)
+    assert pricing.price_for("openai", "gpt-5-mini-2025-08-07") == pricing.Price(0.25, 2.0)  # dated snapshot
+    assert pricing.price_for("vllm", "anything") == pricing.Price(0.0, 0.0)
+    assert pricing.price_for("openai", "unknown-model") is None
+    assert pricing.Price(2.0, 8.0).cost(1_000_000, 500_000) == pytest.approx(6.0)
+    assert pricing.estimated_output_tokens("reasoning", "high", 100_000) == 4000
+    assert pricing.estimated_output_tokens("reasoning", "high", 1000) == 1000

@@ -1,0 +1,170 @@
+"""Write a training run's card: what exactly was trained, on what data, by which code, where.
+
+Usage: python -m training.run_card --recipe llamafactory_configs/tiny/lora_sft_cpu.yaml \
+           --set max_steps=2 --out saves/run/run_card.json
+       python -m training.run_card --recipe RECIPE --check-data      # are the dataset files there?
+       python -m training.run_card --recipe RECIPE --get output_dir  # one resolved value (for the scripts)
+
+slurm/train.sh writes it into the output folder before `llamafactory-cli train` starts, so even a run that
+dies early says what it was. The card holds: the resolved recipe (file + overrides, as LlamaFactory reads
+them), the SHA-256 of the dataset card (dataset_dir/dataset_card.json: which build the data came from),
+the git commit (and whether the tree had uncommitted changes), the Slurm job id and node list, the launcher
+layout, versions of torch / transformers / llamafactory / deepspeed / peft, and the time (UTC).
+A resubmitted (resumed) run overwrites run_card.json and appends the same card to run_cards.jsonl, so
+the history of every submission stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from training.recipes import load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("torch", "transformers", "llamafactory", "deepspeed", "peft", "accelerate", "datasets")
+LAUNCH_ENV = ("NNODES", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT", "FORCE_TORCHRUN")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed versions (from package metadata: no heavy imports); None when not installed."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(repo: Path = REPO) -> dict[str, object]:
+    """Commit and dirty flag of the repository; None values outside a git checkout."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def slurm_nodes(env: dict[str, str]) -> list[str]:
+    """The job's hosts, expanded (`scontrol show hostnames`), or [] outside Slurm."""
+    nodelist = env.get("SLURM_JOB_NODELIST", "")
+    if not nodelist:
+        return []
+    try:
+        done = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                              timeout=20)
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return [nodelist]
+
+
+def dataset_card_info(recipe: dict) -> dict[str, object]:
+    """Path and SHA-256 of the dataset card next to the recipe's datasets (None when absent)."""
+    card = Path(str(recipe.get("dataset_dir", "data"))) / "dataset_card.json"
+    return {"path": str(card.resolve()), "sha256": sha256_of(card) if card.is_file() else None}
+
+
+def missing_dataset_files(recipe: dict) -> list[str]:
+    """What the recipe's datasets need but is not there: dataset_dir, dataset_info.json, each data file."""
+    root = Path(str(recipe.get("dataset_dir", "data")))
+    info_file = root / "dataset_info.json"
+    if not root.is_dir():
+        return [f"dataset_dir {root}: no such folder (build it: python -m dataset_builders.build --out ...)"]
+    if not info_file.is_file():
+        return [f"{info_file}: missing (not a dataset folder made by the builder?)"]
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    missing = []
+    for key in ("dataset", "eval_dataset"):
+        for name in filter(None, (n.strip() for n in str(recipe.get(key) or "").split(","))):
+            if name not in info:
+                missing.append(f"{key} {name!r}: not in {info_file} (has: {', '.join(sorted(info))})")
+            elif "file_name" in info[name] and not (root / info[name]["file_name"]).exists():
+                missing.append(f"{key} {name!r}: data file {root / info[name]['file_name']} is missing")
+    return missing
+
+
+def make_card(recipe_path: Path, overrides: list[str], env: dict[str, str] | None = None) -> dict:
+    env = dict(os.environ if env is None else env)
+    recipe = load_recipe(recipe_path, overrides)
+    return {
+        "recipe_path": str(Path(recipe_path).resolve()),
+        "overrides": list(overrides),
+        "recipe": recipe,
+        "dataset_card": dataset_card_info(recipe),
+        "git": git_state(),
+        "slurm": {"job_id": env.get("SLURM_JOB_ID"), "job_name": env.get("SLURM_JOB_NAME"),
+                  "nodes": slurm_nodes(env), "nnodes": env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES")},
+        "launcher": {k: env.get(k) for k in LAUNCH_ENV},
+        "resume_from_checkpoint": recipe.get("resume_from_checkpoint"),
+        "versions": {"python": sys.version.split()[0], **package_versions()},
+        "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def write_card(card: dict, out: Path) -> None:
+    """out (atomically), plus one line in run_cards.jsonl beside it (the history of submissions)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=1, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    with open(out.with_name("run_cards.jsonl"), "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(card, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.run_card", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", required=True, type=Path, help="the recipe YAML")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override, as passed to llamafactory-cli train (repeatable)")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--out", type=Path, help="write the card here (JSON)")
+    action.add_argument("--check-data", action="store_true",
+                        help="only check that the recipe's dataset files exist (exit 2 with a list if not)")
+    action.add_argument("--get", metavar="KEY", help="only print the resolved recipe's value of KEY")
+    ns = parser.parse_args(argv)
+    try:
+        if ns.check_data or ns.get:
+            recipe = load_recipe(ns.recipe, ns.overrides)
+            if ns.get:
+                print(recipe.get(ns.get, ""))
+                return 0
+            missing = missing_dataset_files(recipe)
+            for line in missing:
+                print(f"error: {line}", file=sys.stderr)
+            return 2 if missing else 0
+        card = make_card(ns.recipe, ns.overrides)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_card(card, ns.out)
+    print(f"run card: {ns.out} (dataset card sha256 {card['dataset_card']['sha256'] or 'missing'}, "
+          f"commit {card['git']['commit'] or 'unknown'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
