@@ -1,8 +1,14 @@
-"""Shared fixtures: a sample corpus and one full build of it, made once per test session."""
+"""Shared fixtures: a sample corpus and one full build of it, the tiny Qwen3-VL, and a real local server serving it
+(`tiny_api_server`: `llamafactory-cli api`, used by the labeller and the eval harness tests), made once per session."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +80,53 @@ def train_env(hf_env, tmp_path_factory) -> dict[str, str]:
         "WANDB_DISABLED": "true",
     })
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_api_server(tiny_dir, train_env, tmp_path_factory):
+    """`llamafactory-cli api` serving the tiny model on 127.0.0.1:<free port>; yields (base_url, model name).
+
+    Session-scoped: started (~10-20 s) the first time a test asks for it, killed at the end of the session.
+    """
+    import urllib.request
+
+    work = tmp_path_factory.mktemp("lf_api")
+    cfg = work / "api.yaml"
+    cfg.write_text(f"model_name_or_path: {tiny_dir}\ntemplate: qwen3_vl_nothink\ninfer_backend: huggingface\n"
+                   "trust_remote_code: true\n")
+    port = free_port()
+    env = dict(train_env, API_HOST="127.0.0.1", API_PORT=str(port), API_MODEL_NAME="tiny-qwen3vl")
+    cli = Path(sys.executable).with_name("llamafactory-cli")
+    log = open(work / "server.log", "wb")
+    proc = subprocess.Popen([str(cli), "api", str(cfg)], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("llamafactory-cli api exited:\n" + (work / "server.log").read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("llamafactory-cli api not ready after 180 s:\n"
+                                   + (work / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield base, "tiny-qwen3vl"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+        log.close()

@@ -9,10 +9,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -352,58 +350,12 @@ def test_label_cli_help_and_card_lists_disagreements(out, monkeypatch):
 
 
 # --- the real local OpenAI-compatible server: llamafactory-cli api on the tiny Qwen3-VL ------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llamafactory_api(tiny_dir, train_env, tmp_path_factory):
-    """`llamafactory-cli api` serving the tiny model on 127.0.0.1:<free port>; yields (base_url, model name)."""
-    import urllib.request
-
-    work = tmp_path_factory.mktemp("lf_api")
-    cfg = work / "api.yaml"
-    cfg.write_text(f"model_name_or_path: {tiny_dir}\ntemplate: qwen3_vl_nothink\ninfer_backend: huggingface\n"
-                   "trust_remote_code: true\n")
-    port = free_port()
-    env = dict(train_env, API_HOST="127.0.0.1", API_PORT=str(port), API_MODEL_NAME="tiny-qwen3vl")
-    cli = Path(sys.executable).with_name("llamafactory-cli")
-    log = open(work / "server.log", "wb")
-    proc = subprocess.Popen([str(cli), "api", str(cfg)], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("llamafactory-cli api exited:\n" + (work / "server.log").read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llamafactory-cli api not ready after 180 s:\n"
-                                   + (work / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield base, "tiny-qwen3vl"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-        log.close()
-
+# (the `tiny_api_server` fixture lives in conftest.py, shared with tests/test_eval_run.py)
 
 @pytest.mark.slow
-def test_real_llamafactory_server_garbage_answers_become_failures_and_the_build_finishes(llamafactory_api, out,
+def test_real_llamafactory_server_garbage_answers_become_failures_and_the_build_finishes(tiny_api_server, out,
                                                                                         monkeypatch):
-    base_url, model = llamafactory_api
+    base_url, model = tiny_api_server
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     paths = StagePaths(out)
     config = llm_config(out, base_url, label_model=model, label_max_tokens=24, concurrency=2, label_timeout=120)

@@ -32,14 +32,19 @@ JOB_TIMEOUT = 240  # seconds; a hung job fails the test instead of hanging CI
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
+def report_time(config, what: str, seconds: float) -> None:
+    """Print a wall time past pytest's output capture (the issue's closing note lists them)."""
+    with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\n[slurm] {what}: {seconds:.1f} s", flush=True)
+
+
 @pytest.fixture(autouse=True)
 def _wall_time(request):
+    """Each slow test's own wall time (the shared train job is reported by its fixture)."""
     t0 = time.perf_counter()
     yield
     if request.node.get_closest_marker("slow"):
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        line = f"[slurm] {request.node.name}: {time.perf_counter() - t0:.1f} s"
-        (reporter.write_line if reporter else print)(line)
+        report_time(request.config, request.node.name, time.perf_counter() - t0)
 
 
 def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 120,
@@ -88,7 +93,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def cluster():
+def cluster(request):
     """A one-node Slurm with 4 fake GPUs, all state in a temp folder; stopped and deleted at the end."""
     if os.geteuid() != 0:
         pytest.skip("local Slurm needs root (munged/slurmctld/slurmd are started by the test setup)")
@@ -98,10 +103,12 @@ def cluster():
             pytest.skip(f"Slurm could not be installed here: {done.stderr.strip()[-300:]}")
     # Not pytest's tmp dir: the munge user must be able to enter the state folder (pytest's are 0700).
     state = Path(tempfile.mkdtemp(prefix="fracto-slurm-", dir="/tmp"))
+    t0 = time.perf_counter()
     done = run(["bash", SLURM / "local_cluster" / "start.sh", state], timeout=120)
     if done.returncode != 0:
         run(["bash", SLURM / "local_cluster" / "stop.sh", state, "--purge"])
         pytest.skip(f"local Slurm did not start: {done.stdout[-300:]} {done.stderr[-500:]}")
+    report_time(request.config, "local cluster start (start.sh)", time.perf_counter() - t0)
     env = {**os.environ, "SLURM_CONF": str(state / "etc" / "slurm.conf")}
     yield Cluster(state, env)
     run(["bash", SLURM / "local_cluster" / "stop.sh", state, "--purge"])
@@ -125,7 +132,7 @@ CPU_JOB = ["--gres=none", "--cpus-per-task=2", "--mem=4G"]  # override the A100 
 
 
 @pytest.fixture(scope="module")
-def train_job(cluster, jobdir, tiny_dir, built, train_env, tmp_path_factory):
+def train_job(cluster, jobdir, tiny_dir, built, train_env, tmp_path_factory, request):
     """One real `sbatch --wait slurm/train.sh` of the tiny recipe (checkpoints every step, for resume)."""
     out_dir = tmp_path_factory.mktemp("train") / "run"
     env = {**train_env, "NPROC_PER_NODE": "1"}
@@ -133,8 +140,10 @@ def train_job(cluster, jobdir, tiny_dir, built, train_env, tmp_path_factory):
     job = cluster.sbatch([*CPU_JOB, SLURM / "train.sh", TINY_RECIPE,
                           *tiny_overrides(tiny_dir, built[0] / "dataset", out_dir, save_strategy="steps",
                                           save_steps=1)], cwd=jobdir, env=env)
+    seconds = time.perf_counter() - t0
+    report_time(request.config, "train job (sbatch --wait slurm/train.sh, tiny recipe, 2 steps)", seconds)
     return {"job": job, "out": out_dir, "log": jobdir / "logs" / f"fracto-train-{job}.out",
-            "seconds": time.perf_counter() - t0, "env": env}
+            "seconds": seconds, "env": env}
 
 
 # --- the cluster jobs (slow) -------------------------------------------------------------------------------

@@ -43,14 +43,25 @@ RUN_TIMEOUT = 600
 
 # --- fixtures and helpers ------------------------------------------------------------------------
 
+# Shared runs (module fixtures) set up before the first test that needs them; their time is charged to it.
+_SHARED_RUN_SECONDS: list[tuple[str, float]] = []
+
+
 @pytest.fixture(autouse=True)
 def _wall_time(request):
-    """Print each test's wall time (shown even without -s)."""
+    """Print each test's wall time, including the shared runs set up for it (shown even without -s)."""
     start = time.perf_counter()
     yield
+    own = time.perf_counter() - start
+    shared = [_SHARED_RUN_SECONDS.pop() for _ in range(len(_SHARED_RUN_SECONDS))][::-1]
+    total = own + sum(sec for _, sec in shared)
+    detail = "".join(f" + {name} {sec:.1f} s" for name, sec in shared)
+    line = f"[wall time] {request.node.name}: {total:.1f} s" + (f" (test {own:.1f} s{detail})" if shared else "")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"[wall time] {request.node.name}: {time.perf_counter() - start:.1f} s")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +76,12 @@ def env(train_env, work) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def dataset(built) -> Path:
-    out, _results = built
+def dataset(request) -> Path:
+    """The builder's dataset_dir (session fixture `built`); also makes `tiny_dir`, timing both."""
+    start = time.perf_counter()
+    out, _results = request.getfixturevalue("built")
+    request.getfixturevalue("tiny_dir")
+    _SHARED_RUN_SECONDS.append(("session fixtures built + tiny_dir", time.perf_counter() - start))
     return out / "dataset"
 
 
@@ -127,24 +142,27 @@ def assert_trained_adapter(run: Path) -> dict:
 # --- LoRA without DeepSpeed, and the same under ZeRO-3 with 2 processes --------------------------
 
 @pytest.fixture(scope="module")
-def plain_run(tiny_dir, dataset, env, work) -> Path:
+def plain_run(dataset, tiny_dir, env, work) -> Path:
     """lora_sft_cpu.yaml, 2 steps x gradient accumulation 2: the single-process twin of 2 ZeRO-3 ranks."""
     out = work / "plain"
+    start = time.perf_counter()
     train(LORA, [*paths(tiny_dir, dataset, out), *TINY_RUN, "max_steps=2", "gradient_accumulation_steps=2"],
           env, work / "logs" / "plain.log")
+    _SHARED_RUN_SECONDS.append(("plain LoRA run", time.perf_counter() - start))
     return out
 
 
 @pytest.mark.slow
-def test_lora_without_deepspeed_trains_an_adapter_and_logs_the_loss(plain_run: Path) -> None:
+def test_lora_without_deepspeed_trains_an_adapter_and_logs_the_loss(plain_run: Path, tiny_dir: Path) -> None:
     assert_trained_adapter(plain_run)
     losses = logged_losses(plain_run)
     assert len(losses) == 2 and all(math.isfinite(x) and 0 < x < 20 for x in losses), losses
     state = json.loads((plain_run / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     assert [h["loss"] for h in state["log_history"] if "loss" in h] == pytest.approx(losses)
-    # a random model over a ~1k-token vocabulary starts near ln(1038) ≈ 6.9 nats per token
-    assert abs(losses[0] - math.log(1038)) < 0.5
+    # a random model starts near the uniform guess: ln(vocabulary size) ≈ 6.9 nats per token
+    vocab = json.loads((tiny_dir / "config.json").read_text())["text_config"]["vocab_size"]
+    assert abs(losses[0] - math.log(vocab)) < 0.5, (losses[0], vocab)
 
 
 @pytest.mark.slow
@@ -152,8 +170,10 @@ def test_zero3_two_processes_matches_single_process_with_accumulation(tiny_dir, 
                                                                        plain_run: Path) -> None:
     """ZeRO-3 with 2 ranks x batch 1 == no DeepSpeed with 1 process x accumulation 2 (same seed and data).
 
-    Measured here: the adapters agree to ~1e-8 (float rounding, not bit-identical); with the same
-    per-device settings (accumulation 1) they would differ by ~1e-2 -- 2 ranks double the effective batch.
+    Measured here: the adapters agree up to float rounding, not bit for bit (max |diff| ~1e-8 at lr 1e-3,
+    ~5e-6 at the recipe's lr 1e-2: Adam's first step g / (|g| + eps) amplifies rounding on tiny gradients).
+    With the same per-device settings (accumulation 1) they would differ by ~2 x lr (~2e-2), as every
+    optimizer step would see half the data: 2 ranks double the effective batch.
     """
     out = work / "zero3"
     zero3_env = {**env, "FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2", "MASTER_ADDR": "127.0.0.1",
@@ -169,11 +189,14 @@ def test_zero3_two_processes_matches_single_process_with_accumulation(tiny_dir, 
     assert len(logged_losses(out)) == 2
     plain = load_adapter(plain_run)
     assert zero3.keys() == plain.keys()
+    assert all(zero3[k].shape == plain[k].shape for k in plain)  # gathered from the shards, not partitions
     diff = max((zero3[k] - plain[k]).abs().max().item() for k in plain)
     scale = max(plain[k].abs().max().item() for k in plain if ".lora_B." in k)
-    print(f"ZeRO-3 (2 ranks) vs plain (accumulation 2): max |diff| {diff:.2e}, max |B| {scale:.2e}")
-    assert all(zero3[k].shape == plain[k].shape for k in plain)  # gathered from the shards, not partitions
-    assert diff < 1e-5 < 1e-2 * scale
+    rel = max(((zero3[k] - plain[k]).norm() / plain[k].norm()).item() for k in plain)
+    print(f"ZeRO-3 (2 ranks) vs plain (accumulation 2): max |diff| {diff:.1e}, max |B| {scale:.1e}, "
+          f"worst relative norm {rel:.1e}")
+    assert rel < 1e-3
+    assert diff < 0.05 * scale  # a different batching would differ by ~scale
 
 
 # --- early stopping ----------------------------------------------------------------------------
@@ -216,20 +239,22 @@ def test_early_stopping_stops_before_max_steps_and_restores_the_best_adapter(tin
 # --- smoke run: train -> merge -> serve merged -> ask; then base + adapter and base served ----------
 
 @pytest.fixture(scope="module")
-def smoke(tiny_dir, dataset, env, work) -> tuple[Path, str]:
+def smoke(dataset, tiny_dir, env, work) -> tuple[Path, str]:
     """`python -m training.smoke` on the session's model and dataset: (work folder, its stdout)."""
     out = work / "smoke"
     log = work / "logs" / "smoke.log"
+    start = time.perf_counter()
     run_logged("smoke", [sys.executable, "-m", "training.smoke", "--work", out, "--dataset", dataset,
                          "--model", tiny_dir, "--requests", "3"], log, env, RUN_TIMEOUT)
+    _SHARED_RUN_SECONDS.append(("smoke run", time.perf_counter() - start))
     return out, log.read_text()
 
 
 @pytest.mark.slow
 def test_smoke_run_passes_every_step(smoke) -> None:
     out, stdout = smoke
-    for n, step in enumerate(("check", "train", "merge", "serve", "ask"), start=1):
-        assert f"[{n}/5] {step}" in stdout and f"{step:<6} ok in" in stdout, step
+    for n, step in enumerate(("train", "merge", "serve", "ask"), start=1):
+        assert f"[{n}/4] {step}" in stdout and f"{step:<6} ok in" in stdout, step
     assert "All steps passed" in stdout
     total = next(line for line in stdout.splitlines() if line.strip().startswith("total"))
     print(f"smoke run (no build, no model step): {total.split()[-2]} s")
