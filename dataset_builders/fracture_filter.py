@@ -93,10 +93,15 @@ def _feature_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
 
 def text_evidence(text: str, source: str, scale: float = 1.0) -> list[tuple[float, str]]:
     """(weight, reason) for every term and vocabulary feature found in one text."""
+    return list(_text_evidence(text, source, scale))
+
+
+@lru_cache(maxsize=8192)  # the same excerpts are scored for every panel of a figure
+def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, str], ...]:
     text = normalize_text(text)
     found: list[tuple[float, str]] = []
     if not text:
-        return found
+        return ()
     for label, pattern, weight in _term_patterns():
         if source != "caption" and label in CAPTION_ONLY:
             continue
@@ -113,7 +118,7 @@ def text_evidence(text: str, source: str, scale: float = 1.0) -> list[tuple[floa
             break
         total += weight
         found.append((weight * scale, f"{source}:+feature={features[name]}"))
-    return found
+    return tuple(found)
 
 
 def cue_evidence(cues: ImageCues) -> list[tuple[float, str]]:

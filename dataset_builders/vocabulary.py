@@ -11,7 +11,10 @@ Usage:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -245,8 +248,9 @@ def feature(name: str) -> Feature:
         raise KeyError(f"unknown feature {name!r}; valid: {', '.join(_BY_NAME)}") from None
 
 
-def phrase_index() -> dict[str, str]:
-    """Lower-case phrase -> canonical name, for every canonical name and synonym."""
+@lru_cache(maxsize=1)
+def phrase_index() -> Mapping[str, str]:
+    """Lower-case phrase -> canonical name, for every canonical name and synonym (built once, read-only)."""
     index: dict[str, str] = {}
     for f in FEATURES:
         for phrase in f.phrases:
@@ -254,7 +258,7 @@ def phrase_index() -> dict[str, str]:
             if key in index and index[key] != f.name:
                 raise ValueError(f"phrase {phrase!r} names both {index[key]!r} and {f.name!r}")
             index[key] = f.name
-    return index
+    return MappingProxyType(index)
 
 
 def canonicalize(label: str) -> str | None:

@@ -1,11 +1,11 @@
 """Model registry of the evaluation harness: a `--model` name -> which API, which model, which URL.
 
-| form                    | backend            | base URL                                            | key (read at call time)  |
-|-------------------------|--------------------|-----------------------------------------------------|--------------------------|
-| `openai:<model>`        | openai             | the SDK default (https://api.openai.com/v1)          | OPENAI_API_KEY           |
-| `gemini:<model>`        | gemini             | Google's OpenAI-compatible endpoint                   | GEMINI_API_KEY / GOOGLE_API_KEY |
-| `vllm:<served name>`    | openai-compatible  | --base-url, else --endpoint-file, else the endpoint   | VLLM_API_KEY (optional)  |
-| `<served name>`         | openai-compatible  | file slurm/serve.sh wrote for that name               |                          |
+| form                 | backend           | base URL                                    | key (read at call time)     |
+|----------------------|-------------------|---------------------------------------------|-----------------------------|
+| `openai:<model>`     | openai            | the SDK default (https://api.openai.com/v1) | OPENAI_API_KEY              |
+| `gemini:<model>`     | gemini            | Google's OpenAI-compatible endpoint         | GEMINI_API_KEY / GOOGLE_... |
+| `vllm:<served name>` | openai-compatible | --base-url, else --endpoint-file, else the  | VLLM_API_KEY (optional)     |
+| `<served name>`      | openai-compatible | endpoint file slurm/serve.sh wrote          |                             |
 
 An OpenAI-compatible endpoint is a vLLM server or `llamafactory-cli api`; the served name is what the
 server was started with (`--served-model-name`, `API_MODEL_NAME`, serve.sh's `--model-name`).
@@ -126,7 +126,8 @@ def resolve_model(name: str, base_url: str | None = None, endpoint_file: Path | 
         raise ModelError(f"--model {name!r} names no model after 'vllm:'; " + forms_text())
     if base_url:
         return ModelSpec(name, "vllm", served, base_url, "--base-url")
-    path = Path(endpoint_file) if endpoint_file is not None else (endpoint_dir or default_endpoint_dir()) / f"{served}.json"
+    folder = endpoint_dir or default_endpoint_dir()
+    path = Path(endpoint_file) if endpoint_file is not None else folder / f"{served}.json"
     if not path.is_file():
         how = (f"--endpoint-file {path} does not exist" if endpoint_file is not None
                else f"no --base-url and no endpoint file {path}")

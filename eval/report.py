@@ -122,7 +122,8 @@ def score_run(run: LoadedRun, name: str, n_resamples: int = DEFAULT_RESAMPLES, s
     wrong_task = [s.item_id for s in run.samples if s.task != task.name]
     if wrong_task:
         raise ReportError(f"{run.path}: samples of another task than {task.name}: {wrong_task[:5]}")
-    scored = [s for s in run.samples if not s.failed]
+    # sorted by item id: the bootstrap resamples rows, so intervals must not depend on reply arrival order
+    scored = sorted((s for s in run.samples if not s.failed), key=lambda s: s.item_id)
     n_failed = len(run.samples) - len(scored)
     if not scored:
         raise ReportError(f"{run.path}: no scored sample ({n_failed} failures): nothing to report")

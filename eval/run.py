@@ -416,8 +416,8 @@ def run_eval(config: RunConfig) -> RunOutcome:
     started = now()
     card = RunCard(task=task.name, task_version=task.version, prompt_version=task.prompt_version, model=spec.name,
                    backend=spec.backend, endpoint=spec.public_url(), parameters=params,
-                   benchmark=BenchmarkRef(name=bench.name, kind=bench.kind, path=str(config.benchmark or DEFAULT_BENCHMARK),
-                                          hash=bench.hash, n_items=len(bench.items)),
+                   benchmark=BenchmarkRef(name=bench.name, kind=bench.kind, hash=bench.hash, n_items=len(bench.items),
+                                          path=str(config.benchmark or DEFAULT_BENCHMARK)),
                    limit=config.limit, concurrency=config.concurrency, versions=versions(), started_at=started,
                    cost=Cost(pricing=price_note(spec, price)))
     write_json_atomic(p.run_dir / RUN_CARD_FILE, json.loads(card.model_dump_json()))
@@ -485,7 +485,9 @@ def summary_lines(outcome: RunOutcome) -> list[str]:
     card = outcome.card
     lines = []
     if outcome.summary is not None:
-        lines.append(f"requests this run: {outcome.summary.line()}")
+        note = (f" ('invalid' = {outcome.summary.invalid} reply/replies empty or cut at --max-tokens: parsed and "
+                "scored as given, not failures)") if outcome.summary.invalid else ""
+        lines.append(f"requests this run: {outcome.summary.line()}{note}")
     lines.append(f"samples: {card.n_samples} of {outcome.n_items} ({outcome.already_done} from an earlier run); "
                  f"failures: {card.n_failed}; unparseable: {outcome.n_unparseable}")
     if outcome.headline:

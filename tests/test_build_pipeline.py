@@ -256,3 +256,9 @@ def test_sigkill_at_any_stage_then_resume_gives_the_same_dataset(built, corpus_d
     assert _tree_digest(out) == _tree_digest(reference)
     leftovers = [p for p in out.rglob(".*.tmp")]
     assert leftovers == []
+
+
+def test_readme_documents_every_builder_option():
+    readme = (REPO / "README.md").read_text()
+    for name in BuildConfig.model_fields:
+        assert f"`--{name.replace('_', '-')}`" in readme, f"README lacks --{name.replace('_', '-')}"

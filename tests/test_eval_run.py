@@ -345,7 +345,8 @@ def test_faults_end_scored_or_failed_failures_not_cached_and_retried_on_resume(t
         run = read_run(tmp_path / "run")
         attempts = {s.item_id: s.attempts for s in run.samples}
         assert attempts["rate_limited"] == attempts["server_error"] == attempts["timeout"] == 2
-        assert "truncated: finish_reason 'length'" in next(s for s in run.samples if s.item_id == "truncated").parse_detail
+        truncated = next(s for s in run.samples if s.item_id == "truncated")
+        assert "truncated: finish_reason 'length'" in truncated.parse_detail
         assert outcome.n_failed == 2 and run.card.n_failed == 2 and outcome.n_unparseable == 2
         assert time.monotonic() - t0 >= 0.3  # the Retry-After was honoured
         with sqlite3.connect(tmp_path / "run" / "response_cache.sqlite") as db:
@@ -366,6 +367,7 @@ def test_faults_end_scored_or_failed_failures_not_cached_and_retried_on_resume(t
     assert "1 failed request(s)" in md
 
 
+@pytest.mark.slow  # two CLI start-ups in subprocesses: ~12 s here
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     truths = {f"i{n:02d}": [canonical_names()[n % 5]] for n in range(12)}
     csv_path = make_benchmark(tmp_path / "bench", truths)
@@ -408,8 +410,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
         {k: (v["parsed"], v["status"], v["scores"]) for k, v in whole.items()}
     fig = [json.loads(next((tmp_path / d / "report").glob("metrics_*.json")).read_text())["figures"]
            for d in ("whole", "killed")]
-    # point estimates equal; the bootstrap bounds depend on the order of samples.jsonl (completion order)
-    assert {k: v["estimate"] for k, v in fig[0].items()} == {k: v["estimate"] for k, v in fig[1].items()}
+    # estimates and bootstrap bounds equal: the report sorts samples by item id, not by reply order
+    assert fig[0] == fig[1]
 
 
 # --- cost, keys, dry run -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """CPU smoke run of the whole pipeline: build -> tiny model -> train -> merge -> serve -> ask.
 
 Usage:
-    python -m training.smoke                          # everything into output/smoke, ~2-3 min on 2 cores
+    python -m training.smoke                          # everything under output/, ~2-3 min on 2 cores
     python -m training.smoke --work /tmp/smoke --requests 5
     python -m training.smoke --dataset output/sample_build/dataset --model output/tiny-qwen3vl   # reuse both
 
@@ -11,9 +11,15 @@ the tiny *random* Qwen3-VL, so its replies are noise, or after a few steps the a
 labels ("unparseable" or "ok" with wrong features); that is expected. The run proves the plumbing, not the
 model.
 
-Each step runs as a subprocess with its own log under WORK/logs/ and prints one line with its wall time;
-a failing step stops the run, prints the end of its log and the log's path. The replies are written to
-WORK/replies.jsonl (image, reply, parse status), so they can be compared with other runs.
+Layout under WORK (default `output`, so the paths are the tiny recipes' defaults and, after one smoke run,
+`llamafactory-cli train llamafactory_configs/tiny/lora_sft_cpu.yaml` works without overrides):
+    WORK/sample_build/dataset     the builder's dataset (sample corpus, default settings)
+    WORK/tiny-qwen3vl             the tiny model
+    WORK/tiny_runs/lora_sft_cpu   the LoRA adapter          WORK/tiny_runs/merged   the merged model
+    WORK/tiny_runs/smoke          logs/ (one per step), replies.jsonl (image, reply, parse status)
+
+Each step runs as a subprocess with its own log and prints one line with its wall time; a failing step
+stops the run, prints the end of its log and the log's path.
 
 Before spending GPU time on a real recipe, check it with LlamaFactory's own parser (no model is loaded):
     python -m training.recipe_check llamafactory_configs/qwen3vl_32b/lora_sft_zero3.yaml --set bf16=false
@@ -44,7 +50,7 @@ from training.recipes import RECIPES_ROOT
 
 REPO = RECIPES_ROOT.parent
 TINY_RECIPES = RECIPES_ROOT / "tiny"
-DEFAULT_WORK = Path("output/smoke")
+DEFAULT_WORK = Path("output")
 MODEL_NAME = "fracto-tiny"  # API_MODEL_NAME of the smoke server
 REPLY_MAX_TOKENS = 32  # a reply in the answer format is ~10-40 tokens; the random model never stops early
 
@@ -295,9 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
-                        help="work folder: build/, tiny-qwen3vl/, train/, merged/, logs/, replies.jsonl")
+                        help="work folder: sample_build/, tiny-qwen3vl/, tiny_runs/{lora_sft_cpu,merged,smoke}/ "
+                             "(the default matches the tiny recipes' default paths)")
     parser.add_argument("--dataset", type=Path, default=None,
-                        help="use this built dataset_dir instead of building WORK/build (skips the build step)")
+                        help="use this built dataset_dir instead of building WORK/sample_build (skips the build step)")
     parser.add_argument("--model", type=Path, default=None,
                         help="use this tiny model folder instead of building WORK/tiny-qwen3vl")
     parser.add_argument("--requests", type=int, default=3, help="requests to send (test-split images)")
@@ -311,8 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     work = args.work.resolve()
-    logs = work / "logs"
-    env = cpu_env(work)
+    build_out, model, runs = work / "sample_build", work / "tiny-qwen3vl", work / "tiny_runs"
+    adapter, merged, smoke_dir = runs / "lora_sft_cpu", runs / "merged", runs / "smoke"
+    logs = smoke_dir / "logs"
+    env = cpu_env(smoke_dir)
     py = sys.executable
     clock = StepClock(total=6 - (args.dataset is not None) - (args.model is not None))
     train_recipe, merge_recipe, api_recipe = (TINY_RECIPES / f for f in
@@ -320,45 +329,44 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Smoke run in {work} (logs in {logs})", flush=True)
     try:
         if args.dataset is None:
-            clock.begin("build", f"python -m dataset_builders.build --out {work / 'build'} (sample corpus)")
-            sec = run_logged("build", [py, "-m", "dataset_builders.build", "--out", work / "build", "--quiet"],
+            clock.begin("build", f"python -m dataset_builders.build --out {build_out} (sample corpus)")
+            sec = run_logged("build", [py, "-m", "dataset_builders.build", "--out", build_out, "--quiet"],
                              logs / "build.log", env, args.timeout)
-            dataset = work / "build" / "dataset"
+            dataset = build_out / "dataset"
             clock.done("build", sec, str(dataset))
         else:
             dataset = args.dataset.resolve()
         if args.model is None:
-            clock.begin("model", f"python -m tiny_qwen3vl --out {work / 'tiny-qwen3vl'}")
-            model = work / "tiny-qwen3vl"
+            clock.begin("model", f"python -m tiny_qwen3vl --out {model}")
             sec = run_logged("model", [py, "-m", "tiny_qwen3vl", "--out", model], logs / "model.log", env,
                              args.timeout)
             clock.done("model", sec, str(model))
         else:
             model = args.model.resolve()
 
-        paths = [f"model_name_or_path={model}", f"dataset_dir={dataset}"]
-        train_overrides = [*paths, f"output_dir={work / 'train'}", *args.overrides]
+        train_overrides = [f"model_name_or_path={model}", f"dataset_dir={dataset}", f"output_dir={adapter}",
+                           *args.overrides]
         clock.begin("train", f"llamafactory-cli train {train_recipe.relative_to(REPO)}")
         sec = run_logged("train", [venv_bin("llamafactory-cli"), "train", train_recipe, *train_overrides],
                          logs / "train.log", env, args.timeout)
-        losses = [r["loss"] for r in map(json.loads, (work / "train" / "trainer_log.jsonl").read_text().splitlines())
+        losses = [r["loss"] for r in map(json.loads, (adapter / "trainer_log.jsonl").read_text().splitlines())
                   if "loss" in r]
-        clock.done("train", sec, f"losses {', '.join(f'{x:.3f}' for x in losses)}; adapter {work / 'train'}")
+        clock.done("train", sec, f"losses {', '.join(f'{x:.3f}' for x in losses)}; adapter {adapter}")
 
         clock.begin("merge", f"llamafactory-cli export {merge_recipe.relative_to(REPO)}")
         sec = run_logged("merge", [venv_bin("llamafactory-cli"), "export", merge_recipe, f"model_name_or_path={model}",
-                                   f"adapter_name_or_path={work / 'train'}", f"export_dir={work / 'merged'}"],
+                                   f"adapter_name_or_path={adapter}", f"export_dir={merged}"],
                          logs / "merge.log", env, args.timeout)
-        clock.done("merge", sec, str(work / "merged"))
+        clock.done("merge", sec, str(merged))
 
         clock.begin("serve", f"llamafactory-cli api {api_recipe.relative_to(REPO)} (merged model, 127.0.0.1)")
-        server = ApiServer(api_recipe, [f"model_name_or_path={work / 'merged'}"], env, logs / "serve.log",
+        server = ApiServer(api_recipe, [f"model_name_or_path={merged}"], env, logs / "serve.log",
                            timeout=min(args.timeout, 300))
         with server:
             clock.done("serve", server.ready_after, f"{server.base_url} model {MODEL_NAME}")
             clock.begin("ask", f"{args.requests} request(s) with the openai SDK (temperature 0)")
-            sec = ask_questions(server, dataset, args.requests, args.max_tokens, work / "replies.jsonl")
-            clock.done("ask", sec, f"replies in {work / 'replies.jsonl'}")
+            sec = ask_questions(server, dataset, args.requests, args.max_tokens, smoke_dir / "replies.jsonl")
+            clock.done("ask", sec, f"replies in {smoke_dir / 'replies.jsonl'}")
             t0 = time.perf_counter()
         clock.times["stop"] = time.perf_counter() - t0
         print(f"      server stopped ({clock.times['stop']:.1f} s)")
