@@ -483,8 +483,9 @@ def process_paper(out: str, paper_json: str) -> tuple[str, dict[str, int], list[
                                       detail=f"{type(exc).__name__}: {exc}")]
         problems.extend(probs)
         panels.extend(p for _, p in sorted(enumerate(got), key=lambda ip: _sort_key(ip[1], ip[0])))
-    write_model_atomic(target, PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf,
-                                           title=paper.title, doi=paper.doi, panels=panels, problems=problems))
+    record = PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf, title=paper.title, doi=paper.doi,
+                         panels=panels, problems=problems)
+    write_model_atomic(target, record, durable=False)  # a record a power loss left unreadable is split again
     counts = {"papers": 1, "figures": len(paper.figures), "panels": len(panels)}
     for p in panels:
         counts[f"split_{p.split_method}"] = counts.get(f"split_{p.split_method}", 0) + 1

@@ -706,7 +706,7 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
                                      f"unreadable page(s) {', '.join(map(str, page_errors))}; the rest was mined",
                                      paper_id))
         record.problems = problems  # kept in the record: a resumed run reports the same lines
-        write_model_atomic(folder / "paper.json", record)
+        write_model_atomic(folder / "paper.json", record, durable=False)  # unreadable -> mined again
     problems = problems + paper_problems(record)
     return MineOutcome(problems, {"mined": 1, **_record_counts(record)})
 

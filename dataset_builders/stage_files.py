@@ -68,16 +68,17 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: Path, text: str, durable: bool = True) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
 
 def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
 
 
-def write_model_atomic(path: Path, record: BaseModel) -> None:
-    write_text_atomic(path, record.model_dump_json(indent=1) + "\n")
+def write_model_atomic(path: Path, record: BaseModel, durable: bool = True) -> None:
+    """durable=False suits per-paper records: one that a power loss left unreadable is simply redone."""
+    write_text_atomic(path, record.model_dump_json(indent=1) + "\n", durable=durable)
 
 
 def read_model(path: Path, model: type[M]) -> M:
