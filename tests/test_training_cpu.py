@@ -143,7 +143,10 @@ def assert_trained_adapter(run: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def plain_run(dataset, tiny_dir, env, work, deepspeed_op) -> Path:
-    """lora_sft_cpu.yaml, 2 steps x gradient accumulation 2: the single-process twin of 2 ZeRO-3 ranks."""
+    """lora_sft_cpu.yaml, 2 steps x gradient accumulation 2: the single-process twin of 2 ZeRO-3 ranks.
+
+    (It requests deepspeed_op only to start that background build as early as possible.)
+    """
     out = work / "plain"
     start = time.perf_counter()
     train(LORA, [*paths(tiny_dir, dataset, out), *TINY_RUN, "max_steps=2", "gradient_accumulation_steps=2"],
@@ -294,9 +297,9 @@ PREBUILD_DEEPSPEED_OP = (
 def deepspeed_op(env, work):
     """Compile DeepSpeed's CPU shm_comm op in the background; the fixture's value waits for it (seconds).
 
-    deepspeed.comm's TorchBackend JIT-compiles this op on the first ZeRO-3 run (~50 s idle, 3 min on a
-    busy 2-core machine), single-threaded. Started with the first slow test, it overlaps the runs that are
-    mostly single-threaded Python imports. The build is cached in the session's TORCH_EXTENSIONS_DIR, so
+    deepspeed.comm's TorchBackend JIT-compiles this op on the first ZeRO-3 run: ~95 s of CPU here (1.9 min
+    alone, ~3 min on a busy 2-core machine). Started with the first slow test, it overlaps the runs that are
+    mostly single-threaded Python start-up. The build is cached in the session's TORCH_EXTENSIONS_DIR, so
     later ZeRO-3 runs (and the Slurm tests sharing train_env) only load it. torch guards the build with an
     OS advisory lock, so killing it half-way (at teardown) leaves no stale lock behind.
     """

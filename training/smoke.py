@@ -1,7 +1,7 @@
 """CPU smoke run of the whole pipeline: build -> tiny model -> train -> merge -> serve -> ask.
 
 Usage:
-    python -m training.smoke                          # everything under output/, ~2-3 min on 2 cores
+    python -m training.smoke                          # everything under output/, ~1.5 min on 2 cores
     python -m training.smoke --work /tmp/smoke --requests 5
     python -m training.smoke --dataset output/sample_build/dataset --model output/tiny-qwen3vl   # reuse both
 
