@@ -148,8 +148,8 @@ def split_panel_captions(caption: str) -> tuple[str, dict[str, str]]:
 
     tail = text[markers[-1][1]:].strip(_TRIM + " )")
     head = text[:markers[0][0]]
-    if not tail and _clean_part(head):
-        return _split_postfix(text, markers)
+    if _clean_part(head) and (not tail or _trailing_modifier(text, markers, tail)):
+        return _split_postfix(text, markers, tail)
 
     panels: dict[str, str] = {}
     pending: list[str] = []
@@ -166,7 +166,21 @@ def split_panel_captions(caption: str) -> tuple[str, dict[str, str]]:
     return _clean_part(head), panels
 
 
-def _split_postfix(text: str, markers: list[tuple[int, int, list[str]]]) -> tuple[str, dict[str, str]]:
+def _trailing_modifier(text: str, markers: list[tuple[int, int, list[str]]], tail: str) -> bool:
+    """True for "dimples (a) and cleavage (b) without striations": postfix markers, then a modifier of (b).
+
+    The postfix signature is a list separator right after the first marker ("(a) and …", "(a), …");
+    "(a) dimples; (b) without striations" (prefix markers) has none, so its tail stays (b)'s own text.
+    """
+    if not _POSTFIX_MODIFIER.fullmatch(tail):
+        return False
+    if len(markers) == 1:
+        return True
+    return re.match(r"\s*(?:,|;|and\b)", text[markers[0][1]:markers[1][0]]) is not None
+
+
+def _split_postfix(text: str, markers: list[tuple[int, int, list[str]]],
+                   tail: str = "") -> tuple[str, dict[str, str]]:
     """Captions whose markers follow their text: "Fractographs: dimples (a) and cleavage facets (b)."."""
     first_seg = text[:markers[0][0]]
     common = ""
@@ -189,6 +203,8 @@ def _split_postfix(text: str, markers: list[tuple[int, int, list[str]]]) -> tupl
             panels.setdefault(letter, own)
         prev_letters = letters
         prev_end = end
+    for letter in prev_letters if tail else ():  # "… (b) without dimples.": the tail qualifies the last panel
+        panels[letter] = _clean_part(f"{panels[letter]} {tail}")
     return _clean_part(common), panels
 
 

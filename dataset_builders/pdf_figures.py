@@ -574,10 +574,43 @@ class PageData:
     graphics: list[Graphic]
 
 
+_DO_OPERATOR = re.compile(rb"/([^\s/\[\]<>(){}%]+)\s+Do\b")
+
+
+def placed_xrefs(page: pymupdf.Page, infos: list[dict], images: list[tuple]) -> list[int] | None:
+    """The xref of each placed image, exactly: the page's own ``/Name Do`` operators in content order.
+
+    get_image_info() lists placements in content order, so the n-th image Do is the n-th entry. Returns
+    None when that pairing cannot be trusted (images inside form XObjects, inline images, a count or a
+    declared size that disagrees): the caller then asks MuPDF, which is exact but decodes the images.
+    """
+    names = {item[7]: item for item in images if item[9] == 0}  # referencer 0: the page's own resources
+    if len(names) != len(images):
+        return None
+    try:
+        used = [n.decode("latin-1") for n in _DO_OPERATOR.findall(page.read_contents())]
+    except Exception:  # noqa: BLE001 - unreadable content: let MuPDF decide
+        return None
+    order = [names[n] for n in used if n in names]
+    if len(order) != len(infos):
+        return None
+    for item, info in zip(order, infos):
+        if (item[2], item[3], item[4]) != (info["width"], info["height"], info["bpc"]):
+            return None
+    return [item[0] for item in order]
+
+
 def _page_graphics(doc: pymupdf.Document, page: pymupdf.Page, page_no: int) -> list[Graphic]:
     infos = page.get_image_info()
     images = page.get_images(full=True)
-    xrefs = match_image_xrefs(doc, infos, images)
+    xrefs = placed_xrefs(page, infos, images)
+    if xrefs is None:
+        dims = [(item[2], item[3], item[4]) for item in images]
+        if len(set(dims)) == len(dims):  # no two images look alike: their declared properties decide
+            xrefs = match_image_xrefs(doc, infos, images)
+        else:  # exact, at the price of decoding the page's images
+            infos = page.get_image_info(xrefs=True)
+            xrefs = [int(i.get("xref", 0)) for i in infos]
     rect = page.rect
     out = []
     for info, xref in zip(infos, xrefs):

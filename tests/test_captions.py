@@ -153,3 +153,14 @@ def test_postfix_modifier_belongs_to_the_panel_before_it():
     assert parts["c"] == "rock candy without striations"
     assert parts["d"] == "gas porosity near the surface"
     assert parts["b"] == "a LOF defect with unmelted powder"
+
+
+def test_trailing_modifier_after_the_last_postfix_marker():
+    common, parts = split_panel_captions(
+        "Figure 2. Fracture surfaces showing a lack-of-fusion defect with unmelted powder particles (a) and "
+        "shear dimples pointing along the shear direction (b) without dimples.")
+    assert parts == {"a": "Fracture surfaces showing a lack-of-fusion defect with unmelted powder particles",
+                     "b": "shear dimples pointing along the shear direction without dimples"}
+    # prefix markers: a trailing "without …" is simply (b)'s own text
+    assert split_panel_captions("Fig. 3. SEM of X: (a) dimples; (b) without striations.")[1] == {
+        "a": "dimples", "b": "without striations"}
