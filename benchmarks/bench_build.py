@@ -22,7 +22,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from dataset_builders import pdf_figures, sample_corpus
+from dataset_builders import sample_corpus
+from dataset_builders import mine as pdf_figures
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 

@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from dataset_builders.vlm_api.backends import Endpoint, GenerationParams  # noqa: E402
-from dataset_builders.vlm_api.cache import ResponseCache  # noqa: E402
-from dataset_builders.vlm_api.client import ClientOptions, run_requests  # noqa: E402
-from dataset_builders.vlm_api.payloads import ImageInput, build_request  # noqa: E402
-from dataset_builders.vlm_api.pricing import price_for  # noqa: E402
+from fracto_core.vlm_api.backends import Endpoint, GenerationParams  # noqa: E402
+from fracto_core.vlm_api.cache import ResponseCache  # noqa: E402
+from fracto_core.vlm_api.client import ClientOptions, run_requests  # noqa: E402
+from fracto_core.vlm_api.payloads import ImageInput, build_request  # noqa: E402
+from fracto_core.vlm_api.pricing import price_for  # noqa: E402
 from scripted_server import Reply  # noqa: E402
 
 REPLY = Reply(content='{"not_a_fracture_surface": false, "features": []}')

@@ -36,13 +36,9 @@ from dataset_builders.records import (
     SplitAssignment,
     StageResult,
 )
-from dataset_builders.stage_files import (
-    StagePaths,
-    read_jsonl,
-    write_bytes_atomic,
-    write_jsonl_atomic,
-)
-from dataset_builders.vocabulary import rare_names
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, write_bytes_atomic, write_jsonl_atomic
+from fracto_core.vocabulary import rare_names
 
 JPEG_QUALITY = 95
 CROP_MARGIN_PX = 2  # stay clear of the border pixels that bicubic resampling blends with the fill

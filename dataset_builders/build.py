@@ -13,36 +13,20 @@ resumes where it stopped and any stage can be re-run alone):
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shutil
 import sys
 import time
-import types
-import typing
 from collections import Counter
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from dataset_builders.config import BuildConfig
-from dataset_builders.records import Problem, StageResult
-from dataset_builders.stage_files import StagePaths, read_model, write_jsonl_atomic, write_model_atomic, write_text_atomic
-
-# stage name -> module with run(paths, config, progress) -> StageResult
-STAGE_MODULES: dict[str, str] = {
-    "mine": "dataset_builders.pdf_figures",
-    "panels": "dataset_builders.panels",
-    "filter": "dataset_builders.fracture_filter",
-    "dedup": "dataset_builders.dedup",
-    "label": "dataset_builders.label",
-    "manual": "dataset_builders.manual",
-    "items": "dataset_builders.items",
-    "split": "dataset_builders.splits",
-    "augment": "dataset_builders.augment",
-    "export": "dataset_builders.sharegpt",
-}
-STAGE_NAMES = tuple(STAGE_MODULES)
+from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
+from dataset_builders.stages import STAGE_NAMES, collect_report, run_stage, write_report
+from dataset_builders.records import StageResult
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
 CACHED_SETTINGS = ("render_dpi", "min_figure_px", "max_image_pixels", "excerpt_chars")
@@ -53,36 +37,6 @@ class BuildError(Exception):
 
 
 # --- command line ------------------------------------------------------------------------------
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, names: typing.Iterable[str] | None = None,
-                         suppress_defaults: bool = False) -> None:
-    """One flag per BuildConfig field (all, or ``names``), help and default from the field.
-
-    suppress_defaults: flags not given stay absent from the namespace (the label CLI layers the given
-    ones over a stored build_config.json); the help still shows the built-in default.
-    """
-    for name in names or BuildConfig.model_fields:
-        field = BuildConfig.model_fields[name]
-        default = field.get_default(call_default_factory=True)
-        ann = field.annotation
-        args = typing.get_args(ann)
-        kwargs: dict = {"dest": name, "default": argparse.SUPPRESS if suppress_defaults else default,
-                        "help": field.description + (f" (default: {default})" if suppress_defaults else "")}
-        if ann is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(ann) is list:
-            kwargs.update(nargs="*", type=args[0], metavar="N")
-        elif isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:
-            inner = next(a for a in args if a is not type(None))
-            kwargs.update(type=inner, metavar={Path: "DIR", str: "NAME"}.get(inner, inner.__name__.upper()))
-        else:
-            kwargs["type"] = ann
-        parser.add_argument(_flag(name), **kwargs)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -97,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--to-stage", choices=STAGE_NAMES, default="export", help="stop after this stage")
     parser.add_argument("--fresh", action="store_true",
                         help="delete OUT/stages and OUT/dataset first (needed after changing "
-                             + ", ".join(_flag(s) for s in CACHED_SETTINGS) + ")")
+                             + ", ".join(flag_name(s) for s in CACHED_SETTINGS) + ")")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -107,7 +61,7 @@ def config_from_args(ns: argparse.Namespace) -> BuildConfig:
     try:
         return BuildConfig(**values)
     except ValidationError as exc:
-        lines = [f"{_flag(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{flag_name(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}" for e in exc.errors()]
         raise BuildError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 
@@ -143,7 +97,7 @@ def check_cached_settings(paths: StagePaths, config: BuildConfig) -> None:
     old = json.loads(stored.read_text(encoding="utf-8"))
     changed = [s for s in CACHED_SETTINGS if s in old and old[s] != getattr(config, s)]
     if changed:
-        raise BuildError(f"{paths.out} holds stage files made with other {', '.join(_flag(s) for s in changed)}; "
+        raise BuildError(f"{paths.out} holds stage files made with other {', '.join(flag_name(s) for s in changed)}; "
                          "re-run with --fresh, or choose another --out")
 
 
@@ -160,31 +114,6 @@ def sweep_partial_files(paths: StagePaths) -> int:
 
 # --- running -----------------------------------------------------------------------------------
 
-def run_stage(name: str, paths: StagePaths, config: BuildConfig, progress: bool) -> StageResult:
-    module = importlib.import_module(STAGE_MODULES[name])
-    result = module.run(paths, config, progress=progress)
-    write_model_atomic(paths.stages / "results" / f"{name}.json", result)
-    return result
-
-
-def collect_report(paths: StagePaths) -> list[Problem]:
-    """All problems of all stages that have run, in stage order (the build report)."""
-    problems: list[Problem] = []
-    for name in STAGE_NAMES:
-        f = paths.stages / "results" / f"{name}.json"
-        if f.exists():
-            problems.extend(read_model(f, StageResult).problems)
-    return problems
-
-
-def write_report(paths: StagePaths, problems: list[Problem]) -> None:
-    write_jsonl_atomic(paths.report, problems)
-    lines = ["# Build report", "", f"{len(problems)} problem(s).", "",
-             "| file | stage | reason | detail |", "|---|---|---|---|"]
-    lines += [f"| {p.file} | {p.stage} | {p.reason} | {p.detail.replace('|', '/')} |" for p in problems]
-    write_text_atomic(paths.out / "build_report.md", "\n".join(lines) + "\n")
-
-
 def _format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
 
@@ -199,7 +128,7 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
             shutil.rmtree(d, ignore_errors=True)
     check_cached_settings(paths, config)
     sweep_partial_files(paths)
-    from dataset_builders.labelers import get_labeler
+    from dataset_builders.labelling.registry import get_labeler
 
     try:
         get_labeler(config.labeler, config)  # fail before any work if the labeller cannot run

@@ -6,10 +6,15 @@ defaults), so the CLI and the code cannot disagree.
 
 from __future__ import annotations
 
+import argparse
 import os
+import types
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fracto_core.image_budget import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 
 DEFAULT_OUT = Path("output/sample_build")
 
@@ -87,9 +92,9 @@ class BuildConfig(BaseModel):
                                                       "that shows a rare feature")
 
     # export
-    image_max_pixels: int = Field(589_824, ge=1024, description="pixel budget per image, as LlamaFactory's "
+    image_max_pixels: int = Field(IMAGE_MAX_PIXELS, ge=1024, description="pixel budget per image, as LlamaFactory's "
                                                                  "image_max_pixels (same for training, serving, eval)")
-    image_min_pixels: int = Field(1024, ge=1, description="as LlamaFactory's image_min_pixels")
+    image_min_pixels: int = Field(IMAGE_MIN_PIXELS, ge=1, description="as LlamaFactory's image_min_pixels")
     cutoff_len: int = Field(2048, ge=64, description="as LlamaFactory's cutoff_len; every sample's image tokens + "
                                                      "text must fit")
     dataset_name: str = Field("fracto", description="prefix of the dataset names in dataset_info.json")
@@ -105,3 +110,35 @@ class BuildConfig(BaseModel):
         if self.image_min_pixels > self.image_max_pixels:
             raise ValueError("image_min_pixels must not exceed image_max_pixels")
         return self
+
+
+# --- command line: one flag per field -----------------------------------------------------------
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, names: typing.Iterable[str] | None = None,
+                         suppress_defaults: bool = False) -> None:
+    """One flag per BuildConfig field (all, or ``names``), help and default from the field.
+
+    suppress_defaults: flags not given stay absent from the namespace (the label CLI layers the given
+    ones over a stored build_config.json); the help still shows the built-in default.
+    """
+    for name in names or BuildConfig.model_fields:
+        field = BuildConfig.model_fields[name]
+        default = field.get_default(call_default_factory=True)
+        ann = field.annotation
+        args = typing.get_args(ann)
+        kwargs: dict = {"dest": name, "default": argparse.SUPPRESS if suppress_defaults else default,
+                        "help": field.description + (f" (default: {default})" if suppress_defaults else "")}
+        if ann is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(ann) is list:
+            kwargs.update(nargs="*", type=args[0], metavar="N")
+        elif isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:
+            inner = next(a for a in args if a is not type(None))
+            kwargs.update(type=inner, metavar={Path: "DIR", str: "NAME"}.get(inner, inner.__name__.upper()))
+        else:
+            kwargs["type"] = ann
+        parser.add_argument(flag_name(name), **kwargs)

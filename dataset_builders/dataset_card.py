@@ -20,7 +20,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from dataset_builders.answer_format import PROMPT_VERSION
+from fracto_core.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
 from dataset_builders.label import LabelSources, sources_path
@@ -32,15 +32,11 @@ from dataset_builders.records import (
     Problem,
     SplitAssignment,
 )
-from dataset_builders.splits import dropped_path
-from dataset_builders.stage_files import (
-    StagePaths,
-    read_jsonl,
-    write_json_atomic,
-    write_text_atomic,
-)
+from dataset_builders.split import dropped_path
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetCheck
-from dataset_builders.vocabulary import canonical_names, rare_names
+from fracto_core.vocabulary import canonical_names, rare_names
 
 SPLITS = ("train", "val", "test")
 

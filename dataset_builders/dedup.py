@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import DuplicateGroup, FilterDecision, PaperPanels, Problem, StageResult
-from dataset_builders.stage_files import StagePaths, read_jsonl, read_model, write_json_atomic
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, read_model, write_json_atomic
 
 STAGE = "dedup"
 TILE_ROWS, TILE_COLS = 64, 4096  # pairs compared per numpy step: 256 Ki x 8 bytes = 2 MiB, cache-sized

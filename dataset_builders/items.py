@@ -22,7 +22,8 @@ from dataset_builders.records import (
     Problem,
     StageResult,
 )
-from dataset_builders.stage_files import StagePaths, read_jsonl, read_model, write_jsonl_atomic
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, read_model, write_jsonl_atomic
 
 
 def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:

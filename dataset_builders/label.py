@@ -30,9 +30,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from dataset_builders.caption_labeler import ORIGIN as CAPTION_RULES_ORIGIN
+from dataset_builders.labelling.caption_rules import ORIGIN as CAPTION_RULES_ORIGIN
 from dataset_builders.config import BuildConfig
-from dataset_builders.labelers import CaptionRulesLabeler, LabelTask, get_labeler
+from dataset_builders.labelling.registry import CaptionRulesLabeler, LabelTask, get_labeler
 from dataset_builders.records import (
     DuplicateGroup,
     FilterDecision,
@@ -42,7 +42,8 @@ from dataset_builders.records import (
     Problem,
     StageResult,
 )
-from dataset_builders.stage_files import StagePaths, read_jsonl, read_model, write_jsonl_atomic
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, read_model, write_jsonl_atomic
 
 STAGE = "label"
 
@@ -198,7 +199,7 @@ LABEL_SETTINGS = ("labeler", "label_model", "reasoning_effort", "base_url", "con
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dataset_builders.build import add_config_arguments
+    from dataset_builders.config import add_config_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m dataset_builders.label",
@@ -226,8 +227,8 @@ def config_for(out: Path, given: dict) -> BuildConfig:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
-    from dataset_builders.build import run_stage, write_report, collect_report
-    from dataset_builders.labelers import LabelerUnavailableError, UnknownLabelerError
+    from dataset_builders.stages import collect_report, run_stage, write_report
+    from dataset_builders.labelling.registry import LabelerUnavailableError, UnknownLabelerError
 
     ns = build_parser().parse_args(argv)
     given = {k: v for k, v in vars(ns).items() if k in LABEL_SETTINGS}

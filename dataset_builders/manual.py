@@ -40,8 +40,9 @@ from tqdm import tqdm
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item, Problem, StageResult
-from dataset_builders.stage_files import StagePaths, write_bytes_atomic, write_json_atomic
-from dataset_builders.vocabulary import canonical_names, canonicalize, phrase_index, sort_features
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import write_bytes_atomic, write_json_atomic
+from fracto_core.vocabulary import canonical_names, canonicalize, phrase_index, sort_features
 
 STAGE = "manual"
 CSV_NAME = "manual.csv"

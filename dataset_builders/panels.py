@@ -48,7 +48,8 @@ from dataset_builders.records import (
     Problem,
     StageResult,
 )
-from dataset_builders.stage_files import StagePaths, read_model, write_bytes_atomic, write_model_atomic
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
 
 STAGE = "panels"
 LINE_SAMPLES = 800  # pixels read along each row/column when testing it for a gutter (bounds the cost)
@@ -67,7 +68,7 @@ def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
     """(common part, {lower-case letter: panel part}) of a caption, via captions.split_panel_captions."""
     if not caption.strip():
         return "", {}
-    from dataset_builders.captions import split_panel_captions  # lazy: written by another stage owner
+    from dataset_builders.pdf.captions import split_panel_captions  # lazy: written by another stage owner
 
     common, parts = split_panel_captions(caption)
     return common, {k.lower(): v for k, v in parts.items()}

@@ -33,7 +33,7 @@ class Problem(Record):
     severity: Literal["skipped", "failed"] = "skipped"
 
 
-# --- stage 1: mine (dataset_builders.pdf_figures) ------------------------------------------------
+# --- stage 1: mine (dataset_builders.mine) ------------------------------------------------
 
 class FigurePart(Record):
     """One raster piece of a figure, saved as an image file."""
@@ -131,7 +131,7 @@ class PaperPanels(Record):
     problems: list["Problem"] = Field(default_factory=list)  # re-reported when a resumed run skips the paper
 
 
-# --- stage 3: filter (dataset_builders.fracture_filter) ------------------------------------------
+# --- stage 3: filter (dataset_builders.filter) ------------------------------------------
 
 class FilterDecision(Record):
     panel_id: str
@@ -149,7 +149,7 @@ class DuplicateGroup(Record):
     paper_ids: list[str]  # every paper the image appears in
 
 
-# --- stage 5/6: label + manual (dataset_builders.caption_labeler, dataset_builders.manual) -------
+# --- stage 5/6: label + manual (dataset_builders.labelling.caption_rules, dataset_builders.manual) -------
 
 LabelOrigin = str  # "caption_rules" | "manual" | "model:<name>"
 
@@ -179,7 +179,7 @@ class Item(Record):
     provenance: dict[str, str | int | None] = Field(default_factory=dict)  # source_pdf, page, figure, panel, ...
 
 
-# --- stage 7: split (dataset_builders.splits) ----------------------------------------------------
+# --- stage 7: split (dataset_builders.split) ----------------------------------------------------
 
 class SplitAssignment(Record):
     item_id: str

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from dataset_builders.answer_format import ParsedAnswer, parse_answer
+from fracto_core.answer_format import ParsedAnswer, parse_answer
 from dataset_builders.config import BuildConfig
-from dataset_builders.image_tokens import VISION_MARKER_TOKENS, image_tokens
+from fracto_core.image_budget import VISION_MARKER_TOKENS, image_tokens
 from dataset_builders.records import Problem
 
 IMAGE_TAG = "<image>"

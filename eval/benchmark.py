@@ -2,7 +2,7 @@
 
 Two sources:
   (a) the builder's test split: a dataset folder (or a build's --out folder) holding
-      <name>_<split>_meta.jsonl and images/ (dataset_builders.sharegpt writes both);
+      <name>_<split>_meta.jsonl and images/ (dataset_builders.export writes both);
   (b) any folder of images + a CSV with columns `file` (path relative to the folder) and `features`
       (';'-separated, canonical names or vocabulary synonyms, empty = no feature), optionally
       `item_id`, `technique`, `material`, `source` (other columns are ignored and listed in the card).
@@ -34,7 +34,7 @@ from typing import Literal
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataset_builders.vocabulary import canonical_names, canonicalize, rare_names, sort_features
+from fracto_core.vocabulary import canonical_names, canonicalize, rare_names, sort_features
 from eval.tasks import Task, canonical_choice, get_task
 
 BenchmarkKind = Literal["builder_split", "csv"]
@@ -210,7 +210,7 @@ def _find_meta(folder: Path, split: str, name: str | None) -> Path:
 
 
 def load_builder_split(folder: Path, split: str = "test", name: str | None = None) -> Benchmark:
-    """A split exported by dataset_builders.sharegpt (<name>_<split>_meta.jsonl + images)."""
+    """A split exported by dataset_builders.export (<name>_<split>_meta.jsonl + images)."""
     meta = _find_meta(Path(folder), split, name)
     root = meta.parent.resolve()
     vocab = set(canonical_names())

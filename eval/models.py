@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset_builders.vlm_api.backends import Dialect, Endpoint, redact_url
+from fracto_core.vlm_api.backends import Dialect, Endpoint, redact_url
 
 REPO = Path(__file__).resolve().parents[1]
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"

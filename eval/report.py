@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset_builders.stage_files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from fracto_core.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from eval.benchmark import card_markdown
 from eval.metrics import (
     DEFAULT_RESAMPLES,

@@ -16,7 +16,7 @@ GEMINI_API_KEY or GOOGLE_API_KEY, optional VLLM_API_KEY) and are never written a
 What is sent: the benchmark image (resized to the pixel budget exactly as in training: the benchmark's
 dataset_card.json image_max_pixels, else 589,824; the same for every model, --image-max-pixels to change
 it) followed by the task's instruction prompt -- for fracture_morphology the very text of the training
-data (dataset_builders.answer_format) -- with explicit sampling parameters (temperature 0 unless given;
+data (fracto_core.answer_format) -- with explicit sampling parameters (temperature 0 unless given;
 reasoning models take reasoning_effort and max_completion_tokens instead) and, where the backend takes it,
 a JSON-schema response_format. Replies are always parsed leniently by the task's parser; a reply that
 cannot be parsed is recorded and counted as unparseable (scored as an empty answer), never guessed.
@@ -49,12 +49,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dataset_builders.stage_files import write_json_atomic
-from dataset_builders.vlm_api.backends import Endpoint, GenerationParams, ProviderError
-from dataset_builders.vlm_api.cache import ResponseCache
-from dataset_builders.vlm_api.client import CallResult, ClientOptions, RunSummary, run_requests
-from dataset_builders.vlm_api.payloads import ChatRequest, ImageInput, build_request
-from dataset_builders.vlm_api.pricing import PRICES_AS_OF, Estimate, Price, estimated_output_tokens, price_for
+from fracto_core.files import write_json_atomic
+from fracto_core.image_budget import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
+from fracto_core.vlm_api.backends import Endpoint, GenerationParams, ProviderError
+from fracto_core.vlm_api.cache import ResponseCache
+from fracto_core.vlm_api.client import CallResult, ClientOptions, RunSummary, run_requests
+from fracto_core.vlm_api.payloads import ChatRequest, ImageInput, build_request
+from fracto_core.vlm_api.pricing import PRICES_AS_OF, Estimate, Price, estimated_output_tokens, price_for
 from eval.benchmark import Benchmark, BenchmarkError, BenchmarkItem, load_benchmark
 from eval.metrics import sample_scores
 from eval.models import ModelError, ModelSpec, resolve_model
@@ -76,8 +77,6 @@ from eval.tasks import Task, UnknownTaskError, get_task, task_names
 
 DEFAULT_BENCHMARK = Path("output/sample_build/dataset")  # the builder's default --out + /dataset (test split)
 DEFAULT_OUT_ROOT = Path("output/eval")
-DEFAULT_MAX_PIXELS = 589_824  # the builder's default image_max_pixels (768 x 768)
-DEFAULT_MIN_PIXELS = 1_024
 REASONING_MAX_TOKENS = 8_192  # reasoning models spend output tokens thinking before the ~150-token answer
 CACHE_FILE = "response_cache.sqlite"
 REPORT_DIR = "report"
@@ -106,7 +105,7 @@ class RunConfig:
     max_tokens: int | None = None  # None: the task's default (reasoning models: REASONING_MAX_TOKENS)
     reasoning_effort: str | None = None
     seed: int | None = None
-    image_max_pixels: int | None = None  # None: the benchmark's dataset card, else DEFAULT_MAX_PIXELS
+    image_max_pixels: int | None = None  # None: the benchmark's dataset card, else IMAGE_MAX_PIXELS
     structured_output: bool = True
     resume: bool = True
     dry_run: bool = False
@@ -165,12 +164,12 @@ def pixel_budget(bench: Benchmark, override: int | None) -> tuple[int, int, str]
             card = json.loads(card_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             card = {}
-    min_pixels = int(card.get("image_min_pixels") or DEFAULT_MIN_PIXELS)
+    min_pixels = int(card.get("image_min_pixels") or IMAGE_MIN_PIXELS)
     if override is not None:
         return override, min(min_pixels, override), "--image-max-pixels"
     if card.get("image_max_pixels"):
         return int(card["image_max_pixels"]), min_pixels, f"{card_path.name} of the benchmark"
-    return DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, "default (no dataset card beside the benchmark)"
+    return IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, "default (no dataset card beside the benchmark)"
 
 
 def generation_params(config: RunConfig, task: Task, endpoint: Endpoint) -> GenerationParams:
@@ -219,7 +218,7 @@ def price_note(spec: ModelSpec, price: Price | None) -> str:
     if spec.provider == "vllm":
         return "self-served (no per-token price)"
     if price is None:
-        return (f"unknown: {spec.provider}/{spec.model} is not in dataset_builders/vlm_api/pricing.py "
+        return (f"unknown: {spec.provider}/{spec.model} is not in fracto_core/vlm_api/pricing.py "
                 f"(prices as of {PRICES_AS_OF})")
     return (f"vlm_api.pricing as of {PRICES_AS_OF}: ${price.input_per_m}/M input, ${price.output_per_m}/M output "
             "tokens")
@@ -540,7 +539,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=None, help="sampling seed sent with each request (best effort)")
     ap.add_argument("--image-max-pixels", type=int, default=None,
                     help=f"pixel budget per image (default: the benchmark's dataset_card.json image_max_pixels, "
-                         f"else {DEFAULT_MAX_PIXELS}); keep it equal for every model you compare")
+                         f"else {IMAGE_MAX_PIXELS}); keep it equal for every model you compare")
     ap.add_argument("--no-structured-output", dest="structured_output", action="store_false",
                     help="do not send a JSON-schema response_format (replies are parsed leniently either way)")
     ap.add_argument("--resume", dest="resume", action="store_true", default=True,

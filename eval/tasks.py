@@ -3,7 +3,7 @@
 A Task says everything that decides what a model is asked and how its answer is read: the instruction
 prompt, the answer parser, the label set, the benchmark column holding the truth, the metrics (with
 `higher_is_better`), the generation defaults (temperature 0) and a version that changes whenever any of
-these does. `fracture_morphology` takes its prompt and parser from dataset_builders.answer_format —
+these does. `fracture_morphology` takes its prompt and parser from fracto_core.answer_format —
 the text the model was trained on — never from here.
 
 Multiple-choice tasks (`microscopy_technique`, `material_category`) list lettered choices; their parser
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dataset_builders.answer_format import PROMPT_VERSION, answer_json_schema, instruction_prompt, parse_answer
-from dataset_builders.vocabulary import canonical_names, rare_names
+from fracto_core.answer_format import PROMPT_VERSION, answer_json_schema, instruction_prompt, parse_answer
+from fracto_core.vocabulary import canonical_names, rare_names
 
 TaskKind = Literal["multilabel", "multiple_choice"]
 ParseStatus = Literal["ok", "mapped", "unparseable"]

@@ -2,8 +2,8 @@
 
 import hashlib
 
-from dataset_builders.answer_format import PROMPT_VERSION, format_answer, instruction_prompt, parse_answer
-from dataset_builders.vocabulary import canonical_names
+from fracto_core.answer_format import PROMPT_VERSION, format_answer, instruction_prompt, parse_answer
+from fracto_core.vocabulary import canonical_names
 
 # Snapshot: if you change the prompt on purpose, bump PROMPT_VERSION and update both values here.
 PROMPT_SNAPSHOT = ("fracto-prompt-v1", "14e22bc720a69fe14f5bcdad953aec80cd8db9356ea7363e48da358f518a9513")

@@ -13,7 +13,8 @@ from dataset_builders import augment
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import AugmentedImage, Item, SplitAssignment
-from dataset_builders.stage_files import StagePaths, read_jsonl, write_jsonl_atomic
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, write_jsonl_atomic
 
 
 def textured(seed: int, w: int = 96, h: int = 64) -> np.ndarray:

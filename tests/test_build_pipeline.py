@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builders.answer_format import instruction_prompt, parse_answer
+from fracto_core.answer_format import instruction_prompt, parse_answer
 from dataset_builders.config import BuildConfig
 from dataset_builders.sample_corpus import CorpusTruth
 from dataset_builders.validate import validate_dataset

@@ -15,8 +15,8 @@ from PIL import Image
 
 from dataset_builders import augment, panels
 from dataset_builders.config import BuildConfig
-from dataset_builders.sharegpt import link_image
-from dataset_builders.stage_files import write_bytes_atomic
+from dataset_builders.export import link_image
+from fracto_core.files import write_bytes_atomic
 from dataset_builders.validate import check_dataset
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dataset_builders.captions import (
+from dataset_builders.pdf.captions import (
     Citation,
     cite_excerpts,
     excerpt_window,

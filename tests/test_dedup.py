@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from dataset_builders import dedup, fracture_filter, panels
+from dataset_builders import dedup, panels
+from dataset_builders import filter as fracture_filter
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import hamming
 from dataset_builders.records import FigurePart, FigureRecord, PaperRecord
-from dataset_builders.stage_files import StagePaths
+from dataset_builders.stage_paths import StagePaths
 
 P1, P2 = "1111111111111111", "2222222222222222"
 
@@ -194,9 +195,10 @@ def test_sample_corpus_reprints_group_across_papers(tmp_path):
     """Mine 6 generated papers; every reprint (identical, re-encoded, rescaled) joins its original's group."""
     from pathlib import Path
 
-    from dataset_builders import pdf_figures, sample_corpus
+    from dataset_builders import sample_corpus
+    from dataset_builders import mine as pdf_figures
     from dataset_builders.records import PaperPanels
-    from dataset_builders.stage_files import read_model
+    from fracto_core.files import read_model
 
     truth = sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=6, seed=0)
     config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "corpus" / "papers", workers=1)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dataset_builders.answer_format import PROMPT_VERSION, instruction_prompt
-from dataset_builders.vocabulary import canonical_names, rare_names
+from fracto_core.answer_format import PROMPT_VERSION, instruction_prompt
+from fracto_core.vocabulary import canonical_names, rare_names
 from eval.benchmark import Benchmark, BenchmarkError, load_benchmark
 from eval.tasks import UnknownTaskError, get_task, task_names
 
@@ -209,7 +209,7 @@ def test_csv_duplicate_item_ids(tmp_path):
 
 
 def write_builder_split(folder: Path, n: int = 3) -> Path:
-    """A dataset folder as dataset_builders.sharegpt exports it (meta records with the same keys)."""
+    """A dataset folder as dataset_builders.export exports it (meta records with the same keys)."""
     dataset = folder / "dataset"
     feats = [["intergranular facets"], ["fish-eye", "inclusion at origin"], ["equiaxed dimples"]]
     lines = []

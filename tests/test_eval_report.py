@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import precision_score
 
-from dataset_builders.vocabulary import canonical_names, rare_names
+from fracto_core.vocabulary import canonical_names, rare_names
 from eval.metrics import bootstrap_multilabel, indicator_matrix, paired_bootstrap, sample_scores
 from eval.records import (
     BenchmarkRef,

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_builders.answer_format import PROMPT_VERSION, instruction_prompt
-from dataset_builders.vlm_api.payloads import ImageInput
-from dataset_builders.vlm_api.pricing import price_for
-from dataset_builders.vocabulary import canonical_names, rare_names
+from fracto_core.answer_format import PROMPT_VERSION, instruction_prompt
+from fracto_core.vlm_api.payloads import ImageInput
+from fracto_core.vlm_api.pricing import price_for
+from fracto_core.vocabulary import canonical_names, rare_names
 from eval.benchmark import load_benchmark
 from eval.models import ModelError, resolve_model
 from eval.records import read_run, read_samples
@@ -192,7 +192,7 @@ def test_openai_request_body_snapshot(one_image_bench):
                        "required": ["features"], "additionalProperties": False}}},
     }
     assert PROMPT_VERSION == "fracto-prompt-v1" and TASK.version == "fracture_morphology-1/fracto-prompt-v1"
-    # the same text the training data uses after <image> (dataset_builders.sharegpt)
+    # the same text the training data uses after <image> (dataset_builders.export)
     assert instruction_prompt().startswith("You are an expert in fractography. Identify every fracture-surface")
 
 

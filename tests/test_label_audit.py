@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from dataset_builders.label_audit import AuditInputError, audit, cohen_kappa, read_human_csv
+from dataset_builders.labelling.audit import AuditInputError, audit, cohen_kappa, read_human_csv
 from dataset_builders.records import LabelRecord
-from dataset_builders.stage_files import write_jsonl_atomic
+from fracto_core.files import write_jsonl_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_audit_per_feature_agreement_and_kappa(tmp_path):
     csv, labels = write_case(tmp_path)
     human = read_human_csv(csv)
     assert human["a"] == ["fatigue striations", "beach marks"] and human["e"] == ["intergranular facets"]
-    from dataset_builders.stage_files import read_jsonl
+    from fracto_core.files import read_jsonl
 
     result = audit(human, read_jsonl(labels, LabelRecord))
     assert (result.compared, result.human_items) == (4, 6)
@@ -84,7 +84,7 @@ def test_audit_per_feature_agreement_and_kappa(tmp_path):
     assert shear.kappa == pytest.approx(cohen_kappa_score([0, 0, 0, 0], [0, 1, 0, 0]))
     assert result.exact_set_agreement == 0.5  # c and d
     assert result.mean_jaccard == pytest.approx((1 / 2 + 1 / 2 + 1 + 1) / 4)
-    from dataset_builders.vocabulary import canonical_names  # pooled: every feature x compared item
+    from fracto_core.vocabulary import canonical_names  # pooled: every feature x compared item
 
     h = [f in s for s in (human["a"], human["b"], human["c"], human["d"]) for f in canonical_names()]
     lab = [f in s for s in (["fatigue striations"], ["equiaxed dimples", "shear lip"], [], ["cleavage facets"])
@@ -109,13 +109,13 @@ def test_bad_csv_names_the_row(tmp_path):
 def test_cli_prints_table_and_writes_json(tmp_path):
     csv, labels = write_case(tmp_path)
     out = tmp_path / "audit.json"
-    proc = subprocess.run([sys.executable, "-m", "dataset_builders.label_audit", "--human", str(csv), "--labels",
+    proc = subprocess.run([sys.executable, "-m", "dataset_builders.labelling.audit", "--human", str(csv), "--labels",
                            str(labels), "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "4 of 6 human-labelled items compared" in proc.stdout
     assert "| beach marks | 1 | 0 | 0 | 0.750 |" in proc.stdout
     data = json.loads(out.read_text())
     assert data["exact_set_agreement"] == 0.5 and data["failed_labels"] == ["e"]
-    bad = subprocess.run([sys.executable, "-m", "dataset_builders.label_audit", "--human", str(tmp_path / "no.csv"),
+    bad = subprocess.run([sys.executable, "-m", "dataset_builders.labelling.audit", "--human", str(tmp_path / "no.csv"),
                           "--labels", str(labels)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no.csv" in bad.stderr

@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_builders import augment, sharegpt, splits
-from dataset_builders.answer_format import format_answer, instruction_prompt
+from dataset_builders import augment
+from dataset_builders import export as sharegpt
+from dataset_builders import split as splits
+from fracto_core.answer_format import format_answer, instruction_prompt
 from dataset_builders.config import BuildConfig
-from dataset_builders.image_tokens import (
+from fracto_core.image_budget import (
     PROCESSOR_MAX_PIXELS,
     PROCESSOR_MIN_PIXELS,
     image_tokens,
@@ -32,7 +34,8 @@ from dataset_builders.image_tokens import (
 )
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item
-from dataset_builders.stage_files import StagePaths, write_jsonl_atomic
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import write_jsonl_atomic
 
 FEATURES = [["equiaxed dimples"], ["fatigue striations", "beach marks"], ["fish-eye"], []]
 

@@ -14,7 +14,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.manual import ManualError, load_manual
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item
-from dataset_builders.stage_files import StagePaths
+from dataset_builders.stage_paths import StagePaths
 
 
 def texture(seed: int, size=(96, 64), mode="L") -> Image.Image:

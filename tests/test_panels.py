@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw
 from dataset_builders import panels
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import Excerpt, FigurePart, FigureRecord, PaperPanels, PaperRecord
-from dataset_builders.stage_files import StagePaths, read_model
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_model
 
 PAPER = "0123456789abcdef"
 
@@ -393,7 +394,8 @@ def test_jpeg_noise_and_rgb_figures_are_split(tmp_path):
 
 def test_sample_corpus_panels_match_ground_truth(tmp_path):
     """Mine 6 generated papers with pdf_figures, split them, compare letters with the ground truth."""
-    from dataset_builders import pdf_figures, sample_corpus
+    from dataset_builders import sample_corpus
+    from dataset_builders import mine as pdf_figures
 
     truth = sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=6, seed=3)
     config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "corpus" / "papers", workers=1)

@@ -14,9 +14,9 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from dataset_builders import sample_corpus as sc
-from dataset_builders import textures
-from dataset_builders.vocabulary import canonicalize, feature, phrase_index
+from dataset_builders.sample_corpus import generator as sc
+from dataset_builders.sample_corpus import textures
+from fracto_core.vocabulary import canonicalize, feature, phrase_index
 
 N_PAPERS = 6
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_builders.answer_format import format_answer, instruction_prompt
+from fracto_core.answer_format import format_answer, instruction_prompt
 
 IMAGE_PAD = "<|image_pad|>"
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dataset_builders.image_tokens import llamafactory_resize
-from dataset_builders.vlm_api import backends, client, payloads, pricing
-from dataset_builders.vlm_api.backends import Endpoint, GenerationParams, ProviderError
-from dataset_builders.vlm_api.cache import CachedReply, ResponseCache
-from dataset_builders.vlm_api.client import ClientOptions, run_requests
+from fracto_core.image_budget import llamafactory_resize
+from fracto_core.vlm_api import backends, client, payloads, pricing
+from fracto_core.vlm_api.backends import Endpoint, GenerationParams, ProviderError
+from fracto_core.vlm_api.cache import CachedReply, ResponseCache
+from fracto_core.vlm_api.client import ClientOptions, run_requests
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scripted_server import Reply, ScriptedServer  # noqa: E402
@@ -185,7 +185,7 @@ def test_cache_round_trip_and_survives_sigkill(tmp_path):
         cache.put("fp1", "a", CachedReply("hello", "stop", 10, 2, "m"))
         assert cache.get("fp1") == CachedReply("hello", "stop", 10, 2, "m")
         assert cache.get("nope") is None
-    code = (f"import os, signal\nfrom dataset_builders.vlm_api.cache import ResponseCache, CachedReply\n"
+    code = (f"import os, signal\nfrom fracto_core.vlm_api.cache import ResponseCache, CachedReply\n"
             f"c = ResponseCache({str(path)!r})\n"
             "for i in range(50): c.put(f'k{i}', str(i), CachedReply('t', 'stop', 1, 1))\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dataset_builders import vocabulary as v
+from fracto_core import vocabulary as v
 
 
 def test_every_phrase_maps_to_exactly_one_feature():

@@ -30,8 +30,8 @@ from transformers import (
     Qwen3VLVideoProcessor,
 )
 
-from dataset_builders.answer_format import format_answer, instruction_prompt
-from dataset_builders.vocabulary import FEATURES, canonical_names
+from fracto_core.answer_format import format_answer, instruction_prompt
+from fracto_core.vocabulary import FEATURES, canonical_names
 
 # Qwen's pre-tokenizer split (the same regex as Qwen2/Qwen3 tokenizers), before byte-level mapping.
 QWEN_PRETOKENIZE_REGEX = (

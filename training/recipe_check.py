@@ -18,7 +18,7 @@ Two layers, every problem reported with a message that names it (exit 2), or one
    - template: qwen3_vl_nothink for an Instruct model (name contains "Instruct", or our tiny model), and
      any template must exist;
    - dataset / eval_dataset names are in dataset_dir/dataset_info.json and their files exist;
-   - cutoff_len holds one image at image_max_pixels (dataset_builders.image_tokens) and the largest
+   - cutoff_len holds one image at image_max_pixels (fracto_core.image_budget) and the largest
      sample recorded in dataset_dir/dataset_card.json; an image_max_pixels above the card's (or an
      image_min_pixels below it) is an error -- the builder never validated those token counts -- while
      a smaller budget (the tiny CPU recipes) is only a note, as image tokens can only shrink;
@@ -265,7 +265,7 @@ def check_template(model: str | None, template: str | None) -> list[str]:
 
 def budget_image_tokens(image_max_pixels: int, image_min_pixels: int) -> int:
     """The most image tokens one image can take at this pixel budget (probing common aspect ratios)."""
-    from dataset_builders.image_tokens import image_tokens
+    from fracto_core.image_budget import image_tokens
 
     most = 0
     for ratio in _PROBE_RATIOS:
@@ -280,7 +280,7 @@ def check_budget(cutoff_len: int | None, image_max_pixels: int | None, image_min
     """cutoff_len must hold at least one image at the recipe's pixel budget (no dataset needed)."""
     if cutoff_len is None or image_max_pixels is None or image_min_pixels is None:
         return []
-    from dataset_builders.image_tokens import VISION_MARKER_TOKENS
+    from fracto_core.image_budget import VISION_MARKER_TOKENS
 
     need = budget_image_tokens(image_max_pixels, image_min_pixels) + VISION_MARKER_TOKENS
     if cutoff_len < need:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from fracto_core.image_budget import IMAGE_MAX_PIXELS
 from training.recipes import DEFAULT_MAX_LORA_RANK, load_recipe
 
 # Ranks vLLM's LoRA config accepts for --max-lora-rank.
@@ -68,7 +69,7 @@ def default_model_name(adapter: Path | None, merged: Path | None, recipe: dict) 
 
 def processor_kwargs(recipe: dict) -> dict[str, int]:
     """The image processor's pixel budget, as the recipe trained with it."""
-    kwargs = {"max_pixels": int(recipe.get("image_max_pixels", 768 * 768))}
+    kwargs = {"max_pixels": int(recipe.get("image_max_pixels", IMAGE_MAX_PIXELS))}
     if "image_min_pixels" in recipe:
         kwargs["min_pixels"] = int(recipe["image_min_pixels"])
     return kwargs

@@ -243,7 +243,7 @@ def image_data_url(path: Path) -> str:
 
 def ask(client, model: str, image: Path, max_tokens: int = REPLY_MAX_TOKENS) -> str:
     """One greedy chat completion: the image and our instruction prompt, as the model was trained."""
-    from dataset_builders.answer_format import instruction_prompt
+    from fracto_core.answer_format import instruction_prompt
 
     response = client.chat.completions.create(
         model=model, temperature=0, max_tokens=max_tokens,
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def ask_questions(server: ApiServer, dataset: Path, n: int, max_tokens: int, out: Path) -> float:
     """Send n test-split questions, print replies and how they parse, write them as JSONL; wall time."""
-    from dataset_builders.answer_format import parse_answer
+    from fracto_core.answer_format import parse_answer
 
     start = time.perf_counter()
     client = server.client()

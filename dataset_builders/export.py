@@ -1,0 +1,234 @@
+"""Stage 9: export the LlamaFactory dataset (ShareGPT format) with dataset_info.json and a dataset card.
+
+dataset/ (= paths.dataset) is a LlamaFactory `dataset_dir`:
+    <name>_train.json, <name>_val.json, <name>_test.json     JSON lists of samples
+    <name>_train_no_manual.json, <name>_train_no_rotation.json  ablation variants (config.variants)
+    <name>_<split>_meta.jsonl                                 item id, provenance, features per sample
+    dataset_info.json                                         one entry per JSON file
+    images/<split>/<sample id>.<ext>                          hard links to the stage images
+    dataset_card.md, dataset_card.json
+A sample is {"messages": [{"role": "user", "content": "<image>" + prompt}, {"role": "assistant",
+"content": answer}], "images": ["images/train/x.jpg"]}; prompt and answer come from answer_format, the
+one source shared with evaluation. Train = original train items + their augmentations; val/test hold
+originals only, so the test split doubles as a benchmark (with its meta file).
+
+The export validates itself (dataset_builders.validate) and raises DatasetValidationError listing every
+problem rather than leave a dataset LlamaFactory would silently mangle.
+
+Usage:
+    from dataset_builders import export as sharegpt
+    sharegpt.run(StagePaths(out), BuildConfig())
+    # then: llamafactory-cli train ... dataset_dir: <out>/dataset, dataset: fracto_train
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dataset_builders import dataset_card
+from fracto_core.answer_format import format_answer, instruction_prompt
+from dataset_builders.augment import manifest_path
+from dataset_builders.config import BuildConfig
+from dataset_builders.records import (
+    AugmentedImage,
+    Item,
+    Problem,
+    SplitAssignment,
+    StageResult,
+)
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
+from dataset_builders.validate import DatasetValidationError, check_dataset
+
+SPLITS = ("train", "val", "test")
+IMAGE_TAG = "<image>"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training/eval example: an original item or an augmented copy of one."""
+
+    sample_id: str
+    split: str
+    item: Item  # the original item (labels and provenance)
+    source: str  # image path relative to the output folder
+    augmentation: AugmentedImage | None = None
+
+    @cached_property
+    def image(self) -> str:
+        """The image path inside the dataset folder."""
+        suffix = Path(self.source).suffix.lower() or ".jpg"
+        return f"images/{self.split}/{re.sub(r'[^A-Za-z0-9._-]', '_', self.sample_id)}{suffix}"
+
+
+def is_manual(item: Item) -> bool:
+    """Manual rare-feature items (left out of the no_manual ablation)."""
+    return item.label_origin == "manual" or any(p.startswith("manual:") for p in item.paper_ids)
+
+
+def sharegpt_record(sample: Sample) -> dict:
+    """The ShareGPT sample LlamaFactory reads (tags as declared in dataset_info.json)."""
+    return {
+        "messages": [
+            {"role": "user", "content": IMAGE_TAG + instruction_prompt()},
+            {"role": "assistant", "content": format_answer(sample.item.features)},
+        ],
+        "images": [sample.image],
+    }
+
+
+def meta_record(sample: Sample) -> dict:
+    """What eval needs to use a split as a benchmark: ids, labels, provenance, augmentation."""
+    aug = sample.augmentation
+    return {
+        "sample_id": sample.sample_id,
+        "item_id": sample.item.item_id,
+        "image": sample.image,
+        "features": sample.item.features,
+        "label_origin": sample.item.label_origin,
+        "paper_ids": sample.item.paper_ids,
+        "provenance": sample.item.provenance,
+        "augmentation": None if aug is None else {"kind": aug.kind, "angle": aug.angle},
+    }
+
+
+def dataset_info_entry(file_name: str) -> dict:
+    """dataset_info.json entry; keys as llamafactory.data.parser.DatasetAttr.join reads them."""
+    return {
+        "file_name": file_name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages", "images": "images"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+    }
+
+
+def collect_samples(paths: StagePaths) -> tuple[dict[str, list[Sample]], list[Problem]]:
+    """Samples per split, sorted by sample id (train includes the augmented images)."""
+    items = {it.item_id: it for it in (read_jsonl(paths.items, Item) if paths.items.exists() else [])}
+    assignments = read_jsonl(paths.splits, SplitAssignment) if paths.splits.exists() else []
+    augmented = read_jsonl(manifest_path(paths), AugmentedImage) if manifest_path(paths).exists() else []
+    problems: list[Problem] = []
+    samples: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    split_of: dict[str, str] = {}
+    for a in assignments:
+        if a.item_id not in items:
+            problems.append(Problem(file=paths.splits.name, stage="export", reason="unknown_item", item_id=a.item_id,
+                                    detail="split assignment names an item not in items.jsonl"))
+            continue
+        split_of[a.item_id] = a.split
+        samples[a.split].append(Sample(a.item_id, a.split, items[a.item_id], items[a.item_id].image))
+    for aug in augmented:
+        if split_of.get(aug.original_id) != "train":
+            problems.append(Problem(file=aug.image, stage="export", reason="augmented_not_train",
+                                    item_id=aug.item_id, detail=f"original {aug.original_id} is not a train item"))
+            continue
+        samples["train"].append(Sample(aug.item_id, "train", items[aug.original_id], aug.image, aug))
+    for split in SPLITS:
+        samples[split].sort(key=lambda s: s.sample_id)
+    return samples, problems
+
+
+def dataset_files(name: str, samples: dict[str, list[Sample]], variants: bool) -> dict[str, list[Sample]]:
+    """{dataset name: samples} for every JSON file to write."""
+    files = {f"{name}_{split}": samples[split] for split in SPLITS}
+    if variants:
+        keep: dict[str, Callable[[Sample], bool]] = {
+            "no_manual": lambda s: not is_manual(s.item),
+            "no_rotation": lambda s: s.augmentation is None,
+        }
+        for suffix, pred in keep.items():
+            files[f"{name}_train_{suffix}"] = [s for s in samples["train"] if pred(s)]
+    return files
+
+
+def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None:
+    """Put src at dst as a hard link (a copy across file systems); keeps an identical existing file.
+
+    made_dirs: folders already created by earlier calls (saves a mkdir per image).
+    A new dst is linked in place (link() is atomic: the name appears with the whole file or not at
+    all); only replacing an existing, different file goes through a temporary name.
+    """
+    exists = dst.exists()
+    if exists and (os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False)):
+        return
+    if made_dirs is None or dst.parent not in made_dirs:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if made_dirs is not None:
+            made_dirs.add(dst.parent)
+    if not exists:
+        try:
+            os.link(src, dst)
+            return
+        except FileExistsError:
+            pass  # appeared meanwhile: replace it below
+        except OSError:
+            pass  # e.g. another file system: copy below
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    os.replace(tmp, dst)
+
+
+def _prune(folder: Path, keep: set[Path]) -> int:
+    """Remove images of an earlier export that this one no longer uses."""
+    removed = 0
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_file() and path not in keep:
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
+    samples, problems = collect_samples(paths)
+    out = paths.dataset
+    out.mkdir(parents=True, exist_ok=True)
+
+    linked: set[Path] = set()
+    made_dirs: set[Path] = set()
+    all_samples = [s for split in SPLITS for s in samples[split]]
+    for s in tqdm(all_samples, desc="export images", disable=not progress):
+        src, dst = paths.abs(s.source), out / s.image
+        if not src.is_file():
+            problems.append(Problem(file=s.source, stage="export", reason="missing_image", item_id=s.sample_id,
+                                    detail="stage image not found", severity="failed"))
+            continue
+        link_image(src, dst, made_dirs)
+        linked.add(dst)
+    for split in SPLITS:
+        _prune(out / "images" / split, linked)
+
+    files = dataset_files(config.dataset_name, samples, config.variants)
+    info = {}
+    for ds_name, ds_samples in files.items():
+        write_json_atomic(out / f"{ds_name}.json", [sharegpt_record(s) for s in ds_samples])
+        info[ds_name] = dataset_info_entry(f"{ds_name}.json")
+    write_json_atomic(out / "dataset_info.json", info)
+    for split in SPLITS:
+        lines = "".join(json.dumps(meta_record(s), ensure_ascii=False, sort_keys=True) + "\n" for s in samples[split])
+        write_text_atomic(out / f"{config.dataset_name}_{split}_meta.jsonl", lines)
+
+    check = check_dataset(out, config)
+    if check.problems:
+        raise DatasetValidationError(check.problems)
+    dataset_card.write_card(paths, config, check)
+    counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
+    counts.update({"images": len(linked), "files": len(files), "max_image_tokens": check.max_image_tokens})
+    return StageResult(stage="export", counts=counts, problems=problems)

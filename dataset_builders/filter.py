@@ -1,0 +1,173 @@
+"""Stage 3, filter: is this panel a fracture surface? Evidence from its caption, excerpts and pixels.
+
+Usage:
+    python -m dataset_builders.build --from-stage filter --to-stage filter
+
+Reads stages/panels/*.json and writes stages/filter.jsonl: one FilterDecision per panel, sorted by
+panel id. The score adds up weighted evidence:
+- caption terms (the panel's own caption part): fracture words ("fractograph", "fracture surface",
+  any vocabulary feature phrase such as "dimples") push up; words of the other figure types papers
+  print (stress-strain curves, plots, schematics, test rigs, etched microstructures, EBSD, XRD,
+  spectra, tables) push down;
+- the same terms in the excerpts citing the panel, at half weight (body text wanders more);
+- image cues: mostly white or few grey levels (line art), strongly coloured (plots, maps, photos),
+  or, upwards, a grey, textured image (what an SEM fractograph looks like).
+keep = score >= config.filter_min_score. Every piece of evidence is listed in the decision's reasons
+("caption:+fractograph", "cue:-white_fraction=0.82"), so a wrong decision can be traced to its cause.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from tqdm import tqdm
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_model, write_jsonl_atomic
+from fracto_core.vocabulary import phrase_index
+
+STAGE = "filter"
+EXCERPT_WEIGHT = 0.5  # excerpts count half: a paragraph citing a figure often talks about others too
+FEATURE_WEIGHT = 1.0  # per distinct vocabulary feature named ...
+FEATURE_CAP = 3.0  # ... up to this much
+CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the time: no evidence there
+
+# (reason label, pattern, caption weight). Patterns match lower-case text with dashes unified to "-".
+POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
+    ("fractograph", r"fractograph\w*|fractography", 2.0),
+    ("fracture surface", r"fracture[ds]? surfaces?|fractured? (?:face|plane)s?|failure surfaces?", 2.0),
+    ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?)", 1.5),
+    ("SEM of fracture", r"(?:\bsem|micrographs?|images?|views?) of (?:the |a )?fracture\b", 1.5),
+    ("fractured", r"fractured (?:specimens?|samples?|parts?|bars?)|after fracture", 1.0),
+    ("SEM", r"\bsem\b|scanning electron", 0.25),
+)
+NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
+    ("stress-strain", (r"stress-strain|strain-stress|load-displacement|force-displacement|\bs-n\b|"
+                      r"true stress|engineering stress"), -2.0),
+    ("curve", r"\bcurves?\b", -2.0),
+    ("plot", r"\bplots?\b|\bgraphs?\b|\bcharts?\b|histograms?|\bversus\b|\bvs\.?\s", -2.0),
+    ("schematic", r"schematic\w*|\bdiagrams?\b|illustrations?|\bsketch\w*|\bdrawings?\b", -2.0),
+    ("geometry", r"geometr\w*|dimensions|\bdrawn to scale", -1.5),
+    ("setup", (r"set-?ups?\b|\brigs?\b|apparatus|test(?:ing)? machines?|fixtures?|\bgrips?\b|"
+              r"photographs? of the (?:machine|rig|equipment)"), -1.5),
+    ("microstructure", (r"microstructur\w*|\betch\w*|optical micrographs?|metallograph\w*|"
+                       r"grain structure|phase distribution"), -1.5),
+    ("EBSD", r"\bebsd\b|inverse pole figure|\bipf\b|kikuchi|orientation maps?", -2.0),
+    ("XRD", r"\bxrd\b|x-ray diffraction|diffraction patterns?|diffractograms?", -2.0),
+    ("spectrum", r"spectr(?:um|a)\b|\beds\b|\bedx\b|elemental maps?", -1.5),
+    ("table", r"\btables?\b", -1.5),
+    ("simulation", r"finite element|\bfem\b|\bfea\b|simulat\w*|\bmesh\b|contour maps?", -1.5),
+    ("cross-section", r"cross-? ?sections?|polished sections?", -1.0),
+)
+
+# image cues (see image_cues.py); thresholds sit between typical SEM fractographs and line art
+WHITE_STRONG, WHITE_WEAK = 0.5, 0.3
+FEW_GREY_LEVELS = 32
+COLOURFUL = 40.0
+TEXTURE_GREY_LEVELS = 64
+TEXTURE_MAX_WHITE = 0.1
+TEXTURE_MAX_COLOUR = 15.0
+TEXTURE_MIN_STD = 20.0
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, dashes unified to '-', whitespace collapsed (how terms and phrases are matched)."""
+    text = re.sub(r"[\u2010-\u2015\u2212]", "-", text.lower())
+    return " ".join(text.split())
+
+
+@lru_cache(maxsize=1)
+def _term_patterns() -> tuple[tuple[str, re.Pattern[str], float], ...]:
+    return tuple((label, re.compile(pattern), weight) for label, pattern, weight in POSITIVE_TERMS + NEGATIVE_TERMS)
+
+
+@lru_cache(maxsize=1)
+def _feature_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex over every vocabulary phrase (longest first), and phrase -> canonical name."""
+    index = {normalize_text(phrase): name for phrase, name in phrase_index().items()}
+    alternation = "|".join(re.escape(p) for p in sorted(index, key=lambda p: (-len(p), p)))
+    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])"), index
+
+
+def text_evidence(text: str, source: str, scale: float = 1.0) -> list[tuple[float, str]]:
+    """(weight, reason) for every term and vocabulary feature found in one text."""
+    return list(_text_evidence(text, source, scale))
+
+
+@lru_cache(maxsize=8192)  # the same excerpts are scored for every panel of a figure
+def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, str], ...]:
+    text = normalize_text(text)
+    found: list[tuple[float, str]] = []
+    if not text:
+        return ()
+    for label, pattern, weight in _term_patterns():
+        if source != "caption" and label in CAPTION_ONLY:
+            continue
+        if pattern.search(text):
+            found.append((weight * scale, f"{source}:{'+' if weight > 0 else '-'}{label}"))
+    pattern, index = _feature_pattern()
+    features: dict[str, str] = {}  # canonical name -> first phrase that named it
+    for m in pattern.finditer(text):
+        features.setdefault(index[m.group(0)], m.group(0))
+    total = 0.0
+    for name in sorted(features):
+        weight = min(FEATURE_WEIGHT, FEATURE_CAP - total)
+        if weight <= 0:
+            break
+        total += weight
+        found.append((weight * scale, f"{source}:+feature={features[name]}"))
+    return tuple(found)
+
+
+def cue_evidence(cues: ImageCues) -> list[tuple[float, str]]:
+    """(weight, reason) from the panel's image statistics."""
+    found: list[tuple[float, str]] = []
+    if cues.white_fraction >= WHITE_STRONG:
+        found.append((-1.5, f"cue:-white_fraction={cues.white_fraction:.2f}"))
+    elif cues.white_fraction >= WHITE_WEAK:
+        found.append((-0.5, f"cue:-white_fraction={cues.white_fraction:.2f}"))
+    if cues.grey_levels < FEW_GREY_LEVELS:
+        found.append((-1.5, f"cue:-grey_levels={cues.grey_levels}"))
+    if cues.colourfulness >= COLOURFUL:
+        found.append((-1.0, f"cue:-colourfulness={cues.colourfulness:.1f}"))
+    if (cues.grey_levels >= TEXTURE_GREY_LEVELS and cues.white_fraction < TEXTURE_MAX_WHITE
+            and cues.colourfulness < TEXTURE_MAX_COLOUR and cues.std >= TEXTURE_MIN_STD):
+        found.append((0.5, f"cue:+grey_texture(std={cues.std:.0f},levels={cues.grey_levels})"))
+    return found
+
+
+def decide(panel: PanelRecord, min_score: float) -> FilterDecision:
+    """Keep or drop one panel, with the score and every reason that moved it."""
+    evidence = text_evidence(panel.caption or panel.figure_caption, "caption")
+    seen: set[str] = set()
+    for excerpt in panel.excerpts:
+        for weight, reason in text_evidence(excerpt, "excerpt", EXCERPT_WEIGHT):
+            if reason not in seen:  # a term counts once however many excerpts repeat it
+                seen.add(reason)
+                evidence.append((weight, reason))
+    evidence.extend(cue_evidence(panel.cues))
+    score = round(sum(w for w, _ in evidence), 3)
+    return FilterDecision(panel_id=panel.panel_id, keep=score >= min_score, score=score,
+                          reasons=[r for _, r in evidence])
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Decide every panel of every paper; write stages/filter.jsonl sorted by panel id."""
+    result = StageResult(stage=STAGE)
+    decisions: list[FilterDecision] = []
+    for f in tqdm(sorted(paths.panels.glob("*.json")), desc="filter", unit="paper", disable=not progress):
+        try:
+            panels = read_model(f, PaperPanels).panels
+        except Exception as exc:  # noqa: BLE001 - a broken file is reported, the rest goes on
+            result.problems.append(Problem(file=paths.rel(f), stage=STAGE, reason="bad_panels_record",
+                                           detail=f"{type(exc).__name__}: {exc}", severity="failed"))
+            continue
+        decisions.extend(decide(p, config.filter_min_score) for p in panels)
+    decisions.sort(key=lambda d: d.panel_id)
+    write_jsonl_atomic(paths.filter, decisions)
+    kept = sum(d.keep for d in decisions)
+    result.counts = {"panels": len(decisions), "kept": kept, "dropped": len(decisions) - kept}
+    return result

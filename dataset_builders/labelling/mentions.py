@@ -1,0 +1,319 @@
+"""Vocabulary features mentioned in free text (captions, excerpts), and whether each mention is negated.
+
+This runs over every caption and every excerpt of a build, so all patterns are compiled once at import:
+one regex of every vocabulary phrase (a word trie whose alternations put the longest word first, so the
+longest phrase wins: "quasi-cleavage" is not also "cleavage", "intergranular dimples" is not also
+"intergranular", "lack-of-fusion pores" is not also "pores"), plus small patterns for negation cues and
+clause breaks.
+
+Negation is a small NegEx-style scope rule, tuned to how fractography captions are written:
+
+* a *forward* cue ("no", "not", "without", "absence of", "free of", "lack of", "neither"/"nor",
+  "no evidence of", "rather than", "instead of", ...) negates the first mention that follows it within a
+  few words, and then every mention chained to that one by a list ("no dimples, striations or beach marks");
+* a *backward* cue ("were not observed", "was not found", "are absent", ...) negates the mention just
+  before it and the list that ends there ("dimples and striations were not observed");
+* a "-free" suffix ("pore-free") negates the mention it is glued to.
+
+A scope never crosses a clause break (sentence end, ";", ":", "but", "while", "whereas", "which", ...), and a
+forward cue's scope ends at a predicate verb ("the absence of dimples *indicates* cleavage": cleavage stays
+asserted). "lack of fusion" is a feature, not a negation cue.
+
+Usage:
+    from dataset_builders.labelling.mentions import find_mentions, features_in
+    features_in("Dimples, but no fatigue striations were observed.")
+    # ({'equiaxed dimples'}, {'fatigue striations'})
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+from fracto_core.vocabulary import phrase_index
+
+# --- phrases ----------------------------------------------------------------------------------------
+
+_DASH_CHARS = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphen, hyphens, figure/en/em dash, minus
+_SEP = rf"(?:\s*[{_DASH_CHARS}]\s*|\s+)"  # between the words of a phrase: space or any dash
+_SPLIT_WORDS = re.compile(rf"[\s{_DASH_CHARS}]+")
+
+
+def _normalize(phrase: str) -> str:
+    """Lower case, every run of spaces/dashes as one space: 'Fish–Eye' -> 'fish eye'."""
+    return " ".join(w for w in _SPLIT_WORDS.split(phrase.lower()) if w)
+
+
+def _build_phrases() -> tuple[re.Pattern[str], dict[str, str]]:
+    by_norm: dict[str, str] = {}
+    for phrase, name in phrase_index().items():
+        key = _normalize(phrase)
+        if by_norm.get(key, name) != name:
+            raise ValueError(f"phrase {phrase!r} and another phrase of {by_norm[key]!r} read the same")
+        by_norm[key] = name
+    trie: dict = {}
+    for key in by_norm:
+        node = trie
+        for word in key.split(" "):
+            node = node.setdefault(word, {})
+        node[""] = {}  # a phrase ends here
+    pattern = re.compile(rf"(?<!\w){_trie_pattern(trie)}(?!\w)", re.IGNORECASE)
+    return pattern, by_norm
+
+
+def _trie_pattern(node: dict) -> str:
+    """One alternation per trie level, longest word first, with a greedy optional continuation where a
+    phrase may end: at any position the regex takes the longest phrase (and backtracks to a shorter one
+    only when the longer cannot match). Same matches as a flat longest-first alternation, ~2x faster."""
+    branches = []
+    for word in sorted((w for w in node if w), key=lambda w: (-len(w), w)):
+        child = node[word]
+        rest = _trie_pattern(child)
+        if not rest:
+            branches.append(re.escape(word))
+        elif "" in child:
+            branches.append(f"{re.escape(word)}(?:{_SEP}{rest})?")
+        else:
+            branches.append(f"{re.escape(word)}{_SEP}{rest}")
+    return f"(?:{'|'.join(branches)})" if branches else ""
+
+
+_PHRASES, _PHRASE_FEATURE = _build_phrases()
+
+# --- negation cues ----------------------------------------------------------------------------------
+
+# Forward cues. "lack of" is not a cue when "fusion" follows (the lack-of-fusion defect); "no." is the
+# abbreviation of "number"; "not only" is not a negation.
+_FORWARD_CUE = re.compile(
+    r"(?<![\w-])(?:no\s+evidence\s+of|no\s+signs?\s+of|no\s+traces?\s+of|no\s+indications?\s+of"
+    r"|(?:the\s+)?absence\s+of|free\s+of|devoid\s+of|lack\s+of(?!\s*[-\s]?\s*fusion)|lacks|lacking|lacked"
+    r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|not(?!\s+only)|no(?!\s*\.))(?![\w-])",
+    re.IGNORECASE,
+)
+# Cues after which the scope may run over a verb ("did not show dimples", "is not dominated by dimples").
+_VERB_TOLERANT_CUES = frozenset({"not", "never"})
+
+_AUX = r"(?:is|are|was|were|be|been|being|has|have|had|could|can|did|do|does|would|will|may|might|should)"
+_ADV = r"(?:also|completely|entirely|totally|largely|generally|clearly|usually|even|ever|always|readily)"
+_SEEN = (r"(?:observed|found|seen|detected|visible|present|evident|apparent|identified|noticed|noted|"
+         r"revealed|discernible|discernable|recogni[sz]ed|distinguishable|resolved|shown)")
+_BACKWARD_CUE = re.compile(
+    rf"(?<![\w-])(?:"
+    rf"(?:{_AUX}\s+){{0,2}}(?:not|never|no\s+longer)\s+(?:{_ADV}\s+)?(?:be\s+|been\s+)?(?:{_ADV}\s+)?{_SEEN}"
+    rf"|(?:isn|aren|wasn|weren|couldn|can|didn|don|doesn|won|hasn|haven|hadn)['\u2019]t\s+(?:be\s+|been\s+)?{_SEEN}"
+    rf"|(?:{_AUX}\s+)?(?:{_ADV}\s+)?(?:absent|missing)"
+    rf")(?![\w-])",
+    re.IGNORECASE,
+)
+_FREE_SUFFIX = re.compile(rf"\s*[{_DASH_CHARS}]?\s*free(?![\w-])", re.IGNORECASE)
+
+# --- clause structure -------------------------------------------------------------------------------
+
+# Words that open a new clause: a negation never reaches across them.
+_HARD_WORDS = (
+    "but while whilst whereas although though however yet which that where when whose because since unlike "
+    "except thus hence therefore whereby then with within indicating suggesting implying confirming showing "
+    "revealing exhibiting demonstrating"
+).split()
+_HARD = re.compile(
+    r"[;:]"  # sentence ends are added from _SENTENCE_END (full stops after "Fig", "e.g" are none)
+    rf"|(?<!\w)(?:{'|'.join(_HARD_WORDS)}|instead(?!\s+of)|rather(?!\s+than))(?!\w)",
+    re.IGNORECASE,
+)
+# A word before a full stop that makes it no sentence end: "Fig.", "e.g.", "et al.", an initial "J.". A lower-case
+# single letter is a panel letter ("in Fig. 2b. Cleavage ..."), so it does end the sentence.
+_ABBREVIATION_BEFORE_DOT = re.compile(
+    r"(?<![\w.])(?:(?i:figs?|eqs?|refs?|e\.g|i\.e|al|vs|approx|ca|cf|no|nos|resp|viz)|[A-Z])$")
+_SENTENCE_END = re.compile(r"[.!?](?=[\"'\u201d)\]]*(?:\s+[A-Z(\[]|\s*$))")
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    return text[dot] == "." and bool(_ABBREVIATION_BEFORE_DOT.search(text[max(0, dot - 10): dot]))
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, without the surrounding space; "Fig. 2" does not end one."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if _is_abbreviation(text, m.start()):
+            continue
+        spans.append((start, m.end()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        stripped = text[a:b]
+        if stripped.strip():
+            a += len(stripped) - len(stripped.lstrip())
+            b -= len(stripped) - len(stripped.rstrip())
+            out.append((a, b))
+    return out
+
+
+# Predicate verbs: they end a forward cue's reach ("the absence of dimples indicates cleavage").
+_VERBS = frozenset((
+    "is are was were be been being has have had can could may might will would should must "
+    "indicates indicate indicated shows show showed shown reveals reveal revealed exhibits exhibit exhibited "
+    "displays display displayed confirms confirm confirmed demonstrates demonstrate demonstrated implies imply "
+    "implied dominates dominate dominated appears appear appeared seems seem seemed contains contain contained "
+    "covers cover covered consists consist occurs occur occurred forms form formed suggests suggest suggested "
+    "points point presents present presented characterizes characterize characterises characterise "
+    "characterized characterised observed found seen detected prevails prevail prevailed"
+).split())
+# Words allowed between two mentions of one negated list ("no dimples, striations or any clear beach marks").
+_LIST_CONNECTORS = frozenset("or and nor".split())
+_LIST_FILLERS = frozenset((
+    "any other also even either neither no not the a an of some fine small large clear clearly obvious typical "
+    "visible distinct ductile brittle fatigue numerous many few shallow deep significant evident apparent "
+    "characteristic pronounced noticeable faint well defined similar as"
+).split())
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")
+
+_FORWARD_WINDOW = 4  # words allowed between a forward cue and the first mention it negates
+_BACKWARD_WINDOW = 3  # words allowed between the last negated mention and a backward cue
+_LIST_WINDOW = 2  # filler words allowed between two mentions of one list
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One vocabulary phrase found in a text."""
+
+    feature: str  # canonical name
+    phrase: str  # the text as written ("Fish-eye")
+    start: int
+    end: int
+    negated: bool = False
+
+
+class _Clauses:
+    """Clause-break positions of one text, for quick 'is there a break between a and b' questions."""
+
+    def __init__(self, text: str):
+        self.text = text
+        ends = [m.start() for m in _SENTENCE_END.finditer(text) if not _is_abbreviation(text, m.start())]
+        self.breaks: list[int] = sorted(ends + [m.start() for m in _HARD.finditer(text)])
+
+    def broken(self, a: int, b: int) -> bool:
+        i = bisect.bisect_left(self.breaks, a)
+        return i < len(self.breaks) and self.breaks[i] < b
+
+    def last_break_before(self, pos: int) -> int:
+        i = bisect.bisect_left(self.breaks, pos)
+        return self.breaks[i - 1] if i else 0
+
+
+def _cue_reach_ok(text: str, clauses: _Clauses, a: int, b: int, window: int, allow_verbs: bool) -> bool:
+    """Can a cue at one end of text[a:b] reach a mention at the other end?"""
+    gap = text[a:b]
+    if "," in gap or clauses.broken(a, b):
+        return False
+    words = [w.lower() for w in _WORD.findall(gap)]
+    if len(words) > window:
+        return False
+    return allow_verbs or not any(w in _VERBS for w in words)
+
+
+def _list_link(text: str, clauses: _Clauses, a: int, b: int) -> str | None:
+    """How two mentions separated by text[a:b] form a list: 'word' (or/and/nor), 'comma', or None."""
+    gap = text[a:b]
+    if clauses.broken(a, b):
+        return None
+    words = [w.lower() for w in _WORD.findall(gap)]
+    connectors = [w for w in words if w in _LIST_CONNECTORS]
+    others = [w for w in words if w not in _LIST_CONNECTORS]
+    if any(w not in _LIST_FILLERS for w in others) or len(others) > _LIST_WINDOW:
+        return None
+    if connectors or "/" in gap or "&" in gap:
+        return "word"
+    return "comma" if "," in gap else None
+
+
+def _forward_scope(text: str, clauses: _Clauses, mentions: list[Mention], cue: re.Match[str]) -> list[int]:
+    """Indexes of the mentions a forward cue negates."""
+    first = next((i for i, m in enumerate(mentions) if m.start >= cue.end()), None)
+    if first is None:
+        return []
+    cue_word = " ".join(cue.group(0).lower().split())
+    if not _cue_reach_ok(text, clauses, cue.end(), mentions[first].start, _FORWARD_WINDOW,
+                         allow_verbs=cue_word in _VERB_TOLERANT_CUES):
+        return []
+    chain, links = [first], []
+    for i in range(first + 1, len(mentions)):
+        link = _list_link(text, clauses, mentions[i - 1].end, mentions[i].start)
+        if link is None:
+            break
+        chain.append(i)
+        links.append(link)
+    # "no dimples, cleavage facets dominate": a list joined by commas only is no list; keep up to the
+    # last member joined by or/and/nor ("no dimples, striations or beach marks").
+    last_word = max((k for k, link in enumerate(links) if link == "word"), default=-1)
+    return chain[: last_word + 2]
+
+
+def _backward_scope(text: str, clauses: _Clauses, mentions: list[Mention], cue: re.Match[str]) -> list[int]:
+    """Indexes of the mentions a backward cue ("were not observed") negates."""
+    last = next((i for i in range(len(mentions) - 1, -1, -1) if mentions[i].end <= cue.start()), None)
+    if last is None:
+        return []
+    if not _cue_reach_ok(text, clauses, mentions[last].end, cue.start(), _BACKWARD_WINDOW, allow_verbs=False):
+        return []
+    chain, links = [last], []
+    for i in range(last - 1, -1, -1):
+        link = _list_link(text, clauses, mentions[i].end, mentions[i + 1].start)
+        if link is None:
+            break
+        # "The surface shows dimples and striations were not observed": dimples is the object of another
+        # verb, so the list that the cue negates starts after it.
+        left = text[clauses.last_break_before(mentions[i].start): mentions[i].start]
+        if any(w.lower() in _VERBS for w in _WORD.findall(left)):
+            break
+        chain.append(i)
+        links.append(link)
+    # "dimples, striations and beach marks were not observed": read backwards, the or/and/nor comes first
+    # and the commas before it continue the list; commas alone make no list ("X dominates, Y is absent").
+    return chain if "word" in links else chain[:1]
+
+
+def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(s < end and start < e for s, e in spans)
+
+
+def find_mentions(text: str) -> list[Mention]:
+    """Every vocabulary phrase in ``text`` (in order, non-overlapping, longest match), negation marked."""
+    found = [
+        (m.start(), m.end(), m.group(0), _PHRASE_FEATURE[_normalize(m.group(0))])
+        for m in _PHRASES.finditer(text)
+    ]
+    if not found:
+        return []
+    mentions = [Mention(feature, phrase, start, end) for start, end, phrase, feature in found]
+    spans = [(m.start, m.end) for m in mentions]
+    clauses = _Clauses(text)
+    negated: set[int] = set()
+
+    backward = [c for c in _BACKWARD_CUE.finditer(text) if not _overlaps(c.start(), c.end(), spans)]
+    backward_spans = [(c.start(), c.end()) for c in backward]
+    for cue in backward:
+        negated.update(_backward_scope(text, clauses, mentions, cue))
+    for cue in _FORWARD_CUE.finditer(text):
+        if _overlaps(cue.start(), cue.end(), spans) or _overlaps(cue.start(), cue.end(), backward_spans):
+            continue  # "lack of" inside "lack of fusion"; "not" inside "were not observed"
+        negated.update(_forward_scope(text, clauses, mentions, cue))
+    for i, m in enumerate(mentions):
+        if _FREE_SUFFIX.match(text, m.end):
+            negated.add(i)
+    return [Mention(m.feature, m.phrase, m.start, m.end, i in negated) for i, m in enumerate(mentions)]
+
+
+def features_in(text: str) -> tuple[set[str], set[str]]:
+    """(asserted, negated) canonical features of a text.
+
+    A feature is asserted when at least one of its mentions is not negated, and negated when every
+    mention of it is; the two sets are disjoint.
+    """
+    mentions = find_mentions(text)
+    asserted = {m.feature for m in mentions if not m.negated}
+    negated = {m.feature for m in mentions if m.negated} - asserted
+    return asserted, negated

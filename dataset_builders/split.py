@@ -1,0 +1,204 @@
+"""Stage 7: assign every item to train / val / test, grouped by source paper.
+
+Why grouped: panels of one paper share a microscope, a material and an author's captions; if they were
+spread over train and test, the test score would measure memorised papers. So items are linked into
+groups (union-find) by shared paper ids — an image reprinted in two papers links both papers — and by
+near-identical perceptual hashes (a manual image that also appears in a paper), and a group is never split.
+
+Stratified for coverage: features are visited rarest first; a feature not yet in train pulls one of its
+groups (the smallest) into train before val/test are filled, so every feature that occurs in at least
+one group is trainable. Then val and test are filled to about val_ratio / test_ratio of the items from a
+seeded shuffle of the remaining groups; the rest is train.
+
+Benchmark exclusion: items within config.dedup_max_distance of any image under config.exclude_benchmark
+are dropped from every split (Problem reason "in_benchmark"), so a model is never trained on its test.
+
+Usage:
+    from dataset_builders import split as splits
+    splits.run(StagePaths(out), BuildConfig())   # -> stages/splits.jsonl
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.perceptual_hash import image_phash
+from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, write_jsonl_atomic
+from fracto_core.vocabulary import canonical_names
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+SPLITS = ("train", "val", "test")
+
+
+def dropped_path(paths: StagePaths) -> Path:
+    """Where the split stage records the items it dropped (read by the dataset card)."""
+    return paths.stages / "splits_dropped.jsonl"
+
+
+# --- benchmark exclusion ---------------------------------------------------------------------------
+
+def benchmark_hashes(folder: Path, progress: bool = True) -> tuple[dict[str, str], list[Problem]]:
+    """Perceptual hash of every image under `folder` (recursively): {relative path: hash}."""
+    hashes: dict[str, str] = {}
+    problems: list[Problem] = []
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    for path in tqdm(files, desc="benchmark hashes", disable=not progress):
+        rel = path.relative_to(folder).as_posix()
+        try:
+            with Image.open(path) as img:
+                hashes[rel] = image_phash(img)
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+            problems.append(Problem(file=str(path), stage="split", reason="unreadable_benchmark_image",
+                                    detail=str(exc)))
+    return hashes, problems
+
+
+def _hash_array(hashes: list[str]) -> np.ndarray:
+    return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+
+
+def _nearest(queries: np.ndarray, refs: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """For each query hash: the index of the nearest reference hash and the Hamming distance to it."""
+    best_d = np.full(len(queries), 65, dtype=np.int64)
+    best_i = np.zeros(len(queries), dtype=np.int64)
+    if len(refs) == 0:
+        return best_i, best_d
+    for start in range(0, len(queries), chunk):
+        dist = np.bitwise_count(queries[start:start + chunk, None] ^ refs[None, :]).astype(np.int64)
+        best_i[start:start + chunk] = dist.argmin(axis=1)
+        best_d[start:start + chunk] = dist.min(axis=1)
+    return best_i, best_d
+
+
+def exclude_benchmark(items: list[Item], config: BuildConfig, progress: bool = True
+                      ) -> tuple[list[Item], list[Problem]]:
+    """Items not matching any benchmark image, and a Problem per dropped item."""
+    if config.exclude_benchmark is None:
+        return items, []
+    folder = Path(config.exclude_benchmark)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"exclude_benchmark folder {folder} does not exist")
+    hashes, problems = benchmark_hashes(folder, progress)
+    names = sorted(hashes)
+    nearest, dist = _nearest(_hash_array([it.phash for it in items]), _hash_array([hashes[n] for n in names]))
+    kept: list[Item] = []
+    for item, i, d in zip(items, nearest, dist):
+        if d <= config.dedup_max_distance:
+            problems.append(Problem(file=item.image, stage="split", reason="in_benchmark", item_id=item.item_id,
+                                    detail=f"perceptual hash within {int(d)} bits of benchmark image {names[i]}"))
+        else:
+            kept.append(item)
+    return kept, problems
+
+
+# --- grouping --------------------------------------------------------------------------------------
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def group_items(items: list[Item], max_distance: int) -> dict[str, list[Item]]:
+    """Items linked by a shared paper id or by near-identical phash; {group name: items}.
+
+    A group is named after its smallest paper id, so names do not depend on item order.
+    """
+    uf = _UnionFind(len(items))
+    first_with_paper: dict[str, int] = {}
+    for i, item in enumerate(items):
+        for paper in item.paper_ids or [f"item:{item.item_id}"]:
+            if paper in first_with_paper:
+                uf.union(first_with_paper[paper], i)
+            else:
+                first_with_paper[paper] = i
+    hashes = _hash_array([it.phash for it in items])
+    for start in range(0, len(items), 1024):  # near-duplicates the dedup stage could not see (manual vs mined)
+        close = np.bitwise_count(hashes[start:start + 1024, None] ^ hashes[None, :]) <= max_distance
+        for a, b in zip(*np.nonzero(close)):
+            if start + a < b:
+                uf.union(int(start + a), int(b))
+    members: dict[int, list[Item]] = defaultdict(list)
+    for i, item in enumerate(items):
+        members[uf.find(i)].append(item)
+    groups: dict[str, list[Item]] = {}
+    for group in members.values():
+        papers = sorted(p for it in group for p in (it.paper_ids or [f"item:{it.item_id}"]))
+        groups[papers[0]] = sorted(group, key=lambda it: it.item_id)
+    return groups
+
+
+# --- assignment --------------------------------------------------------------------------------------
+
+def assign_groups(groups: dict[str, list[Item]], config: BuildConfig) -> dict[str, str]:
+    """{group name: split}: rare-first coverage of train, then val/test filled to their target sizes."""
+    rng = random.Random(f"{config.seed}:split")
+    order = sorted(groups)
+    rng.shuffle(order)
+    rank = {name: i for i, name in enumerate(order)}  # seeded tie-break
+    group_features = {name: {f for it in items for f in it.features} for name, items in groups.items()}
+    n_groups_with = Counter(f for feats in group_features.values() for f in feats)
+    vocab_order = {name: i for i, name in enumerate(canonical_names())}
+
+    split_of: dict[str, str] = {}
+    in_train: set[str] = set()
+    for feat in sorted(n_groups_with, key=lambda f: (n_groups_with[f], vocab_order.get(f, len(vocab_order)), f)):
+        if feat in in_train:
+            continue
+        candidates = [g for g in order if g not in split_of and feat in group_features[g]]
+        if not candidates:
+            continue
+        chosen = min(candidates, key=lambda g: (len(groups[g]), rank[g]))
+        split_of[chosen] = "train"
+        in_train |= group_features[chosen]
+
+    n_items = sum(len(v) for v in groups.values())
+    target = {"val": config.val_ratio * n_items, "test": config.test_ratio * n_items}
+    filled = {"val": 0, "test": 0}
+    for g in order:
+        if g in split_of:
+            continue
+        size = len(groups[g])
+        split_of[g] = "train"
+        for split in ("test", "val"):  # a group goes where it brings the count closer to the target
+            if abs(filled[split] + size - target[split]) < abs(filled[split] - target[split]):
+                split_of[g] = split
+                filled[split] += size
+                break
+    return split_of
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Write stages/splits.jsonl (one SplitAssignment per kept item, sorted by item id)."""
+    items = read_jsonl(paths.items, Item) if paths.items.exists() else []
+    items = sorted(items, key=lambda it: it.item_id)
+    kept, problems = exclude_benchmark(items, config, progress)
+    groups = group_items(kept, config.dedup_max_distance)
+    split_of = assign_groups(groups, config)
+    assignments = sorted((SplitAssignment(item_id=it.item_id, split=split_of[name], group=name)
+                          for name, members in groups.items() for it in members), key=lambda a: a.item_id)
+    write_jsonl_atomic(paths.splits, assignments)
+    write_jsonl_atomic(dropped_path(paths), problems)
+    counts = Counter(a.split for a in assignments)
+    return StageResult(stage="split", problems=problems, counts={
+        "items": len(items), "groups": len(groups), **{s: counts.get(s, 0) for s in SPLITS},
+        "in_benchmark": sum(p.reason == "in_benchmark" for p in problems)})

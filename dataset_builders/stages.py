@@ -1,0 +1,50 @@
+"""The stage registry and how one stage is run and reported (shared by the build and label commands)."""
+
+from __future__ import annotations
+
+import importlib
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.records import Problem, StageResult
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_model, write_jsonl_atomic, write_model_atomic, write_text_atomic
+
+# stage name -> module with run(paths, config, progress) -> StageResult
+STAGE_MODULES: dict[str, str] = {
+    "mine": "dataset_builders.mine",
+    "panels": "dataset_builders.panels",
+    "filter": "dataset_builders.filter",
+    "dedup": "dataset_builders.dedup",
+    "label": "dataset_builders.label",
+    "manual": "dataset_builders.manual",
+    "items": "dataset_builders.items",
+    "split": "dataset_builders.split",
+    "augment": "dataset_builders.augment",
+    "export": "dataset_builders.export",
+}
+STAGE_NAMES = tuple(STAGE_MODULES)
+
+
+def run_stage(name: str, paths: StagePaths, config: BuildConfig, progress: bool) -> StageResult:
+    module = importlib.import_module(STAGE_MODULES[name])
+    result = module.run(paths, config, progress=progress)
+    write_model_atomic(paths.stages / "results" / f"{name}.json", result)
+    return result
+
+
+def collect_report(paths: StagePaths) -> list[Problem]:
+    """All problems of all stages that have run, in stage order (the build report)."""
+    problems: list[Problem] = []
+    for name in STAGE_NAMES:
+        f = paths.stages / "results" / f"{name}.json"
+        if f.exists():
+            problems.extend(read_model(f, StageResult).problems)
+    return problems
+
+
+def write_report(paths: StagePaths, problems: list[Problem]) -> None:
+    write_jsonl_atomic(paths.report, problems)
+    lines = ["# Build report", "", f"{len(problems)} problem(s).", "",
+             "| file | stage | reason | detail |", "|---|---|---|---|"]
+    lines += [f"| {p.file} | {p.stage} | {p.reason} | {p.detail.replace('|', '/')} |" for p in problems]
+    write_text_atomic(paths.out / "build_report.md", "\n".join(lines) + "\n")

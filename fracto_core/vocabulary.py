@@ -1,0 +1,301 @@
+"""The fractography morphology vocabulary: the single source of truth.
+
+Everything that names a fracture-surface feature reads it from here: the caption-rule labeller, the
+LLM labelling prompt and its JSON schema, the training targets, answer parsing and the metrics.
+Domain authority: ASM Handbook Vol. 12 *Fractography* (see ../shared/DESIGN.md §4).
+
+Usage:
+    from fracto_core.vocabulary import FEATURES, feature, canonical_names
+    feature("fatigue striations").rare   # False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One canonical morphology feature."""
+
+    name: str  # canonical label, as it appears in training targets and model answers
+    definition: str
+    synonyms: tuple[str, ...] = ()  # caption/answer phrases that mean this feature (lower case)
+    scale: str = "micro"  # "micro" (SEM scale) or "macro" (visible by eye / stereo microscope)
+    rare: bool = False  # rare in the literature: worth manual collection and oversampling
+    mechanisms: tuple[str, ...] = field(default=())  # mechanisms this feature points to
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        """Every phrase that names this feature: the canonical name first, then the synonyms."""
+        return (self.name, *self.synonyms)
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "equiaxed dimples",
+        "Cup-like depressions of roughly equal axes formed by microvoid nucleation, growth and "
+        "coalescence under tensile overload.",
+        ("dimples", "dimple", "dimpled", "microvoid coalescence", "dimple rupture", "dimpled rupture",
+         "microvoids", "ductile dimples"),
+        mechanisms=("ductile overload",),
+    ),
+    Feature(
+        "elongated dimples",
+        "Parabolic dimples elongated along the shear or tearing direction.",
+        ("shear dimples", "parabolic dimples", "tear dimples", "elongated dimple"),
+        mechanisms=("ductile overload",),
+    ),
+    Feature(
+        "shear lip",
+        "Slanted band at about 45 degrees at the free surfaces of a ductile fracture.",
+        ("shear lips", "slant fracture", "shear-lip"),
+        scale="macro",
+        mechanisms=("ductile overload",),
+    ),
+    Feature(
+        "cleavage facets",
+        "Flat, highly reflective transgranular facets formed by separation along crystallographic planes.",
+        ("cleavage", "transgranular cleavage", "cleavage facet", "cleavage fracture", "cleavage planes"),
+        mechanisms=("brittle overload",),
+    ),
+    Feature(
+        "river patterns",
+        "Converging steps on a cleavage facet that point back toward the local crack origin.",
+        ("river pattern", "river lines", "river markings", "river-like patterns"),
+        mechanisms=("brittle overload",),
+    ),
+    Feature(
+        "cleavage tongues",
+        "Small tongue-shaped features on cleavage facets from local twinning.",
+        ("tongues", "cleavage tongue"),
+        rare=True,
+        mechanisms=("brittle overload",),
+    ),
+    Feature(
+        "chevron marks",
+        "V-shaped ridges on a brittle fracture surface pointing back to the origin.",
+        ("chevron", "chevrons", "herringbone pattern", "herringbone", "radial marks", "radial lines"),
+        scale="macro",
+        mechanisms=("brittle overload",),
+    ),
+    Feature(
+        "quasi-cleavage",
+        "Small cleavage-like facets joined by tear ridges, typical of tempered martensite and hydrogen.",
+        ("quasi cleavage", "quasicleavage"),
+        mechanisms=("brittle overload", "hydrogen embrittlement"),
+    ),
+    Feature(
+        "tear ridges",
+        "Ridges of local plastic tearing joining facets.",
+        ("tear ridge", "tearing ridges"),
+        mechanisms=("brittle overload",),
+    ),
+    Feature(
+        "intergranular facets",
+        "Grain-shaped facets from separation along grain boundaries.",
+        ("intergranular fracture", "intergranular", "rock candy", "rock-candy", "grain boundary decohesion",
+         "grain-boundary decohesion", "intergranular cracking", "intergranular facet"),
+        mechanisms=("embrittlement", "creep", "intergranular stress corrosion cracking"),
+    ),
+    Feature(
+        "intergranular dimples",
+        "Fine dimples on grain-boundary facets from microvoid coalescence along boundaries.",
+        ("intergranular microvoid coalescence", "dimpled grain boundaries"),
+        mechanisms=("embrittlement",),
+    ),
+    Feature(
+        "fatigue striations",
+        "Fine parallel ridges, one per load cycle, normal to the local crack growth direction.",
+        ("striations", "striation", "fatigue striation", "ductile striations", "brittle striations"),
+        mechanisms=("fatigue",),
+    ),
+    Feature(
+        "beach marks",
+        "Macroscopic concentric arrest lines of a fatigue crack front.",
+        ("beach mark", "beachmarks", "clamshell marks", "clamshell", "arrest lines", "arrest marks",
+         "conchoidal marks"),
+        scale="macro",
+        mechanisms=("fatigue",),
+    ),
+    Feature(
+        "ratchet marks",
+        "Steps between adjacent fatigue origins on the surface of a multiple-origin fatigue fracture.",
+        ("ratchet mark", "ratchet lines"),
+        scale="macro",
+        rare=True,
+        mechanisms=("fatigue",),
+    ),
+    Feature(
+        "crack initiation site",
+        "The origin of the fracture, where the crack started.",
+        ("crack origin", "fracture origin", "initiation site", "crack initiation", "origin of the crack",
+         "crack nucleation site", "initiation sites"),
+        mechanisms=(),
+    ),
+    Feature(
+        "secondary cracks",
+        "Cracks branching off the main fracture plane into the material.",
+        ("secondary crack", "secondary cracking", "branched cracks", "crack branching", "microcracks"),
+        mechanisms=("intergranular stress corrosion cracking",),
+    ),
+    Feature(
+        "fish-eye",
+        "Circular bright zone around a subsurface origin in very-high-cycle fatigue.",
+        ("fish eye", "fisheye", "fish-eye pattern"),
+        rare=True,
+        mechanisms=("very-high-cycle fatigue",),
+    ),
+    Feature(
+        "fine granular area",
+        "Rough granular zone next to a subsurface origin in very-high-cycle fatigue.",
+        ("fga", "optically dark area", "oda", "granular bright facet", "gbf", "fine-granular area"),
+        rare=True,
+        mechanisms=("very-high-cycle fatigue",),
+    ),
+    Feature(
+        "inclusion at origin",
+        "A non-metallic inclusion at the crack origin.",
+        ("inclusion", "inclusions", "non-metallic inclusion", "nonmetallic inclusion", "oxide inclusion"),
+        mechanisms=("defect-initiated fracture",),
+    ),
+    Feature(
+        "gas pore",
+        "A smooth-walled spherical void from trapped gas.",
+        ("gas pores", "porosity", "pores", "pore", "keyhole pore", "keyhole pores", "gas porosity",
+         "spherical pores"),
+        mechanisms=("defect-initiated fracture",),
+    ),
+    Feature(
+        "lack-of-fusion defect",
+        "An irregular void with unfused layers or powder from insufficient melting in additive manufacturing.",
+        ("lack of fusion", "lack-of-fusion", "lof defect", "lack-of-fusion defects", "lack of fusion defects",
+         "lack-of-fusion pores", "unfused regions"),
+        mechanisms=("defect-initiated fracture",),
+    ),
+    Feature(
+        "unmelted powder particles",
+        "Spherical powder particles that did not melt, exposed on the fracture surface.",
+        ("unmelted powder", "unmelted particles", "partially melted powder", "unfused powder",
+         "unmelted powder particle"),
+        rare=True,
+        mechanisms=("defect-initiated fracture",),
+    ),
+    Feature(
+        "corrosion products",
+        "Oxide or corrosion deposits on the fracture surface, often cracked like dried mud.",
+        ("mud-crack", "mud crack", "mudcrack", "mud-cracking", "corrosion deposits", "oxide layer",
+         "corrosion product"),
+        mechanisms=("intergranular stress corrosion cracking",),
+    ),
+    Feature(
+        "creep cavities",
+        "Grain-boundary cavities and wedge cracks from creep.",
+        ("creep cavity", "wedge cracks", "wedge-type cracks", "grain boundary cavities", "cavitation"),
+        rare=True,
+        mechanisms=("creep",),
+    ),
+    Feature(
+        "mirror-mist-hackle",
+        "Smooth mirror, misty and hackled zones around the origin of a glass or ceramic fracture.",
+        ("mirror mist hackle", "mirror–mist–hackle", "fracture mirror", "mirror zone", "mist region",
+         "wallner lines", "mirror, mist and hackle"),
+        rare=True,
+        mechanisms=("brittle overload",),
+    ),
+    Feature(
+        "fibre pull-out",
+        "Fibres pulled out of the matrix of a composite.",
+        ("fiber pull-out", "fibre pullout", "fiber pullout", "fiber pull out", "fibre pull out",
+         "pulled-out fibres", "pulled-out fibers"),
+        mechanisms=("composite failure",),
+    ),
+    Feature(
+        "matrix cracking",
+        "Cracking and hackles in the matrix of a fibre composite.",
+        ("matrix cracks", "hackles", "matrix hackles", "hackle marks", "matrix crack"),
+        mechanisms=("composite failure",),
+    ),
+    Feature(
+        "crazing",
+        "Fibrillated craze zones on a polymer fracture surface.",
+        ("crazes", "craze", "craze zone"),
+        rare=True,
+        mechanisms=("polymer crazing",),
+    ),
+)
+
+_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+
+
+def canonical_names() -> list[str]:
+    """All canonical labels, in vocabulary order (the order answers are written in)."""
+    return [f.name for f in FEATURES]
+
+
+def rare_names() -> list[str]:
+    return [f.name for f in FEATURES if f.rare]
+
+
+def feature(name: str) -> Feature:
+    """The feature with this canonical name; KeyError lists the valid names."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown feature {name!r}; valid: {', '.join(_BY_NAME)}") from None
+
+
+@lru_cache(maxsize=1)
+def phrase_index() -> Mapping[str, str]:
+    """Lower-case phrase -> canonical name, for every canonical name and synonym (built once, read-only)."""
+    index: dict[str, str] = {}
+    for f in FEATURES:
+        for phrase in f.phrases:
+            key = phrase.lower()
+            if key in index and index[key] != f.name:
+                raise ValueError(f"phrase {phrase!r} names both {index[key]!r} and {f.name!r}")
+            index[key] = f.name
+    return MappingProxyType(index)
+
+
+def canonicalize(label: str) -> str | None:
+    """Map a label or synonym (any case, surrounding space) to its canonical name, or None."""
+    return phrase_index().get(" ".join(label.lower().replace("_", " ").split()))
+
+
+def sort_features(names: set[str] | list[str]) -> list[str]:
+    """Canonical names in vocabulary order, without duplicates."""
+    order = {f.name: i for i, f in enumerate(FEATURES)}
+    unknown = [n for n in names if n not in order]
+    if unknown:
+        raise KeyError(f"unknown feature(s) {unknown}; valid: {', '.join(order)}")
+    return sorted(set(names), key=order.__getitem__)
+
+
+def mechanism_hints(names: set[str] | list[str]) -> list[str]:
+    """Fracture mechanisms suggested by a set of features (DESIGN §4), most specific first."""
+    present = set(names)
+    hints: list[str] = []
+    if {"fish-eye", "fine granular area"} & present:
+        hints.append("very-high-cycle fatigue")
+    if {"fatigue striations", "beach marks", "ratchet marks"} & present:
+        hints.append("fatigue")
+    if {"gas pore", "lack-of-fusion defect", "unmelted powder particles", "inclusion at origin"} & present:
+        hints.append("defect-initiated fracture")
+    if "intergranular facets" in present:
+        if "creep cavities" in present:
+            hints.append("creep")
+        elif "corrosion products" in present or "secondary cracks" in present:
+            hints.append("intergranular stress corrosion cracking")
+        elif "quasi-cleavage" in present:
+            hints.append("hydrogen embrittlement")
+        else:
+            hints.append("embrittlement")
+    if {"cleavage facets", "river patterns", "chevron marks", "cleavage tongues"} & present:
+        hints.append("brittle overload")
+    if {"equiaxed dimples", "elongated dimples", "shear lip"} & present and "fatigue" not in hints:
+        hints.append("ductile overload")
+    return hints

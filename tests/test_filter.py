@@ -1,0 +1,179 @@
+"""Fracture filter and the image cues it reads: typical captions and images decide as a reader would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from dataset_builders import filter as ff
+from dataset_builders.config import BuildConfig
+from dataset_builders.image_cues import compute_cues
+from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, write_model_atomic
+
+
+def sem_texture(w: int = 400, h: int = 300, seed: int = 0, grain: int = 4) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(0.0, 1.0, (h // grain + 2, w // grain + 2))
+    img = Image.fromarray(np.uint8(np.clip(coarse * 40 + 115, 0, 230))).resize((w, h), Image.BICUBIC)
+    return img.convert("RGB")  # grey pixels in an RGB file, as many papers store SEM images
+
+
+def line_plot(w: int = 400, h: int = 300) -> Image.Image:
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    d.line([(40, 20), (40, h - 40), (w - 20, h - 40)], fill="black", width=2)
+    xs = np.linspace(40, w - 20, 50)
+    d.line([(float(x), float(h - 40 - 200 * (1 - np.exp(-(x - 40) / 60)))) for x in xs], fill=(200, 30, 30), width=2)
+    d.text((w // 2, h - 25), "Strain (%)", fill="black")
+    return img
+
+
+def colour_map(w: int = 300, h: int = 300, seed: int = 1) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    palette = np.array([[230, 40, 40], [40, 200, 60], [40, 60, 230], [240, 200, 30]], dtype=np.uint8)
+    cells = rng.integers(0, 4, (h // 20 + 1, w // 20 + 1))
+    arr = palette[np.kron(cells, np.ones((20, 20), dtype=np.int64))[:h, :w]]
+    return Image.fromarray(arr)
+
+
+SEM_CUES = compute_cues(sem_texture())
+PLOT_CUES = compute_cues(line_plot())
+
+
+def panel(caption: str, cues: ImageCues = SEM_CUES, excerpts: list[str] | None = None,
+          panel_id: str = "p-p1-f1-a") -> PanelRecord:
+    return PanelRecord(panel_id=panel_id, figure_id="p-p1-f1", paper_id="p", source_pdf="p.pdf", page=1,
+                       image="x.jpg", width=400, height=300, split_method="single", caption=caption,
+                       figure_caption=caption, excerpts=excerpts or [], phash="0" * 16, cues=cues)
+
+
+# --- image cues ----------------------------------------------------------------------------------------
+
+def test_cues_separate_sem_texture_line_art_and_colour():
+    sem, plot, cmap = SEM_CUES, PLOT_CUES, compute_cues(colour_map())
+    assert sem.white_fraction < 0.01 and sem.grey_levels > 100 and sem.colourfulness < 1 and sem.std > 25
+    assert plot.white_fraction > 0.9 and plot.grey_levels < 32
+    assert cmap.colourfulness > 60 and sem.colourfulness < 1
+    assert sem.edge_density > plot.edge_density
+
+
+def test_cues_work_on_odd_modes_and_large_images():
+    big = compute_cues(sem_texture(3000, 2000, grain=30))  # computed on a <= 256 px copy
+    assert big.white_fraction < 0.01 and big.grey_levels > 100 and big.std > 20
+    rgba = Image.new("RGBA", (200, 200), (0, 0, 0, 0))  # fully transparent: white, not black
+    assert compute_cues(rgba).white_fraction == 1.0
+    assert compute_cues(line_plot().convert("P")).white_fraction > 0.9
+    bilevel = compute_cues(line_plot().convert("1"))
+    assert bilevel.grey_levels < 32 and bilevel.colourfulness == 0
+
+
+# --- decisions -----------------------------------------------------------------------------------------
+
+def test_fractograph_is_kept_with_its_reasons():
+    d = ff.decide(panel("SEM fractograph of the AA7075 specimen showing equiaxed dimples"), 1.0)
+    assert d.keep and d.score >= 3
+    assert "caption:+fractograph" in d.reasons
+    assert "caption:+feature=equiaxed dimples" in d.reasons
+    assert any(r.startswith("cue:+grey_texture") for r in d.reasons)
+
+
+@pytest.mark.parametrize("caption,reason", [
+    ("Engineering stress–strain curves of the as-built and HIPed specimens", "caption:-stress-strain"),
+    ("Schematic of the four-point bending specimen and loading geometry", "caption:-schematic"),
+    ("Optical micrograph of the etched microstructure showing equiaxed grains", "caption:-microstructure"),
+    ("EBSD inverse pole figure map of the weld zone", "caption:-EBSD"),
+    ("XRD patterns of the powders", "caption:-XRD"),
+    ("Photograph of the servo-hydraulic test machine and the grips", "caption:-setup"),
+])
+def test_other_figure_types_are_dropped(caption, reason):
+    d = ff.decide(panel(caption), 1.0)
+    assert not d.keep and reason in d.reasons and d.score < 0
+
+
+def test_line_art_cues_pull_the_score_down():
+    d_text_only = ff.decide(panel("Specimen A after the test"), 1.0)
+    d_plot = ff.decide(panel("Specimen A after the test", cues=PLOT_CUES), 1.0)
+    assert any(r.startswith("cue:-white_fraction=0.9") for r in d_plot.reasons)
+    assert any(r.startswith("cue:-grey_levels=") for r in d_plot.reasons)
+    assert d_plot.score <= d_text_only.score - 3
+    colourful = ff.decide(panel("Specimen A", cues=compute_cues(colour_map())), 1.0)
+    assert any(r.startswith("cue:-colourfulness=") for r in colourful.reasons)
+
+
+def test_excerpts_count_at_half_weight_and_once():
+    bare = ff.decide(panel("Specimen B"), 1.0)
+    one = ff.decide(panel("Specimen B", excerpts=["The fracture surface in Fig. 3a is flat."]), 1.0)
+    two = ff.decide(panel("Specimen B", excerpts=["The fracture surface in Fig. 3a is flat.",
+                                                  "Its fracture surface shows it again."]), 1.0)
+    assert one.score == pytest.approx(bare.score + 1.0)  # "fracture surface" = 2.0 in a caption
+    assert "excerpt:+fracture surface" in one.reasons
+    assert two.score == one.score and two.reasons.count("excerpt:+fracture surface") == 1
+
+
+def test_threshold_and_feature_cap():
+    d = ff.decide(panel("Dimples, cleavage facets, striations, beach marks and pores"), 1.0)
+    features = [r for r in d.reasons if r.startswith("caption:+feature=")]
+    assert len(features) == 3  # capped at FEATURE_CAP
+    borderline = ff.decide(panel("SEM image of specimen C"), 1.0)  # SEM + grey texture only
+    assert borderline.score == pytest.approx(0.75) and not borderline.keep
+    assert ff.decide(panel("SEM image of specimen C"), 0.75).keep
+
+
+def test_vocabulary_phrases_match_whole_words_only():
+    d = ff.decide(panel("Porescu alloy, fish-eye pattern around an inclusion", cues=PLOT_CUES), 1.0)
+    names = sorted(r for r in d.reasons if "feature=" in r)
+    assert names == ["caption:+feature=fish-eye pattern", "caption:+feature=inclusion"]
+
+
+# --- the stage -----------------------------------------------------------------------------------------
+
+def test_run_writes_sorted_decisions_deterministically(tmp_path):
+    paths = StagePaths(tmp_path)
+    for paper, caps in (("p2", ["Stress-strain curves", "Fractograph showing striations"]),
+                        ("p1", ["Fracture surface with river patterns"])):
+        ps = [panel(c, panel_id=f"{paper}-p1-f{i}-whole").model_copy(update={"paper_id": paper})
+              for i, c in enumerate(caps)]
+        write_model_atomic(paths.panels / f"{paper}.json", PaperPanels(paper_id=paper, source_pdf=f"{paper}.pdf",
+                                                                      panels=ps))
+    (paths.panels / "broken.json").write_text("{", encoding="utf-8")
+    result = ff.run(paths, BuildConfig(out=tmp_path), progress=False)
+    decisions = read_jsonl(paths.filter, FilterDecision)
+    assert [d.panel_id for d in decisions] == ["p1-p1-f0-whole", "p2-p1-f0-whole", "p2-p1-f1-whole"]
+    assert [d.keep for d in decisions] == [True, False, True]
+    assert result.counts == {"panels": 3, "kept": 2, "dropped": 1}
+    assert [p.reason for p in result.problems] == ["bad_panels_record"]
+    first = paths.filter.read_bytes()
+    ff.run(paths, BuildConfig(out=tmp_path), progress=False)
+    assert paths.filter.read_bytes() == first
+
+
+# --- integration: the sample corpus ---------------------------------------------------------------------
+
+def test_sample_corpus_fractographs_are_kept_and_other_figures_dropped(tmp_path):
+    from pathlib import Path
+
+    from dataset_builders import panels, sample_corpus
+    from dataset_builders import mine as pdf_figures
+    from dataset_builders.records import PaperRecord
+    from fracto_core.files import read_model
+
+    truth = sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=6, seed=1)
+    config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "corpus" / "papers", workers=1)
+    paths = StagePaths(config.out)
+    for stage in (pdf_figures, panels, ff):
+        assert stage.run(paths, config, progress=False).problems == []
+    decisions = {d.panel_id: d for d in read_jsonl(paths.filter, FilterDecision)}
+    mined = {read_model(f, PaperRecord).source_pdf: read_model(f, PaperRecord) for f in paths.mine.glob("*/paper.json")}
+    seen = {True: 0, False: 0}
+    for tp in truth.papers:
+        paper = mined[Path(tp.file).name]
+        for tf in tp.figures:
+            fid = next(f.figure_id for f in paper.figures if f.number == tf.number)
+            for pid, d in decisions.items():
+                if pid.startswith(fid + "-"):
+                    assert d.keep == tf.is_fracture, (tf.layout, tf.caption, d.reasons)
+                    seen[tf.is_fracture] += 1
+    assert seen[True] >= 5 and seen[False] >= 2

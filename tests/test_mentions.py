@@ -1,0 +1,130 @@
+"""Vocabulary phrases in free text: longest match, spelling variants, word boundaries, negation scope."""
+
+import pytest
+
+from dataset_builders.labelling.mentions import features_in, find_mentions, sentence_spans
+
+DIMPLES = "equiaxed dimples"
+CLEAVAGE = "cleavage facets"
+RIVERS = "river patterns"
+STRIATIONS = "fatigue striations"
+BEACH = "beach marks"
+IG = "intergranular facets"
+PORE = "gas pore"
+LOF = "lack-of-fusion defect"
+
+
+# (sentence, asserted, negated): sentences written the way fractography captions and papers write them.
+CASES = [
+    ("No fatigue striations were observed on the fracture surface.", set(), {STRIATIONS}),
+    ("The overload region is covered with dimples, but no striations.", {DIMPLES}, {STRIATIONS}),
+    ("The facets are flat, without any cleavage facets or river patterns.", set(), {CLEAVAGE, RIVERS}),
+    ("The absence of dimples indicates cleavage.", {CLEAVAGE}, {DIMPLES}),
+    ("Fatigue striations were not observed, whereas beach marks are clearly visible.", {BEACH}, {STRIATIONS}),
+    ("Neither dimples nor striations were found in the fast-fracture zone.", set(), {DIMPLES, STRIATIONS}),
+    ("Dimples, striations and beach marks were not observed at this magnification.", set(),
+     {DIMPLES, STRIATIONS, BEACH}),
+    ("The surface shows dimples and striations were not observed.", {DIMPLES}, {STRIATIONS}),
+    ("Cleavage facets rather than dimples dominate the surface at -196 °C.", {CLEAVAGE}, {DIMPLES}),
+    ("Instead of dimples, cleavage facets with river patterns appear.", {CLEAVAGE, RIVERS}, {DIMPLES}),
+    ("A lack of fusion defect at the origin, with unmelted powder particles.",
+     {LOF, "unmelted powder particles"}, set()),
+    ("The lack of striations suggests a single overload event.", set(), {STRIATIONS}),
+    ("The fracture was not intergranular but transgranular cleavage.", {CLEAVAGE}, {IG}),
+    ("The specimen tested in air did not show secondary cracks.", set(), {"secondary cracks"}),
+    ("No dimples, cleavage facets dominate the whole section.", {CLEAVAGE}, {DIMPLES}),
+    ("A pore-free fracture surface with fine equiaxed dimples.", {DIMPLES}, {PORE}),
+    ("In the absence of hydrogen, the fracture surface exhibits ductile dimples.", {DIMPLES}, set()),
+    ("The sample is free of porosity; quasi-cleavage and tear ridges prevail.",
+     {"quasi-cleavage", "tear ridges"}, {PORE}),
+    ("Specimen No. 3 shows a fish-eye around an inclusion and a fine granular area (FGA).",
+     {"fish-eye", "inclusion at origin", "fine granular area"}, set()),
+    ("There is no evidence of intergranular cracking or creep cavities in the weld.", set(),
+     {IG, "creep cavities"}),
+    ("Striations are absent and the surface is dominated by rock candy facets.", {IG}, {STRIATIONS}),
+    ("Glass fracture with a mirror–mist–hackle pattern; no crazing was seen.", {"mirror-mist-hackle"},
+     {"crazing"}),
+    ("Fibre pull-out and matrix cracking were observed, but no delamination.",
+     {"fibre pull-out", "matrix cracking"}, set()),
+    ("Beach marks weren't visible, although ratchet marks indicate multiple origins.",
+     {"ratchet marks"}, {BEACH}),
+]
+
+
+@pytest.mark.parametrize("sentence,asserted,negated", CASES, ids=[c[0][:40] for c in CASES])
+def test_asserted_and_negated_features(sentence, asserted, negated):
+    assert features_in(sentence) == (asserted, negated)
+
+
+@pytest.mark.parametrize("text,feature,phrase", [
+    ("quasi-cleavage facets", "quasi-cleavage", "quasi-cleavage"),  # not also "cleavage facets"
+    ("Quasi cleavage", "quasi-cleavage", "Quasi cleavage"),
+    ("intergranular dimples", "intergranular dimples", "intergranular dimples"),  # not "intergranular"
+    ("lack-of-fusion pores", LOF, "lack-of-fusion pores"),  # not "gas pore"
+    ("Lack of fusion defects", LOF, "Lack of fusion defects"),
+    ("transgranular cleavage", CLEAVAGE, "transgranular cleavage"),
+    ("cleavage tongues", "cleavage tongues", "cleavage tongues"),  # not "cleavage" + "tongues"
+    ("crack initiation site", "crack initiation site", "crack initiation site"),
+])
+def test_longest_phrase_wins(text, feature, phrase):
+    mentions = find_mentions(text)
+    assert [(m.feature, m.phrase) for m in mentions] == [(feature, phrase)]
+
+
+@pytest.mark.parametrize("text", ["fish-eye", "fish eye", "Fish–eye", "fisheye", "FISH - EYE", "fish\u2010eye"])
+def test_hyphen_space_and_dash_variants(text):
+    mentions = find_mentions(f"A {text} was found.")
+    assert [m.feature for m in mentions] == ["fish-eye"]
+    assert mentions[0].phrase == text
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("river pattern", [RIVERS]), ("river patterns", [RIVERS]),
+    ("a striation", [STRIATIONS]), ("striations", [STRIATIONS]),
+    ("mirror, mist and hackle", ["mirror-mist-hackle"]),
+    ("fiber pullout", ["fibre pull-out"]), ("fibre pull-out", ["fibre pull-out"]),
+])
+def test_listed_plurals_and_spellings(text, expected):
+    assert [m.feature for m in find_mentions(text)] == expected
+
+
+@pytest.mark.parametrize("text", [
+    "The code today was odd.",  # "oda" inside words
+    "Spores and composites.",  # "pores" inside a word
+    "Dimplex and striationless",  # vocabulary words inside longer words
+    "The fatigue life was measured.",
+])
+def test_word_boundaries(text):
+    assert find_mentions(text) == []
+
+
+def test_mentions_carry_positions_and_negation():
+    text = "Dimples, but no striations."
+    mentions = find_mentions(text)
+    assert [(m.feature, text[m.start:m.end], m.negated) for m in mentions] == [
+        (DIMPLES, "Dimples", False), (STRIATIONS, "striations", True)]
+
+
+def test_lack_of_fusion_is_a_feature_even_when_negated():
+    assert features_in("No lack-of-fusion defects were found.") == (set(), {LOF})
+    assert features_in("Lack of fusion between layers.") == ({LOF}, set())
+
+
+def test_feature_asserted_anywhere_is_not_negated():
+    text = "Striations were not observed near the origin. Further away, fine striations are visible."
+    assert features_in(text) == ({STRIATIONS}, set())
+
+
+def test_negation_does_not_cross_sentences():
+    assert features_in("No crack was found at the notch. Dimples cover the surface.") == ({DIMPLES}, set())
+
+
+def test_abbreviation_dot_is_not_a_sentence_end():
+    # "Fig." does not end the clause: the "no" still governs the striations after it
+    assert features_in("There are no (see Fig. 3) striations.") == (set(), {STRIATIONS})
+
+
+def test_sentence_spans_skip_abbreviations_but_not_panel_letters():
+    text = "See Fig. 2b. Dimples, e.g. in J. Smith et al. (2020), are large. Cleavage in Fig. 3a–c. End"
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "See Fig. 2b.", "Dimples, e.g. in J. Smith et al. (2020), are large.", "Cleavage in Fig. 3a–c.", "End"]
