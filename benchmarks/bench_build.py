@@ -4,7 +4,7 @@ Usage:
     python benchmarks/bench_build.py --papers 200 --repeats 3
 
 The floor is a bare PyMuPDF pass over the same PDFs with the same worker count: open each file, read
-every page's text layout once and decode every embedded image once (pdf_figures.floor_pass). The
+every page's text layout once and decode every embedded image once (pdf/floor.py: floor_pass). The
 builder runs the whole pipeline (offline caption labeller, default settings, fresh output). We report
 ratios, not absolute times: the machines are shared and noisy, so each figure is the best of
 --repeats runs. Targets (issue #2): builder/floor <= 3x; builder --workers 2 >= 1.7x faster than 1.
@@ -23,9 +23,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from dataset_builders import sample_corpus
-from dataset_builders import mine as pdf_figures
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
+from dataset_builders.pdf.floor import floor_pass
 
 
 def cpu_seconds() -> float:
@@ -37,10 +37,10 @@ def cpu_seconds() -> float:
 def time_floor(pdfs: list[Path], workers: int) -> float:
     t0 = time.perf_counter()
     if workers == 1:
-        n = sum(pdf_figures.floor_pass(p) for p in pdfs)
+        n = sum(floor_pass(p) for p in pdfs)
     else:
         with ProcessPoolExecutor(workers) as pool:
-            n = sum(pool.map(pdf_figures.floor_pass, pdfs, chunksize=4))
+            n = sum(pool.map(floor_pass, pdfs, chunksize=4))
     assert n > 0, "the floor pass decoded no image"
     return time.perf_counter() - t0
 

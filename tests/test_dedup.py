@@ -195,15 +195,14 @@ def test_sample_corpus_reprints_group_across_papers(tmp_path):
     """Mine 6 generated papers; every reprint (identical, re-encoded, rescaled) joins its original's group."""
     from pathlib import Path
 
-    from dataset_builders import sample_corpus
-    from dataset_builders import mine as pdf_figures
+    from dataset_builders import mine, sample_corpus
     from dataset_builders.records import PaperPanels
     from fracto_core.files import read_model
 
     truth = sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=6, seed=0)
     config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "corpus" / "papers", workers=1)
     paths = StagePaths(config.out)
-    for stage in (pdf_figures, panels, fracture_filter, dedup):
+    for stage in (mine, panels, fracture_filter, dedup):
         assert stage.run(paths, config, progress=False).problems == []
     panel_of: dict[str, str] = {}  # "<stem>:fig<N>[:<letter>]" -> panel id
     for tp in truth.papers:

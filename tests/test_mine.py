@@ -11,8 +11,9 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from dataset_builders import mine as pdf_figures
+from dataset_builders import mine
 from dataset_builders.config import BuildConfig
+from dataset_builders.pdf.floor import floor_pass
 from dataset_builders.records import PaperRecord
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_model
@@ -105,8 +106,8 @@ def mine_one(tmp_path: Path, build, **kw) -> tuple[PaperRecord, StagePaths, obje
     papers.mkdir(parents=True, exist_ok=True)
     build(papers / "p.pdf")
     paths = StagePaths(tmp_path / "out")
-    result = pdf_figures.run(paths, cfg(papers, paths.out, **kw), progress=False)
-    pid = pdf_figures.paper_id_of(papers / "p.pdf")
+    result = mine.run(paths, cfg(papers, paths.out, **kw), progress=False)
+    pid = mine.paper_id_of(papers / "p.pdf")
     return read_model(paths.mine / pid / "paper.json", PaperRecord), paths, result
 
 
@@ -374,7 +375,7 @@ def test_every_file_is_accounted_for_and_resume_is_byte_identical(tmp_path):
     expected = make_corpus(papers)
     paths = StagePaths(tmp_path / "out")
     config = cfg(papers, paths.out)
-    result = pdf_figures.run(paths, config, progress=False)
+    result = mine.run(paths, config, progress=False)
     got: dict[str, list[str]] = {}
     for p in result.problems:
         got.setdefault(p.file, []).append(p.reason)
@@ -387,7 +388,7 @@ def test_every_file_is_accounted_for_and_resume_is_byte_identical(tmp_path):
     assert [p.file for p in result.problems] == sorted(p.file for p in result.problems)  # sorted file order
     assert result.counts["files"] == 10 and result.counts["resumed"] == 0
     mined = sorted(p.parent.name for p in paths.mine.glob("*/paper.json"))
-    ids = {name: pdf_figures.paper_id_of(papers / name) for name in
+    ids = {name: mine.paper_id_of(papers / name) for name in
            ("a_main.pdf", "sub/b_above.pdf", "c_logos.pdf", "j_textonly.pdf", "h_truncated.pdf")}
     assert set(ids.values()) <= set(mined)
     assert read_model(paths.mine / ids["sub/b_above.pdf"] / "paper.json", PaperRecord).source_pdf == "sub/b_above.pdf"
@@ -395,7 +396,7 @@ def test_every_file_is_accounted_for_and_resume_is_byte_identical(tmp_path):
     assert not any(name.endswith(".tmp") for name in first)
 
     (paths.mine / ids["c_logos.pdf"] / "paper.json").unlink()
-    again = pdf_figures.run(paths, config, progress=False)
+    again = mine.run(paths, config, progress=False)
     assert again.counts["mined"] == 1 and again.counts["resumed"] == len(mined) - 1
     assert snapshot(paths.mine) == first
     assert again.problems == result.problems  # a resumed paper reports the same lines
@@ -406,15 +407,15 @@ def test_parallel_workers_give_the_same_outputs(tmp_path):
     papers = tmp_path / "papers"
     make_corpus(papers)
     one, two = StagePaths(tmp_path / "one"), StagePaths(tmp_path / "two")
-    r1 = pdf_figures.run(one, cfg(papers, one.out, workers=1), progress=False)
-    r2 = pdf_figures.run(two, cfg(papers, two.out, workers=2), progress=False)
+    r1 = mine.run(one, cfg(papers, one.out, workers=1), progress=False)
+    r2 = mine.run(two, cfg(papers, two.out, workers=2), progress=False)
     assert r1 == r2
     assert snapshot(one.mine) == snapshot(two.mine)
 
 
 def test_floor_pass_decodes_each_image_once(tmp_path):
     paper_main(tmp_path / "p.pdf")
-    assert pdf_figures.floor_pass(tmp_path / "p.pdf") == 5  # 1 raster + 4 grid parts
+    assert floor_pass(tmp_path / "p.pdf") == 5  # 1 raster + 4 grid parts
 
 
 # --- the sample corpus (dataset_builders.sample_corpus) and its ground truth ------------------------------
@@ -434,7 +435,7 @@ def sample(tmp_path_factory):
     root = tmp_path_factory.mktemp("sample")
     truth = sample_corpus.generate_corpus(root / "corpus", n_papers=12, seed=0)
     paths = StagePaths(root / "out")
-    result = pdf_figures.run(paths, cfg(root / "corpus" / "papers", paths.out, workers=2), progress=False)
+    result = mine.run(paths, cfg(root / "corpus" / "papers", paths.out, workers=2), progress=False)
     return root, truth, paths, result
 
 
@@ -444,7 +445,7 @@ def test_sample_corpus_recall_against_ground_truth(sample):
     n_fig = found = captions = kinds = 0
     n_cit = cited = 0
     for tp in truth.papers:
-        rec = read_model(paths.mine / pdf_figures.paper_id_of(root / "corpus" / tp.file) / "paper.json", PaperRecord)
+        rec = read_model(paths.mine / mine.paper_id_of(root / "corpus" / tp.file) / "paper.json", PaperRecord)
         assert rec.source_pdf == Path(tp.file).name and rec.n_pages == tp.n_pages
         assert rec.title == tp.title
         assert rec.doi and tp.doi.endswith(rec.doi) and rec.doi.startswith("10.")
@@ -472,7 +473,7 @@ def test_sample_corpus_logos_skipped_and_jpegs_kept(sample):
     root, truth, paths, _ = sample
     for tp in truth.papers[:4]:
         pdf = root / "corpus" / tp.file
-        rec = read_model(paths.mine / pdf_figures.paper_id_of(pdf) / "paper.json", PaperRecord)
+        rec = read_model(paths.mine / mine.paper_id_of(pdf) / "paper.json", PaperRecord)
         # the publisher logo is printed in every page header: skipped on each page, never a figure part
         header = [s for s in rec.skipped if s.bbox[3] < 0.12 * A4[1]]
         assert sorted(s.page for s in header) == list(range(1, tp.n_pages + 1))
@@ -497,7 +498,7 @@ def test_sample_bad_inputs_each_file_has_its_reason(tmp_path):
     bad = tmp_path / "bad"
     expected = sample_corpus.write_bad_inputs(bad)
     paths = StagePaths(tmp_path / "out")
-    result = pdf_figures.run(paths, cfg(bad, paths.out, workers=2), progress=False)
+    result = mine.run(paths, cfg(bad, paths.out, workers=2), progress=False)
     got: dict[str, set[str]] = {}
     for p in result.problems:
         got.setdefault(p.file, set()).add(p.reason)
@@ -509,7 +510,7 @@ def test_sample_bad_inputs_each_file_has_its_reason(tmp_path):
     ok = [n for n, k in expected.items() if k == "ok"]
     assert len(ok) >= 5
     for name in ok:  # CMYK, 16-bit, 1-bit, alpha, JPX: each kept as an 8-bit RGB/L JPEG that Pillow opens
-        rec = read_model(paths.mine / pdf_figures.paper_id_of(bad / name) / "paper.json", PaperRecord)
+        rec = read_model(paths.mine / mine.paper_id_of(bad / name) / "paper.json", PaperRecord)
         (fig,) = rec.figures
         assert fig.number == 1 and fig.caption == sample_corpus.BAD_CAPTION
         (part,) = fig.parts
@@ -517,7 +518,7 @@ def test_sample_bad_inputs_each_file_has_its_reason(tmp_path):
             im.load()
             assert im.format == "JPEG" and im.mode in ("RGB", "L") and im.size == (part.width, part.height)
             assert np.asarray(im).std() > 10  # a picture, not a blank
-    bomb = read_model(paths.mine / pdf_figures.paper_id_of(bad / "decompression_bomb.pdf") / "paper.json",
+    bomb = read_model(paths.mine / mine.paper_id_of(bad / "decompression_bomb.pdf") / "paper.json",
                       PaperRecord)
     assert [s.reason for s in bomb.skipped] == ["decompression_bomb"] and bomb.figures == []
 
@@ -529,7 +530,7 @@ def test_each_part_holds_the_image_placed_at_its_position(sample):
     root, truth, paths, _ = sample
     checked = distinct = 0
     for tp in truth.papers:
-        rec = read_model(paths.mine / pdf_figures.paper_id_of(root / "corpus" / tp.file) / "paper.json", PaperRecord)
+        rec = read_model(paths.mine / mine.paper_id_of(root / "corpus" / tp.file) / "paper.json", PaperRecord)
         parts = [(f.page, p) for f in rec.figures for p in f.parts]
         for tf in tp.figures:
             located = []
@@ -569,7 +570,7 @@ def test_same_size_flate_images_side_by_side_keep_their_own_pixels(tmp_path):
     text(page, (60, 322, 560, 380), "Fig. 1. SEM fractographs: (a) dimples; (b) cleavage facets; (c) striations.")
     doc.save(papers / "p.pdf")
     paths = StagePaths(tmp_path / "out")
-    pdf_figures.run(paths, cfg(papers, paths.out, workers=1), progress=False)
+    mine.run(paths, cfg(papers, paths.out, workers=1), progress=False)
     rec = read_model(next(paths.mine.glob("*/paper.json")), PaperRecord)
     parts = sorted((p for f in rec.figures for p in f.parts), key=lambda p: p.bbox[0])
     assert len(parts) == 3

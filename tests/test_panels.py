@@ -393,14 +393,13 @@ def test_jpeg_noise_and_rgb_figures_are_split(tmp_path):
 # --- integration: the sample corpus, mined by the real miner ------------------------------------------
 
 def test_sample_corpus_panels_match_ground_truth(tmp_path):
-    """Mine 6 generated papers with pdf_figures, split them, compare letters with the ground truth."""
-    from dataset_builders import sample_corpus
-    from dataset_builders import mine as pdf_figures
+    """Mine 6 generated papers with the mine stage, split them, compare letters with the ground truth."""
+    from dataset_builders import mine, sample_corpus
 
     truth = sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=6, seed=3)
     config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "corpus" / "papers", workers=1)
     paths = StagePaths(config.out)
-    assert pdf_figures.run(paths, config, progress=False).problems == []
+    assert mine.run(paths, config, progress=False).problems == []
     result = panels.run(paths, config, progress=False)
     assert result.problems == []
     mined = {read_model(f, PaperRecord).source_pdf: read_model(f, PaperRecord)
@@ -412,10 +411,10 @@ def test_sample_corpus_panels_match_ground_truth(tmp_path):
         got = read_panels(paths, paper.paper_id).panels
         for tf in tp.figures:
             (figure,) = [f for f in paper.figures if f.number == tf.number]
-            mine = [p for p in got if p.figure_id == figure.figure_id]
-            assert [p.letter for p in mine] == [q.letter for q in tf.panels], (tp.file, tf.number, tf.layout)
-            methods.update(p.split_method for p in mine)
+            found = [p for p in got if p.figure_id == figure.figure_id]
+            assert [p.letter for p in found] == [q.letter for q in tf.panels], (tp.file, tf.number, tf.layout)
+            methods.update(p.split_method for p in found)
             if tf.kind == "multi_raster":
-                assert all(p.image in {part.image for part in figure.parts} for p in mine)
+                assert all(p.image in {part.image for part in figure.parts} for p in found)
             n_figures += 1
     assert n_figures >= 12 and {"gutter", "parts", "single"} <= methods

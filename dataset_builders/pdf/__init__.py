@@ -1,1 +1,10 @@
-"""PDF layout analysis for the mine stage: figures, captions, citing excerpts, DOI and title."""
+"""PDF layout analysis for the mine stage (dataset_builders.mine); none of these modules imports a stage.
+
+- captions: figure captions and citations in plain text (caption starts, panel parts, citing excerpts).
+- geometry: Box helpers (union, gaps, overlap, containment, rounding).
+- text: page lines and blocks from get_text("dict"), and the caption blocks on a page.
+- images: each placed image's xref, repeated publisher logos, decoding and writing images (ImageWriter).
+- figures: drawing regions, clustering graphics, matching captions, merging grids, panel letters.
+- metadata: the paper's title and DOI.
+- floor: the speed floor the build benchmark compares against (floor_pass).
+"""

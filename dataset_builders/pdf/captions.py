@@ -1,4 +1,4 @@
-"""Figure captions and figure citations in plain text (no PDF here: pdf_figures feeds it strings).
+"""Figure captions and figure citations in plain text (no PDF here: the mine stage feeds it strings).
 
 Three jobs, each a pure function so it can be tested on strings alone:
 

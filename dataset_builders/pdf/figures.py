@@ -1,0 +1,235 @@
+"""Figures on one page: vector-drawing regions, clustering of graphics, caption matching, grid merging,
+the text around a vector figure and the printed panel letters of a figure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pymupdf
+
+from dataset_builders.pdf.geometry import (
+    axis_gap,
+    box_height,
+    box_width,
+    centre_in,
+    distance,
+    expand,
+    overlap_area,
+    round_box,
+    union,
+)
+from dataset_builders.pdf.images import Graphic
+from dataset_builders.pdf.text import Caption, TextBlock
+from dataset_builders.records import Box, FigurePart
+
+MIN_BBOX_PT = 40.0  # graphics smaller than this on the page (either side) are icons, bullets, logos
+GRAPHIC_GAP = 12.0  # graphics closer than this (pt) belong to the same figure
+MERGE_GAP = 30.0  # an uncaptioned cluster this close to a captioned figure joins it (wide-gutter grids)
+CAPTION_GAP = 50.0  # the farthest a caption sits from its figure (pt)
+BELOW_PENALTY = 6.0  # prefer the figure above a caption over the one below it
+DRAWING_GAP = 8.0  # drawing paths closer than this form one region
+LABEL_MARGIN = 14.0  # panel letters / axis labels may sit this far outside a figure
+_PANEL_LABEL = re.compile(r"^\(?([A-La-l])\)?[.:]?$")
+
+
+def drawing_regions(page: pymupdf.Page) -> list[Box]:
+    """Regions of vector drawing on the page: path boxes clustered by proximity.
+
+    Page-wide hairlines and rules, page-sized background fills and regions smaller than MIN_BBOX_PT are
+    dropped (they are layout, not figures).
+    """
+    pw, ph = page.rect.width, page.rect.height
+    rects: list[Box] = []
+    for kind, r in page.get_bboxlog():
+        if kind not in ("fill-path", "stroke-path", "fill-shade", "fill-imgmask"):
+            continue
+        box = (max(r[0], 0.0), max(r[1], 0.0), min(r[2], pw), min(r[3], ph))
+        w, h = box[2] - box[0], box[3] - box[1]
+        if w <= 0 and h <= 0:
+            continue
+        if (min(w, h) < 1.5 and (w > 0.45 * pw or h > 0.45 * ph)) or w * h > 0.6 * pw * ph:
+            continue
+        rects.append(box)
+    regions = _cluster(rects, DRAWING_GAP, barriers=[])
+    return [r for r in regions if box_width(r) >= MIN_BBOX_PT and box_height(r) >= MIN_BBOX_PT]
+
+
+def _cluster(boxes: list[Box], gap: float, barriers: list[Box]) -> list[Box]:
+    """Union boxes closer than ``gap`` unless their union would cover a barrier box (a caption)."""
+    groups = _cluster_groups(boxes, gap, barriers)
+    out = []
+    for g in groups:
+        box = boxes[g[0]]
+        for i in g[1:]:
+            box = union(box, boxes[i])
+        out.append(box)
+    return out
+
+
+def _cluster_groups(boxes: list[Box], gap: float, barriers: list[Box]) -> list[list[int]]:
+    parent = list(range(len(boxes)))
+    box_of = {i: boxes[i] for i in range(len(boxes))}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
+    changed = True
+    while changed:  # repeat: a merged box may now reach a box it did not reach before
+        changed = False
+        for a_pos, a in enumerate(order):
+            for b in order[a_pos + 1:]:
+                ra, rb = find(a), find(b)
+                if ra == rb or axis_gap(box_of[ra], box_of[rb]) > gap:
+                    continue
+                merged = union(box_of[ra], box_of[rb])
+                if any(overlap_area(merged, bar) > 0.25 * (box_width(bar) * box_height(bar)) for bar in barriers):
+                    continue
+                parent[rb] = ra
+                box_of[ra] = merged
+                changed = True
+    groups: dict[int, list[int]] = {}
+    for i in order:
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: (min(boxes[i][1] for i in g), min(boxes[i][0] for i in g)))
+
+
+# --- one page: graphics + captions -> figures -------------------------------------------------------
+
+@dataclass
+class Cluster:
+    members: list[Graphic]
+    bbox: Box
+    caption: Caption | None = None
+
+
+def match_captions(captions: list[Caption], clusters: list[Cluster]) -> None:
+    """Give each caption the cluster directly above it (or below, or beside), one-to-one, nearest first."""
+    pairs = []
+    for ci, cap in enumerate(captions):
+        for ki, cl in enumerate(clusters):
+            b, c = cl.bbox, cap.bbox
+            hov = min(b[2], c[2]) - max(b[0], c[0])
+            vov = min(b[3], c[3]) - max(b[1], c[1])
+            score = None
+            if hov >= 0.3 * min(box_width(b), box_width(c)):
+                if b[3] <= c[1] + 4 and c[1] - b[3] <= CAPTION_GAP:  # figure above the caption
+                    score = max(0.0, c[1] - b[3])
+                elif b[1] >= c[3] - 4 and b[1] - c[3] <= CAPTION_GAP:  # figure below the caption
+                    score = max(0.0, b[1] - c[3]) + BELOW_PENALTY
+            elif vov >= 0.5 * min(box_height(b), box_height(c)):  # caption beside the figure
+                hgap = max(c[0] - b[2], b[0] - c[2])
+                if 0 <= hgap <= 30:
+                    score = hgap + 2 * BELOW_PENALTY
+            if score is not None:
+                pairs.append((score, ci, ki))
+    taken_c: set[int] = set()
+    taken_k: set[int] = set()
+    for _, ci, ki in sorted(pairs):
+        if ci in taken_c or ki in taken_k:
+            continue
+        clusters[ki].caption = captions[ci]
+        taken_c.add(ci)
+        taken_k.add(ki)
+
+
+def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: list[Box]) -> list[Cluster]:
+    """Fold uncaptioned clusters into the nearest captioned one when nothing (caption, body text) lies between.
+
+    This joins the rows of a panel grid with wide gutters, which the gap rule alone keeps apart.
+    """
+    changed = True
+    while changed:
+        changed = False
+        for u in [c for c in clusters if c.caption is None]:
+            best = None
+            for c in clusters:
+                if c.caption is None or c is u:
+                    continue
+                d = axis_gap(u.bbox, c.bbox)
+                if d > MERGE_GAP:
+                    continue
+                merged = union(u.bbox, c.bbox)
+                blocked = any(overlap_area(merged, cap.bbox) > 0 for cap in captions)
+                blocked = blocked or any(overlap_area(merged, t) > 0.3 * box_width(t) * box_height(t)
+                                         and not overlap_area(t, u.bbox) and not overlap_area(t, c.bbox)
+                                         for t in body)
+                if not blocked and (best is None or d < best[0]):
+                    best = (d, c)
+            if best:
+                target = best[1]
+                target.members += u.members
+                target.bbox = union(target.bbox, u.bbox)
+                clusters.remove(u)
+                changed = True
+                break
+    return clusters
+
+
+def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: list[Box]) -> list[Cluster]:
+    """Graphics -> clusters (close together, not across a caption) -> captions matched -> grids merged."""
+    groups = _cluster_groups([g.bbox for g in graphics], GRAPHIC_GAP, [c.bbox for c in captions])
+    clusters = []
+    for g in groups:
+        members = [graphics[i] for i in g]
+        box = members[0].bbox
+        for m in members[1:]:
+            box = union(box, m.bbox)
+        clusters.append(Cluster(members=members, bbox=box))
+    match_captions(captions, clusters)
+    clusters = merge_uncaptioned(clusters, captions, body)
+    return clusters
+
+
+def panel_letters(blocks: list[TextBlock], captions: list[Caption], bbox: Box) -> list[tuple[str, Box]]:
+    """Printed panel letters ("(a)", "a", "B") inside or just outside a figure box, lower-cased, unique."""
+    caption_blocks = {i for c in captions for i in c.blocks}
+    area = expand(bbox, LABEL_MARGIN)
+    found: list[tuple[str, Box]] = []
+    for i, blk in enumerate(blocks):
+        if i in caption_blocks and not any(c.block == i and c.label_lines for c in captions):
+            continue
+        for ln in blk.lines:
+            for text, sbox in ln.spans:
+                for token in text.split():
+                    m = _PANEL_LABEL.match(token)
+                    if m and centre_in(sbox, area) and (len(text.split()) == 1):
+                        found.append((m.group(1).lower(), round_box(sbox)))
+    found.sort(key=lambda x: (x[0], x[1][1], x[1][0]))
+    unique: dict[str, Box] = {}
+    for letter, box in found:
+        unique.setdefault(letter, box)
+    return sorted(unique.items())
+
+
+def label_parts(parts: list[FigurePart], letters: list[tuple[str, Box]]) -> None:
+    """Give each part the nearest printed letter (one letter per part, within LABEL_MARGIN + a little)."""
+    pairs = sorted((distance(lb, p.bbox), li, pi) for li, (_, lb) in enumerate(letters)
+                   for pi, p in enumerate(parts))
+    used_l: set[int] = set()
+    used_p: set[int] = set()
+    for d, li, pi in pairs:
+        if d > LABEL_MARGIN + 6 or li in used_l or pi in used_p:
+            continue
+        parts[pi].label = letters[li][0]
+        used_l.add(li)
+        used_p.add(pi)
+
+
+def in_figure_text_box(blocks: list[TextBlock], captions: list[Caption], region: Box) -> Box:
+    """Grow a vector region by the short text lines around it (tick labels, axis titles, legends)."""
+    caption_blocks = {i for c in captions for i in c.blocks}
+    area = expand(region, 20)
+    box = region
+    for i, blk in enumerate(blocks):
+        if i in caption_blocks or blk.is_paragraph:
+            continue
+        for ln in blk.lines:
+            if ln.bbox[0] >= area[0] and ln.bbox[2] <= area[2] and ln.bbox[1] >= area[1] and ln.bbox[3] <= area[3]:
+                box = union(box, ln.bbox)
+    return box

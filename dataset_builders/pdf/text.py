@@ -1,0 +1,135 @@
+"""Page text as light records (lines, blocks from ``get_text("dict")``) and the figure-caption blocks on a page.
+
+The caption wording itself is judged by ``captions.parse_caption_start``; here we only find which blocks
+of a page start a caption and which blocks below continue it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pymupdf
+
+from dataset_builders.pdf.captions import parse_caption_start
+from dataset_builders.pdf.geometry import box_width, union
+from dataset_builders.records import Box
+
+TEXT_FLAGS = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES  # text only: image blocks cost ~100x
+
+
+@dataclass
+class Line:
+    text: str
+    bbox: Box
+    size: float
+    spans: list[tuple[str, Box]]
+
+
+@dataclass
+class TextBlock:
+    lines: list[Line]
+    bbox: Box
+
+    @property
+    def text(self) -> str:
+        return join_lines([ln.text for ln in self.lines])
+
+    @property
+    def is_paragraph(self) -> bool:
+        """Running text (several stacked lines, many characters), as opposed to tick labels or a legend."""
+        baselines = {round(ln.bbox[3]) for ln in self.lines}
+        return len(baselines) >= 2 and sum(len(ln.text) for ln in self.lines) >= 100
+
+
+def join_lines(lines: list[str]) -> str:
+    """Lines of a paragraph as one string; a word hyphenated across a line break is joined again."""
+    out = ""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if out.endswith("-") and len(out) > 1 and out[-2].isalpha() and line[:1].islower():
+            out = out[:-1] + line
+        else:
+            out = f"{out} {line}" if out else line
+    return out
+
+
+def page_blocks(text_dict: dict) -> list[TextBlock]:
+    """Text blocks of a ``get_text("dict")`` result, as light records."""
+    blocks: list[TextBlock] = []
+    for b in text_dict.get("blocks", []):
+        if b.get("type", 0) != 0:
+            continue
+        lines: list[Line] = []
+        for ln in b.get("lines", []):
+            spans = [(s["text"], tuple(s["bbox"])) for s in ln.get("spans", []) if s["text"].strip()]
+            if not spans:
+                continue
+            text = "".join(s["text"] for s in ln["spans"])
+            size = max(s["size"] for s in ln["spans"])
+            lines.append(Line(text=text, bbox=tuple(ln["bbox"]), size=size, spans=spans))
+        if lines:
+            box = lines[0].bbox
+            for ln in lines[1:]:
+                box = union(box, ln.bbox)
+            blocks.append(TextBlock(lines=lines, bbox=box))
+    return blocks
+
+
+@dataclass
+class Caption:
+    number: int
+    text: str  # full caption text, label included
+    bbox: Box
+    block: int  # index of the first block
+    blocks: list[int] = field(default_factory=list)  # all blocks that make up the caption
+    label_lines: list[Line] = field(default_factory=list)  # short lines in the caption's block before it
+
+
+def find_captions(blocks: list[TextBlock]) -> list[Caption]:
+    """Caption candidates: blocks that start with a figure label (``captions.parse_caption_start``).
+
+    A block whose first lines are short labels ("(a)", "(b)") that MuPDF glued to the caption still counts;
+    a caption block split by MuPDF continues into the block right below it (same size, touching).
+    """
+    caps: list[Caption] = []
+    used: set[int] = set()
+    for i, blk in enumerate(blocks):
+        if i in used:
+            continue
+        start = None
+        for j, line in enumerate(blk.lines):
+            if parse_caption_start(join_lines([ln.text for ln in blk.lines[j:]])):
+                start = j
+                break
+            if len(line.text.strip()) > 4:
+                break
+        if start is None:
+            continue
+        lines = blk.lines[start:]
+        box = lines[0].bbox
+        for ln in lines[1:]:
+            box = union(box, ln.bbox)
+        members = [i]
+        size = lines[0].size
+        k = i + 1
+        while k < len(blocks):  # continuation blocks right below
+            nxt = blocks[k]
+            gap = nxt.bbox[1] - box[3]
+            if (-2 <= gap <= 0.5 * size and abs(nxt.lines[0].size - size) < 0.6
+                    and min(box[2], nxt.bbox[2]) - max(box[0], nxt.bbox[0]) > 0.5 * box_width(nxt.bbox)
+                    and not parse_caption_start(nxt.text)):
+                lines = lines + nxt.lines
+                box = union(box, nxt.bbox)
+                members.append(k)
+                used.add(k)
+                k += 1
+            else:
+                break
+        text = join_lines([ln.text for ln in lines])
+        parsed = parse_caption_start(text)
+        if parsed:
+            caps.append(Caption(number=parsed[0], text=" ".join(text.split()), bbox=box, block=i,
+                                blocks=members, label_lines=blk.lines[:start]))
+    return caps
