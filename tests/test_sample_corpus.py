@@ -14,23 +14,24 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from dataset_builders.sample_corpus import generator as sc
-from dataset_builders.sample_corpus import textures
+from dataset_builders.sample_corpus import bad_inputs, generator, textures
+from dataset_builders.sample_corpus.text import KIND_PHRASES, NEG_WORDS, SYNONYMS
+from dataset_builders.sample_corpus.truth import CorpusTruth
 from fracto_core.vocabulary import canonicalize, feature, phrase_index
 
 N_PAPERS = 6
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> tuple[Path, sc.CorpusTruth]:
+def corpus(tmp_path_factory) -> tuple[Path, CorpusTruth]:
     dest = tmp_path_factory.mktemp("corpus")
-    return dest, sc.generate_corpus(dest, N_PAPERS, seed=0)
+    return dest, generator.generate_corpus(dest, N_PAPERS, seed=0)
 
 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     dest = tmp_path_factory.mktemp("bad")
-    return dest, sc.write_bad_inputs(dest, seed=0)
+    return dest, bad_inputs.write_bad_inputs(dest, seed=0)
 
 
 def _norm(text: str) -> str:
@@ -67,13 +68,13 @@ def test_kind_features_and_caption_words_are_vocabulary():
             feature(name)
     assert textures.KINDS["cleavage"].features == ("cleavage facets", "river patterns")
     index = phrase_index()
-    for name, words in sc.SYNONYMS.items():
+    for name, words in SYNONYMS.items():
         for w in words:
             assert index.get(w.lower()) == name, (w, name)
-    for name, words in sc.NEG_WORDS.items():
+    for name, words in NEG_WORDS.items():
         for w in words:
             assert index.get(w.lower()) == name, (w, name)
-    assert set(sc.KIND_PHRASES) == set(textures.FRACTURE_KINDS)
+    assert set(KIND_PHRASES) == set(textures.FRACTURE_KINDS)
 
 
 # --- determinism ---------------------------------------------------------------------------------
@@ -81,23 +82,23 @@ def test_kind_features_and_caption_words_are_vocabulary():
 def test_same_seed_gives_identical_bytes_and_other_seed_differs(corpus, tmp_path):
     dest, _ = corpus
     again = tmp_path / "again"
-    sc.generate_corpus(again, N_PAPERS, seed=0)
+    generator.generate_corpus(again, N_PAPERS, seed=0)
     files = sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     for rel in files:
         assert (dest / rel).read_bytes() == (again / rel).read_bytes(), rel
     other = tmp_path / "other"
-    sc.generate_corpus(other, 2, seed=1)
+    generator.generate_corpus(other, 2, seed=1)
     assert _digest(other / "papers/paper_000.pdf") != _digest(dest / "papers/paper_000.pdf")
     # a smaller run into the same folder leaves exactly its own papers
-    sc.generate_corpus(again, 2, seed=0)
+    generator.generate_corpus(again, 2, seed=0)
     assert sorted(p.name for p in (again / "papers").iterdir()) == ["paper_000.pdf", "paper_001.pdf"]
     assert (again / "papers/paper_001.pdf").read_bytes() == (dest / "papers/paper_001.pdf").read_bytes()
 
 
 def test_truth_json_round_trips(corpus):
     dest, truth = corpus
-    loaded = sc.CorpusTruth.model_validate_json((dest / "ground_truth.json").read_text(encoding="utf-8"))
+    loaded = CorpusTruth.model_validate_json((dest / "ground_truth.json").read_text(encoding="utf-8"))
     assert loaded == truth
     assert loaded.n_papers == N_PAPERS and len(loaded.papers) == N_PAPERS
 
@@ -269,7 +270,7 @@ def test_manual_collection(corpus):
 
 def test_bad_inputs_have_the_claimed_properties(bad, tmp_path):
     dest, expected = bad
-    assert set(expected.values()) <= set(sc.BAD_INPUT_REASONS)
+    assert set(expected.values()) <= set(bad_inputs.BAD_INPUT_REASONS)
     assert expected["encrypted.pdf"] == "encrypted" and expected["decompression_bomb.pdf"] == "decompression_bomb"
     assert (dest / "empty.pdf").stat().st_size == 0
     assert not (dest / "corrupt.pdf").read_bytes().startswith(b"%PDF")
@@ -280,7 +281,7 @@ def test_bad_inputs_have_the_claimed_properties(bad, tmp_path):
 
     enc = pymupdf.open(dest / "encrypted.pdf")
     assert enc.needs_pass and enc.is_encrypted
-    assert enc.authenticate("wrong") == 0 and enc.authenticate(sc.USER_PASSWORD) > 0
+    assert enc.authenticate("wrong") == 0 and enc.authenticate(bad_inputs.USER_PASSWORD) > 0
     assert enc[0].get_images()
 
     text_only = pymupdf.open(dest / "text_only.pdf")
@@ -288,7 +289,7 @@ def test_bad_inputs_have_the_claimed_properties(bad, tmp_path):
 
     def only_image(name: str) -> tuple[pymupdf.Document, int, dict]:
         doc = pymupdf.open(dest / name)
-        assert sc.BAD_CAPTION in doc[0].get_text()
+        assert bad_inputs.BAD_CAPTION in doc[0].get_text()
         images = doc[0].get_images(full=True)
         assert len(images) == 1
         return doc, images[0][0], images[0]
@@ -309,21 +310,21 @@ def test_bad_inputs_have_the_claimed_properties(bad, tmp_path):
     assert bomb_path.stat().st_size < 3_000_000
     doc = pymupdf.open(bomb_path)
     images = doc[0].get_images(full=True)
-    assert len(images) == 1 and images[0][2] == images[0][3] == sc.BOMB_SIDE
+    assert len(images) == 1 and images[0][2] == images[0][3] == bad_inputs.BOMB_SIDE
     raw = doc.xref_stream_raw(images[0][0])
     head = zlib.decompressobj().decompress(raw, 1 << 20)
     assert len(head) == 1 << 20 and not any(head)
 
 
 def test_zero_flate_is_a_valid_zlib_stream():
-    data = sc._zero_flate(800, 1000)
+    data = bad_inputs.zero_flate(800, 1000)
     assert zlib.decompress(data) == bytes(800_000)  # also checks the Adler-32 trailer
 
 
 def test_cli_help_and_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        sc.main(["--help"])
+        generator.main(["--help"])
     assert exc.value.code == 0 and "--bad-inputs" in capsys.readouterr().out
-    assert sc.main(["--out", str(tmp_path / "c"), "--papers", "1", "--seed", "5"]) == 0
+    assert generator.main(["--out", str(tmp_path / "c"), "--papers", "1", "--seed", "5"]) == 0
     assert (tmp_path / "c/papers/paper_000.pdf").is_file() and (tmp_path / "c/ground_truth.json").is_file()
     assert "https://doi.org/10.5555/fracto.5.0" in pymupdf.open(tmp_path / "c/papers/paper_000.pdf")[0].get_text()

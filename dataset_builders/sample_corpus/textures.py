@@ -1,9 +1,11 @@
-"""Seeded synthetic SEM-fractograph-like textures (and two non-fracture images) for the sample corpus.
+"""Seeded synthetic SEM-fractograph-like textures (and two non-fracture images) for the sample corpus:
+the texture kinds, their canonical features (``KINDS``) and ``render``.
 
-Each ``kind`` is drawn from a few vectorised numpy building blocks (smooth noise, Worley/Voronoi cells,
-shaded spheres) so that a 512x384 image costs a few milliseconds and the same ``rng`` state always gives
-the same pixels. The images only have to *look like* their morphology to a human and to cheap image
-statistics (SEM: grey, textured; plots/photos: white or colourful), not to fool an expert.
+Each fracture ``kind`` is drawn from the vectorised numpy building blocks of ``texture_blocks`` (smooth
+noise, Worley/Voronoi cells, shaded spheres; the non-fracture images are in ``non_fracture``) so that a
+512x384 image costs a few milliseconds and the same ``rng`` state always gives the same pixels. The
+images only have to *look like* their morphology to a human and to cheap image statistics (SEM: grey,
+textured; plots/photos: white or colourful), not to fool an expert.
 
 Usage: ``render("cleavage", 512, 384, np.random.default_rng(0))`` -> uint8 array (H, W), or (H, W, 3)
 for the colour photograph.
@@ -19,6 +21,10 @@ from PIL import Image
 
 from fracto_core.vocabulary import feature
 
+from .non_fracture import render_test_rig, tex_etched_microstructure
+from .texture_blocks import (blur, fbm, float_image, normalise, pixel_grid, resize, sem_noise, shade,
+                             smooth_noise, spheres, worley)
+
 
 @dataclass(frozen=True)
 class TextureKind:
@@ -28,144 +34,6 @@ class TextureKind:
     features: tuple[str, ...]  # canonical names (empty for non-fracture images)
     is_fracture: bool
     description: str  # short wording used in notes
-
-
-# --- building blocks -----------------------------------------------------------------------------
-
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return yy, xx
-
-
-def _float_image(a: np.ndarray) -> Image.Image:
-    """A Pillow 'F' image of a float array (must be contiguous float32, or Pillow misreads it)."""
-    return Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
-
-
-def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Bicubic resize of a float array (Pillow 'F' mode keeps it fast and deterministic)."""
-    return np.asarray(_float_image(a).resize((w, h), Image.BICUBIC))
-
-
-def smooth_noise(h: int, w: int, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """Value noise with features about ``scale`` pixels wide, roughly in [-1, 1]."""
-    gh, gw = max(2, int(h / scale) + 2), max(2, int(w / scale) + 2)
-    return _resize(rng.uniform(-1, 1, (gh, gw)), w, h)
-
-
-def fbm(h: int, w: int, scale: float, rng: np.random.Generator, octaves: int = 4) -> np.ndarray:
-    """Fractal sum of value noise, normalised to about [-1, 1]."""
-    out = np.zeros((h, w), np.float32)
-    amp, total = 1.0, 0.0
-    for _ in range(octaves):
-        out += amp * smooth_noise(h, w, max(scale, 1.5), rng)
-        total += amp
-        amp *= 0.5
-        scale /= 2
-    return out / total
-
-
-def _box1d(a: np.ndarray, r: int, axis: int) -> np.ndarray:
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (r + 1, r)
-    c = np.cumsum(np.pad(a, pad, mode="edge"), axis=axis, dtype=np.float32)
-    n = a.shape[axis]
-    hi = np.take(c, np.arange(2 * r + 1, 2 * r + 1 + n), axis=axis)
-    lo = np.take(c, np.arange(0, n), axis=axis)
-    return (hi - lo) / (2 * r + 1)
-
-
-def blur(a: np.ndarray, radius: float) -> np.ndarray:
-    """Approximate Gaussian blur: two separable box passes (fast, no scipy)."""
-    r = max(1, int(round(radius)))
-    out = a.astype(np.float32)
-    for _ in range(2):
-        out = _box1d(_box1d(out, r, 0), r, 1)
-    return out
-
-
-def worley(h: int, w: int, cell: float, rng: np.random.Generator, vectors: bool = True
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Voronoi cells of jittered grid points: (F1, F2, cell id, dx, dy from the nearest seed).
-
-    The seeds sit one per ``cell``-pixel square; each pixel looks at the 3x3 neighbouring squares
-    (exact for this jitter). Pure broadcasting over (rows of cells, row in cell, cols, col in cell),
-    with no per-pixel gathers, so a 512x384 field costs a few milliseconds. ``vectors=False`` skips
-    the cell ids and offsets (returned as zeros) when only the distances are needed.
-    """
-    c = max(2, int(round(cell)))
-    gh, gw = -(-h // c), -(-w // c)
-    jy = rng.uniform(0.05, 0.95, (gh + 2, gw + 2)).astype(np.float32) * c
-    jx = rng.uniform(0.05, 0.95, (gh + 2, gw + 2)).astype(np.float32) * c
-    local = np.arange(c, dtype=np.float32) + 0.5
-    ly, lx = local[None, :, None, None], local[None, None, None, :]
-    big = np.float32(1e9)
-    f1 = np.full((gh, c, gw, c), big, np.float32)
-    f2 = f1.copy()
-    ids = np.zeros((gh, c, gw, c), np.int32)
-    dx = np.zeros((gh, c, gw, c), np.float32)
-    dy = np.zeros((gh, c, gw, c), np.float32)
-    cell_id = np.arange((gh + 2) * (gw + 2), dtype=np.int32).reshape(gh + 2, gw + 2)
-    for oy in (-1, 0, 1):
-        for ox in (-1, 0, 1):
-            sl = (slice(1 + oy, 1 + oy + gh), slice(1 + ox, 1 + ox + gw))
-            py = (oy * c + jy[sl])[:, None, :, None]
-            px = (ox * c + jx[sl])[:, None, :, None]
-            ddy, ddx = ly - py, lx - px
-            d = ddy * ddy + ddx * ddx
-            closer = d < f1
-            f2 = np.where(closer, f1, np.minimum(f2, d))
-            f1 = np.where(closer, d, f1)
-            if vectors:
-                ids = np.where(closer, cell_id[sl][:, None, :, None], ids)
-                dx = np.where(closer, ddx, dx)
-                dy = np.where(closer, ddy, dy)
-
-    def flat(a: np.ndarray) -> np.ndarray:
-        return a.reshape(gh * c, gw * c)[:h, :w]
-
-    return np.sqrt(flat(f1)), np.sqrt(flat(f2)), flat(ids), flat(dx), flat(dy)
-
-
-def shade(height: np.ndarray, light: tuple[float, float] = (-0.6, -0.8), edge: float = 1.5) -> np.ndarray:
-    """SEM-like secondary-electron contrast of a height map: a directional term plus edge brightening."""
-    gy, gx = np.gradient(height.astype(np.float32))
-    directional = gx * light[0] + gy * light[1]
-    return directional + edge * np.sqrt(gx * gx + gy * gy)
-
-
-def spheres(h: int, w: int, centres: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Height field and coverage mask of shaded spheres (few spheres: one vector pass each)."""
-    yy, xx = _grid(h, w)
-    height = np.zeros((h, w), np.float32)
-    mask = np.zeros((h, w), bool)
-    for (cy, cx), r in zip(centres, radii):
-        y0, y1 = max(0, int(cy - r - 1)), min(h, int(cy + r + 2))
-        x0, x1 = max(0, int(cx - r - 1)), min(w, int(cx + r + 2))
-        if y0 >= y1 or x0 >= x1:
-            continue
-        d2 = (yy[y0:y1, x0:x1] - cy) ** 2 + (xx[y0:y1, x0:x1] - cx) ** 2
-        inside = d2 < r * r
-        z = np.sqrt(np.clip(r * r - d2, 0, None))
-        height[y0:y1, x0:x1] = np.where(inside, np.maximum(height[y0:y1, x0:x1], z), height[y0:y1, x0:x1])
-        mask[y0:y1, x0:x1] |= inside
-    return height, mask
-
-
-def normalise(a: np.ndarray, lo: float = 0.02, hi: float = 0.98) -> np.ndarray:
-    """Stretch to [0, 1] by robust percentiles."""
-    p0, p1 = (float(q) for q in np.quantile(a[::4, ::4], [lo, hi]))
-    return np.clip((a - p0) / max(p1 - p0, 1e-6), 0, 1).astype(np.float32)
-
-
-def sem_noise(img: np.ndarray, rng: np.random.Generator, sigma: float = 0.045) -> np.ndarray:
-    """Detector noise, scan-line jitter and slight charging gradient; float [0,1] in, uint8 out."""
-    h, w = img.shape
-    noisy = img + rng.normal(0, sigma, (h, w)).astype(np.float32)
-    noisy += rng.normal(0, sigma / 3, (h, 1)).astype(np.float32)  # per-scan-line brightness jitter
-    yy, xx = _grid(h, w)
-    noisy += 0.04 * (xx / w - 0.5) * rng.uniform(-1, 1)
-    return (np.clip(noisy, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 # --- fracture kinds ------------------------------------------------------------------------------
@@ -198,7 +66,7 @@ def tex_elongated_dimples(h: int, w: int, rng: np.random.Generator) -> np.ndarra
     angle = float(rng.uniform(-35, 35))
     side = int(np.ceil(np.hypot(h, w))) + 2
     narrow = _dimples(side, max(8, int(side / stretch)), rng)
-    img = _float_image(narrow).resize((side, side), Image.BILINEAR).rotate(angle, Image.BILINEAR)
+    img = float_image(narrow).resize((side, side), Image.BILINEAR).rotate(angle, Image.BILINEAR)
     y0, x0 = (side - h) // 2, (side - w) // 2
     return np.asarray(img)[y0:y0 + h, x0:x0 + w]
 
@@ -211,7 +79,7 @@ def _cleavage_base(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray
     grey = rng.uniform(0.25, 0.75, n_ids).astype(np.float32)
     ang = rng.uniform(0, 2 * np.pi, n_ids).astype(np.float32)
     freq = rng.uniform(0.06, 0.11, n_ids).astype(np.float32)
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     a = ang[ids]
     # flow coordinate v (along the river) and cross coordinate u; lines fan out downstream
     warp = 14 * fbm(h, w, 90, rng, 3)
@@ -237,7 +105,7 @@ def tex_cleavage(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 def tex_cleavage_tongues(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     img, _, _ = _cleavage_base(h, w, rng)
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     ang = rng.uniform(0, np.pi)
     c, s = np.cos(ang), np.sin(ang)
     for _ in range(int(rng.integers(7, 13))):
@@ -271,7 +139,7 @@ def tex_intergranular(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def tex_striations(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     ang = rng.uniform(-0.5, 0.5)
     period = rng.uniform(5, 9)
     curve = rng.uniform(-1, 1) * 1.5e-3
@@ -294,7 +162,7 @@ def tex_striations(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 def _pores(h: int, w: int, rng: np.random.Generator, base: np.ndarray, n: int, rmin: float,
            rmax: float) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     img = base
     for _ in range(n):
         r = rng.uniform(rmin, rmax)
@@ -314,7 +182,7 @@ def tex_gas_pores(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def tex_lack_of_fusion(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     rough = _dimples(h, w, rng) * 0.6 + 0.2
     blob = smooth_noise(h, w, min(h, w) / 3, rng) + 0.9 * fbm(h, w, 50, rng, 3)
     cy, cx = h * rng.uniform(0.4, 0.6), w * rng.uniform(0.4, 0.6)
@@ -335,7 +203,7 @@ def tex_lack_of_fusion(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _inclusion(img: np.ndarray, h: int, w: int, cy: float, cx: float, r: float, rng) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     wob = 1 + 0.25 * smooth_noise(h, w, r, rng)
     d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / (r * wob)
     particle = np.where(d < 1, 0.15 + 0.6 * np.clip((xx - cx + yy - cy) / (2 * r) + 0.5, 0, 1), img)
@@ -343,7 +211,7 @@ def _inclusion(img: np.ndarray, h: int, w: int, cy: float, cx: float, r: float, 
 
 
 def tex_fish_eye(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     cy, cx = h * rng.uniform(0.4, 0.6), w * rng.uniform(0.4, 0.6)
     rad = min(h, w) * rng.uniform(0.3, 0.4)
     d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
@@ -357,7 +225,7 @@ def tex_fish_eye(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def tex_fine_granular_area(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     cy, cx = h * rng.uniform(0.4, 0.6), w * rng.uniform(0.4, 0.6)
     rad = min(h, w) * rng.uniform(0.22, 0.3)
     d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / (rad * (1 + 0.15 * smooth_noise(h, w, rad / 2, rng)))
@@ -397,7 +265,7 @@ def tex_unmelted_powder(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def tex_ratchet_marks(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     edge_y = h * 0.12 + 4 * smooth_noise(h, w, 80, rng)
     surface = yy < edge_y
     # radial ridges (ratchet steps) starting at the free surface between adjacent origins
@@ -416,7 +284,7 @@ def tex_ratchet_marks(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def tex_crazing(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = _grid(h, w)
+    yy, xx = pixel_grid(h, w)
     ang = rng.uniform(-0.3, 0.3)
     period = rng.uniform(9, 16)
     across = -xx * np.sin(ang) + yy * np.cos(ang) + 5 * fbm(h, w, 90, rng, 2)
@@ -430,58 +298,6 @@ def tex_crazing(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     img = 0.62 + 0.05 * fbm(h, w, 60, rng, 3) - 0.45 * streak * (0.6 + 0.4 * fibrils)
     img += 0.2 * np.roll(streak, -2, axis=0)
     return normalise(img, 0.002, 0.998)
-
-
-# --- non-fracture images -------------------------------------------------------------------------
-
-def tex_etched_microstructure(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """Optical micrograph of an etched alloy: light grains, thin dark boundaries, some twins."""
-    cell = rng.uniform(35, 70)
-    f1, f2, ids, dx, dy = worley(h, w, cell, rng)
-    n_ids = int(ids.max()) + 1
-    tint = rng.uniform(0.72, 0.92, n_ids).astype(np.float32)
-    img = tint[ids] + 0.02 * fbm(h, w, 30, rng, 2)
-    img -= 0.6 * np.exp(-(f2 - f1) / 0.8)
-    twin_ang = rng.uniform(0, np.pi, n_ids).astype(np.float32)
-    tw = np.abs(dx * np.cos(twin_ang[ids]) + dy * np.sin(twin_ang[ids]))
-    has_twin = rng.random(n_ids) < 0.3
-    img -= 0.25 * (np.abs(tw - cell * 0.15) < 0.8) * has_twin[ids]
-    pits = rng.random((h, w)) < 0.0015
-    img = np.where(pits, 0.25, img)
-    return np.clip(img + rng.normal(0, 0.015, (h, w)), 0, 1)
-
-
-def render_test_rig(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A colourful photograph-like RGB image of a servo-hydraulic test frame in a lab."""
-    h, w = height, width
-    yy, xx = _grid(h, w)
-    wall = np.array(rng.uniform([0.75, 0.72, 0.6], [0.9, 0.88, 0.8]), np.float32)
-    img = wall[None, None, :] * (0.85 + 0.15 * (1 - yy / h))[:, :, None]
-    floor = yy > h * 0.82
-    img[floor] = np.array([0.45, 0.4, 0.35], np.float32)
-    frame = np.array(rng.choice([[0.1, 0.3, 0.75], [0.15, 0.5, 0.2], [0.8, 0.45, 0.1]]), np.float32)
-    col_w = w * 0.05
-
-    def box(x0, y0, x1, y1, colour):
-        m = (xx >= x0) & (xx < x1) & (yy >= y0) & (yy < y1)
-        light = 0.8 + 0.4 * np.clip((xx - x0) / max(x1 - x0, 1), 0, 1)
-        img[m] = (np.asarray(colour, np.float32)[None, :] * light[m][:, None])
-
-    cx = w * rng.uniform(0.4, 0.6)
-    box(cx - w * 0.28, h * 0.72, cx + w * 0.28, h * 0.84, frame * 0.8)  # base
-    box(cx - w * 0.25, h * 0.1, cx - w * 0.25 + col_w, h * 0.72, (0.8, 0.8, 0.82))  # columns
-    box(cx + w * 0.25 - col_w, h * 0.1, cx + w * 0.25, h * 0.72, (0.8, 0.8, 0.82))
-    box(cx - w * 0.28, h * 0.06, cx + w * 0.28, h * 0.16, frame)  # crosshead
-    box(cx - w * 0.04, h * 0.16, cx + w * 0.04, h * 0.36, (0.85, 0.12, 0.1))  # upper grip
-    box(cx - w * 0.04, h * 0.5, cx + w * 0.04, h * 0.7, (0.85, 0.12, 0.1))  # lower grip
-    box(cx - w * 0.012, h * 0.36, cx + w * 0.012, h * 0.5, (0.6, 0.6, 0.62))  # specimen
-    box(cx + w * 0.012, h * 0.41, cx + w * 0.05, h * 0.45, (0.95, 0.8, 0.1))  # extensometer
-    box(w * 0.82, h * 0.45, w * 0.97, h * 0.8, (0.2, 0.2, 0.22))  # controller cabinet
-    box(w * 0.84, h * 0.5, w * 0.95, h * 0.6, (0.2, 0.75, 0.9))  # its screen
-    cable = np.abs(yy - (h * 0.6 + 0.15 * h * np.sin(xx / w * 6))) < 2
-    img[cable & (xx > cx + w * 0.04) & (xx < w * 0.82)] = (0.05, 0.05, 0.05)
-    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 _FRACTURE: dict[str, tuple[Callable[[int, int, np.random.Generator], np.ndarray], tuple[str, ...], str]] = {
@@ -537,5 +353,5 @@ def render(kind: str, width: int, height: int, rng: np.random.Generator) -> np.n
     h, w = max(16, round(height * INTERNAL_SCALE)), max(16, round(width * INTERNAL_SCALE))
     base = fn(h, w, rng)
     if (h, w) != (height, width):
-        base = np.clip(_resize(base, width, height), 0, 1)
+        base = np.clip(resize(base, width, height), 0, 1)
     return sem_noise(base, rng)
