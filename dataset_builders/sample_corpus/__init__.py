@@ -6,7 +6,7 @@ checks, not accuracy.
 
 Modules: ``generator`` (generate_corpus, the CLI), ``papers`` (one paper: text, layout, drawing), ``figures``
 (figure plans and captions), ``figure_drawing``, ``blocks`` (page placement), ``page_layout`` (geometry,
-fonts, text writing), ``text`` (words, phrases, negations), ``truth`` (ground-truth records), ``manual``
+fonts, text writing), ``text`` (words, phrases, negations), ``truth`` (ground-truth records), ``manual_set``
 (rare-feature collection), ``bad_inputs`` (truncated, encrypted, bomb, ... files), ``textures`` (texture
 kinds and ``render``) with ``texture_blocks`` (noise, cells, shading) and ``non_fracture`` (micrograph,
 test-rig photo).
@@ -17,7 +17,7 @@ Usage:
 
 from .bad_inputs import BAD_CAPTION, BAD_INPUT_REASONS, write_bad_inputs
 from .generator import generate_corpus
-from .manual import write_manual
+from .manual_set import write_manual
 from .truth import (CorpusTruth, TruthCitation, TruthFigure, TruthImage, TruthManualRow, TruthPanel,
                     TruthPaper)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from fracto_core.files import write_bytes_atomic, write_text_atomic
 
 from .bad_inputs import write_bad_inputs
-from .manual import write_manual
+from .manual_set import write_manual
 from .figures import Reprintable
 from .papers import PaperMaker, open_access_icon, publisher_logo
 from .truth import CorpusTruth, TruthPaper
