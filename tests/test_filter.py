@@ -156,14 +156,14 @@ def test_sample_corpus_fractographs_are_kept_and_other_figures_dropped(tmp_path)
     from pathlib import Path
 
     from dataset_builders import panels, sample_corpus
-    from dataset_builders import mine as pdf_figures
+    from dataset_builders import mine
     from dataset_builders.records import PaperRecord
     from fracto_core.files import read_model
 
     truth = sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=6, seed=1)
     config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "corpus" / "papers", workers=1)
     paths = StagePaths(config.out)
-    for stage in (pdf_figures, panels, ff):
+    for stage in (mine, panels, ff):
         assert stage.run(paths, config, progress=False).problems == []
     decisions = {d.panel_id: d for d in read_jsonl(paths.filter, FilterDecision)}
     mined = {read_model(f, PaperRecord).source_pdf: read_model(f, PaperRecord) for f in paths.mine.glob("*/paper.json")}
