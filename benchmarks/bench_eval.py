@@ -4,16 +4,15 @@ Usage:
     python benchmarks/bench_eval.py [--images 200] [--latency 0.2] [--concurrency 16]
 
 Runs ``eval.run.run_eval`` (benchmark load + validation, request building, the shared API client, the
-per-sample log flushed per record, the run card) against tests/scripted_server.py in its own process and
-prints the wall time of the request phase and of the whole run against the ideal 200 x 0.2 s / 16 = 2.5 s
-(target: within 15 %), the harness CPU time per sample (process CPU time / samples), and, separately,
-the single-model report (bootstrap + plots) that a run writes at the end. The one-time `import openai`
+per-sample log flushed per record, the run card) against tests/support/scripted_server.py in its own
+process and prints the wall time of the request phase and of the whole run against the ideal
+200 x 0.2 s / 16 = 2.5 s (target: within 15 %), the harness CPU time per sample (process CPU time /
+samples), and, separately, the single-model report (bootstrap + plots) that a run writes at the end. The one-time `import openai`
 is paid before timing (it is a per-process cost, reported on its own line).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import sys
@@ -26,20 +25,17 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_labeling import ServerProcess, make_images  # noqa: E402  (same server process and images)
+from bench_labeling import make_images, parse_args  # noqa: E402  (same images and flags)
 
 from eval.report import build_report  # noqa: E402
 from eval.run import RunConfig, run_eval  # noqa: E402
+from support import ScriptedServerProcess  # noqa: E402
 
 REPLY = '{"features": ["equiaxed dimples", "cleavage facets"]}'
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ns = ap.parse_args()
+    ns = parse_args(__doc__, images=200)
     ideal = ns.images * ns.latency / ns.concurrency
     t0 = time.perf_counter()
     import openai  # noqa: F401  one-time import cost, paid once per process: reported, not benchmarked
@@ -47,7 +43,7 @@ def main() -> int:
 
     t_import = time.perf_counter() - t0
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp, ServerProcess(ns.latency, REPLY) as server:
+    with tempfile.TemporaryDirectory() as tmp, ScriptedServerProcess(ns.latency, REPLY) as server:
         tmp = Path(tmp)
         images = make_images(tmp, ns.images)
         with open(tmp / "labels.csv", "w", newline="") as fh:

@@ -3,10 +3,11 @@
 Usage:
     python benchmarks/bench_labeling.py [--images 500] [--latency 0.2] [--concurrency 16]
 
-Prints the wall time of a cold run through ``vlm_api.client.run_requests`` (AsyncOpenAI, cache on) against
-the ideal 500 x 0.2 s / 16 = 6.25 s (target: within 15 %), the fully cached re-run as a share of it
-(target: < 5 %; requests rebuilt from the image files, as a re-run of the label stage does), and, for the
+Prints the wall time of a cold run through ``fracto_core.vlm_api.client.run_requests`` (AsyncOpenAI, cache
+on) against the ideal 500 x 0.2 s / 16 = 6.25 s (target: within 15 %), the fully cached re-run as a share of
+it (target: < 5 %; requests rebuilt from the image files, as a re-run of the label stage does), and, for the
 design choice, the same cold requests through the synchronous ``openai.OpenAI`` client in a thread pool.
+The scripted server runs in its own process (tests/support: ScriptedServerProcess).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from fracto_core.vlm_api.cache import ResponseCache  # noqa: E402
 from fracto_core.vlm_api.client import ClientOptions, run_requests  # noqa: E402
 from fracto_core.vlm_api.payloads import ImageInput, build_request  # noqa: E402
 from fracto_core.vlm_api.pricing import price_for  # noqa: E402
-from scripted_server import Reply  # noqa: E402
+from support import Reply, ScriptedServerProcess  # noqa: E402
 
 REPLY = Reply(content='{"not_a_fracture_surface": false, "features": []}')
 
@@ -57,45 +58,24 @@ def make_requests(endpoint: Endpoint, images: list[Path]):
                           "bench-v1", system="You label fractographs.") for p in images]
 
 
-class ServerProcess:
-    """tests/scripted_server.py in its own process, so that it does not share the client's GIL."""
-
-    def __init__(self, latency: float, content: str):
-        import subprocess
-
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "scripted_server.py"), "--latency",
-                                      str(latency), "--content", content], stdout=subprocess.PIPE, text=True)
-        self.port = int(self.proc.stdout.readline().split()[1])
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def stats(self) -> dict:
-        import json
-        import urllib.request
-
-        with urllib.request.urlopen(f"{self.base_url}/_stats", timeout=5) as r:
-            return json.loads(r.read())
-
-    def __enter__(self) -> "ServerProcess":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+def parse_args(doc: str, images: int) -> argparse.Namespace:
+    """The flags of the API benchmarks (this one and bench_eval.py): --images, --latency, --concurrency."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--images", type=int, default=images)
+    ap.add_argument("--latency", type=float, default=0.2, help="seconds the scripted server takes per reply")
+    ap.add_argument("--concurrency", type=int, default=16)
+    return ap.parse_args()
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=500)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ns = ap.parse_args()
+    ns = parse_args(__doc__, images=500)
     ideal = ns.images * ns.latency / ns.concurrency
     t0 = time.perf_counter()
     import openai  # one-time import cost (~1-3 s here), paid once per process: reported, not benchmarked
 
     t_import = time.perf_counter() - t0
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp, ServerProcess(ns.latency, REPLY.content) as server:
+    with tempfile.TemporaryDirectory() as tmp, ScriptedServerProcess(ns.latency, REPLY.content) as server:
         tmp = Path(tmp)
         images = make_images(tmp, ns.images)
         endpoint = Endpoint.create("vllm", "bench-model", base_url=server.base_url)

@@ -16,8 +16,8 @@ The export validates itself (dataset_builders.validate) and raises DatasetValida
 problem rather than leave a dataset LlamaFactory would silently mangle.
 
 Usage:
-    from dataset_builders import export as sharegpt
-    sharegpt.run(StagePaths(out), BuildConfig())
+    from dataset_builders import export
+    export.run(StagePaths(out), BuildConfig())
     # then: llamafactory-cli train ... dataset_dir: <out>/dataset, dataset: fracto_train
 """
 

@@ -6,9 +6,9 @@ Usage:
 Reads stages/panels/*.json and writes stages/filter.jsonl: one FilterDecision per panel, sorted by
 panel id. The score adds up weighted evidence:
 - caption terms (the panel's own caption part): fracture words ("fractograph", "fracture surface",
-  any vocabulary feature phrase such as "dimples") push up; words of the other figure types papers
-  print (stress-strain curves, plots, schematics, test rigs, etched microstructures, EBSD, XRD,
-  spectra, tables) push down;
+  any vocabulary feature phrase such as "dimples", found by fracto_core.phrases' ``exact`` matcher) push
+  up; words of the other figure types papers print (stress-strain curves, plots, schematics, test rigs,
+  etched microstructures, EBSD, XRD, spectra, tables) push down;
 - the same terms in the excerpts citing the panel, at half weight (body text wanders more);
 - image cues: mostly white or few grey levels (line art), strongly coloured (plots, maps, photos),
   or, upwards, a grey, textured image (what an SEM fractograph looks like).
@@ -27,7 +27,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_model, write_jsonl_atomic
-from fracto_core.vocabulary import phrase_index
+from fracto_core.phrases import normalize_text, vocabulary_matcher
 
 STAGE = "filter"
 EXCERPT_WEIGHT = 0.5  # excerpts count half: a paragraph citing a figure often talks about others too
@@ -35,7 +35,7 @@ FEATURE_WEIGHT = 1.0  # per distinct vocabulary feature named ...
 FEATURE_CAP = 3.0  # ... up to this much
 CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the time: no evidence there
 
-# (reason label, pattern, caption weight). Patterns match lower-case text with dashes unified to "-".
+# (reason label, pattern, caption weight). Patterns match normalize_text's output: lower case, dashes unified to "-".
 POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("fractograph", r"fractograph\w*|fractography", 2.0),
     ("fracture surface", r"fracture[ds]? surfaces?|fractured? (?:face|plane)s?|failure surfaces?", 2.0),
@@ -73,23 +73,9 @@ TEXTURE_MAX_COLOUR = 15.0
 TEXTURE_MIN_STD = 20.0
 
 
-def normalize_text(text: str) -> str:
-    """Lower case, dashes unified to '-', whitespace collapsed (how terms and phrases are matched)."""
-    text = re.sub(r"[\u2010-\u2015\u2212]", "-", text.lower())
-    return " ".join(text.split())
-
-
 @lru_cache(maxsize=1)
 def _term_patterns() -> tuple[tuple[str, re.Pattern[str], float], ...]:
     return tuple((label, re.compile(pattern), weight) for label, pattern, weight in POSITIVE_TERMS + NEGATIVE_TERMS)
-
-
-@lru_cache(maxsize=1)
-def _feature_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
-    """One regex over every vocabulary phrase (longest first), and phrase -> canonical name."""
-    index = {normalize_text(phrase): name for phrase, name in phrase_index().items()}
-    alternation = "|".join(re.escape(p) for p in sorted(index, key=lambda p: (-len(p), p)))
-    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])"), index
 
 
 def text_evidence(text: str, source: str, scale: float = 1.0) -> list[tuple[float, str]]:
@@ -108,10 +94,9 @@ def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, s
             continue
         if pattern.search(text):
             found.append((weight * scale, f"{source}:{'+' if weight > 0 else '-'}{label}"))
-    pattern, index = _feature_pattern()
     features: dict[str, str] = {}  # canonical name -> first phrase that named it
-    for m in pattern.finditer(text):
-        features.setdefault(index[m.group(0)], m.group(0))
+    for m in vocabulary_matcher("exact").finditer(text):
+        features.setdefault(m.name, m.text)
     total = 0.0
     for name in sorted(features):
         weight = min(FEATURE_WEIGHT, FEATURE_CAP - total)

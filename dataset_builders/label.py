@@ -3,13 +3,13 @@
 Reads stages/panels/*.json, stages/filter.jsonl and stages/dedup.json; writes stages/labels.jsonl (one
 records.LabelRecord per dedup group, item_id = the representative's panel id, sorted by item_id).
 
-Each dedup group becomes one ``labelers.LabelTask`` holding the representative and every other member
+Each dedup group becomes one ``labelling.base.LabelTask`` holding the representative and every other member
 (the same image reprinted elsewhere), so a labeller sees all the text written about that image; the
-caption-rule labeller takes the union of the members' labels (see ``labelers.CaptionRulesLabeler``).
+caption-rule labeller takes the union of the members' labels (see ``labelling.caption_rules.CaptionRulesLabeler``).
 A group whose representative is missing from the panels files or was not kept by the filter is a
 Problem, not a label.
 
-With a model labeller (openai, gemini, vllm: ``llm_labeler``) the stage also writes
+With a model labeller (openai, gemini, vllm: ``labelling.llm``) the stage also writes
 stages/label_sources.jsonl: for every image, the model's features beside the caption rules' features
 (computed offline for comparison), so the dataset card can count and list where they disagree. The label
 records themselves keep their origin ("model:<name>"); manual labels still win later (items stage).

@@ -14,8 +14,8 @@ Benchmark exclusion: items within config.dedup_max_distance of any image under c
 are dropped from every split (Problem reason "in_benchmark"), so a model is never trained on its test.
 
 Usage:
-    from dataset_builders import split as splits
-    splits.run(StagePaths(out), BuildConfig())   # -> stages/splits.jsonl
+    from dataset_builders import split
+    split.run(StagePaths(out), BuildConfig())   # -> stages/splits.jsonl
 """
 
 from __future__ import annotations

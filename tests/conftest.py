@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from support import free_port
 
 # Everything runs offline: no hub look-ups, caches inside the test area.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,12 +81,6 @@ def train_env(hf_env, tmp_path_factory) -> dict[str, str]:
         "WANDB_DISABLED": "true",
     })
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

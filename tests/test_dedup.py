@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from dataset_builders import dedup, panels
-from dataset_builders import filter as fracture_filter
+from dataset_builders import filter as filter_stage
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import hamming
 from dataset_builders.records import FigurePart, FigureRecord, PaperRecord
@@ -67,7 +67,7 @@ def build(tmp_path, workers: int = 1) -> tuple[StagePaths, dict]:
                             (plot(), "Fig. 3. Stress-strain curve.")])
     config = BuildConfig(out=tmp_path, workers=workers)
     panels.run(paths, config, progress=False)
-    fracture_filter.run(paths, config, progress=False)
+    filter_stage.run(paths, config, progress=False)
     result = dedup.run(paths, config, progress=False)
     return paths, result
 
@@ -202,7 +202,7 @@ def test_sample_corpus_reprints_group_across_papers(tmp_path):
     truth = sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=6, seed=0)
     config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "corpus" / "papers", workers=1)
     paths = StagePaths(config.out)
-    for stage in (mine, panels, fracture_filter, dedup):
+    for stage in (mine, panels, filter_stage, dedup):
         assert stage.run(paths, config, progress=False).problems == []
     panel_of: dict[str, str] = {}  # "<stem>:fig<N>[:<letter>]" -> panel id
     for tp in truth.papers:

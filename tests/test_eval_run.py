@@ -33,9 +33,7 @@ from eval.records import read_run, read_samples
 from eval.run import RunConfig, RunError, build_requests, generation_params, main, run_eval
 from eval.tasks import get_task
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import free_port  # noqa: E402
-from scripted_server import Reply, ScriptedServer  # noqa: E402
+from support import Reply, ScriptedServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-NEVER-WRITE-ME-eval-77"

@@ -22,7 +22,7 @@ from fracto_core.image_budget import image_tokens
 from dataset_builders.labelling.schema import LABEL_PROMPT_VERSION, label_json_schema, label_prompt, parse_reply, system_prompt
 from dataset_builders.labelling.registry import LabelerUnavailableError, get_labeler
 from dataset_builders.labelling.llm import cache_path, calls_path
-from dataset_builders.records import DuplicateGroup, FilterDecision, LabelRecord, PanelRecord
+from dataset_builders.records import FilterDecision, LabelRecord, PanelRecord
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl
 from fracto_core.vlm_api.cache import ResponseCache
@@ -31,8 +31,7 @@ from fracto_core.vlm_api.payloads import ImageInput
 from fracto_core.vlm_api.pricing import price_for
 from fracto_core.vocabulary import canonical_names
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_server import Reply, ScriptedServer  # noqa: E402
+from support import Reply, ScriptedServer
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-NEVER-WRITE-ME-41b2"

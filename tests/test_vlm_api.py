@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -22,8 +21,7 @@ from fracto_core.vlm_api.backends import Endpoint, GenerationParams, ProviderErr
 from fracto_core.vlm_api.cache import CachedReply, ResponseCache
 from fracto_core.vlm_api.client import ClientOptions, run_requests
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_server import Reply, ScriptedServer  # noqa: E402
+from support import Reply, ScriptedServer
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"
 REPO = Path(__file__).resolve().parents[1]

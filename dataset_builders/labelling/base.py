@@ -38,7 +38,7 @@ class Labeler(Protocol):
 
     name: str  # registry name, as given to --labeler
     origin: str  # LabelRecord.origin it writes: "caption_rules" or "model:<model name>"
-    prompt_version: str | None  # label_schema.LABEL_PROMPT_VERSION for model labellers, None for rules
+    prompt_version: str | None  # labelling.schema.LABEL_PROMPT_VERSION for model labellers, None for rules
 
     def label(self, tasks: Sequence[LabelTask], progress: bool = True) -> LabelOutcome:
         """Label every task; never raise for one bad item (return a status="failed" record instead)."""

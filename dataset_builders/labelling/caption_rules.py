@@ -2,7 +2,7 @@
 
 A panel gets every vocabulary feature that its own caption part (with the figure's common part) or a
 citing excerpt *asserts*, minus the features its own caption *negates* (the caption is about exactly this
-image; an excerpt may be looser). Negation and phrase matching live in ``feature_mentions``.
+image; an excerpt may be looser). Negation and phrase matching live in ``labelling.mentions``.
 
 Excerpts arrive already chosen by the panels stage (they cite this panel or the whole figure), but one
 excerpt often speaks about several panels: "Fig. 2a shows dimples while Fig. 2b shows cleavage facets".
@@ -243,7 +243,7 @@ def label_panel(panel: PanelRecord) -> LabelRecord:
 # --- the labeller (registered as caption_rules) ---------------------------------------------------------------------------------
 
 class CaptionRulesLabeler:
-    """Offline labels from captions and citing text (``caption_labeler.label_panel``).
+    """Offline labels from captions and citing text (``caption_rules.label_panel``).
 
     A dedup group is one image printed in one or more places, so its label is the union over all its
     panels' caption labels: features asserted by any member's caption or excerpts, each member's own

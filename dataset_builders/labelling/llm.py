@@ -3,7 +3,7 @@
 One labeller class for the three providers; the differences (base URL, key variable, parameter dialect,
 schema support) are presets in ``vlm_api.backends``. For each dedup group the labeller sends the
 representative's image at the pixel budget (--label-max-pixels, default --image-max-pixels: the model
-sees what the fine-tuned model will see) with the label prompt of ``label_schema``, through
+sees what the fine-tuned model will see) with the label prompt of ``labelling.schema``, through
 ``vlm_api.client`` (cache, concurrency, retries, budget cap), and turns every reply into a LabelRecord:
 
 - valid reply with features   -> status "labelled", origin "model:<model>", evidence "<text> (confidence c)"

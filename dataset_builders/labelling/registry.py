@@ -6,8 +6,8 @@ and account for cost; the stage only writes what comes back. Adding a labeller =
 ``name``, ``origin``, ``prompt_version`` and ``label()``, plus ``@register("<name>")`` on its factory;
 ``label.py`` does not change.
 
-The LLM labellers "openai", "gemini" and "vllm" (``llm_labeler.LLMLabeler``, one class, provider presets
-in ``vlm_api.backends``) build their API client inside ``label()``, read keys from the environment at
+The LLM labellers "openai", "gemini" and "vllm" (``labelling.llm.LLMLabeler``, one class, provider presets
+in ``fracto_core.vlm_api.backends``) build their API client inside ``label()``, read keys from the environment at
 call time, keep a response cache under ``StagePaths(config.out).stages`` keyed by the request fingerprint,
 never cache failures, return failed LabelRecords (status "failed", detail) rather than raise on one bad
 answer, and report call/caching/cost counts in ``LabelOutcome.counts``. Their factories raise

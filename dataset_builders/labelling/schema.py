@@ -2,13 +2,13 @@
 
 This is the *labelling* prompt: the image plus what the paper says about it, asking for features with a
 confidence and a short evidence string each. It is not the training/eval instruction prompt
-(``answer_format``), which sees the image alone. Its version, LABEL_PROMPT_VERSION, is in every cache key
+(``fracto_core.answer_format``), which sees the image alone. Its version, LABEL_PROMPT_VERSION, is in every cache key
 and every label record, and the dataset card lists it: change the text or the schema -> bump it
-(tests/test_llm_labeler.py snapshots both).
+(tests/test_llm_labels.py snapshots both).
 
 Reply shape (JSON schema ``fracto_labels``; OpenAI strict mode needs every property required and
 ``additionalProperties: false``; Gemini gets the same schema reduced to its subset by
-``vlm_api.payloads.gemini_schema``):
+``fracto_core.vlm_api.payloads.gemini_schema``):
     {"not_a_fracture_surface": false,
      "features": [{"name": "fatigue striations", "confidence": 0.9, "evidence": "fine parallel ridges"}]}
 

@@ -12,9 +12,11 @@ Shared by the LLM labellers (``dataset_builders.labelling.llm``) and the evaluat
 - ``pricing``: a dated, editable price table, cost from usage, dry-run estimates.
 
 Usage:
-    from fracto_core.vlm_api import backends, payloads, client
-    endpoint = backends.Endpoint.create("openai", "gpt-5.2")
-    req = payloads.build_request("item-1", endpoint, text="...", images=[payloads.encode_image(path, 589_824)],
-                                 params=backends.GenerationParams(reasoning_effort="high"), prompt_version="v1")
+    from fracto_core.image_budget import IMAGE_MAX_PIXELS
+    from fracto_core.vlm_api import backends, client, payloads
+    endpoint = backends.Endpoint.create("openai", "gpt-5.2")     # OPENAI_API_KEY is read when a request is sent
+    image = payloads.ImageInput.from_path(Path("panel.jpg"), max_pixels=IMAGE_MAX_PIXELS)
+    req = payloads.build_request("item-1", endpoint, [image, "Which features?"],
+                                 backends.GenerationParams(reasoning_effort="high"), prompt_version="v1")
     results, summary = client.run_requests(endpoint, [req], client.ClientOptions(concurrency=8))
 """

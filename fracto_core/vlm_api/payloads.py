@@ -1,7 +1,7 @@
 """Chat-completions request bodies: images at the training pixel budget, text parts, JSON-schema output.
 
 Images follow the training rule (DESIGN §3, one image preprocessing for training, serving and the API
-baselines): ``image_tokens.llamafactory_resize`` decides the size (LlamaFactory's ``image_max_pixels`` /
+baselines): ``fracto_core.image_budget.llamafactory_resize`` decides the size (LlamaFactory's ``image_max_pixels`` /
 ``image_min_pixels``), Pillow's default resize does the scaling as LlamaFactory does, and the result is
 sent as a base64 data URL. An image already within the budget is sent as its own PNG/JPEG bytes;
 anything resized or in another format is re-encoded as JPEG quality 95 (RGB or L).

@@ -20,7 +20,9 @@ Usage (tests and benchmark scripts):
         server.requests[0].key  # the log
 
     # in its own process (benchmarks: no GIL shared with the client); GET /v1/_stats -> {"count", "max_in_flight"}
-    python tests/scripted_server.py --latency 0.2 --content '{"features": []}'   # prints "PORT <n>"
+    python tests/support/scripted_server.py --latency 0.2 --content '{"features": []}'   # prints "PORT <n>"
+    with ScriptedServerProcess(latency=0.2, content='{"features": []}') as server:   # the same, from Python
+        server.base_url, server.stats()
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 MARKER = re.compile(r"\[\[([^\[\]]+)\]\]")
 
@@ -251,6 +256,31 @@ class ScriptedServer:
                 return True
             time.sleep(0.01)
         return False
+
+
+class ScriptedServerProcess:
+    """This server in its own process (``main`` below), every request answered with ``content``."""
+
+    def __init__(self, latency: float, content: str):
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--latency", str(latency),
+                                      "--content", content], stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline().split()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict:
+        """GET /v1/_stats: {"count": requests received, "max_in_flight": most requests open at once}."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.base_url}/_stats", timeout=5) as r:
+            return json.loads(r.read())
+
+    def __enter__(self) -> "ScriptedServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
 
 
 def main() -> None:
