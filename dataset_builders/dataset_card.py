@@ -17,6 +17,8 @@ Usage:
 from __future__ import annotations
 
 import json
+
+import numpy as np
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -61,6 +63,39 @@ def _duplicate_groups(paths: StagePaths) -> list[dict]:
     data = json.loads(paths.dedup.read_text(encoding="utf-8"))
     groups = data.get("groups", []) if isinstance(data, dict) else data
     return [g for g in groups if isinstance(g, dict)]
+
+
+TOP_REASONS = 15  # filter evidence rows shown in the card
+
+
+def reason_kind(reason: str) -> str:
+    """A filter reason without its value: "cue:-white_fraction=0.82" -> "cue:-white_fraction"."""
+    return reason.split("=", 1)[0].split("(", 1)[0]
+
+
+def leakage(items: dict[str, Item], split_of: dict[str, str], max_distance: int) -> dict:
+    """Papers and near-duplicate images (perceptual-hash distance <= max_distance) found in two splits.
+
+    Both counts must be 0: the split groups by paper and dedup merges near-duplicates before it.
+    """
+    splits_of_paper: dict[str, set[str]] = defaultdict(set)
+    for item_id, split in split_of.items():
+        for paper in items[item_id].paper_ids:
+            splits_of_paper[paper].add(split)
+    papers = sorted(p for p, s in splits_of_paper.items() if len(s) > 1)
+    ids = sorted(split_of)
+    pairs: list[list[str]] = []
+    if ids:
+        hashes = np.array([int(items[i].phash, 16) & ((1 << 64) - 1) for i in ids], dtype=np.uint64)
+        split_idx = np.array([SPLITS.index(split_of[i]) for i in ids])
+        for a in range(len(ids)):  # one vectorised row per item: n^2/2 XOR + popcount
+            other = slice(a + 1, None)
+            xor = np.bitwise_xor(hashes[other], hashes[a])
+            dist = np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+            close = np.flatnonzero((dist <= max_distance) & (split_idx[other] != split_idx[a]))
+            pairs += [[ids[a], ids[a + 1 + k]] for k in close]
+    return {"papers_across_splits": len(papers), "papers": papers,
+            "near_duplicates_across_splits": len(pairs), "pairs": pairs[:50]}
 
 
 def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None) -> dict:
@@ -110,7 +145,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     # everything dropped
     decisions = _jsonl(paths.filter, FilterDecision)
     rejected = [d for d in decisions if not d.keep]
-    evidence = Counter(r for d in rejected for r in (d.reasons or ["no_evidence"]))
+    evidence = Counter(reason_kind(r) for d in rejected for r in set(d.reasons or ["no_evidence"]))
     dup_groups = _duplicate_groups(paths)
     duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
                   for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
@@ -140,8 +175,9 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "label_origins": label_origins,
         "augmentation": {kind: sum(a.kind == kind for a in augmented) for kind in ("rotation", "oversample")},
         "sources": sources,
+        "leakage": leakage(items, split_of, config.dedup_max_distance),
         "dropped": {
-            "filter": {"rejected": len(rejected), "of": len(decisions), "by_evidence": dict(sorted(evidence.items()))},
+            "filter": {"rejected": len(rejected), "of": len(decisions), "by_evidence": dict(evidence.most_common(TOP_REASONS))},
             "duplicates": {"count": len(duplicates), "panels": sorted(duplicates, key=lambda d: d["panel_id"])},
             "labels": dict(sorted(Counter(rec.status for rec in labels if rec.status != "labelled").items())),
             "benchmark": sorted(benchmark, key=lambda d: (d["item_id"] or "", d["image"])),
@@ -225,6 +261,12 @@ def card_markdown(data: dict) -> str:
     md += _table(["source", "title", "doi", "train", "val", "test"],
                  [[s["source"], s.get("title") or "", s.get("doi") or "", *(s["items"][x] for x in SPLITS)]
                   for s in data["sources"]])
+    leak = data["leakage"]
+    md += ["## Leakage between splits", "",
+           f"- source papers in more than one split: {leak['papers_across_splits']} (must be 0)",
+           f"- near-duplicate images (perceptual hash) in more than one split: "
+           f"{leak['near_duplicates_across_splits']} (must be 0)", ""]
+    md += [f"- {p}" for p in leak["papers"]] + [f"- {a} ~ {b}" for a, b in leak["pairs"]]
     dropped = data["dropped"]
     md += ["## Dropped", "",
            (f"- filter: {dropped['filter']['rejected']} of {dropped['filter']['of']} panels rejected as not "
@@ -233,7 +275,7 @@ def card_markdown(data: dict) -> str:
            f"- labels without usable features: {dropped['labels'] or 'none'}",
            f"- benchmark exclusions: {len(dropped['benchmark'])}", ""]
     if dropped["filter"]["by_evidence"]:
-        md += ["### Filter evidence among rejected panels", ""]
+        md += ["### Filter evidence among rejected panels (top reasons; a panel counts once per reason)", ""]
         md += _table(["evidence", "panels"], [[k, n] for k, n in dropped["filter"]["by_evidence"].items()])
     if dropped["benchmark"]:
         md += ["### Benchmark exclusions", ""]

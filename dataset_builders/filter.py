@@ -6,10 +6,17 @@ Usage:
 Reads stages/panels/*.json and writes stages/filter.jsonl: one FilterDecision per panel, sorted by
 panel id. The score adds up weighted evidence:
 - caption terms (the panel's own caption part): fracture words ("fractograph", "fracture surface",
-  any vocabulary feature phrase such as "dimples", found by fracto_core.phrases' ``exact`` matcher) push
-  up; words of the other figure types papers print (stress-strain curves, plots, schematics, test rigs,
-  etched microstructures, EBSD, XRD, spectra, tables) push down;
-- the same terms in the excerpts citing the panel, at half weight (body text wanders more);
+  any vocabulary feature phrase such as "dimples") push up; words of the other figure types papers
+  print (stress-strain curves, plots, schematics, test rigs, etched microstructures, EBSD, XRD,
+  spectra, tables) push down;
+- the same terms in the excerpts citing the panel, at half weight (body text wanders more); a figure
+  without a caption is judged by the text printed next to it (its label line and the paragraph before it,
+  PanelRecord.context, set only in documents without any caption) at full weight: it plays the caption's role;
+- vocabulary features count through labelling.mentions, so a negated, hedged ("possibly striations") or
+  other-sense mention ("cavitation erosion", "X-ray CT ... porosity") is no evidence of a fracture surface;
+- what the text says the image is, when that is not a fracture surface, pushes down with the reason named:
+  X-ray CT, wear/fretting, cavitation erosion, corrosion surfaces, oxide scales and coatings, melt tracks,
+  TEM/APT, photographs, besides plots, schematics, microstructures, EBSD, spectra, tables, simulations;
 - image cues: mostly white or few grey levels (line art), strongly coloured (plots, maps, photos),
   or, upwards, a grey, textured image (what an SEM fractograph looks like).
 keep = score >= config.filter_min_score. Every piece of evidence is listed in the decision's reasons
@@ -24,13 +31,15 @@ from functools import lru_cache
 from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
+from dataset_builders.labelling.mentions import find_mentions
 from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_model, write_jsonl_atomic
-from fracto_core.phrases import normalize_text, vocabulary_matcher
+from fracto_core.phrases import normalize_text
 
 STAGE = "filter"
 EXCERPT_WEIGHT = 0.5  # excerpts count half: a paragraph citing a figure often talks about others too
+CONTEXT_WEIGHT = 1.0  # the label line / paragraph next to a figure in a document without any caption
 FEATURE_WEIGHT = 1.0  # per distinct vocabulary feature named ...
 FEATURE_CAP = 3.0  # ... up to this much
 CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the time: no evidence there
@@ -61,6 +70,14 @@ NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("table", r"\btables?\b", -1.5),
     ("simulation", r"finite element|\bfem\b|\bfea\b|simulat\w*|\bmesh\b|contour maps?", -1.5),
     ("cross-section", r"cross-? ?sections?|polished sections?", -1.0),
+    ("X-ray CT", r"x-ray (?:computed )?tomograph\w*|computed tomography|\b(?:micro-?|µ)?ct\b|tomograph\w*", -2.5),
+    ("wear", r"\bwear\b|\bworn\b|fretting|abrasi\w*|tribolog\w*", -2.0),
+    ("erosion", r"erosi\w*|\beroded\b", -2.0),
+    ("corrosion surface", r"corroded surfaces?|corrosion pits?|\bpitting\b|salt spray|immersion test\w*", -1.5),
+    ("oxide scale", r"oxide (?:scales?|layers?|films?)|\bscales?\b(?! bars?)|coatings?\b|zn-coated", -1.5),
+    ("melt track", r"melt (?:tracks?|pools?)|single tracks?|scan tracks?", -1.5),
+    ("TEM/APT", r"\btem\b|\bstem\b|haadf|transmission electron|atom probe|\bapt\b|\btkd\b|\bsaed\b", -2.0),
+    ("photograph", r"photograph\w*|\bphotos?\b|\bcamera\b|macrograph\w*", -1.0),
 )
 
 # image cues (see image_cues.py); thresholds sit between typical SEM fractographs and line art
@@ -85,6 +102,10 @@ def text_evidence(text: str, source: str, scale: float = 1.0) -> list[tuple[floa
 
 @lru_cache(maxsize=8192)  # the same excerpts are scored for every panel of a figure
 def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, str], ...]:
+    features: dict[str, str] = {}  # canonical name -> first phrase that asserts it
+    for m in find_mentions(text):
+        if not m.negated and not m.uncertain:
+            features.setdefault(m.feature, m.phrase.lower())
     text = normalize_text(text)
     found: list[tuple[float, str]] = []
     if not text:
@@ -94,9 +115,6 @@ def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, s
             continue
         if pattern.search(text):
             found.append((weight * scale, f"{source}:{'+' if weight > 0 else '-'}{label}"))
-    features: dict[str, str] = {}  # canonical name -> first phrase that named it
-    for m in vocabulary_matcher("exact").finditer(text):
-        features.setdefault(m.name, m.text)
     total = 0.0
     for name in sorted(features):
         weight = min(FEATURE_WEIGHT, FEATURE_CAP - total)
@@ -133,6 +151,8 @@ def decide(panel: PanelRecord, min_score: float) -> FilterDecision:
             if reason not in seen:  # a term counts once however many excerpts repeat it
                 seen.add(reason)
                 evidence.append((weight, reason))
+    if panel.context:  # no caption in the whole document: the text printed next to the figure plays its role
+        evidence.extend(text_evidence(panel.context, "context", CONTEXT_WEIGHT))
     evidence.extend(cue_evidence(panel.cues))
     score = round(sum(w for w, _ in evidence), 3)
     return FilterDecision(panel_id=panel.panel_id, keep=score >= min_score, score=score,

@@ -31,6 +31,7 @@ from dataset_builders.pdf.figures import (
     Cluster,
     assemble_figures,
     drawing_regions,
+    figure_context,
     in_figure_text_box,
     label_parts,
     panel_letters,
@@ -125,9 +126,13 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     figures: list[FigureRecord] = []
     skipped: list[SkippedGraphic] = []
     excerpts: list[Excerpt] = []
+    previous_context = ""
+    captioned = any(find_captions(pd.blocks) for pd in pages)  # reports, slides: no caption anywhere
     for pd in pages:
         page = page_objs[pd.number]
         figs, skips, body_text = _mine_page(doc, page, pd, paper_id, writer, repeated, config)
+        if not captioned:
+            previous_context = _uncaptioned_context(pd, figs, previous_context)
         figures += figs
         skipped += skips
         for cit, text in cite_excerpts(body_text, config.excerpt_chars):
@@ -158,6 +163,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
     caption_blocks = {i for c in captions for i in c.blocks}
     body_boxes = [b.bbox for i, b in enumerate(pd.blocks) if i not in caption_blocks and b.is_paragraph]
     clusters = assemble_figures(usable, captions, body_boxes) if usable else []
+    clusters = _separate_uncaptioned(clusters, page.rect.width)
     matched = {id(c.caption) for c in clusters if c.caption}
     if any(id(c) not in matched for c in captions):  # a caption no embedded image explains: look at drawings
         regions = [r for r in drawing_regions(page)  # a box around a text paragraph is not a figure
@@ -183,6 +189,43 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
         if lines:
             body_parts.append(join_lines(lines))
     return figures, skipped, " ".join(body_parts)
+
+
+def _separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Cluster]:
+    """An uncaptioned cluster of large images (each over a third of the page wide) is several figures: with no
+    caption naming panels there is nothing that makes them one, and screenshots stacked a few points apart
+    (reports, slides, theses) are separate pictures."""
+    out: list[Cluster] = []
+    for cl in clusters:
+        images = [g for g in cl.members if g.kind == "image"]
+        if (cl.caption is None and len(images) > 1 and len(images) == len(cl.members)
+                and all(box_width(g.bbox) > page_width / 3 for g in images)):
+            out += [Cluster(members=[g], bbox=g.bbox) for g in images]
+        else:
+            out.append(cl)
+    return out
+
+
+def _uncaptioned_context(pd: PageData, figures: list[FigureRecord], previous: str) -> str:
+    """Give each uncaptioned figure of a page the text printed next to it (FigureRecord.context). Only in
+    documents without any figure caption (reports, slide decks, guides): where papers caption their figures,
+    an uncaptioned image is a logo or a piece of a captioned figure, and the paragraph next to it is not about it.
+
+    A figure with no paragraph above it on its page continues the text before it: the previous uncaptioned
+    figure's context on this page (a series of examples), else the last paragraph of the previous page.
+    Returns the context to carry to the next page (this page's last paragraph).
+    """
+    skip = {i for c in find_captions(pd.blocks) for i in c.blocks}
+    boxes = [f.bbox for f in figures]
+    carried = previous
+    for fig in sorted(figures, key=lambda f: (f.bbox[1], f.bbox[0])):
+        if fig.caption:
+            continue
+        text, open_top = figure_context(pd.blocks, fig.bbox, skip, [b for b in boxes if b != fig.bbox])
+        fig.context = f"{carried} {text}".strip() if open_top and carried else text
+        carried = fig.context or carried
+    paragraphs = [b for i, b in enumerate(pd.blocks) if i not in skip and b.is_paragraph]
+    return paragraphs[-1].text if paragraphs else ""
 
 
 def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[Caption], paper_id: str,

@@ -363,7 +363,7 @@ class _PaperContext:
             source_pdf=self.paper.source_pdf, page=figure.page, letter=letter, image=image_rel,
             width=pixels.width, height=pixels.height, split_method=method, split_note=note,
             caption=caption, figure_caption=figure.caption, figure_number=figure.number,
-            excerpts=panel_excerpts(self.paper, figure.number, letter, whole_figure),
+            excerpts=panel_excerpts(self.paper, figure.number, letter, whole_figure), context=figure.context,
             phash=image_phash(pixels), cues=compute_cues(pixels),
         )
 

@@ -64,6 +64,7 @@ class FigureRecord(Record):
     kind: Literal["raster", "multi_raster", "vector"]
     number: int | None = None  # figure number from the matched caption
     caption: str = ""  # full caption text ("" if none was matched)
+    context: str = ""  # uncaptioned figures only: the text printed next to it (label line, paragraph before)
     parts: list[FigurePart]
     panel_letters: list[tuple[str, Box]] = Field(default_factory=list)  # letters printed inside the figure
 
@@ -116,6 +117,7 @@ class PanelRecord(Record):
     figure_caption: str = ""
     figure_number: int | None = None
     excerpts: list[str] = Field(default_factory=list)  # excerpt texts citing this panel or the whole figure
+    context: str = ""  # uncaptioned figure in a document without captions: the text printed next to it
     phash: str  # perceptual hash, hex
     cues: ImageCues
 
@@ -160,6 +162,7 @@ class LabelRecord(Record):
     origin: LabelOrigin
     evidence: dict[str, str] = Field(default_factory=dict)  # feature -> text that supports it
     negated: list[str] = Field(default_factory=list)  # features mentioned but negated
+    uncertain: list[str] = Field(default_factory=list)  # features only hedged ("possibly", "-like"): no label
     prompt_version: str | None = None  # for model labels
     status: Literal["labelled", "no_features", "failed"] = "labelled"
     detail: str = ""

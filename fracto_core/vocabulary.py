@@ -230,6 +230,72 @@ FEATURES: tuple[Feature, ...] = (
 
 _BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 
+# Abbreviations real papers use for features, matched case-sensitively as whole words ("MVC+TG", "IG
+# fracture", "QC-like"). A paper may also introduce its own ("quasi-cleavage (QC)"): labelling/mentions.py
+# reads those definitions from the text and lets them override these. TG (transgranular) is read as
+# cleavage because papers write it as a fracture mode beside MVC/IG/QC ("brittle TG fracture of ferrite");
+# "TG fatigue" or "TGSCC" are other words and do not match.
+ABBREVIATIONS: Mapping[str, str] = MappingProxyType({
+    "MVC": "equiaxed dimples",  # microvoid coalescence
+    "IG": "intergranular facets",  # intergranular fracture
+    "TG": "cleavage facets",  # (brittle) transgranular fracture
+    "QC": "quasi-cleavage",
+    "LOF": "lack-of-fusion defect",
+    "LoF": "lack-of-fusion defect",
+    "FGA": "fine granular area",
+    "ODA": "fine granular area",  # optically dark area
+    "GBF": "fine granular area",  # granular bright facet
+})
+
+
+@dataclass(frozen=True)
+class SenseExclusion:
+    """A context in which a feature's phrase names something else ("cavitation erosion" is no creep cavity).
+
+    A mention of ``feature`` (through one of ``phrases``, or any phrase when empty) is not that feature when
+    ``context`` (a case-insensitive regex) matches in the same sentence.
+    """
+
+    feature: str
+    context: str
+    reason: str
+    phrases: tuple[str, ...] = ()
+
+
+SENSE_EXCLUSIONS: tuple[SenseExclusion, ...] = (
+    SenseExclusion("creep cavities", r"erosi\w*|erod\w*|bubbles?|ultrasonic|hydrodynamic|sonotrode|slurry|"
+                   r"propeller|pump|impeller|pits?\b|pitting",
+                   "cavitation erosion (liquid-flow damage), not creep cavitation", ("cavitation",)),
+    SenseExclusion("secondary cracks", r"oxide[s]?\s+(?:scale|layer|film)s?|\bscales?\b|coatings?\b|"
+                   r"galvani[sz]\w*|zn[- ]?(?:coat\w*|layer)|zinc|\bplating",
+                   "cracks in an oxide scale or coating, not secondary cracks of a fracture surface"),
+    SenseExclusion("gas pore", r"x-?ray|\b(?:micro-?|µ|u)?ct\b|tomograph\w*|archimedes|densit(?:y|ies)\b|"
+                   r"polished|cross[- ]?sections?|metallograph\w*",
+                   "volume porosity (CT, density, polished section), not a pore on a fracture surface"),
+    SenseExclusion("lack-of-fusion defect", r"x-?ray|\b(?:micro-?|µ|u)?ct\b|tomograph\w*|polished|"
+                   r"cross[- ]?sections?|metallograph\w*",
+                   "defects seen in CT or a polished section, not on a fracture surface"),
+    SenseExclusion("crack initiation site", r"crack initiation\s+(?:energy|energies|component|life|stage|"
+                   r"period|time|cycles?|resistance|toughness|threshold|load)|\bKCVI\b",
+                   "crack initiation as a quantity (energy, life, cycles), not a site on the surface"),
+)
+
+# Features papers name by their parts within one sentence rather than by one phrase: "the mirror ...
+# the mist/hackle part", "mirror would better be black, mist ... white" (glass and ceramics). Each entry is
+# (feature, regex matching the first part when a second part follows in the same sentence).
+CO_MENTIONS: tuple[tuple[str, str], ...] = (
+    ("mirror-mist-hackle", r"\bmirrors?\b(?=[^.;:]{0,120}\b(?:mist|hackle)s?\b)"),
+)
+
+# Words that make a mention a hedge or a comparison, not an assertion ("possibly striations",
+# "dimple-like", "resembling cleavage"): such mentions are recorded as uncertain, never as labels.
+HEDGE_CUES: tuple[str, ...] = (
+    "possibly", "possible", "probably", "perhaps", "presumably", "apparently", "likely", "maybe",
+    "resembling", "resemble", "resembles", "resembled", "reminiscent of", "similar to", "akin to",
+    "suggestive of", "appears to", "appear to", "appeared to", "seems to", "seem to", "seemed to",
+    "may be", "might be", "could be", "may have", "might have", "could have", "tentatively",
+)
+
 
 def canonical_names() -> list[str]:
     """All canonical labels, in vocabulary order (the order answers are written in)."""

@@ -289,3 +289,30 @@ def test_label_stage_needs_dedup_and_refuses_unavailable_labeller(tmp_path):
     with pytest.raises(LabelerUnavailableError):
         label_stage.run(paths, BuildConfig(out=tmp_path, labeler="openai"), progress=False)
     assert not paths.labels.exists()
+
+
+# --- the LLM labeller reads the same resolved excerpts (issue 11) ---------------------------------------
+
+def test_llm_prompt_receives_the_excerpts_resolved_to_the_panel():
+    from dataset_builders.labelling.schema import label_prompt
+    from dataset_builders.panels import panel_excerpts
+    from dataset_builders.pdf.captions import cite_excerpts
+    from dataset_builders.records import Excerpt, ImageCues, PanelRecord, PaperRecord
+
+    body = ("The fracture surface in Fig. 2b shows MVC and TG features. "
+            "Fig. 2a is a sketch of the specimen positions. Figs. 3(a)–(c) show the hardness.")
+    excerpts = [Excerpt(figure_number=c.figure_number, panels=c.panels, text=t, page=1)
+                for c, t in cite_excerpts(body, 80)]
+    paper = PaperRecord(paper_id="p", source_pdf="p.pdf", n_pages=1, figures=[], excerpts=excerpts)
+    resolved = panel_excerpts(paper, 2, "b", whole_figure=False)
+    assert resolved == ["The fracture surface in Fig. 2b shows MVC and TG features."]
+    cues = ImageCues(white_fraction=0, colourfulness=0, edge_density=0.2, grey_levels=200, std=40)
+    panel = PanelRecord(panel_id="p-f1-b", figure_id="p-f1", paper_id="p", source_pdf="p.pdf", page=1, letter="b",
+                        image="x.jpg", width=10, height=10, split_method="gutter", caption="(b) S3",
+                        figure_caption="Fig. 2. (a) positions; (b) S3", figure_number=2, excerpts=resolved,
+                        phash="0", cues=cues)
+    _, user = label_prompt([panel])
+    assert "Text of the paper citing this figure:\n- The fracture surface in Fig. 2b shows MVC and TG" in user
+    assert "sketch" not in user and "hardness" not in user
+    record = label_panel(panel)
+    assert record.features == ["equiaxed dimples", "cleavage facets"]  # MVC, TG: the vocabulary's abbreviations

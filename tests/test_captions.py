@@ -164,3 +164,27 @@ def test_trailing_modifier_after_the_last_postfix_marker():
     # prefix markers: a trailing "without …" is simply (b)'s own text
     assert split_panel_captions("Fig. 3. SEM of X: (a) dimples; (b) without striations.")[1] == {
         "a": "dimples", "b": "without striations"}
+
+
+# --- citation forms and mixed scoping of real papers (issue 11) -----------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("as in Fig. 3b.", [(3, ["b"])]),
+    ("see Figs. 3(a)–(c) here", [(3, ["a", "b", "c"])]),
+    ("Fig. 3 (left) shows", [(3, [])]),
+    ("Figures 3 and 4 show", [(3, []), (4, [])]),
+    ("Figs. 3(a) and (c)", [(3, ["a", "c"])]),
+])
+def test_citation_forms(text, expected):
+    from dataset_builders.pdf.captions import find_citations
+
+    assert [(c.figure_number, c.panels) for c in find_citations(text)] == expected
+
+
+def test_mixed_letter_scoping():
+    from dataset_builders.pdf.captions import split_panel_captions
+
+    common, parts = split_panel_captions(
+        "Fig. 2. Fracture surfaces showing a lack-of-fusion pore (a) and gas pores (b, c) near the origin.")
+    assert "lack-of-fusion" in parts["a"] and "gas" not in parts["a"]
+    assert parts["b"] == parts["c"] == "gas pores" and common == "near the origin"

@@ -263,3 +263,20 @@ def test_export_fails_loudly_on_big_images(tmp_path: Path) -> None:
     with pytest.raises(DatasetValidationError) as err:
         sharegpt.run(paths, config, progress=False)
     assert items[0].item_id in str(err.value) and "2500 image tokens" in str(err.value)
+
+
+def test_card_reports_leakage_and_summarised_filter_evidence(tmp_path: Path) -> None:
+    from dataset_builders.dataset_card import leakage, reason_kind
+    from dataset_builders.records import Item
+
+    assert reason_kind("cue:-white_fraction=0.82") == "cue:-white_fraction"
+    assert reason_kind("cue:+grey_texture(std=40,levels=90)") == "cue:+grey_texture"
+    items = {i: Item(item_id=i, image=f"{i}.jpg", width=1, height=1, phash=h, paper_ids=[p], features=[],
+                     label_origin="caption_rules")
+             for i, h, p in [("a", "ffff000000000000", "P1"), ("b", "ffff000000000001", "P2"),
+                             ("c", "0000ffff00000000", "P1")]}
+    report = leakage(items, {"a": "train", "b": "test", "c": "val"}, max_distance=6)
+    assert report["papers_across_splits"] == 1 and report["papers"] == ["P1"]
+    assert report["near_duplicates_across_splits"] == 1 and report["pairs"] == [["a", "b"]]
+    clean = leakage(items, {"a": "train", "b": "train", "c": "train"}, max_distance=6)
+    assert clean["papers_across_splits"] == 0 and clean["near_duplicates_across_splits"] == 0

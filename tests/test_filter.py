@@ -176,3 +176,21 @@ def test_sample_corpus_fractographs_are_kept_and_other_figures_dropped(tmp_path)
                     assert d.keep == tf.is_fracture, (tf.layout, tf.caption, d.reasons)
                     seen[tf.is_fracture] += 1
     assert seen[True] >= 5 and seen[False] >= 2
+
+
+# --- what real captions say a micrograph is (issue 11) -------------------------------------------------
+
+@pytest.mark.parametrize("caption, reason", [
+    ("Cavitation erosion pits on the blade surface", "caption:-erosion"),
+    ("SEM of the oxide scale with microcracks", "caption:-oxide scale"),
+    ("X-ray CT reconstruction showing gas porosity", "caption:-X-ray CT"),
+    ("Wear scar after fretting", "caption:-wear"),
+    ("HAADF-STEM image of the austenite", "caption:-TEM/APT"),
+])
+def test_non_fracture_micrographs_are_rejected_with_the_reason(caption, reason):
+    from dataset_builders.filter import text_evidence
+
+    evidence = text_evidence(caption, "caption")
+    assert sum(w for w, _ in evidence) < 1.0
+    assert reason in [r for _, r in evidence]
+    assert not any("feature=" in r for _, r in evidence)  # no other-sense feature counted

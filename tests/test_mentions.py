@@ -128,3 +128,55 @@ def test_sentence_spans_skip_abbreviations_but_not_panel_letters():
     text = "See Fig. 2b. Dimples, e.g. in J. Smith et al. (2020), are large. Cleavage in Fig. 3a–c. End"
     assert [text[a:b] for a, b in sentence_spans(text)] == [
         "See Fig. 2b.", "Dimples, e.g. in J. Smith et al. (2020), are large.", "Cleavage in Fig. 3a–c.", "End"]
+
+
+# --- real papers' language (issue 11) ---------------------------------------------------------------
+
+from dataset_builders.labelling.mentions import defined_abbreviations, feature_sets  # noqa: E402
+
+
+@pytest.mark.parametrize("text, asserted", [
+    ("Fracture surface showing MVC and IG fracture.", {"equiaxed dimples", "intergranular facets"}),
+    ("QC facets near LOF and FGA regions", {"quasi-cleavage", "lack-of-fusion defect", "fine granular area"}),
+    ("MVC+TG, Fig. 2b", {"equiaxed dimples", "cleavage facets"}),
+    ("the mirror would be black and the mist white", {"mirror-mist-hackle"}),
+])
+def test_abbreviations_and_parts(text, asserted):
+    assert feature_sets(text)[0] == asserted
+
+
+def test_paper_defined_abbreviations():
+    table = defined_abbreviations(["regions of quasi-cleavage (QC) fracture", "under inert gas (IG)"])
+    assert table == {"QC": "quasi-cleavage", "IG": None}
+    assert feature_sets("IG atmosphere, QC zones", table)[0] == {"quasi-cleavage"}
+
+
+@pytest.mark.parametrize("text, uncertain", [
+    ("possibly showing striations", {"fatigue striations"}),
+    ("dimple-like features resembling ductile fracture", {"equiaxed dimples"}),
+    ("a surface that appears to show cleavage facets", {"cleavage facets"}),
+    ('is "quasi-cleavage" (QC) like', {"quasi-cleavage"}),
+])
+def test_hedges_are_uncertain_not_labels(text, uncertain):
+    asserted, negated, hedged = feature_sets(text)
+    assert asserted == set() and hedged == uncertain
+
+
+@pytest.mark.parametrize("text", [
+    "Cavitation erosion pits on the blade",
+    "SEM of the oxide scale with microcracks",
+    "X-ray CT reconstruction showing gas porosity",
+    "the crack initiation energy (KCVI) dropped",
+])
+def test_other_word_senses_are_no_features(text):
+    assert feature_sets(text) == (set(), set(), set())
+
+
+def test_same_words_in_their_fracture_sense_still_count():
+    assert feature_sets("creep cavitation at grain boundaries")[0] == {"creep cavities"}
+    assert feature_sets("secondary cracks on the fracture surface")[0] == {"secondary cracks"}
+    assert feature_sets("a gas pore at the fracture origin")[0] == {"gas pore", "crack initiation site"}
+
+
+def test_cannot_be_explained_as_negates():
+    assert "intergranular facets" in feature_sets("that cannot be explained as either IG, MVC or a true cleavage")[1]

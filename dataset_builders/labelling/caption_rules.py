@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from dataset_builders.pdf.captions import expand_letters, find_citations
 from dataset_builders.labelling.base import LabelOutcome, LabelTask
-from dataset_builders.labelling.mentions import Mention, find_mentions, sentence_spans
+from dataset_builders.labelling.mentions import Mention, defined_abbreviations, find_mentions, sentence_spans
 from dataset_builders.records import LabelRecord, PanelRecord
 from fracto_core.vocabulary import sort_features
 
@@ -133,9 +133,10 @@ def is_about(refs: tuple[Reference, ...], figure_number: int | None, letter: str
     return bool(ours)
 
 
-def panel_mentions(text: str, figure_number: int | None, letter: str | None) -> list[tuple[Mention, Segment]]:
+def panel_mentions(text: str, figure_number: int | None, letter: str | None,
+                   abbreviations: dict[str, str | None] | None = None) -> list[tuple[Mention, Segment]]:
     """Mentions of an excerpt that lie in segments about this panel, each with its segment."""
-    mentions = find_mentions(text)
+    mentions = find_mentions(text, abbreviations)
     if not mentions:
         return []
     letter = letter.lower() if letter else None
@@ -204,7 +205,10 @@ def label_panel(panel: PanelRecord) -> LabelRecord:
     """Caption-rule label of one panel: features asserted by its caption or citing excerpts, minus those
     its own caption negates; evidence holds, per feature, the caption or excerpt text that names it."""
     caption = panel.caption or panel.figure_caption
-    cap_mentions = find_mentions(caption)
+    abbreviations = defined_abbreviations([panel.figure_caption or caption, *panel.excerpts])
+    cap_mentions = find_mentions(caption, abbreviations)
+    uncertain = {m.feature for m in cap_mentions if m.uncertain and not m.negated}
+    cap_mentions = [m for m in cap_mentions if not m.uncertain]
     cap_asserted = {m.feature for m in cap_mentions if not m.negated}
     cap_negated = {m.feature for m in cap_mentions if m.negated} - cap_asserted
 
@@ -215,8 +219,11 @@ def label_panel(panel: PanelRecord) -> LabelRecord:
 
     text_asserted: set[str] = set()
     text_negated: set[str] = set()
-    for excerpt in panel.excerpts:
-        for m, seg in panel_mentions(excerpt, panel.figure_number, panel.letter):
+    for excerpt in [*panel.excerpts, *([panel.context] if panel.context else [])]:
+        for m, seg in panel_mentions(excerpt, panel.figure_number, panel.letter, abbreviations):
+            if m.uncertain:
+                uncertain.add(m.feature)
+                continue
             if m.negated:
                 text_negated.add(m.feature)
                 continue
@@ -226,18 +233,22 @@ def label_panel(panel: PanelRecord) -> LabelRecord:
 
     features = (cap_asserted | text_asserted) - cap_negated
     negated = (cap_negated | text_negated) - features
+    uncertain = sort_features(uncertain - features - negated)
     evidence = {f: evidence[f] for f in sort_features(features)}
     if features:
         return LabelRecord(item_id=panel.panel_id, features=sort_features(features), origin=ORIGIN,
-                           evidence=evidence, negated=sort_features(negated), status="labelled")
+                           evidence=evidence, negated=sort_features(negated), uncertain=uncertain,
+                           status="labelled")
     if negated:
         detail = f"only negated features: {', '.join(sort_features(negated))}"
     elif not caption and not panel.excerpts:
         detail = "no caption and no citing text"
     else:
         detail = "no vocabulary feature in the caption or the citing text"
+    if uncertain and not negated:
+        detail = f"only hedged mentions: {', '.join(uncertain)}"
     return LabelRecord(item_id=panel.panel_id, features=[], origin=ORIGIN, evidence={},
-                       negated=sort_features(negated), status="no_features", detail=detail)
+                       negated=sort_features(negated), uncertain=uncertain, status="no_features", detail=detail)
 
 
 # --- the labeller (registered as caption_rules) ---------------------------------------------------------------------------------

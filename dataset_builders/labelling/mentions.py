@@ -31,7 +31,10 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from fracto_core.phrases import DASH_CHARS, vocabulary_matcher
+from collections.abc import Iterable, Mapping
+
+from fracto_core.phrases import DASH_CHARS, loose_key, vocabulary_matcher
+from fracto_core.vocabulary import ABBREVIATIONS, CO_MENTIONS, HEDGE_CUES, SENSE_EXCLUSIONS
 
 _PHRASES = vocabulary_matcher("loose")
 
@@ -42,11 +45,11 @@ _PHRASES = vocabulary_matcher("loose")
 _FORWARD_CUE = re.compile(
     r"(?<![\w-])(?:no\s+evidence\s+of|no\s+signs?\s+of|no\s+traces?\s+of|no\s+indications?\s+of"
     r"|(?:the\s+)?absence\s+of|free\s+of|devoid\s+of|lack\s+of(?!\s*[-\s]?\s*fusion)|lacks|lacking|lacked"
-    r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|not(?!\s+only)|no(?!\s*\.))(?![\w-])",
+    r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|cannot|not(?!\s+only)|no(?!\s*\.))(?![\w-])",
     re.IGNORECASE,
 )
 # Cues after which the scope may run over a verb ("did not show dimples", "is not dominated by dimples").
-_VERB_TOLERANT_CUES = frozenset({"not", "never"})
+_VERB_TOLERANT_CUES = frozenset({"not", "never", "cannot"})
 
 _AUX = r"(?:is|are|was|were|be|been|being|has|have|had|could|can|did|do|does|would|will|may|might|should)"
 _ADV = r"(?:also|completely|entirely|totally|largely|generally|clearly|usually|even|ever|always|readily)"
@@ -139,6 +142,7 @@ class Mention:
     start: int
     end: int
     negated: bool = False
+    uncertain: bool = False  # hedged or compared ("possibly", "-like", "resembling"): not a label
 
 
 class _Clauses:
@@ -234,11 +238,104 @@ def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
     return any(s < end and start < e for s, e in spans)
 
 
-def find_mentions(text: str) -> list[Mention]:
-    """Every vocabulary phrase in ``text`` (in order, non-overlapping, longest match), negation marked."""
-    mentions = [Mention(m.name, m.text, m.start, m.end) for m in _PHRASES.finditer(text)]
-    if not mentions:
+# --- abbreviations, word senses, hedges ------------------------------------------------------------------
+
+_ABBREV_DEF = re.compile(r"[\"'\u201d\u2019]?\s*\(\s*([A-Z][A-Za-z]{0,4}[A-Z])\s*\)")
+_ANY_DEF = re.compile(r"((?:[A-Za-z][\w-]*\s+){1,4})\(\s*([A-Z][A-Za-z]{0,4}[A-Z])\s*\)")
+_HEDGE_BEFORE = re.compile(r"(?<![\w-])(?:" + "|".join(sorted((re.escape(c).replace("\\ ", r"\s+") for c in HEDGE_CUES),
+                                                               key=len, reverse=True)) + r")(?![\w-])", re.IGNORECASE)
+_LIKE_AFTER = re.compile(r"[\"'\u201d\u2019)]*\s*(?:\(\s*[A-Z][A-Za-z]{0,4}[A-Z]\s*\)\s*)?(?:-|\s)like(?!\w)", re.IGNORECASE)
+_HEDGE_BREAK = re.compile(r"[;:]|(?<!\w)(?:but|while|whereas|although|however)(?!\w)", re.IGNORECASE)
+_HEDGE_WINDOW = 5  # words allowed between a hedge cue and the mention it qualifies
+_CO_MENTIONS = [(feature, re.compile(pattern, re.IGNORECASE)) for feature, pattern in CO_MENTIONS]
+_SENSES = [(s.feature, frozenset(loose_key(p) for p in s.phrases), re.compile(s.context, re.IGNORECASE))
+           for s in SENSE_EXCLUSIONS]
+
+
+def defined_abbreviations(texts: Iterable[str]) -> dict[str, str | None]:
+    """Abbreviations a paper introduces: "quasi-cleavage (QC)" -> {"QC": "quasi-cleavage"}.
+
+    A definition with another meaning ("inert gas (IG)": the initials spell it) maps to None, which
+    switches the built-in reading of that abbreviation off for these texts.
+    """
+    out: dict[str, str | None] = {}
+    for text in texts:
+        for m in _PHRASES.finditer(text):
+            d = _ABBREV_DEF.match(text, m.end)
+            if d:
+                out[d.group(1)] = m.name
+        for d in _ANY_DEF.finditer(text):
+            abbr, words = d.group(2), d.group(1).split()
+            if abbr in out or abbr not in ABBREVIATIONS:
+                continue
+            initials = "".join(w[0] for w in words[-len(abbr):]).upper()
+            if initials == abbr.upper() and not _PHRASES.pattern.search(d.group(1)):
+                out[abbr] = None
+    return out
+
+
+def _abbreviation_pattern(table: Mapping[str, str]) -> re.Pattern[str] | None:
+    if not table:
+        return None
+    names = "|".join(sorted(map(re.escape, table), key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{names})(?![\w])")
+
+
+_BUILTIN_ABBREVIATIONS = _abbreviation_pattern(ABBREVIATIONS)
+
+
+def _sentence_of(spans: list[tuple[int, int]], pos: int) -> tuple[int, int]:
+    return next(((a, b) for a, b in spans if a <= pos < b), (0, 0))
+
+
+def _wrong_sense(text: str, sentence: tuple[int, int], feature: str, phrase: str) -> bool:
+    for sense_feature, phrases, context in _SENSES:
+        if sense_feature == feature and (not phrases or loose_key(phrase) in phrases):
+            if context.search(text, sentence[0], sentence[1]):
+                return True
+    return False
+
+
+def _hedged(text: str, sentence: tuple[int, int], start: int, end: int) -> bool:
+    if _LIKE_AFTER.match(text, end):
+        return True
+    for cue in _HEDGE_BEFORE.finditer(text, sentence[0], start):
+        gap = text[cue.end():start]
+        if not _HEDGE_BREAK.search(gap) and len(_WORD.findall(gap)) <= _HEDGE_WINDOW:
+            return True
+    return False
+
+
+def find_mentions(text: str, abbreviations: Mapping[str, str | None] | None = None) -> list[Mention]:
+    """Every vocabulary phrase and abbreviation in ``text`` (in order, non-overlapping, longest match),
+    negation and hedging marked; mentions in another word sense (vocabulary.SENSE_EXCLUSIONS) are left out.
+
+    abbreviations: the paper's own definitions (``defined_abbreviations``), layered over the vocabulary's.
+    """
+    found = [
+        (m.start, m.end, m.text, m.name)
+        for m in _PHRASES.finditer(text)
+    ]
+    table: Mapping[str, str | None] = ABBREVIATIONS
+    pattern = _BUILTIN_ABBREVIATIONS
+    if abbreviations:
+        table = {**ABBREVIATIONS, **abbreviations}
+        pattern = _abbreviation_pattern({k: v for k, v in table.items() if v})
+    for feature, co in _CO_MENTIONS:  # "the mirror ... the mist/hackle part"
+        taken = [(a, b) for a, b, _, _ in found]
+        found += [(m.start(), m.end(), m.group(0), feature) for m in co.finditer(text)
+                  if not _overlaps(m.start(), m.end(), taken)]
+    if pattern is not None:
+        taken = [(a, b) for a, b, _, _ in found]
+        for m in pattern.finditer(text):
+            if table.get(m.group(0)) and not _overlaps(m.start(), m.end(), taken):
+                found.append((m.start(), m.end(), m.group(0), table[m.group(0)]))
+    found.sort()
+    sentences = sentence_spans(text)
+    found = [f for f in found if not _wrong_sense(text, _sentence_of(sentences, f[0]), f[3], f[2])]
+    if not found:
         return []
+    mentions = [Mention(feature, phrase, start, end) for start, end, phrase, feature in found]
     spans = [(m.start, m.end) for m in mentions]
     clauses = _Clauses(text)
     negated: set[int] = set()
@@ -254,7 +351,9 @@ def find_mentions(text: str) -> list[Mention]:
     for i, m in enumerate(mentions):
         if _FREE_SUFFIX.match(text, m.end):
             negated.add(i)
-    return [Mention(m.feature, m.phrase, m.start, m.end, i in negated) for i, m in enumerate(mentions)]
+    return [Mention(m.feature, m.phrase, m.start, m.end, i in negated,
+                    _hedged(text, _sentence_of(sentences, m.start), m.start, m.end))
+            for i, m in enumerate(mentions)]
 
 
 def features_in(text: str) -> tuple[set[str], set[str]]:
@@ -263,7 +362,19 @@ def features_in(text: str) -> tuple[set[str], set[str]]:
     A feature is asserted when at least one of its mentions is not negated, and negated when every
     mention of it is; the two sets are disjoint.
     """
-    mentions = find_mentions(text)
-    asserted = {m.feature for m in mentions if not m.negated}
-    negated = {m.feature for m in mentions if m.negated} - asserted
+    asserted, negated, _ = feature_sets(text)
     return asserted, negated
+
+
+def feature_sets(text: str, abbreviations: Mapping[str, str | None] | None = None
+                 ) -> tuple[set[str], set[str], set[str]]:
+    """(asserted, negated, uncertain) canonical features of a text, pairwise disjoint.
+
+    Hedged mentions ("possibly striations", "dimple-like") are uncertain unless another mention asserts
+    the feature plainly.
+    """
+    mentions = find_mentions(text, abbreviations)
+    asserted = {m.feature for m in mentions if not m.negated and not m.uncertain}
+    negated = {m.feature for m in mentions if m.negated} - asserted
+    uncertain = {m.feature for m in mentions if m.uncertain and not m.negated} - asserted - negated
+    return asserted, negated, uncertain

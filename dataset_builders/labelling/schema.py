@@ -105,6 +105,8 @@ def label_prompt(panels: tuple[PanelRecord, ...] | list[PanelRecord], max_excerp
     if excerpts:
         lines.append("Text of the paper citing this figure:")
         lines += [f"- {_clip(t, EXCERPT_MAX_CHARS)}" for t in excerpts[:max_excerpts]]
+    if rep.context:
+        lines.append(f"Text printed next to this uncaptioned figure: {_clip(rep.context, EXCERPT_MAX_CHARS)}")
     others = [p for p in panels[1:] if p.caption or p.figure_caption]
     if others:
         lines.append("The same image is also printed elsewhere with these captions:")

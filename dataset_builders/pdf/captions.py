@@ -150,6 +150,9 @@ def split_panel_captions(caption: str) -> tuple[str, dict[str, str]]:
     head = text[:markers[0][0]]
     if _clean_part(head) and (not tail or _trailing_modifier(text, markers, tail)):
         return _split_postfix(text, markers, tail)
+    if _clean_part(head) and _postfix_list(text, markers):  # "... pore (a) and gas pores (b, c) near the origin"
+        common, panels = _split_postfix(text, markers)
+        return _clean_part(f"{common} {tail}") if common else _clean_part(tail), panels
 
     panels: dict[str, str] = {}
     pending: list[str] = []
@@ -164,6 +167,14 @@ def split_panel_captions(caption: str) -> tuple[str, dict[str, str]]:
     for letter in pending:  # markers at the very end with no text: give them nothing rather than guess
         panels.setdefault(letter, "")
     return _clean_part(head), panels
+
+
+def _postfix_list(text: str, markers: list[tuple[int, int, list[str]]]) -> bool:
+    """Markers written after their text and joined as a list: "X (a) and Y (b, c)", "X (a), Y (b)"."""
+    if len(markers) < 2:
+        return False
+    between = text[markers[0][1]:markers[1][0]]
+    return re.match(r"\s*(?:,|;|and\b)", between) is not None and bool(_clean_part(between))
 
 
 def _trailing_modifier(text: str, markers: list[tuple[int, int, list[str]]], tail: str) -> bool:
@@ -228,7 +239,7 @@ class Citation:
 _CITE_LABEL = re.compile(r"\b(?:fig(?:ure)?s?)\.?\s*(?=\d)", re.IGNORECASE)
 _NUM = re.compile(r"\d+(?![\d]|\.\d)")
 _PAREN_PANELS = re.compile(rf"\s?\(\s*({_LETTER_LIST})\s*\)")
-_MORE_PAREN = re.compile(rf"\s*(?:,|and|&)\s*\(\s*({_LETTER_LIST})\s*\)")
+_MORE_PAREN = re.compile(rf"\s*(,|and|&|to|{_DASH})\s*\(\s*({_LETTER_LIST})\s*\)")
 _GLUED_LETTER = re.compile(r"([A-Za-z])(?![A-Za-z])")
 _MORE_LETTER = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*([A-Za-z])(?![A-Za-z])")
 _MORE_FIGURE = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*(?:fig(?:ure)?s?\.?\s*)?(?=\d)", re.IGNORECASE)
@@ -240,9 +251,14 @@ def _parse_panels(text: str, pos: int) -> tuple[list[str], int]:
     if m:
         letters = expand_letters(m.group(1))
         pos = m.end()
-        while (more := _MORE_PAREN.match(text, pos)):
-            letters += expand_letters(more.group(1))
+        while (more := _MORE_PAREN.match(text, pos)):  # "(a) and (c)", "(a)–(c)" (a range)
+            sep = more.group(1)
+            if letters and (sep == "to" or (len(sep) == 1 and sep in DASHES)):
+                letters += expand_letters(f"{letters[-1]}-{more.group(2)}")
+            else:
+                letters += expand_letters(more.group(2))
             pos = more.end()
+        letters = list(dict.fromkeys(letters))
         return letters, pos
     m = _GLUED_LETTER.match(text, pos)
     if not m:

@@ -233,3 +233,38 @@ def in_figure_text_box(blocks: list[TextBlock], captions: list[Caption], region:
             if ln.bbox[0] >= area[0] and ln.bbox[2] <= area[2] and ln.bbox[1] >= area[1] and ln.bbox[3] <= area[3]:
                 box = union(box, ln.bbox)
     return box
+
+
+CONTEXT_CHARS = 1200  # the most text kept as the context of an uncaptioned figure
+
+
+def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: list[Box]) -> tuple[str, bool]:
+    """The text an uncaptioned figure is read with: the blocks right above it in its column (a label line
+    such as "Good example:", then the nearest paragraph), and a short label line right below it.
+
+    Returns (text, open_top): open_top is True when no paragraph was found above on this page (the figure
+    continues the previous page's text, or a series of figures: the caller may add that context).
+    skip: indexes of caption blocks; others: boxes of the page's other figures (the walk stops at one).
+    """
+    def same_column(b: Box) -> bool:
+        return min(b[2], bbox[2]) - max(b[0], bbox[0]) > 0.3 * min(box_width(b), box_width(bbox))
+
+    skip = skip | {i for i, blk in enumerate(blocks) if any(centre_in(blk.bbox, o) for o in [bbox, *others])}
+    above = sorted((i for i, blk in enumerate(blocks) if i not in skip and blk.bbox[3] <= bbox[1] + 2
+                    and same_column(blk.bbox) and blk.text.strip()), key=lambda i: -blocks[i].bbox[3])
+    parts: list[str] = []
+    found_paragraph = False
+    for i in above:
+        blk = blocks[i]
+        if any(o[3] <= bbox[1] + 2 and o[1] >= blk.bbox[3] - 2 and same_column(o) for o in others):
+            break  # another figure sits between: this text belongs to it
+        parts.insert(0, blk.text)
+        if blk.is_paragraph:
+            found_paragraph = True
+            break
+    below = [blk for i, blk in enumerate(blocks) if i not in skip and 0 <= blk.bbox[1] - bbox[3] <= 20
+             and same_column(blk.bbox) and not blk.is_paragraph and len(blk.text) <= 120]
+    if below:
+        parts.append(below[0].text)
+    text = " ".join(" ".join(parts).split())
+    return text[-CONTEXT_CHARS:], not found_paragraph
