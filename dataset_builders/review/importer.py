@@ -61,6 +61,13 @@ def _text(value) -> str:
     return str(value or "")
 
 
+def _reviewer(annotator, given: str | None) -> str:
+    """The --reviewer name wins over a bare Label Studio user id (what a JSON-MIN file holds); an e-mail is kept."""
+    if isinstance(annotator, int) or annotator in (None, ""):
+        return given or (f"label-studio user {annotator}" if annotator not in (None, "") else "unknown")
+    return str(annotator)
+
+
 def parse_export(records: list, source: str, reviewer: str | None = None) -> list[ExpertLabel]:
     """Expert labels from JSON-MIN records (latest annotation per item); raises ReviewImportError for bad input."""
     if not isinstance(records, list):
@@ -87,7 +94,7 @@ def parse_export(records: list, source: str, reviewer: str | None = None) -> lis
         label = ExpertLabel(
             item_id=str(rec["item_id"]), features=sort_features([c for c in chosen if c != NOT_FRACTOGRAPH]),
             not_fractograph=not_fracto, note=_text(rec.get(NOTE_TAG)),
-            reviewer=str(rec.get("annotator") or reviewer or "unknown"), reviewed_at=when, imported_at=imported_at,
+            reviewer=_reviewer(rec.get("annotator"), reviewer), reviewed_at=when, imported_at=imported_at,
             source=f"{source}#task={rec.get('id')},annotation={rec.get('annotation_id')}",
             vocabulary_version=version, previous_features=list(rec.get("label_features") or []),
             previous_origin=str(rec.get("label_origin") or ""))

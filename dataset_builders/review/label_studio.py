@@ -155,7 +155,15 @@ class LabelStudioClient:
         return self.request("POST", f"/api/projects/{project}/import", tasks)
 
     def export_json_min(self, project: int) -> list[dict]:
-        return self.request("GET", f"/api/projects/{project}/export", query={"exportType": "JSON_MIN"})
+        """The JSON-MIN export, its annotator user ids (JSON-MIN gives ids) replaced by the users' e-mails."""
+        records = self.request("GET", f"/api/projects/{project}/export", query={"exportType": "JSON_MIN"})
+        if any(isinstance(r, dict) and isinstance(r.get("annotator"), int) for r in records or []):
+            users = self.request("GET", "/api/users")
+            emails = {u["id"]: u.get("email") or u.get("username") for u in users if isinstance(u, dict)}
+            for r in records:
+                if isinstance(r.get("annotator"), int):
+                    r["annotator"] = emails.get(r["annotator"], r["annotator"])
+        return records
 
 
 def create_project(client: LabelStudioClient, title: str, tasks: list[dict], storage_path: Path) -> dict:
