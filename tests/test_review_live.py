@@ -10,6 +10,7 @@ import urllib.request
 from urllib.parse import unquote
 
 import pytest
+from PIL import Image
 from sklearn.metrics import cohen_kappa_score
 
 from dataset_builders import items as items_stage
@@ -107,3 +108,81 @@ def test_label_studio_round_trip(built, tmp_path):
     stale = [dict(r, vocabulary_version="fracto-vocab-v0") for r in records]
     with pytest.raises(ReviewImportError, match="'fracto-vocab-v0', but this code uses 'fracto-vocab-v1'"):
         parse_export(stale, "old.json")
+
+
+BROWSER_SCRIPT = r"""
+import json, sys
+from playwright.sync_api import sync_playwright
+a = json.loads(sys.argv[1])
+flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-sync"]
+res = {}
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=a["chromium"], headless=True, args=flags)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(a["url"])
+    shown = lambda: page.eval_on_selector_all(".card:not([hidden])", "els => els.map(e => e.dataset.id)")
+    current = lambda: page.evaluate("document.body.dataset.current")
+    res["all"] = shown()
+    res["count"] = page.text_content("#count")
+    res["nav"] = [current()]
+    page.click("h1")
+    for key in ("j", "j", "ArrowRight", "k", "ArrowLeft"):
+        page.keyboard.press(key)
+        res["nav"].append(current())
+    for name, value in a["filters"]:
+        page.select_option("#f-" + name, value)
+        res[name + "=" + value] = shown()
+        page.select_option("#f-" + name, "")
+    page.select_option("#f-feature", a["filters"][0][1])
+    page.click("h1")
+    page.keyboard.press("j")
+    res["nav_filtered"] = current()
+    page.select_option("#f-feature", "")
+    page.screenshot(path=a["screenshot"])
+    res["requests"] = [u for u in requests if not u.startswith(("file:", "data:"))]
+    res["errors"] = errors
+    browser.close()
+print(json.dumps(res))
+"""
+
+
+def test_gallery_in_a_real_browser(built, tmp_path):
+    chromium = ensure_chromium()
+    if chromium is None:
+        pytest.skip("no /usr/bin/chromium and no root apt-get to install Debian's chromium package")
+    out, _ = built
+    items = collect_items(out, include_rejected=True)
+    test_items = [i for i in items if i.split == "test"][:3]
+    run = tmp_path / "eval_run"
+    run.mkdir()
+    samples = [{"item_id": test_items[0].item_id, "model": "vllm:ft", "reference": test_items[0].features,
+                "parsed": test_items[0].features, "scores": {"tp": len(test_items[0].features), "exact": True}},
+               {"item_id": test_items[1].item_id, "model": "vllm:ft", "reference": test_items[1].features,
+                "parsed": ["crazing"], "scores": {"tp": 0, "exact": False}}]
+    (run / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
+    page = tmp_path / "gallery.html"
+    write_gallery(page, items, [run])
+    feature = "fatigue striations"
+    rare_origin = "manual"
+    res = run_browser_script(BROWSER_SCRIPT, {
+        "chromium": str(chromium), "url": page.as_uri(), "screenshot": str(tmp_path / "gallery.png"),
+        "filters": [["feature", feature], ["split", "test"], ["origin", rare_origin], ["decision", "rejected"],
+                    ["correct", "wrong"], ["correct", "correct"]]})
+    ids = [i.item_id for i in items]
+    assert res["errors"] == [] and res["requests"] == []  # nothing fetched beyond the file itself
+    assert res["all"] == ids and res["count"] == f"{len(ids)} of {len(ids)} shown"
+    assert res["nav"] == [ids[0], ids[1], ids[2], ids[3], ids[2], ids[1]]
+    with_feature = [i.item_id for i in items if feature in i.features]
+    assert res[f"feature={feature}"] == with_feature and len(with_feature) > 1
+    assert res["split=test"] == [i.item_id for i in items if i.split == "test"] != []
+    assert res[f"origin={rare_origin}"] == [i.item_id for i in items if i.origin == rare_origin] != []
+    assert res["decision=rejected"] == [i.item_id for i in items if not i.kept] != []
+    assert res["correct=wrong"] == [test_items[1].item_id] and res["correct=correct"] == [test_items[0].item_id]
+    assert res["nav_filtered"] == with_feature[1]  # j moves within the filtered cards
+    with Image.open(tmp_path / "gallery.png") as shot:
+        assert shot.size == (1400, 1000) and len(shot.convert("L").getcolors(65536) or []) > 50  # a rendered page
