@@ -306,8 +306,8 @@ def apply_expert_labels(items: list[Item], path: Path) -> tuple[list[Item], list
             continue
         if x.not_fractograph or not x.features:
             reason = "expert_not_fractograph" if x.not_fractograph else "expert_no_features"
-            problems.append(Problem(file=x.source, stage="review", reason=reason, item_id=item.item_id,
-                                    detail=f"reviewed by {x.reviewer} at {x.reviewed_at}" + (f": {x.note}" if x.note else "")))
+            detail = f"reviewed by {x.reviewer} at {x.reviewed_at}" + (f": {x.note}" if x.note else "")
+            problems.append(Problem(file=x.source, stage="review", reason=reason, item_id=item.item_id, detail=detail))
             continue
         item.provenance.update({"previous_origin": item.label_origin, "reviewer": x.reviewer,
                                 "reviewed_at": x.reviewed_at, "review_source": x.source})

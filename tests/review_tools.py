@@ -122,7 +122,8 @@ def _wait_ready(proc: subprocess.Popen, log: Path, timeout: float) -> str:
     url = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"label-studio exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"label-studio exited with {proc.returncode}:\n{tail}")
         if url is None:
             m = re.search(r"Starting development server at (http://127\.0\.0\.1:\d+)/", log.read_text(errors="replace"))
             url = m[1] if m else None

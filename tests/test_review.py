@@ -115,7 +115,8 @@ def test_parse_export_reads_json_min_shapes_and_keeps_the_latest_annotation():
 
 
 @pytest.mark.parametrize("records, message", [
-    ([_record("a", ["gas pore"], [], version="fracto-vocab-v0")], "'fracto-vocab-v0', but this code uses 'fracto-vocab-v1'"),
+    ([_record("a", ["gas pore"], [], version="fracto-vocab-v0")],
+     "'fracto-vocab-v0', but this code uses 'fracto-vocab-v1'"),
     ([_record("a", ["gas bubbles"], [])], "not in vocabulary"),
     ([{"id": 3, "features": "gas pore"}], "no item_id"),
     ({"not": "a list"}, "not a JSON-MIN export"),

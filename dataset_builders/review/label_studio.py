@@ -11,7 +11,7 @@ type: "choices", value: {choices}}]}.
 
 Usage:
     python -m dataset_builders.review export --to label-studio --out runs/ds1 --n 100 --seed 0
-    python -m dataset_builders.review export --to label-studio --out runs/ds1 --url http://127.0.0.1:8080 --token $LS_TOKEN
+    python -m dataset_builders.review export --to label-studio --out runs/ds1 --url http://127.0.0.1:8080
 """
 
 from __future__ import annotations
