@@ -7,7 +7,8 @@ stages/panels/*.json), label-provenance shares, augmentation counts by kind, eve
 (filter rejections, duplicates, benchmark exclusions, build-report problems), the prompt version and the
 image budget (image_max_pixels, cutoff_len, the largest image-token count seen). When a model labelled the
 images: its label prompt version(s) and where its labels and the caption rules disagree
-(stages/label_sources.jsonl: counted per feature and listed per image).
+(stages/label_sources.jsonl: counted per feature and listed per image). After an expert review
+(``python -m dataset_builders.review import``): the audit of the labels against the expert (OUT/review/audit.json).
 
 Usage:
     from dataset_builders.dataset_card import write_card
@@ -26,6 +27,7 @@ from fracto_core.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
 from dataset_builders.label import LabelSources, sources_path
+from dataset_builders.review.importer import AUDIT_JSON, audit_markdown
 from dataset_builders.records import (
     AugmentedImage,
     FilterDecision,
@@ -162,6 +164,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
 
     return {
         "labelling": labelling_data(paths, labels),
+        "expert_review": expert_review_data(paths),
         "dataset_name": config.dataset_name,
         "prompt_version": PROMPT_VERSION,
         "image_max_pixels": config.image_max_pixels,
@@ -210,6 +213,12 @@ def labelling_data(paths: StagePaths, labels: list[LabelRecord]) -> dict:
     }
 
 
+def expert_review_data(paths: StagePaths) -> dict | None:
+    """The expert-review label audit (OUT/review/audit.json, written by ``review import``), if any."""
+    path = paths.out / "review" / AUDIT_JSON
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def _labelling_markdown(data: dict) -> list[str]:
     versions = ", ".join(f"`{v}`" for v in data["label_prompt_versions"]) or "none (caption rules only)"
     md = ["## Labelling", "", f"- label prompt version(s): {versions}",
@@ -255,6 +264,8 @@ def card_markdown(data: dict) -> str:
     md += _table(["origin", "items", "share"], [[o, v["items"], f"{v['share']:.1%}"]
                                                  for o, v in data["label_origins"].items()])
     md += _labelling_markdown(data["labelling"])
+    if data.get("expert_review"):
+        md += ["## " + audit_markdown(data["expert_review"]).lstrip("# ")]
     md += ["## Augmentation", ""]
     md += _table(["kind", "images"], [[k, n] for k, n in data["augmentation"].items()])
     md += ["## Sources", ""]

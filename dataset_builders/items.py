@@ -4,6 +4,8 @@ Reads stages/panels, stages/filter.jsonl, stages/dedup.json, stages/labels.jsonl
 stages/manual/items.json; writes stages/items.jsonl (one records.Item per image, sorted by id).
 A mined image that is also in the manual collection becomes one item: the manual labels win, and
 the item keeps the mined image's source papers so that the split still keeps those papers together.
+Expert review labels (OUT/review/expert_labels.jsonl, written by ``python -m dataset_builders.review import``)
+win over both (manual.apply_expert_labels).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 
 from dataset_builders.config import BuildConfig
+from dataset_builders.manual import EXPERT_LABELS_NAME, apply_expert_labels
 from dataset_builders.perceptual_hash import hamming
 from dataset_builders.records import (
     DuplicateGroup,
@@ -103,8 +106,12 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                                     detail=f"manual labels replace the caption labels of {twin.item_id}",
                                     item_id=twin.item_id))
     items = sorted([*mined.values(), *manual], key=lambda i: i.item_id)
+    items, expert_problems = apply_expert_labels(items, paths.out / "review" / EXPERT_LABELS_NAME)
+    problems += expert_problems
     write_jsonl_atomic(paths.items, items)
     return StageResult(stage="items", problems=problems, counts={
         "items": len(items), "mined": len(mined), "manual": len(manual), "manual_overrides": replaced,
         "dropped_unlabelled": sum(p.stage == "label" for p in problems),
+        "expert_labelled": sum(i.label_origin == "expert" for i in items),
+        "expert_dropped": len(expert_problems),
     })

@@ -39,9 +39,9 @@ from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import image_phash
-from dataset_builders.records import Item, Problem, StageResult
+from dataset_builders.records import Item, Problem, Record, StageResult
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import write_bytes_atomic, write_json_atomic
+from fracto_core.files import read_jsonl, write_bytes_atomic, write_json_atomic
 from fracto_core.vocabulary import canonical_names, canonicalize, phrase_index, sort_features
 
 STAGE = "manual"
@@ -264,3 +264,53 @@ def _remove_stale_images(paths: StagePaths, keep: set[str]) -> None:
     for f in paths.manual.glob("manual-*"):
         if f.suffix in (".jpg", ".png") and f.name not in keep:
             f.unlink()
+
+
+# --- expert review labels (dataset_builders.review import) ------------------------------------------
+
+EXPERT_LABELS_NAME = "expert_labels.jsonl"  # in OUT/review/ (outside stages/, so --fresh keeps it)
+
+
+class ExpertLabel(Record):
+    """An expert's verdict on one item, imported from a Label Studio review; it wins over every other label."""
+
+    item_id: str
+    features: list[str]  # canonical names, vocabulary order
+    not_fractograph: bool = False  # the expert says the image is no fracture surface: the item is dropped
+    note: str = ""
+    reviewer: str
+    reviewed_at: str  # when the annotation was last changed (Label Studio's updated_at)
+    imported_at: str
+    source: str  # export file or URL, task and annotation ids
+    vocabulary_version: str
+    previous_features: list[str] = []  # the labels the expert was shown
+    previous_origin: str = ""
+
+
+def read_expert_labels(path: Path) -> list[ExpertLabel]:
+    return read_jsonl(path, ExpertLabel) if Path(path).exists() else []
+
+
+def apply_expert_labels(items: list[Item], path: Path) -> tuple[list[Item], list[Problem]]:
+    """Items with the expert's labels applied (origin "expert", reviewer and time in the provenance).
+
+    An item the expert marked "not a fractograph", or left without any feature, is dropped with a Problem.
+    """
+    experts = {x.item_id: x for x in read_expert_labels(path)}
+    kept: list[Item] = []
+    problems: list[Problem] = []
+    for item in items:
+        x = experts.get(item.item_id)
+        if x is None:
+            kept.append(item)
+            continue
+        if x.not_fractograph or not x.features:
+            reason = "expert_not_fractograph" if x.not_fractograph else "expert_no_features"
+            detail = f"reviewed by {x.reviewer} at {x.reviewed_at}" + (f": {x.note}" if x.note else "")
+            problems.append(Problem(file=x.source, stage="review", reason=reason, item_id=item.item_id, detail=detail))
+            continue
+        item.provenance.update({"previous_origin": item.label_origin, "reviewer": x.reviewer,
+                                "reviewed_at": x.reviewed_at, "review_source": x.source})
+        item.features, item.label_origin = sort_features(x.features), "expert"
+        kept.append(item)
+    return kept, problems

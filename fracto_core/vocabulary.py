@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
+# Bump when a feature is added, removed or renamed (or its meaning changes): expert reviews exported with one
+# version are refused by another (dataset_builders.review.importer), since their choices name other features.
+VOCABULARY_VERSION = "fracto-vocab-v1"
+
 
 @dataclass(frozen=True)
 class Feature:
