@@ -268,7 +268,7 @@ def _choice_task(name: str, version: str, label_field: str, question: str, choic
 TASKS: dict[str, Task] = {
     t.name: t for t in (
         Task(
-            name="fracture_morphology", version=f"fracture_morphology-1/{PROMPT_VERSION}", kind="multilabel",
+            name="fracture_morphology", version=f"fracture_morphology-2/{PROMPT_VERSION}", kind="multilabel",
             labels=tuple(canonical_names()), label_field="features", prompt=instruction_prompt,
             parse=_parse_morphology, metrics=MULTILABEL_METRICS, prompt_version=PROMPT_VERSION,
             rare=tuple(rare_names()),
