@@ -147,7 +147,7 @@ def test_real_server_identity_and_new_weights_on_disk(tiny_api_server, tiny_dir,
     card = read_run(tmp_path / "run").card
     assert card.identity.served == {"id": name}
     names = {f["name"] for f in card.identity.weights[0]["files"]}
-    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
+    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json"} <= names
     shutil.rmtree(weights)
     build_tiny_qwen3vl(weights, seed=1)  # other random weights, same architecture and name
     with pytest.raises(RunError, match=r"(?s)holds replies of another model.*recorded: identity "
