@@ -1,8 +1,11 @@
 """Scores for the evaluation tasks (DESIGN §5), in plain numpy, with bootstrap intervals.
 
 Inputs are indicator matrices: y_true and y_pred of shape (n images, L labels), True where an image
-has / a model named a label. An unparseable reply is an all-False row of y_pred (an empty answer, never
-a guess) and is also flagged in `unparseable`, so its share is reported separately. Multiple-choice
+has / a model named a label, plus per image `off_vocab`: how many names outside the vocabulary the reply
+gave (each is a wrong feature: a false positive of no vocabulary column). A parse failure (empty,
+invalid or truncated reply) is an all-False row of y_pred: it names no feature, so it costs recall and
+leaves precision alone; it is flagged in `unparseable`, its share is reported beside the scores, and the
+*strict* figures count each parse failure as one wrong answer (one more false positive). Multiple-choice
 answers use the same matrices one-hot (an unparseable answer is an all-False row: wrong for its image,
 a false positive for no class).
 
@@ -10,13 +13,15 @@ Definitions, each equal to scikit-learn's on the same arrays (tests/test_eval_me
 
 | figure            | definition                                | scikit-learn equivalent                         |
 |-------------------|-------------------------------------------|-------------------------------------------------|
-| micro_precision   | sum TP / sum predicted     (0/0 -> 0)     | precision_score(average="micro", zero_division=0) |
+| micro_precision   | sum TP / sum predicted   (0/0 -> NaN)     | precision_score(average="micro", zero_division=nan) |
 | micro_recall      | sum TP / sum true          (0/0 -> 0)     | recall_score(average="micro", zero_division=0)  |
 | micro_f1          | 2 sum TP / (sum predicted + sum true)     | f1_score(average="micro", zero_division=0)      |
+| strict_micro_precision | as micro_precision, each parse failure one more wrong prediction | (the same, + one column) |
+| strict_micro_f1   | as micro_f1, each parse failure one more wrong prediction |  (the same, + one column)      |
 | macro_precision   | mean over labels of TP/predicted          | precision_score(average="macro", zero_division=nan) |
 | macro_recall      | mean over labels of TP/true               | recall_score(average="macro", zero_division=nan) |
 | macro_f1          | mean over labels of 2TP/(predicted+true)  | f1_score(average="macro", zero_division=nan)    |
-| sample_precision  | mean over images of |P∩T|/|P| (|P|=0 -> 0) | precision_score(average="samples", zero_division=0) |
+| sample_precision  | mean of |P∩T|/|P| over images with |P|>0 | precision_score(average="samples", zero_division=nan) |
 | exact_match       | share of images with P == T               | accuracy_score (subset accuracy)                |
 | rare_recall       | micro recall over the rare labels' columns | recall_score(y[:, rare], average="micro")      |
 | unparseable_share | share of images whose reply was unparseable | —                                             |
@@ -24,8 +29,13 @@ Definitions, each equal to scikit-learn's on the same arrays (tests/test_eval_me
 | balanced_accuracy | mean recall over classes with support     | balanced_accuracy_score (= macro_recall here)   |
 | top{k}_accuracy   | true class among the k highest scores     | top_k_accuracy_score (ties: higher index first) |
 
-Undefined ratios. Micro figures and sample precision count 0/0 as 0: a run that says nothing gets
-precision 0, not "undefined" — precision alone rewards saying little, so abstaining must not pay. In the
+"Predicted" counts the off-vocabulary names too (in sklearn terms: one extra column per such name,
+never true); the macro figures cover the vocabulary's labels only.
+
+Undefined ratios. Precision of a run, or an image, that named nothing is undefined (NaN, shown as
+"n/a"), never 0: a parse failure names nothing, it is not a wrong answer in the lenient view. So that
+saying nothing cannot pay, recall and F1 count 0/0 as 0, and the strict view counts each parse failure
+as a wrong answer (strict precision of a run of parse failures is 0). In the
 macro averages a per-label ratio with a zero denominator is undefined (NaN) and left out of that
 average, exactly like scikit-learn's zero_division=np.nan: macro precision averages over labels the
 model predicted at least once, macro recall over labels present in the truth, macro F1 over labels that
@@ -54,7 +64,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 MULTILABEL_FIGURES = ("micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
-                      "macro_f1", "sample_precision", "exact_match", "rare_recall", "unparseable_share")
+                      "macro_f1", "sample_precision", "exact_match", "rare_recall", "unparseable_share",
+                      "strict_micro_precision", "strict_micro_f1")
 MULTIPLE_CHOICE_FIGURES = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1",
                            "unparseable_share")
 DEFAULT_RESAMPLES = 2000
@@ -138,7 +149,7 @@ def one_hot(indices: Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def _check(y_true: np.ndarray, y_pred: np.ndarray, unparseable, rare) -> tuple[np.ndarray, ...]:
+def _check(y_true: np.ndarray, y_pred: np.ndarray, unparseable, rare, off_vocab=None) -> tuple[np.ndarray, ...]:
     y_true = np.asarray(y_true, dtype=bool)
     y_pred = np.asarray(y_pred, dtype=bool)
     if y_true.ndim != 2 or y_true.shape != y_pred.shape:
@@ -148,9 +159,12 @@ def _check(y_true: np.ndarray, y_pred: np.ndarray, unparseable, rare) -> tuple[n
     rare_mask = np.zeros(n_labels, bool) if rare is None else np.asarray(rare, dtype=bool)
     if unp.shape != (n,) or rare_mask.shape != (n_labels,):
         raise ValueError("unparseable must have one flag per image and rare one flag per label")
-    if (y_pred[unp]).any():
+    extra = np.zeros(n, float) if off_vocab is None else np.asarray(off_vocab, dtype=float)
+    if extra.shape != (n,) or (extra < 0).any():
+        raise ValueError("off_vocab must be one non-negative count per image")
+    if (y_pred[unp]).any() or (extra[unp] > 0).any():
         raise ValueError("an unparseable reply must be scored as an empty answer (all-False y_pred row)")
-    return y_true, y_pred, unp, rare_mask
+    return y_true, y_pred, unp, rare_mask, extra
 
 
 # --- the arithmetic, shared by point estimates and resamples ----------------------------------------
@@ -168,15 +182,18 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
         return np.nanmean(x, axis=-1)
 
 
-def _per_image(y_true: np.ndarray, y_pred: np.ndarray, unp: np.ndarray, rare: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image quantities whose (weighted) sums determine every figure."""
+def _per_image(y_true: np.ndarray, y_pred: np.ndarray, unp: np.ndarray, rare: np.ndarray,
+               extra: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-image quantities whose (weighted) sums determine every figure (extra: off-vocabulary names)."""
     tp = (y_true & y_pred).astype(float)
     pred, true = y_pred.astype(float), y_true.astype(float)
-    n_pred = pred.sum(1)
+    extra = np.zeros(y_true.shape[0]) if extra is None else extra
+    n_pred = pred.sum(1) + extra
     return {
         "tp": tp, "pred": pred, "true": true,  # (n, L)
-        "sample_precision": _ratio(tp.sum(1), n_pred, 0.0),
-        "exact": (y_true == y_pred).all(1).astype(float),
+        "extra": extra,
+        "sample_precision": _ratio(tp.sum(1), n_pred, 0.0), "said": (n_pred > 0).astype(float),
+        "exact": ((y_true == y_pred).all(1) & (extra == 0)).astype(float),
         "unparseable": unp.astype(float),
         "rare_tp": tp[:, rare].sum(1), "rare_true": true[:, rare].sum(1),
     }
@@ -186,18 +203,21 @@ def _figures(weights: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str, np.
     """Every multilabel figure from image weights (n,) for the point estimate or (B, n) for resamples."""
     n_images = weights.sum(-1)
     tp, pred, true = weights @ parts["tp"], weights @ parts["pred"], weights @ parts["true"]  # (..., L)
-    stp, spred, strue = tp.sum(-1), pred.sum(-1), true.sum(-1)
+    unp = weights @ parts["unparseable"]
+    stp, spred, strue = tp.sum(-1), pred.sum(-1) + weights @ parts["extra"], true.sum(-1)
     return {
-        "micro_precision": _ratio(stp, spred, 0.0),
+        "micro_precision": _ratio(stp, spred, np.nan),
         "micro_recall": _ratio(stp, strue, 0.0),
         "micro_f1": _ratio(2 * stp, spred + strue, 0.0),
+        "strict_micro_precision": _ratio(stp, spred + unp, np.nan),
+        "strict_micro_f1": _ratio(2 * stp, spred + unp + strue, 0.0),
         "macro_precision": _nanmean(_ratio(tp, pred, np.nan)),
         "macro_recall": _nanmean(_ratio(tp, true, np.nan)),
         "macro_f1": _nanmean(_ratio(2 * tp, pred + true, np.nan)),
-        "sample_precision": _ratio(weights @ parts["sample_precision"], n_images, 0.0),
+        "sample_precision": _ratio(weights @ parts["sample_precision"], weights @ parts["said"], np.nan),
         "exact_match": _ratio(weights @ parts["exact"], n_images, 0.0),
         "rare_recall": _ratio(weights @ parts["rare_tp"], weights @ parts["rare_true"], np.nan),
-        "unparseable_share": _ratio(weights @ parts["unparseable"], n_images, 0.0),
+        "unparseable_share": _ratio(unp, n_images, 0.0),
     }
 
 
@@ -225,18 +245,18 @@ def _interval(estimate: float, samples: np.ndarray, confidence: float) -> Interv
 
 # --- multilabel --------------------------------------------------------------------------------------
 
-def multilabel_scores(y_true, y_pred, unparseable=None, rare=None) -> dict[str, float]:
+def multilabel_scores(y_true, y_pred, unparseable=None, rare=None, off_vocab=None) -> dict[str, float]:
     """Point estimates of every multilabel figure (see the module docstring for definitions)."""
-    y_true, y_pred, unp, rare_mask = _check(y_true, y_pred, unparseable, rare)
+    y_true, y_pred, unp, rare_mask, extra = _check(y_true, y_pred, unparseable, rare, off_vocab)
     if y_true.shape[0] == 0:
         raise ValueError("no images to score")
-    parts = _per_image(y_true, y_pred, unp, rare_mask)
+    parts = _per_image(y_true, y_pred, unp, rare_mask, extra)
     return {k: float(v) for k, v in _figures(np.ones(y_true.shape[0]), parts).items()}
 
 
 def per_label_scores(y_true, y_pred, labels: Sequence[str]) -> list[LabelScore]:
     """Per-label precision/recall/F1 (NaN where undefined, as sklearn's average=None with zero_division=np.nan)."""
-    y_true, y_pred, _, _ = _check(y_true, y_pred, None, None)
+    y_true, y_pred, _, _, _ = _check(y_true, y_pred, None, None)
     if len(labels) != y_true.shape[1]:
         raise ValueError("one label name per column expected")
     tp = (y_true & y_pred).sum(0)
@@ -247,10 +267,10 @@ def per_label_scores(y_true, y_pred, labels: Sequence[str]) -> list[LabelScore]:
 
 
 def bootstrap_multilabel(y_true, y_pred, unparseable=None, rare=None, n_resamples: int = DEFAULT_RESAMPLES,
-                         seed: int = 0, confidence: float = CONFIDENCE) -> dict[str, Interval]:
+                         seed: int = 0, confidence: float = CONFIDENCE, off_vocab=None) -> dict[str, Interval]:
     """Every multilabel figure with its bootstrap interval (images resampled with replacement, seeded)."""
-    y_true, y_pred, unp, rare_mask = _check(y_true, y_pred, unparseable, rare)
-    parts = _per_image(y_true, y_pred, unp, rare_mask)
+    y_true, y_pred, unp, rare_mask, extra = _check(y_true, y_pred, unparseable, rare, off_vocab)
+    parts = _per_image(y_true, y_pred, unp, rare_mask, extra)
     point = _figures(np.ones(y_true.shape[0]), parts)
     boot = _figures(resample_weights(y_true.shape[0], n_resamples, seed), parts)
     return {k: _interval(point[k], boot[k], confidence) for k in point}
@@ -258,14 +278,15 @@ def bootstrap_multilabel(y_true, y_pred, unparseable=None, rare=None, n_resample
 
 def paired_bootstrap(y_true, pred_a, pred_b, unparseable_a=None, unparseable_b=None, rare=None,
                      metrics: Sequence[str] = ("micro_precision", "micro_f1"),
-                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                     confidence: float = CONFIDENCE) -> dict[str, PairedDifference]:
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE,
+                     off_vocab_a=None, off_vocab_b=None) -> dict[str, PairedDifference]:
     """Figure(A) - figure(B) for two runs on the same images (rows aligned), resampling images jointly."""
-    y_true, pred_a, unp_a, rare_mask = _check(y_true, pred_a, unparseable_a, rare)
-    _, pred_b, unp_b, _ = _check(y_true, pred_b, unparseable_b, rare)
+    y_true, pred_a, unp_a, rare_mask, extra_a = _check(y_true, pred_a, unparseable_a, rare, off_vocab_a)
+    _, pred_b, unp_b, _, extra_b = _check(y_true, pred_b, unparseable_b, rare, off_vocab_b)
     n = y_true.shape[0]
     weights = resample_weights(n, n_resamples, seed)
-    parts_a, parts_b = _per_image(y_true, pred_a, unp_a, rare_mask), _per_image(y_true, pred_b, unp_b, rare_mask)
+    parts_a = _per_image(y_true, pred_a, unp_a, rare_mask, extra_a)
+    parts_b = _per_image(y_true, pred_b, unp_b, rare_mask, extra_b)
     point_a, point_b = _figures(np.ones(n), parts_a), _figures(np.ones(n), parts_b)
     boot_a, boot_b = _figures(weights, parts_a), _figures(weights, parts_b)
     out: dict[str, PairedDifference] = {}
@@ -279,13 +300,14 @@ def paired_bootstrap(y_true, pred_a, pred_b, unparseable_a=None, unparseable_b=N
     return out
 
 
-def sample_scores(true: Iterable[str], predicted: Iterable[str]) -> dict[str, float | int | bool]:
-    """One image's scores for the per-sample log (precision of an empty answer is 0, as in the metrics)."""
+def sample_scores(true: Iterable[str], predicted: Iterable[str], off_vocab: int = 0) -> dict[str, float | int | bool]:
+    """One image's scores for the per-sample log; off_vocab names are false positives; precision of an
+    answer naming nothing is None (undefined, as in the metrics), never 0."""
     t, p = set(true), set(predicted)
-    tp = len(t & p)
-    return {"tp": tp, "fp": len(p - t), "fn": len(t - p),
-            "precision": tp / len(p) if p else 0.0, "recall": tp / len(t) if t else 0.0,
-            "f1": 2 * tp / (len(p) + len(t)) if (p or t) else 0.0, "exact": t == p}
+    tp, n_pred = len(t & p), len(p) + off_vocab
+    return {"tp": tp, "fp": len(p - t) + off_vocab, "fn": len(t - p),
+            "precision": tp / n_pred if n_pred else None, "recall": tp / len(t) if t else 0.0,
+            "f1": 2 * tp / (n_pred + len(t)) if (n_pred or t) else 0.0, "exact": t == p and not off_vocab}
 
 
 # --- multiple choice ---------------------------------------------------------------------------------
@@ -309,7 +331,7 @@ def _mc_parts(y_true, y_pred, n_classes: int, unparseable) -> dict[str, np.ndarr
     if (t.sum(1) != 1).any():
         raise ValueError("every image needs a true class (0..n_classes-1)")
     unp = np.asarray(y_pred) < 0 if unparseable is None else np.asarray(unparseable, bool)
-    _, _, unp, rare_mask = _check(t, p, unp, None)
+    _, _, unp, rare_mask, _ = _check(t, p, unp, None)
     return _per_image(t, p, unp, rare_mask)
 
 

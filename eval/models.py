@@ -11,7 +11,9 @@ An OpenAI-compatible endpoint is a vLLM server or `llamafactory-cli api`; the se
 server was started with (`--served-model-name`, `API_MODEL_NAME`, serve.sh's `--model-name`).
 slurm/serve.sh writes `{"base_url": ..., "model": ...}` to OUT/endpoint.json and to the well-known
 `$ENDPOINT_DIR/<model name>.json` (ENDPOINT_DIR defaults to <repository>/output/endpoints); a bare or
-`vllm:` name without --base-url looks there. `--base-url` also overrides the URL of `openai:`/`gemini:`
+`vllm:` name without --base-url looks there. An optional `"weights": [folder, ...]` (the base model,
+adapter or merged folders served) is what eval.identity fingerprints; without it, the weights folders
+vLLM reports in /v1/models (`root`) are used when they exist on this machine. `--base-url` also overrides the URL of `openai:`/`gemini:`
 (a proxy or a test server). No key is ever stored here: ``vlm_api.backends.Endpoint`` reads it from the
 environment when a request is sent.
 
@@ -62,11 +64,12 @@ def default_endpoint_dir() -> Path:
 
 @dataclass(frozen=True)
 class EndpointFile:
-    """What slurm/serve.sh wrote: {"base_url", "model", "backend", "job_id", "host"}."""
+    """What slurm/serve.sh wrote: {"base_url", "model", "backend", "job_id", "host", optional "weights"}."""
 
     path: Path
     base_url: str
     model: str | None
+    weights: tuple[str, ...] = ()
 
 
 def read_endpoint_file(path: Path) -> EndpointFile:
@@ -77,7 +80,11 @@ def read_endpoint_file(path: Path) -> EndpointFile:
     if not isinstance(data, dict) or not isinstance(data.get("base_url"), str) or not data["base_url"]:
         raise ModelError(f"endpoint file {path}: expected JSON with a \"base_url\" (as slurm/serve.sh writes)")
     model = data.get("model")
-    return EndpointFile(Path(path), data["base_url"], model if isinstance(model, str) and model else None)
+    weights = data.get("weights") or []
+    if not isinstance(weights, list) or not all(isinstance(w, str) and w for w in weights):
+        raise ModelError(f"endpoint file {path}: \"weights\" must be a list of folder paths")
+    return EndpointFile(Path(path), data["base_url"], model if isinstance(model, str) and model else None,
+                        tuple(weights))
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,11 @@ class ModelSpec:
     base_url: str | None  # None: the provider's default
     endpoint_source: str  # where the URL came from: "--base-url", "endpoint file <path>", "provider default"
     dialect: Dialect | None = None  # None: guessed from the model name by vlm_api.backends
+    weights: tuple[str, ...] = ()  # weights folders named by the endpoint file (eval.identity fingerprints them)
+
+    @property
+    def from_endpoint_file(self) -> bool:
+        return self.endpoint_source.startswith("endpoint file ")
 
     @property
     def backend(self) -> str:
@@ -138,4 +150,4 @@ def resolve_model(name: str, base_url: str | None = None, endpoint_file: Path | 
     if info.model is not None and info.model != served:
         raise ModelError(f"endpoint file {path} serves model {info.model!r}, not {served!r}: "
                          f"use --model {info.model} or another --endpoint-file")
-    return ModelSpec(name, "vllm", served, info.base_url, f"endpoint file {path}")
+    return ModelSpec(name, "vllm", served, info.base_url, f"endpoint file {path}", weights=info.weights)

@@ -9,9 +9,11 @@ A run directory holds
 
 Failures. A sample is a failure when the request produced no reply (transport error, HTTP error after
 retries, timeout, malformed response body): `error` is set, `raw_reply`, `parse_status` and `scores` are
-None. Any reply the model did give — including an empty string, a refusal or garbage — is not a failure:
-it is parsed, and if it cannot be parsed it is scored as an empty answer with parse_status
-'unparseable'. eval.report leaves failures OUT of the scored set (they are missing measurements, not
+None. Any reply the model did give is scored. It is read feature by feature: names in the vocabulary (or
+synonyms) count, each name outside it is a false positive listed in `unknown_labels` (parse_status
+'off_vocabulary'); a reply with no answer in the format -- empty, a refusal, garbage, cut at max tokens --
+is a parse failure (parse_status 'unparseable'): it names no feature (costs recall), is counted in the
+run's parse-failure rate and, in the strict figures, as one wrong answer. eval.report leaves failures OUT of the scored set (they are missing measurements, not
 answers), counts them in a 'failures' column, prints a warning when any run has them, and compares runs
 pairwise only on images scored in both.
 
@@ -64,7 +66,7 @@ class SampleScores(Record):
     tp: int
     fp: int
     fn: int
-    precision: float
+    precision: float | None  # None: the reply named nothing (undefined, never 0)
     recall: float
     f1: float
     exact: bool
@@ -81,9 +83,10 @@ class SampleRecord(Record):
     request: RequestParams
     raw_reply: str | None = None  # the model's text, verbatim; None only for failures
     parsed: list[str] = Field(default_factory=list)  # canonical labels; [] when unparseable
-    parse_status: Literal["ok", "mapped", "unparseable"] | None = None
+    parse_status: Literal["ok", "mapped", "off_vocabulary", "unparseable"] | None = None
     parse_detail: str = ""
-    unknown_labels: list[str] = Field(default_factory=list)
+    unknown_labels: list[str] = Field(default_factory=list)  # off_vocabulary: each one a false positive
+    served_model: str | None = None  # the `model` field of the reply (API models: the dated snapshot)
     scores: SampleScores | None = None
     latency_s: float | None = None
     tokens: TokenUsage | None = None
@@ -105,7 +108,30 @@ class SampleRecord(Record):
                 raise ValueError("a sample without error needs raw_reply (may be ''), parse_status and scores")
             if self.parse_status == "unparseable" and self.parsed:
                 raise ValueError("an unparseable reply is scored as empty: parsed must be []")
+            if self.parse_status == "off_vocabulary" and not self.unknown_labels:
+                raise ValueError("an off_vocabulary reply lists its unknown names in unknown_labels")
         return self
+
+
+class ModelIdentity(Record):
+    """Which model answered: what the server says it serves, a fingerprint of the weights, API snapshots.
+
+    `key` (a digest of `served` and `weights`) is part of the resume check and of every cache key, so
+    replies of other weights are never reused; eval.identity builds it.
+    """
+
+    key: str
+    served: dict[str, Any] | None = None  # GET /v1/models entry: id, root, parent, max_model_len (self-served)
+    weights: list[dict[str, Any]] = Field(default_factory=list)  # per weights folder: path, files, digest
+    snapshots: list[str] = Field(default_factory=list)  # `model` fields of the replies (API: dated snapshot)
+    note: str = ""
+
+    def describe(self) -> str:
+        served = self.served or {}
+        parts = [f"{k} {served[k]}" for k in ("id", "root", "parent", "max_model_len") if served.get(k) is not None]
+        parts += [f"weights {w.get('path')} sha256 {str(w.get('sha256', 'n/a'))[:12]}" for w in self.weights]
+        parts += [f"snapshots {', '.join(self.snapshots)}"] if self.snapshots else []
+        return f"identity {self.key[:12]} (" + ("; ".join(parts) or self.note or "no details") + ")"
 
 
 class BenchmarkRef(Record):
@@ -142,6 +168,7 @@ class RunCard(Record):
     n_samples: int = 0
     n_failed: int = 0
     cost: Cost = Field(default_factory=Cost)
+    identity: ModelIdentity | None = None  # what served the replies (eval.identity); None: an older run card
 
 
 class RunFormatError(ValueError):

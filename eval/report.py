@@ -18,7 +18,9 @@ Runs on different benchmarks (benchmark hash) or tasks are refused: their number
 
 Failures (a request that produced no reply; eval/records.py) are NOT scored: figures cover the images
 that got a reply, failures are counted in their own column and flagged, and paired comparisons use only
-images scored in both runs. Replies that cannot be parsed ARE scored, as empty answers.
+images scored in both runs. Every reply IS scored, feature by feature: a name outside the vocabulary is a
+false positive; a parse failure names no feature (recall), its rate stands next to the scores, and the
+strict columns count it as one wrong answer. Costs come from the run cards (tokens x vlm_api.pricing).
 """
 
 from __future__ import annotations
@@ -52,12 +54,13 @@ from eval.tasks import Task, UnknownTaskError, get_task
 # (figure key, column title) in table order: precision first, as in the paper.
 MULTILABEL_COLUMNS = (
     ("micro_precision", "precision (micro)"), ("micro_recall", "recall (micro)"), ("micro_f1", "F1 (micro)"),
-    ("macro_f1", "F1 (macro)"), ("sample_precision", "precision (per image)"), ("exact_match", "exact match"),
-    ("rare_recall", "recall (rare features)"), ("unparseable_share", "unparseable"),
+    ("unparseable_share", "parse failures"), ("strict_micro_precision", "precision (strict)"),
+    ("strict_micro_f1", "F1 (strict)"), ("macro_f1", "F1 (macro)"), ("sample_precision", "precision (per image)"),
+    ("exact_match", "exact match"), ("rare_recall", "recall (rare features)"),
 )
 MULTIPLE_CHOICE_COLUMNS = (
     ("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("macro_precision", "precision (macro)"),
-    ("macro_recall", "recall (macro)"), ("macro_f1", "F1 (macro)"), ("unparseable_share", "unparseable"),
+    ("macro_recall", "recall (macro)"), ("macro_f1", "F1 (macro)"), ("unparseable_share", "parse failures"),
 )
 # Paired comparisons: (key in eval.metrics figures, title). For one-hot MC rows exact match = accuracy.
 MULTILABEL_PAIRED = (("micro_precision", "precision (micro)"), ("micro_f1", "F1 (micro)"))
@@ -66,9 +69,12 @@ MULTIPLE_CHOICE_PAIRED = (("exact_match", "accuracy"), ("macro_f1", "F1 (macro)"
 FAILURE_POLICY = (
     "Failures (requests that produced no reply after retries: transport or HTTP errors, timeouts, malformed "
     "responses) are not scored: every figure covers the images that got a reply, failures are counted in "
-    "their own column, and paired comparisons use only the images scored in both runs. A reply that cannot "
-    "be parsed is not a failure: it is scored as an empty answer (precision 0 for that image, all its "
-    "features missed) and its share is the 'unparseable' column."
+    "their own column, and paired comparisons use only the images scored in both runs. Every reply is "
+    "scored feature by feature: vocabulary names and synonyms count, each name outside the vocabulary is a "
+    "wrong feature (a false positive). A reply with no answer in the format (empty, invalid, cut at max "
+    "tokens) is a parse failure: it names no feature, so it lowers recall and F1 but not precision; the "
+    "'parse failures' column gives their share, and the strict columns count each one as a wrong answer. "
+    "Precision is n/a, never 0, when a run named no feature at all."
 )
 
 
@@ -87,6 +93,7 @@ class RunScores:
     y_true: np.ndarray
     y_pred: np.ndarray
     unparseable: np.ndarray
+    off_vocab: np.ndarray  # names outside the vocabulary per image (each a false positive)
     figures: dict[str, Interval]
     per_label: list[LabelScore]
     n_failed: int
@@ -100,7 +107,7 @@ class RunScores:
 
 # --- scoring -------------------------------------------------------------------------------------------
 
-def _matrices(task: Task, samples: list[SampleRecord], where: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _matrices(task: Task, samples: list[SampleRecord], where: Path) -> tuple[np.ndarray, ...]:
     try:
         y_true = indicator_matrix([s.reference for s in samples], task.labels)
         y_pred = indicator_matrix([s.parsed for s in samples], task.labels)
@@ -111,7 +118,9 @@ def _matrices(task: Task, samples: list[SampleRecord], where: Path) -> tuple[np.
     if task.kind == "multiple_choice" and (y_pred.sum(1) > 1).any():
         raise ReportError(f"{where}: a multiple-choice answer must be at most one choice")
     unparseable = np.array([s.parse_status == "unparseable" for s in samples], dtype=bool)
-    return y_true, y_pred, unparseable
+    off_vocab = np.array([len(s.unknown_labels) if s.parse_status == "off_vocabulary" else 0 for s in samples],
+                         dtype=float)
+    return y_true, y_pred, unparseable, off_vocab
 
 
 def score_run(run: LoadedRun, name: str, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> RunScores:
@@ -127,12 +136,13 @@ def score_run(run: LoadedRun, name: str, n_resamples: int = DEFAULT_RESAMPLES, s
     n_failed = len(run.samples) - len(scored)
     if not scored:
         raise ReportError(f"{run.path}: no scored sample ({n_failed} failures): nothing to report")
-    y_true, y_pred, unparseable = _matrices(task, scored, run.path)
+    y_true, y_pred, unparseable, off_vocab = _matrices(task, scored, run.path)
     rare = np.array([label in task.rare for label in task.labels], dtype=bool)
-    raw = bootstrap_multilabel(y_true, y_pred, unparseable, rare, n_resamples=n_resamples, seed=seed)
+    raw = bootstrap_multilabel(y_true, y_pred, unparseable, rare, n_resamples=n_resamples, seed=seed,
+                               off_vocab=off_vocab)
     figures = raw if task.kind == "multilabel" else {mc: raw[ml] for mc, ml in MULTIPLE_CHOICE_FROM_MULTILABEL.items()}
     return RunScores(run=run, name=name, task=task, item_ids=[s.item_id for s in scored], y_true=y_true,
-                     y_pred=y_pred, unparseable=unparseable, figures=figures,
+                     y_pred=y_pred, unparseable=unparseable, off_vocab=off_vocab, figures=figures,
                      per_label=per_label_scores(y_true, y_pred, task.labels), n_failed=n_failed,
                      n_missing=max(run.card.benchmark.n_items - len(run.samples), 0))
 
@@ -152,7 +162,8 @@ def compare(a: RunScores, b: RunScores, n_resamples: int = DEFAULT_RESAMPLES,
     paired = MULTILABEL_PAIRED if a.task.kind == "multilabel" else MULTIPLE_CHOICE_PAIRED
     return paired_bootstrap(a.y_true[rows_a], a.y_pred[rows_a], b.y_pred[rows_b], a.unparseable[rows_a],
                             b.unparseable[rows_b], rare, metrics=[k for k, _ in paired],
-                            n_resamples=n_resamples, seed=seed)
+                            n_resamples=n_resamples, seed=seed, off_vocab_a=a.off_vocab[rows_a],
+                            off_vocab_b=b.off_vocab[rows_b])
 
 
 def check_comparable(runs: list[LoadedRun]) -> list[str]:
@@ -173,6 +184,13 @@ def check_comparable(runs: list[LoadedRun]) -> list[str]:
         values = sorted({getattr(r.card, attr) for r in runs})
         if len(values) > 1:
             warnings.append(f"runs use different {what}: {', '.join(values)}")
+    for name in sorted({r.card.model for r in runs}):
+        keys = sorted({r.card.identity.key[:12] for r in runs if r.card.model == name and r.card.identity})
+        if len(keys) > 1:
+            warnings.append(f"runs named {name!r} were answered by different model identities: {', '.join(keys)}")
+    for r in runs:
+        if r.card.identity is not None and len(r.card.identity.snapshots) > 1:
+            warnings.append(f"{r.path}: replies came from several model snapshots {r.card.identity.snapshots}")
     pixels = sorted({r.card.parameters.image_max_pixels for r in runs})
     if len(pixels) > 1:
         warnings.append(f"runs use different image pixel budgets (image_max_pixels): {pixels}")
@@ -201,15 +219,21 @@ def _columns(task: Task) -> tuple[tuple[str, str], ...]:
 
 
 def _cost(rs: RunScores) -> str:
+    """The run's cost: dollars, or "unknown" (no price: the run card's pricing note says how to add one)."""
     usd = rs.run.card.cost.usd
-    return "n/a" if usd is None else f"${usd:.2f}"
+    return "unknown" if usd is None else f"${usd:.2f}"
 
 
 def metrics_json(rs: RunScores) -> dict:
     card = rs.run.card
     scored = [s for s in rs.run.samples if not s.failed]
     latencies = np.array([s.latency_s for s in scored if s.latency_s is not None], dtype=float)
-    statuses = {k: sum(1 for s in scored if s.parse_status == k) for k in ("ok", "mapped", "unparseable")}
+    statuses = {k: sum(1 for s in scored if s.parse_status == k)
+                for k in ("ok", "mapped", "off_vocabulary", "unparseable")}
+    off_vocab: dict[str, int] = {}
+    for s in scored:
+        for name in s.unknown_labels if s.parse_status == "off_vocabulary" else ():
+            off_vocab[name] = off_vocab.get(name, 0) + 1
     errors: dict[str, int] = {}
     for s in rs.run.samples:
         if s.failed:
@@ -221,6 +245,8 @@ def metrics_json(rs: RunScores) -> dict:
         "benchmark": card.benchmark.model_dump(), "n_items": card.benchmark.n_items,
         "n_scored": len(rs.item_ids), "n_failed": rs.n_failed, "n_missing": rs.n_missing,
         "failure_policy": FAILURE_POLICY, "failure_reasons": errors, "parse_status": statuses,
+        "off_vocabulary_names": dict(sorted(off_vocab.items(), key=lambda kv: -kv[1])),
+        "identity": card.identity.model_dump() if card.identity else None,
         "figures": {k: v.to_dict() for k, v in rs.figures.items()},
         "per_label": [p.to_dict() for p in rs.per_label],
         "latency_s": {"median": float(np.median(latencies)) if latencies.size else None,
@@ -239,7 +265,7 @@ def report_csv(scores: list[RunScores]) -> str:
     header = ["model", "run_dir", "task", "n_items", "n_scored", "failures", "missing"]
     for k in keys:
         header += [k, f"{k}_low", f"{k}_high"]
-    header += ["cost_usd", "prompt_tokens", "completion_tokens"]
+    header += ["cost_usd", "prompt_tokens", "completion_tokens", "pricing", "identity"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -250,7 +276,9 @@ def report_csv(scores: list[RunScores]) -> str:
             iv = rs.figures[k]
             row += [repr(iv.estimate), repr(iv.low), repr(iv.high)]
         cost = rs.run.card.cost
-        row += ["" if cost.usd is None else repr(cost.usd), cost.prompt_tokens, cost.completion_tokens]
+        identity = rs.run.card.identity
+        row += ["" if cost.usd is None else repr(cost.usd), cost.prompt_tokens, cost.completion_tokens, cost.pricing,
+                identity.key if identity else ""]
         writer.writerow(row)
     return buf.getvalue()
 
@@ -328,7 +356,8 @@ def report_markdown(scores: list[RunScores], warnings: list[str], n_resamples: i
                      + (f", reasoning effort {p.reasoning_effort}" if p.reasoning_effort else "")
                      + f", structured output {'on' if p.structured_output else 'off'}; started {c.started_at}; "
                      f"parse status {statuses}; tokens {c.cost.prompt_tokens} in / {c.cost.completion_tokens} out; "
-                     f"cost {_cost(rs)}")
+                     f"cost {_cost(rs)} ({c.cost.pricing or 'no pricing note'}); "
+                     + (c.identity.describe() if c.identity else "no model identity recorded (an older run)"))
     lines += ["", "Plots: `per_feature_f1.png`, `headline_metrics.png`.", ""]
     bench = first.run.benchmark_card
     if bench is not None:

@@ -29,7 +29,7 @@ from fracto_core.answer_format import PROMPT_VERSION, answer_json_schema, instru
 from fracto_core.vocabulary import canonical_names, rare_names
 
 TaskKind = Literal["multilabel", "multiple_choice"]
-ParseStatus = Literal["ok", "mapped", "unparseable"]
+ParseStatus = Literal["ok", "mapped", "off_vocabulary", "unparseable"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,14 @@ class GenerationDefaults:
 
 @dataclass(frozen=True)
 class TaskAnswer:
-    """A parsed reply. `labels` is empty whenever status is 'unparseable' (scored as an empty answer)."""
+    """A parsed reply. `labels` is empty whenever status is 'unparseable' (it names nothing). For multilabel
+    tasks, status 'off_vocabulary' keeps the labels in the vocabulary and lists the others in `unknown`:
+    each of those is scored as a wrong feature."""
 
     labels: tuple[str, ...]
     status: ParseStatus
     detail: str = ""
-    unknown: tuple[str, ...] = ()  # words the parser could not map (kept for the per-sample log)
+    unknown: tuple[str, ...] = ()  # names the parser could not map (the per-sample log lists them)
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,9 @@ class UnknownTaskError(LookupError):
 # --- fracture morphology (multi-label; prompt and parser shared with training) ---------------------
 
 def _parse_morphology(text: str) -> TaskAnswer:
+    """Feature by feature (fracto_core.answer_format): known names and synonyms kept, unknown names listed."""
     parsed = parse_answer(text)
-    if parsed.status == "unparseable":
-        # Never keep a partial answer: unparseable replies are scored as empty (DESIGN §5).
-        return TaskAnswer((), "unparseable", parsed.detail, parsed.unknown)
-    return TaskAnswer(parsed.features, parsed.status, parsed.detail)
+    return TaskAnswer(parsed.features, parsed.status, parsed.detail, parsed.unknown)
 
 
 MULTILABEL_METRICS: tuple[MetricSpec, ...] = (
@@ -125,7 +125,10 @@ MULTILABEL_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("sample_precision", True, "mean per-image precision (an empty answer scores 0)"),
     MetricSpec("exact_match", True, "share of images whose predicted set equals the true set"),
     MetricSpec("rare_recall", True, "micro recall over the vocabulary's rare features"),
-    MetricSpec("unparseable_share", False, "share of replies that could not be parsed (scored as empty)"),
+    MetricSpec("unparseable_share", False, "parse failures: share of replies with no answer in the format (empty, "
+               "invalid, truncated); they name no feature"),
+    MetricSpec("strict_micro_precision", True, "micro precision counting each parse failure as one wrong answer"),
+    MetricSpec("strict_micro_f1", True, "micro F1 counting each parse failure as one wrong answer"),
 )
 
 MULTIPLE_CHOICE_METRICS: tuple[MetricSpec, ...] = (
@@ -265,7 +268,7 @@ def _choice_task(name: str, version: str, label_field: str, question: str, choic
 TASKS: dict[str, Task] = {
     t.name: t for t in (
         Task(
-            name="fracture_morphology", version=f"fracture_morphology-1/{PROMPT_VERSION}", kind="multilabel",
+            name="fracture_morphology", version=f"fracture_morphology-2/{PROMPT_VERSION}", kind="multilabel",
             labels=tuple(canonical_names()), label_field="features", prompt=instruction_prompt,
             parse=_parse_morphology, metrics=MULTILABEL_METRICS, prompt_version=PROMPT_VERSION,
             rare=tuple(rare_names()),

@@ -48,14 +48,22 @@ def answer_json_schema() -> dict:
             "required": ["features"], "additionalProperties": False}
 
 
-ParseStatus = Literal["ok", "mapped", "unparseable"]
+ParseStatus = Literal["ok", "mapped", "off_vocabulary", "unparseable"]
 
 
 @dataclass(frozen=True)
 class ParsedAnswer:
+    """A reply read feature by feature.
+
+    status: ok (answer format, canonical names), mapped (synonyms mapped to canonical names),
+    off_vocabulary (answer format, but some names are outside the vocabulary: `features` holds the names
+    that are in it, `unknown` the others -- for scoring, each unknown name is a wrong feature), or
+    unparseable (no answer in the format: empty, not JSON, cut off, no "features" list; no features).
+    """
+
     features: tuple[str, ...]
-    status: ParseStatus  # ok: strict JSON, all canonical; mapped: synonyms mapped; unparseable
-    unknown: tuple[str, ...] = ()  # labels that could not be mapped to the vocabulary
+    status: ParseStatus
+    unknown: tuple[str, ...] = ()  # names outside the vocabulary, once each, in reply order
     detail: str = ""
 
 
@@ -63,15 +71,17 @@ _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
 def parse_answer(text: str) -> ParsedAnswer:
-    """Parse a reply in the answer format. Never guesses: anything off-format is 'unparseable'.
+    """Parse a reply in the answer format, name by name. Never guesses a name.
 
-    Accepts the JSON object alone or wrapped in prose/code fences; labels are mapped through the
-    vocabulary's synonyms (status 'mapped'). Labels outside the vocabulary make the answer
-    unparseable, with the unknown labels kept.
+    Accepts the JSON object alone or wrapped in prose/code fences; names are mapped through the
+    vocabulary's synonyms (status 'mapped'); names outside the vocabulary are kept apart in `unknown`
+    (status 'off_vocabulary') while the others still count. Anything without a "features" list of the
+    answer format is 'unparseable' and names no feature.
     """
     match = _JSON_OBJECT.search(text or "")
     if not match:
-        return ParsedAnswer((), "unparseable", detail="no JSON object in the reply")
+        return ParsedAnswer((), "unparseable", detail="empty reply" if not (text or "").strip()
+                            else "no JSON object in the reply")
     try:
         obj = json.loads(match.group(0))
     except json.JSONDecodeError as exc:
@@ -82,16 +92,16 @@ def parse_answer(text: str) -> ParsedAnswer:
     unknown: list[str] = []
     mapped = False
     for raw in obj["features"]:
-        if not isinstance(raw, str):
-            unknown.append(repr(raw))
-            continue
-        name = canonicalize(raw)
+        name = canonicalize(raw) if isinstance(raw, str) else None
         if name is None:
-            unknown.append(raw)
+            shown = raw.strip() if isinstance(raw, str) else json.dumps(raw)
+            if shown.lower() not in {u.lower() for u in unknown}:
+                unknown.append(shown)
         else:
             mapped = mapped or name != raw
             names.append(name)
+    features = tuple(sort_features(names))
     if unknown:
-        return ParsedAnswer(tuple(sort_features(names)), "unparseable", tuple(unknown),
-                            detail=f"labels outside the vocabulary: {unknown}")
-    return ParsedAnswer(tuple(sort_features(names)), "mapped" if mapped else "ok")
+        return ParsedAnswer(features, "off_vocabulary", tuple(unknown),
+                            detail=f"names outside the vocabulary (each a wrong feature): {unknown}")
+    return ParsedAnswer(features, "mapped" if mapped else "ok")

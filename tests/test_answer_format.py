@@ -42,9 +42,18 @@ def test_synonyms_are_mapped_and_fenced_json_accepted():
 
 def test_off_format_answers_are_unparseable_never_guessed():
     assert parse_answer("The image shows dimples.").status == "unparseable"
+    assert parse_answer("The image shows dimples.").features == ()  # never read out of prose
     assert parse_answer('{"features": "dimples"}').status == "unparseable"
-    assert parse_answer('{"features": ["dimples", "martensite laths"]}').status == "unparseable"
-    bad = parse_answer('{"features": ["dimples", "martensite laths"]}')
-    assert bad.unknown == ("martensite laths",)
-    assert parse_answer('{"features": ["dimples"').status == "unparseable"
-    assert parse_answer("").status == "unparseable"
+    assert parse_answer('{"features": ["dimples"').status == "unparseable"  # cut off
+    assert parse_answer("").status == "unparseable" and parse_answer("").detail == "empty reply"
+    assert parse_answer("   ").features == ()
+
+
+def test_names_outside_the_vocabulary_are_kept_apart_not_fatal():
+    bad = parse_answer('{"features": ["dimples", "martensite laths", "Martensite laths", 7, "river patterns"]}')
+    assert bad.status == "off_vocabulary"
+    assert bad.features == ("equiaxed dimples", "river patterns")  # the known names still count
+    assert bad.unknown == ("martensite laths", "7")  # once each (case-insensitive), non-strings as JSON
+    assert "outside the vocabulary" in bad.detail
+    only = parse_answer('{"features": ["unicorn marks"]}')
+    assert (only.status, only.features, only.unknown) == ("off_vocabulary", (), ("unicorn marks",))

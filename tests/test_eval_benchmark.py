@@ -37,9 +37,9 @@ def test_fracture_morphology_uses_the_training_prompt_and_parser():
     assert ok.labels == ("fatigue striations", "beach marks") and ok.status == "ok"
     mapped = task.parse('{"features": ["dimples", "rock candy"]}')
     assert mapped.labels == ("equiaxed dimples", "intergranular facets") and mapped.status == "mapped"
-    # an answer with a label outside the vocabulary is unparseable and scored as EMPTY (no partial credit)
+    # a name outside the vocabulary: the others still count, the unknown one is listed (scored as a wrong feature)
     bad = task.parse('{"features": ["dimples", "unicorn marks"]}')
-    assert bad.status == "unparseable" and bad.labels == () and bad.unknown == ("unicorn marks",)
+    assert bad.status == "off_vocabulary" and bad.labels == ("equiaxed dimples",) and bad.unknown == ("unicorn marks",)
     assert task.parse("I see dimples.").status == "unparseable"
     schema = task.response_schema()["schema"]
     assert schema["properties"]["features"]["items"]["enum"] == list(canonical_names())

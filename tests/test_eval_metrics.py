@@ -46,17 +46,28 @@ def random_case(seed: int, n: int = 100, n_labels: int = 28, unparseable_rate: f
     return y_true, y_pred, unp, rare
 
 
-def sklearn_figures(y_true, y_pred, unp, rare) -> dict[str, float]:
+def sklearn_figures(y_true, y_pred, unp, rare, off_vocab=None) -> dict[str, float]:
+    """sklearn on the same arrays; off-vocabulary names become extra never-true columns (micro, samples, exact),
+    and the strict figures one more such column per parse failure."""
     nan = np.nan
+    n = len(y_true)
+    width = int(max(off_vocab)) if off_vocab is not None and len(off_vocab) and max(off_vocab) else 0
+    extra = np.zeros((n, width), bool)
+    for i, k in enumerate(off_vocab if off_vocab is not None else np.zeros(n)):
+        extra[i, :int(k)] = True
+    yt_x, yp_x = np.hstack([y_true, np.zeros_like(extra)]), np.hstack([y_pred, extra])
+    yt_s, yp_s = np.hstack([yt_x, np.zeros((n, 1), bool)]), np.hstack([yp_x, np.asarray(unp, bool)[:, None]])
     return {
-        "micro_precision": precision_score(y_true, y_pred, average="micro", zero_division=0),
-        "micro_recall": recall_score(y_true, y_pred, average="micro", zero_division=0),
-        "micro_f1": f1_score(y_true, y_pred, average="micro", zero_division=0),
+        "micro_precision": precision_score(yt_x, yp_x, average="micro", zero_division=nan),
+        "strict_micro_precision": precision_score(yt_s, yp_s, average="micro", zero_division=nan),
+        "strict_micro_f1": f1_score(yt_s, yp_s, average="micro", zero_division=0),
+        "micro_recall": recall_score(yt_x, yp_x, average="micro", zero_division=0),
+        "micro_f1": f1_score(yt_x, yp_x, average="micro", zero_division=0),
         "macro_precision": precision_score(y_true, y_pred, average="macro", zero_division=nan),
         "macro_recall": recall_score(y_true, y_pred, average="macro", zero_division=nan),
         "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=nan),
-        "sample_precision": precision_score(y_true, y_pred, average="samples", zero_division=0),
-        "exact_match": accuracy_score(y_true, y_pred),
+        "sample_precision": precision_score(yt_x, yp_x, average="samples", zero_division=nan),
+        "exact_match": accuracy_score(yt_x, yp_x),
         "rare_recall": recall_score(y_true[:, rare], y_pred[:, rare], average="micro", zero_division=nan),
         "unparseable_share": float(unp.mean()),
     }
@@ -71,6 +82,14 @@ def assert_figures_equal(ours: dict, theirs: dict) -> None:
 def test_multilabel_figures_equal_sklearn(seed):
     y_true, y_pred, unp, rare = random_case(seed)
     assert_figures_equal(multilabel_scores(y_true, y_pred, unp, rare), sklearn_figures(y_true, y_pred, unp, rare))
+    # names outside the vocabulary: each one a false positive (0-3 per parseable reply)
+    off_vocab = np.random.default_rng(seed).integers(0, 4, len(y_true)) * (np.random.default_rng(seed + 9)
+                                                                           .random(len(y_true)) < 0.2)
+    off_vocab[unp] = 0
+    ours = multilabel_scores(y_true, y_pred, unp, rare, off_vocab=off_vocab)
+    assert off_vocab.sum() > 0 and ours["micro_precision"] < multilabel_scores(y_true, y_pred, unp, rare)[
+        "micro_precision"]
+    assert_figures_equal(ours, sklearn_figures(y_true, y_pred, unp, rare, off_vocab))
 
 
 def test_per_label_scores_equal_sklearn_average_none():
@@ -106,23 +125,31 @@ def test_hand_computed_tiny_case():
     assert s["macro_recall"] == pytest.approx(0.5)
     # per label F1: 1, 0, 1, 0
     assert s["macro_f1"] == pytest.approx(0.5)
-    # per image precision: 1, 1/2, 0 (empty answer), 1
-    assert s["sample_precision"] == pytest.approx(2.5 / 4)
+    # per image precision: 1, 1/2, n/a (named nothing: left out), 1
+    assert s["sample_precision"] == pytest.approx(2.5 / 3)
+    # strict: the parse failure is one more wrong prediction: 3 / 5, F1 6 / (5 + 5)
+    assert s["strict_micro_precision"] == pytest.approx(3 / 5) and s["strict_micro_f1"] == pytest.approx(0.6)
     assert s["exact_match"] == pytest.approx(1 / 4)
     assert s["rare_recall"] == pytest.approx(0.0)
     assert s["unparseable_share"] == pytest.approx(0.25)
     assert sample_scores(true[1], pred[1]) == {"tp": 1, "fp": 1, "fn": 0, "precision": 0.5, "recall": 1.0,
                                                "f1": pytest.approx(2 / 3), "exact": False}
-    assert sample_scores(true[2], pred[2])["precision"] == 0.0
+    assert sample_scores(true[2], pred[2])["precision"] is None  # named nothing: undefined, never 0
+    # two off-vocabulary names: false positives of the image
+    assert sample_scores(true[0], pred[0], off_vocab=2) == {"tp": 1, "fp": 2, "fn": 1, "precision": pytest.approx(1 / 3),
+                                                           "recall": 0.5, "f1": pytest.approx(2 / 5), "exact": False}
+    with_names = multilabel_scores(yt, yp, unp, rare, off_vocab=np.array([0, 0, 0, 2]))  # image 3 was exact
+    assert with_names["micro_precision"] == pytest.approx(3 / 6) and with_names["exact_match"] == 0.0
 
 
 def test_no_predictions_at_all():
     y_true, _, _, rare = random_case(7)
     y_pred = np.zeros_like(y_true)
     s = multilabel_scores(y_true, y_pred, None, rare)
-    assert s["micro_precision"] == 0.0 and s["micro_recall"] == 0.0 and s["micro_f1"] == 0.0
+    assert np.isnan(s["micro_precision"])  # named nothing: precision undefined ("n/a"), never 0
+    assert s["micro_recall"] == 0.0 and s["micro_f1"] == 0.0
     assert np.isnan(s["macro_precision"])  # no label predicted: nothing to average
-    assert s["macro_recall"] == 0.0 and s["macro_f1"] == 0.0 and s["sample_precision"] == 0.0
+    assert s["macro_recall"] == 0.0 and s["macro_f1"] == 0.0 and np.isnan(s["sample_precision"])
     assert_figures_equal(s, sklearn_figures(y_true, y_pred, np.zeros(len(y_true), bool), rare))
 
 
@@ -130,7 +157,8 @@ def test_all_unparseable():
     y_true, _, _, rare = random_case(8)
     unp = np.ones(len(y_true), bool)
     s = multilabel_scores(y_true, np.zeros_like(y_true), unp, rare)
-    assert s["unparseable_share"] == 1.0 and s["micro_precision"] == 0.0 and s["micro_recall"] == 0.0
+    assert s["unparseable_share"] == 1.0 and np.isnan(s["micro_precision"]) and s["micro_recall"] == 0.0
+    assert s["strict_micro_precision"] == 0.0 and s["strict_micro_f1"] == 0.0  # strict: all wrong
     iv = bootstrap_multilabel(y_true, np.zeros_like(y_true), unp, rare, n_resamples=1000)
     assert iv["unparseable_share"].low == iv["unparseable_share"].high == 1.0
 
@@ -183,10 +211,11 @@ def test_bootstrap_resamples_equal_recomputation_on_resampled_images():
     naive = {"micro_precision": [], "macro_f1": [], "sample_precision": []}
     for row in weights:
         idx = np.repeat(np.arange(len(y_true)), row)
-        naive["micro_precision"].append(precision_score(y_true[idx], y_pred[idx], average="micro", zero_division=0))
+        naive["micro_precision"].append(precision_score(y_true[idx], y_pred[idx], average="micro",
+                                                        zero_division=np.nan))
         naive["macro_f1"].append(f1_score(y_true[idx], y_pred[idx], average="macro", zero_division=np.nan))
         naive["sample_precision"].append(precision_score(y_true[idx], y_pred[idx], average="samples",
-                                                         zero_division=0))
+                                                         zero_division=np.nan))
     ours = bootstrap_multilabel(y_true, y_pred, unp, rare, n_resamples=n_resamples, seed=seed)
     for key, values in naive.items():
         low, high = np.percentile(values, [2.5, 97.5])

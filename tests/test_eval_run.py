@@ -189,7 +189,7 @@ def test_openai_request_body_snapshot(one_image_bench):
                                                    "items": {"type": "string", "enum": canonical_names()}}},
                        "required": ["features"], "additionalProperties": False}}},
     }
-    assert PROMPT_VERSION == "fracto-prompt-v1" and TASK.version == "fracture_morphology-1/fracto-prompt-v1"
+    assert PROMPT_VERSION == "fracto-prompt-v1" and TASK.version == "fracture_morphology-2/fracto-prompt-v1"
     # the same text the training data uses after <image> (dataset_builders.export)
     assert instruction_prompt().startswith("You are an expert in fractography. Identify every fracture-surface")
 
@@ -269,14 +269,15 @@ def test_metrics_equal_hand_computed_values_and_scikit_learn(tmp_path):
     assert (samples["c"]["scores"].tp, samples["c"]["scores"].fp, samples["c"]["scores"].precision) == (1, 1, 0.5)
     assert outcome.n_failed == 0 and outcome.n_unparseable == 1
 
-    # by hand: TP 4, predicted 6, true 7; exact a, e; per-image precision 1, 1, .5, 0, 1, 0
+    # by hand: TP 4, predicted 6, true 7; exact a, e; per-image precision 1, 1, .5, n/a (d named nothing), 1, 0
     metrics = json.loads(next((tmp_path / "run" / "report").glob("metrics_*.json")).read_text())
     fig = {k: v["estimate"] for k, v in metrics["figures"].items()}
     assert fig["micro_precision"] == pytest.approx(4 / 6)
     assert fig["micro_recall"] == pytest.approx(4 / 7)
     assert fig["micro_f1"] == pytest.approx(8 / 13)
     assert fig["exact_match"] == pytest.approx(2 / 6)
-    assert fig["sample_precision"] == pytest.approx(3.5 / 6)
+    assert fig["sample_precision"] == pytest.approx(3.5 / 5)
+    assert fig["strict_micro_precision"] == pytest.approx(4 / 7)  # the parse failure d: one wrong answer
     assert fig["rare_recall"] == pytest.approx(1.0)
     assert fig["unparseable_share"] == pytest.approx(1 / 6)
     assert outcome.headline["name"] == "micro_precision" and outcome.headline["estimate"] == pytest.approx(4 / 6)
@@ -287,11 +288,11 @@ def test_metrics_equal_hand_computed_values_and_scikit_learn(tmp_path):
     run = read_run(tmp_path / "run")
     yt = np.array([[lab in s.reference for lab in labels] for s in run.samples], dtype=int)
     yp = np.array([[lab in s.parsed for lab in labels] for s in run.samples], dtype=int)
-    assert fig["micro_precision"] == pytest.approx(precision_score(yt, yp, average="micro", zero_division=0))
+    assert fig["micro_precision"] == pytest.approx(precision_score(yt, yp, average="micro", zero_division=np.nan))
     assert fig["micro_recall"] == pytest.approx(recall_score(yt, yp, average="micro", zero_division=0))
     assert fig["micro_f1"] == pytest.approx(f1_score(yt, yp, average="micro", zero_division=0))
     assert fig["macro_f1"] == pytest.approx(f1_score(yt, yp, average="macro", zero_division=np.nan))
-    assert fig["sample_precision"] == pytest.approx(precision_score(yt, yp, average="samples", zero_division=0))
+    assert fig["sample_precision"] == pytest.approx(precision_score(yt, yp, average="samples", zero_division=np.nan))
     assert fig["exact_match"] == pytest.approx(accuracy_score(yt, yp))
     rare = [labels.index(r) for r in rare_names()]
     assert fig["rare_recall"] == pytest.approx(recall_score(yt[:, rare], yp[:, rare], average="micro"))
@@ -488,7 +489,10 @@ def test_real_llamafactory_server_end_to_end(tiny_api_server, built, tmp_path, c
         "a random tiny model cannot answer in the format"
     assert all(s.tokens.prompt > 0 and s.tokens.completion > 0 for s in run.samples)  # usage from the real server
     md = (out / "report" / "report.md").read_text()
-    assert "| tiny-qwen3vl | 0.000 [0.000, 0.000]" in md and "1.000 [1.000, 1.000]" in md  # all unparseable
+    # all parse failures: precision n/a (never "0"), recall 0, parse failures 1.000, strict precision 0
+    assert "| tiny-qwen3vl | n/a | 0.000 [0.000, 0.000] | 0.000 [0.000, 0.000] | 1.000 [1.000, 1.000] | " \
+           "0.000 [0.000, 0.000]" in md
+    assert run.card.identity.served == {"id": "tiny-qwen3vl"}  # what llamafactory-cli api says it serves
     for name in ("report.csv", "per_feature_f1.png", "headline_metrics.png"):
         assert (out / "report" / name).stat().st_size > 0
     shutil.copy(out / "report" / "report.md", tmp_path / "real_server_report.md")  # kept for the closing note

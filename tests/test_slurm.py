@@ -298,8 +298,9 @@ def test_vllm_command_for_adapter(tmp_path, monkeypatch):
     line = done.stdout.splitlines()[1]
     assert shlex.split(line) == [
         "/opt/vllm/bin/vllm", "serve", "/models/Qwen3-VL-32B-Instruct", "--host", "0.0.0.0", "--port", "8123",
-        "--tensor-parallel-size", "4", "--max-model-len", "1024", "--limit-mm-per-prompt.video", "0",
-        "--mm-processor-kwargs", '{"max_pixels":65536,"min_pixels":1024}', "--dtype", "auto",
+        "--tensor-parallel-size", "4", "--max-model-len", "1024", "--limit-mm-per-prompt.image", "1",
+        "--limit-mm-per-prompt.video", "0",
+        "--mm-processor-kwargs", '{"size":{"longest_edge":82944,"shortest_edge":65536}}', "--dtype", "auto",
         "--served-model-name", "Qwen3-VL-32B-Instruct", "--enable-lora", "--lora-modules",
         f"qwen-fracto-lora={adapter}", "--max-lora-rank", str(DEFAULT_MAX_LORA_RANK)]
 
@@ -311,7 +312,7 @@ def test_vllm_args_merged_and_rank_rounding(tmp_path):
     assert args[:3] == ["vllm", "serve", "/m/merged"] and "--enable-lora" not in args
     assert args[args.index("--served-model-name") + 1] == "merged"
     assert args[args.index("--dtype") + 1] == "bfloat16" and args[args.index("--max-model-len") + 1] == "2048"
-    assert json.loads(args[args.index("--mm-processor-kwargs") + 1]) == {"max_pixels": 589824, "min_pixels": 1024}
+    assert json.loads(args[args.index("--mm-processor-kwargs") + 1]) == {"size": {"longest_edge": 640000, "shortest_edge": 65536}}
     assert serving.max_lora_rank_for(recipe) == 128  # rank 100 -> the next rank vLLM accepts
     assert serving.max_lora_rank_for({"lora_rank": 8}) == DEFAULT_MAX_LORA_RANK
     with pytest.raises(serving.ServingError, match="merge the adapter"):

@@ -332,6 +332,12 @@ def test_price_table_lookup_and_estimate():
     assert pricing.price_for("openai", "gpt-5-mini-2025-08-07") == pricing.Price(0.25, 2.0)  # dated snapshot
     assert pricing.price_for("vllm", "anything") == pricing.Price(0.0, 0.0)
     assert pricing.price_for("openai", "unknown-model") is None
+    # the paper's baselines have a price, with its source; the Gemini API id carries a -preview suffix
+    assert (pricing.price_for("openai", "gpt-5.5").input_per_m, pricing.price_for("openai", "gpt-5.5").output_per_m) \
+        == (5.0, 30.0) and "2026" in pricing.price_for("openai", "gpt-5.5").source
+    assert pricing.price_for("gemini", "gemini-3.1-pro-preview").output_per_m == 12.0
+    message = pricing.missing_price_message("openai", "gpt-9")
+    assert "fracto_core/vlm_api/pricing.py" in message and 'PRICE_TABLE["openai"]["gpt-9"] = Price(' in message
     assert pricing.Price(2.0, 8.0).cost(1_000_000, 500_000) == pytest.approx(6.0)
     assert pricing.estimated_output_tokens("reasoning", "high", 100_000) == 4000
     assert pricing.estimated_output_tokens("reasoning", "high", 1000) == 1000

@@ -5,13 +5,13 @@ Usage: python -m training.serving --recipe llamafactory_configs/qwen3vl_32b/lora
 
 slurm/serve.sh builds its command here so the one template is testable in Python and serving matches
 training (../shared/DESIGN.md §3, §6):
-- the base model, template and pixel budget come from the recipe: the recipe's `image_max_pixels` /
-  `image_min_pixels` become the image processor's `max_pixels` / `min_pixels` (`--mm-processor-kwargs`),
-  so the served model sees images at the resolution it was trained on;
+- the base model, template and pixel budget come from the recipe: the recipe's `image_max_pixels` becomes
+  the image processor's `size` range (`--mm-processor-kwargs`, the keys Qwen3-VL reads; see
+  processor_kwargs), so the served model sees images at the resolution it was trained on;
 - base + LoRA: `--enable-lora --lora-modules NAME=ADAPTER --max-lora-rank R` with R ≥ the adapter's rank
   and ≥ training.recipes.DEFAULT_MAX_LORA_RANK (vLLM's own default, 16, refuses bigger adapters), rounded up
   to a rank vLLM accepts; or a merged model (`llamafactory-cli export`) served as is;
-- `--limit-mm-per-prompt.video 0` (no video memory reserved), `--max-model-len` = the recipe's cutoff_len
+- `--limit-mm-per-prompt.image 1 --limit-mm-per-prompt.video 0` (one image, no video memory reserved), `--max-model-len` = the recipe's cutoff_len
   (what the builder validated every sample against) unless given.
 
 `--print-args` prints the command, one argument per line (slurm/serve.sh reads it with mapfile).
@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import yaml
 
-from fracto_core.image_budget import IMAGE_MAX_PIXELS
+from fracto_core.image_budget import FACTOR, IMAGE_MAX_PIXELS, PROCESSOR_MIN_PIXELS
 from training.recipes import DEFAULT_MAX_LORA_RANK, load_recipe
 
 # Ranks vLLM's LoRA config accepts for --max-lora-rank.
@@ -67,12 +68,30 @@ def default_model_name(adapter: Path | None, merged: Path | None, recipe: dict) 
     return Path(source).name
 
 
-def processor_kwargs(recipe: dict) -> dict[str, int]:
-    """The image processor's pixel budget, as the recipe trained with it."""
-    kwargs = {"max_pixels": int(recipe.get("image_max_pixels", IMAGE_MAX_PIXELS))}
-    if "image_min_pixels" in recipe:
-        kwargs["min_pixels"] = int(recipe["image_min_pixels"])
-    return kwargs
+def processor_kwargs(recipe: dict) -> dict[str, dict[str, int]]:
+    """The Qwen3-VL image processor's pixel range for serving, so served images get the training image tokens.
+
+    Which keys are read (checked in the installed transformers 5.6.0,
+    models/qwen2_vl/image_processing_qwen2_vl.py, the image processor Qwen3-VL uses): `size` =
+    {"shortest_edge", "longest_edge"} bounds smart_resize; a call-time `max_pixels` is honoured only
+    together with `min_pixels` (`_standardize_kwargs`), so `{"max_pixels": N}` alone -- what serve.sh sent
+    before -- is silently ignored and the model's own 16,777,216 px cap applies. vLLM hands
+    `--mm-processor-kwargs` to the HF processor, and its Qwen3-VL code reads the cap from `size`
+    (vllm-project/vllm PR #34402, 2026-02: `{"size": {"longest_edge": ..., "shortest_edge": ...}}` updates
+    the Qwen3-VL image processor's max pixels; issue #13143 shows `max_pixels` warned as "not a valid
+    argument"). Both keys must be given (transformers raises without either).
+
+    Values, as training applied them (LlamaFactory 0.9.5 mm_plugin: `_preprocess_image` scales an image to
+    <= image_max_pixels, then the processor runs smart_resize with the model's own size, untouched):
+    shortest_edge = the model's own 65,536; longest_edge = (sqrt(image_max_pixels) + 32)^2, the largest
+    area smart_resize rounds a budget-sized image up to (each side rounds to a multiple of 32; aspect
+    ratios up to ~12:1), so an image already resized to the budget -- as eval.run sends it -- keeps its
+    training token count exactly, while a full-resolution image from any other client is capped at
+    ~the budget: 589,824 -> 640,000 px, at most 625 tokens (tests/test_serving_budget.py).
+    """
+    budget = int(recipe.get("image_max_pixels", IMAGE_MAX_PIXELS))
+    longest = (math.isqrt(budget) + FACTOR) ** 2
+    return {"size": {"longest_edge": longest, "shortest_edge": PROCESSOR_MIN_PIXELS}}
 
 
 def vllm_args(recipe: dict, *, adapter: Path | None = None, merged: Path | None = None,
@@ -90,7 +109,7 @@ def vllm_args(recipe: dict, *, adapter: Path | None = None, merged: Path | None 
             "--host", host, "--port", str(port),
             "--tensor-parallel-size", str(tensor_parallel_size),
             "--max-model-len", str(length),
-            "--limit-mm-per-prompt.video", "0",
+            "--limit-mm-per-prompt.image", "1", "--limit-mm-per-prompt.video", "0",  # one image, no video
             "--mm-processor-kwargs", json.dumps(processor_kwargs(recipe), separators=(",", ":")),
             "--dtype", "bfloat16" if recipe.get("bf16") else "auto"]
     if adapter:

@@ -74,6 +74,7 @@ class CallResult(BaseModel):
     cached: bool = False
     text: str | None = None  # raw reply text (kept for invalid replies too)
     finish_reason: str | None = None
+    model: str | None = None  # the reply's `model` field (API models: the dated snapshot that answered)
     input_tokens: int = 0  # from the API's usage fields, summed over the attempts that returned a reply
     output_tokens: int = 0
     cost_usd: float | None = 0.0  # None: unknown price
@@ -247,7 +248,7 @@ class _Runner:
         error = self.check_reply(reply)
         return CallResult(request_id=request.request_id, fingerprint=request.fingerprint,
                           status="invalid" if error else "ok", cached=True, text=reply.text,
-                          finish_reason=reply.finish_reason, input_tokens=reply.input_tokens,
+                          finish_reason=reply.finish_reason, model=reply.model, input_tokens=reply.input_tokens,
                           output_tokens=reply.output_tokens, cost_usd=0.0, error=error)
 
     async def attempt(self, body: dict) -> _Attempt:
@@ -318,7 +319,7 @@ class _Runner:
                     result.output_tokens += reply.output_tokens
                     cost = self.cost(reply.input_tokens, reply.output_tokens)
                     spent += cost or 0.0
-                    result.text, result.finish_reason = reply.text, reply.finish_reason
+                    result.text, result.finish_reason, result.model = reply.text, reply.finish_reason, reply.model
                     error = self.check_reply(reply)
                     result.status, result.error = ("invalid", error) if error else ("ok", "")
                     if not error and request.cacheable and self.cache is not None:

@@ -10,7 +10,9 @@ Encoding is deferred to the moment a request is sent: a request carries the imag
 the SHA-256 of its source bytes, so building 13,000 requests and answering them from the cache decodes
 no image at all. The fingerprint (the cache key) is a SHA-256 over everything that changes the answer:
 provider, model, prompt version, image source digests + pixel budget + encoder version, every text part,
-the generation parameters and the response format. It never covers the key or the base URL.
+the generation parameters, the response format and, when the caller knows it, the model identity (the
+eval harness's digest of what the server serves and of its weights: new weights under the same name get
+new keys). It never covers the key or the base URL.
 
 Usage:
     img = ImageInput.from_path(path, max_pixels=589_824)
@@ -184,7 +186,7 @@ class ChatRequest:
 
 
 def fingerprint(endpoint: Endpoint, system: str | None, parts: tuple[Part, ...], generation: dict,
-                response_format_: dict | None, prompt_version: str) -> str:
+                response_format_: dict | None, prompt_version: str, identity: str | None = None) -> str:
     """SHA-256 hex over everything that changes the answer (never the key or the base URL)."""
     payload = {
         "provider": endpoint.provider.name,
@@ -195,20 +197,23 @@ def fingerprint(endpoint: Endpoint, system: str | None, parts: tuple[Part, ...],
         "generation": generation,
         "response_format": response_format_,
     }
+    if identity is not None:  # absent otherwise: the labellers' existing cache keys stay valid
+        payload["identity"] = identity
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def build_request(request_id: str, endpoint: Endpoint, parts: list[Part], params: GenerationParams,
-                  prompt_version: str, system: str | None = None,
-                  schema: tuple[str, dict] | None = None) -> ChatRequest:
-    """A ChatRequest for ``endpoint``; ``schema`` = (name, JSON schema) asks for structured output."""
+                  prompt_version: str, system: str | None = None, schema: tuple[str, dict] | None = None,
+                  identity: str | None = None) -> ChatRequest:
+    """A ChatRequest for ``endpoint``; ``schema`` = (name, JSON schema) asks for structured output;
+    ``identity`` (the served model's identity key) becomes part of the fingerprint."""
     generation = endpoint.generation_kwargs(params)
     fmt = response_format(endpoint, *schema) if schema is not None else None
     frozen_parts = tuple(parts)
     return ChatRequest(
         request_id=request_id, model=endpoint.model, system=system, parts=frozen_parts,
         generation=tuple(sorted(generation.items())), response_format=fmt, prompt_version=prompt_version,
-        fingerprint=fingerprint(endpoint, system, frozen_parts, generation, fmt, prompt_version),
+        fingerprint=fingerprint(endpoint, system, frozen_parts, generation, fmt, prompt_version, identity),
         cacheable=endpoint.is_deterministic(params),
     )

@@ -4,8 +4,9 @@ The table is small and meant to be edited: providers change prices. PRICES_AS_OF
 were taken from the providers' public price pages; they were NOT re-checked on this machine (no
 internet), so check them before trusting a budget. Reasoning tokens are billed as output tokens (they are
 included in the API's ``completion_tokens``). A self-served vLLM model costs 0 here (your GPUs are not
-on this bill). A model missing from the table has an unknown cost: the run says so, and ``--max-cost``
-refuses to run with it (it could not be enforced).
+on this bill). A model missing from the table has an unknown cost: the run says so (missing_price_message
+says how to add a row), and ``--max-cost`` refuses to run with it (it could not be enforced). Rows added
+after PRICES_AS_OF carry their own source and date (``Price.source``).
 
 Example: 13,168 images x (~900 input tokens at $1.75/M + ~3,000 output tokens at $14/M) = $20.7 + $553.
 
@@ -25,6 +26,7 @@ PRICES_AS_OF = "2025-12-15"  # date the table was copied from the providers' pri
 class Price:
     input_per_m: float  # USD per 1M input tokens
     output_per_m: float  # USD per 1M output tokens (reasoning tokens included)
+    source: str = ""  # where and when the row was taken, if not the PRICES_AS_OF copy
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return input_tokens * self.input_per_m / 1e6 + output_tokens * self.output_per_m / 1e6
@@ -33,6 +35,10 @@ class Price:
 # provider -> model name (or name prefix before a "-<date/variant>" suffix) -> Price. Edit freely.
 PRICE_TABLE: dict[str, dict[str, Price]] = {
     "openai": {
+        # The paper's GPT baseline. Not checked on openai.com from here (no internet): the published rate as
+        # reported by apidog.com/blog/how-to-use-gpt-5-5-api (launch, 2026-04-23) and
+        # benchr.org/articles/gpt-5-5-pricing-explained; prompts > 272k tokens cost more (not our case).
+        "gpt-5.5": Price(5.00, 30.00, source="apidog.com + benchr.org, GPT-5.5 launch pricing, 2026-04"),
         "gpt-5.2": Price(1.75, 14.00),
         "gpt-5.1": Price(1.25, 10.00),
         "gpt-5": Price(1.25, 10.00),
@@ -44,6 +50,10 @@ PRICE_TABLE: dict[str, dict[str, Price]] = {
         "gpt-4o-mini": Price(0.15, 0.60),
     },
     "gemini": {
+        # The paper's Gemini baseline (API id gemini-3.1-pro-preview, matched as a "-" suffix). Not checked on
+        # ai.google.dev from here: cloudprice.net/models/vertex_ai/gemini-3.1-pro-preview and
+        # hivebook.wiki (gemini-3.1-pro-preview, launched 2026-02-19) give $2 / $12 for prompts <= 200k tokens.
+        "gemini-3.1-pro": Price(2.00, 12.00, source="cloudprice.net + hivebook.wiki, Gemini 3.1 Pro Preview, 2026-02"),
         "gemini-3-pro-preview": Price(2.00, 12.00),  # prompts <= 200k tokens
         "gemini-2.5-pro": Price(1.25, 10.00),  # prompts <= 200k tokens
         "gemini-2.5-flash": Price(0.30, 2.50),
@@ -69,6 +79,13 @@ def price_for(provider: str, model: str) -> Price | None:
     return table[max(prefixes, key=len)] if prefixes else None
 
 
+def missing_price_message(provider: str, model: str) -> str:
+    """What to do when a model has no price: where the table is and what a row looks like."""
+    return (f"no price for {provider}:{model} in fracto_core/vlm_api/pricing.py (table as of {PRICES_AS_OF}); add "
+            f'a row PRICE_TABLE["{provider}"]["{model}"] = Price(<USD per 1M input>, <USD per 1M output>, '
+            'source="<price page, date>") from the provider\'s price page')
+
+
 def estimated_output_tokens(dialect: str, reasoning_effort: str | None, max_output_tokens: int) -> int:
     """A rough per-reply output estimate (never above the max_output_tokens cap)."""
     guess = REASONING_OUTPUT_ESTIMATE.get(reasoning_effort, 2000) if dialect == "reasoning" else CHAT_OUTPUT_ESTIMATE
@@ -86,9 +103,11 @@ class Estimate:
     output_tokens: int  # estimated output tokens of the requests to send
     cost_usd: float | None  # None: the model is not in the price table
     worst_case_cost_usd: float | None  # every reply using max_output_tokens
+    missing_price: str | None = None  # why the cost is unknown and how to add a price
 
     def lines(self) -> list[str]:
-        cost = "unknown (model not in the price table)" if self.cost_usd is None else f"${self.cost_usd:,.2f}"
+        cost = (f"unknown ({self.missing_price or 'model not in the price table'})" if self.cost_usd is None
+                else f"${self.cost_usd:,.2f}")
         worst = "" if self.worst_case_cost_usd is None else f" (worst case ${self.worst_case_cost_usd:,.2f})"
         return [f"requests: {self.requests} ({self.cached} already cached, {self.requests - self.cached} to send)",
                 f"input image tokens: {self.image_tokens:,} (from the pixel budget)",
