@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,8 @@ from eval.models import resolve_model
 from eval.records import read_run
 from eval.run import RunError, run_eval
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_server import Reply, ScriptedServer  # noqa: E402
-from test_eval_run import config, features, make_benchmark  # noqa: E402
+from support import Reply, ScriptedServer
+from support.eval_bench import config, features, make_benchmark
 
 
 def make_adapter(folder: Path, weights: bytes) -> Path:

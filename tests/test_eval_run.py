@@ -34,6 +34,7 @@ from eval.run import RunConfig, RunError, build_requests, generation_params, mai
 from eval.tasks import get_task
 
 from support import Reply, ScriptedServer, free_port
+from support.eval_bench import config, features, image_keys, item_responder, make_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-NEVER-WRITE-ME-eval-77"
@@ -42,45 +43,6 @@ TASK = get_task("fracture_morphology")
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-def make_benchmark(folder: Path, truths: dict[str, list[str]], seed: int = 0) -> Path:
-    """A folder + labels.csv benchmark: one distinct random greyscale image per item (64x80 PNG)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["item_id", "file", "features"])
-        for item_id, feats in truths.items():
-            Image.fromarray(rng.integers(0, 255, (64, 80), dtype=np.uint8)).save(folder / f"{item_id}.png")
-            writer.writerow([item_id, f"{item_id}.png", ";".join(feats)])
-    return folder / "labels.csv"
-
-
-def image_keys(csv_path: Path, max_pixels: int = 589_824) -> dict[str, str]:
-    """{scripted-server key: item_id}: the key is the hash of the request's image data URL."""
-    bench = load_benchmark(csv_path)
-    return {hashlib.sha256(ImageInput.from_path(bench.image_path(it), max_pixels).data_url().encode())
-            .hexdigest()[:16]: it.item_id for it in bench.items}
-
-
-def item_responder(keys: dict[str, str], script: dict[str, list[Reply]]):
-    """A ScriptedServer responder: the item's n-th scripted reply (the last one repeats)."""
-    def respond(body, key, n):
-        replies = script[keys[key]]
-        return replies[min(n, len(replies) - 1)]
-    return respond
-
-
-def features(*names: str) -> str:
-    return json.dumps({"features": list(names)})
-
-
-def config(csv_path: Path, out: Path, base_url: str, **kw) -> RunConfig:
-    values = dict(model="scripted-vlm", benchmark=csv_path, out=out, base_url=base_url, concurrency=4,
-                  timeout_s=5.0, max_attempts=3, backoff_base_s=0.05, progress=False)
-    values.update(kw)
-    return RunConfig(**values)
-
 
 def by_item(run_dir: Path) -> dict[str, dict]:
     samples, torn = read_samples(run_dir / "samples.jsonl")

@@ -6,7 +6,6 @@ parse-failure rate and the per-sample log equal an independent count made here, 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ import pytest
 from eval.records import read_run
 from eval.run import run_eval
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_server import Reply, ScriptedServer  # noqa: E402
-from test_eval_run import config, features, image_keys, item_responder, make_benchmark  # noqa: E402
+from support import Reply, ScriptedServer
+from support.eval_bench import config, features, image_keys, item_responder, make_benchmark
 
 # item: (true features, reply, finish_reason)
 CASES = {
