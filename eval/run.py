@@ -111,6 +111,9 @@ class RunConfig:
     dry_run: bool = False
     progress: bool = True
     report: bool = True
+    # --- issue 14 (eval/multicall.py runs these) ---
+    context: str = "none"  # none | caption | caption+excerpts (eval/context.py)
+    circular: bool = True  # multiple choice: rotate the shuffled options through every position
 
 
 @dataclass
@@ -372,6 +375,10 @@ def estimate(p: _Plan, requests: list[ChatRequest], cached: set[str]) -> Estimat
 
 def run_eval(config: RunConfig) -> RunOutcome:
     """Run (or resume, or dry-run) one model on one benchmark; see the module docstring. Raises RunError."""
+    from eval.multicall import run_multicall, wants_multicall  # issue 14: circular, context, hybrid, CLIP
+
+    if wants_multicall(config):
+        return run_multicall(config, sys.modules[__name__])
     p = plan(config)
     task, bench, spec = p.task, p.bench, p.spec
     references = {it.item_id: ref for it, ref in zip(bench.items, bench.references(task))}
@@ -511,7 +518,9 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True,
-                    help="openai:<model> | gemini:<model> | vllm:<served name> | <served name> (see eval/models.py)")
+                    help="openai:<model> | gemini:<model> | vllm:<served name> | <served name> (see eval/models.py) | "
+                         "hybrid:<specialist>+<reasoner> (eval/mechanism.py) | clip:<arch>/<weights> "
+                         "(eval/clip_baseline.py)")
     ap.add_argument("--task", default="fracture_morphology", choices=task_names(),
                     help="what the model is asked (default fracture_morphology: the training prompt and answer)")
     ap.add_argument("--benchmark", type=Path, default=None,
@@ -550,6 +559,11 @@ def parser() -> argparse.ArgumentParser:
                     help="print the requests, estimated input tokens and cost; send nothing, write nothing")
     ap.add_argument("--no-report", dest="report", action="store_false", help="skip the single-model report")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    # --- issue 14 ---
+    ap.add_argument("--context", default="none", choices=("none", "caption", "caption+excerpts"),
+                    help="what the model is told besides the image (eval/context.py); one run per level")
+    ap.add_argument("--no-circular", dest="circular", action="store_false",
+                    help="multiple choice: ask once in the task's order instead of every rotation (eval/circular.py)")
     return ap
 
 
@@ -567,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
                        temperature=args.temperature, max_tokens=args.max_tokens,
                        reasoning_effort=args.reasoning_effort, seed=args.seed,
                        image_max_pixels=args.image_max_pixels, structured_output=args.structured_output,
-                       resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, report=args.report)
+                       resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, report=args.report,
+                       context=args.context, circular=args.circular)
     try:
         outcome = run_eval(config)
     except (RunError, BenchmarkError) as exc:
