@@ -256,9 +256,14 @@ def run_multicall(config, run) -> object:
     protocol: dict = {"context": level, "context_coverage": coverage(bench.items, level)}
     started = run.now()
     if config.model.startswith(CLIP_PREFIX):
-        from eval.clip_baseline import clip_samples
+        from eval.clip_baseline import ClipError, clip_samples
 
-        samples, recorded, extra = clip_samples(config, task, bench, refs, max_pixels, min_pixels)
+        if level != "none":
+            raise run.RunError("a CLIP baseline reads no text context: use --context none")
+        try:
+            samples, recorded, extra = clip_samples(config, task, bench, refs, max_pixels, min_pixels)
+        except ClipError as exc:
+            raise run.RunError(str(exc)) from None
         protocol.update(extra)
         backend = "open_clip"
     else:

@@ -45,6 +45,8 @@ def extra_metrics(rs, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> di
     out: dict = {"context": card.context or "none"}
     if card.protocol.get("context_coverage"):
         out["context_coverage"] = card.protocol["context_coverage"]
+    if "clip" in card.protocol:  # top-1/top-2 or the validation threshold (prompts stay in the run card)
+        out["clip"] = {k: v for k, v in card.protocol["clip"].items() if k != "prompts"}
     if rs.task.kind != "multiple_choice":
         return out
     out["confusion_matrix"] = {"labels": list(rs.task.labels), "columns": [*rs.task.labels, "(no answer)"],
@@ -83,6 +85,13 @@ def extra_markdown(scores) -> list[str]:
             lines.append(f"| {rs.name} | {ca['estimate']:.3f} [{ca['low']:.3f}, {ca['high']:.3f}] | "
                          f"{c['per_rotation_accuracy']:.3f} | {c['first_rotation_accuracy']:.3f} | "
                          f"{c['n_rotations']} | {top[0]} ({top[1]:.0%}) |")
+        lines.append("")
+    clip = [(rs, e["clip"]) for rs, e in extras if "clip" in e]
+    if clip:
+        lines += ["## CLIP zero-shot (eval/clip_baseline.py)", ""]
+        for rs, c in clip:
+            figs = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in c.items())
+            lines.append(f"- **{rs.name}**: {figs}")
         lines.append("")
     contexts = {e["context"] for _, e in extras}
     if len(contexts) > 1 or contexts != {"none"}:
