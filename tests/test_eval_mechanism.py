@@ -65,8 +65,9 @@ def test_mechanism_parser():
 
 
 def cfg(csv_path, out, **kw) -> RunConfig:
-    return RunConfig(benchmark=csv_path, out=out, concurrency=4, timeout_s=5.0, max_attempts=2, backoff_base_s=0.05,
-                     progress=False, task="failure_mechanism", **kw)
+    values = dict(benchmark=csv_path, out=out, concurrency=4, timeout_s=5.0, max_attempts=2, backoff_base_s=0.05,
+                  progress=False, task="failure_mechanism")
+    return RunConfig(**{**values, **kw})
 
 
 def test_oracle_features_with_rules_offline_and_metrics_vs_sklearn(tmp_path):
@@ -150,3 +151,24 @@ def test_context_levels_side_by_side(tmp_path):
     assert "## Context levels" in md and "vlm [context caption+excerpts]" in md
     acc = [json.loads(p.read_text())["figures"]["accuracy"]["estimate"] for p in files.metrics]
     assert acc == [pytest.approx(0.2), pytest.approx(0.8), pytest.approx(0.8)]  # m5 undetermined; m4 no caption
+
+
+@pytest.mark.slow
+def test_against_llamafactory_api_server(tmp_path, tiny_api_server):
+    """The real `llamafactory-cli api` serving the tiny random Qwen3-VL: a hybrid (tiny specialist + rules) and a
+    circular technique run; random weights answer garbage, which must be recorded and scored, never a failure."""
+    base_url, name = tiny_api_server
+    rows = [dict(r, technique="SEM") for r in ROWS[:2]]
+    csv_path = make_class_benchmark(tmp_path / "bench", rows)
+    hybrid = run_eval(cfg(csv_path, tmp_path / "h", model=f"hybrid:vllm:{name}+rules", base_url=base_url,
+                          max_tokens=12, concurrency=1, timeout_s=120.0))
+    run = read_run(hybrid.run_dir)
+    assert run.card.n_failed == 0 and len(run.samples) == 2
+    for s in run.samples:
+        assert s.calls[0].raw_reply is not None and s.calls[0].tokens.completion > 0
+        assert s.parsed and s.parsed[0] in TASK.labels  # rules answer from whatever the specialist said
+    circ = run_eval(RunConfig(model=name, task="microscopy_technique", benchmark=csv_path, out=tmp_path / "c",
+                              base_url=base_url, max_tokens=4, concurrency=1, timeout_s=120.0, progress=False))
+    run = read_run(circ.run_dir)
+    assert run.card.n_failed == 0 and all(len(s.calls) == 6 for s in run.samples)
+    assert 0.0 <= run.card.protocol["circular_summary"]["circular_accuracy"] <= 1.0
