@@ -23,14 +23,13 @@ Usage:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fracto_core.vocabulary import feature, mechanism_hints
 from eval.benchmark import BenchmarkItem
 from eval.context import context_text
-from eval.tasks import MECHANISMS, mechanism_answer_format
+from eval.tasks import MECHANISMS, json_object, mechanism_answer_format
 
 HYBRID_PREFIX = "hybrid:"
 ORACLE_SPECIALIST = "truth"
@@ -103,10 +102,5 @@ def rules_reply(features: Sequence[str]) -> str:
 
 def reasons_of(text: str | None) -> list[str]:
     """The 'reasons' list of a reply (empty when absent or not JSON)."""
-    match = re.search(r"\{.*\}", text or "", re.DOTALL)
-    try:
-        obj = json.loads(match.group(0)) if match else None
-    except json.JSONDecodeError:
-        return []
-    reasons = obj.get("reasons") if isinstance(obj, dict) else None
+    reasons = json_object(text).get("reasons")
     return [str(r) for r in reasons] if isinstance(reasons, list) else []

@@ -177,6 +177,16 @@ def _names_in(text: str, choices: tuple[Choice, ...]) -> list[str]:
     return found
 
 
+def json_object(text: str | None) -> dict:
+    """The first {...} JSON object in a reply ({} when there is none or it is not valid JSON)."""
+    match = re.search(r"\{.*\}", text or "", re.DOTALL)
+    try:
+        obj = json.loads(match.group(0)) if match else None
+    except json.JSONDecodeError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 def parse_choice(text: str, choices: tuple[Choice, ...]) -> TaskAnswer:
     """Read one choice from a reply: a letter ("B", "(B)", "B.", "Answer: B"), {"answer": ...}, or a name.
 
@@ -188,14 +198,9 @@ def parse_choice(text: str, choices: tuple[Choice, ...]) -> TaskAnswer:
         return TaskAnswer((), "unparseable", "empty reply")
     valid = LETTERS[: len(choices)]
     by_letter = {LETTERS[i]: c.name for i, c in enumerate(choices)}
-    match = re.search(r"\{.*\}", raw, re.DOTALL)
-    if match:
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict) and isinstance(obj.get("answer"), str):
-            return parse_choice(obj["answer"], choices)
+    obj = json_object(raw)
+    if isinstance(obj.get("answer"), str):
+        return parse_choice(obj["answer"], choices)
     exact = {_normalise(c.name): c.name for c in choices}
     if _normalise(raw.rstrip(".")) in exact:
         return TaskAnswer((exact[_normalise(raw.rstrip("."))],), "ok")
@@ -296,14 +301,9 @@ def mechanism_answer_format() -> str:
 
 def parse_mechanism(text: str) -> TaskAnswer:
     """{"mechanism": ..., "reasons": [...]} (or prose naming exactly one mechanism) -> the mechanism."""
-    match = re.search(r"\{.*\}", text or "", re.DOTALL)
-    if match:
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict) and isinstance(obj.get("mechanism"), str):
-            return parse_choice(obj["mechanism"], MECHANISMS)
+    obj = json_object(text)
+    if isinstance(obj.get("mechanism"), str):
+        return parse_choice(obj["mechanism"], MECHANISMS)
     return parse_choice(text, MECHANISMS)
 
 
