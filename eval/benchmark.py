@@ -5,7 +5,10 @@ Two sources:
       <name>_<split>_meta.jsonl and images/ (dataset_builders.export writes both);
   (b) any folder of images + a CSV with columns `file` (path relative to the folder) and `features`
       (';'-separated, canonical names or vocabulary synonyms, empty = no feature), optionally
-      `item_id`, `technique`, `material`, `source` (other columns are ignored and listed in the card).
+      `item_id`, `technique`, `material`, `source`, `mechanism` (failure_mechanism), `caption` and
+      `excerpts` (the context levels; excerpts separated by '||'); other columns are ignored and listed in
+      the card. A builder meta record may carry the same keys (technique, material, mechanism, caption,
+      excerpts as a list).
 
 Validation is strict and complete: every problem (unknown label, missing or unreadable image, a path
 outside the folder, a duplicate row) is collected and raised together in one BenchmarkError naming the
@@ -38,7 +41,8 @@ from fracto_core.vocabulary import canonical_names, canonicalize, rare_names, so
 from eval.tasks import Task, canonical_choice, get_task
 
 BenchmarkKind = Literal["builder_split", "csv"]
-CSV_COLUMNS = ("file", "features", "item_id", "technique", "material", "source")
+CSV_COLUMNS = ("file", "features", "item_id", "technique", "material", "source", "mechanism", "caption", "excerpts")
+EXCERPT_SEPARATOR = "||"  # between excerpts in the CSV `excerpts` cell (excerpts hold ';' and ',')
 
 
 class BenchmarkError(ValueError):
@@ -64,6 +68,10 @@ class BenchmarkItem(BaseModel):
     source: str = ""  # source PDF / paper for builder items, the `source` column for CSV items
     label_origin: str = ""  # builder: caption_rules / gpt / manual ...; CSV: "expert"
     location: str = ""  # where it was defined: "labels.csv row 4" or "fracto_test_meta.jsonl line 2"
+    # --- issue 14 ---
+    mechanism: str | None = None  # canonical failure_mechanism choice
+    caption: str = ""  # the figure caption (context level "caption")
+    excerpts: tuple[str, ...] = ()  # paper text citing the figure (context level "caption+excerpts")
 
 
 class Benchmark(BaseModel):
@@ -84,6 +92,8 @@ class Benchmark(BaseModel):
         h = hashlib.sha256()
         for it in sorted(self.items, key=lambda i: i.item_id):
             row = [it.item_id, it.image_sha256, list(it.features), it.technique, it.material]
+            if it.mechanism is not None or it.caption or it.excerpts:  # issue 14: older hashes stay unchanged
+                row += [it.mechanism, it.caption, list(it.excerpts)]
             h.update(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
         return h.hexdigest()
 
@@ -122,7 +132,7 @@ class Benchmark(BaseModel):
             "label_origins": dict(sorted(Counter(it.label_origin or "(unknown)" for it in self.items).items())),
             "ignored_columns": list(self.ignored_columns),
         }
-        for field in ("technique", "material"):
+        for field in ("technique", "material", "mechanism"):
             values = Counter(getattr(it, field) for it in self.items if getattr(it, field) is not None)
             card[field] = dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0])))
         return card
@@ -148,7 +158,7 @@ def card_markdown(card: dict) -> str:
     absent = [name for name, row in card["features"].items() if row["images"] == 0]
     if absent:
         lines += ["", f"Features with no image (their recall cannot be measured): {', '.join(absent)}."]
-    for field in ("technique", "material"):
+    for field in ("technique", "material", "mechanism"):
         if card.get(field):
             lines += ["", f"{field}: " + ", ".join(f"{k} {v}" for k, v in card[field].items())]
     top = list(card["sources"].items())[:10]
@@ -209,6 +219,23 @@ def _find_meta(folder: Path, split: str, name: str | None) -> Path:
     raise BenchmarkError(str(folder), [f"no *_{split}_meta.jsonl here or in dataset/{hint}"])
 
 
+CLASS_COLUMNS = (("technique", "microscopy_technique"), ("material", "material_category"),
+                 ("mechanism", "failure_mechanism"))
+
+
+def _class_labels(row: dict) -> tuple[dict[str, str | None], list[str]]:
+    """The canonical class labels of a CSV row / meta record (empty cell: None) and the problems found."""
+    labels: dict[str, str | None] = {}
+    problems: list[str] = []
+    for column, task_name in CLASS_COLUMNS:
+        task = get_task(task_name)
+        value = str(row.get(column) or "").strip()
+        labels[column] = canonical_choice(task, value) if value else None
+        if value and labels[column] is None:
+            problems.append(f"unknown {column} {value!r}; valid: {', '.join(task.labels)}")
+    return labels, problems
+
+
 def load_builder_split(folder: Path, split: str = "test", name: str | None = None) -> Benchmark:
     """A split exported by dataset_builders.export (<name>_<split>_meta.jsonl + images)."""
     meta = _find_meta(Path(folder), split, name)
@@ -242,9 +269,15 @@ def load_builder_split(folder: Path, split: str = "test", name: str | None = Non
             continue
         prov = rec.get("provenance") or {}
         source = prov.get("source_pdf") or ",".join(rec.get("paper_ids") or [])
+        classes, bad = _class_labels(rec)  # issue 14: optional technique/material/mechanism keys
+        if bad:
+            problems += [f"{where} (item {item_id}): {b}" for b in bad]
+            continue
         items.append(BenchmarkItem(item_id=item_id, image=image, image_sha256=digest,
                                    features=tuple(sort_features(feats)), source=source,
-                                   label_origin=rec.get("label_origin") or "", location=where))
+                                   label_origin=rec.get("label_origin") or "", location=where, **classes,
+                                   caption=str(rec.get("caption") or ""),
+                                   excerpts=tuple(str(e) for e in rec.get("excerpts") or ())))
     if problems:
         raise BenchmarkError(str(meta), problems)
     if not items:
@@ -256,7 +289,6 @@ def load_csv(csv_path: Path, folder: Path | None = None) -> Benchmark:
     """A folder of images + a CSV of expert labels (images resolve against `folder`, default the CSV's folder)."""
     csv_path = Path(csv_path)
     root = Path(folder if folder is not None else csv_path.parent).resolve()
-    technique_task, material_task = get_task("microscopy_technique"), get_task("material_category")
     problems: list[str] = []
     items: list[BenchmarkItem] = []
     try:
@@ -282,12 +314,8 @@ def load_csv(csv_path: Path, folder: Path | None = None) -> Benchmark:
         feats, unknown = _features((row.get("features") or "").split(";"))
         if unknown:
             row_problems.append(f"unknown feature(s) {unknown} (not in the vocabulary, nor a synonym)")
-        labels: dict[str, str | None] = {}
-        for column, task in (("technique", technique_task), ("material", material_task)):
-            value = (row.get(column) or "").strip()
-            labels[column] = canonical_choice(task, value) if value else None
-            if value and labels[column] is None:
-                row_problems.append(f"unknown {column} {value!r}; valid: {', '.join(task.labels)}")
+        labels, bad = _class_labels(row)
+        row_problems += bad
         given_id = (row.get("item_id") or "").strip()
         item_id = given_id or file
         path, why = _inside(root, file)
@@ -303,9 +331,11 @@ def load_csv(csv_path: Path, folder: Path | None = None) -> Benchmark:
             problems += [f"{where}: {p}" for p in row_problems]
             continue
         items.append(BenchmarkItem(item_id=item_id, image=rel, image_sha256=digest, features=feats,
-                                   technique=labels["technique"], material=labels["material"],
-                                   source=(row.get("source") or "").strip(), label_origin="expert",
-                                   location=f"{csv_path.name} row {number}"))
+                                   **labels, source=(row.get("source") or "").strip(), label_origin="expert",
+                                   location=f"{csv_path.name} row {number}",
+                                   caption=(row.get("caption") or "").strip(),
+                                   excerpts=tuple(e.strip() for e in (row.get("excerpts") or "")
+                                                  .split(EXCERPT_SEPARATOR) if e.strip())))
     if problems:
         raise BenchmarkError(str(csv_path), problems)
     if not items:

@@ -61,7 +61,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m eval.run", description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True,
-                    help="openai:<model> | gemini:<model> | vllm:<served name> | <served name> (see eval/models.py)")
+                    help="openai:<model> | gemini:<model> | vllm:<served name> | <served name> (see eval/models.py) | "
+                         "hybrid:<specialist>+<reasoner> (eval/mechanism.py) | clip:<arch>/<weights> "
+                         "(eval/clip_baseline.py)")
     ap.add_argument("--task", default="fracture_morphology", choices=task_names(),
                     help="what the model is asked (default fracture_morphology: the training prompt and answer)")
     ap.add_argument("--benchmark", type=Path, default=None,
@@ -101,6 +103,10 @@ def parser(description: str) -> argparse.ArgumentParser:
                     help="print the requests, estimated input tokens and cost; send nothing, write nothing")
     ap.add_argument("--no-report", dest="report", action="store_false", help="skip the single-model report")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--context", default="none", choices=("none", "caption", "caption+excerpts"),
+                    help="what the model is told besides the image (eval/context.py); one run per level")
+    ap.add_argument("--no-circular", dest="circular", action="store_false",
+                    help="multiple choice: ask once in the task's order instead of every rotation (eval/circular.py)")
     return ap
 
 
@@ -118,4 +124,5 @@ def config_from_args(ap: argparse.ArgumentParser, argv: list[str] | None) -> Run
                      temperature=args.temperature, max_tokens=args.max_tokens,
                      reasoning_effort=args.reasoning_effort, seed=args.seed,
                      image_max_pixels=args.image_max_pixels, structured_output=args.structured_output,
-                     resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, report=args.report)
+                     resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, report=args.report,
+                     context=args.context, circular=args.circular)

@@ -10,8 +10,12 @@ Usage:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
 import re
+import subprocess
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +62,8 @@ class RunConfig:
     dry_run: bool = False
     progress: bool = True
     report: bool = True
+    context: str = "none"  # none | caption | caption+excerpts (eval/context.py; eval/multicall.py runs it)
+    circular: bool = True  # multiple choice: rotate the shuffled options through every position (eval/circular.py)
 
 
 @dataclass
@@ -157,3 +163,29 @@ def plan(config: RunConfig) -> Plan:
     run_dir = Path(config.out) if config.out is not None else default_out(task, spec)
     return Plan(spec, task, bench, endpoint, generation_params(config, task, endpoint), max_pixels, min_pixels,
                 source, run_dir, structured)
+
+
+# --- run bookkeeping -------------------------------------------------------------------------------
+
+CACHE_FILE = "response_cache.sqlite"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("fractovlm", "openai", "numpy", "pydantic"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                                capture_output=True, text=True, timeout=5)
+        if commit.returncode == 0 and commit.stdout.strip():
+            out["git"] = commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

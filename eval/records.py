@@ -72,6 +72,26 @@ class SampleScores(Record):
     exact: bool
 
 
+class CallLog(Record):
+    """One of several calls behind a sample (issue 14): a rotation of a circular run, a hybrid's specialist or
+    reasoner. Holds what was asked (text only, the image is the sample's), the reply and how it was read."""
+
+    role: str  # "rotation 0".."rotation n-1" | "specialist" | "reasoner"
+    request_id: str
+    fingerprint: str = ""  # the response-cache key
+    prompt: str = ""
+    order: list[str] = Field(default_factory=list)  # the options as lettered in this rotation
+    raw_reply: str | None = None
+    parsed: list[str] = Field(default_factory=list)
+    parse_status: Literal["ok", "mapped", "unparseable"] | None = None
+    position: str | None = None  # the letter chosen (rotations)
+    correct: bool | None = None
+    cached: bool = False
+    latency_s: float | None = None
+    tokens: TokenUsage | None = None
+    error: str | None = None
+
+
 class SampleRecord(Record):
     """One benchmark image sent to one model."""
 
@@ -93,6 +113,12 @@ class SampleRecord(Record):
     attempts: int = 1
     cached: bool = False
     error: str | None = None  # set <=> failure (no reply)
+    # --- issue 14 (all optional; absent in single-call runs) ---
+    context: str | None = None  # context level: none | caption | caption+excerpts
+    calls: list[CallLog] = Field(default_factory=list)  # every call behind this sample, in order
+    circular_correct: bool | None = None  # circular runs: right in every rotation
+    reasons: list[str] = Field(default_factory=list)  # failure_mechanism: the reasoner's reasons
+    choice_scores: dict[str, float] | None = None  # embedding baselines (CLIP): score per label
 
     @property
     def failed(self) -> bool:
@@ -169,6 +195,9 @@ class RunCard(Record):
     n_failed: int = 0
     cost: Cost = Field(default_factory=Cost)
     identity: ModelIdentity | None = None  # what served the replies (eval.identity); None: an older run card
+    # --- issue 14 (optional) ---
+    context: str | None = None  # none | caption | caption+excerpts
+    protocol: dict[str, Any] = Field(default_factory=dict)  # circular seed/rotations, hybrid parts, CLIP threshold
 
 
 class RunFormatError(ValueError):

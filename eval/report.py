@@ -49,6 +49,7 @@ from eval.metrics import (
     per_label_scores,
 )
 from eval.records import LoadedRun, RunFormatError, SampleRecord, read_run
+from eval.task_report import extra_markdown, extra_metrics, extra_plots
 from eval.tasks import Task, UnknownTaskError, get_task
 
 # (figure key, column title) in table order: precision first, as in the paper.
@@ -99,6 +100,7 @@ class RunScores:
     n_failed: int
     n_missing: int  # benchmark items with no record at all (run incomplete or --limit)
     comparison: dict[str, PairedDifference] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # issue 14: eval.task_report.extra_metrics
 
     @property
     def slug(self) -> str:
@@ -198,7 +200,8 @@ def check_comparable(runs: list[LoadedRun]) -> list[str]:
 
 
 def _names(runs: list[LoadedRun]) -> list[str]:
-    names = [r.card.model for r in runs]
+    names = [r.card.model + (f" [context {r.card.context}]" if r.card.context not in (None, "none") else "")
+             for r in runs]  # issue 14: context levels side by side
     return [f"{n} ({r.path.name})" if names.count(n) > 1 else n for n, r in zip(names, runs)]
 
 
@@ -256,6 +259,7 @@ def metrics_json(rs: RunScores) -> dict:
         "cost": card.cost.model_dump(), "parameters": card.parameters.model_dump(),
         "comparison_vs_first": {k: v.to_dict() for k, v in rs.comparison.items()},
         "torn_last_line_skipped": rs.run.torn_last_line,
+        **rs.extra,  # issue 14: confusion matrix, circular view, context (eval.task_report)
     }
 
 
@@ -345,7 +349,8 @@ def report_markdown(scores: list[RunScores], warnings: list[str], n_resamples: i
         mark = "*" if label in task.rare else ""
         cells = [f"{label}{mark}", str(first.per_label[j].support), *[_fmt(rs.per_label[j].f1, 2) for rs in scores]]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Runs", ""]
+    lines += ["", *extra_markdown(scores)]  # issue 14: circular view, context levels, confusion matrices
+    lines += ["## Runs", ""]
     for rs in scores:
         c = rs.run.card
         p = c.parameters
@@ -417,6 +422,7 @@ def plots(scores: list[RunScores]) -> dict[str, bytes]:
     ax.legend(fontsize="small")
     out["headline_metrics.png"] = _png(fig)
     plt.close(fig)
+    out.update(extra_plots(scores, _png))  # issue 14: confusion matrices, per-class recall
     return out
 
 
@@ -444,6 +450,8 @@ def build_report(run_dirs: list[Path], out: Path | None = None, n_resamples: int
     scores = [score_run(run, name, n_resamples, seed) for run, name in zip(runs, _names(runs))]
     for rs in scores[1:]:
         rs.comparison = compare(rs, scores[0], n_resamples, seed)
+    for rs in scores:
+        rs.extra = extra_metrics(rs, n_resamples, seed)
     out = Path(out) if out is not None else Path(run_dirs[0]).parent / "report"
     out.mkdir(parents=True, exist_ok=True)
     md, csv_path = out / "report.md", out / "report.csv"

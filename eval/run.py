@@ -46,13 +46,9 @@ default: running the same command again (same model identity) sends only the ima
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import platform
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from fracto_core.files import write_json_atomic
@@ -64,6 +60,7 @@ from eval.benchmark import BenchmarkError
 from eval.cli import config_from_args, parser, summary_lines
 from eval.identity import IdentityError, model_identity
 from eval.plan import (  # noqa: F401  (RunConfig, pixel_budget, generation_params: the public API of eval.run)
+    CACHE_FILE,
     DEFAULT_BENCHMARK,
     Plan,
     RunConfig,
@@ -71,7 +68,9 @@ from eval.plan import (  # noqa: F401  (RunConfig, pixel_budget, generation_para
     RunOutcome,
     generation_params,
     pixel_budget,
+    now,
     plan,
+    versions,
 )
 from eval.records import (
     BENCHMARK_CARD_FILE,
@@ -86,29 +85,7 @@ from eval.records import (
 from eval.requests import build_requests, estimate, price_note, request_params
 from eval.resume import drop_torn_tail, failed_record, previous_samples, record_for
 
-CACHE_FILE = "response_cache.sqlite"
 REPORT_DIR = "report"
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("fractovlm", "openai", "numpy", "pydantic"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                                capture_output=True, text=True, timeout=5)
-        if commit.returncode == 0 and commit.stdout.strip():
-            out["git"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def identify(p: Plan, dry_run: bool, warnings: list[str]):
@@ -127,6 +104,10 @@ def identify(p: Plan, dry_run: bool, warnings: list[str]):
 
 def run_eval(config: RunConfig) -> RunOutcome:
     """Run (or resume, or dry-run) one model on one benchmark; see the module docstring. Raises RunError."""
+    from eval.multicall import run_multicall, wants_multicall  # circular, context, hybrid, CLIP runs
+
+    if wants_multicall(config):
+        return run_multicall(config)
     p = plan(config)
     task, bench, spec = p.task, p.bench, p.spec
     references = {it.item_id: ref for it, ref in zip(bench.items, bench.references(task))}

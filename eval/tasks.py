@@ -27,6 +27,7 @@ from typing import Literal
 
 from fracto_core.answer_format import PROMPT_VERSION, answer_json_schema, instruction_prompt, parse_answer
 from fracto_core.vocabulary import canonical_names, rare_names
+from eval.letters import read_letter
 
 TaskKind = Literal["multilabel", "multiple_choice"]
 ParseStatus = Literal["ok", "mapped", "off_vocabulary", "unparseable"]
@@ -88,6 +89,9 @@ class Task:
     prompt_version: str = ""
     rare: tuple[str, ...] = ()  # labels counted in rare-feature recall (multilabel only)
     description: str = ""
+    question: str = ""  # multiple choice: the question before the lettered choices (eval.circular reorders them)
+    choices: tuple["Choice", ...] = ()  # multiple choice: the options, in the task's own order
+    schema: dict | None = None  # structured-output schema when it is not the kind's default
 
     def response_schema(self) -> dict:
         """JSON schema for structured output (`response_format={"type": "json_schema", ...}`).
@@ -95,6 +99,8 @@ class Task:
         It describes the same answer format the prompt asks for; replies are still parsed by `parse`
         (the raw text is kept), because backends enforce schemas unevenly.
         """
+        if self.schema is not None:
+            return {"name": self.name, "strict": True, "schema": self.schema}
         if self.kind == "multilabel":  # the training answer format's own schema (one source)
             return {"name": self.name, "strict": True, "schema": answer_json_schema()}
         body = {"answer": {"type": "string", "enum": list(self.labels)}}
@@ -174,6 +180,16 @@ def _names_in(text: str, choices: tuple[Choice, ...]) -> list[str]:
     return found
 
 
+def json_object(text: str | None) -> dict:
+    """The first {...} JSON object in a reply ({} when there is none or it is not valid JSON)."""
+    match = re.search(r"\{.*\}", text or "", re.DOTALL)
+    try:
+        obj = json.loads(match.group(0)) if match else None
+    except json.JSONDecodeError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 def parse_choice(text: str, choices: tuple[Choice, ...]) -> TaskAnswer:
     """Read one choice from a reply: a letter ("B", "(B)", "B.", "Answer: B"), {"answer": ...}, or a name.
 
@@ -185,32 +201,23 @@ def parse_choice(text: str, choices: tuple[Choice, ...]) -> TaskAnswer:
         return TaskAnswer((), "unparseable", "empty reply")
     valid = LETTERS[: len(choices)]
     by_letter = {LETTERS[i]: c.name for i, c in enumerate(choices)}
-    match = re.search(r"\{.*\}", raw, re.DOTALL)
-    if match:
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict) and isinstance(obj.get("answer"), str):
-            return parse_choice(obj["answer"], choices)
-    bare = re.fullmatch(r"[\(\[]?([A-Za-z])[\)\].:]?", raw)
-    if bare:
-        letter = bare.group(1).upper()
-        if letter not in valid:
-            return TaskAnswer((), "unparseable", f"letter {letter} is not one of {', '.join(valid)}", (raw,))
-        return TaskAnswer((by_letter[letter],), "ok")
+    obj = json_object(raw)
+    if isinstance(obj.get("answer"), str):
+        return parse_choice(obj["answer"], choices)
     exact = {_normalise(c.name): c.name for c in choices}
     if _normalise(raw.rstrip(".")) in exact:
         return TaskAnswer((exact[_normalise(raw.rstrip("."))],), "ok")
-    # "B. optical microscopy", "(B) ...", "Answer: B" -- capital letters only, so the article "a" is no answer
-    lead = (re.match(r"[\(\[]?([A-Z])[\)\].:]\s+(.*)", raw, re.DOTALL)
-            or re.search(r"\b(?i:answer)(?:\s+(?i:is))?\s*[:\-]?\s*[\(\[]?([A-Z])\b[\)\].]?(.*)", raw, re.DOTALL))
-    if lead and lead.group(1) in valid:
-        letter_name = by_letter[lead.group(1)]
-        others = [n for n in _names_in(lead.group(2), choices) if n != letter_name]
-        if others:
-            return TaskAnswer((), "unparseable", f"letter {lead.group(1)} contradicts {others}", (raw,))
-        return TaskAnswer((letter_name,), "mapped")
+    # --- issue 14: the letter the reply gives as its answer (eval.letters), not its first capital ---
+    read = read_letter(raw, valid)
+    if read.letter is not None:
+        letter_name = by_letter[read.letter]
+        names = _names_in(raw, choices)
+        if names and letter_name not in names:
+            return TaskAnswer((), "unparseable", f"letter {read.letter} ({letter_name}) contradicts {names}", (raw,))
+        return TaskAnswer((letter_name,), "ok" if read.tier == "whole reply" else "mapped", read.tier)
+    if read.candidates:  # several letters, or one out of range: never a guess
+        return TaskAnswer((), "unparseable", read.detail, (raw,))
+    # --- end issue 14 ---
     names = _names_in(raw, choices)
     if len(names) == 1:
         return TaskAnswer((names[0],), "mapped")
@@ -260,7 +267,47 @@ def _choice_task(name: str, version: str, label_field: str, question: str, choic
         label_field=label_field, prompt=lambda: multiple_choice_prompt(question, choices),
         parse=lambda text: parse_choice(text, choices), metrics=MULTIPLE_CHOICE_METRICS,
         generation=GenerationDefaults(max_tokens=64), prompt_version=version, description=description,
+        question=question, choices=choices,
     )
+
+
+# --- issue 14: failure mechanism (one of a fixed list, with reasons; eval/mechanism.py reasons about it) ----
+
+MECHANISMS: tuple[Choice, ...] = (
+    Choice("ductile overload", ("ductile fracture", "ductile overload fracture", "microvoid coalescence",
+                                "ductile")),
+    Choice("brittle overload", ("brittle fracture", "cleavage fracture", "brittle overload fracture", "brittle")),
+    Choice("fatigue", ("fatigue fracture", "fatigue failure", "low cycle fatigue", "high cycle fatigue")),
+    Choice("very-high-cycle fatigue", ("vhcf", "gigacycle fatigue", "very high cycle fatigue fracture")),
+    Choice("intergranular embrittlement", ("embrittlement", "temper embrittlement", "grain boundary embrittlement")),
+    Choice("creep", ("creep fracture", "creep rupture", "stress rupture")),
+    Choice("stress-corrosion cracking", ("stress corrosion cracking", "scc", "igscc",
+                                         "intergranular stress corrosion cracking")),
+    Choice("hydrogen embrittlement", ("hydrogen assisted cracking", "hydrogen induced cracking", "hydrogen damage")),
+    Choice("defect-initiated", ("defect initiated fracture", "defect initiated failure", "defect initiated fatigue")),
+    Choice("undetermined", ("unknown", "cannot be determined", "indeterminate", "inconclusive")),
+)
+MECHANISM_QUESTION = "You are an expert in fractography. Which failure mechanism does this fracture surface show?"
+MECHANISM_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["mechanism", "reasons"],
+    "properties": {"mechanism": {"type": "string", "enum": [c.name for c in MECHANISMS]},
+                   "reasons": {"type": "array", "items": {"type": "string"}}},
+}
+
+
+def mechanism_answer_format() -> str:
+    """The answer instruction shared by the image prompt and the reasoner prompt (eval.mechanism)."""
+    names = "; ".join(c.name for c in MECHANISMS)
+    return (f"Choose exactly one of: {names}. Answer 'undetermined' when the evidence does not decide. "
+            'Reply with JSON only: {"mechanism": "<one of the list>", "reasons": ["<short reason>", ...]}')
+
+
+def parse_mechanism(text: str) -> TaskAnswer:
+    """{"mechanism": ..., "reasons": [...]} (or prose naming exactly one mechanism) -> the mechanism."""
+    obj = json_object(text)
+    if isinstance(obj.get("mechanism"), str):
+        return parse_choice(obj["mechanism"], MECHANISMS)
+    return parse_choice(text, MECHANISMS)
 
 
 # --- registry ----------------------------------------------------------------------------------------
@@ -284,6 +331,14 @@ TASKS: dict[str, Task] = {
             "You are an expert in fractography. Which class of material does this fracture surface belong to?",
             MATERIALS, "Which material class the fractured part is made of (multiple choice).",
         ),
+        Task(  # issue 14
+            name="failure_mechanism", version="failure_mechanism-1", kind="multiple_choice",
+            labels=tuple(c.name for c in MECHANISMS), label_field="mechanism",
+            prompt=lambda: f"{MECHANISM_QUESTION} {mechanism_answer_format()}", parse=parse_mechanism,
+            metrics=MULTIPLE_CHOICE_METRICS, generation=GenerationDefaults(max_tokens=400),
+            prompt_version="failure_mechanism-1", choices=MECHANISMS, schema=MECHANISM_SCHEMA,
+            description="Which failure mechanism the fracture surface points to, with reasons (eval/mechanism.py).",
+        ),
     )
 }
 
@@ -302,7 +357,7 @@ def get_task(name: str) -> Task:
 
 def canonical_choice(task: Task, value: str) -> str | None:
     """A benchmark cell (choice name or synonym, any case) as the task's canonical choice, or None."""
-    choices = {"technique": TECHNIQUES, "material": MATERIALS}.get(task.label_field, ())
+    choices = {"technique": TECHNIQUES, "material": MATERIALS, "mechanism": MECHANISMS}.get(task.label_field, ())
     key = _normalise(value)
     for c in choices:
         if key in {_normalise(p) for p in c.phrases}:

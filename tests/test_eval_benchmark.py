@@ -17,7 +17,7 @@ from eval.tasks import UnknownTaskError, get_task, task_names
 
 
 def test_registry_lists_valid_names_on_error():
-    assert task_names() == ["fracture_morphology", "microscopy_technique", "material_category"]
+    assert task_names() == ["fracture_morphology", "microscopy_technique", "material_category", "failure_mechanism"]
     with pytest.raises(UnknownTaskError) as err:
         get_task("fracture_morphologie")
     for name in task_names():

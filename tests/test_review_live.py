@@ -25,7 +25,7 @@ from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl
 from fracto_core.vocabulary import canonical_names
 
-from review_tools import USER, ensure_chromium, fresh_data_dir, label_studio, run_browser_script
+from support.review_tools import USER, ensure_chromium, fresh_data_dir, label_studio, run_browser_script
 
 pytestmark = pytest.mark.slow
 
