@@ -7,6 +7,7 @@ More:
     python -m eval.run --model vllm:fracto-32b               # URL from output/endpoints/fracto-32b.json (serve.sh)
     python -m eval.run --model gemini:gemini-3.1-pro --dry-run   # requests, input tokens, cost; sends nothing
     python -m eval.report output/eval/fracture_morphology/*     # side by side
+    python -m eval.run --task sem_qa --model vllm:fracto-32b --judge openai:gpt-5.2   # judged free text (eval.qa_task)
 
 Models (eval/models.py): openai:<model>, gemini:<model>, vllm:<served name> or a bare served name with
 --base-url / --endpoint-file / the endpoint file slurm/serve.sh wrote ($ENDPOINT_DIR/<name>.json,
@@ -73,7 +74,7 @@ from eval.records import (
     TokenUsage,
     read_samples,
 )
-from eval.tasks import Task, UnknownTaskError, get_task, task_names
+from eval.tasks import JUDGED_TASKS, Task, UnknownTaskError, get_task, task_names
 
 DEFAULT_BENCHMARK = Path("output/sample_build/dataset")  # the builder's default --out + /dataset (test split)
 DEFAULT_OUT_ROOT = Path("output/eval")
@@ -512,8 +513,9 @@ def parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True,
                     help="openai:<model> | gemini:<model> | vllm:<served name> | <served name> (see eval/models.py)")
-    ap.add_argument("--task", default="fracture_morphology", choices=task_names(),
-                    help="what the model is asked (default fracture_morphology: the training prompt and answer)")
+    ap.add_argument("--task", default="fracture_morphology", choices=[*task_names(), *JUDGED_TASKS],
+                    help="what the model is asked (default fracture_morphology: the training prompt and answer); "
+                         "sem_qa: free-text questions scored by --judge (see python -m eval.qa_task --help)")
     ap.add_argument("--benchmark", type=Path, default=None,
                     help=f"a dataset folder (the builder's test split) or a labels CSV beside its images "
                          f"(default {DEFAULT_BENCHMARK})")
@@ -554,6 +556,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # --- judged free-text tasks (sem_qa) have their own runner and flags (--judge ...) -- issue 15
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    task = pre.parse_known_args(sys.argv[1:] if argv is None else argv)[0].task
+    if task in JUDGED_TASKS:
+        import importlib
+
+        return importlib.import_module(JUDGED_TASKS[task]).main(sys.argv[1:] if argv is None else argv)
+    # ---
     ap = parser()
     args = ap.parse_args(argv)
     for flag, value, low in (("--limit", args.limit, 1), ("--concurrency", args.concurrency, 1),
