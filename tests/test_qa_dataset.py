@@ -181,7 +181,8 @@ def test_tiny_model_trains_on_the_mixture(built_qa, tiny_dir, train_env, tmp_pat
                        f"dataset_dir={built_qa[0] / 'dataset'}", f"output_dir={out}", "max_samples=8",
                        "image_max_pixels=65536", "cutoff_len=1024", "max_steps=2"], tmp_path / "mix.log", env, 600)
     log = (tmp_path / "mix.log").read_text()
-    assert "fracto_qa_train" in log or "Converting format of dataset" in log
+    assert "Loading dataset fracto_train.json" in log and "Loading dataset fracto_qa_train.json" in log
+    assert "Num examples = 16" in log  # max_samples 8 of each dataset: the mixture, not one of them
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
