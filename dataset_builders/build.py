@@ -150,7 +150,7 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     names = STAGE_NAMES[STAGE_NAMES.index(from_stage): STAGE_NAMES.index(to_stage) + 1]
     if config.qa and to_stage == "export" and not config.dry_run:  # --qa: the qa stage follows export
         names = (*names, "qa")
-    names = tuple(n for n in names if n != "qa" or config.qa)
+    names = tuple(n for n in names if n != "qa" or config.qa or to_stage == "qa")  # --to-stage qa: asked for
     results: dict[str, StageResult] = {}
     for name in names:
         t0 = time.perf_counter()

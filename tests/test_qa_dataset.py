@@ -188,3 +188,42 @@ def test_tiny_model_trains_on_the_mixture(built_qa, tiny_dir, train_env, tmp_pat
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert len(losses) == 2 and all(0 < x < 20 for x in losses)
     assert (out / "adapter_model.safetensors").is_file()
+
+
+def test_qa_stage_with_an_llm_generator(built, tmp_path: Path, monkeypatch) -> None:
+    """The qa stage through the labelling client: grounded replies become the dataset, a bad one a problem line."""
+    import shutil
+
+    from dataset_builders import qa
+    from dataset_builders.stage_paths import StagePaths
+
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    out = tmp_path / "out"
+    shutil.copytree(built[0], out, copy_function=os.link)
+    asked: list[str] = []
+
+    def responder(body, key, n):
+        text = body["messages"][-1]["content"][0]["text"]
+        item = text.split("\n")[0].removeprefix("Item: ")
+        asked.append(item)
+        caption = text.split("Caption(s):\n- ")[1].split("\n")[0] if "Caption(s):\n- " in text else ""
+        if len(asked) == 1 or not caption or caption == "(none)":  # the first item gets a malformed reply
+            return Reply('{"item": "' + item + '", "pairs": "oops"}')
+        return Reply(json.dumps({"item": item, "pairs": [
+            {"kind": "features", "answer": f"As the caption says: {caption}", "refused": False, "sources": [caption]},
+            {"kind": "measure", "answer": "The text gives nothing to measure.", "refused": True, "sources": []}]}))
+
+    with ScriptedServer(responder=responder) as server:
+        stored = BuildConfig.model_validate_json((built[0] / "build_config.json").read_text())
+        config = stored.model_copy(update={"out": out, "qa": True, "qa_generator": "vllm", "label_model": "qa-m",
+                                           "base_url": server.base_url, "label_max_attempts": 1})
+        result = qa.run(StagePaths(out), config, progress=False)
+    c = result.counts
+    assert c["failed"] >= 1 and c["with_pairs"] == c["items"] - c["failed"] - c["no_text"] > 0
+    assert c["pairs"] == 2 * c["with_pairs"] and c["refusals"] == c["with_pairs"]
+    assert {p.reason for p in result.problems} == {"qa_failed"} and len(result.problems) == c["failed"]
+    assert all("invalid reply: not a fracto_qa JSON object" in p.detail for p in result.problems)
+    assert asked[0] in {p.item_id for p in result.problems}
+    card = json.loads((out / "dataset" / "qa_card.json").read_text())
+    assert card["generator"] == ["model:qa-m"] and sum(card["pairs"].values()) == c["pairs"]
+    assert card["refusals"] == {"measure": c["with_pairs"]}
