@@ -7,7 +7,8 @@ Usage:
 
 Stages (each reads the previous stage's files under OUT/stages and writes its own, so a killed run
 resumes where it stopped and any stage can be re-run alone):
-    mine -> panels -> filter -> dedup -> label -> manual -> items -> split -> augment -> export
+    mine -> panels -> filter -> dedup -> label -> manual -> items -> split -> augment -> export [-> qa]
+(qa only with --qa: question-answer pairs from captions and citing excerpts, a second dataset)
 """
 
 from __future__ import annotations
@@ -134,12 +135,22 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
         get_labeler(config.labeler, config)  # fail before any work if the labeller cannot run
     except (KeyError, ValueError, RuntimeError) as exc:
         raise BuildError(f"--labeler {config.labeler}: {exc.args[0] if exc.args else exc}") from None
+    if config.qa and not config.dry_run:  # the Q&A generator too (issue 15)
+        from dataset_builders.qa import get_generator
+
+        try:
+            get_generator(config)
+        except ValueError as exc:
+            raise BuildError(f"--qa-generator: {exc}") from None
     paths.stages.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.out / "build_config.json", config.model_dump_json(indent=1) + "\n")
 
     if config.dry_run:  # the offline stages up to dedup, then the label estimate, then stop
         to_stage = STAGE_NAMES[min(STAGE_NAMES.index(to_stage), STAGE_NAMES.index("label"))]
     names = STAGE_NAMES[STAGE_NAMES.index(from_stage): STAGE_NAMES.index(to_stage) + 1]
+    if config.qa and to_stage == "export" and not config.dry_run:  # --qa: the qa stage follows export
+        names = (*names, "qa")
+    names = tuple(n for n in names if n != "qa" or config.qa or to_stage == "qa")  # --to-stage qa: asked for
     results: dict[str, StageResult] = {}
     for name in names:
         t0 = time.perf_counter()

@@ -100,6 +100,13 @@ class BuildConfig(BaseModel):
     dataset_name: str = Field("fracto", description="prefix of the dataset names in dataset_info.json")
     variants: bool = Field(True, description="also emit the ablation variants (no manual images, no rotations)")
 
+    # qa (issue 15; a stage after export, run only with --qa; dataset_builders.qa)
+    qa: bool = Field(False, description="also write the question-answer dataset <name>_qa_{train,val,test} from "
+                                        "captions and citing excerpts (stage qa, after export)")
+    qa_generator: str | None = Field(None, description="who writes the Q&A pairs: templates (offline), openai, "
+                                                       "gemini, vllm (with --label-model, --base-url); default: "
+                                                       "the --labeler if it is an LLM, else templates")
+
     @model_validator(mode="after")
     def _check(self) -> "BuildConfig":
         if self.val_ratio + self.test_ratio >= 1:

@@ -21,6 +21,7 @@ STAGE_MODULES: dict[str, str] = {
     "split": "dataset_builders.split",
     "augment": "dataset_builders.augment",
     "export": "dataset_builders.export",
+    "qa": "dataset_builders.qa",  # only with --qa (BuildConfig.qa); see build.build
 }
 STAGE_NAMES = tuple(STAGE_MODULES)
 

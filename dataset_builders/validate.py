@@ -100,8 +100,11 @@ def _problem(file: str, reason: str, detail: str) -> Problem:
 
 
 def check_sample(sample: object, where: str, config: BuildConfig, images: _ImageCache, check: DatasetCheck,
-                 answers: _AnswerCache | None = None) -> None:
-    """Append the problems of one sample to `check` and update its token statistics."""
+                 answers: _AnswerCache | None = None, check_answers: bool = True) -> None:
+    """Append the problems of one sample to `check` and update its token statistics.
+
+    check_answers False: free-text answers (the Q&A dataset, dataset_builders.qa_export) are not parsed.
+    """
     answers = answers or _AnswerCache()
     if not isinstance(sample, dict) or not isinstance(sample.get("messages"), list) \
             or not isinstance(sample.get("images", []), list):
@@ -122,7 +125,7 @@ def check_sample(sample: object, where: str, config: BuildConfig, images: _Image
         check.problems.append(_problem(where, "image_tag_mismatch",
                                        f"{n_tags} {IMAGE_TAG} tag(s) for {len(image_paths)} image(s)"))
     for m in messages:
-        if m.get("role") == "assistant":
+        if check_answers and m.get("role") == "assistant":
             parsed = answers.parse(m["content"])
             if parsed.status != "ok":
                 check.problems.append(_problem(where, "bad_answer",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fracto_core.image_budget import IMAGE_MAX_PIXELS
 from eval.plan import DEFAULT_BENCHMARK, REASONING_MAX_TOKENS, RunConfig, RunOutcome
-from eval.tasks import task_names
+from eval.tasks import JUDGED_TASKS, task_names
 
 
 def summary_lines(outcome: RunOutcome) -> list[str]:
@@ -64,8 +64,9 @@ def parser(description: str) -> argparse.ArgumentParser:
                     help="openai:<model> | gemini:<model> | vllm:<served name> | <served name> (see eval/models.py) | "
                          "hybrid:<specialist>+<reasoner> (eval/mechanism.py) | clip:<arch>/<weights> "
                          "(eval/clip_baseline.py)")
-    ap.add_argument("--task", default="fracture_morphology", choices=task_names(),
-                    help="what the model is asked (default fracture_morphology: the training prompt and answer)")
+    ap.add_argument("--task", default="fracture_morphology", choices=[*task_names(), *JUDGED_TASKS],
+                    help="what the model is asked (default fracture_morphology: the training prompt and answer); "
+                         "sem_qa: free-text questions scored by --judge (see python -m eval.qa_task --help)")
     ap.add_argument("--benchmark", type=Path, default=None,
                     help=f"a dataset folder (the builder's test split) or a labels CSV beside its images "
                          f"(default {DEFAULT_BENCHMARK})")
@@ -126,3 +127,10 @@ def config_from_args(ap: argparse.ArgumentParser, argv: list[str] | None) -> Run
                      image_max_pixels=args.image_max_pixels, structured_output=args.structured_output,
                      resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, report=args.report,
                      context=args.context, circular=args.circular)
+
+
+def judged_task_module(argv: list[str]) -> str | None:
+    """The module that runs --task when it is a judged free-text task (JUDGED_TASKS), else None."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    return JUDGED_TASKS.get(pre.parse_known_args(argv)[0].task)

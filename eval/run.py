@@ -7,6 +7,7 @@ More:
     python -m eval.run --model vllm:fracto-32b               # URL from output/endpoints/fracto-32b.json (serve.sh)
     python -m eval.run --model gemini:gemini-3.1-pro --dry-run   # requests, input tokens, cost; sends nothing
     python -m eval.report output/eval/fracture_morphology/*     # side by side
+    python -m eval.run --task sem_qa --model vllm:fracto-32b --judge openai:gpt-5.2   # judged free text (eval.qa_task)
 
 Models (eval/models.py): openai:<model>, gemini:<model>, vllm:<served name> or a bare served name with
 --base-url / --endpoint-file / the endpoint file slurm/serve.sh wrote ($ENDPOINT_DIR/<name>.json,
@@ -46,6 +47,7 @@ default: running the same command again (same model identity) sends only the ima
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -57,7 +59,7 @@ from fracto_core.vlm_api.cache import ResponseCache
 from fracto_core.vlm_api.client import CallResult, ClientOptions, run_requests
 from fracto_core.vlm_api.pricing import price_for
 from eval.benchmark import BenchmarkError
-from eval.cli import config_from_args, parser, summary_lines
+from eval.cli import config_from_args, judged_task_module, parser, summary_lines
 from eval.identity import IdentityError, model_identity
 from eval.plan import (  # noqa: F401  (RunConfig, pixel_budget, generation_params: the public API of eval.run)
     CACHE_FILE,
@@ -227,6 +229,10 @@ def report(p: Plan, outcome: RunOutcome) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    judged = judged_task_module(argv)  # sem_qa has its own runner and flags (--judge ...): eval/qa_task.py
+    if judged is not None:
+        return importlib.import_module(judged).main(argv)
     config = config_from_args(parser(__doc__), argv)
     try:
         outcome = run_eval(config)

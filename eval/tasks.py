@@ -343,6 +343,10 @@ TASKS: dict[str, Task] = {
 }
 
 
+# Free-text tasks scored by an LLM judge: their own runner, not the Task machinery above (issue 15).
+JUDGED_TASKS: dict[str, str] = {"sem_qa": "eval.qa_task"}  # task name -> module with main(argv)
+
+
 def task_names() -> list[str]:
     return list(TASKS)
 

@@ -125,3 +125,23 @@ def tiny_api_server(tiny_dir, train_env, tmp_path_factory):
             pass
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def built_qa(built, tmp_path_factory):
+    """`built` plus the qa stage (templates, offline): a hard-linked copy of its output, then `--from-stage qa --qa`.
+
+    The dataset folder holds both datasets (fracto_* and fracto_qa_*), as `python -m dataset_builders.build --qa`.
+    """
+    import shutil
+
+    from dataset_builders.build import build
+    from dataset_builders.config import BuildConfig
+
+    src, _ = built
+    out = tmp_path_factory.mktemp("build_qa") / "out"
+    shutil.copytree(src, out, copy_function=os.link)
+    stored = BuildConfig.model_validate_json((src / "build_config.json").read_text())
+    config = stored.model_copy(update={"out": out, "qa": True})
+    results = build(config, from_stage="qa", to_stage="qa", progress=False)
+    return out, results

@@ -35,8 +35,9 @@ def _repo_cwd(monkeypatch, hf_env):
 
 
 @pytest.fixture(scope="module")
-def dataset_dir(built) -> Path:
-    return built[0] / "dataset"
+def dataset_dir(built_qa) -> Path:
+    """The builder's dataset with --qa (a superset of the default one: the Q&A mixture recipes need fracto_qa_*)."""
+    return built_qa[0] / "dataset"
 
 
 def minimal_overrides(recipe_path: Path, tiny_dir: Path, tmp_path: Path, dataset_dir: Path) -> dict:

@@ -1,0 +1,229 @@
+"""The Q&A dataset (issue 15): template pairs, LLM-written pairs against a scripted server, the export with the
+morphology splits, LlamaFactory's own loader on it, and (slow) a real `llamafactory-cli train` on the mixture."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dataset_builders.config import BuildConfig
+from dataset_builders.qa_llm import LLMQAGenerator, parse_qa_reply
+from dataset_builders.qa_records import QUESTIONS, SourceText
+from dataset_builders.qa_templates import sentences, template_pairs
+from support import Reply, ScriptedServer
+
+STRIATIONS = SourceText(
+    item_id="p1-f1-a",
+    captions=["Fig. 1: SEM fractograph showing closely spaced fatigue striations; no cleavage facets are visible."],
+    excerpts=["ested at R = 0.1. The crack initiated at a surface pore. Hardness was measured with a lo"],
+    features=["fatigue striations"], label_origin="caption_rules")
+
+
+# --- templates -------------------------------------------------------------------------------------
+
+def test_sentences_keep_figure_references_and_drop_cut_pieces() -> None:
+    text = "ested at R. As shown in Fig. 1, the surface exhibits rock candy. No dimples were seen in Fig. 2. The heat tr"
+    assert sentences(text) == ["As shown in Fig. 1, the surface exhibits rock candy.", "No dimples were seen in Fig. 2."]
+    assert sentences("fatigue striations", keep_unterminated=True) == ["fatigue striations"]
+
+
+def test_template_pairs_are_grounded_in_the_text() -> None:
+    pairs = {p.kind: p for p in template_pairs(STRIATIONS)}
+    assert list(pairs) == ["features", "mechanism", "origin", "measure"]
+    caption = STRIATIONS.captions[0]
+    assert pairs["features"].features == ["fatigue striations"] and pairs["features"].sources == [caption]
+    assert pairs["features"].question == QUESTIONS["features"]
+    assert pairs["mechanism"].answer == "The fatigue striations indicate fatigue." and not pairs["mechanism"].refused
+    assert pairs["origin"].sources == ["The crack initiated at a surface pore."]
+    assert pairs["measure"].answer.startswith("Measure the striation spacing")
+    assert not any(p.refused for p in pairs.values())
+    # the negated feature is not claimed
+    assert "cleavage" not in pairs["features"].answer.split(".")[0]
+
+
+def test_template_refuses_what_the_text_does_not_support() -> None:
+    src = SourceText(item_id="x", captions=["Fig. 3: SEM image of the specimen surface."], features=[])
+    pairs = template_pairs(src)
+    assert [(p.kind, p.refused, p.sources) for p in pairs] == [
+        ("features", True, []), ("mechanism", True, []), ("origin", True, [])]
+    negated = SourceText(item_id="y", captions=["SEM image; no dimples were observed."], features=["equiaxed dimples"])
+    assert template_pairs(negated)[0].refused  # a negated mention grounds nothing
+
+
+# --- LLM generation against a scripted server -------------------------------------------------------
+
+def _good(src: SourceText) -> str:
+    return json.dumps({"item": src.item_id, "pairs": [
+        {"kind": "features", "answer": "Fatigue striations.", "refused": False, "sources": [src.captions[0]]},
+        {"kind": "origin", "answer": "Not stated.", "refused": True, "sources": []}]})
+
+
+def test_llm_generation_accepts_grounded_replies_only(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    sources = [STRIATIONS.model_copy(update={"item_id": f"item-{k}"}) for k in ("good", "ungrounded", "badjson",
+                                                                               "badkind", "down")]
+    replies = {
+        "item-good": Reply(_good(sources[0])),
+        "item-ungrounded": Reply(json.dumps({"item": "item-ungrounded", "pairs": [
+            {"kind": "features", "answer": "Dimples.", "refused": False, "sources": ["Dimples cover the surface."]},
+            {"kind": "origin", "answer": "No.", "refused": True, "sources": []}]})),
+        "item-badjson": Reply('{"item": "item-badjson", "pairs": [{"kind": '),
+        "item-badkind": Reply(json.dumps({"item": "item-badkind", "pairs": [
+            {"kind": "colour", "answer": "Grey.", "refused": False, "sources": [STRIATIONS.captions[0]]}] * 2})),
+        "item-down": Reply(status=500, content=None),
+    }
+
+    def responder(body, key, n):
+        text = body["messages"][-1]["content"][0]["text"]
+        item = text.split("\n")[0].removeprefix("Item: ")
+        return replies[item]
+
+    with ScriptedServer(responder=responder) as server:
+        config = BuildConfig(out=tmp_path, labeler="vllm", label_model="m", base_url=server.base_url,
+                             label_max_attempts=2, concurrency=2)
+        gen = LLMQAGenerator("vllm", config)
+        items, summary = gen.generate(sources, tmp_path / "qa_cache.sqlite", progress=False)
+        by_id = {i.item_id: i for i in items}
+        assert by_id["item-good"].status == "ok" and [p.kind for p in by_id["item-good"].pairs] == ["features",
+                                                                                                    "origin"]
+        assert by_id["item-good"].pairs[0].features == ["fatigue striations"]
+        assert by_id["item-good"].pairs[1].refused and by_id["item-good"].origin == "model:m"
+        for bad, why in (("item-ungrounded", "source not in the text"), ("item-badjson", "not a fracto_qa JSON"),
+                         ("item-badkind", "kinds must be distinct"), ("item-down", "API call failed")):
+            assert by_id[bad].status == "failed" and not by_id[bad].pairs, bad
+            assert why in by_id[bad].detail, (bad, by_id[bad].detail)
+        assert (summary.ok, summary.invalid, summary.failed) == (1, 3, 1)
+        first = server.count()
+        assert first == 6  # 4 replies + 2 attempts of the 500
+        # again: the valid reply comes from the cache, every rejected one is asked again
+        gen.generate(sources, tmp_path / "qa_cache.sqlite", progress=False)
+        asked = [r.body["messages"][-1]["content"][0]["text"].split("\n")[0] for r in server.requests[first:]]
+        assert "Item: item-good" not in asked and len(asked) == 5
+
+
+def test_parse_qa_reply_checks_item_and_counts() -> None:
+    pairs, error = parse_qa_reply(_good(STRIATIONS).replace("p1-f1-a", "other"), STRIATIONS)
+    assert pairs == [] and "not 'p1-f1-a'" in error
+    one = json.dumps({"item": "p1-f1-a", "pairs": json.loads(_good(STRIATIONS))["pairs"][:1]})
+    assert parse_qa_reply(one, STRIATIONS)[1] == "1 pairs; expected 2 to 5"
+
+
+# --- the exported Q&A dataset ----------------------------------------------------------------------
+
+def _meta(dataset: Path, name: str) -> list[dict]:
+    return [json.loads(line) for line in (dataset / f"{name}_meta.jsonl").read_text().splitlines()]
+
+
+def test_qa_dataset_has_the_morphology_splits(built_qa) -> None:
+    out, results = built_qa
+    dataset = out / "dataset"
+    info = json.loads((dataset / "dataset_info.json").read_text())
+    assert {"fracto_train", "fracto_qa_train", "fracto_qa_val", "fracto_qa_test"} <= set(info)
+    split_of_item = {m["item_id"]: split for split in ("train", "val", "test")
+                     for m in _meta(dataset, f"fracto_{split}")}
+    papers: dict[str, set[str]] = {}
+    total = 0
+    for split in ("train", "val", "test"):
+        samples = json.loads((dataset / f"fracto_qa_{split}.json").read_text())
+        metas = _meta(dataset, f"fracto_qa_{split}")
+        assert len(samples) == len(metas)
+        total += len(samples)
+        for sample, meta in zip(samples, metas):
+            assert split_of_item[meta["item_id"]] == split
+            assert sample["images"] == [meta["image"]] and (dataset / meta["image"]).is_file()
+            assert sample["messages"][0]["content"] == "<image>" + QUESTIONS[meta["kind"]]
+            assert sample["messages"][1]["content"] == meta["answer"]
+            assert meta["refused"] or meta["sources"]
+            for p in meta["paper_ids"]:
+                papers.setdefault(p, set()).add(split)
+        per_item: dict[str, int] = {}
+        for m in metas:
+            per_item[m["item_id"]] = per_item.get(m["item_id"], 0) + 1
+        assert all(2 <= n <= 5 for n in per_item.values())
+    assert all(len(s) == 1 for s in papers.values()), {p: s for p, s in papers.items() if len(s) > 1}
+    counts = results["qa"].counts
+    assert counts["pairs"] == total > 0 and 0 < counts["refusals"] < total
+    card = json.loads((dataset / "qa_card.json").read_text())
+    assert sum(card["pairs"].values()) == total and card["generator"] == ["templates"]
+
+
+def test_llamafactory_loads_the_qa_dataset(built_qa, tmp_path: Path) -> None:
+    from llamafactory.data.loader import _load_single_dataset
+    from llamafactory.data.parser import get_dataset_list
+    from llamafactory.hparams import DataArguments, ModelArguments, TrainingArguments
+
+    dataset_dir = str(built_qa[0] / "dataset")
+    names = ["fracto_qa_train", "fracto_qa_test"]
+    model_args = ModelArguments(model_name_or_path="unused-no-model-is-loaded", cache_dir=str(tmp_path / "hf"))
+    data_args = DataArguments(dataset_dir=dataset_dir, dataset=",".join(names))
+    training_args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none")
+    for name, attr in zip(names, get_dataset_list(names, dataset_dir)):
+        ours = json.loads(Path(dataset_dir, f"{name}.json").read_text())
+        converted = _load_single_dataset(attr, model_args, data_args, training_args)
+        assert len(converted) == len(ours) > 0
+        for sample, record in zip(ours, converted):
+            assert record["_prompt"] == [{"role": "user", "content": sample["messages"][0]["content"]}]
+            assert record["_response"] == [{"role": "assistant", "content": sample["messages"][1]["content"]}]
+            assert record["_images"] == [os.path.join(dataset_dir, sample["images"][0])]
+
+
+@pytest.mark.slow
+def test_tiny_model_trains_on_the_mixture(built_qa, tiny_dir, train_env, tmp_path: Path) -> None:
+    from training.smoke import TINY_RECIPES, cpu_env, run_logged, venv_bin
+
+    out = tmp_path / "mix"
+    env = cpu_env(tmp_path, base=train_env)
+    recipe = TINY_RECIPES / "lora_sft_qa_mix_cpu.yaml"
+    run_logged("mix", [venv_bin("llamafactory-cli"), "train", recipe, f"model_name_or_path={tiny_dir}",
+                       f"dataset_dir={built_qa[0] / 'dataset'}", f"output_dir={out}", "max_samples=8",
+                       "image_max_pixels=65536", "cutoff_len=1024", "max_steps=2"], tmp_path / "mix.log", env, 600)
+    log = (tmp_path / "mix.log").read_text()
+    assert "Loading dataset fracto_train.json" in log and "Loading dataset fracto_qa_train.json" in log
+    assert "Num examples = 16" in log  # max_samples 8 of each dataset: the mixture, not one of them
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert len(losses) == 2 and all(0 < x < 20 for x in losses)
+    assert (out / "adapter_model.safetensors").is_file()
+
+
+def test_qa_stage_with_an_llm_generator(built, tmp_path: Path, monkeypatch) -> None:
+    """The qa stage through the labelling client: grounded replies become the dataset, a bad one a problem line."""
+    import shutil
+
+    from dataset_builders import qa
+    from dataset_builders.stage_paths import StagePaths
+
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    out = tmp_path / "out"
+    shutil.copytree(built[0], out, copy_function=os.link)
+    asked: list[str] = []
+
+    def responder(body, key, n):
+        text = body["messages"][-1]["content"][0]["text"]
+        item = text.split("\n")[0].removeprefix("Item: ")
+        asked.append(item)
+        caption = text.split("Caption(s):\n- ")[1].split("\n")[0] if "Caption(s):\n- " in text else ""
+        if len(asked) == 1 or not caption or caption == "(none)":  # the first item gets a malformed reply
+            return Reply('{"item": "' + item + '", "pairs": "oops"}')
+        return Reply(json.dumps({"item": item, "pairs": [
+            {"kind": "features", "answer": f"As the caption says: {caption}", "refused": False, "sources": [caption]},
+            {"kind": "measure", "answer": "The text gives nothing to measure.", "refused": True, "sources": []}]}))
+
+    with ScriptedServer(responder=responder) as server:
+        stored = BuildConfig.model_validate_json((built[0] / "build_config.json").read_text())
+        config = stored.model_copy(update={"out": out, "qa": True, "qa_generator": "vllm", "label_model": "qa-m",
+                                           "base_url": server.base_url, "label_max_attempts": 1})
+        result = qa.run(StagePaths(out), config, progress=False)
+    c = result.counts
+    assert c["failed"] >= 1 and c["with_pairs"] == c["items"] - c["failed"] - c["no_text"] > 0
+    assert c["pairs"] == 2 * c["with_pairs"] and c["refusals"] == c["with_pairs"]
+    assert {p.reason for p in result.problems} == {"qa_failed"} and len(result.problems) == c["failed"]
+    assert all("invalid reply: not a fracto_qa JSON object" in p.detail for p in result.problems)
+    assert asked[0] in {p.item_id for p in result.problems}
+    card = json.loads((out / "dataset" / "qa_card.json").read_text())
+    assert card["generator"] == ["model:qa-m"] and sum(card["pairs"].values()) == c["pairs"]
+    assert card["refusals"] == {"measure": c["with_pairs"]}
