@@ -180,7 +180,8 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "sources": sources,
         "leakage": leakage(items, split_of, config.dedup_max_distance),
         "dropped": {
-            "filter": {"rejected": len(rejected), "of": len(decisions), "by_evidence": dict(evidence.most_common(TOP_REASONS))},
+            "filter": {"rejected": len(rejected), "of": len(decisions),  # ties by name: set order varies per run
+                       "by_evidence": dict(sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS])},
             "duplicates": {"count": len(duplicates), "panels": sorted(duplicates, key=lambda d: d["panel_id"])},
             "labels": dict(sorted(Counter(rec.status for rec in labels if rec.status != "labelled").items())),
             "benchmark": sorted(benchmark, key=lambda d: (d["item_id"] or "", d["image"])),

@@ -17,6 +17,8 @@ panel id. The score adds up weighted evidence:
 - what the text says the image is, when that is not a fracture surface, pushes down with the reason named:
   X-ray CT, wear/fretting, cavitation erosion, corrosion surfaces, oxide scales and coatings, melt tracks,
   TEM/APT, photographs, besides plots, schematics, microstructures, EBSD, spectra, tables, simulations;
+- an image kept whole for several named panels is dropped when its panels' caption parts disagree on being
+  a fracture surface (reason unsplit_multipanel; see labelling.multipanel);
 - image cues: mostly white or few grey levels (line art), strongly coloured (plots, maps, photos),
   or, upwards, a grey, textured image (what an SEM fractograph looks like).
 keep = score >= config.filter_min_score. Every piece of evidence is listed in the decision's reasons
@@ -32,6 +34,7 @@ from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.mentions import find_mentions
+from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
 from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_model, write_jsonl_atomic
@@ -143,7 +146,26 @@ def cue_evidence(cues: ImageCues) -> list[tuple[float, str]]:
 
 
 def decide(panel: PanelRecord, min_score: float) -> FilterDecision:
-    """Keep or drop one panel, with the score and every reason that moved it."""
+    """Keep or drop one panel, with the score and every reason that moved it.
+
+    An unlettered image standing for several named panels (labelling.multipanel) is also judged panel by
+    panel on each one's own caption (common part + its part): when some read as fracture surfaces
+    (score >= min_score) and others give no evidence of one (score <= 0: "(a) position of the specimens",
+    "(f) mean hardness"), it is dropped (reason unsplit_multipanel): no crop isolates the fractographs.
+    """
+    decision = _decide_one(panel, min_score)
+    views = lettered_views(panel)
+    if not views or not decision.keep:
+        return decision
+    scores = {v.letter: sum(w for w, _ in text_evidence(v.caption, "caption")) for v in views}
+    if max(scores.values()) < min_score or min(scores.values()) > 0:
+        return decision
+    others = ", ".join(f"({k})" for k, score in scores.items() if score <= 0)
+    return decision.model_copy(update={"keep": False, "reasons": [
+        *decision.reasons, f"{UNSPLIT}:panels {others} of this unsplit image are not named fracture surfaces"]})
+
+
+def _decide_one(panel: PanelRecord, min_score: float) -> FilterDecision:
     evidence = text_evidence(panel.caption or panel.figure_caption, "caption")
     seen: set[str] = set()
     for excerpt in panel.excerpts:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from dataset_builders.config import BuildConfig
+from dataset_builders.labelling.multipanel import REASON as UNSPLIT
 from dataset_builders.manual import EXPERT_LABELS_NAME, apply_expert_labels
 from dataset_builders.perceptual_hash import hamming
 from dataset_builders.records import (
@@ -86,6 +87,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         label = labels.get(panel.panel_id)
         if label is None or label.status != "labelled" or not label.features:
             reason = "label_failed" if label is not None and label.status == "failed" else "no_features"
+            if label is not None and label.detail.startswith(UNSPLIT):
+                reason = UNSPLIT  # a whole image for panels with different features (labelling.multipanel)
             detail = label.detail if label is not None and label.detail else "the labeller found no vocabulary feature"
             problems.append(Problem(file=panel.source_pdf, stage="label", reason=reason, detail=detail,
                                     paper_id=panel.paper_id, item_id=panel.panel_id))

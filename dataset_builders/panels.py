@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import compute_cues, flatten_to_rgb_or_l
+from dataset_builders.panel_layout import split_composite
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box,
@@ -411,25 +412,32 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         else:
             note = f"{named} and no gutters were found"
         return whole("single", note), []
-    if grid.problem:
-        return whole("whole_unsure", f"caption names {len(wanted)} panels ({', '.join(wanted)}) but "
-                                     f"{grid.problem}"), []
-    if n_cells != len(wanted):
-        found = "no gutters found" if n_cells <= 1 else f"found {n_cells} cells between white gutters"
-        return whole("whole_unsure", f"caption names {len(wanted)} panels ({', '.join(wanted)}) but {found}"), []
-
-    letters = letters_from_printed(grid.cells, part, pixels.size, figure.panel_letters, wanted)
-    how = "printed letters" if letters else "row-major order"
-    letters = letters or wanted
+    method, cells = "gutter", grid.cells
+    if grid.problem or n_cells != len(wanted):
+        found = grid.problem or ("no gutters found" if n_cells <= 1 else f"found {n_cells} cells between white gutters")
+        # === the one hand-off to panel_layout: composites the white-gutter grid cannot cut ===
+        layout = split_composite(grey, wanted)
+        if layout is None or (layout.letters is None and not (
+                letters := letters_from_printed(layout.cells, part, pixels.size, figure.panel_letters, wanted))):
+            why = "" if layout is None else f"; {layout.note}"
+            return whole("whole_unsure", f"caption names {len(wanted)} panels ({', '.join(wanted)}) but {found}{why}"), []
+        method, cells, n_cells = "layout", layout.cells, len(layout.cells)
+        how = layout.note if layout.letters else f"{layout.note}; printed letters"
+        letters = layout.letters or letters
+    else:
+        letters = letters_from_printed(grid.cells, part, pixels.size, figure.panel_letters, wanted)
+        how = "printed letters" if letters else "row-major order"
+        letters = letters or wanted
     panels: list[PanelRecord] = []
-    for cell, letter in zip(grid.cells, letters):
+    for cell, letter in zip(cells, letters):
         crop = pixels.crop(cell)
         panel_id = f"{figure.figure_id}-{letter}"
         target = ctx.image_dir / f"{panel_id}.jpg"
         write_bytes_atomic(target, _jpeg_bytes(crop), durable=False)
-        note = f"{n_cells} cells between white gutters; letters by {how}; crop {cell}"
+        note = f"{n_cells} cells between white gutters; letters by {how}; crop {cell}" if method == "gutter" \
+            else f"{how}; crop {cell}"
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=ctx.paths.rel(target),
-                                pixels=crop, method="gutter", note=note,
+                                pixels=crop, method=method, note=note,
                                 caption=panel_caption(figure.caption, common, parts_text, letter),
                                 whole_figure=False))
     return panels, []

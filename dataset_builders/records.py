@@ -111,7 +111,7 @@ class PanelRecord(Record):
     image: str
     width: int
     height: int
-    split_method: Literal["single", "parts", "gutter", "whole_unsure"]
+    split_method: Literal["single", "parts", "gutter", "layout", "whole_unsure"]
     split_note: str = ""  # why a split was or was not made
     caption: str = ""  # this panel's own part of the caption (falls back to the whole caption)
     figure_caption: str = ""

@@ -316,3 +316,24 @@ def test_llm_prompt_receives_the_excerpts_resolved_to_the_panel():
     assert "sketch" not in user and "hardness" not in user
     record = label_panel(panel)
     assert record.features == ["equiaxed dimples", "cleavage facets"]  # MVC, TG: the vocabulary's abbreviations
+
+
+# --- an image kept whole for several named panels (labelling.multipanel) ----------------------------------
+
+def test_unsplit_multipanel_keeps_only_features_of_every_panel():
+    cap = ("Fig. 2. SEM fractographs of the weld, all showing secondary cracks: (a) equiaxed dimples near the "
+           "origin; (b) cleavage facets in the core.")
+    rec = label_panel(panel(panel_id="p1-p2-f0-whole", letter=None, caption=cap))
+    assert rec.features == ["secondary cracks"]  # named for both panels; dimples / cleavage for one each
+    assert rec.detail.startswith("unsplit_multipanel") and "(a) equiaxed dimples" in rec.detail
+    # the same caption on a split panel keeps that panel's own features
+    assert set(label_panel(panel(letter="a", caption=cap, figure_caption=cap)).features) >= {"equiaxed dimples"}
+
+
+def test_unsplit_multipanel_with_nothing_common_is_not_labelled():
+    cap = "Fig. 2. (a) Equiaxed dimples in the overload zone; (b) intergranular facets near the origin."
+    rec = label_panel(panel(panel_id="p1-p2-f0-whole", letter=None, caption=cap))
+    assert rec.features == [] and rec.status == "no_features" and rec.detail.startswith("unsplit_multipanel")
+    # a figure naming one panel or none is not concerned
+    one = label_panel(panel(panel_id="p1-p2-f1-whole", letter=None, caption="Fig. 3. Equiaxed dimples (a)."))
+    assert one.features == ["equiaxed dimples"]

@@ -194,3 +194,16 @@ def test_non_fracture_micrographs_are_rejected_with_the_reason(caption, reason):
     assert sum(w for w, _ in evidence) < 1.0
     assert reason in [r for _, r in evidence]
     assert not any("feature=" in r for _, r in evidence)  # no other-sense feature counted
+
+
+def test_unsplit_multipanel_with_non_fracture_panels_is_dropped():
+    cap = ("Fig. 2. (a) Position of the Charpy specimens in the plate; (b-e) SEM fractographs of the fracture "
+           "surfaces of specimens S2-S5; (f) mean hardness of the specimens.")
+    whole = panel(cap, panel_id="p-p1-f1-whole").model_copy(update={"letter": None})
+    d = ff.decide(whole, 1.0)
+    assert not d.keep and any(r.startswith("unsplit_multipanel:panels (a), (f)") for r in d.reasons)
+    # split, the fractograph panel is kept; whole, a figure whose panels all are fracture surfaces is kept
+    split_b = panel(cap).model_copy(update={"letter": "b", "caption": "SEM fractographs of the fracture surfaces"})
+    assert ff.decide(split_b, 1.0).keep
+    all_fracto = "Fig. 3. Fracture surfaces of the bars: (a) as built; (b) after heat treatment."
+    assert ff.decide(panel(all_fracto, panel_id="p-p1-f2-whole").model_copy(update={"letter": None}), 1.0).keep

@@ -1,9 +1,10 @@
 """Accuracy on real papers (../shared/real_literature): the benchmark's scorer, with floors just below what
 the builder reaches, so a regression fails. Skips cleanly when the folder is absent (a clone without it).
 
-Measured (benchmarks/bench_real_literature.py): figure recall 1.00, filter P 0.85 R 1.00, dataset labels
-P 0.57 R 0.94, caption-rule labeller alone P 0.77 R 0.94. Every remaining label error comes from one
-composite figure (Djukic 2016 Fig. 2: fractographs around a schematic) that the splitter keeps whole.
+Measured (benchmarks/bench_real_literature.py): figure recall 1.00, panel split 0.75, filter P 1.00 R 1.00,
+dataset labels P 0.88 R 0.78, caption-rule labeller alone P 0.88 R 0.78. The composite Djukic 2016 Fig. 2
+(fractographs around a schematic and a bar chart, letters only in the pixels) is now cut by panel_layout;
+its remaining label errors come from features named only in a table or in the pixels (QC, TG, IG).
 """
 
 from __future__ import annotations
@@ -32,14 +33,18 @@ def test_every_pdf_is_accounted_for_and_figures_found(scores):
 
 def test_fractograph_filter(scores):
     s = scores.summary()
-    assert s["filter_recall"] >= 0.9  # goal 0.85: uncaptioned report images are kept from their context text
-    assert s["filter_precision"] >= 0.8  # goal 0.9 not reached: the composite Djukic Fig. 2 is kept whole
+    assert s["filter_recall"] >= 0.95  # goal 0.85: uncaptioned report images are kept from their context text
+    assert s["filter_precision"] >= 0.95  # goal 0.9: composites are cut (panel_layout) or dropped whole
+
+
+def test_panel_split(scores):
+    assert scores.summary()["split_accuracy"] >= 0.74  # Djukic Fig. 2 cut; Sun 2021 and uncaptioned sheets not
 
 
 def test_labels(scores):
     s = scores.summary()
-    assert s["labeller_precision"] >= 0.72 and s["labeller_recall"] >= 0.85
-    assert s["label_precision"] >= 0.5 and s["label_recall"] >= 0.85
+    assert s["labeller_precision"] >= 0.85 and s["labeller_recall"] >= 0.75
+    assert s["label_precision"] >= 0.85 and s["label_recall"] >= 0.75  # goal: >= 0.85 / >= 0.5
 
 
 def test_no_label_on_negative_papers_except_the_composite(scores):

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from dataset_builders.pdf.captions import expand_letters, find_citations
 from dataset_builders.labelling.base import LabelOutcome, LabelTask
 from dataset_builders.labelling.mentions import Mention, defined_abbreviations, find_mentions, sentence_spans
+from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
 from dataset_builders.records import LabelRecord, PanelRecord
 from fracto_core.vocabulary import sort_features
 
@@ -203,7 +204,13 @@ def snippet(text: str, start: int, end: int, lo: int = 0, hi: int | None = None)
 
 def label_panel(panel: PanelRecord) -> LabelRecord:
     """Caption-rule label of one panel: features asserted by its caption or citing excerpts, minus those
-    its own caption negates; evidence holds, per feature, the caption or excerpt text that names it."""
+    its own caption negates; evidence holds, per feature, the caption or excerpt text that names it.
+
+    An unlettered image standing for several named panels gets only the features of every panel
+    (``labelling.multipanel``)."""
+    views = lettered_views(panel)
+    if views:
+        return _label_unsplit(panel, [label_panel(v) for v in views], [v.letter or "" for v in views])
     caption = panel.caption or panel.figure_caption
     abbreviations = defined_abbreviations([panel.figure_caption or caption, *panel.excerpts])
     cap_mentions = find_mentions(caption, abbreviations)
@@ -249,6 +256,28 @@ def label_panel(panel: PanelRecord) -> LabelRecord:
         detail = f"only hedged mentions: {', '.join(uncertain)}"
     return LabelRecord(item_id=panel.panel_id, features=[], origin=ORIGIN, evidence={},
                        negated=sort_features(negated), uncertain=uncertain, status="no_features", detail=detail)
+
+
+def _label_unsplit(panel: PanelRecord, per_letter: list[LabelRecord], letters: list[str]) -> LabelRecord:
+    """The features asserted for every named panel of an image the panels stage could not split."""
+    sets = [set(r.features) for r in per_letter]
+    if not any(sets):
+        return per_letter[0]
+    common = set.intersection(*sets)
+    only = {k: sorted(s - common) for k, s in zip(letters, sets) if s - common}
+    negated = set().union(*(r.negated for r in per_letter)) - common
+    uncertain = set().union(*(r.uncertain for r in per_letter)) - common - negated
+    dropped = "; ".join(f"({k}) {', '.join(v)}" for k, v in only.items())
+    detail = (f"{UNSPLIT}: image kept whole for panels {', '.join(letters)}; features of some panels only "
+              f"dropped: {dropped}") if only else ""
+    evidence = {f: per_letter[0].evidence[f] for f in sort_features(common)}
+    if common:
+        return LabelRecord(item_id=panel.panel_id, features=sort_features(common), origin=ORIGIN, evidence=evidence,
+                           negated=sort_features(negated), uncertain=sort_features(uncertain), status="labelled",
+                           detail=detail)
+    return LabelRecord(item_id=panel.panel_id, features=[], origin=ORIGIN, evidence={},
+                       negated=sort_features(negated), uncertain=sort_features(uncertain), status="no_features",
+                       detail=detail)
 
 
 # --- the labeller (registered as caption_rules) ---------------------------------------------------------------------------------

@@ -1,0 +1,272 @@
+"""Composite figures the white-gutter search cannot cut: micrographs around a schematic or a plot, panels
+separated by thin borders or narrow gutters crossed by arrows, letters printed in the pixels.
+
+Called by panels.py at one point (a figure whose caption names more panels than the gutter grid found
+cells); reads the figure's pixels, returns cells and, when it can read them, their letters. Writes nothing.
+
+How:
+1. photographs (micrographs) are found as textured blocks: a block of the image whose pixels are mostly
+   mid-grey (not white paper, not black ink) and vary (std above PHOTO_STD; flat grey bars of a chart do
+   not); touching blocks form a component, whose bounding box is one or more photo panels. Inside a box,
+   abutting photos are cut along lines that are near-uniform across it (a white gutter or a thin border,
+   any grey) - a dashed arrow crossing a gutter takes only a few pixels of a line, so lines count when
+   GUTTER_SHARE of their pixels agree;
+2. the rest of the figure (photos painted white) is line art: plots, schematics. Its cells come from the
+   same tolerant cut, their small pieces (arrows, labels) merged into neighbours;
+3. letters: each cell's corners are searched for a printed letter (a dark glyph of letter height, alone in
+   a light box, or a light glyph on dark); glyphs are compared with the candidate letters rendered in the
+   bundled sans-serif font (Pillow's load_default) at several weights. Letters are used only when every
+   cell's best letter is distinct and clearly better than its second best; otherwise the caller learns
+   that the cells could not be matched to letters.
+scipy comes with scikit-learn (a pinned dependency).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+WHITE = 235  # a pixel above this grey is paper
+BLOCK_DIVISOR = 80  # photo blocks are min(width, height) / this pixels wide (at least 4)
+PHOTO_MID = 0.6  # a photo block has at least this share of mid-grey pixels ...
+PHOTO_STD = 10.0  # ... and at least this grey std
+GUTTER_SHARE = 0.97  # a line is a gutter when this share of its pixels is paper (or agree with its median)
+UNIFORM_TOL = 12  # ... a border line: pixels within this of the line's median grey
+MIN_SIDE = 0.12  # every cell spans at least this share of the figure's width and height
+NEAR = 0.01  # line-art cells closer than this share of the figure's long side are one panel
+GLYPH_SIZE = 24  # glyphs are compared at this size
+MIN_LETTER_SCORE = 0.72  # a glyph correlates at least this well with its letter's rendering ...
+LETTER_MARGIN = 0.08  # the best letter's score beats the second best by at least this
+
+Cell = tuple[int, int, int, int]  # x0, y0, x1, y1, end-exclusive
+
+
+@dataclass
+class Layout:
+    cells: list[Cell]  # top to bottom (letters come from the pixels, not from the order)
+    letters: list[str] | None  # one per cell, or None when they could not be read
+    note: str
+
+
+# --- cells -------------------------------------------------------------------------------------------
+
+def _runs(gutter: np.ndarray) -> list[tuple[int, int]]:
+    """Runs [start, end) of non-gutter lines."""
+    content = np.concatenate(([False], ~gutter, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(content))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2])]
+
+
+def _merge_small(runs: list[tuple[int, int]], min_size: float) -> list[tuple[int, int]]:
+    """Merge runs shorter than min_size into the nearer neighbour."""
+    runs = list(runs)
+    while len(runs) > 1:
+        sizes = [e - s for s, e in runs]
+        i = min(range(len(runs)), key=lambda k: (sizes[k], k))
+        if sizes[i] >= min_size:
+            break
+        gap_prev = runs[i][0] - runs[i - 1][1] if i > 0 else math.inf
+        gap_next = runs[i + 1][0] - runs[i][1] if i + 1 < len(runs) else math.inf
+        j = i - 1 if gap_prev < gap_next else i + 1
+        a, b = min(i, j), max(i, j)
+        runs[a:b + 1] = [(runs[a][0], runs[b][1])]
+    return runs
+
+
+def _gutters(region: np.ndarray, axis: int, uniform: bool) -> np.ndarray:
+    """Per line (axis=1: rows, axis=0: columns): is it a gutter (paper, or with `uniform` a border line)?"""
+    paper = (region > WHITE).mean(axis=axis) >= GUTTER_SHARE
+    if not uniform:
+        return paper
+    median = np.median(region, axis=axis, keepdims=True)
+    return paper | ((np.abs(region.astype(np.int16) - median) <= UNIFORM_TOL).mean(axis=axis) >= GUTTER_SHARE)
+
+
+def _cut(grey: np.ndarray, cell: Cell, min_w: float, min_h: float, uniform: bool, depth: int = 0) -> list[Cell]:
+    """Recursive XY-cut along tolerant gutters; trimmed cells, rows first."""
+    x0, y0, x1, y1 = cell
+    ink = grey[y0:y1, x0:x1] <= WHITE
+    ys, xs = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if ys.size == 0:
+        return []
+    x0, y0, x1, y1 = x0 + int(xs[0]), y0 + int(ys[0]), x0 + int(xs[-1]) + 1, y0 + int(ys[-1]) + 1
+    region = grey[y0:y1, x0:x1]
+    if depth < 6:
+        rows = _merge_small(_runs(_gutters(region, 1, uniform)), min_h)
+        if len(rows) > 1:
+            return [c for s, e in rows for c in _cut(grey, (x0, y0 + s, x1, y0 + e), min_w, min_h, uniform, depth + 1)]
+        cols = _merge_small(_runs(_gutters(region, 0, uniform)), min_w)
+        if len(cols) > 1:
+            return [c for s, e in cols for c in _cut(grey, (x0 + s, y0, x0 + e, y1), min_w, min_h, uniform, depth + 1)]
+    return [(x0, y0, x1, y1)]
+
+
+def photo_boxes(grey: np.ndarray) -> list[Cell]:
+    """Bounding boxes of textured (photograph-like) regions at least MIN_SIDE of each figure side."""
+    height, width = grey.shape
+    b = max(4, min(height, width) // BLOCK_DIVISOR)
+    h, w = height // b, width // b
+    if h < 4 or w < 4:
+        return []
+    blocks = grey[:h * b, :w * b].reshape(h, b, w, b).swapaxes(1, 2).reshape(h, w, b * b)
+    mid = ((blocks > 30) & (blocks < 225)).mean(axis=2)
+    photo = (mid > PHOTO_MID) & (blocks.std(axis=2) > PHOTO_STD)
+    photo = ndimage.binary_fill_holes(ndimage.binary_closing(photo, iterations=2))
+    labels, _ = ndimage.label(photo)
+    boxes = []
+    for ys, xs in ndimage.find_objects(labels):
+        if (ys.stop - ys.start) >= MIN_SIDE * h and (xs.stop - xs.start) >= MIN_SIDE * w:
+            boxes.append((xs.start * b, ys.start * b, min(width, xs.stop * b), min(height, ys.stop * b)))
+    return boxes
+
+
+def _grow(grey: np.ndarray, box: Cell) -> Cell:
+    """The box pushed out on each side to the nearest paper line (a photo block grid is coarse, and a dark
+    area of a micrograph is not textured)."""
+    height, width = grey.shape
+    x0, y0, x1, y1 = box
+    for _ in range(2):
+        paper_rows = (grey[:, x0:x1] > WHITE).mean(axis=1) >= GUTTER_SHARE
+        above, below = np.flatnonzero(paper_rows[:y0]), np.flatnonzero(paper_rows[y1:])
+        y0, y1 = (int(above[-1]) + 1 if above.size else 0), (y1 + int(below[0]) if below.size else height)
+        paper_cols = (grey[y0:y1, :] > WHITE).mean(axis=0) >= GUTTER_SHARE
+        left, right = np.flatnonzero(paper_cols[:x0]), np.flatnonzero(paper_cols[x1:])
+        x0, x1 = (int(left[-1]) + 1 if left.size else 0), (x1 + int(right[0]) if right.size else width)
+    return x0, y0, x1, y1
+
+
+def _merge_close(cells: list[Cell], gap: float) -> list[Cell]:
+    """Line-art cells closer than `gap` side by side are one panel: the bars of a chart, a legend beside its
+    plot (panels are set apart by wider gutters). Cells one above the other are not merged: a plot's x-axis
+    title already binds its rows, and stacked panels are often set closer than side-by-side ones."""
+    cells = list(cells)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(cells)):
+            for j in range(i + 1, len(cells)):
+                a, b = cells[i], cells[j]
+                dx = max(a[0], b[0]) - min(a[2], b[2])  # gap between them (negative: overlap)
+                dy = max(a[1], b[1]) - min(a[3], b[3])
+                if dx < gap and dy < 0:
+                    cells[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del cells[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return cells
+
+
+def find_cells(grey: np.ndarray) -> list[Cell]:
+    """Photo cells (cut apart along thin borders / gutters) and line-art cells of the rest, top to bottom."""
+    height, width = grey.shape
+    min_w, min_h = MIN_SIDE * width, MIN_SIDE * height
+    photos: list[Cell] = []
+    rest = grey.copy()
+    for box in photo_boxes(grey):
+        box = _grow(grey, box)
+        photos.extend(_cut(grey, box, min_w, min_h, uniform=True))
+        rest[box[1]:box[3], box[0]:box[2]] = 255
+    if not photos:
+        return []
+    art = [c for c in _cut(rest, (0, 0, width, height), min_w, min_h, uniform=False)
+           if c[2] - c[0] >= min_w and c[3] - c[1] >= min_h and (rest[c[1]:c[3], c[0]:c[2]] <= WHITE).mean() > 0.02]
+    return sorted(photos + _merge_close(art, NEAR * max(width, height)), key=lambda c: (c[1], c[0]))
+
+
+# --- letters printed in the pixels -----------------------------------------------------------------------
+
+@lru_cache(maxsize=64)
+def _template(letter: str, bold: bool) -> np.ndarray:
+    """The letter rendered in Pillow's bundled font, cropped to its ink and scaled to GLYPH_SIZE (0..1 ink)."""
+    font = ImageFont.load_default(size=64)
+    image = Image.new("L", (96, 96), 0)
+    ImageDraw.Draw(image).text((16, 4), letter, fill=255, font=font, stroke_width=3 if bold else 0, stroke_fill=255)
+    return _normalise(np.asarray(image) > 127)
+
+
+def _normalise(ink: np.ndarray) -> np.ndarray:
+    ys, xs = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = ink[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
+    side = max(crop.shape)
+    square = np.zeros((side, side), bool)  # keep the aspect ratio: "l" and "o" differ by it
+    oy, ox = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    square[oy:oy + crop.shape[0], ox:ox + crop.shape[1]] = crop
+    scaled = Image.fromarray(square.astype(np.uint8) * 255).resize((GLYPH_SIZE, GLYPH_SIZE), Image.BILINEAR)
+    return np.asarray(scaled, dtype=np.float32) / 255.0
+
+
+def _similarity(glyph: np.ndarray, letter: str) -> float:
+    """Best normalised correlation between a glyph and the letter's regular and bold renderings."""
+    best = -1.0
+    g = glyph - glyph.mean()
+    for bold in (False, True):
+        t = _template(letter, bold)
+        t = t - t.mean()
+        denom = float(np.sqrt((g * g).sum() * (t * t).sum())) or 1.0
+        best = max(best, float((g * t).sum()) / denom)
+    return best
+
+
+def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[np.ndarray]:
+    """Letter-sized ink components near the cell's four corners, dark-on-light and light-on-dark."""
+    x0, y0, x1, y1 = cell
+    w, h = x1 - x0, y1 - y0
+    cw, ch = max(12, int(w * 0.22)), max(12, int(h * 0.22))
+    glyphs = []
+    for cx, cy in ((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch)):
+        corner = grey[cy:cy + ch, cx:cx + cw]
+        for ink in (corner < 100, corner > 200):
+            labels, n = ndimage.label(ink)
+            for i, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
+                gh, gw = ys.stop - ys.start, xs.stop - xs.start
+                if not (0.03 * h <= gh <= 0.15 * h and 0.3 <= gw / gh <= 1.3 and gh >= 8):
+                    continue
+                if ys.start == 0 or xs.start == 0 or ys.stop == corner.shape[0] or xs.stop == corner.shape[1]:
+                    continue  # cut by the corner window: part of a larger shape
+                around = ink[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3]
+                own = labels[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3] == i
+                if (around & ~own).mean() > 0.05:
+                    continue  # not alone in a clear box: texture, not a printed letter
+                glyphs.append(_normalise(labels[ys, xs] == i))
+    return glyphs
+
+
+def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
+    """The letter printed in each cell's corner, when every cell shows one distinct wanted letter clearly;
+    a single cell left unread (a schematic whose own labels crowd its corners) gets the single letter left."""
+    letters: list[str | None] = []
+    for cell in cells:
+        scored: dict[str, float] = {}
+        for glyph in _corner_glyphs(grey, cell):
+            for letter in wanted:
+                scored[letter] = max(scored.get(letter, -1.0), _similarity(glyph, letter))
+        ranked = sorted(scored.items(), key=lambda kv: -kv[1])
+        clear = ranked and ranked[0][1] >= MIN_LETTER_SCORE and (
+            len(ranked) == 1 or ranked[0][1] - ranked[1][1] >= LETTER_MARGIN)
+        letters.append(ranked[0][0] if clear else None)
+    read = [x for x in letters if x]
+    if len(set(read)) != len(read):
+        return None
+    left = [x for x in wanted if x not in read]
+    if letters.count(None) == 1 and len(left) == 1:
+        letters[letters.index(None)] = left[0]
+    return letters if None not in letters else None  # type: ignore[return-value]
+
+
+def split_composite(grey_image: Image.Image, wanted: list[str]) -> Layout | None:
+    """Cells (and their letters when readable) of a composite figure naming `wanted` panels, or None when
+    the photo/line-art layout does not give exactly that many cells."""
+    grey = np.asarray(grey_image)
+    cells = find_cells(grey)
+    if len(cells) != len(wanted):
+        return None
+    letters = read_letters(grey, cells, wanted)
+    kinds = f"{len(cells)} cells (photographs cut along thin borders, line art around them)"
+    return Layout(cells, letters, kinds + ("; letters read in the pixels" if letters else "; letters unread"))
