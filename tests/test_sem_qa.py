@@ -137,7 +137,7 @@ def test_sem_qa_scores_match_hand_computed_aggregates(tmp_path: Path, servers, m
     assert m["quality_features_questions"]["mean"] == pytest.approx(75.0)
     assert m["feature_identification_features_questions"]["mean"] == pytest.approx(3.0)
     assert m["quality_by_kind"] == {"features": 75.0, "origin": 70.0}
-    sa = m["self_agreement"]  # re-asked: s1, s2, s3 (the first 3 answered); both ok only for s1
+    sa = m["self_agreement"]  # re-asked: s1, s2, s3 (the first 3 by sample id); both ok only for s1
     assert (sa["n_reasked"], sa["n_both_ok"], sa["mean_abs_quality_diff"], sa["quality_within_10"],
             sa["feature_identification_equal"]) == (3, 1, 10.0, 1.0, 1.0)
     assert sa["reask_status"] == {"ok": 1, "malformed": 1, "refused": 1}
