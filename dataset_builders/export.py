@@ -3,7 +3,10 @@
 dataset/ (= paths.dataset) is a LlamaFactory `dataset_dir`:
     <name>_train.json, <name>_val.json, <name>_test.json     JSON lists of samples
     <name>_train_no_manual.json, <name>_train_no_rotation.json  ablation variants (config.variants)
-    <name>_<split>_meta.jsonl                                 item id, provenance, features per sample
+    <name>_<split>_meta.jsonl                                 item id, provenance, features per sample; the
+                                                              caption, citing excerpts, and the technique and
+                                                              material the caption names (eval's benchmark
+                                                              columns; null where it names none or several)
     dataset_info.json                                         one entry per JSON file
     images/<split>/<sample id>.<ext>                          hard links to the stage images
     dataset_card.md, dataset_card.json
@@ -39,6 +42,8 @@ from dataset_builders import dataset_card
 from fracto_core.answer_format import format_answer, instruction_prompt
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
+from dataset_builders.items import item_texts
+from dataset_builders.labelling.classes import caption_classes
 from dataset_builders.records import (
     AugmentedImage,
     Item,
@@ -87,10 +92,19 @@ def sharegpt_record(sample: Sample) -> dict:
     }
 
 
-def meta_record(sample: Sample) -> dict:
-    """What eval needs to use a split as a benchmark: ids, labels, provenance, augmentation."""
+def meta_record(sample: Sample, texts: tuple[list[str], list[str]] = ([], [])) -> dict:
+    """What eval needs to use a split as a benchmark: ids, labels, provenance, augmentation, and the item's
+    (captions, excerpts) from items.item_texts -- the first caption, the excerpts, and the technique and
+    material the captions name (labelling.classes). No mechanism: the only builder source would be the
+    vocabulary's mechanism hints, i.e. the rules reasoner's own answer, which would score itself perfect."""
     aug = sample.augmentation
+    captions, excerpts = texts
+    technique, material = caption_classes(" ".join(captions))
     return {
+        "caption": captions[0] if captions else "",
+        "excerpts": list(excerpts),
+        "technique": technique,
+        "material": material,
         "sample_id": sample.sample_id,
         "item_id": sample.item.item_id,
         "image": sample.image,
@@ -221,8 +235,10 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         write_json_atomic(out / f"{ds_name}.json", [sharegpt_record(s) for s in ds_samples])
         info[ds_name] = dataset_info_entry(f"{ds_name}.json")
     write_json_atomic(out / "dataset_info.json", info)
+    texts = item_texts(paths, list({s.item.item_id: s.item for s in all_samples}.values()))
     for split in SPLITS:
-        lines = "".join(json.dumps(meta_record(s), ensure_ascii=False, sort_keys=True) + "\n" for s in samples[split])
+        lines = "".join(json.dumps(meta_record(s, texts[s.item.item_id]), ensure_ascii=False, sort_keys=True) + "\n"
+                        for s in samples[split])
         write_text_atomic(out / f"{config.dataset_name}_{split}_meta.jsonl", lines)
 
     check = check_dataset(out, config)

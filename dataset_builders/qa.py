@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataset_builders import qa_export
 from dataset_builders.config import BuildConfig
-from dataset_builders.items import load_groups, load_manual_items, load_panels
+from dataset_builders.items import item_texts, load_manual_items
 from dataset_builders.qa_records import QAItem, SourceText
 from dataset_builders.qa_templates import ORIGIN as TEMPLATES, TEMPLATE_PROMPT_VERSION, template_pairs
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
@@ -62,20 +62,11 @@ def get_generator(config: BuildConfig):
 
 def source_texts(paths: StagePaths, items: list[Item]) -> list[SourceText]:
     """The captions and excerpts of every panel showing each item's image (reprints included)."""
-    panels = load_panels(paths)
-    members = {g.representative: g.members for g in load_groups(paths)}
+    texts = item_texts(paths, items)
     manual = {m.item_id: m for m in load_manual_items(paths)}
     out: list[SourceText] = []
     for item in items:
-        captions: list[str] = []
-        excerpts: list[str] = []
-        for pid in members.get(item.item_id, [item.item_id]):
-            panel = panels.get(pid)
-            if panel is None:
-                continue
-            if panel.caption and panel.caption not in captions:
-                captions.append(panel.caption)
-            excerpts += [e for e in panel.excerpts if e not in excerpts]
+        captions, excerpts = texts[item.item_id]
         origin = "manual" if item.item_id in manual or item.label_origin == "manual" else item.label_origin
         out.append(SourceText(item_id=item.item_id, captions=captions, excerpts=excerpts,
                               features=list(item.features), label_origin=origin))

@@ -58,6 +58,13 @@ def split_name(name: str) -> tuple[str, str]:
     return arch, weights
 
 
+def clip_weights(name: str) -> tuple[dict, tuple[Path, ...]]:
+    """(what names the model, local weights to fingerprint) for eval.identity.offline_identity."""
+    arch, weights = split_name(name)
+    local = Path(weights.removeprefix("local-dir:"))
+    return {"clip": arch, "weights": weights}, (local,) if local.is_absolute() else ()
+
+
 def load_clip(arch: str, weights: str):
     """(model, preprocess, tokenizer) on the CPU, in eval mode; never downloads (HF_HUB_OFFLINE=1)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # DESIGN §6: otherwise a missing tag retries the hub ~46 s

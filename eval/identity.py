@@ -16,9 +16,15 @@ snapshot) is recorded per sample and collected in the run card.
 folder whose key differs and puts the key into every response-cache key, so re-serving other weights under
 the same name never reuses a reply. Writes nothing.
 
+A run of several models (a hybrid's specialist and reasoner, sem_qa's model and judge) records one identity
+per role and a combined key over them (`combined_identity`); offline parts (the rules reasoner, the oracle
+specialist, a CLIP checkpoint on disk) get a key from their name and, for files, their fingerprint
+(`offline_identity`).
+
 Usage:
     identity = model_identity(spec, endpoint)          # eval.records.ModelIdentity
     identity.describe()                                 # 'identity 1a2b3c4d5e6f (id fracto-32b; root ...)'
+    both = combined_identity({"specialist": identity, "reasoner": offline_identity({"reasoner": "rules"})})
 """
 
 from __future__ import annotations
@@ -136,6 +142,26 @@ def model_identity(spec: ModelSpec, endpoint: Endpoint, contact_server: bool = T
     weights = [fingerprint_folder(f) for f in folders]
     body.update(served=served, weights=[w["sha256"] for w in weights])
     return ModelIdentity(key=_digest(body), served=served, weights=weights, note=note)
+
+
+def offline_identity(body: dict, paths: tuple[Path, ...] = ()) -> ModelIdentity:
+    """The identity of a part that needs no server: `body` names it; existing files and folders are fingerprinted."""
+    weights = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            weights.append(fingerprint_folder(path))
+        elif path.is_file():
+            size = path.stat().st_size
+            digest, how = file_digest(path, size)
+            weights.append({"path": str(path.resolve()), "sha256": digest,
+                            "files": [{"name": path.name, "size": size, "sha256": digest, "hashed": how}]})
+    key = _digest({**body, "weights": [w["sha256"] for w in weights]})
+    return ModelIdentity(key=key, weights=weights, note="offline: " + ", ".join(f"{k} {v}" for k, v in body.items()))
+
+
+def combined_identity(parts: dict[str, ModelIdentity]) -> ModelIdentity:
+    """One identity over several roles (its key changes when any role's key does)."""
+    return ModelIdentity(key=_digest({role: part.key for role, part in parts.items()}), parts=dict(parts))
 
 
 def _digest(body: dict) -> str:

@@ -24,8 +24,9 @@ from fracto_core.vlm_api.backends import Endpoint, GenerationParams, ProviderErr
 from fracto_core.vlm_api.client import RunSummary
 from fracto_core.vlm_api.pricing import Estimate
 from eval.benchmark import Benchmark, BenchmarkError, load_benchmark
+from eval.identity import IdentityError, model_identity
 from eval.models import ModelError, ModelSpec, resolve_model
-from eval.records import RunCard
+from eval.records import ModelIdentity, RunCard
 from eval.tasks import Task, UnknownTaskError, get_task
 
 DEFAULT_BENCHMARK = Path("output/sample_build/dataset")  # the builder's default --out + /dataset (test split)
@@ -163,6 +164,21 @@ def plan(config: RunConfig) -> Plan:
     run_dir = Path(config.out) if config.out is not None else default_out(task, spec)
     return Plan(spec, task, bench, endpoint, generation_params(config, task, endpoint), max_pixels, min_pixels,
                 source, run_dir, structured)
+
+
+def identify(spec: ModelSpec, endpoint: Endpoint, dry_run: bool, warnings: list[str]) -> tuple[ModelIdentity, bool]:
+    """(identity, checked): the served model's identity (eval.identity), asked before anything is sent; RunError
+    when the server cannot say what it serves, except in a dry run, which goes on unchecked."""
+    try:
+        identity = model_identity(spec, endpoint)
+    except IdentityError as exc:
+        if not dry_run:
+            raise RunError(str(exc)) from None
+        warnings.append(f"{exc}; dry run: the model identity is not checked and cache hits are not counted")
+        return model_identity(spec, endpoint, contact_server=False), False
+    if identity.note and identity.served is not None:
+        warnings.append(identity.note)
+    return identity, True
 
 
 # --- run bookkeeping -------------------------------------------------------------------------------

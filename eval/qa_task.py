@@ -8,16 +8,21 @@ image, the fixed question, the reference answer (possibly a refusal), the eviden
 reference features. Each image + question goes to --model (temperature 0, no schema, the image at the
 benchmark's pixel budget, as in training); each reply goes with the reference and evidence to --judge
 (eval.judge: pinned model name, JUDGE_PROMPT_VERSION, temperature 0 and --judge-max-tokens unless given;
-all recorded in the run card). The first --reask samples (by sample id) are judged a second time under
-a separate cache identity, for the judge's self-agreement.
+all recorded in the run card). The first --reask samples (by sample id; fewer when one of them has no
+model reply) are judged a second time under a separate cache identity, for the judge's self-agreement.
 
 Run directory (--out, default output/eval/sem_qa/<model>): run_card.json (model, judge, parameters,
 prompt versions, benchmark hash, counts, time), samples.jsonl (one QASample per sample: reply, judgement
-and raw judge text, re-ask), metrics.json (eval.qa_metrics.aggregate) and report.md. Every reply
-(model and judge) of a deterministic request is committed to response_cache.sqlite as it arrives, so a
-killed or partly failed run is resumed by running the same command: cached replies are reused, failures
-asked again. Judge replies that fail the strict parse are never cached. A run directory holding another
-model/judge/benchmark is refused (use --out or --no-resume). Exit code: 0 all judged, 1 some failures, 2 setup.
+and raw judge text, re-ask; appended and flushed as each sample is finished), metrics.json
+(eval.qa_metrics.aggregate) and report.md. Model identity as in eval.run (eval.identity): before anything
+is sent, the run records what the model's and the judge's servers serve (and the weights fingerprint from
+serve.sh's endpoint file); both are in the run card and in every cache key of their requests, and a run
+folder made by another identity is refused, naming both. Every reply (model and judge) of a
+deterministic request is committed to response_cache.sqlite as it arrives, so a killed or partly failed
+run is resumed by running the same command: finished samples are kept and skipped, cached replies
+reused, failures (no model reply, a judgement that failed the strict parse) asked again. Judge replies
+that fail the strict parse are never cached. A run directory holding another model/judge/benchmark/
+parameters is refused (use --out or --no-resume). Exit code: 0 all judged, 1 some failures, 2 setup.
 """
 
 from __future__ import annotations
@@ -32,9 +37,14 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from eval.judge import JUDGE_PROMPT_VERSION, SCHEMA_NAME, Judgement, judge_json_schema, judge_prompt, parse_judgement
+from eval.calls import gather
+from eval.identity import combined_identity
 from eval.models import ModelError, resolve_model
+from eval.plan import RunError, identify
+from eval.records import SAMPLES_FILE, ModelIdentity, SampleLog, read_latest
+from eval.resume import check_identity
 from eval.qa_metrics import aggregate
-from fracto_core.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from fracto_core.files import write_json_atomic, write_text_atomic
 from fracto_core.image_budget import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 from fracto_core.vlm_api.backends import GenerationParams, ProviderError
 from fracto_core.vlm_api.cache import ResponseCache
@@ -62,6 +72,10 @@ class JudgeRecord(Record):
     detail: str = ""
     raw: str | None = None
     cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 class QASample(Record):
@@ -129,6 +143,17 @@ def _judge_record(result: CallResult | None) -> JudgeRecord:
                        detail=verdict.detail, raw=result.text, cached=result.cached)
 
 
+def _base(it: QABenchItem) -> dict:
+    return dict(sample_id=it.sample_id, item_id=it.item_id, kind=it.kind, question=it.question, reference=it.answer,
+                reference_refused=it.refused, reference_features=it.item_features, evidence=it.sources)
+
+
+def _complete(s: QASample, reask_ids: set[str]) -> bool:
+    """Done for a resumed run: a model reply, a valid judgement, and the re-ask's where one is due."""
+    return (s.model_reply is not None and s.judge is not None and s.judge.ok
+            and (s.sample_id not in reask_ids or (s.reask is not None and s.reask.ok)))
+
+
 def run_sem_qa(args: argparse.Namespace) -> tuple[Path, dict, dict]:
     """Run (or resume) one model + judge on the Q&A benchmark; (run dir, run card, metrics). Raises QAError."""
     bench = args.benchmark or Path("output/sample_build/dataset")
@@ -153,79 +178,98 @@ def run_sem_qa(args: argparse.Namespace) -> tuple[Path, dict, dict]:
                               reasoning_effort=args.reasoning_effort, seed=args.seed)
     judge_params = GenerationParams(max_output_tokens=args.judge_max_tokens, temperature=args.judge_temperature,
                                     reasoning_effort=args.judge_reasoning_effort, seed=args.seed)
-    identity = {"task_version": TASK_VERSION, "model": spec.name, "judge": judge_spec.name,
+    settings = {"task_version": TASK_VERSION, "model": spec.name, "judge": judge_spec.name,
                 "judge_prompt_version": JUDGE_PROMPT_VERSION, "benchmark_hash": bench_hash,
                 "judge_parameters": judge_endpoint.generation_kwargs(judge_params),
                 "parameters": endpoint.generation_kwargs(params), "image_max_pixels": max_pixels}
+    warnings: list[str] = []
+    try:  # what each server serves, before anything is sent (eval.identity, as in eval.run)
+        parts = {"model": identify(spec, endpoint, False, warnings)[0],
+                 "judge": identify(judge_spec, judge_endpoint, False, warnings)[0]}
+    except RunError as exc:
+        raise QAError(str(exc)) from None
+    identity = combined_identity(parts)
     card_path = run_dir / "run_card.json"
     if card_path.exists() and args.resume:
-        old = json.loads(card_path.read_text(encoding="utf-8")).get("identity", {})
-        changed = [k for k in identity if old.get(k) != identity[k]]
+        old = json.loads(card_path.read_text(encoding="utf-8"))
+        changed = [k for k in settings if old.get("settings", {}).get(k) != settings[k]]
         if changed:
             raise QAError(f"{run_dir} holds another run (different {', '.join(changed)}); use another --out, or "
                           "--no-resume to start over in it")
+        try:
+            check_identity(run_dir, ModelIdentity.model_validate(old["identity"]) if old.get("identity") else None,
+                           identity)
+        except RunError as exc:
+            raise QAError(str(exc)) from None
     run_dir.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    options = ClientOptions(concurrency=args.concurrency, timeout_s=args.timeout, max_attempts=args.max_attempts,
-                            backoff_base_s=args.backoff_base_s, progress=not args.quiet)
     cache_file = run_dir / "response_cache.sqlite"
+    samples_file = run_dir / SAMPLES_FILE
     if not args.resume:
         cache_file.unlink(missing_ok=True)
-
+    reask_ids = {it.sample_id for it in items[: args.reask]}  # by sample id, whatever the replies: resume-stable
+    done = {}
+    if args.resume and samples_file.exists():
+        done = {s.sample_id: s for s in read_latest(samples_file, QASample, "sample_id")[0] if _complete(s, reask_ids)}
+    card = {"task": TASK, "settings": settings, "identity": json.loads(identity.model_dump_json()),
+            "model": spec.name, "model_endpoint": spec.public_url(),
+            "judge": {"model": judge_spec.name, "model_sent": judge_endpoint.model,
+                      "endpoint": judge_spec.public_url(), "prompt_version": JUDGE_PROMPT_VERSION,
+                      "sampling": settings["judge_parameters"]},
+            "benchmark": {"path": str(bench), "hash": bench_hash, "n_items": len(items)},
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "warnings": warnings}
+    write_json_atomic(card_path, card)  # before anything is sent: a killed run's folder is checked on resume
+    options = ClientOptions(concurrency=args.concurrency, timeout_s=args.timeout, max_attempts=args.max_attempts,
+                            backoff_base_s=args.backoff_base_s, progress=not args.quiet)
     by_id = {it.sample_id: it for it in items}
     model_requests, unreadable = [], {}
     for it in items:
+        if it.sample_id in done:
+            continue
         try:
             image = ImageInput.from_path(root / it.image, max_pixels, IMAGE_MIN_PIXELS)
         except OSError as exc:
             unreadable[it.sample_id] = f"image unreadable: {exc}"
             continue
-        model_requests.append(build_request(it.sample_id, endpoint, [image, it.question], params, TASK_VERSION))
-    with ResponseCache(cache_file) as cache:
-        replies, model_summary = run_requests(endpoint, model_requests, options, cache=cache)
+        model_requests.append(build_request(it.sample_id, endpoint, [image, it.question], params, TASK_VERSION,
+                                            identity=parts["model"].key))
+    with ResponseCache(cache_file) as cache, SampleLog(samples_file, fresh=not args.resume) as log:
+        for sid, error in unreadable.items():
+            log.write(QASample(**_base(by_id[sid]), model_error=error))
+
+        def model_done(r: CallResult) -> None:  # a sample without a model reply is finished (a failure)
+            if r.status not in ("ok", "invalid") or r.text is None:
+                log.write(QASample(**_base(by_id[r.request_id]), model_error=r.error or f"no reply ({r.status})"))
+
+        replies, model_summary = run_requests(endpoint, model_requests, options, cache=cache, on_result=model_done)
         answered = {r.request_id: r for r in replies if r.status in ("ok", "invalid") and r.text is not None}
-        judge_requests = []
-        reask_ids = sorted(answered)[: args.reask]
+        judge_requests, groups = [], {}
         for sid in sorted(answered):
             it = by_id[sid]
             system, text = judge_prompt(it.question, it.answer, it.sources, it.item_features, answered[sid].text,
                                         it.refused)
             schema = (SCHEMA_NAME, judge_json_schema())
-            judge_requests.append(build_request(sid, judge_endpoint, [text], judge_params, JUDGE_PROMPT_VERSION,
-                                                system=system, schema=schema))
-            if sid in reask_ids:
-                judge_requests.append(build_request(sid + REASK_SUFFIX, judge_endpoint, [text], judge_params,
-                                                    JUDGE_PROMPT_VERSION + REASK_SUFFIX, system=system, schema=schema))
-        verdicts, judge_summary = run_requests(judge_endpoint, judge_requests, options, cache=cache,
-                                               validate=lambda t: None if parse_judgement(t).ok else "judgement "
-                                               + parse_judgement(t).status)
-    judged = {r.request_id: r for r in verdicts}
+            groups[sid] = [sid] + ([sid + REASK_SUFFIX] if sid in reask_ids else [])
+            for rid in groups[sid]:
+                judge_requests.append(build_request(rid, judge_endpoint, [text], judge_params, JUDGE_PROMPT_VERSION
+                                                    + rid.removeprefix(sid), system=system, schema=schema,
+                                                    identity=parts["judge"].key))
 
-    samples: list[QASample] = []
-    for it in items:
-        base = dict(sample_id=it.sample_id, item_id=it.item_id, kind=it.kind, question=it.question,
-                    reference=it.answer, reference_refused=it.refused, reference_features=it.item_features,
-                    evidence=it.sources)
-        if it.sample_id not in answered:
-            reply = next((r for r in replies if r.request_id == it.sample_id), None)
-            error = unreadable.get(it.sample_id) or (reply.error if reply else "") or "no reply"
-            samples.append(QASample(**base, model_error=error))
-            continue
-        reask = judged.get(it.sample_id + REASK_SUFFIX)
-        samples.append(QASample(**base, model_reply=answered[it.sample_id].text,
-                                judge=_judge_record(judged.get(it.sample_id)),
-                                reask=_judge_record(reask) if it.sample_id in reask_ids else None))
-    write_jsonl_atomic(run_dir / "samples.jsonl", samples)
+        def judged(sid: str, verdicts: dict[str, CallResult]) -> None:
+            reask = verdicts.get(sid + REASK_SUFFIX)
+            log.write(QASample(**_base(by_id[sid]), model_reply=answered[sid].text,
+                               judge=_judge_record(verdicts[sid]), reask=_judge_record(reask) if reask else None))
+
+        _, judge_summary = run_requests(judge_endpoint, judge_requests, options, cache=cache,
+                                        validate=lambda t: None if parse_judgement(t).ok else "judgement "
+                                        + parse_judgement(t).status, on_result=gather(groups, judged))
+    latest = {s.sample_id: s for s in read_latest(samples_file, QASample, "sample_id")[0]}
+    samples = [latest[it.sample_id] for it in items if it.sample_id in latest]
     metrics = aggregate(samples)
     write_json_atomic(run_dir / "metrics.json", metrics)
-    card = {"task": TASK, "identity": identity, "model": spec.name, "model_endpoint": spec.public_url(),
-            "judge": {"model": judge_spec.name, "model_sent": judge_endpoint.model,
-                      "endpoint": judge_spec.public_url(), "prompt_version": JUDGE_PROMPT_VERSION,
-                      "sampling": identity["judge_parameters"], "reasked": len(reask_ids)},
-            "benchmark": {"path": str(bench), "hash": bench_hash, "n_items": len(items)},
-            "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "requests": {"model": model_summary.line(), "judge": judge_summary.line()},
-            "counts": {k: metrics[k] for k in ("n_samples", "n_model_failed", "n_scored", "judge_status")}}
+    card["judge"]["reasked"] = sum(s.reask is not None for s in samples)
+    card.update({"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "already_done": len(done),
+                 "requests": {"model": model_summary.line(), "judge": judge_summary.line()},
+                 "counts": {k: metrics[k] for k in ("n_samples", "n_model_failed", "n_scored", "judge_status")}})
     write_json_atomic(card_path, card)
     write_text_atomic(run_dir / "report.md", report_markdown(card, metrics))
     return run_dir, card, metrics

@@ -27,13 +27,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SAMPLES_FILE = "samples.jsonl"
 RUN_CARD_FILE = "run_card.json"
 BENCHMARK_CARD_FILE = "benchmark_card.json"
+R = TypeVar("R", bound=BaseModel)
 
 
 class Record(BaseModel):
@@ -151,8 +152,14 @@ class ModelIdentity(Record):
     weights: list[dict[str, Any]] = Field(default_factory=list)  # per weights folder: path, files, digest
     snapshots: list[str] = Field(default_factory=list)  # `model` fields of the replies (API: dated snapshot)
     note: str = ""
+    # a run of several models (hybrid specialist + reasoner, sem_qa model + judge): role -> its identity; `key`
+    # then digests the roles' keys (eval.identity.combined_identity)
+    parts: dict[str, "ModelIdentity"] = Field(default_factory=dict)
 
     def describe(self) -> str:
+        if self.parts:
+            inner = "; ".join(f"{role}: {part.describe()}" for role, part in self.parts.items())
+            return f"identity {self.key[:12]} ({inner}{'; ' + self.note if self.note else ''})"
         served = self.served or {}
         parts = [f"{k} {served[k]}" for k in ("id", "root", "parent", "max_model_len") if served.get(k) is not None]
         parts += [f"weights {w.get('path')} sha256 {str(w.get('sha256', 'n/a'))[:12]}" for w in self.weights]
@@ -213,23 +220,58 @@ class LoadedRun:
     torn_last_line: bool = False  # a final line cut by a kill was skipped
 
 
-def read_samples(path: Path) -> tuple[list[SampleRecord], bool]:
-    """Records of samples.jsonl, the last per item_id winning; a torn (unparseable) final line is skipped."""
+def read_latest(path: Path, model: type[R], key: str) -> tuple[list[R], bool]:
+    """Records of a per-sample log (JSON lines of `model`), the last per `key` winning, in order of first
+    appearance; a torn (unparseable) final line -- a kill mid-write -- is skipped and reported (True)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    latest: dict[str, SampleRecord] = {}
+    latest: dict[str, R] = {}
     torn = False
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = SampleRecord.model_validate_json(line)
+            record = model.model_validate_json(line)
         except ValidationError as exc:
             if number == len(lines) and not line.rstrip().endswith("}"):
                 torn = True  # killed mid-write: the sample will be redone by a resumed run
                 continue
-            raise RunFormatError(f"{path}:{number}: not a SampleRecord: {exc}") from None
-        latest[record.item_id] = record
+            raise RunFormatError(f"{path}:{number}: not a {model.__name__}: {exc}") from None
+        latest[getattr(record, key)] = record
     return list(latest.values()), torn
+
+
+def read_samples(path: Path) -> tuple[list[SampleRecord], bool]:
+    """Records of samples.jsonl, the last per item_id winning; a torn (unparseable) final line is skipped."""
+    return read_latest(path, SampleRecord, "item_id")
+
+
+class SampleLog:
+    """A per-sample log opened for appending: each record is one line, flushed as it is written, so a SIGKILL
+    loses no finished sample. A last line torn by an earlier kill is cut first; fresh=True starts over.
+
+    Usage: with SampleLog(run_dir / SAMPLES_FILE) as log: log.write(record)
+    """
+
+    def __init__(self, path: Path, fresh: bool = False):
+        self.path = Path(path)
+        if fresh:
+            self.path.unlink(missing_ok=True)
+        elif self.path.exists():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(data.rfind(b"\n") + 1)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: BaseModel) -> None:
+        self._fh.write(record.model_dump_json() + "\n")
+        self._fh.flush()  # in the OS once written: a SIGKILL of this process loses nothing written
+
+    def __enter__(self) -> "SampleLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
 
 
 def read_run(run_dir: Path) -> LoadedRun:

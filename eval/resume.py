@@ -12,7 +12,7 @@ on (--out, --no-resume), never reused silently. Reads run_card.json and samples.
 except cutting a torn last line.
 
 Usage:
-    done = previous_samples(run_dir, task, spec, bench, references, params, identity)
+    done = previous_samples(run_dir, task, spec.name, bench, references, params, identity)
     record = record_for(result, task, spec, item, reference, params)
 """
 
@@ -69,16 +69,6 @@ def failed_record(item: BenchmarkItem, task: Task, spec: ModelSpec, reference: l
                         reference=reference, request=params, attempts=0, error=error)
 
 
-def drop_torn_tail(path: Path) -> None:
-    """Cut a last line left unfinished by a kill, so appended records start on a line of their own."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
-
-
 def check_identity(run_dir: Path, recorded: ModelIdentity | None, now: ModelIdentity) -> None:
     """RunError naming both identities when the run folder holds replies of another model."""
     if recorded is not None and recorded.key == now.key:
@@ -89,10 +79,12 @@ def check_identity(run_dir: Path, recorded: ModelIdentity | None, now: ModelIden
                    + WAYS_ON.lstrip("; ").capitalize())
 
 
-def previous_samples(run_dir: Path, task: Task, spec: ModelSpec, bench: Benchmark, references: dict[str, list[str]],
-                     params: RequestParams, identity: ModelIdentity | None) -> dict[str, SampleRecord]:
+def previous_samples(run_dir: Path, task: Task, model: str, bench: Benchmark, references: dict[str, list[str]],
+                     params: RequestParams, identity: ModelIdentity | None,
+                     context: str = "none") -> dict[str, SampleRecord]:
     """The samples an earlier run of the same settings and model left in run_dir (RunError if they belong to
-    another run). identity None: not checked (a dry run that could not ask the server)."""
+    another run). model: the registry name (RunCard.model); identity None: not checked (a dry run that could
+    not ask the server); context: the context level (eval.context)."""
     samples_path = run_dir / SAMPLES_FILE
     if not samples_path.exists():
         return {}
@@ -103,8 +95,9 @@ def previous_samples(run_dir: Path, task: Task, spec: ModelSpec, bench: Benchmar
             card = RunCard.model_validate_json(card_path.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise RunError(f"{card_path}: not a run card ({exc}){WAYS_ON}") from None
-        for what, old, new in (("task", card.task_version, task.version), ("model", card.model, spec.name),
-                               ("benchmark", card.benchmark.name, bench.name)):
+        for what, old, new in (("task", card.task_version, task.version), ("model", card.model, model),
+                               ("context", card.context or "none", context), ("benchmark", card.benchmark.name,
+                                                                              bench.name)):
             if old != new:
                 raise RunError(f"{where}: {what} {old!r}, not {new!r}{WAYS_ON}")
         if card.parameters != params:

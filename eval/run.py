@@ -51,7 +51,6 @@ import importlib
 import json
 import sys
 import time
-from pathlib import Path
 
 from fracto_core.files import write_json_atomic
 from fracto_core.vlm_api.backends import ProviderError
@@ -60,7 +59,6 @@ from fracto_core.vlm_api.client import CallResult, ClientOptions, run_requests
 from fracto_core.vlm_api.pricing import price_for
 from eval.benchmark import BenchmarkError
 from eval.cli import config_from_args, judged_task_module, parser, summary_lines
-from eval.identity import IdentityError, model_identity
 from eval.plan import (  # noqa: F401  (RunConfig, pixel_budget, generation_params: the public API of eval.run)
     CACHE_FILE,
     DEFAULT_BENCHMARK,
@@ -69,6 +67,7 @@ from eval.plan import (  # noqa: F401  (RunConfig, pixel_budget, generation_para
     RunError,
     RunOutcome,
     generation_params,
+    identify,
     pixel_budget,
     now,
     plan,
@@ -81,27 +80,14 @@ from eval.records import (
     BenchmarkRef,
     Cost,
     RunCard,
+    SampleLog,
     SampleRecord,
     read_samples,
 )
 from eval.requests import build_requests, estimate, price_note, request_params
-from eval.resume import drop_torn_tail, failed_record, previous_samples, record_for
+from eval.resume import failed_record, previous_samples, record_for
 
 REPORT_DIR = "report"
-
-
-def identify(p: Plan, dry_run: bool, warnings: list[str]):
-    """(identity, checked): the served model's identity; a dry run that cannot ask the server goes on unchecked."""
-    try:
-        identity = model_identity(p.spec, p.endpoint)
-    except IdentityError as exc:
-        if not dry_run:
-            raise RunError(str(exc)) from None
-        warnings.append(f"{exc}; dry run: the model identity is not checked and cache hits are not counted")
-        return model_identity(p.spec, p.endpoint, contact_server=False), False
-    if identity.note and identity.served is not None:
-        warnings.append(identity.note)
-    return identity, True
 
 
 def run_eval(config: RunConfig) -> RunOutcome:
@@ -115,7 +101,7 @@ def run_eval(config: RunConfig) -> RunOutcome:
     references = {it.item_id: ref for it, ref in zip(bench.items, bench.references(task))}
     items = {it.item_id: it for it in bench.items}
     outcome = RunOutcome(run_dir=p.run_dir, n_items=len(bench.items))
-    identity, checked = identify(p, config.dry_run, outcome.warnings)
+    identity, checked = identify(p.spec, p.endpoint, config.dry_run, outcome.warnings)
     first_requests, _ = build_requests(p.endpoint, task, bench, bench.items[:1], p.params, p.max_pixels,
                                        p.min_pixels, p.structured, identity.key)
     params = request_params(p.endpoint, p.params, first_requests[0] if first_requests else None, p.max_pixels,
@@ -125,7 +111,7 @@ def run_eval(config: RunConfig) -> RunOutcome:
 
     done: dict[str, SampleRecord] = {}
     if config.resume:
-        done = {k: s for k, s in previous_samples(p.run_dir, task, spec, bench, references, params,
+        done = {k: s for k, s in previous_samples(p.run_dir, task, spec.name, bench, references, params,
                                                   identity if checked else None).items() if not s.failed}
     todo_items = [it for it in bench.items if it.item_id not in done]
     outcome.already_done = len(done)
@@ -147,9 +133,6 @@ def run_eval(config: RunConfig) -> RunOutcome:
         raise RunError(str(exc)) from None
     p.run_dir.mkdir(parents=True, exist_ok=True)
     samples_path = p.run_dir / SAMPLES_FILE
-    if not config.resume and samples_path.exists():
-        samples_path.unlink()
-    drop_torn_tail(samples_path)
     price = price_for(spec.provider, spec.model)
     card = RunCard(task=task.name, task_version=task.version, prompt_version=task.prompt_version, model=spec.name,
                    backend=spec.backend, endpoint=spec.public_url(), parameters=params,
@@ -160,11 +143,8 @@ def run_eval(config: RunConfig) -> RunOutcome:
     write_json_atomic(p.run_dir / RUN_CARD_FILE, json.loads(card.model_dump_json()))
     write_json_atomic(p.run_dir / BENCHMARK_CARD_FILE, bench.card())
 
-    with open(samples_path, "a", encoding="utf-8") as log:
-        def write(record: SampleRecord) -> None:
-            log.write(record.model_dump_json() + "\n")
-            log.flush()  # in the OS once written: a SIGKILL of this process loses nothing written
-
+    with SampleLog(samples_path, fresh=not config.resume) as log:
+        write = log.write
         for item_id, error in unreadable.items():
             write(failed_record(items[item_id], task, spec, references[item_id], params, error))
 

@@ -76,6 +76,47 @@ def test_labels_match_ground_truth(built, corpus_dir):
     assert precision >= 0.95 and recall >= 0.95, (precision, recall)
 
 
+# the sample corpus's materials as eval's material_category classes (by hand; None: no caption rule names it)
+CORPUS_MATERIALS = {"AA7075-T6": "aluminium alloy", "Ti-6Al-4V": "titanium alloy", "316L stainless steel": "steel",
+                    "AISI 4340 steel": "steel", "Inconel 718": "nickel superalloy", "S355 structural steel": "steel",
+                    "AZ31 magnesium alloy": "magnesium alloy", "17-4PH steel": "steel"}
+
+
+def test_test_split_is_a_benchmark_with_class_columns_and_context(built, corpus_dir):
+    """The test split's meta file carries caption, citing excerpts, technique and material (issue 14), and
+    eval.benchmark reads them: checked against the generator's truth for every single-panel SEM figure."""
+    from eval.benchmark import load_benchmark
+
+    out, _ = built
+    corpus = _truth(corpus_dir)
+    papers = {Path(p.file).name: p for p in corpus.papers}
+    # reprints share an item with their original, whose caption may name another material: left out here
+    reprinted = {":".join(d.split(":")[:2]) for p in corpus.papers for f in p.figures
+                 for d in [f.duplicate_of, *(panel.duplicate_of for panel in f.panels)] if d}
+    bench = load_benchmark(out / "dataset")  # the test split
+    meta = {m["item_id"]: m for m in _meta(out, "test")}
+    checked = 0
+    for it in bench.items:
+        prov = meta[it.item_id]["provenance"]
+        paper = papers.get(prov["source_pdf"])
+        if paper is None:  # a manual item: no caption, no classes
+            assert (it.caption, it.excerpts, it.technique, it.material) == ("", (), None, None)
+            continue
+        fig = next(f for f in paper.figures if f.number == prov["figure_number"])
+        if (fig.layout != "single" or "SEM fractograph" not in fig.caption or paper.material not in CORPUS_MATERIALS
+                or fig.duplicate_of or fig.panels[0].duplicate_of or fig.figure_id in reprinted):
+            continue
+        assert it.caption == fig.caption
+        named = CORPUS_MATERIALS[paper.material] if paper.material in fig.caption else None  # "SEM fractograph
+        assert (it.technique, it.material) == ("SEM", named)                                # showing ..." names none
+        cited = [c.text for c in paper.citations if c.figure == fig.number]
+        text = " ".join(" ".join(it.excerpts).split())
+        assert cited and all(" ".join(c.split()) in text for c in cited), (cited, it.excerpts)
+        checked += 1
+    assert checked >= 2, "no single-panel SEM figure with a known material in the test split"
+    assert "mechanism" not in next(iter(meta.values()))  # not emitted (see dataset_builders.export.meta_record)
+
+
 def test_every_fracture_panel_is_an_item_once(built, corpus_dir):
     """Every labelled fracture panel is one item; a reprinted figure and its original are one item."""
     out, _ = built

@@ -129,7 +129,10 @@ def test_circular_evaluation_of_a_knowing_model_and_metrics_vs_sklearn(tmp_path)
         n_first = server.count()
         assert n_first == 6 * 10
         again = run_eval(run_config(csv_path, tmp_path / "run", server.base_url, task="material_category"))
-        assert server.count() == n_first  # every rotation came from the response cache
+        assert again.already_done == 6 and server.count() == n_first  # resumed: every sample was done
+        (tmp_path / "run" / "samples.jsonl").unlink()  # the log lost: every rotation comes from the cache
+        again = run_eval(run_config(csv_path, tmp_path / "run", server.base_url, task="material_category"))
+        assert again.already_done == 0 and server.count() == n_first
     run = read_run(again.run_dir)
     assert all(c.cached for s in run.samples for c in s.calls)
     summary = run.card.protocol["circular_summary"]

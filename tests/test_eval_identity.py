@@ -155,3 +155,100 @@ def test_real_server_identity_and_new_weights_on_disk(tiny_api_server, tiny_dir,
                             timeout_s=120, concurrency=1, report=False, resume=False))
     assert again.summary.api_calls == 2 and again.summary.cache_hits == 0
     assert read_run(tmp_path / "run").card.identity.key != card.identity.key
+
+
+# --- multi-call runs (circular, hybrid) and sem_qa: the same identity rules ------------------------------------
+
+
+def _answer(body, key, n):
+    """One scripted model for every multi-call task: a letter, features, or a mechanism."""
+    from support.eval_classes import prompt_text
+
+    text = prompt_text(body)
+    if "specialist model examined" in text:
+        return Reply(content=json.dumps({"mechanism": "fatigue", "reasons": ["striations"]}))
+    if "Answer with the letter" in text:
+        return Reply(content="The answer is B")
+    return Reply(content=features("fatigue striations"))
+
+
+@pytest.mark.parametrize("task, model, roles", [
+    ("microscopy_technique", "fracto-tiny", None),  # circular: one caller
+    ("failure_mechanism", "hybrid:fracto-tiny+fracto-tiny", ("specialist", "reasoner")),  # both hybrid calls
+])
+def test_multicall_runs_record_and_check_the_identity(tmp_path, task, model, roles):
+    from support.eval_classes import make_class_benchmark
+
+    rows = [{"item_id": f"i{n}", "features": "fatigue striations", "technique": "SEM", "material": "steel",
+             "mechanism": "fatigue"} for n in range(2)]
+    csv_path = make_class_benchmark(tmp_path / "bench", rows)
+    adapter = make_adapter(tmp_path / "saves" / "fracto-tiny", b"\x00" * 2048)
+    endpoints = tmp_path / "endpoints"
+    endpoints.mkdir()
+    with ScriptedServer(responder=_answer, model="fracto-tiny") as srv:
+        efile = endpoint_file(endpoints, srv.base_url, "fracto-tiny", [adapter])
+        cfg = config(csv_path, tmp_path / "run", None, model=model, task=task, endpoint_file=efile, report=False)
+        run_eval(cfg)
+        n_calls = srv.count()
+        card = read_run(tmp_path / "run").card
+        parts = [card.identity.parts[r] for r in roles] if roles else [card.identity]
+        assert all(p.served == {"id": "fracto-tiny"} and p.weights[0]["path"] == str(adapter.resolve())
+                   for p in parts)
+        assert run_eval(cfg).already_done == 2 and srv.count() == n_calls  # same identity: resumed
+
+        (adapter / "adapter_model.safetensors").write_bytes(b"\x01" * 2048)  # retrained, same name
+        with pytest.raises(RunError, match=rf"(?s)holds replies of another model.*recorded: identity "
+                                           rf"{card.identity.key[:12]}.*--out.*--no-resume"):
+            run_eval(cfg)
+        assert srv.count() == n_calls
+        shutil.copytree(tmp_path / "run", tmp_path / "copy")  # the old cache in a fresh folder: no key matches
+        (tmp_path / "copy" / "samples.jsonl").unlink()
+        (tmp_path / "copy" / "run_card.json").unlink()
+        run_eval(config(csv_path, tmp_path / "copy", None, model=model, task=task, endpoint_file=efile,
+                        report=False))
+        assert srv.count() == 2 * n_calls
+        assert not any(c.cached for s in read_run(tmp_path / "copy").samples for c in s.calls)
+        assert read_run(tmp_path / "copy").card.identity.key != card.identity.key
+
+
+def test_sem_qa_records_model_and_judge_identity_and_never_reuses_other_weights(tmp_path, capsys):
+    from eval.run import main as eval_main
+    from test_sem_qa import JUDGE_SCRIPT, SAMPLES, qa_benchmark
+
+    bench = qa_benchmark(tmp_path / "bench")
+    adapter = make_adapter(tmp_path / "saves" / "fracto-tiny", b"\x00" * 2048)
+    endpoints = tmp_path / "endpoints"
+    endpoints.mkdir()
+    script = {sid: [Reply(reply or "no idea")] for sid, _, _, _, reply in SAMPLES}
+    with ScriptedServer(script=script, model="fracto-tiny") as model, \
+            ScriptedServer(script=JUDGE_SCRIPT, model="judge-model") as judge:
+        efile = endpoint_file(endpoints, model.base_url, "fracto-tiny", [adapter])
+
+        def run(out: str) -> int:
+            return eval_main(["--task", "sem_qa", "--model", "fracto-tiny", "--endpoint-file", str(efile),
+                              "--judge", "vllm:judge-model", "--judge-base-url", judge.base_url, "--benchmark",
+                              str(bench), "--out", str(tmp_path / out), "--reask", "0", "--max-attempts", "1",
+                              "--quiet"])
+
+        run("run")
+        card = json.loads((tmp_path / "run" / "run_card.json").read_text())
+        ident_model, ident_judge = card["identity"]["parts"]["model"], card["identity"]["parts"]["judge"]
+        assert ident_model["served"] == {"id": "fracto-tiny"} and ident_model["weights"][0]["path"] == str(
+            adapter.resolve())
+        assert ident_judge["served"] == {"id": "judge-model"}
+        n_model, n_judge = model.count(), judge.count()
+        assert n_model == 6
+
+        (adapter / "adapter_model.safetensors").write_bytes(b"\x01" * 2048)  # new weights, same name
+        capsys.readouterr()
+        assert run("run") == 2 and model.count() == n_model and judge.count() == n_judge  # refused, nothing sent
+        err = capsys.readouterr().err
+        assert "holds replies of another model" in err and ident_model["key"][:12] in err and "--no-resume" in err
+        shutil.copytree(tmp_path / "run", tmp_path / "copy")
+        for name in ("samples.jsonl", "run_card.json"):
+            (tmp_path / "copy" / name).unlink()
+        run("copy")  # the old cache: no reply of the old weights is reused
+        assert model.count() == 2 * n_model
+        new_card = json.loads((tmp_path / "copy" / "run_card.json").read_text())
+        assert new_card["identity"]["key"] != card["identity"]["key"]
+        assert new_card["identity"]["parts"]["judge"]["key"] == ident_judge["key"]

@@ -111,16 +111,18 @@ def test_hybrid_both_calls_logged_and_cached_with_context(tmp_path):
         assert sum("Figure caption from the source paper: Fatigue fracture" in t for t in reasoner) == 1
         assert all("Sentences of the paper" not in t for t in reasoner)  # level caption: no excerpts
         again = run_eval(cfg(csv_path, tmp_path / "h", model=model, base_url=server.base_url, context="caption"))
-        assert server.count() == 10  # both calls of every sample came from the cache
+        assert again.already_done == 5 and server.count() == 10  # resumed: every sample was done
+        (tmp_path / "h" / "samples.jsonl").unlink()  # the log lost: both calls of every sample from the cache
+        again = run_eval(cfg(csv_path, tmp_path / "h", model=model, base_url=server.base_url, context="caption"))
+        assert again.already_done == 0 and server.count() == 10
+        with pytest.raises(RunError, match="context"):  # another context level is another run
+            run_eval(cfg(csv_path, tmp_path / "h", model=model, base_url=server.base_url, context="caption+excerpts"))
     run = read_run(again.run_dir)
     for s in run.samples:
         assert [c.role for c in s.calls] == ["specialist", "reasoner"] and all(c.cached for c in s.calls)
         assert s.calls[0].parsed == ["fatigue striations"] and s.parsed == ["fatigue"] and s.context == "caption"
     assert run.card.context == "caption" and run.card.protocol["context_coverage"]["with_caption"] == 4
     assert "[context caption]" in outcome.report_md.read_text()
-    with pytest.raises(RunError, match="context"):  # another context level is another run
-        run_eval(cfg(csv_path, tmp_path / "h", model=model, base_url="http://127.0.0.1:9/v1",
-                     context="caption+excerpts"))
 
 
 def test_context_levels_side_by_side(tmp_path):

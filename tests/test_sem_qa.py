@@ -137,7 +137,7 @@ def test_sem_qa_scores_match_hand_computed_aggregates(tmp_path: Path, servers, m
     assert m["quality_features_questions"]["mean"] == pytest.approx(75.0)
     assert m["feature_identification_features_questions"]["mean"] == pytest.approx(3.0)
     assert m["quality_by_kind"] == {"features": 75.0, "origin": 70.0}
-    sa = m["self_agreement"]  # re-asked: s1, s2, s3 (the first 3 answered); both ok only for s1
+    sa = m["self_agreement"]  # re-asked: s1, s2, s3 (the first 3 by sample id); both ok only for s1
     assert (sa["n_reasked"], sa["n_both_ok"], sa["mean_abs_quality_diff"], sa["quality_within_10"],
             sa["feature_identification_equal"]) == (3, 1, 10.0, 1.0, 1.0)
     assert sa["reask_status"] == {"ok": 1, "malformed": 1, "refused": 1}
@@ -175,3 +175,45 @@ def test_sem_qa_needs_a_judge(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         eval_main(["--task", "sem_qa", "--model", "vllm:x", "--base-url", "http://127.0.0.1:9/v1"])
     assert "--judge" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sem_qa_against_the_real_llamafactory_server(tmp_path: Path, built_qa, tiny_api_server) -> None:
+    """`python -m eval.run --task sem_qa`: the answering model is the tiny Qwen3-VL behind `llamafactory-cli api`,
+    the judge a scripted server (its first verdict malformed). Random weights answer garbage: every sample must
+    end with a reply or a recorded failure, the judge counts must add up, the run card must name both models."""
+    import os
+    import subprocess
+    import sys
+
+    out, _ = built_qa
+    base_url, name = tiny_api_server
+    verdicts = iter([Reply("not a verdict")] + [J(50, 2)] * 100)
+    with ScriptedServer(responder=lambda body, key, n: next(verdicts), model="judge-model") as judge:
+        root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        proc = subprocess.run([sys.executable, "-m", "eval.run", "--task", "sem_qa", "--model", name, "--base-url",
+                               base_url, "--judge", "vllm:judge-model", "--judge-base-url", judge.base_url,
+                               "--benchmark", str(out / "dataset"), "--out", str(tmp_path / "run"), "--limit", "3",
+                               "--reask", "1", "--max-tokens", "12", "--concurrency", "1", "--timeout", "120",
+                               "--max-attempts", "1", "--quiet"], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=600)
+        n_judge_requests = judge.count()
+    assert proc.returncode in (0, 1), proc.stderr
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 3 and len({s["sample_id"] for s in samples}) == 3
+    assert all((s["model_reply"] is None) != (s["model_error"] is None) for s in samples)
+    answered = [s for s in samples if s["model_reply"] is not None]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["n_samples"] == 3 and m["n_model_failed"] + m["n_judged"] == 3 and m["n_judged"] == len(answered)
+    assert sum(m["judge_status"].values()) == m["n_judged"] and m["n_scored"] == m["judge_status"]["ok"]
+    reasked = [s for s in answered if s["reask"] is not None]
+    assert n_judge_requests == len(answered) + len(reasked) and len(reasked) <= 1
+    statuses = [s["judge"]["status"] for s in answered] + [s["reask"]["status"] for s in reasked]
+    assert statuses.count("malformed") == (1 if answered else 0) and proc.returncode == 1
+    card = json.loads((tmp_path / "run" / "run_card.json").read_text())
+    assert card["identity"]["parts"]["model"]["served"] == {"id": name}
+    assert card["identity"]["parts"]["judge"]["served"] == {"id": "judge-model"}
+    assert card["judge"]["prompt_version"] == JUDGE_PROMPT_VERSION and card["benchmark"]["n_items"] == 3
+    assert card["settings"]["model"] == name and card["counts"]["n_samples"] == 3
+    assert "judge malformed" in proc.stdout and f"run dir: {tmp_path / 'run'}" in proc.stdout
