@@ -17,6 +17,7 @@ The ground truth is what an expert reading the text would label, decided here pe
 from __future__ import annotations
 
 import random
+import re
 
 from .text import KIND_PHRASES, NEG_WORDS, SYNONYMS
 from .textures import KINDS
@@ -25,7 +26,7 @@ from .textures import KINDS
 # fractographer, as exactly that feature (so the truth labels it).
 PARAPHRASES: dict[str, tuple[str, ...]] = {
     "equiaxed dimples": ("cup-like microvoids", "ductile tearing with cup-like microvoids",
-                         "a honeycomb of small round microvoids", "shallow equiaxed cups"),
+                         "honeycomb of small round microvoids", "shallow equiaxed cups"),
     "elongated dimples": ("sheared microvoids stretched along the loading direction",
                           "elongated microvoids", "shear-stretched cups"),
     "cleavage facets": ("flat transgranular facets", "flat brittle facets crossing whole grains"),
@@ -35,12 +36,12 @@ PARAPHRASES: dict[str, tuple[str, ...]] = {
                              "decohesion along grain boundaries", "faceted grain surfaces"),
     "fatigue striations": ("fine, evenly spaced crack-front markings", "regular crack-arrest lines, one per cycle"),
     "gas pore": ("spherical smooth-walled voids", "entrapped-gas voids"),
-    "lack-of-fusion defect": ("irregular unfused gaps between melt tracks", "an interlayer region that never fused"),
+    "lack-of-fusion defect": ("irregular unfused gaps between melt tracks", "interlayer region that never fused"),
     "unmelted powder particles": ("spherical feedstock particles that did not melt",
                                   "partially sintered spherical particles"),
-    "fish-eye": ("a circular bright zone centred on the subsurface origin",),
-    "fine granular area": ("a rough, granular zone next to the origin",),
-    "inclusion at origin": ("a non-metallic particle at the origin", "an Al2O3 particle at the crack origin"),
+    "fish-eye": ("circular bright zone centred on the subsurface origin",),
+    "fine granular area": ("rough, granular zone next to the origin",),
+    "inclusion at origin": ("non-metallic particle at the origin", "Al2O3 particle at the crack origin"),
     "creep cavities": ("grain-boundary voids formed during creep", "cavities opened on boundaries by creep"),
     "ratchet marks": ("steps between neighbouring initiation sites",),
     "crazing": ("bands of drawn polymer fibrils",),
@@ -115,7 +116,9 @@ class Wording:
     def phrase(self, kind: str) -> str:
         """Words naming every feature of texture ``kind`` (an expert reads all of them)."""
         template = self.r.choice(KIND_PHRASES[kind])
-        return template.format_map({name: self.name(name) for name in KINDS[kind].features})
+        text = template.format_map({name: self.name(name) for name in KINDS[kind].features})
+        text = re.sub(r"\ban? (?=[aeiou])", "an ", text)  # the article agrees with the words put after it
+        return re.sub(r"\ban (?=[b-df-hj-np-tv-z])", "a ", text)
 
     def hedge(self, feature: str) -> str:
         r = self.r
