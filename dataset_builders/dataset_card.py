@@ -38,7 +38,6 @@ from dataset_builders.records import (
 )
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
-from dataset_builders.stages import collect_report
 from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetCheck
 from fracto_core.vocabulary import canonical_names, rare_names
@@ -153,9 +152,9 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
                   for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
     labels = _jsonl(paths.labels, LabelRecord)
-    # the problems of the stages before export, from their result files: build_report.jsonl is written only
-    # after export, so reading it here gave a first run's card other counts than a rerun's
-    report = [p for p in collect_report(paths) if p.stage not in ("export", "qa")]
+    # the problems of the stages before export (build.build writes the report just before export; a
+    # rerun's report also holds the last export's, which a first run's card could not have seen)
+    report = [p for p in _jsonl(paths.report, Problem) if p.stage not in ("export", "qa")]
     seen: set[tuple] = set()
     benchmark: list[dict] = []
     for p in _jsonl(dropped_path(paths), Problem) + report:
