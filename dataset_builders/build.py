@@ -160,6 +160,8 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
 
                 results[name] = label.run(paths, config, progress)
                 continue
+            if name == "export":  # the dataset card counts the report's problems: write it first
+                write_report(paths, collect_report(paths))
             results[name] = run_stage(name, paths, config, progress)
         except (ValueError, OSError) as exc:
             write_report(paths, collect_report(paths))

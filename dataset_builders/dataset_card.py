@@ -152,7 +152,9 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
                   for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
     labels = _jsonl(paths.labels, LabelRecord)
-    report = _jsonl(paths.report, Problem)
+    # the problems of the stages before export (build.build writes the report just before export; a
+    # rerun's report also holds the last export's, which a first run's card could not have seen)
+    report = [p for p in _jsonl(paths.report, Problem) if p.stage not in ("export", "qa")]
     seen: set[tuple] = set()
     benchmark: list[dict] = []
     for p in _jsonl(dropped_path(paths), Problem) + report:

@@ -1,5 +1,6 @@
 """Drawing a planned figure onto its page: its rasters (one composed grid, separate panels with letters,
-or a single image), or a vector stress-strain plot or specimen schematic, then its caption below; returns
+or a single image), or a vector stress-strain plot or specimen schematic, with its caption below (or above,
+as some journals print it), centred in its column or across the page; returns
 the figure's ground truth (bbox, panels with their features, embedded images with their hashes).
 """
 
@@ -20,10 +21,15 @@ from .textures import KINDS
 from .truth import Box, TruthFigure, TruthImage, TruthPanel
 
 
-def draw_figure(page: pymupdf.Page, pno: int, block: Block, y: float, plans: FigurePlanner) -> TruthFigure:
-    """Draw the figure of ``block`` with its top at ``y``; the caption goes 6 pt below it."""
+def draw_figure(page: pymupdf.Page, pno: int, block: Block, y: float, plans: FigurePlanner,
+                left: float = X0) -> TruthFigure:
+    """Draw the figure of ``block`` (its frame's left edge at ``left``) with its top at ``y``; the caption goes
+    6 pt below it, or at ``y`` with the figure 6 pt below the caption."""
     fig: Figure = block.figure  # type: ignore[assignment]
-    x0 = X0 + ((X1 - X0) - fig.width) / 2
+    cap_y = y + fig.height + 6
+    if fig.caption_above:
+        cap_y, y = y, y + len(block.lines) * block.lead + 6
+    x0 = left + (block.width - fig.width) / 2
     rect = pymupdf.Rect(x0, y, x0 + fig.width, y + fig.height)
     images: list[TruthImage] = []
     panels: list[TruthPanel] = []
@@ -35,9 +41,10 @@ def draw_figure(page: pymupdf.Page, pno: int, block: Block, y: float, plans: Fig
                                  sha256=sha256_hex(data)))
 
     def truth_panel(p: Panel, box: Box) -> TruthPanel:
-        feats = list(KINDS[p.texture].features) if p.texture in KINDS else []
+        feats = list(KINDS[p.texture].features) if p.texture in KINDS else []  # all named, however worded
         return TruthPanel(letter=p.letter, texture=p.texture, features=sort_features(feats),
-                          negated=[p.negated] if p.negated else [], bbox=box, duplicate_of=p.duplicate_of)
+                          negated=[p.negated] if p.negated else [], hedged=[p.hedged] if p.hedged else [],
+                          bbox=box, duplicate_of=p.duplicate_of)
 
     bbox = rect
     if fig.layout == "grid":
@@ -71,14 +78,14 @@ def draw_figure(page: pymupdf.Page, pno: int, block: Block, y: float, plans: Fig
         p = fig.panels[0]
         put(rect, p.encoded, p.fmt, p.pixels)  # type: ignore[arg-type]
         panels.append(truth_panel(p, as_box(rect)))
-    cap_y = y + fig.height + 6
     for k, (_, line) in enumerate(block.lines):
-        put_text(page, (X0, cap_y + (k + 1) * block.lead - block.lead * 0.25), line,
+        put_text(page, (left, cap_y + (k + 1) * block.lead - block.lead * 0.25), line,
                  fontname="F1", fontsize=block.size)
     return TruthFigure(figure_id=f"{plans.stem}:fig{fig.number}", page=pno, bbox=as_box(bbox), number=fig.number,
                        caption=fig.caption, kind=kind, layout=fig.layout, grid=fig.grid,  # type: ignore[arg-type]
                        is_fracture=fig.layout in ("single", "grid", "separate"), panels=panels, images=images,
-                       duplicate_of=fig.duplicate_of, duplicate_mode=fig.duplicate_mode)  # type: ignore[arg-type]
+                       duplicate_of=fig.duplicate_of, duplicate_mode=fig.duplicate_mode,  # type: ignore[arg-type]
+                       caption_above=fig.caption_above, spans_columns=fig.span and plans.columns == 2)
 
 
 

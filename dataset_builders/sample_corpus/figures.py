@@ -1,6 +1,8 @@
 """Figure plans of one sample paper: which figures it has (single fractograph, composed grid, separate
-panels, reprint, vector plot or schematic, micrograph, photograph), their textures, encoded rasters,
-composed grid rasters, sizes on the page and captions (with the features each caption asserts or denies).
+panels, reprint, vector plot or schematic, micrograph, photograph, distractor micrograph), their textures,
+encoded rasters, composed grid rasters, sizes on the page (a column, or both columns of a two-column page),
+caption position (below, or above) and captions worded as real papers word them (``wording``: paraphrases,
+abbreviations, mixed letter scoping, hedges, negations), with what each caption asserts, hedges or denies.
 
 The planner draws from the paper's own ``random.Random`` and numpy generator, so the same paper index and
 seed always give the same figures.
@@ -14,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .page_layout import X0, X1, encode_image
-from .text import NEG_WORDS, TESTS, negation_for, phrase
-from .textures import FRACTURE_KINDS, render
+from .page_layout import COL_W, X0, X1, encode_image
+from .text import NEG_WORDS, TESTS, negation_for
+from .textures import DISTRACTOR_KINDS, FRACTURE_KINDS, KINDS, render
 from .truth import TruthFigure
+from .wording import DISTRACTORS, Wording, hedgeable
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Panel:
     texture: str
     phrase: str = ""  # words naming its features
     negated: str | None = None  # canonical name denied in the caption
+    hedged: str | None = None  # canonical name only hedged in the caption (not a label)
     pixels: np.ndarray | None = None
     encoded: bytes | None = None
     fmt: str = "jpeg"
@@ -47,6 +51,8 @@ class Figure:
     height: float = 0.0
     duplicate_of: str | None = None
     duplicate_mode: str | None = None
+    caption_above: bool = False
+    span: bool = False  # across both columns of a two-column page
     # filled when drawn
     truth: TruthFigure | None = None
 
@@ -71,8 +77,10 @@ class FigurePlanner:
     """Plans the figures of one paper; ``grids`` keeps each composed grid raster (encoded, pixels, cells)."""
 
     def __init__(self, index: int, stem: str, r: random.Random, rng: np.random.Generator, material: str,
-                 reprint: tuple[Reprintable, str] | None):
+                 reprint: tuple[Reprintable, str] | None, wording: Wording, columns: int = 1):
         self.index, self.stem = index, stem
+        self.wording, self.columns = wording, columns
+        self._spanned = False
         self.r, self.rng = r, rng
         self.material = material
         self.reprint = reprint
@@ -94,19 +102,27 @@ class FigurePlanner:
             layouts.append(r.choice(pool))
         if self.reprint is not None:
             layouts[-1:] = [layouts[-1], "reprint"] if len(layouts) < 4 else ["reprint"]
+        if self.index % 3 != 2:  # two papers in three show a micrograph that is no fracture surface
+            layouts.append("distractor")
         r.shuffle(layouts)
         for number, layout in enumerate(layouts, 1):
             self.figures.append(self._plan_figure(number, layout))
 
+    def _frame(self, span: bool) -> float:
+        """Width (points) a figure may take: the text width, or one column of a two-column page."""
+        return X1 - X0 if self.columns == 1 or span else COL_W
+
     def _plan_figure(self, number: int, layout: str) -> Figure:
         r = self.r
+        words = self.wording
         if layout == "single":
             kind = r.choice(COMMON_KINDS)
             fmt = "png" if r.random() < 0.25 else "jpeg"
             w, h = r.choice(((512, 384), (480, 360), (448, 352)))
             px = self._texture(kind, w, h)
-            panel = Panel(None, kind, phrase(kind, r), pixels=px, encoded=encode_image(px, fmt), fmt=fmt)
-            fig = Figure(number, layout, [panel], width=r.uniform(0.55, 0.7) * (X1 - X0))
+            panel = Panel(None, kind, words.phrase(kind), pixels=px, encoded=encode_image(px, fmt), fmt=fmt)
+            width = r.uniform(0.55, 0.7) if self.columns == 1 else r.uniform(0.9, 1.0)
+            fig = Figure(number, layout, [panel], width=width * self._frame(False))
             self.reprintables.append(Reprintable(f"{self.stem}:fig{number}", kind, px, panel.encoded, fmt))
         elif layout == "reprint":
             src, mode = self.reprint  # type: ignore[misc]
@@ -120,10 +136,11 @@ class FigurePlanner:
                 img = img.resize((int(img.width * 0.75), int(img.height * 0.75)), Image.BILINEAR)
                 px, fmt = np.asarray(img), "jpeg"
                 encoded = encode_image(px, "jpeg", quality=85)
-            panel = Panel(None, src.texture, phrase(src.texture, r), pixels=px, encoded=encoded, fmt=fmt,
-                           duplicate_of=src.figure_id)
-            fig = Figure(number, "single", [panel], width=r.uniform(0.5, 0.65) * (X1 - X0),
-                          duplicate_of=src.figure_id, duplicate_mode=mode)
+            panel = Panel(None, src.texture, words.phrase(src.texture), pixels=px, encoded=encoded, fmt=fmt,
+                          duplicate_of=src.figure_id)
+            width = r.uniform(0.5, 0.65) if self.columns == 1 else r.uniform(0.85, 1.0)
+            fig = Figure(number, "single", [panel], width=width * self._frame(False),
+                         duplicate_of=src.figure_id, duplicate_mode=mode)
         elif layout in ("grid", "separate"):
             grid = r.choice(((1, 2), (2, 2), (1, 3), (2, 3))) if layout == "grid" else \
                 r.choice(((1, 2), (2, 2), (1, 3)))
@@ -131,7 +148,9 @@ class FigurePlanner:
             if layout == "separate" and grid == (2, 2) and r.random() < 0.4:
                 n = 3  # a 2x2 grid with one empty cell
             kinds = [r.choice(COMMON_KINDS if r.random() < 0.8 else FRACTURE_KINDS) for _ in range(n)]
-            panels = [Panel(LETTERS[i], k, phrase(k, r)) for i, k in enumerate(kinds)]
+            if n >= 3 and r.random() < 0.4:  # two panels of one morphology: "... (b, c)" in the caption
+                kinds[2] = kinds[1]
+            panels = [Panel(LETTERS[i], k, words.phrase(k)) for i, k in enumerate(kinds)]
             pw, ph = (320, 240) if grid[1] <= 2 else (288, 216)
             for p in panels:
                 p.pixels = self._texture(p.texture, pw, ph)
@@ -141,16 +160,25 @@ class FigurePlanner:
             if r.random() < 0.5:  # deny an absent feature for one panel
                 target = r.choice(panels)
                 target.negated = negation_for(target.texture, r)
-            fig = Figure(number, layout, panels, grid=grid, width=(X1 - X0) * (0.85 if grid[1] == 2 else 1.0))
-        elif layout in ("micrograph", "photo"):
-            kind = "etched_microstructure" if layout == "micrograph" else "test_rig_photo"
-            w, h = (480, 360) if layout == "micrograph" else (448, 336)
+            if r.random() < 0.4:  # hedge another absent feature for one panel
+                target = r.choice(panels)
+                target.hedged = hedgeable(set(KINDS[target.texture].features) | {target.negated}, r)
+            span = self.columns == 2 and (grid[1] == 3 or not self._spanned)
+            self._spanned |= span
+            fig = Figure(number, layout, panels, grid=grid, span=span,
+                         width=self._frame(span) * (0.85 if grid[1] == 2 and not span else 1.0))
+        elif layout in ("micrograph", "photo", "distractor"):
+            kind = {"micrograph": "etched_microstructure", "photo": "test_rig_photo"}.get(layout) or \
+                r.choice(DISTRACTOR_KINDS)
+            w, h = (448, 336) if layout == "photo" else (480, 360)
             px = self._texture(kind, w, h)
             panel = Panel(None, kind, pixels=px, encoded=encode_image(px, "jpeg"), fmt="jpeg")
-            fig = Figure(number, layout, [panel], width=r.uniform(0.45, 0.55) * (X1 - X0))
+            width = r.uniform(0.45, 0.55) if self.columns == 1 else r.uniform(0.85, 1.0)
+            fig = Figure(number, layout, [panel], width=width * self._frame(False))
         else:  # vector plot / schematic
-            fig = Figure(number, layout, [Panel(None, "vector_" + layout)],
-                          width=(X1 - X0) * (0.6 if layout == "plot" else 0.75))
+            width = (0.6 if layout == "plot" else 0.75) if self.columns == 1 else 0.95
+            fig = Figure(number, layout, [Panel(None, "vector_" + layout)], width=width * self._frame(False))
+        fig.caption_above = r.random() < 0.25
         fig.caption = self._caption(fig)
         fig.height = self._figure_height(fig)
         return fig
@@ -199,22 +227,44 @@ class FigurePlanner:
 
     def _caption(self, fig: Figure) -> str:
         r = self.r
+        words = self.wording
         lead = r.choice(("Fig. {n}.", "Figure {n}.", "FIG. {n}", "Fig. {n}:")).format(n=fig.number)
         m = self.material
         if fig.layout in ("grid", "separate"):
-            if r.random() < 0.7:
+            groups: list[list[Panel]] = []  # panels of one morphology share one caption part: "(b, c)"
+            for p in fig.panels:
+                if groups and groups[-1][0].texture == p.texture and not (p.negated or p.hedged
+                                                                          or groups[-1][-1].negated
+                                                                          or groups[-1][-1].hedged):
+                    groups[-1].append(p)
+                else:
+                    groups.append([p])
+
+            def said(group: list[Panel]) -> str:
+                head = group[0]
+                for p in group[1:]:
+                    p.phrase = head.phrase
+                text = head.phrase
+                if head.hedged:
+                    text += f" and {words.hedge(head.hedged)}"
+                return text
+
+            def letters(group: list[Panel]) -> str:
+                return ", ".join(p.letter or "" for p in group)
+
+            if r.random() < 0.6:
                 parts = []
-                for p in fig.panels:
-                    part = f"({p.letter}) {p.phrase}"
-                    if p.negated:
-                        part += f", no {r.choice(NEG_WORDS[p.negated])} visible"
+                for g in groups:
+                    part = f"({letters(g)}) {said(g)}"
+                    if g[-1].negated:
+                        part += words.caption_negation(g[-1].negated)
                     parts.append(part)
                 body = f"SEM fractographs of the {m} specimens: " + "; ".join(parts) + "."
             else:
-                parts = [f"{p.phrase} ({p.letter})" + (f" without {r.choice(NEG_WORDS[p.negated])}"
-                                                      if p.negated else "") for p in fig.panels]
-                body = (f"Fracture surfaces of {m} after {r.choice(TESTS)} showing "
-                        + ", ".join(parts[:-1]) + " and " + parts[-1] + ".")
+                parts = [f"{said(g)} ({letters(g)})" + (f" without {r.choice(NEG_WORDS[g[-1].negated])}"
+                                                         if g[-1].negated else "") for g in groups]
+                joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+                body = f"Fracture surfaces of {m} after {r.choice(TESTS)} showing {joined}."
         elif fig.layout == "single":
             p = fig.panels[0]
             body = r.choice((
@@ -222,10 +272,13 @@ class FigurePlanner:
                 "SEM fractograph of the {m} specimen showing {ph}.",
                 "Secondary electron image of the fracture surface of {m} with {ph}.",
             )).format(ph=p.phrase, m=m)
-            if r.random() < 0.3:
-                neg = negation_for(p.texture, r)
-                p.negated = neg
-                body = body[:-1] + f"; no {r.choice(NEG_WORDS[neg])} are visible."
+            x = r.random()
+            if x < 0.3:
+                p.negated = negation_for(p.texture, r)
+                body = body[:-1] + words.caption_negation(p.negated) + "."
+            elif x < 0.5:
+                p.hedged = hedgeable(set(KINDS[p.texture].features), r)
+                body = body[:-1] + f", and {words.hedge(p.hedged)} near the origin."  # type: ignore[arg-type]
             if fig.duplicate_of:
                 body += f" Reprinted from Ref. [{r.randint(3, 30)}] with permission."
         elif fig.layout == "plot":
@@ -234,6 +287,8 @@ class FigurePlanner:
             body = "Schematic of the specimen geometry (dimensions in mm)."
         elif fig.layout == "micrograph":
             body = f"Optical micrograph of the etched microstructure of {m} (Kroll's reagent)."
+        elif fig.layout == "distractor":
+            body = r.choice(DISTRACTORS[fig.panels[0].texture][0]).format(m=m)
         else:
             body = f"Photograph of the servo-hydraulic test rig used for the {r.choice(TESTS)} tests."
         return f"{lead} {body}"

@@ -31,7 +31,7 @@ from .papers import PaperMaker, open_access_icon, publisher_logo
 from .truth import CorpusTruth, TruthPaper
 
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 REPRINT_MODES = ("identical", "reencoded", "rescaled")
 
 

@@ -1,5 +1,7 @@
-"""The two non-fracture images of the sample corpus: an etched optical micrograph and a colour
-photograph of a test rig (the figures a fracture filter must drop).
+"""The non-fracture images of the sample corpus (the figures a fracture filter must drop): an etched
+optical micrograph, a colour photograph of a test rig, and the distractor micrographs papers print next to
+fractographs: an EBSD colour map, an X-ray CT slice, a wear scar, a cavitation-eroded surface and an oxide
+scale in cross-section.
 
 Usage: ``render_test_rig(448, 336, np.random.default_rng(0))`` -> uint8 (336, 448, 3).
 """
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .texture_blocks import fbm, pixel_grid, worley
+from .texture_blocks import blur, fbm, pixel_grid, shade, smooth_noise, spheres, worley
 
 
 def tex_etched_microstructure(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -59,3 +61,62 @@ def render_test_rig(width: int, height: int, rng: np.random.Generator) -> np.nda
     img[cable & (xx > cx + w * 0.04) & (xx < w * 0.82)] = (0.05, 0.05, 0.05)
     img += rng.normal(0, 0.02, img.shape).astype(np.float32)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+# --- distractor micrographs: images papers print next to fractographs, named with fracture words ----
+
+def render_ebsd_map(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """An EBSD inverse-pole-figure-like colour map: saturated grain colours, thin dark boundaries."""
+    f1, f2, ids, _, _ = worley(height, width, rng.uniform(25, 45), rng)
+    n_ids = int(ids.max()) + 1
+    hue = rng.uniform(0, 1, n_ids).astype(np.float32)
+    rgb = np.stack([np.clip(np.abs(((hue + k / 3) % 1) * 6 - 3) - 1, 0, 1) for k in range(3)], -1)[ids]
+    rgb = 0.25 + 0.75 * rgb
+    rgb *= (1 - 0.8 * np.exp(-(f2 - f1) / 0.7))[..., None]
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def tex_ct_render(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An X-ray CT slice: a bright round specimen section on black, with dark round and irregular pores."""
+    yy, xx = pixel_grid(h, w)
+    cy, cx, rad = h / 2, w / 2, 0.42 * min(h, w)
+    d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+    img = np.where(d < rad, 0.72 + 0.05 * fbm(h, w, 40, rng, 2), 0.06)
+    for _ in range(int(rng.integers(12, 30))):
+        a, r = rng.uniform(0, 2 * np.pi), rng.uniform(0, rad * 0.9)
+        py, px, pr = cy + r * np.sin(a), cx + r * np.cos(a), rng.uniform(2, 7)
+        img = np.where((yy - py) ** 2 + (xx - px) ** 2 < pr * pr, 0.1, img)
+    img = img - 0.5 * ((fbm(h, w, 12, rng, 2) > 0.55) & (d < rad * 0.95))
+    return np.clip(blur(img, 1) + rng.normal(0, 0.04, (h, w)), 0, 1)
+
+
+def tex_wear_scar(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A worn track: parallel sliding grooves with dark delaminated patches and bright debris."""
+    yy, xx = pixel_grid(h, w)
+    grooves = np.sin(yy * rng.uniform(0.5, 0.9) + 3 * smooth_noise(h, w, 60, rng))
+    img = 0.55 + 0.12 * grooves + 0.1 * fbm(h, w, 25, rng, 3)
+    img -= 0.3 * (fbm(h, w, 50, rng, 3) > 0.35)
+    img += 0.3 * (rng.random((h, w)) < 0.002)
+    return np.clip(blur(img, 1), 0, 1)
+
+
+def tex_cavitation_pits(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A cavitation-eroded surface: overlapping round craters on a wavy plateau (SEM contrast)."""
+    n = int(rng.integers(25, 45))
+    centres = np.stack([rng.uniform(0, h, n), rng.uniform(0, w, n)], 1)
+    height, _ = spheres(h, w, centres, rng.uniform(6, 22, n))
+    img = 0.5 + 0.08 * fbm(h, w, 30, rng, 3) + 0.12 * shade(-height, edge=0.8)
+    return np.clip(img + rng.normal(0, 0.03, (h, w)), 0, 1)
+
+
+def tex_oxide_scale(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A polished cross-section: mounting resin above, a granular oxide scale with vertical microcracks,
+    smooth metal below."""
+    yy, xx = pixel_grid(h, w)
+    top = h * rng.uniform(0.25, 0.35) + 8 * smooth_noise(h, w, 80, rng)
+    bottom = top + h * rng.uniform(0.2, 0.3) + 6 * smooth_noise(h, w, 60, rng)
+    img = np.where(yy < top, 0.12, np.where(yy < bottom, 0.45 + 0.12 * fbm(h, w, 6, rng, 2), 0.8))
+    for x in rng.uniform(0, w, int(rng.integers(4, 9))):
+        crack = (np.abs(xx - x - 3 * smooth_noise(h, w, 20, rng)) < 1.2) & (yy > top) & (yy < bottom)
+        img = np.where(crack, 0.1, img)
+    return np.clip(img + rng.normal(0, 0.03, (h, w)), 0, 1)

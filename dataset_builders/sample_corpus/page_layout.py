@@ -18,6 +18,8 @@ from .truth import Box
 PAGE = pymupdf.paper_rect("a4")  # 595 x 842 pt
 X0, X1 = 56.0, 539.0
 TOP, BOTTOM = 74.0, 792.0
+COL_GAP = 18.0  # gutter between the columns of a two-column page
+COL_W = (X1 - X0 - COL_GAP) / 2  # 232.5 pt
 BODY_FS, BODY_LEAD = 9.5, 12.2
 CAPTION_FS, CAPTION_LEAD = 8.5, 10.6
 FONT = pymupdf.Font("helv")  # Nimbus Sans (Helvetica metrics), embedded so "–", "µ", "²" print and extract

@@ -92,13 +92,16 @@ JOURNAL = "Journal of Synthetic Fractography"
 
 @dataclass
 class Sentence:
-    """One body sentence: what it cites (``figure``, ``panels``), asserts (``features``) and denies."""
+    """One body sentence: what it cites (``figure``, ``panels``, ``others``), asserts (``features``), denies
+    and hedges."""
 
     text: str
     figure: int | None = None
     panels: list[str] = field(default_factory=list)
     features: list[str] = field(default_factory=list)
     negated: list[str] = field(default_factory=list)
+    hedged: list[str] = field(default_factory=list)
+    others: list[int] = field(default_factory=list)  # further figures cited ("Figures 2 and 4")
 
 
 def phrase(kind: str, r: random.Random) -> str:

@@ -21,7 +21,8 @@ from PIL import Image
 
 from fracto_core.vocabulary import feature
 
-from .non_fracture import render_test_rig, tex_etched_microstructure
+from .non_fracture import (render_ebsd_map, render_test_rig, tex_cavitation_pits, tex_ct_render,
+                           tex_etched_microstructure, tex_oxide_scale, tex_wear_scar)
 from .texture_blocks import (blur, fbm, float_image, normalise, pixel_grid, resize, sem_noise, shade,
                              smooth_noise, spheres, worley)
 
@@ -326,9 +327,17 @@ KINDS: dict[str, TextureKind] = {
 }
 KINDS["etched_microstructure"] = TextureKind("etched_microstructure", (), False, "etched optical microstructure")
 KINDS["test_rig_photo"] = TextureKind("test_rig_photo", (), False, "photograph of a test rig")
+_GREY_DISTRACTORS = {"ct_render": (tex_ct_render, "X-ray CT slice with pores"),
+                     "wear_scar": (tex_wear_scar, "wear scar with grooves"),
+                     "cavitation_pits": (tex_cavitation_pits, "cavitation erosion pits"),
+                     "oxide_scale": (tex_oxide_scale, "oxide scale cross-section with microcracks")}
+KINDS["ebsd_map"] = TextureKind("ebsd_map", (), False, "EBSD orientation colour map")
+for _name, (_, _desc) in _GREY_DISTRACTORS.items():
+    KINDS[_name] = TextureKind(_name, (), False, _desc)
 
 FRACTURE_KINDS: tuple[str, ...] = tuple(_FRACTURE)
-NON_FRACTURE_KINDS: tuple[str, ...] = ("etched_microstructure", "test_rig_photo")
+DISTRACTOR_KINDS: tuple[str, ...] = ("ebsd_map", *_GREY_DISTRACTORS)
+NON_FRACTURE_KINDS: tuple[str, ...] = ("etched_microstructure", "test_rig_photo", *DISTRACTOR_KINDS)
 
 for _kind in KINDS.values():  # fail at import if a feature name drifts from the vocabulary
     for _name in _kind.features:
@@ -342,8 +351,12 @@ def render(kind: str, width: int, height: int, rng: np.random.Generator) -> np.n
     """Draw one image of ``kind``: uint8 (height, width) grey, or (height, width, 3) for the photo."""
     if kind == "test_rig_photo":
         return render_test_rig(width, height, rng)
+    if kind == "ebsd_map":
+        return render_ebsd_map(width, height, rng)
     if kind == "etched_microstructure":
         return (tex_etched_microstructure(height, width, rng) * 255 + 0.5).astype(np.uint8)
+    if kind in _GREY_DISTRACTORS:
+        return (_GREY_DISTRACTORS[kind][0](height, width, rng) * 255 + 0.5).astype(np.uint8)
     try:
         fn = _FRACTURE[kind][0]
     except KeyError:

@@ -32,8 +32,11 @@ class TruthImage(_Truth):
 class TruthPanel(_Truth):
     letter: str | None  # None for a single-panel figure
     texture: str  # textures.KINDS key
-    features: list[str]  # canonical names the caption/text assert for this panel (negated ones excluded)
+    # canonical names an expert reading the caption/text labels this panel with (negated and hedged ones
+    # excluded): also features named by a paraphrase or an abbreviation the offline rules may not know
+    features: list[str]
     negated: list[str] = []  # canonical names the caption/text explicitly deny for this panel
+    hedged: list[str] = []  # canonical names only hedged ("possibly ...", "...-like"): uncertain, not labels
     bbox: Box  # the panel's area on the page (for a composed raster: its cell without gutters)
     duplicate_of: str | None = None  # "<paper stem>:fig<N>[:<letter>]" of the original of a reprint
 
@@ -45,13 +48,15 @@ class TruthFigure(_Truth):
     number: int
     caption: str  # exactly as printed (line breaks as single spaces)
     kind: Literal["raster", "multi_raster", "vector"]
-    layout: Literal["single", "grid", "separate", "plot", "schematic", "micrograph", "photo"]
+    layout: Literal["single", "grid", "separate", "plot", "schematic", "micrograph", "photo", "distractor"]
     grid: tuple[int, int] | None = None  # rows, cols of a multi-panel figure
     is_fracture: bool
     panels: list[TruthPanel]
     images: list[TruthImage]
     duplicate_of: str | None = None  # figure id of the original when the whole figure is a reprint
     duplicate_mode: Literal["identical", "reencoded", "rescaled"] | None = None
+    caption_above: bool = False  # the caption is printed above the figure (else below)
+    spans_columns: bool = False  # a figure across both columns of a two-column page
 
 
 class TruthCitation(_Truth):
@@ -61,8 +66,9 @@ class TruthCitation(_Truth):
     page: int  # page where the sentence starts
     figure: int
     panels: list[str]  # letters cited, [] = the whole figure
-    features: list[str]  # canonical features the sentence asserts
+    features: list[str]  # canonical features the sentence asserts (as an expert reads it)
     negated: list[str]  # canonical features the sentence denies
+    hedged: list[str] = []  # canonical features the sentence only hedges (not labels)
 
 
 class TruthPaper(_Truth):
@@ -72,6 +78,8 @@ class TruthPaper(_Truth):
     authors: list[str]
     doi: str
     n_pages: int
+    columns: Literal[1, 2] = 1
+    abbreviations: dict[str, str] = {}  # abbreviation the paper defines in its text -> canonical feature
     material: str
     figures: list[TruthFigure]
     citations: list[TruthCitation]
