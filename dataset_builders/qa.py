@@ -2,13 +2,13 @@
 
 Reads stages/items.jsonl, stages/splits.jsonl, stages/dedup.json and stages/panels/*.json (captions and
 citing excerpts of every panel showing the item's image); writes stages/qa.jsonl (one
-``qa_records.QAItem`` per split item) and, through ``qa_export``, the second LlamaFactory dataset
+``questions.records.QAItem`` per split item) and, through ``questions.export``, the second LlamaFactory dataset
 <name>_qa_{train,val,test}.json in dataset/ (registered in dataset_info.json, same splits as the
 morphology dataset).
 
-Who writes the pairs (``--qa-generator``): "templates" (offline, ``qa_templates``: the default, and
+Who writes the pairs (``--qa-generator``): "templates" (offline, ``questions.templates``: the default, and
 what --labeler caption_rules implies), or "openai" / "gemini" / "vllm" through the labelling client
-(``qa_llm``; --label-model, --base-url and the --label-* settings; replies cached in OUT/qa_cache.sqlite).
+(``questions.llm``; --label-model, --base-url and the --label-* settings; replies cached in OUT/qa_cache.sqlite).
 A failed or rejected reply leaves the item without pairs and adds a problem line.
 
 Usage:
@@ -18,11 +18,11 @@ Usage:
 
 from __future__ import annotations
 
-from dataset_builders import qa_export
+from dataset_builders.questions import export as qa_export
 from dataset_builders.config import BuildConfig
 from dataset_builders.items import item_texts, load_manual_items
-from dataset_builders.qa_records import QAItem, SourceText
-from dataset_builders.qa_templates import ORIGIN as TEMPLATES, TEMPLATE_PROMPT_VERSION, template_pairs
+from dataset_builders.questions.records import QAItem, SourceText
+from dataset_builders.questions.templates import ORIGIN as TEMPLATES, TEMPLATE_PROMPT_VERSION, template_pairs
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl, write_jsonl_atomic
@@ -53,7 +53,7 @@ def get_generator(config: BuildConfig):
         return None
     if name not in LLM_GENERATORS:
         raise ValueError(f"unknown Q&A generator {name!r}; valid: {TEMPLATES}, {', '.join(LLM_GENERATORS)}")
-    from dataset_builders.qa_llm import LLMQAGenerator  # pulls in the API client only when used
+    from dataset_builders.questions.llm import LLMQAGenerator  # pulls in the API client only when used
 
     generator = LLMQAGenerator(name, config)
     generator.check_ready()

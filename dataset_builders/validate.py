@@ -65,7 +65,7 @@ class _AnswerCache:
         return self.parsed[text]
 
 
-class _ImageCache:
+class ImageCache:
     """Opens each image file once even when several dataset files (variants) share it."""
 
     def __init__(self, root: Path):
@@ -99,11 +99,11 @@ def _problem(file: str, reason: str, detail: str) -> Problem:
     return Problem(file=file, stage="export", reason=reason, detail=detail, severity="failed")
 
 
-def check_sample(sample: object, where: str, config: BuildConfig, images: _ImageCache, check: DatasetCheck,
+def check_sample(sample: object, where: str, config: BuildConfig, images: ImageCache, check: DatasetCheck,
                  answers: _AnswerCache | None = None, check_answers: bool = True) -> None:
     """Append the problems of one sample to `check` and update its token statistics.
 
-    check_answers False: free-text answers (the Q&A dataset, dataset_builders.qa_export) are not parsed.
+    check_answers False: free-text answers (the Q&A dataset, dataset_builders.questions.export) are not parsed.
     """
     answers = answers or _AnswerCache()
     if not isinstance(sample, dict) or not isinstance(sample.get("messages"), list) \
@@ -160,7 +160,7 @@ def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
     except (OSError, json.JSONDecodeError) as exc:
         check.problems.append(_problem(str(info_path), "bad_dataset_info", str(exc)))
         return check
-    images = _ImageCache(dataset_dir)
+    images = ImageCache(dataset_dir)
     answers = _AnswerCache()
     for name, entry in sorted(info.items()):
         file_name = entry.get("file_name") if isinstance(entry, dict) else None

@@ -110,17 +110,19 @@ def test_test_split_is_a_benchmark_with_class_columns_and_context(built, corpus_
             assert (it.caption, it.excerpts, it.technique, it.material) == ("", (), None, None)
             continue
         fig = next(f for f in paper.figures if f.number == prov["figure_number"])
-        if (fig.layout != "single" or "SEM fractograph" not in fig.caption or paper.material not in CORPUS_MATERIALS
+        if (fig.layout != "single" or paper.material not in CORPUS_MATERIALS
                 or fig.duplicate_of or fig.panels[0].duplicate_of or fig.figure_id in reprinted):
             continue
         assert it.caption == fig.caption
-        named = CORPUS_MATERIALS[paper.material] if paper.material in fig.caption else None  # "SEM fractograph
-        assert (it.technique, it.material) == ("SEM", named)                                # showing ..." names none
+        says_sem = any(w in fig.caption.lower() for w in ("sem ", "secondary electron", "scanning electron"))
+        assert it.technique == ("SEM" if says_sem else it.technique) and (it.technique is not None) == says_sem
+        # the material is the paper's, or none when the caption names none or several (never another one)
+        assert it.material in (None, CORPUS_MATERIALS[paper.material])
         cited = [c.text for c in paper.citations if c.figure == fig.number]
         text = " ".join(" ".join(it.excerpts).split())
         assert cited and all(" ".join(c.split()) in text for c in cited), (cited, it.excerpts)
         checked += 1
-    assert checked >= 2, "no single-panel SEM figure with a known material in the test split"
+    assert checked >= 1, "no single-panel figure of a known material in the test split"
     assert "mechanism" not in next(iter(meta.values()))  # not emitted (see dataset_builders.export.meta_record)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dataset_builders.config import BuildConfig
-from dataset_builders.qa_llm import LLMQAGenerator, parse_qa_reply
-from dataset_builders.qa_records import QUESTIONS, SourceText
-from dataset_builders.qa_templates import sentences, template_pairs
+from dataset_builders.questions.llm import LLMQAGenerator, parse_qa_reply
+from dataset_builders.questions.records import QUESTIONS, SourceText
+from dataset_builders.questions.templates import sentences, template_pairs
 from support import Reply, ScriptedServer
 
 STRIATIONS = SourceText(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from dataset_builders.qa_records import QUESTIONS, QAPair, SourceText
+from dataset_builders.questions.records import QUESTIONS, QAPair, SourceText
 from fracto_core.vocabulary import feature, mechanism_hints
 
 TEMPLATE_PROMPT_VERSION = "fracto-qa-templates-v1"

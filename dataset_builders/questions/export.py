@@ -25,10 +25,10 @@ from collections import Counter
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.export import IMAGE_TAG, SPLITS, Sample, dataset_info_entry
-from dataset_builders.qa_records import QAItem
+from dataset_builders.questions.records import QAItem
 from dataset_builders.records import Item
 from dataset_builders.stage_paths import StagePaths
-from dataset_builders.validate import DatasetCheck, DatasetValidationError, _ImageCache, check_sample
+from dataset_builders.validate import DatasetCheck, DatasetValidationError, ImageCache, check_sample
 from fracto_core.files import write_json_atomic, write_text_atomic
 
 
@@ -62,7 +62,7 @@ def write(paths: StagePaths, config: BuildConfig, results: list[QAItem], items: 
     info = json.loads(info_path.read_text(encoding="utf-8"))
     info = {k: v for k, v in info.items() if not k.startswith(f"{config.dataset_name}_qa_")}
     check = DatasetCheck()
-    images = _ImageCache(out)
+    images = ImageCache(out)
     for split in SPLITS:
         name = qa_name(config, split)
         write_json_atomic(out / f"{name}.json", samples[split])

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dataset_builders.config import BuildConfig
-from dataset_builders.qa_records import MAX_QUESTIONS, MIN_QUESTIONS, QA_KINDS, QUESTIONS, QAItem, QAPair, SourceText
+from dataset_builders.questions.records import MAX_QUESTIONS, MIN_QUESTIONS, QA_KINDS, QUESTIONS, QAItem, QAPair, SourceText
 from fracto_core.vocabulary import canonicalize
 from fracto_core.vlm_api.backends import Endpoint, GenerationParams
 from fracto_core.vlm_api.cache import ResponseCache

@@ -1,7 +1,7 @@
 """Typed records of the Q&A stage (dataset_builders.qa): the text an image comes with, and its question-answer pairs.
 
 stages/qa.jsonl holds one ``QAItem`` per kept item (its pairs, or why it has none); the export
-(dataset_builders.qa_export) turns the pairs into the second LlamaFactory dataset and its meta files.
+(dataset_builders.questions.export) turns the pairs into the second LlamaFactory dataset and its meta files.
 """
 
 from __future__ import annotations
