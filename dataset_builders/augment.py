@@ -21,12 +21,10 @@ import io
 import math
 import random
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import (
@@ -37,6 +35,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.workers import run_jobs
 from fracto_core.files import read_jsonl, write_bytes_atomic, write_jsonl_atomic
 from fracto_core.vocabulary import rare_names
 
@@ -225,23 +224,13 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
 
     made = 0
     failed: set[str] = set()
-    if config.workers == 1:
-        results = (_work(job) for job in jobs)
-        for (_, item, _), (n, probs) in tqdm(zip(jobs, results), total=len(jobs), desc="augment",
-                                             disable=not progress):
-            made += n
-            problems += probs
-            if probs:
-                failed.add(item.item_id)
-    else:
-        with ProcessPoolExecutor(max_workers=config.workers) as pool:
-            results = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (config.workers * 8)))
-            for (_, item, _), (n, probs) in tqdm(zip(jobs, results), total=len(jobs), desc="augment",
-                                                 disable=not progress):
-                made += n
-                problems += probs
-                if probs:
-                    failed.add(item.item_id)
+    chunk = max(1, len(jobs) // (config.workers * 8))
+    results = run_jobs(_work, jobs, config.workers, "augment", "item", progress, chunksize=chunk)
+    for (_, item, _), (n, probs) in zip(jobs, results):
+        made += n
+        problems += probs
+        if probs:
+            failed.add(item.item_id)
 
     records = sorted((p.record for _, item, planned in jobs if item.item_id not in failed for p in planned),
                      key=lambda r: r.item_id)

@@ -4,7 +4,7 @@ Written next to the dataset as dataset_card.md (for people) and dataset_card.jso
 eval report). Everything is counted from the stage files, so the card cannot disagree with the data:
 counts per split, per feature per split (originals and with augmentation), source papers (title/DOI from
 stages/panels/*.json), label-provenance shares, augmentation counts by kind, every drop with its reason
-(filter rejections, duplicates, benchmark exclusions, build-report problems), the prompt version and the
+(filter rejections, duplicates, benchmark exclusions, this run's build-report problems), the prompt version and the
 image budget (image_max_pixels, cutoff_len, the largest image-token count seen). When a model labelled the
 images: its label prompt version(s) and where its labels and the caption rules disagree
 (stages/label_sources.jsonl: counted per feature and listed per image).
@@ -34,6 +34,7 @@ from dataset_builders.records import (
 )
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.stages import collect_report
 from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetCheck
 from fracto_core.vocabulary import canonical_names, rare_names
@@ -63,8 +64,13 @@ def _duplicate_groups(paths: StagePaths) -> list[dict]:
     return [g for g in groups if isinstance(g, dict)]
 
 
-def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None) -> dict:
-    """Everything the card says, as plain JSON-able data (deterministic: sorted keys and lists)."""
+def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None,
+              report: list[Problem] | None = None) -> dict:
+    """Everything the card says, as plain JSON-able data (deterministic: sorted keys and lists).
+
+    report: this run's build-report problems (the export passes those of the stages before it plus its
+    own: exactly what the build then writes to build_report.jsonl); None reads every stage's result.
+    """
     items = {it.item_id: it for it in _jsonl(paths.items, Item)}
     assignments = [a for a in _jsonl(paths.splits, SplitAssignment) if a.item_id in items]
     split_of = {a.item_id: a.split for a in assignments}
@@ -115,7 +121,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
                   for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
     labels = _jsonl(paths.labels, LabelRecord)
-    report = _jsonl(paths.report, Problem)
+    report = collect_report(paths) if report is None else report
     seen: set[tuple] = set()
     benchmark: list[dict] = []
     for p in _jsonl(dropped_path(paths), Problem) + report:
@@ -244,9 +250,10 @@ def card_markdown(data: dict) -> str:
     return "\n".join(md).rstrip() + "\n"
 
 
-def write_card(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None) -> dict:
+def write_card(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None,
+               report: list[Problem] | None = None) -> dict:
     """Write dataset/dataset_card.json and dataset/dataset_card.md; returns the card data."""
-    data = card_data(paths, config, check)
+    data = card_data(paths, config, check, report)
     write_json_atomic(paths.dataset / "dataset_card.json", data)
     write_text_atomic(paths.dataset / "dataset_card.md", card_markdown(data))
     return data

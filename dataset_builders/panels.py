@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import io
 import math
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import compute_cues, flatten_to_rgb_or_l
@@ -49,6 +47,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
 
 STAGE = "panels"
@@ -503,21 +502,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     paths.panels.mkdir(parents=True, exist_ok=True)
     result = StageResult(stage=STAGE, counts={"papers": 0, "papers_resumed": 0, "papers_failed": 0,
                                               "figures": 0, "panels": 0})
-    bar = tqdm(total=len(jobs), desc="panels", unit="paper", disable=not progress)
-    if config.workers == 1 or len(jobs) <= 1:
-        outcomes = map(_process_star, jobs)
-        executor = None
-    else:
-        executor = ProcessPoolExecutor(max_workers=config.workers)
-        outcomes = executor.map(_process_star, jobs)
-    try:
-        for _, counts, problems in outcomes:  # map() keeps job order: deterministic
-            for key, value in counts.items():
-                result.counts[key] = result.counts.get(key, 0) + value
-            result.problems.extend(problems)
-            bar.update(1)
-    finally:
-        bar.close()
-        if executor is not None:
-            executor.shutdown()
+    for _, counts, problems in run_jobs(_process_star, jobs, config.workers, "panels", "paper", progress):
+        for key, value in counts.items():
+            result.counts[key] = result.counts.get(key, 0) + value
+        result.problems.extend(problems)
     return result
