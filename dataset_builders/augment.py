@@ -7,8 +7,8 @@ multiply the train set without changing its labels. Per train item:
   that holds no empty (fill) corners;
 - config.oversample_rare extra random-angle copies (kind "oversample") when the item shows a rare feature.
 Random angles come from random.Random(f"{seed}:{item_id}"), so they do not depend on the worker or order.
-Each original is decoded once and reused for all its rotations; outputs are JPEG q95 (RGB or L), written
-atomically; an output file that exists is kept (resume after a kill).
+Each original is decoded once and reused for all its rotations; outputs are JPEGs encoded as
+dataset_builders/jpeg.py says (the source's own tables), written atomically; an output file that exists is kept (resume after a kill).
 
 Usage:
     from dataset_builders import augment
@@ -17,7 +17,6 @@ Usage:
 
 from __future__ import annotations
 
-import io
 import math
 import random
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import (
     AugmentedImage,
@@ -39,7 +39,6 @@ from dataset_builders.workers import run_jobs
 from fracto_core.files import read_jsonl, write_bytes_atomic, write_jsonl_atomic
 from fracto_core.vocabulary import rare_names
 
-JPEG_QUALITY = 95
 CROP_MARGIN_PX = 2  # stay clear of the border pixels that bicubic resampling blends with the fill
 _TRANSPOSE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
@@ -170,28 +169,21 @@ def plan_item(item: Item, config: BuildConfig, rare: set[str]) -> list[PlannedIm
 
 # --- work --------------------------------------------------------------------------------------------
 
-def _encode_jpeg(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=JPEG_QUALITY)
-    return buf.getvalue()
-
-
 def make_item_images(out: Path, item: Item, planned: list[PlannedImage]) -> tuple[int, list[Problem]]:
     """Write the missing images of one item; returns (images made, problems). Decodes the original once."""
     missing = [p for p in planned if not (out / p.record.image).exists()]
     if not missing:
         return 0, []
     try:
-        with Image.open(out / item.image) as src:
-            src.load()
-            original = src if src.mode in ("RGB", "L") else src.convert("RGB")
-            for p in missing:
-                angle = p.record.angle
-                if p.arbitrary:
-                    result = rotate_and_crop(original, angle)
-                else:
-                    result = rotate_lossless(original, int(angle))
-                write_bytes_atomic(out / p.record.image, _encode_jpeg(result), durable=False)
+        original, tables = jpeg.decode(out / item.image, grey=True)
+        for p in missing:
+            angle = p.record.angle
+            if p.arbitrary:
+                result, result_tables = rotate_and_crop(original, angle), tables
+            else:
+                result = rotate_lossless(original, int(angle))
+                result_tables = tables.transposed() if tables and int(angle) in (90, 270) else tables
+            write_bytes_atomic(out / p.record.image, jpeg.encode(result, result_tables), durable=False)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         return 0, [Problem(file=item.image, stage="augment", reason="unreadable_image", item_id=item.item_id,
                            detail=f"{type(exc).__name__}: {exc}", severity="failed")]

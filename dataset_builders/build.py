@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import time
@@ -118,9 +119,18 @@ def _format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished (reaped) children, e.g. pool workers."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export", progress: bool = True,
-          fresh: bool = False) -> dict[str, StageResult]:
-    """Run the stages from_stage..to_stage; returns their results. Raises BuildError on bad input."""
+          fresh: bool = False, timings: dict[str, tuple[float, float]] | None = None) -> dict[str, StageResult]:
+    """Run the stages from_stage..to_stage; returns their results. Raises BuildError on bad input.
+
+    timings: filled with stage name -> (wall, cpu) seconds (cpu: this process + its workers).
+    """
     config = prepare_inputs(config)
     paths = StagePaths(config.out)
     if fresh:
@@ -142,7 +152,7 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     names = STAGE_NAMES[STAGE_NAMES.index(from_stage): STAGE_NAMES.index(to_stage) + 1]
     results: dict[str, StageResult] = {}
     for name in names:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         try:
             if name == "label" and config.dry_run:  # an estimate: no stage file, no stage result
                 from dataset_builders import label
@@ -153,6 +163,8 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
         except (ValueError, OSError) as exc:
             write_report(paths, collect_report(paths))
             raise BuildError(f"stage {name} failed: {exc}") from exc
+        if timings is not None:
+            timings[name] = (time.perf_counter() - t0, cpu_seconds() - cpu0)
         n_problems = len(results[name].problems)
         print(f"[{name:>7}] {time.perf_counter() - t0:6.1f}s  {_format_counts(results[name].counts)}"
               + (f"  ({n_problems} problem(s) in the report)" if n_problems else ""), flush=True)

@@ -4,9 +4,10 @@ Written next to the dataset as dataset_card.md (for people) and dataset_card.jso
 eval report). Everything is counted from the stage files, so the card cannot disagree with the data:
 counts per split, per feature per split (originals and with augmentation), source papers (title/DOI from
 stages/panels/*.json), label-provenance shares, augmentation counts by kind, every drop with its reason
-(filter rejections, duplicates, benchmark exclusions, this run's build-report problems), the prompt version and the
-image budget (image_max_pixels, cutoff_len, the largest image-token count seen). When a model labelled the
-images: its label prompt version(s) and where its labels and the caption rules disagree
+(filter rejections, duplicates, benchmark exclusions, this run's build-report problems), the prompt
+version, the image budget (image_max_pixels, cutoff_len, the largest image-token count seen) and how
+derived JPEGs were encoded (dataset_builders.jpeg.POLICY). When a model labelled the images: its label
+prompt version(s) and where its labels and the caption rules disagree
 (stages/label_sources.jsonl: counted per feature and listed per image).
 
 Usage:
@@ -20,6 +21,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from dataset_builders import jpeg
 from fracto_core.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
@@ -141,6 +143,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "max_image_tokens": check.max_image_tokens if check else None,
         "max_sample_tokens_bound": check.max_sample_tokens if check else None,
         "seed": config.seed,
+        "jpeg_encoding": jpeg.POLICY,
         "splits": splits,
         "features": features,
         "label_origins": label_origins,
@@ -212,7 +215,7 @@ def card_markdown(data: dict) -> str:
           f"- image_max_pixels: {data['image_max_pixels']:,} (image_min_pixels {data['image_min_pixels']:,})",
           (f"- cutoff_len: {data['cutoff_len']:,}; largest image seen: {data['max_image_tokens']} image tokens; "
           f"largest sample (upper bound): {data['max_sample_tokens_bound']} tokens"),
-          f"- seed: {data['seed']}", "", "## Splits", ""]
+          f"- seed: {data['seed']}", f"- JPEG encoding: {data['jpeg_encoding']}", "", "## Splits", ""]
     md += _table(["split", "items", "augmented", "samples", "paper groups", "sources"],
                  [[s, v["items"], v["augmented"], v["samples"], v["groups"], v["sources"]]
                   for s, v in data["splits"].items()])
