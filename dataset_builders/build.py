@@ -105,11 +105,13 @@ def check_cached_settings(paths: StagePaths, config: BuildConfig) -> None:
 def sweep_partial_files(paths: StagePaths) -> int:
     """Delete temporary files that a killed run left behind (atomic writers name them .<name>.*.tmp)."""
     removed = 0
+    found = [*paths.out.glob(".*.tmp")]  # the report and build_config.json, written at the top
     for folder in (paths.stages, paths.dataset):
         if folder.exists():
-            for tmp in folder.rglob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
+            found += folder.rglob(".*.tmp")
+    for tmp in found:
+        tmp.unlink(missing_ok=True)
+        removed += 1
     return removed
 
 
