@@ -1,93 +1,128 @@
 """Benchmark: the dataset builder against the floor any PDF miner must pay.
 
 Usage:
-    python benchmarks/bench_build.py --papers 200 --repeats 3
+    python benchmarks/bench_build.py                          # heavy corpus, 200 papers, best of 2
+    python benchmarks/bench_build.py --corpus sample --papers 200 --repeats 3
 
+Corpora: "heavy" (default; benchmarks/heavy_corpus.py: 6 pages, a 2 x 2 composite, three side-by-side
+JPEGs and a vector plot per paper, 3.1 Mpx of JPEGs per paper; cached under /tmp by size and seed) or
+"sample" (the built-in sample corpus, lighter than real papers).
 The floor is a bare PyMuPDF pass over the same PDFs with the same worker count: open each file, read
 every page's text layout once and decode every embedded image once (pdf/floor.py: floor_pass). The
-builder runs the whole pipeline (offline caption labeller, default settings, fresh output). We report
-ratios, not absolute times: the machines are shared and noisy, so each figure is the best of
---repeats runs. Targets (issue #2): builder/floor <= 3x; builder --workers 2 >= 1.7x faster than 1.
-Each line also gives the CPU seconds (this process and its workers, user + system) of the same best
-runs: on a machine shared with other jobs the CPU ratio moves much less than the wall-clock one.
+builder runs the whole pipeline (offline caption labeller, default settings, fresh output) in a fresh
+subprocess (imports not timed), which also reports its peak memory: the largest resident set of the
+build process and of its workers (ru_maxrss). Each figure is the best of --repeats runs, floor and
+builder runs interleaved, because the machines are shared and noisy; CPU seconds (user + system, workers
+included) are printed beside the wall-clock ones: they move much less with the load.
+Targets (issue 13): builder/floor <= 3x with 1 worker; --workers 2 >= 1.7x faster than 1 on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
+import os
 import shutil
-import tempfile
+import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from dataset_builders import sample_corpus
-from dataset_builders.build import build
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import heavy_corpus  # noqa: E402
+from dataset_builders.build import cpu_seconds  # noqa: E402
+from dataset_builders.pdf.floor import floor_pass  # noqa: E402
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from dataset_builders.build import build, cpu_seconds
 from dataset_builders.config import BuildConfig
-from dataset_builders.pdf.floor import floor_pass
+from dataset_builders.stages import STAGE_MODULES
+import importlib
+for module in STAGE_MODULES.values():  # imports are not timed (the floor's are not either)
+    importlib.import_module(module)
+papers, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+timings = {}
+t0, cpu0 = time.perf_counter(), cpu_seconds()
+build(BuildConfig(papers=papers, out=out, workers=workers), progress=False, fresh=True, timings=timings)
+wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print("BENCH " + json.dumps({"wall": wall, "cpu": cpu, "stages": timings, "peak_kib": peak}))
+"""
 
 
-def cpu_seconds() -> float:
-    """User + system CPU of this process and of its finished (waited-for) child processes."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def time_floor(pdfs: list[Path], workers: int) -> float:
-    t0 = time.perf_counter()
+def time_floor(pdfs: list[Path], workers: int) -> dict:
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     if workers == 1:
         n = sum(floor_pass(p) for p in pdfs)
     else:
         with ProcessPoolExecutor(workers) as pool:
             n = sum(pool.map(floor_pass, pdfs, chunksize=4))
     assert n > 0, "the floor pass decoded no image"
-    return time.perf_counter() - t0
+    return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
 
 
-def time_builder(papers: Path, out: Path, workers: int) -> float:
+def time_builder(papers: Path, out: Path, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    config = BuildConfig(papers=papers, out=out, workers=workers)
-    t0 = time.perf_counter()
-    build(config, progress=False, fresh=True)
-    return time.perf_counter() - t0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), str(workers)], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True)
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))
+    return json.loads(line[len("BENCH "):])
 
 
-def best(fn, repeats: int) -> tuple[float, float]:
-    """(wall, cpu) seconds of the run with the best wall-clock time."""
-    runs = []
-    for _ in range(repeats):
-        cpu0 = cpu_seconds()
-        wall = fn()
-        runs.append((wall, cpu_seconds() - cpu0))
-    return min(runs)
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def corpus_papers(kind: str, n_papers: int, seed: int) -> Path:
+    if kind == "heavy":
+        folder = Path(f"/tmp/fracto-heavy-corpus-{n_papers}-seed{seed}")
+        t0 = time.perf_counter()
+        papers = heavy_corpus.generate(folder, n_papers, seed)
+        print(f"heavy corpus: {papers} ({time.perf_counter() - t0:.1f}s to generate or find)")
+        return papers
+    from dataset_builders import sample_corpus
+
+    folder = Path(f"/tmp/fracto-sample-corpus-{n_papers}-seed{seed}")
+    if not (folder / "ground_truth.json").exists():
+        sample_corpus.generate_corpus(folder, n_papers=n_papers, seed=seed)
+    return folder / "papers"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--papers", type=int, default=200, help="sample PDFs to generate")
-    ap.add_argument("--repeats", type=int, default=3, help="runs per measurement (the best is kept)")
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--corpus", choices=("heavy", "sample"), default="heavy")
+    ap.add_argument("--papers", type=int, default=200, help="papers to generate")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2, help="runs per measurement (the best is kept)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-build"), help="scratch output folder")
     args = ap.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="fracto-bench-"))
-    corpus = work / "corpus"
-    if not (corpus / "ground_truth.json").exists():
-        t0 = time.perf_counter()
-        sample_corpus.generate_corpus(corpus, n_papers=args.papers, seed=1)
-        print(f"generated {args.papers} sample papers in {time.perf_counter() - t0:.1f}s")
-    pdfs = sorted((corpus / "papers").glob("*.pdf"))
-    size_mb = sum(p.stat().st_size for p in pdfs) / 1e6
-    print(f"corpus: {len(pdfs)} PDFs, {size_mb:.1f} MB")
+    papers = corpus_papers(args.corpus, args.papers, args.seed)
+    pdfs = sorted(papers.glob("*.pdf"))
+    print(f"corpus: {len(pdfs)} PDFs, {sum(p.stat().st_size for p in pdfs) / 1e6:.1f} MB; "
+          f"load average before: {load_average()}")
 
-    rows = {}
-    for workers in (1, 2):
-        rows[workers] = (best(lambda: time_floor(pdfs, workers), args.repeats),
-                         best(lambda: time_builder(corpus / "papers", work / f"out{workers}", workers), args.repeats))
-        (floor, floor_cpu), (builder, builder_cpu) = rows[workers]
-        print(f"workers={workers}: floor {floor:.2f}s, builder {builder:.2f}s, builder/floor = {builder / floor:.2f}x"
-              f"  (cpu: floor {floor_cpu:.2f}s, builder {builder_cpu:.2f}s, {builder_cpu / floor_cpu:.2f}x)")
-    print(f"builder speed-up workers 2 vs 1: {rows[1][1][0] / rows[2][1][0]:.2f}x "
-          f"(floor's own: {rows[1][0][0] / rows[2][0][0]:.2f}x)")
+    floors: dict[int, list[dict]] = {1: [], 2: []}
+    builds: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(args.repeats):  # interleaved, so a burst of load hits every kind of run alike
+        for workers in (1, 2):
+            floors[workers].append(time_floor(pdfs, workers))
+            builds[workers].append(time_builder(papers, args.work / f"out{workers}", workers))
+    best = {w: (min(floors[w], key=lambda r: r["wall"]), min(builds[w], key=lambda r: r["wall"])) for w in (1, 2)}
+    for workers, (floor, run) in best.items():
+        print(f"workers={workers}: floor {floor['wall']:.2f}s, builder {run['wall']:.2f}s, "
+              f"builder/floor = {run['wall'] / floor['wall']:.2f}x  (cpu: floor {floor['cpu']:.2f}s, "
+              f"builder {run['cpu']:.2f}s, {run['cpu'] / floor['cpu']:.2f}x); peak memory "
+              f"{run['peak_kib'] / 1024:.0f} MiB")
+        print("  stages (wall/cpu s): " + ", ".join(f"{name} {w:.1f}/{c:.1f}"
+                                                    for name, (w, c) in run["stages"].items()))
+    print(f"builder speed-up workers 2 vs 1: {best[1][1]['wall'] / best[2][1]['wall']:.2f}x "
+          f"(floor's own: {best[1][0]['wall'] / best[2][0]['wall']:.2f}x); load average after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ multiply the train set without changing its labels. Per train item:
   that holds no empty (fill) corners;
 - config.oversample_rare extra random-angle copies (kind "oversample") when the item shows a rare feature.
 Random angles come from random.Random(f"{seed}:{item_id}"), so they do not depend on the worker or order.
-Each original is decoded once and reused for all its rotations; outputs are JPEG q95 (RGB or L), written
-atomically; an output file that exists is kept (resume after a kill).
+Each original is decoded once and reused for all its rotations; outputs are JPEGs encoded as
+dataset_builders/jpeg.py says (the source's own tables), written atomically; an output file that exists is kept (resume after a kill).
 
 Usage:
     from dataset_builders import augment
@@ -17,17 +17,15 @@ Usage:
 
 from __future__ import annotations
 
-import io
 import math
 import random
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from tqdm import tqdm
 
+from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import (
     AugmentedImage,
@@ -37,10 +35,10 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.workers import run_jobs
 from fracto_core.files import read_jsonl, write_bytes_atomic, write_jsonl_atomic
 from fracto_core.vocabulary import rare_names
 
-JPEG_QUALITY = 95
 CROP_MARGIN_PX = 2  # stay clear of the border pixels that bicubic resampling blends with the fill
 _TRANSPOSE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
@@ -171,28 +169,21 @@ def plan_item(item: Item, config: BuildConfig, rare: set[str]) -> list[PlannedIm
 
 # --- work --------------------------------------------------------------------------------------------
 
-def _encode_jpeg(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=JPEG_QUALITY)
-    return buf.getvalue()
-
-
 def make_item_images(out: Path, item: Item, planned: list[PlannedImage]) -> tuple[int, list[Problem]]:
     """Write the missing images of one item; returns (images made, problems). Decodes the original once."""
     missing = [p for p in planned if not (out / p.record.image).exists()]
     if not missing:
         return 0, []
     try:
-        with Image.open(out / item.image) as src:
-            src.load()
-            original = src if src.mode in ("RGB", "L") else src.convert("RGB")
-            for p in missing:
-                angle = p.record.angle
-                if p.arbitrary:
-                    result = rotate_and_crop(original, angle)
-                else:
-                    result = rotate_lossless(original, int(angle))
-                write_bytes_atomic(out / p.record.image, _encode_jpeg(result), durable=False)
+        original, tables = jpeg.decode(out / item.image, grey=True)
+        for p in missing:
+            angle = p.record.angle
+            if p.arbitrary:
+                result, result_tables = rotate_and_crop(original, angle), tables
+            else:
+                result = rotate_lossless(original, int(angle))
+                result_tables = tables.transposed() if tables and int(angle) in (90, 270) else tables
+            write_bytes_atomic(out / p.record.image, jpeg.encode(result, result_tables), durable=False)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         return 0, [Problem(file=item.image, stage="augment", reason="unreadable_image", item_id=item.item_id,
                            detail=f"{type(exc).__name__}: {exc}", severity="failed")]
@@ -225,23 +216,13 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
 
     made = 0
     failed: set[str] = set()
-    if config.workers == 1:
-        results = (_work(job) for job in jobs)
-        for (_, item, _), (n, probs) in tqdm(zip(jobs, results), total=len(jobs), desc="augment",
-                                             disable=not progress):
-            made += n
-            problems += probs
-            if probs:
-                failed.add(item.item_id)
-    else:
-        with ProcessPoolExecutor(max_workers=config.workers) as pool:
-            results = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (config.workers * 8)))
-            for (_, item, _), (n, probs) in tqdm(zip(jobs, results), total=len(jobs), desc="augment",
-                                                 disable=not progress):
-                made += n
-                problems += probs
-                if probs:
-                    failed.add(item.item_id)
+    chunk = max(1, len(jobs) // (config.workers * 8))
+    results = run_jobs(_work, jobs, config.workers, "augment", "item", progress, chunksize=chunk)
+    for (_, item, _), (n, probs) in zip(jobs, results):
+        made += n
+        problems += probs
+        if probs:
+            failed.add(item.item_id)
 
     records = sorted((p.record for _, item, planned in jobs if item.item_id not in failed for p in planned),
                      key=lambda r: r.item_id)

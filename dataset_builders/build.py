@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import time
@@ -105,11 +106,13 @@ def check_cached_settings(paths: StagePaths, config: BuildConfig) -> None:
 def sweep_partial_files(paths: StagePaths) -> int:
     """Delete temporary files that a killed run left behind (atomic writers name them .<name>.*.tmp)."""
     removed = 0
+    found = [*paths.out.glob(".*.tmp")]  # the report and build_config.json, written at the top
     for folder in (paths.stages, paths.dataset):
         if folder.exists():
-            for tmp in folder.rglob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
+            found += folder.rglob(".*.tmp")
+    for tmp in found:
+        tmp.unlink(missing_ok=True)
+        removed += 1
     return removed
 
 
@@ -119,9 +122,18 @@ def _format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished (reaped) children, e.g. pool workers."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export", progress: bool = True,
-          fresh: bool = False) -> dict[str, StageResult]:
-    """Run the stages from_stage..to_stage; returns their results. Raises BuildError on bad input."""
+          fresh: bool = False, timings: dict[str, tuple[float, float]] | None = None) -> dict[str, StageResult]:
+    """Run the stages from_stage..to_stage; returns their results. Raises BuildError on bad input.
+
+    timings: filled with stage name -> (wall, cpu) seconds (cpu: this process + its workers).
+    """
     config = prepare_inputs(config)
     paths = StagePaths(config.out)
     if fresh:
@@ -153,19 +165,19 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     names = tuple(n for n in names if n != "qa" or config.qa or to_stage == "qa")  # --to-stage qa: asked for
     results: dict[str, StageResult] = {}
     for name in names:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         try:
             if name == "label" and config.dry_run:  # an estimate: no stage file, no stage result
                 from dataset_builders import label
 
                 results[name] = label.run(paths, config, progress)
                 continue
-            if name == "export":  # the dataset card counts the report's problems: write it first
-                write_report(paths, collect_report(paths))
             results[name] = run_stage(name, paths, config, progress)
         except (ValueError, OSError) as exc:
             write_report(paths, collect_report(paths))
             raise BuildError(f"stage {name} failed: {exc}") from exc
+        if timings is not None:
+            timings[name] = (time.perf_counter() - t0, cpu_seconds() - cpu0)
         n_problems = len(results[name].problems)
         print(f"[{name:>7}] {time.perf_counter() - t0:6.1f}s  {_format_counts(results[name].counts)}"
               + (f"  ({n_problems} problem(s) in the report)" if n_problems else ""), flush=True)

@@ -36,7 +36,8 @@ class BuildConfig(BaseModel):
                                                       "LLM through the openai SDK: openai, gemini (Google's "
                                                       "OpenAI-compatible endpoint), vllm (any OpenAI-compatible "
                                                       "server, with --base-url)")
-    workers: int = Field(default_factory=default_workers, ge=1, description="worker processes for mining and panels")
+    workers: int = Field(default_factory=default_workers, ge=1,
+                         description="worker processes for mine, panels and augment (they exit with the build)")
     seed: int = Field(0, description="seed for splits, augmentation and the sample corpus")
     n_sample_papers: int = Field(24, ge=1, description="papers in the generated sample corpus")
 

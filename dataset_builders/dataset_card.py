@@ -4,11 +4,13 @@ Written next to the dataset as dataset_card.md (for people) and dataset_card.jso
 eval report). Everything is counted from the stage files, so the card cannot disagree with the data:
 counts per split, per feature per split (originals and with augmentation), source papers (title/DOI from
 stages/panels/*.json), label-provenance shares, augmentation counts by kind, every drop with its reason
-(filter rejections, duplicates, benchmark exclusions, build-report problems), the prompt version and the
-image budget (image_max_pixels, cutoff_len, the largest image-token count seen). When a model labelled the
-images: its label prompt version(s) and where its labels and the caption rules disagree
-(stages/label_sources.jsonl: counted per feature and listed per image). After an expert review
-(``python -m dataset_builders.review import``): the audit of the labels against the expert (OUT/review/audit.json).
+(filter rejections, duplicates, benchmark exclusions, this run's build-report problems), the prompt
+version, the image budget (image_max_pixels, cutoff_len, the largest image-token count seen) and how
+derived JPEGs were encoded (dataset_builders.jpeg.POLICY). When a model labelled the images: its label
+prompt version(s) and where its labels and the caption rules disagree
+(stages/label_sources.jsonl: counted per feature and listed per image).
+After an expert review (``python -m dataset_builders.review import``): the audit of the labels against the
+expert (OUT/review/audit.json).
 
 Usage:
     from dataset_builders.dataset_card import write_card
@@ -23,6 +25,7 @@ import numpy as np
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from dataset_builders import jpeg
 from fracto_core.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
@@ -38,6 +41,7 @@ from dataset_builders.records import (
 )
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.stages import collect_report
 from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetCheck
 from fracto_core.vocabulary import canonical_names, rare_names
@@ -100,8 +104,13 @@ def leakage(items: dict[str, Item], split_of: dict[str, str], max_distance: int)
             "near_duplicates_across_splits": len(pairs), "pairs": pairs[:50]}
 
 
-def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None) -> dict:
-    """Everything the card says, as plain JSON-able data (deterministic: sorted keys and lists)."""
+def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None,
+              report: list[Problem] | None = None) -> dict:
+    """Everything the card says, as plain JSON-able data (deterministic: sorted keys and lists).
+
+    report: this run's build-report problems (the export passes those of the stages before it plus its
+    own: exactly what the build then writes to build_report.jsonl); None reads every stage's result.
+    """
     items = {it.item_id: it for it in _jsonl(paths.items, Item)}
     assignments = [a for a in _jsonl(paths.splits, SplitAssignment) if a.item_id in items]
     split_of = {a.item_id: a.split for a in assignments}
@@ -152,9 +161,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
                   for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
     labels = _jsonl(paths.labels, LabelRecord)
-    # the problems of the stages before export (build.build writes the report just before export; a
-    # rerun's report also holds the last export's, which a first run's card could not have seen)
-    report = [p for p in _jsonl(paths.report, Problem) if p.stage not in ("export", "qa")]
+    report = collect_report(paths) if report is None else report
     seen: set[tuple] = set()
     benchmark: list[dict] = []
     for p in _jsonl(dropped_path(paths), Problem) + report:
@@ -175,6 +182,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "max_image_tokens": check.max_image_tokens if check else None,
         "max_sample_tokens_bound": check.max_sample_tokens if check else None,
         "seed": config.seed,
+        "jpeg_encoding": jpeg.POLICY,
         "splits": splits,
         "features": features,
         "label_origins": label_origins,
@@ -254,7 +262,7 @@ def card_markdown(data: dict) -> str:
           f"- image_max_pixels: {data['image_max_pixels']:,} (image_min_pixels {data['image_min_pixels']:,})",
           (f"- cutoff_len: {data['cutoff_len']:,}; largest image seen: {data['max_image_tokens']} image tokens; "
           f"largest sample (upper bound): {data['max_sample_tokens_bound']} tokens"),
-          f"- seed: {data['seed']}", "", "## Splits", ""]
+          f"- seed: {data['seed']}", f"- JPEG encoding: {data['jpeg_encoding']}", "", "## Splits", ""]
     md += _table(["split", "items", "augmented", "samples", "paper groups", "sources"],
                  [[s, v["items"], v["augmented"], v["samples"], v["groups"], v["sources"]]
                   for s, v in data["splits"].items()])
@@ -300,9 +308,10 @@ def card_markdown(data: dict) -> str:
     return "\n".join(md).rstrip() + "\n"
 
 
-def write_card(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None) -> dict:
+def write_card(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None,
+               report: list[Problem] | None = None) -> dict:
     """Write dataset/dataset_card.json and dataset/dataset_card.md; returns the card data."""
-    data = card_data(paths, config, check)
+    data = card_data(paths, config, check, report)
     write_json_atomic(paths.dataset / "dataset_card.json", data)
     write_text_atomic(paths.dataset / "dataset_card.md", card_markdown(data))
     return data

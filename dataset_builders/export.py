@@ -52,6 +52,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.stages import collect_report
 from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
 
@@ -244,7 +245,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     check = check_dataset(out, config)
     if check.problems:
         raise DatasetValidationError(check.problems)
-    dataset_card.write_card(paths, config, check)
+    # the card lists this run's report: the earlier stages' results (written by this run) + ours
+    dataset_card.write_card(paths, config, check, collect_report(paths, before="export") + problems)
     counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
     counts.update({"images": len(linked), "files": len(files), "max_image_tokens": check.max_image_tokens})
     return StageResult(stage="export", counts=counts, problems=problems)

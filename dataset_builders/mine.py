@@ -17,12 +17,10 @@ figures (clustering, caption matching, panel letters), metadata (title, DOI), ge
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import pymupdf
-from tqdm import tqdm
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.pdf.captions import cite_excerpts
@@ -50,6 +48,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_model_atomic
 
 STAGE = "mine"
@@ -403,21 +402,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                 pass  # unreadable record: mine again
         tasks.append((idx, (str(f), rel, pid, str(paths.out), config)))
 
-    bar = tqdm(total=len(tasks), desc="mine", unit="pdf", disable=not progress)
-    if config.workers == 1 or len(tasks) <= 1:
-        outcomes = []
-        for idx, args in tasks:
-            outcomes.append((idx, _mine_task(args)))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=min(config.workers, len(tasks))) as pool:
-            futures = {pool.submit(_mine_task, args): idx for idx, args in tasks}
-            outcomes = []
-            for fut in as_completed(futures):
-                outcomes.append((futures[fut], fut.result()))
-                bar.update()
-    bar.close()
-    for idx, outcome in sorted(outcomes, key=lambda x: x[0]):
+    outcomes = zip((idx for idx, _ in tasks),
+                   run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress))
+    for idx, outcome in outcomes:
         slots[idx] += outcome.problems
         for k, v in outcome.counts.items():
             counts[k] = counts.get(k, 0) + v

@@ -12,31 +12,29 @@ How a figure becomes panels:
   the caption names exactly as many panels as there are parts. The mined file is used as is.
 - raster / vector (one image holding the whole figure): look for white gutters (rows or columns that
   are near-white from edge to edge of a region: mean grey > 240 and std < 12, which JPEG noise
-  passes) with a recursive XY-cut on the grey pixels (full resolution across lines, so a 3 px gutter
-  counts; sampled along them, so a large figure costs less than its decode). The figure is split ("gutter") only when that is unambiguous: every cell is a reasonable share of
-  the figure, and the number of cells equals the number of panels the caption names. Otherwise the
+  passes) with a recursive XY-cut on numpy projections of the grey pixels (dataset_builders.panel_grid).
+  The figure is split ("gutter") only when that is unambiguous: every cell is a reasonable share of the
+  figure, and the number of cells equals the number of panels the caption names. Otherwise the
   whole figure stays one panel: "whole_unsure" when the caption names panels (the panel captions can
   not be scoped), "single" when it names none. A figure without panel letters is never split, even
   if it shows a grid: its caption could not be scoped to the pieces, so each would inherit labels
   that belong to its neighbours.
-Crops are written as JPEG q95 with their outer white margin trimmed; an uncropped figure keeps the
-mined file (no copy, no re-encode). Each image is decoded once: hash and cues reuse those pixels.
+Crops are written with their outer white margin trimmed, encoded as dataset_builders.jpeg says (the
+source's own quantisation tables); an uncropped figure keeps the mined file (no copy, no re-encode).
+Each image is decoded once: hash and cues reuse those pixels.
 """
 
 from __future__ import annotations
 
-import io
 import math
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
-from dataset_builders.image_cues import compute_cues, flatten_to_rgb_or_l
+from dataset_builders.image_cues import compute_cues
+from dataset_builders.panel_grid import Cell, find_grid
 from dataset_builders.panel_layout import split_composite
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
@@ -50,17 +48,10 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
 
 STAGE = "panels"
-LINE_SAMPLES = 800  # pixels read along each row/column when testing it for a gutter (bounds the cost)
-MAX_CUT_DEPTH = 6  # nested row/column cuts (a 3 x 3 grid needs 2)
-GUTTER_MEAN = 240.0  # a gutter line's mean grey is above this ...
-GUTTER_STD = 12.0  # ... and its grey std below this (a thin dark line crossing it breaks it)
-MIN_CELL_FRACTION = 0.12  # every cell spans at least this share of the figure's width and height
-JPEG_QUALITY = 95
-
-Cell = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, end-exclusive
 
 
 # --- captions and excerpts -------------------------------------------------------------------------
@@ -180,138 +171,6 @@ def assign_part_letters(figure: FigureRecord, caption_letters: list[str]) -> tup
     return letters, note
 
 
-# --- gutter detection ------------------------------------------------------------------------------
-
-def _running_sums(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Running sums along each line (row of `lines`) of the values and of their squares, int32.
-
-    Computed from a contiguous int32 copy along the last axis: numpy's cumsum is several times slower
-    along axis 0 or with a dtype cast. There is no leading zero column (padding is a full copy): the
-    sum of samples [a, b) is C[b - 1] - C[a - 1], with C[-1] read as 0 (see _segment_sums).
-    """
-    values = np.ascontiguousarray(lines).astype(np.int32)
-    total = np.cumsum(values, axis=1, dtype=np.int32)
-    np.multiply(values, values, out=values)
-    return total, np.cumsum(values, axis=1, dtype=np.int32)
-
-
-def _segment_sums(running: np.ndarray, lines: slice, a: int, b: int) -> np.ndarray:
-    """Per line in `lines`: the sum of samples a..b-1, from running sums (see _running_sums)."""
-    total = running[lines, b - 1]
-    return total - running[lines, a - 1] if a > 0 else total
-
-
-class _LineStats:
-    """Mean and std of any row or column segment in O(1), from running sums of sampled pixels.
-
-    Lines keep full resolution (a 3 px gutter stays visible); along each line only every step-th
-    pixel is read, so a line holds at most about LINE_SAMPLES samples and int32 sums cannot overflow.
-    Columns are stored transposed (one line per column), so both directions sum along the fast axis.
-    """
-
-    def __init__(self, grey: np.ndarray):
-        height, width = grey.shape
-        self.step = max(1, math.ceil(max(width, height) / LINE_SAMPLES))
-        # H x ceil(W / step): samples along each row; W x ceil(H / step): samples along each column
-        self.row_sum, self.row_sq = _running_sums(grey[:, ::self.step])
-        self.col_sum, self.col_sq = _running_sums(grey[::self.step, :].T)
-
-    def _span(self, lo: int, hi: int, n_samples: int) -> tuple[int, int]:
-        """Sample indices [a, b) of pixels lo..hi-1 along a line (at least one sample)."""
-        a, b = -(-lo // self.step), -(-hi // self.step)
-        if b <= a:
-            a = min(lo // self.step, n_samples - 1)
-            b = a + 1
-        return a, b
-
-    @staticmethod
-    def _white(total: np.ndarray, squares: np.ndarray, n: int) -> np.ndarray:
-        mean = total / n
-        var = squares / n - mean * mean
-        return (mean > GUTTER_MEAN) & (var < GUTTER_STD * GUTTER_STD)
-
-    def white_rows(self, cell: Cell) -> np.ndarray:
-        """Per row y0..y1-1 of the cell: near-white from x0 to x1."""
-        x0, y0, x1, y1 = cell
-        a, b = self._span(x0, x1, self.row_sum.shape[1])
-        lines = slice(y0, y1)
-        return self._white(_segment_sums(self.row_sum, lines, a, b), _segment_sums(self.row_sq, lines, a, b), b - a)
-
-    def white_cols(self, cell: Cell) -> np.ndarray:
-        """Per column x0..x1-1 of the cell: near-white from y0 to y1."""
-        x0, y0, x1, y1 = cell
-        a, b = self._span(y0, y1, self.col_sum.shape[1])
-        lines = slice(x0, x1)
-        return self._white(_segment_sums(self.col_sum, lines, a, b), _segment_sums(self.col_sq, lines, a, b), b - a)
-
-
-def _content_runs(white: np.ndarray) -> list[tuple[int, int]]:
-    """Runs [start, end) of non-white lines."""
-    content = np.concatenate(([False], ~white, [False])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(content))
-    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2])]
-
-
-def _merge_small(runs: list[tuple[int, int]], min_size: float) -> list[tuple[int, int]]:
-    """Merge runs shorter than min_size (labels, legends, scale-bar captions) into the nearer neighbour."""
-    runs = list(runs)
-    while len(runs) > 1:
-        sizes = [e - s for s, e in runs]
-        i = min(range(len(runs)), key=lambda k: (sizes[k], k))
-        if sizes[i] >= min_size:
-            break
-        gap_prev = runs[i][0] - runs[i - 1][1] if i > 0 else math.inf
-        gap_next = runs[i + 1][0] - runs[i][1] if i + 1 < len(runs) else math.inf
-        j = i - 1 if gap_prev < gap_next else i + 1
-        a, b = min(i, j), max(i, j)
-        runs[a:b + 1] = [(runs[a][0], runs[b][1])]
-    return runs
-
-
-def _trim(lines: _LineStats, cell: Cell) -> Cell | None:
-    """The cell shrunk to its non-white content, or None if it is blank."""
-    x0, y0, _, _ = cell
-    rows = np.flatnonzero(~lines.white_rows(cell))
-    cols = np.flatnonzero(~lines.white_cols(cell))
-    if rows.size == 0 or cols.size == 0:
-        return None
-    return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
-
-
-def _xy_cut(lines: _LineStats, cell: Cell, min_w: float, min_h: float, depth: int = 0) -> list[Cell]:
-    """Recursive XY-cut along white gutters; trimmed cells in reading order (rows first, then columns)."""
-    trimmed = _trim(lines, cell)
-    if trimmed is None:
-        return []
-    x0, y0, x1, y1 = trimmed
-    if depth < MAX_CUT_DEPTH:
-        rows = _merge_small(_content_runs(lines.white_rows(trimmed)), min_h)
-        if len(rows) > 1:
-            return [c for s, e in rows for c in _xy_cut(lines, (x0, y0 + s, x1, y0 + e), min_w, min_h, depth + 1)]
-        cols = _merge_small(_content_runs(lines.white_cols(trimmed)), min_w)
-        if len(cols) > 1:
-            return [c for s, e in cols for c in _xy_cut(lines, (x0 + s, y0, x0 + e, y1), min_w, min_h, depth + 1)]
-    return [trimmed]
-
-
-@dataclass
-class Grid:
-    cells: list[Cell]  # pixel boxes, trimmed of white margins, in reading order
-    problem: str  # "" when every cell has a reasonable size, else why not
-
-
-def find_grid(grey_image: Image.Image) -> Grid:
-    """Panel cells separated by white gutters in a grey ('L') image."""
-    width, height = grey_image.size
-    lines = _LineStats(np.asarray(grey_image))
-    cells = _xy_cut(lines, (0, 0, width, height), MIN_CELL_FRACTION * width, MIN_CELL_FRACTION * height)
-    small = [c for c in cells if c[2] - c[0] < MIN_CELL_FRACTION * width or c[3] - c[1] < MIN_CELL_FRACTION * height]
-    problem = ""
-    if small:
-        problem = f"{len(small)} of {len(cells)} cells smaller than {MIN_CELL_FRACTION:.0%} of the figure side"
-    return Grid(cells, problem)
-
-
 def letters_from_printed(cells: list[Cell], part: FigurePart, size: tuple[int, int],
                          printed: list[tuple[str, Box]], wanted: list[str]) -> list[str] | None:
     """Cell letters from letters printed in the PDF over the figure, if they match one-to-one."""
@@ -335,19 +194,6 @@ def letters_from_printed(cells: list[Cell], part: FigurePart, size: tuple[int, i
 
 
 # --- one paper -------------------------------------------------------------------------------------
-
-def _decode(path: Path) -> Image.Image:
-    """Decode an image file once, fully, as 'L' or 'RGB'."""
-    with Image.open(path) as im:
-        im.load()
-        return flatten_to_rgb_or_l(im)
-
-
-def _jpeg_bytes(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=JPEG_QUALITY)
-    return buf.getvalue()
-
 
 class _PaperContext:
     """What every panel of one paper shares."""
@@ -376,7 +222,7 @@ def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_t
     problems: list[Problem] = []
     for i, (part, letter) in enumerate(zip(figure.parts, letters)):
         try:
-            pixels = _decode(ctx.paths.abs(part.image))
+            pixels, _ = jpeg.decode(ctx.paths.abs(part.image))
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a per-image problem
             problems.append(_image_problem(ctx.paper, figure, part.image, exc))
             continue
@@ -392,7 +238,7 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
                          ) -> tuple[list[PanelRecord], list[Problem]]:
     part = figure.parts[0]
     try:
-        pixels = _decode(ctx.paths.abs(part.image))
+        pixels, tables = jpeg.decode(ctx.paths.abs(part.image))
     except Exception as exc:  # noqa: BLE001
         return [], [_image_problem(ctx.paper, figure, part.image, exc)]
     grey = pixels if pixels.mode == "L" else pixels.convert("L")
@@ -433,7 +279,7 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         crop = pixels.crop(cell)
         panel_id = f"{figure.figure_id}-{letter}"
         target = ctx.image_dir / f"{panel_id}.jpg"
-        write_bytes_atomic(target, _jpeg_bytes(crop), durable=False)
+        write_bytes_atomic(target, jpeg.encode(crop, tables), durable=False)
         note = f"{n_cells} cells between white gutters; letters by {how}; crop {cell}" if method == "gutter" \
             else f"{how}; crop {cell}"
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=ctx.paths.rel(target),
@@ -511,21 +357,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     paths.panels.mkdir(parents=True, exist_ok=True)
     result = StageResult(stage=STAGE, counts={"papers": 0, "papers_resumed": 0, "papers_failed": 0,
                                               "figures": 0, "panels": 0})
-    bar = tqdm(total=len(jobs), desc="panels", unit="paper", disable=not progress)
-    if config.workers == 1 or len(jobs) <= 1:
-        outcomes = map(_process_star, jobs)
-        executor = None
-    else:
-        executor = ProcessPoolExecutor(max_workers=config.workers)
-        outcomes = executor.map(_process_star, jobs)
-    try:
-        for _, counts, problems in outcomes:  # map() keeps job order: deterministic
-            for key, value in counts.items():
-                result.counts[key] = result.counts.get(key, 0) + value
-            result.problems.extend(problems)
-            bar.update(1)
-    finally:
-        bar.close()
-        if executor is not None:
-            executor.shutdown()
+    for _, counts, problems in run_jobs(_process_star, jobs, config.workers, "panels", "paper", progress):
+        for key, value in counts.items():
+            result.counts[key] = result.counts.get(key, 0) + value
+        result.problems.extend(problems)
     return result

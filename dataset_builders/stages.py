@@ -33,10 +33,11 @@ def run_stage(name: str, paths: StagePaths, config: BuildConfig, progress: bool)
     return result
 
 
-def collect_report(paths: StagePaths) -> list[Problem]:
-    """All problems of all stages that have run, in stage order (the build report)."""
+def collect_report(paths: StagePaths, before: str | None = None) -> list[Problem]:
+    """All problems of all stages that have run, in stage order (the build report); with ``before``, only
+    those of the stages that come before that one (what the export puts in the dataset card, with its own)."""
     problems: list[Problem] = []
-    for name in STAGE_NAMES:
+    for name in STAGE_NAMES[:STAGE_NAMES.index(before) if before else None]:
         f = paths.stages / "results" / f"{name}.json"
         if f.exists():
             problems.extend(read_model(f, StageResult).problems)

@@ -257,11 +257,16 @@ def test_bad_inputs_are_all_accounted_for(corpus_dir, tmp_path):
     kept_sources = {p["source_pdf"] for f in (out / "stages" / "panels").glob("*.json")
                     for p in json.loads(f.read_text())["panels"] if p["panel_id"] in kept}
     assert {f"bad/{n}" for n in odd} <= kept_sources, "odd image formats should be mined and kept"
+    # the card lists this run's report (a first build too), not the previous run's
+    card_problems = json.loads((out / "dataset" / "dataset_card.json").read_text())["dropped"]["problems"]
+    assert card_problems == report and any(r["reason"] == "not_a_pdf" for r in report)
     # a resumed run (every paper already mined) reports exactly the same lines
     first = (out / "build_report.jsonl").read_bytes()
+    card = (out / "dataset" / "dataset_card.md").read_bytes()
     again = build(BuildConfig(papers=papers, out=out, workers=2), progress=False)
     assert again["mine"].counts["resumed"] > 0 and again["panels"].counts["papers_resumed"] > 0
     assert (out / "build_report.jsonl").read_bytes() == first
+    assert (out / "dataset" / "dataset_card.md").read_bytes() == card
 
 
 # --- SIGKILL at any point, then resume ---------------------------------------------------------
@@ -269,14 +274,53 @@ def test_bad_inputs_are_all_accounted_for(corpus_dir, tmp_path):
 KILL_POINTS = [  # (description, condition on the output folder) — each kill happens as soon as it holds
     ("while mining", lambda out: len(list((out / "stages" / "mine").glob("*/paper.json"))) >= 2),
     ("while splitting panels", lambda out: len(list((out / "stages" / "panels").glob("*.json"))) >= 1),
+    ("after filter", lambda out: (out / "stages" / "filter.jsonl").exists()),
     ("while augmenting", lambda out: len(list((out / "stages" / "augment").glob("*.jpg"))) >= 3),
     ("while exporting", lambda out: (out / "dataset" / "images").exists()),
+    ("after the card", lambda out: (out / "dataset" / "dataset_card.md").exists()),
 ]
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every process, from /proc/<pid>/stat."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if fields[0] != "Z":
+            table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def _group(pgid: int) -> list[int]:
+    return [pid for pid, (_, group) in _process_table().items() if group == pgid]
+
+
+def _start_build(cmd: list[str]) -> subprocess.Popen:
+    """The build in its own session (process group = its pid), so everything it starts can be found."""
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Reap the build and SIGKILL anything left in its process group (a test leaves nothing behind)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _run_until(cmd: list[str], out: Path, condition) -> bool:
     """Start the build; SIGKILL it as soon as condition(out) holds. True if it was killed."""
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_build(cmd)
     deadline = time.monotonic() + 300
     try:
         while proc.poll() is None and time.monotonic() < deadline:
@@ -291,24 +335,69 @@ def _run_until(cmd: list[str], out: Path, condition) -> bool:
             time.sleep(0.005)
         return False
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_group(proc)
+
+
+def test_workers_die_with_the_main_process(corpus_dir, tmp_path):
+    """SIGKILL of the main build process (as the OOM killer does) leaves no worker behind."""
+    cmd = [sys.executable, "-m", "dataset_builders.build", "--papers", str(corpus_dir / "papers"),
+           "--manual", str(corpus_dir / "manual"), "--out", str(tmp_path / "out"), "--workers", "2", "--quiet"]
+    proc = _start_build(cmd)
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while proc.poll() is None and time.monotonic() < deadline and len(workers) < 2:
+            workers = [pid for pid, (ppid, _) in _process_table().items() if ppid == proc.pid]
+            time.sleep(0.002)
+        assert len(workers) >= 2, "the build never started its 2 workers"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while _group(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group(proc.pid) == [], f"workers survived the main process: {_group(proc.pid)}"
+    finally:
+        _kill_group(proc)
+
+
+def _all_outputs(out: Path) -> dict[str, str]:
+    """sha256 of every file under out except the per-run bookkeeping: stage results hold resumed/made
+    counts, build_config.json the output path, and the sample corpus is the input."""
+    skip = ("stages/results/", "build_config.json")
+    return {f.relative_to(out).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(out.rglob("*")) if f.is_file() and not f.relative_to(out).as_posix().startswith(skip)}
 
 
 @pytest.mark.slow
-def test_sigkill_at_any_stage_then_resume_gives_the_same_dataset(built, corpus_dir, tmp_path):
-    reference, _ = built
+def test_sigkill_at_any_stage_then_resume_gives_the_same_dataset(corpus_dir, tmp_path):
+    """Killed at several stages and resumed, the build writes every file byte for byte as an uninterrupted
+    build does: dataset, card and report (the papers folder holds non-PDF files, so the report is not empty)."""
+    import shutil
+
+    from dataset_builders.build import build
+
+    papers = tmp_path / "papers"
+    shutil.copytree(corpus_dir / "papers", papers)
+    (papers / "notes.txt").write_text("not a paper\n")
+    (papers / "empty.pdf").write_bytes(b"")
+    reference = tmp_path / "reference"
+    build(BuildConfig(papers=papers, manual=corpus_dir / "manual", out=reference, workers=2, seed=3), progress=False)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "dataset_builders.build", "--papers", str(corpus_dir / "papers"),
+    cmd = [sys.executable, "-m", "dataset_builders.build", "--papers", str(papers),
            "--manual", str(corpus_dir / "manual"), "--out", str(out), "--workers", "2", "--seed", "3", "--quiet"]
     killed = [name for name, cond in KILL_POINTS if _run_until(cmd, out, cond)]
-    assert len(killed) >= 3, f"the kills landed only {killed}: the run was too fast to interrupt"
+    assert len(killed) >= 4, f"the kills landed only {killed}: the run was too fast to interrupt"
     final = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
-    assert _tree_digest(out) == _tree_digest(reference)
-    leftovers = [p for p in out.rglob(".*.tmp")]
-    assert leftovers == []
+    expected = _all_outputs(reference)
+    assert {"build_report.jsonl", "build_report.md", "dataset/dataset_card.md", "dataset/dataset_card.json"} <= set(expected)
+    got = _all_outputs(out)
+    assert sorted(got) == sorted(expected)
+    assert [name for name in expected if got[name] != expected[name]] == []
+    report = [json.loads(line) for line in (out / "build_report.jsonl").read_text().splitlines()]
+    assert {r["reason"] for r in report} >= {"not_a_pdf", "zero_bytes"}
+    card = json.loads((out / "dataset" / "dataset_card.json").read_text())
+    assert card["dropped"]["problems"] == report
 
 
 def test_readme_documents_every_builder_option():

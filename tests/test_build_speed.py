@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_builders import augment, panels
+from dataset_builders import augment, panel_grid
 from dataset_builders.config import BuildConfig
 from dataset_builders.export import link_image
 from fracto_core.files import write_bytes_atomic
@@ -62,7 +62,7 @@ def test_crop_window_rotation_rgb_and_odd_sizes() -> None:
 
 def _naive_white(grey: np.ndarray, lines: np.ndarray) -> np.ndarray:
     mean = lines.mean(axis=1)
-    return (mean > panels.GUTTER_MEAN) & (lines.var(axis=1) < panels.GUTTER_STD ** 2)
+    return (mean > panel_grid.GUTTER_MEAN) & (lines.var(axis=1) < panel_grid.GUTTER_STD ** 2)
 
 
 @pytest.mark.parametrize("shape", [(320, 485), (97, 61), (1700, 2500)])
@@ -71,7 +71,7 @@ def test_line_stats_match_direct_mean_and_std(shape: tuple[int, int]) -> None:
     grey = rng.integers(200, 256, shape, dtype=np.uint8)
     grey[:, shape[1] // 2: shape[1] // 2 + 3] = 255  # a white gutter column
     grey[shape[0] // 3, :] = 250  # a white row
-    stats = panels._LineStats(grey)
+    stats = panel_grid._LineStats(grey)
     step = stats.step
     pick = random.Random(shape[1])
     for _ in range(40):
@@ -91,7 +91,7 @@ def test_grid_of_a_two_by_two_figure() -> None:
     fig = np.full((400, 600), 255, np.uint8)
     for y0, x0 in ((10, 10), (10, 305), (205, 10), (205, 305)):
         fig[y0:y0 + 185, x0:x0 + 285] = np.asarray(_texture(285, 185, seed=x0 + y0))
-    grid = panels.find_grid(Image.fromarray(fig))
+    grid = panel_grid.find_grid(Image.fromarray(fig))
     assert grid.problem == ""
     assert grid.cells == [(10, 10, 295, 195), (305, 10, 590, 195), (10, 205, 295, 390), (305, 205, 590, 390)]
 
@@ -160,3 +160,33 @@ def test_validation_opens_each_image_once_and_still_catches_broken_files(tmp_pat
     assert "does not exist" in bad["d.json#4"]
     assert all(p.reason == "bad_image" for p in check.problems)
     assert check.samples == 5 and check.max_image_tokens > 0
+
+
+def test_derived_jpegs_keep_the_source_tables_and_grey_rgb_becomes_grey(tmp_path: Path) -> None:
+    """dataset_builders.jpeg: a crop keeps its source's tables, a 90-degree turn gets them transposed, a
+    rotated copy of a grey RGB image is grey, and a non-JPEG source is encoded at quality 95."""
+    from dataset_builders import jpeg
+
+    grey = _texture(160, 96, seed=5)
+    src = tmp_path / "src.jpg"
+    grey.convert("RGB").save(src, quality=70)
+    with Image.open(src) as im:
+        source_q = {k: list(v) for k, v in im.quantization.items()}
+    pixels, tables = jpeg.decode(src)
+    assert pixels.mode == "RGB" and tables is not None
+    with Image.open(io.BytesIO(jpeg.encode(pixels.crop((8, 8, 88, 72)), tables))) as crop:
+        assert {k: list(v) for k, v in crop.quantization.items()} == source_q
+    turned, turned_tables = jpeg.decode(src, grey=True)
+    assert turned.mode == "L"  # equal channels: written as grey
+    with Image.open(io.BytesIO(jpeg.encode(turned.transpose(Image.Transpose.ROTATE_90),
+                                           turned_tables.transposed()))) as rot:
+        table = source_q[0]
+        assert list(rot.quantization[0]) == [table[(i % 8) * 8 + i // 8] for i in range(64)]
+        assert rot.mode == "L" and rot.size == (96, 160)
+    png = tmp_path / "src.png"
+    grey.save(png)
+    plain, none = jpeg.decode(png)
+    assert none is None
+    reference = io.BytesIO()
+    plain.save(reference, "JPEG", quality=95)
+    assert jpeg.encode(plain, None) == reference.getvalue()

@@ -21,9 +21,9 @@ from fracto_core.answer_format import (
 from dataset_builders.config import BuildConfig
 from fracto_core.image_budget import image_tokens
 from dataset_builders.perceptual_hash import image_phash
-from dataset_builders.records import FilterDecision, Item, Problem, SplitAssignment
+from dataset_builders.records import FilterDecision, Item, Problem, SplitAssignment, StageResult
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import read_jsonl, write_json_atomic, write_jsonl_atomic
+from fracto_core.files import read_jsonl, write_json_atomic, write_jsonl_atomic, write_model_atomic
 from dataset_builders.validate import DatasetValidationError, validate_dataset
 
 FEATURES = [["equiaxed dimples"], ["cleavage facets", "river patterns"], ["fatigue striations", "beach marks"],
@@ -55,7 +55,8 @@ def build_inputs(tmp_path: Path, n_papers: int = 12) -> StagePaths:
     write_json_atomic(paths.dedup, [{"group_id": "paper00-p1-f0-a", "representative": "paper00-p1-f0-a",
                                      "members": ["paper00-p1-f0-a", "paper09-p2-f0-a"],
                                      "paper_ids": ["paper00", "paper09"]}])
-    write_jsonl_atomic(paths.report, [Problem(file="broken.pdf", stage="mine", reason="encrypted")])
+    write_model_atomic(paths.stages / "results" / "mine.json",  # what the mine stage of this run reported
+                       StageResult(stage="mine", problems=[Problem(file="broken.pdf", stage="mine", reason="encrypted")]))
     return paths
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from dataset_builders import panels
+from dataset_builders import panel_grid, panels
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import Excerpt, FigurePart, FigureRecord, PaperPanels, PaperRecord
 from dataset_builders.stage_paths import StagePaths
@@ -126,7 +126,7 @@ def test_gutter_grid_is_split_row_major_with_exact_crops(tmp_path, rows, cols):
 
 def test_thin_gutters_in_a_large_figure_are_found_exactly():
     img, boxes, _ = grid_figure(2, 3, cell=(900, 700), gutter=3, margin=7)  # 2728 x 1417 px
-    grid = panels.find_grid(img)
+    grid = panel_grid.find_grid(img)
     assert grid.problem == "" and grid.cells == [tuple(b) for b in boxes]
 
 

@@ -1,0 +1,90 @@
+"""How the builder encodes the JPEGs it derives from other images (panel crops, rotated copies).
+
+The policy (the dataset card records it):
+- An image derived from a JPEG keeps that JPEG's own quantisation tables and chroma subsampling
+  (transposed for a 90/270-degree rotation, so every frequency keeps its step). Re-quantising with the
+  tables the pixels were already quantised with adds almost no loss, and the copy is no bigger than its
+  source: a fixed quality 95 made copies of q75-q90 sources about twice their size (and slower to
+  encode and write) for no detail the source still held.
+- Anything else (a page render, a decoded Flate/JPX/CMYK image, a PNG) is encoded at quality 95 with
+  Pillow's default chroma subsampling for it (4:2:0).
+- A rotated copy of a colour image whose three channels are equal (a grey micrograph stored as RGB) is
+  written as a grey JPEG: the same pixels for a loader that converts to RGB, a third of the data to
+  rotate, encode and write. (Panel crops keep their source's mode: testing every figure for it would
+  cost the panels stage more than it saves.)
+
+Usage:
+    from dataset_builders.jpeg import decode, encode
+    image, tables = decode(path)       # RGB or L pixels + the source's tables (None if not a JPEG)
+    data = encode(image.crop(box), tables)
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageChops, JpegImagePlugin
+
+from dataset_builders.image_cues import flatten_to_rgb_or_l
+
+FALLBACK_QUALITY = 95  # sources that are not JPEGs
+POLICY = ("derived JPEGs keep the source JPEG's quantisation tables and chroma subsampling (transposed for "
+          f"90/270-degree rotations); other sources: quality {FALLBACK_QUALITY}, 4:2:0; rotated copies of grey RGB "
+          "images written as grey")
+
+
+@dataclass(frozen=True)
+class JpegTables:
+    """A JPEG's quantisation tables (natural order, as Pillow reads them) and Pillow's subsampling code."""
+
+    qtables: tuple[tuple[int, ...], ...]
+    subsampling: int  # 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0, -1 = Pillow's default
+
+    def transposed(self) -> JpegTables:
+        """The tables of the same image turned by 90 or 270 degrees (horizontal <-> vertical frequency)."""
+        return JpegTables(tuple(tuple(t[(i % 8) * 8 + i // 8] for i in range(64)) for t in self.qtables),
+                          self.subsampling)
+
+
+def source_tables(image: Image.Image) -> JpegTables | None:
+    """The tables of an image opened from a JPEG file, None for any other format."""
+    quantization = getattr(image, "quantization", None)
+    if image.format != "JPEG" or not quantization:
+        return None
+    return JpegTables(tuple(tuple(t) for _, t in sorted(quantization.items())), JpegImagePlugin.get_sampling(image))
+
+
+def is_grey_rgb(image: Image.Image) -> bool:
+    """An RGB image whose three channels are equal everywhere."""
+    if image.mode != "RGB":
+        return False
+    r, g, b = image.split()
+    return ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(r, b).getbbox() is None
+
+
+def decode(path: Path, grey: bool = False) -> tuple[Image.Image, JpegTables | None]:
+    """Decode an image file once, fully, as 'L' or 'RGB' (with grey=True: grey RGB as 'L'), and its tables."""
+    with Image.open(path) as im:
+        im.load()
+        tables = source_tables(im)
+        image = flatten_to_rgb_or_l(im)
+    if grey and is_grey_rgb(image):
+        image = image.convert("L")
+    return image, tables
+
+
+def encode(image: Image.Image, tables: JpegTables | None) -> bytes:
+    """JPEG bytes of an 'L' or 'RGB' image under the policy above."""
+    buf = io.BytesIO()
+    if tables is None:
+        image.save(buf, "JPEG", quality=FALLBACK_QUALITY)
+    else:
+        qtables = [list(t) for t in tables.qtables]
+        if image.mode == "L":
+            qtables = qtables[:1]
+        elif len(qtables) == 1:  # a grey source's table for colour pixels: use it for chroma too
+            qtables = qtables * 2
+        image.save(buf, "JPEG", qtables=qtables, subsampling=tables.subsampling)
+    return buf.getvalue()

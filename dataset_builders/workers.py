@@ -1,0 +1,81 @@
+"""Worker processes for the per-paper and per-item stages (mine, panels, augment): one code path for one
+worker (in this process) and for a pool, results in job order, and workers that die with the main process.
+
+Why the parent-death signal: a pool worker waits for its next job by reading a pipe. When the main process
+is killed (SIGKILL, the OOM killer) the kernel closes the main process' pipe ends, but every worker
+forked after another one inherited copies of the earlier pipes' write ends (fork copies all descriptors),
+so the read never sees end-of-file and the worker waits forever. Each worker therefore asks the kernel
+(Linux prctl PR_SET_PDEATHSIG, see prctl(2)) for SIGKILL when the thread that forked it exits, which the
+ProcessPoolExecutor of Python 3.11 does from the calling thread (``_launch_processes`` in ``submit`` for
+the fork start method); it also checks that its parent is still the process that started the pool (the
+parent may die before prctl runs), and a watchdog thread re-checks every second where prctl is missing.
+
+Usage:
+    from dataset_builders.workers import run_jobs
+    for result in run_jobs(fn, jobs, workers=2, desc="panels", unit="paper", progress=True): ...
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+from tqdm import tqdm
+
+J = TypeVar("J")
+R = TypeVar("R")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCHDOG_SECONDS = 1.0
+
+
+def _exit_if_orphaned(parent_pid: int) -> None:
+    if os.getppid() != parent_pid:  # re-parented: the main process is gone
+        os._exit(1)
+
+
+def _watchdog(parent_pid: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_SECONDS)
+        _exit_if_orphaned(parent_pid)
+
+
+def init_worker(parent_pid: int) -> None:
+    """Pool initializer: die with the main process (parent-death signal + parent check + watchdog)."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    _exit_if_orphaned(parent_pid)  # the parent may have died before prctl ran
+    if not armed:
+        threading.Thread(target=_watchdog, args=(parent_pid,), daemon=True, name="parent-watchdog").start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers exit when this process dies, however it dies."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),))
+
+
+def run_jobs(fn: Callable[[J], R], jobs: list[J], workers: int, desc: str, unit: str = "it",
+             progress: bool = True, chunksize: int = 1) -> Iterator[R]:
+    """fn(job) for every job, in job order: in this process when workers == 1 (or one job), else in a pool."""
+    bar = tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress)
+    pool = worker_pool(min(workers, len(jobs))) if workers > 1 and len(jobs) > 1 else None
+    try:
+        results: Iterable[R] = pool.map(fn, jobs, chunksize=chunksize) if pool else map(fn, jobs)
+        for result in results:
+            bar.update(1)
+            yield result
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
