@@ -92,14 +92,14 @@ class _LineStats:
         return self._white(_segment_sums(self.col_sum, lines, a, b), _segment_sums(self.col_sq, lines, a, b), b - a)
 
 
-def _content_runs(white: np.ndarray) -> list[tuple[int, int]]:
+def content_runs(white: np.ndarray) -> list[tuple[int, int]]:
     """Runs [start, end) of non-white lines."""
     content = np.concatenate(([False], ~white, [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(content))
     return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2])]
 
 
-def _merge_small(runs: list[tuple[int, int]], min_size: float) -> list[tuple[int, int]]:
+def merge_small(runs: list[tuple[int, int]], min_size: float) -> list[tuple[int, int]]:
     """Merge runs shorter than min_size (labels, legends, scale-bar captions) into the nearer neighbour."""
     runs = list(runs)
     while len(runs) > 1:
@@ -132,10 +132,10 @@ def _xy_cut(lines: _LineStats, cell: Cell, min_w: float, min_h: float, depth: in
         return []
     x0, y0, x1, y1 = trimmed
     if depth < MAX_CUT_DEPTH:
-        rows = _merge_small(_content_runs(lines.white_rows(trimmed)), min_h)
+        rows = merge_small(content_runs(lines.white_rows(trimmed)), min_h)
         if len(rows) > 1:
             return [c for s, e in rows for c in _xy_cut(lines, (x0, y0 + s, x1, y0 + e), min_w, min_h, depth + 1)]
-        cols = _merge_small(_content_runs(lines.white_cols(trimmed)), min_w)
+        cols = merge_small(content_runs(lines.white_cols(trimmed)), min_w)
         if len(cols) > 1:
             return [c for s, e in cols for c in _xy_cut(lines, (x0 + s, y0, x0 + e, y1), min_w, min_h, depth + 1)]
     return [trimmed]

@@ -23,13 +23,14 @@ scipy comes with scikit-learn (a pinned dependency).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
+
+from dataset_builders.panel_grid import Cell, content_runs, merge_small
 
 WHITE = 235  # a pixel above this grey is paper
 BLOCK_DIVISOR = 80  # photo blocks are min(width, height) / this pixels wide (at least 4)
@@ -43,7 +44,7 @@ GLYPH_SIZE = 24  # glyphs are compared at this size
 MIN_LETTER_SCORE = 0.72  # a glyph correlates at least this well with its letter's rendering ...
 LETTER_MARGIN = 0.08  # the best letter's score beats the second best by at least this
 
-Cell = tuple[int, int, int, int]  # x0, y0, x1, y1, end-exclusive
+
 
 
 @dataclass
@@ -54,29 +55,6 @@ class Layout:
 
 
 # --- cells -------------------------------------------------------------------------------------------
-
-def _runs(gutter: np.ndarray) -> list[tuple[int, int]]:
-    """Runs [start, end) of non-gutter lines."""
-    content = np.concatenate(([False], ~gutter, [False])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(content))
-    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2])]
-
-
-def _merge_small(runs: list[tuple[int, int]], min_size: float) -> list[tuple[int, int]]:
-    """Merge runs shorter than min_size into the nearer neighbour."""
-    runs = list(runs)
-    while len(runs) > 1:
-        sizes = [e - s for s, e in runs]
-        i = min(range(len(runs)), key=lambda k: (sizes[k], k))
-        if sizes[i] >= min_size:
-            break
-        gap_prev = runs[i][0] - runs[i - 1][1] if i > 0 else math.inf
-        gap_next = runs[i + 1][0] - runs[i][1] if i + 1 < len(runs) else math.inf
-        j = i - 1 if gap_prev < gap_next else i + 1
-        a, b = min(i, j), max(i, j)
-        runs[a:b + 1] = [(runs[a][0], runs[b][1])]
-    return runs
-
 
 def _gutters(region: np.ndarray, axis: int, uniform: bool) -> np.ndarray:
     """Per line (axis=1: rows, axis=0: columns): is it a gutter (paper, or with `uniform` a border line)?"""
@@ -97,10 +75,10 @@ def _cut(grey: np.ndarray, cell: Cell, min_w: float, min_h: float, uniform: bool
     x0, y0, x1, y1 = x0 + int(xs[0]), y0 + int(ys[0]), x0 + int(xs[-1]) + 1, y0 + int(ys[-1]) + 1
     region = grey[y0:y1, x0:x1]
     if depth < 6:
-        rows = _merge_small(_runs(_gutters(region, 1, uniform)), min_h)
+        rows = merge_small(content_runs(_gutters(region, 1, uniform)), min_h)
         if len(rows) > 1:
             return [c for s, e in rows for c in _cut(grey, (x0, y0 + s, x1, y0 + e), min_w, min_h, uniform, depth + 1)]
-        cols = _merge_small(_runs(_gutters(region, 0, uniform)), min_w)
+        cols = merge_small(content_runs(_gutters(region, 0, uniform)), min_w)
         if len(cols) > 1:
             return [c for s, e in cols for c in _cut(grey, (x0 + s, y0, x0 + e, y1), min_w, min_h, uniform, depth + 1)]
     return [(x0, y0, x1, y1)]
