@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the one-node test cluster that start.sh started from STATE_DIR (slurmd, slurmctld, munged).
+# Stop the test cluster that start.sh started from STATE_DIR (each slurmd, slurmctld, munged).
 #
 # Usage: bash slurm/local_cluster/stop.sh STATE_DIR [--purge]     (--purge also deletes STATE_DIR)
 #
@@ -26,7 +26,9 @@ stop_pid_file() {  # name pid_file: SIGTERM, wait up to 10 s, then SIGKILL
   rm -f "$file"
 }
 
-stop_pid_file slurmd "$STATE_DIR/run/slurmd.pid"
+for f in "$STATE_DIR"/run/slurmd*.pid; do
+  [[ -e $f ]] && stop_pid_file "slurmd ($(basename "$f" .pid))" "$f"
+done
 stop_pid_file slurmctld "$STATE_DIR/run/slurmctld.pid"
 stop_pid_file munged "$STATE_DIR/munge/munged.pid"
 if (( PURGE )); then
