@@ -15,6 +15,7 @@
 #   --endpoint FILE    the endpoint file serve.sh wrote (OUT/endpoint.json or the well-known copy)
 #   --wait S           seconds to wait for the endpoint file to appear (default 0: it must exist already;
 #                      useful with --dependency=after:<serve job>, which starts eval as the server starts)
+#   --stop-job ID      cancel this job (the server's) when the eval ends, passed or failed (slurm/pipeline.sh)
 #   -- ARGS            everything after -- goes to python -m eval.run unchanged
 #   -h | --help        this text
 # ENDPOINT_DIR defaults to <repository>/output/endpoints (where serve.sh writes).
@@ -22,7 +23,7 @@ for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}"
   [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
 source "$d/slurm/common.sh" eval || { echo "eval.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 
-MODEL="" ENDPOINT="" WAIT=0
+MODEL="" ENDPOINT="" WAIT=0 STOP_JOB=""
 EVAL_ARGS=()
 while (( $# )); do
   case $1 in
@@ -30,11 +31,13 @@ while (( $# )); do
     --model) [[ $# -ge 2 ]] || die "--model needs a name"; MODEL=$2; shift 2 ;;
     --endpoint) [[ $# -ge 2 ]] || die "--endpoint needs a file"; ENDPOINT=$2; shift 2 ;;
     --wait) [[ $# -ge 2 ]] || die "--wait needs seconds"; WAIT=$2; shift 2 ;;
+    --stop-job) [[ $# -ge 2 ]] || die "--stop-job needs a job id"; STOP_JOB=$2; shift 2 ;;
     --) shift; EVAL_ARGS=("$@"); break ;;
     *) die "unknown argument $1 (see --help; eval.run flags go after --)" ;;
   esac
 done
 [[ -n $MODEL ]] || die "missing --model NAME (see --help)"
+job_cleanup() { [[ -z $STOP_JOB ]] || { scancel "$STOP_JOB" && echo "eval.sh: cancelled the server job $STOP_JOB"; }; }
 
 ENDPOINT=${ENDPOINT:-${ENDPOINT_DIR:-$REPO_DIR/output/endpoints}/$MODEL.json}
 deadline=$((SECONDS + WAIT))

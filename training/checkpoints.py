@@ -6,8 +6,9 @@ Reads output_dir/checkpoint-*/ (nothing is written). A checkpoint is complete wh
   _save_rng_state, then state.save_to_json), so a job killed while saving leaves a folder without it;
 - the weights are there and readable: adapter_model.safetensors / model.safetensors (header and data length
   checked), or a sharded index whose shards all exist, or a *.bin;
-- under DeepSpeed: the folder named by `latest` holds one model-states file per data-parallel rank
-  (zero_pp_rank_R_mp_rank_00_model_states.pt, R = 0..N-1), each a non-empty zip (torch.save's format).
+- under DeepSpeed: the folder named by `latest` holds a model-states and (unless save_only_model) an
+  optimizer-states file per data-parallel rank ([bf16_]zero_pp_rank_R_mp_rank_00_{model,optim}_states.pt,
+  R = 0..N-1), each a non-empty zip (torch.save's format).
 
 World size: ZeRO-3 shards the optimizer state over the N ranks that saved it. DeepSpeed 0.19.8 cannot load it
 at another world size (deepspeed/runtime/zero/stage3.py load_state_dict: "ZeRO-3 elastic checkpointing is
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin", "pytorch_model.bin")
-_MODEL_STATES = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_\d+_model_states\.pt$")
+_RANK_FILE = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_\d+_(model|optim)_states\.pt$")
 
 
 class ResumeError(Exception):
@@ -94,9 +95,15 @@ def deepspeed_world_size(ckpt: Path) -> tuple[int | None, str | None]:
     tag_dir = ckpt / latest.read_text(encoding="utf-8").strip()
     if not tag_dir.is_dir():
         return None, f"`latest` names {tag_dir.name}, which is missing"
-    ranks = sorted(int(m.group(1)) for p in tag_dir.iterdir() if (m := _MODEL_STATES.match(p.name)))
-    if not ranks or ranks != list(range(len(ranks))):
-        return None, f"{tag_dir.name} lacks model-states files of some ranks (found ranks {ranks})"
+    found: dict[str, set[int]] = {"model": set(), "optim": set()}
+    for p in tag_dir.iterdir():
+        if m := _RANK_FILE.match(p.name):
+            found[m.group(2)].add(int(m.group(1)))
+    every = found["model"] | found["optim"]
+    ranks = sorted(found["model"])
+    if not every or ranks != list(range(len(every))) or (found["optim"] and found["optim"] != set(ranks)):
+        return None, (f"{tag_dir.name} lacks state files of some ranks (model states of ranks {ranks}, optimizer "
+                      f"states of ranks {sorted(found['optim'])})")
     for p in sorted(tag_dir.iterdir()):
         if p.suffix == ".pt" and (problem := _zip_problem(p)):
             return None, f"{tag_dir.name}/{problem}"
