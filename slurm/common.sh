@@ -13,7 +13,7 @@
 # job's CPUs for every srun it starts (SRUN_CPUS_PER_TASK, below).
 set -euo pipefail
 JOB_NAME_SHORT=${1:?common.sh needs the job script name}
-JOB_SCRIPT=${BASH_SOURCE[1]}
+JOB_SCRIPT=${BASH_SOURCE[1]:-}
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 START_TS=$(date +%s)
 

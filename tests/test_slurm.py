@@ -442,7 +442,7 @@ def test_vllm_args_merged_and_rank_rounding(tmp_path):
 
 @pytest.mark.parametrize("script, needed", [("train.sh", "missing the recipe"), ("build.sh", "missing --papers"),
                                             ("serve.sh", "missing --recipe"), ("merge.sh", "missing --recipe"),
-                                            ("eval.sh", "missing --model")])
+                                            ("eval.sh", "missing --model"), ("pipeline.sh", "missing --recipe")])
 def test_scripts_have_help_and_refuse_missing_arguments(script, needed):
     helped = run(["bash", SLURM / script, "--help"], check=True)
     assert "Usage:" in helped.stdout and "#SBATCH" not in helped.stdout
