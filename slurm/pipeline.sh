@@ -66,5 +66,5 @@ SERVE=$(submit SERVE_SBATCH --dependency="afterok:$MERGE" "$REPO_DIR/slurm/serve
         --merged "$MERGED" --model-name "$NAME")
 EVAL=$(submit EVAL_SBATCH --dependency="after:$SERVE" "$REPO_DIR/slurm/eval.sh" --model "$NAME" --wait "$WAIT" \
        --stop-job "$SERVE" -- "${EVAL_ARGS[@]}")
-echo "pipeline.sh: train $TRAIN -> merge $MERGE -> serve $SERVE + eval $EVAL (squeue -u $USER; logs in logs/)"
+echo "pipeline.sh: train $TRAIN -> merge $MERGE -> serve $SERVE + eval $EVAL (squeue -u ${USER:-$(id -un)}; logs in logs/)"
 trap - EXIT
