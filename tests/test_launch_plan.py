@@ -60,7 +60,8 @@ def _checkpoint(root: Path, step: int, ranks: int | None = None, state: bool = T
         (ckpt / "latest").write_text(f"global_step{step}")
         (ckpt / f"global_step{step}").mkdir()
         for r in range(ranks):
-            for kind in ("zero_pp_rank_{}_mp_rank_00_model_states.pt", "bf16_zero_pp_rank_{}_mp_rank_00_optim_states.pt"):
+            for kind in ("zero_pp_rank_{}_mp_rank_00_model_states.pt",
+                         "bf16_zero_pp_rank_{}_mp_rank_00_optim_states.pt"):
                 (ckpt / f"global_step{step}" / kind.format(r)).write_bytes(b"PK\3\4")
     return ckpt
 

@@ -140,7 +140,8 @@ def effective_batch(recipe_path: Path, recipe: dict, env: dict[str, str]) -> dic
     steps = int(recipe.get("gradient_accumulation_steps", 1))
     nodes, gpus = int(env.get("NNODES") or 1), int(env.get("NPROC_PER_NODE") or 1)
     target = recipe_directives(recipe_path).get("effective_batch")
-    return {"value": per_device * steps * gpus * nodes, "target": int(env.get("EFFECTIVE_BATCH") or target or 0) or None,
+    target = int(env.get("EFFECTIVE_BATCH") or target or 0) or None
+    return {"value": per_device * steps * gpus * nodes, "target": target,
             "per_device_train_batch_size": per_device, "gradient_accumulation_steps": steps,
             "gpus_per_node": gpus, "nodes": nodes}
 
