@@ -4,16 +4,16 @@ Usage: python -m training.recipe_check llamafactory_configs/qwen3vl_32b/lora_sft
 
 Two layers, every problem reported with a message that names it (exit 2), or one OK line (exit 0):
 
-1. LlamaFactory's own argument parser (training.recipe_parser), the one its CLI runs:
-   ``hparams.get_train_args`` for training recipes, ``hparams.get_infer_args`` for export (merge) and
-   api/chat recipes (chosen from the keys: ``export_dir`` -> export; training keys -> train; otherwise
-   infer). It rejects unknown keys and inconsistent settings. It never loads the model: it only requires
-   ``model_name_or_path`` to be set, so a hub id that is not downloaded passes. Environment it needs, set
-   here in-process and restored afterwards (see ``_launcher_env``): training recipes are parsed as rank 0 of a one-process torchrun
-   (LOCAL_RANK/RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT), because LlamaFactory refuses DeepSpeed outside
-   torchrun ("Please use `FORCE_TORCHRUN=1`") and refuses several GPUs in one process; the parser then
-   builds a real (gloo/nccl) process group and, with DeepSpeed, the ZeRO config -- both are torn down
-   afterwards. ALLOW_EXTRA_ARGS is unset so a typo'd key is always caught.
+1. LlamaFactory's own argument parser (training.recipe_parser), the one its CLI runs: ``hparams.get_train_args``
+   for training recipes, ``hparams.get_infer_args`` for export (merge) and api/chat recipes (chosen from the
+   keys: ``export_dir`` -> export; training keys -> train; otherwise infer). It rejects unknown keys and
+   inconsistent settings. It never loads the model: it only requires ``model_name_or_path`` to be set, so a hub
+   id that is not downloaded passes. Environment it needs, set here in-process and restored afterwards (see
+   ``_launcher_env``): training recipes are parsed as rank 0 of a one-process torchrun
+   (LOCAL_RANK/RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT), because LlamaFactory refuses DeepSpeed outside torchrun
+   ("Please use `FORCE_TORCHRUN=1`") and refuses several GPUs in one process; the parser then builds a real
+   (gloo/nccl) process group and, with DeepSpeed, the ZeRO config -- both are torn down afterwards.
+   ALLOW_EXTRA_ARGS is unset so a typo'd key is always caught.
 2. Our rules (training.recipe_rules; the ones LlamaFactory does not know or only finds mid-run):
    - template: qwen3_vl_nothink for an Instruct model (name contains "Instruct", or our tiny model), and
      any template must exist;
