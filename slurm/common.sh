@@ -3,7 +3,7 @@
 #
 # Usage (the first lines of a job script; sbatch runs a spooled copy, so the script cannot use its own
 # folder: it asks Slurm for the submitted path, then tries its own folder and the submit folder):
-#   for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p')")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+#   for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
 #     [[ -f $d/slurm/common.sh ]] && break; done
 #   source "$d/slurm/common.sh" NAME || { echo "cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 #

@@ -27,7 +27,7 @@
 #   -h | --help            this text
 #
 # The command comes from `python -m training.serving` (one template, tested in Python): vLLM from its
-# own environment (VLLM_VENV in slurm/cluster_settings.sh), --tensor-parallel-size = the allocation's
+# own environment (VLLM_VENV in slurm/common.sh), --tensor-parallel-size = the allocation's
 # GPUs, --max-lora-rank >= the adapter's rank, the recipe's image_max_pixels as the processor's max_pixels,
 # --limit-mm-per-prompt.video 0. SERVE_BACKEND=llamafactory serves with `llamafactory-cli api` instead
 # (the CPU stand-in used by the tests; same template and pixel budget).
@@ -37,7 +37,7 @@
 #   <repository>/output/endpoints), each {"base_url": "http://<host>:<port>/v1", "model": <name>, ...}.
 #   slurm/eval.sh --model <name> reads the well-known file. Both files are removed when the server stops.
 #   SERVE_HOST (default 0.0.0.0; the endpoint then names this node) sets the bind address.
-for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p')")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
   [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
 source "$d/slurm/common.sh" serve || { echo "serve.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 SERVER_PID=""

@@ -52,7 +52,7 @@
 #   every task of a one-node job plays a node: NODE_RANK = SLURM_PROCID, NNODES = SLURM_NTASKS),
 #   FRACTO_REPO (the repository, if it cannot be found), and the cluster settings in slurm/common.sh
 #   (PARTITION, ACCOUNT, MODULES, VENV, HF_HOME).
-for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p')")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
   [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
 source "$d/slurm/common.sh" train || { echo "train.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 
