@@ -35,24 +35,9 @@
 # equals a single build's. A paper id found in two shards (the same PDF twice) is left to the merge to
 # mine again, so the duplicate is resolved in the builder's order. Shard folders are deleted after a
 # successful merge (KEEP_SHARDS=1 keeps them).
-set -euo pipefail
-START_TS=$(date +%s)
-trap 'rc=$?; echo "build.sh: finished with exit code $rc after $(( $(date +%s) - START_TS ))s"' EXIT
-
-usage() { sed -n '/^# Build the dataset/,/^set -euo/p' "$1" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "build.sh: error: $*" >&2; exit 2; }
-
-find_repo() {
-  local cand cmd=""
-  if [[ -n ${FRACTO_REPO:-} ]]; then (cd "$FRACTO_REPO" && pwd); return; fi
-  if [[ -n ${SLURM_JOB_ID:-} ]] && command -v scontrol >/dev/null; then
-    cmd=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)
-  fi
-  for cand in "$(dirname "${cmd:-/nonexistent/x}")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
-    if [[ -f $cand/slurm/build.sh && -d $cand/dataset_builders ]]; then (cd "$cand" && pwd); return; fi
-  done
-  echo "build.sh: cannot find the FractoVLM repository; export FRACTO_REPO=/path/to/repo" >&2; return 1
-}
+for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+  [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
+source "$d/slurm/common.sh" build || { echo "build.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 
 # --- arguments ---------------------------------------------------------------------------------------------
 ORIG_ARGS=("$@")
@@ -60,7 +45,7 @@ PAPERS="" OUT="" SHARD="" MERGE=0 SHARDS="" MERGE_JOB=1
 BUILDER_ARGS=()
 while (( $# )); do
   case $1 in
-    -h|--help) usage "${BASH_SOURCE[0]}"; trap - EXIT; exit 0 ;;
+    -h|--help) show_help ;;
     --papers) [[ $# -ge 2 ]] || die "--papers needs a folder"; PAPERS=$2; shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a folder"; OUT=$2; shift 2 ;;
     --shard) [[ $# -ge 2 ]] || die "--shard needs I/K"; SHARD=$2; shift 2 ;;
@@ -84,9 +69,6 @@ if [[ -z $SHARD && $MERGE == 0 && -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
   SHARD="$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"
 fi
 
-REPO_DIR=$(find_repo)
-# shellcheck source=cluster_settings.sh
-source "$REPO_DIR/slurm/cluster_settings.sh"
 setup_cluster_env
 if [[ -n ${SLURM_CPUS_PER_TASK:-} ]] && ! printf '%s\n' "${BUILDER_ARGS[@]}" | grep -q -- '^--workers'; then
   BUILDER_ARGS+=(--workers "$SLURM_CPUS_PER_TASK")

@@ -15,45 +15,30 @@
 #   --endpoint FILE    the endpoint file serve.sh wrote (OUT/endpoint.json or the well-known copy)
 #   --wait S           seconds to wait for the endpoint file to appear (default 0: it must exist already;
 #                      useful with --dependency=after:<serve job>, which starts eval as the server starts)
+#   --stop-job ID      cancel this job (the server's) when the eval ends, passed or failed (slurm/pipeline.sh)
 #   -- ARGS            everything after -- goes to python -m eval.run unchanged
 #   -h | --help        this text
 # ENDPOINT_DIR defaults to <repository>/output/endpoints (where serve.sh writes).
-set -euo pipefail
-START_TS=$(date +%s)
-trap 'rc=$?; echo "eval.sh: finished with exit code $rc after $(( $(date +%s) - START_TS ))s"' EXIT
+for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+  [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
+source "$d/slurm/common.sh" eval || { echo "eval.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 
-usage() { sed -n '/^# Score a model/,/^set -euo/p' "$1" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "eval.sh: error: $*" >&2; exit 2; }
-
-find_repo() {
-  local cand cmd=""
-  if [[ -n ${FRACTO_REPO:-} ]]; then (cd "$FRACTO_REPO" && pwd); return; fi
-  if [[ -n ${SLURM_JOB_ID:-} ]] && command -v scontrol >/dev/null; then
-    cmd=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)
-  fi
-  for cand in "$(dirname "${cmd:-/nonexistent/x}")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
-    if [[ -f $cand/slurm/eval.sh && -d $cand/training ]]; then (cd "$cand" && pwd); return; fi
-  done
-  echo "eval.sh: cannot find the FractoVLM repository; export FRACTO_REPO=/path/to/repo" >&2; return 1
-}
-
-MODEL="" ENDPOINT="" WAIT=0
+MODEL="" ENDPOINT="" WAIT=0 STOP_JOB=""
 EVAL_ARGS=()
 while (( $# )); do
   case $1 in
-    -h|--help) usage "${BASH_SOURCE[0]}"; trap - EXIT; exit 0 ;;
+    -h|--help) show_help ;;
     --model) [[ $# -ge 2 ]] || die "--model needs a name"; MODEL=$2; shift 2 ;;
     --endpoint) [[ $# -ge 2 ]] || die "--endpoint needs a file"; ENDPOINT=$2; shift 2 ;;
     --wait) [[ $# -ge 2 ]] || die "--wait needs seconds"; WAIT=$2; shift 2 ;;
+    --stop-job) [[ $# -ge 2 ]] || die "--stop-job needs a job id"; STOP_JOB=$2; shift 2 ;;
     --) shift; EVAL_ARGS=("$@"); break ;;
     *) die "unknown argument $1 (see --help; eval.run flags go after --)" ;;
   esac
 done
 [[ -n $MODEL ]] || die "missing --model NAME (see --help)"
+job_cleanup() { [[ -z $STOP_JOB ]] || { scancel "$STOP_JOB" && echo "eval.sh: cancelled the server job $STOP_JOB"; }; }
 
-REPO_DIR=$(find_repo)
-# shellcheck source=cluster_settings.sh
-source "$REPO_DIR/slurm/cluster_settings.sh"
 ENDPOINT=${ENDPOINT:-${ENDPOINT_DIR:-$REPO_DIR/output/endpoints}/$MODEL.json}
 deadline=$((SECONDS + WAIT))
 until [[ -f $ENDPOINT ]]; do

@@ -18,30 +18,15 @@
 #   --shard-size SIZE  export_size in GB per safetensors file (default 5)
 #   -h | --help        this text
 # The export runs with export_device: cpu (no GPU needed) and writes OUT/merge_card.json (inputs of the merge).
-set -euo pipefail
-START_TS=$(date +%s)
-trap 'rc=$?; echo "merge.sh: finished with exit code $rc after $(( $(date +%s) - START_TS ))s"' EXIT
-
-usage() { sed -n '/^# Merge a LoRA/,/^set -euo/p' "$1" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "merge.sh: error: $*" >&2; exit 2; }
-
-find_repo() {
-  local cand cmd=""
-  if [[ -n ${FRACTO_REPO:-} ]]; then (cd "$FRACTO_REPO" && pwd); return; fi
-  if [[ -n ${SLURM_JOB_ID:-} ]] && command -v scontrol >/dev/null; then
-    cmd=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)
-  fi
-  for cand in "$(dirname "${cmd:-/nonexistent/x}")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
-    if [[ -f $cand/slurm/merge.sh && -d $cand/training ]]; then (cd "$cand" && pwd); return; fi
-  done
-  echo "merge.sh: cannot find the FractoVLM repository; export FRACTO_REPO=/path/to/repo" >&2; return 1
-}
+for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+  [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
+source "$d/slurm/common.sh" merge || { echo "merge.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 
 RECIPE="" ADAPTER="" OUT="" SIZE=5
 OVERRIDES=()
 while (( $# )); do
   case $1 in
-    -h|--help) usage "${BASH_SOURCE[0]}"; trap - EXIT; exit 0 ;;
+    -h|--help) show_help ;;
     --recipe) [[ $# -ge 2 ]] || die "--recipe needs a file"; RECIPE=$2; shift 2 ;;
     --adapter) [[ $# -ge 2 ]] || die "--adapter needs a folder"; ADAPTER=$2; shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a folder"; OUT=$2; shift 2 ;;
@@ -56,9 +41,6 @@ done
 [[ -f $RECIPE ]] || die "--recipe $RECIPE: no such file"
 [[ -f $ADAPTER/adapter_config.json ]] || die "--adapter $ADAPTER: no adapter_config.json (not a LoRA adapter folder)"
 
-REPO_DIR=$(find_repo)
-# shellcheck source=cluster_settings.sh
-source "$REPO_DIR/slurm/cluster_settings.sh"
 setup_cluster_env
 
 SET_ARGS=()

@@ -27,7 +27,7 @@
 #   -h | --help            this text
 #
 # The command comes from `python -m training.serving` (one template, tested in Python): vLLM from its
-# own environment (VLLM_VENV in slurm/cluster_settings.sh), --tensor-parallel-size = the allocation's
+# own environment (VLLM_VENV in slurm/common.sh), --tensor-parallel-size = the allocation's
 # GPUs, --max-lora-rank >= the adapter's rank, the recipe's image_max_pixels as the processor's max_pixels,
 # --limit-mm-per-prompt.video 0. SERVE_BACKEND=llamafactory serves with `llamafactory-cli api` instead
 # (the CPU stand-in used by the tests; same template and pixel budget).
@@ -37,41 +37,25 @@
 #   <repository>/output/endpoints), each {"base_url": "http://<host>:<port>/v1", "model": <name>, ...}.
 #   slurm/eval.sh --model <name> reads the well-known file. Both files are removed when the server stops.
 #   SERVE_HOST (default 0.0.0.0; the endpoint then names this node) sets the bind address.
-set -euo pipefail
-START_TS=$(date +%s)
+for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
+  [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
+source "$d/slurm/common.sh" serve || { echo "serve.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
 SERVER_PID=""
-cleanup() {
-  local rc=$?
+job_cleanup() {  # run by common.sh's exit trap: the endpoint files go, the server stops
   [[ -n ${ENDPOINT_FILES[*]:-} ]] && rm -f "${ENDPOINT_FILES[@]}"
   if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
   fi
-  echo "serve.sh: finished with exit code $rc after $(( $(date +%s) - START_TS ))s"
+  return 0
 }
-trap cleanup EXIT
 trap 'exit 143' TERM INT
-
-usage() { sed -n '/^# Serve a trained/,/^set -euo/p' "$1" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "serve.sh: error: $*" >&2; exit 2; }
-
-find_repo() {
-  local cand cmd=""
-  if [[ -n ${FRACTO_REPO:-} ]]; then (cd "$FRACTO_REPO" && pwd); return; fi
-  if [[ -n ${SLURM_JOB_ID:-} ]] && command -v scontrol >/dev/null; then
-    cmd=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)
-  fi
-  for cand in "$(dirname "${cmd:-/nonexistent/x}")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
-    if [[ -f $cand/slurm/serve.sh && -d $cand/training ]]; then (cd "$cand" && pwd); return; fi
-  done
-  echo "serve.sh: cannot find the FractoVLM repository; export FRACTO_REPO=/path/to/repo" >&2; return 1
-}
 
 RECIPE="" OUT="" PORT="${PORT:-}" DRY_RUN=0 TIMEOUT=1800
 SERVING_ARGS=()
 OVERRIDES=()
 while (( $# )); do
   case $1 in
-    -h|--help) usage "${BASH_SOURCE[0]}"; trap - EXIT; exit 0 ;;
+    -h|--help) show_help ;;
     --recipe) [[ $# -ge 2 ]] || die "--recipe needs a file"; RECIPE=$2; shift 2 ;;
     --adapter|--merged|--model-name|--max-model-len)
       [[ $# -ge 2 ]] || die "$1 needs a value"; SERVING_ARGS+=("$1" "$2"); shift 2 ;;
@@ -86,9 +70,6 @@ done
 [[ -n $RECIPE ]] || die "missing --recipe FILE (see --help)"
 [[ -f $RECIPE ]] || die "--recipe $RECIPE: no such file"
 
-REPO_DIR=$(find_repo)
-# shellcheck source=cluster_settings.sh
-source "$REPO_DIR/slurm/cluster_settings.sh"
 setup_cluster_env
 BACKEND=${SERVE_BACKEND:-vllm}
 HOST=${SERVE_HOST:-0.0.0.0}
@@ -96,18 +77,9 @@ ENDPOINT_DIR=${ENDPOINT_DIR:-$REPO_DIR/output/endpoints}
 OUT=${OUT:-logs/serve-${SLURM_JOB_ID:-$$}}
 
 # Tensor parallel size: the GPUs of the allocation (TP_SIZE overrides).
-if [[ -n ${TP_SIZE:-} ]]; then :
-elif [[ -n ${SLURM_GPUS_ON_NODE:-} ]]; then TP_SIZE=$SLURM_GPUS_ON_NODE
-elif [[ -n ${CUDA_VISIBLE_DEVICES:-} ]]; then TP_SIZE=$(tr ',' '\n' <<< "$CUDA_VISIBLE_DEVICES" | grep -c .)
-else TP_SIZE=1
-fi
-if [[ -z $PORT ]]; then
-  PORT=$(( 8000 + ${SLURM_JOB_ID:-$$} % 1000 ))
-  for _ in $(seq 1 50); do
-    "$PYTHON" -c "import socket,sys; s=socket.socket(); s.bind(('', int(sys.argv[1])))" "$PORT" 2>/dev/null && break
-    PORT=$(( PORT + 1 ))
-  done
-fi
+TP_SIZE=${TP_SIZE:-$(allocation_gpus)}
+TP_SIZE=${TP_SIZE:-1}
+[[ -n $PORT ]] || PORT=$(free_port_from $(( 8000 + ${SLURM_JOB_ID:-$$} % 1000 )))
 
 SERVING=("$PYTHON" -m training.serving --recipe "$RECIPE" "${OVERRIDES[@]}" "${SERVING_ARGS[@]}" --backend "$BACKEND")
 MODEL_NAME=$("${SERVING[@]}" --print-model-name)

@@ -27,7 +27,10 @@ from training.recipes import DEFAULT_MAX_LORA_RANK, load_recipe
 REPO = Path(__file__).resolve().parents[1]
 SLURM = REPO / "slurm"
 TINY_RECIPE = REPO / "llamafactory_configs" / "tiny" / "lora_sft_cpu.yaml"
+ZERO3_RECIPE = REPO / "llamafactory_configs" / "tiny" / "lora_sft_zero3_cpu.yaml"
+HOST = os.uname().nodename.split(".")[0]
 JOB_TIMEOUT = 240  # seconds; a hung job fails the test instead of hanging CI
+ZERO3_TIMEOUT = 900  # the first ZeRO-3 job JIT-compiles a DeepSpeed op (~100 s, more on a busy machine)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -66,9 +69,10 @@ class Cluster:
     def __init__(self, state: Path, env: dict[str, str]):
         self.state, self.env = state, env
 
-    def sbatch(self, args: list, cwd: Path, env: dict | None = None, wait: bool = True) -> int:
-        cmd = ["timeout", str(JOB_TIMEOUT), "sbatch", "--parsable", *(["--wait"] if wait else []), *args]
-        done = run(cmd, env={**self.env, **(env or {})}, cwd=cwd, timeout=JOB_TIMEOUT + 10)
+    def sbatch(self, args: list, cwd: Path, env: dict | None = None, wait: bool = True,
+               timeout: float = JOB_TIMEOUT) -> int:
+        cmd = ["timeout", str(timeout), "sbatch", "--parsable", *(["--wait"] if wait else []), *args]
+        done = run(cmd, env={**self.env, **(env or {})}, cwd=cwd, timeout=timeout + 10)
         match = re.search(r"^(\d+)", done.stdout.strip())
         assert match, f"sbatch gave no job id (rc {done.returncode}):\n{done.stdout}\n{done.stderr}"
         return int(match.group(1))
@@ -94,7 +98,8 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster(request):
-    """A one-node Slurm with 4 fake GPUs, all state in a temp folder; stopped and deleted at the end."""
+    """A two-node Slurm (two slurmd daemons on this machine) with 4 fake GPUs each and task/affinity CPU binding,
+    all state in a temp folder; stopped and deleted at the end."""
     if os.geteuid() != 0:
         pytest.skip("local Slurm needs root (munged/slurmctld/slurmd are started by the test setup)")
     if not shutil.which("slurmctld"):
@@ -104,7 +109,7 @@ def cluster(request):
     # Not pytest's tmp dir: the munge user must be able to enter the state folder (pytest's are 0700).
     state = Path(tempfile.mkdtemp(prefix="fracto-slurm-", dir="/tmp"))
     t0 = time.perf_counter()
-    done = run(["bash", SLURM / "local_cluster" / "start.sh", state], timeout=120)
+    done = run(["bash", SLURM / "local_cluster" / "start.sh", state], env={**os.environ, "N_NODES": "2"}, timeout=120)
     if done.returncode != 0:
         run(["bash", SLURM / "local_cluster" / "stop.sh", state, "--purge"])
         pytest.skip(f"local Slurm did not start: {done.stdout[-300:]} {done.stderr[-500:]}")
@@ -143,7 +148,7 @@ def train_job(cluster, jobdir, tiny_dir, built, train_env, tmp_path_factory, req
     seconds = time.perf_counter() - t0
     report_time(request.config, "train job (sbatch --wait slurm/train.sh, tiny recipe, 2 steps)", seconds)
     return {"job": job, "out": out_dir, "log": jobdir / "logs" / f"fracto-train-{job}.out",
-            "seconds": seconds, "env": env}
+            "seconds": seconds, "env": env, "tiny": tiny_dir}
 
 
 # --- the cluster jobs (slow) -------------------------------------------------------------------------------
@@ -159,11 +164,22 @@ def test_train_job_completes_with_adapter_and_run_card(cluster, train_job, built
     assert card["slurm"]["job_id"] == str(train_job["job"])
     assert card["slurm"]["nodes"] == [os.uname().nodename.split(".")[0]]
     assert card["recipe"]["output_dir"] == str(out) and card["recipe"]["max_steps"] == 2
-    expected = hashlib.sha256((built[0] / "dataset" / "dataset_card.json").read_bytes()).hexdigest()
+    dataset = built[0] / "dataset"
+    expected = hashlib.sha256((dataset / "dataset_card.json").read_bytes()).hexdigest()
     assert card["dataset_card"]["sha256"] == expected
+    info = json.loads((dataset / "dataset_info.json").read_text())
+    read = [dataset / "dataset_info.json", *(dataset / info[n]["file_name"] for n in ("fracto_train", "fracto_val"))]
+    assert card["dataset_files"] == {str(f.resolve()): hashlib.sha256(f.read_bytes()).hexdigest() for f in read}
+    assert card["model"]["id"] == str(train_job["tiny"]) and card["model"]["revision"] == "main"
+    assert card["model"]["config_sha256"] == hashlib.sha256((train_job["tiny"] / "config.json").read_bytes()).hexdigest()
+    assert card["git"]["commit"] and isinstance(card["git"]["dirty"], bool)
+    assert card["effective_batch"]["value"] == 1 and card["effective_batch"]["nodes"] == 1
+    assert card["slurm"]["cpus_per_task"] == "2"
     assert card["versions"]["llamafactory"] == "0.9.5" and card["versions"]["torch"]
-    assert card["launcher"]["FORCE_TORCHRUN"] == "1" and card["launcher"]["NPROC_PER_NODE"] == "1"
+    assert card["launcher"]["RDZV_ID"] == str(train_job["job"]) and card["launcher"]["NPROC_PER_NODE"] == "1"
     assert "launcher: task=0" in log and "NODE_RANK=0" in log
+    assert "cpus=2 SLURM_CPUS_PER_TASK=2" in log  # the launcher task got the job's 2 CPUs (task/affinity binds)
+    assert "launch_plan: effective batch 1 = 1 node(s) x 1 GPU(s) x per-device 1 x accumulation 1" in log
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
     assert re.search(r"train.sh: finished with exit code 0 after \d+s", log)
 
@@ -172,12 +188,20 @@ def test_train_job_completes_with_adapter_and_run_card(cluster, train_job, built
 def test_resubmitted_train_job_resumes_from_latest_checkpoint(cluster, train_job, jobdir, tiny_dir, built):
     out = train_job["out"]
     assert (out / "checkpoint-2").is_dir()
+    # Two newer checkpoints as a job killed while saving leaves them: no trainer_state.json; truncated weights.
+    shutil.copytree(out / "checkpoint-2", out / "checkpoint-5")
+    (out / "checkpoint-5" / "trainer_state.json").unlink()
+    shutil.copytree(out / "checkpoint-2", out / "checkpoint-4")
+    weights = out / "checkpoint-4" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
     job = cluster.sbatch([*CPU_JOB, SLURM / "train.sh", TINY_RECIPE,
                           *tiny_overrides(tiny_dir, built[0] / "dataset", out, max_steps=3, save_strategy="steps",
                                           save_steps=1)], cwd=jobdir, env=train_job["env"])
     log = (jobdir / "logs" / f"fracto-train-{job}.out").read_text()
     assert cluster.state_of(job) == "COMPLETED", log[-3000:]
-    assert f"train.sh: resuming from {out}/checkpoint-2" in log
+    assert f"launch_plan: skipping {out}/checkpoint-5: no trainer_state.json (the save did not finish)" in log
+    assert f"launch_plan: skipping {out}/checkpoint-4: adapter_model.safetensors is truncated" in log
+    assert f"launch_plan: resuming from {out}/checkpoint-2" in log
     assert "Resuming training from checkpoint with epoch 0 and global step 2" in log  # the HF Trainer's line
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 3
@@ -218,8 +242,9 @@ def test_two_task_gpu_job_shows_multinode_wiring(cluster, jobdir, tiny_dir, buil
     assert sorted(int(x["task"]) for x in lines) == [0, 1]
     assert {x["NNODES"] for x in lines} == {"2"}
     assert len({(x["MASTER_ADDR"], x["MASTER_PORT"]) for x in lines}) == 1
-    assert lines[0]["MASTER_ADDR"] == os.uname().nodename.split(".")[0]
-    assert int(lines[0]["MASTER_PORT"]) >= 20000 and {x["FORCE_TORCHRUN"] for x in lines} == {"1"}
+    assert lines[0]["MASTER_ADDR"] == "127.0.0.1"  # the first node's NodeAddr (start.sh declares 127.0.0.1)
+    assert int(lines[0]["MASTER_PORT"]) >= 20000 and {x["RDZV_ID"] for x in lines} == {str(job)}
+    assert {x["cpus"] for x in lines} == {"1"}  # --cpus-per-task=1 each
     assert {x["NPROC_PER_NODE"] for x in lines} == {"2"}  # from the allocation's GPUs
     assert not (tmp_path / "run").exists()  # dry run: nothing written
     # An impossible request is refused at submission (EnforcePartLimits), not left pending.
@@ -286,6 +311,112 @@ def test_serve_llamafactory_backend_answers_openai_sdk(cluster, jobdir, tiny_dir
     assert not endpoint.exists(), "the endpoint file must go when the server stops"
 
 
+@pytest.mark.slow
+def test_srun_tasks_get_the_jobs_cpus(cluster, jobdir):
+    """task/affinity binds each task to its CPUs: without SRUN_CPUS_PER_TASK an exact step gets 1 of the job's 2."""
+    script = ("echo bare=$(srun --exact nproc); "
+              f"source {SLURM}/common.sh cpus; trap - EXIT; "
+              "echo common=$(srun --exact nproc) env=$(srun --exact printenv SRUN_CPUS_PER_TASK)")
+    job = cluster.sbatch(["--nodes=1", "--cpus-per-task=2", "--mem=1G", "--gres=none", "-o", "logs/cpus-%j.out",
+                          "--wrap", f"bash -c '{script}'"], cwd=jobdir)
+    log = (jobdir / "logs" / f"cpus-{job}.out").read_text()
+    assert cluster.state_of(job) == "COMPLETED", log
+    assert "bare=1" in log, log  # Slurm 22.05: srun does not take the job's --cpus-per-task (binding enforced)
+    assert "common=2 env=2" in log, log  # slurm/common.sh exports SRUN_CPUS_PER_TASK: every task gets both
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "trainer_log.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line)]
+
+
+@pytest.mark.slow
+def test_two_node_zero3_matches_one_node_loss(cluster, jobdir, tiny_dir, built, train_env, tmp_path):
+    """Two real Slurm nodes (two slurmd), one launcher each, c10d rendezvous, gloo, ZeRO-3: the same losses as one
+    node with the same global batch (2 = 2 nodes x 1 process x accumulation 1 = 1 node x 1 x accumulation 2)."""
+    env = {**train_env, "NPROC_PER_NODE": "1", "EFFECTIVE_BATCH": "2"}
+    extra = {"max_steps": 3, "logging_steps": 1, "max_samples": 8,
+             "deepspeed": REPO / "llamafactory_configs" / "deepspeed" / "ds_z3.json"}
+    two = cluster.sbatch(["--nodes=2", "--gres=none", "--cpus-per-task=2", "--mem=4G", SLURM / "train.sh",
+                          ZERO3_RECIPE, *tiny_overrides(tiny_dir, built[0] / "dataset", tmp_path / "two", **extra)],
+                         cwd=jobdir, env=env, timeout=ZERO3_TIMEOUT)
+    log = (jobdir / "logs" / f"fracto-train-{two}.out").read_text()
+    assert cluster.state_of(two) == "COMPLETED", log[-3000:]
+    lines = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in log.splitlines()
+             if line.startswith("launcher:")]
+    assert sorted((x["host"], x["NODE_RANK"]) for x in lines) == [(HOST, "0"), (f"{HOST}-2", "1")]
+    assert "--rdzv-backend c10d" in log and "accumulation 1 (target from EFFECTIVE_BATCH)" in log
+    one = cluster.sbatch(["--nodes=1", "--gres=none", "--cpus-per-task=2", "--mem=4G", SLURM / "train.sh",
+                          ZERO3_RECIPE, *tiny_overrides(tiny_dir, built[0] / "dataset", tmp_path / "one", **extra)],
+                         cwd=jobdir, env=env, timeout=ZERO3_TIMEOUT)
+    one_log = (jobdir / "logs" / f"fracto-train-{one}.out").read_text()
+    assert cluster.state_of(one) == "COMPLETED", one_log[-3000:]
+    assert "accumulation 2 (target from EFFECTIVE_BATCH)" in one_log
+    two_losses, one_losses = _losses(tmp_path / "two"), _losses(tmp_path / "one")
+    assert len(two_losses) == len(one_losses) == 3
+    assert two_losses == pytest.approx(one_losses, rel=1e-4), (two_losses, one_losses)
+    assert json.loads((tmp_path / "two" / "run_card.json").read_text())["slurm"]["nodes"] == [HOST, f"{HOST}-2"]
+
+
+@pytest.mark.slow
+def test_preempted_job_saves_requeues_and_finishes(cluster, jobdir, tiny_dir, built, train_env, tmp_path):
+    """USR1 to the batch shell (as --signal=B:USR1@600 sends it): save, requeue, resume, finish; one appended log."""
+    out = tmp_path / "run"
+    env = {**train_env, "NPROC_PER_NODE": "1"}
+    job = cluster.sbatch([*CPU_JOB, SLURM / "train.sh", TINY_RECIPE,
+                          *tiny_overrides(tiny_dir, built[0] / "dataset", out, max_steps=40, logging_steps=1)],
+                         cwd=jobdir, env=env, wait=False)
+    log_path = jobdir / "logs" / f"fracto-train-{job}.out"
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while not ((out / "trainer_log.jsonl").exists() and len((out / "trainer_log.jsonl").read_text().splitlines()) >= 2):
+        assert time.monotonic() < deadline and cluster.scontrol_state(job) in ("PENDING", "RUNNING", "CONFIGURING"), \
+            log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "no log"
+        time.sleep(0.5)
+    run(["scancel", "--batch", "--signal=USR1", str(job)], env=cluster.env, check=True)
+    text = lambda: log_path.read_text(errors="replace")  # noqa: E731  (a progress bar may be half written)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while "requeueing job" not in text() or cluster.scontrol_state(job) != "PENDING":
+        assert time.monotonic() < deadline, text()[-4000:]
+        time.sleep(1)
+    # Slurm holds a requeued job ~2 min (its BeginTime becomes requeue time + 121 s): start it now.
+    run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=cluster.env, check=True)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while "train.sh: training done" not in text():
+        assert time.monotonic() < deadline, text()[-4000:]
+        time.sleep(2)
+    assert cluster.state_of(job, timeout=60) == "COMPLETED"
+    log = text()
+    saved = int(re.search(r"train.sh: checkpoint saved at step (\d+); requeueing job", log).group(1))
+    assert 2 <= saved < 40 and "[preemption] saving a checkpoint" in log
+    assert "train.sh: job %d (restart 0)" % job in log and "train.sh: job %d (restart 1)" % job in log  # appended
+    assert f"launch_plan: resuming from {out}/checkpoint-{saved}" in log
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 40
+    assert not (out / ".preempt_requested").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_chains_train_merge_serve_eval(cluster, jobdir, tiny_dir, built, train_env, tmp_path):
+    """One command: train -> merge (afterok) -> serve (afterok) + eval (after serve starts; cancels the server)."""
+    env = {**train_env, "NPROC_PER_NODE": "1", "SERVE_BACKEND": "llamafactory", "SERVE_HOST": "127.0.0.1",
+           "ENDPOINT_DIR": str(tmp_path / "endpoints"), "TRAIN_SBATCH": " ".join(CPU_JOB),
+           "MERGE_SBATCH": "--cpus-per-task=1 --mem=4G", "SERVE_SBATCH": " ".join(CPU_JOB),
+           "EVAL_SBATCH": "--cpus-per-task=1 --mem=2G", **cluster.env}
+    sets = [a.replace("--set=", "") for a in tiny_overrides(tiny_dir, built[0] / "dataset", tmp_path / "run")]
+    done = run(["bash", SLURM / "pipeline.sh", "--recipe", TINY_RECIPE, "--model-name", "fracto-pipe",
+                *[x for kv in sets for x in ("--set", kv)], "--wait", "200", "--",
+                "--benchmark", built[0] / "dataset", "--limit", "2", "--out", tmp_path / "eval", "--quiet"],
+               env=env, cwd=jobdir, check=True)
+    ids = re.search(r"train (\d+) -> merge (\d+) -> serve (\d+) \+ eval (\d+)", done.stdout)
+    assert ids, done.stdout + done.stderr
+    train, merge, serve, evaluation = map(int, ids.groups())
+    assert cluster.state_of(evaluation, timeout=3 * JOB_TIMEOUT) == "COMPLETED", \
+        "".join(p.read_text() for p in sorted((jobdir / "logs").glob("fracto-*")) if str(evaluation) in p.name)
+    assert cluster.state_of(train) == "COMPLETED" and cluster.state_of(merge) == "COMPLETED"
+    assert cluster.state_of(serve, timeout=60) == "CANCELLED"  # eval.sh --stop-job ended the server
+    assert (tmp_path / "run-merged" / "config.json").is_file()
+    assert len((tmp_path / "eval" / "samples.jsonl").read_text().splitlines()) == 2
+
+
 # --- fast: command lines, help texts, argument errors ------------------------------------------------------
 
 def test_vllm_command_for_adapter(tmp_path, monkeypatch):
@@ -321,7 +452,7 @@ def test_vllm_args_merged_and_rank_rounding(tmp_path):
 
 @pytest.mark.parametrize("script, needed", [("train.sh", "missing the recipe"), ("build.sh", "missing --papers"),
                                             ("serve.sh", "missing --recipe"), ("merge.sh", "missing --recipe"),
-                                            ("eval.sh", "missing --model")])
+                                            ("eval.sh", "missing --model"), ("pipeline.sh", "missing --recipe")])
 def test_scripts_have_help_and_refuse_missing_arguments(script, needed):
     helped = run(["bash", SLURM / script, "--help"], check=True)
     assert "Usage:" in helped.stdout and "#SBATCH" not in helped.stdout

@@ -5,6 +5,7 @@ One loader for the recipe checker, the Slurm scripts, the run card and the smoke
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -44,3 +45,21 @@ def load_recipe(path: Path, overrides: list[str] | dict | None = None) -> dict:
     for key, value in items:
         data[key] = value
     return data
+
+
+def recipe_directives(path: Path) -> dict[str, str]:
+    """Our settings that LlamaFactory must not see, from `# fracto: key=value` comment lines of the recipe.
+
+    LlamaFactory rejects unknown YAML keys, so a recipe states e.g. its target effective batch as a comment
+    line `# fracto: effective_batch=4` (read by slurm/train.sh through training.launch_plan).
+    """
+    found: dict[str, str] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^#\s*fracto:\s*(.*)$", line.strip())
+        if match:
+            for item in match.group(1).split():
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise ValueError(f"{path}: `# fracto:` line {line.strip()!r}: expected key=value items")
+                found[key] = value
+    return found

@@ -5,11 +5,13 @@ Usage: python -m training.run_card --recipe llamafactory_configs/tiny/lora_sft_c
        python -m training.run_card --recipe RECIPE --check-data      # are the dataset files there?
        python -m training.run_card --recipe RECIPE --get output_dir  # one resolved value (for the scripts)
 
-slurm/train.sh writes it into the output folder before `llamafactory-cli train` starts, so even a run that
-dies early says what it was. The card holds: the resolved recipe (file + overrides, as LlamaFactory reads
-them), the SHA-256 of the dataset card (dataset_dir/dataset_card.json: which build the data came from),
-the git commit (and whether the tree had uncommitted changes), the Slurm job id and node list, the launcher
-layout, versions of torch / transformers / llamafactory / deepspeed / peft, and the time (UTC).
+slurm/train.sh writes it into the output folder before training starts, so even a run that dies early says
+what it was. The card holds: the resolved recipe (file + overrides, as LlamaFactory reads them, including the
+gradient_accumulation_steps train.sh derived), the SHA-256 of every dataset file the run reads
+(dataset_info.json and each dataset / eval_dataset file; images are not hashed one by one) and of the dataset
+card, the base model id with the requested and resolved revision, the git commit and whether the tree had
+changes (untracked files included), the Slurm job id, nodes and GPUs, the effective batch (target and
+value), the launcher layout, versions of torch / transformers / llamafactory / deepspeed / peft, the time (UTC).
 A resubmitted (resumed) run overwrites run_card.json and appends the same card to run_cards.jsonl, so
 the history of every submission stays.
 """
@@ -26,11 +28,11 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from training.recipes import load_recipe
+from training.recipes import load_recipe, recipe_directives
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("torch", "transformers", "llamafactory", "deepspeed", "peft", "accelerate", "datasets")
-LAUNCH_ENV = ("NNODES", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT", "FORCE_TORCHRUN")
+LAUNCH_ENV = ("NNODES", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT", "RDZV_ID")
 
 
 def sha256_of(path: Path) -> str:
@@ -62,8 +64,11 @@ def git_state(repo: Path = REPO) -> dict[str, object]:
         return done.stdout.strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    status = git("status", "--porcelain", "--untracked-files=all") if commit else None
+    changed = status.splitlines() if status else []
+    return {"commit": commit, "dirty": bool(changed) if status is not None else None,
+            "changed_files": [line[3:] for line in changed[:50]],
+            "untracked_files": sum(line.startswith("??") for line in changed)}
 
 
 def slurm_nodes(env: dict[str, str]) -> list[str]:
@@ -85,6 +90,60 @@ def dataset_card_info(recipe: dict) -> dict[str, object]:
     """Path and SHA-256 of the dataset card next to the recipe's datasets (None when absent)."""
     card = Path(str(recipe.get("dataset_dir", "data"))) / "dataset_card.json"
     return {"path": str(card.resolve()), "sha256": sha256_of(card) if card.is_file() else None}
+
+
+def _dataset_names(recipe: dict) -> list[str]:
+    return [n for key in ("dataset", "eval_dataset")
+            for n in filter(None, (n.strip() for n in str(recipe.get(key) or "").split(",")))]
+
+
+def dataset_files(recipe: dict) -> dict[str, str | None]:
+    """{path: sha256} of dataset_info.json and of each dataset / eval_dataset file the run reads (None: missing)."""
+    root = Path(str(recipe.get("dataset_dir", "data")))
+    info_file = root / "dataset_info.json"
+    files = [info_file]
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        files += [root / info[n]["file_name"] for n in _dataset_names(recipe) if "file_name" in info.get(n, {})]
+    except (OSError, ValueError):
+        pass
+    return {str(f.resolve()): sha256_of(f) if f.is_file() else None for f in files}
+
+
+def model_info(recipe: dict, env: dict[str, str]) -> dict[str, object]:
+    """Base model id, the revision asked for (model_revision) and the commit it resolved to when known.
+
+    A hub id resolves through the local cache (HF_HOME/hub/models--ORG--NAME/refs/REVISION, written by the
+    pre-download step); a folder inside a cache snapshot gives the snapshot's commit.
+    """
+    model = str(recipe.get("model_name_or_path") or "")
+    revision = str(recipe.get("model_revision") or "main")
+    resolved = revision if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision) else None
+    path = Path(model)
+    if path.is_dir():
+        parts = path.resolve().parts
+        if "snapshots" in parts[:-1]:
+            resolved = parts[parts.index("snapshots") + 1]
+        config = path / "config.json"
+        return {"id": model, "revision": revision, "resolved_commit": resolved, "local": True,
+                "config_sha256": sha256_of(config) if config.is_file() else None}
+    hub = Path(env.get("HF_HUB_CACHE") or Path(env.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
+    ref = hub / f"models--{model.replace('/', '--')}" / "refs" / revision
+    if resolved is None and ref.is_file():
+        resolved = ref.read_text(encoding="utf-8").strip()
+    return {"id": model, "revision": revision, "resolved_commit": resolved, "local": False}
+
+
+def effective_batch(recipe_path: Path, recipe: dict, env: dict[str, str]) -> dict[str, object]:
+    """The effective batch of this launch (per device x accumulation x GPUs per node x nodes) and the target."""
+    per_device = int(recipe.get("per_device_train_batch_size", 8))
+    steps = int(recipe.get("gradient_accumulation_steps", 1))
+    nodes, gpus = int(env.get("NNODES") or 1), int(env.get("NPROC_PER_NODE") or 1)
+    target = recipe_directives(recipe_path).get("effective_batch")
+    target = int(env.get("EFFECTIVE_BATCH") or target or 0) or None
+    return {"value": per_device * steps * gpus * nodes, "target": target,
+            "per_device_train_batch_size": per_device, "gradient_accumulation_steps": steps,
+            "gpus_per_node": gpus, "nodes": nodes}
 
 
 def missing_dataset_files(recipe: dict) -> list[str]:
@@ -114,9 +173,15 @@ def make_card(recipe_path: Path, overrides: list[str], env: dict[str, str] | Non
         "overrides": list(overrides),
         "recipe": recipe,
         "dataset_card": dataset_card_info(recipe),
+        "dataset_files": dataset_files(recipe),
+        "model": model_info(recipe, env),
         "git": git_state(),
         "slurm": {"job_id": env.get("SLURM_JOB_ID"), "job_name": env.get("SLURM_JOB_NAME"),
-                  "nodes": slurm_nodes(env), "nnodes": env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES")},
+                  "restart_count": env.get("SLURM_RESTART_COUNT"),
+                  "nodes": slurm_nodes(env), "nnodes": env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES"),
+                  "gpus_on_node": env.get("SLURM_GPUS_ON_NODE"), "job_gpus": env.get("SLURM_JOB_GPUS"),
+                  "cpus_per_task": env.get("SLURM_CPUS_PER_TASK")},
+        "effective_batch": effective_batch(recipe_path, recipe, env),
         "launcher": {k: env.get(k) for k in LAUNCH_ENV},
         "resume_from_checkpoint": recipe.get("resume_from_checkpoint"),
         "versions": {"python": sys.version.split()[0], **package_versions()},

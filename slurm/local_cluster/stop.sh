@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the one-node test cluster that start.sh started from STATE_DIR (slurmd, slurmctld, munged).
+# Stop the test cluster that start.sh started from STATE_DIR (each slurmd, slurmctld, munged).
 #
 # Usage: bash slurm/local_cluster/stop.sh STATE_DIR [--purge]     (--purge also deletes STATE_DIR)
 #
@@ -26,7 +26,21 @@ stop_pid_file() {  # name pid_file: SIGTERM, wait up to 10 s, then SIGKILL
   rm -f "$file"
 }
 
-stop_pid_file slurmd "$STATE_DIR/run/slurmd.pid"
+# Jobs still running (a failed test leaves some) would outlive the daemons as orphaned slurmstepd trees:
+# cancel them first and give Slurm up to 15 s to end them.
+if [[ -s $STATE_DIR/run/slurmctld.pid ]] && kill -0 "$(cat "$STATE_DIR/run/slurmctld.pid")" 2>/dev/null; then
+  export SLURM_CONF=$STATE_DIR/etc/slurm.conf
+  jobs=$(squeue -h -o %i 2>/dev/null || true)
+  if [[ -n $jobs ]]; then
+    # shellcheck disable=SC2086
+    scancel $jobs 2>/dev/null || true
+    for _ in $(seq 1 30); do [[ -z $(squeue -h -t R,CG -o %i 2>/dev/null) ]] && break; sleep 0.5; done
+    echo "stop.sh: cancelled job(s) $(echo $jobs)"
+  fi
+fi
+for f in "$STATE_DIR"/run/slurmd*.pid; do
+  [[ -e $f ]] && stop_pid_file "slurmd ($(basename "$f" .pid))" "$f"
+done
 stop_pid_file slurmctld "$STATE_DIR/run/slurmctld.pid"
 stop_pid_file munged "$STATE_DIR/munge/munged.pid"
 if (( PURGE )); then
