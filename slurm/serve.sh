@@ -84,6 +84,7 @@ TP_SIZE=${TP_SIZE:-1}
 SERVING=("$PYTHON" -m training.serving --recipe "$RECIPE" "${OVERRIDES[@]}" "${SERVING_ARGS[@]}" --backend "$BACKEND")
 MODEL_NAME=$("${SERVING[@]}" --print-model-name)
 HEALTH_PATH=$("${SERVING[@]}" --print-health-path)
+WEIGHTS=$("${SERVING[@]}" --print-weights)  # local weight folders: eval fingerprints them (eval/identity.py)
 if [[ $BACKEND == vllm ]]; then
   CMD_TEXT=$("${SERVING[@]}" --tensor-parallel-size "$TP_SIZE" --host "$HOST" --port "$PORT" \
              --vllm-bin "$VLLM_VENV/bin/vllm" --print-args)
@@ -123,11 +124,11 @@ until "$PYTHON" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[
 done
 
 ENDPOINT_FILES=("$OUT/endpoint.json" "$ENDPOINT_DIR/$MODEL_NAME.json")
-"$PYTHON" - "$BASE_URL" "$MODEL_NAME" "$BACKEND" "${ENDPOINT_FILES[@]}" <<'PY'
+"$PYTHON" - "$BASE_URL" "$MODEL_NAME" "$BACKEND" "$WEIGHTS" "${ENDPOINT_FILES[@]}" <<'PY'
 import json, os, sys
-base_url, model, backend, *files = sys.argv[1:]
+base_url, model, backend, weights, *files = sys.argv[1:]
 card = {"base_url": base_url, "model": model, "backend": backend, "job_id": os.environ.get("SLURM_JOB_ID"),
-        "host": os.uname().nodename}
+        "host": os.uname().nodename, "weights": [w for w in weights.splitlines() if w]}
 for f in files:
     tmp = f + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

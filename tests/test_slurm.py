@@ -295,6 +295,8 @@ def test_serve_llamafactory_backend_answers_openai_sdk(cluster, jobdir, tiny_dir
         card = json.loads(endpoint.read_text())
         assert card == json.loads((tmp_path / "serve" / "endpoint.json").read_text())
         assert card["model"] == "fracto-tiny" and card["base_url"].startswith("http://127.0.0.1:")
+        # the adapter and the local base folder, for eval's weights fingerprint (eval/identity.py)
+        assert card["weights"] == [str(Path(train_job["out"]).resolve()), str(Path(tiny_dir).resolve())]
         client = OpenAI(base_url=card["base_url"], api_key="none", timeout=60)
         reply = client.chat.completions.create(model="fracto-tiny", max_tokens=8, temperature=0,
                                                messages=[{"role": "user", "content": "Name the features."}])

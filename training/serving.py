@@ -143,6 +143,17 @@ def llamafactory_api_config(recipe: dict, *, adapter: Path | None = None, merged
     return config
 
 
+def weight_folders(recipe: dict, adapter: Path | None = None, merged: Path | None = None) -> list[Path]:
+    """The local folders whose files define the served weights (for eval's fingerprint, eval/identity.py):
+    the merged model, or the adapter plus the base model when the base is a local folder (a hub id is not)."""
+    folders = [merged] if merged is not None else [adapter] if adapter is not None else []
+    if merged is None:
+        base = Path(str(recipe["model_name_or_path"]))
+        if base.is_dir():
+            folders.append(base)
+    return [f.resolve() for f in folders]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.serving", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -163,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--print-args", action="store_true", help="print the command, one argument per line")
     parser.add_argument("--print-model-name", action="store_true", help="print the name clients ask for")
     parser.add_argument("--print-health-path", action="store_true", help="print the readiness URL path")
+    parser.add_argument("--print-weights", action="store_true",
+                        help="print the local weight folders, one per line (serve.sh records them for eval)")
     return parser
 
 
@@ -195,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         print(name)
     if ns.print_health_path:
         print(HEALTH_PATHS[ns.backend])
-    if ns.print_args or not (ns.print_model_name or ns.print_health_path):
+    if ns.print_weights:
+        print("\n".join(str(f) for f in weight_folders(recipe, ns.adapter, ns.merged)))
+    if ns.print_args or not (ns.print_model_name or ns.print_health_path or ns.print_weights):
         print("\n".join(args))
     return 0
 
