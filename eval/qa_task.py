@@ -48,7 +48,7 @@ from fracto_core.files import write_json_atomic, write_text_atomic
 from fracto_core.image_budget import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 from fracto_core.vlm_api.backends import GenerationParams, ProviderError
 from fracto_core.vlm_api.cache import ResponseCache
-from fracto_core.vlm_api.client import CallResult, ClientOptions, run_requests
+from fracto_core.vlm_api.client import CallResult, ClientOptions, RunSummary, run_requests
 from fracto_core.vlm_api.payloads import ImageInput, build_request
 
 TASK = "sem_qa"
@@ -259,9 +259,16 @@ def run_sem_qa(args: argparse.Namespace) -> tuple[Path, dict, dict]:
             log.write(QASample(**_base(by_id[sid]), model_reply=answered[sid].text,
                                judge=_judge_record(verdicts[sid]), reask=_judge_record(reask) if reask else None))
 
-        _, judge_summary = run_requests(judge_endpoint, judge_requests, options, cache=cache,
-                                        validate=lambda t: None if parse_judgement(t).ok else "judgement "
-                                        + parse_judgement(t).status, on_result=gather(groups, judged))
+        # first judgements, then the re-asks: a re-ask is a second question, sent after the first one answered
+        on_result = gather(groups, judged)
+        first = [r for r in judge_requests if not r.request_id.endswith(REASK_SUFFIX)]
+        again = [r for r in judge_requests if r.request_id.endswith(REASK_SUFFIX)]
+        judge_summary = RunSummary()
+        for batch in (first, again):
+            _, summary = run_requests(judge_endpoint, batch, options, cache=cache,
+                                      validate=lambda t: None if parse_judgement(t).ok else "judgement "
+                                      + parse_judgement(t).status, on_result=on_result)
+            judge_summary = judge_summary.plus(summary)
     latest = {s.sample_id: s for s in read_latest(samples_file, QASample, "sample_id")[0]}
     samples = [latest[it.sample_id] for it in items if it.sample_id in latest]
     metrics = aggregate(samples)

@@ -34,7 +34,7 @@ import email.utils
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from pydantic import BaseModel
@@ -101,6 +101,13 @@ class RunSummary:
     cost_usd: float | None = 0.0
     wall_s: float = 0.0
     stopped_by_budget: bool = False
+
+    def plus(self, other: RunSummary) -> RunSummary:
+        """The totals of two runs one after the other (cost unknown when either's is)."""
+        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        return RunSummary(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
+                             if f.name not in ("cost_usd", "stopped_by_budget")},
+                          cost_usd=cost, stopped_by_budget=self.stopped_by_budget or other.stopped_by_budget)
 
     def line(self) -> str:
         cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
