@@ -112,7 +112,9 @@ def test_killed_sem_qa_run_resumes_to_the_uninterrupted_result(tmp_path):
                 "vllm:judge-model", "--judge-base-url", judge.base_url, "--benchmark", str(bench), "--out", str(out),
                 "--reask", "2", "--concurrency", "1", "--max-attempts", "1", "--timeout", "90", "--quiet"]
 
-    total_judge, after = 6 + 2, 3  # judged s1, s1 re-asked, s2; killed while s2's re-ask hangs
+    # first judgements s1..s6, then the re-asks of s1, s2: killed while s4's judgement hangs, so s1..s3 are
+    # judged and only s3 (no re-ask due) is finished; s1 and s2 still wait for their re-asks
+    total_judge, after = 6 + 2, 3
     with ScriptedServer(responder=lambda b, k, n: answer(b, k)) as model, \
             ScriptedServer(responder=lambda b, k, n: verdict(b, k)) as judge:
         assert eval_main(args(model, judge, tmp_path / "whole")) == 0
@@ -121,7 +123,7 @@ def test_killed_sem_qa_run_resumes_to_the_uninterrupted_result(tmp_path):
     with ScriptedServer(responder=lambda b, k, n: answer(b, k)) as model, ScriptedServer(responder=hanging) as judge:
         run_until_hung(args(model, judge, tmp_path / "run"), judge, after + 1, tmp_path / "killed.log")
         kept = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
-        assert [json.loads(line)["sample_id"] for line in kept] == ["s1"]
+        assert [json.loads(line)["sample_id"] for line in kept] == ["s3"]
         assert model.count() == 6
         hanging.armed = False
         before = judge.count()
