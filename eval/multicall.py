@@ -35,7 +35,8 @@ from eval.circular import DEFAULT_SEED, chosen_position, circular_summary, optio
 from eval.context import check_level, coverage, with_context
 from eval.identity import offline_identity
 from eval.mechanism import HYBRID_PREFIX, reasons_of
-from eval.plan import (CACHE_FILE, DEFAULT_BENCHMARK, DEFAULT_OUT_ROOT, RunError, RunOutcome, now, open_benchmark,
+from eval.plan import (CACHE_FILE, DEFAULT_BENCHMARK, DEFAULT_OUT_ROOT, RunError, RunOutcome, attach_report, now,
+                       open_benchmark,
                        pixel_budget, slug, versions)
 from eval.records import (BENCHMARK_CARD_FILE, RUN_CARD_FILE, SAMPLES_FILE, BenchmarkRef, Cost, RunCard, SampleLog,
                           SampleRecord, read_samples)
@@ -214,21 +215,5 @@ def _finish(card: RunCard, run_dir: Path, task: Task, bench: Benchmark, config, 
                          already_done=already_done, warnings=warnings,
                          n_unparseable=sum(s.parse_status == "unparseable" for s in scored))
     if config.report:
-        _attach_report(outcome, task)
+        attach_report(outcome, task)
     return outcome
-
-
-def _attach_report(outcome, task: Task) -> None:
-    """The single-run report and its headline figure (as eval.run does for single-call runs)."""
-    from eval.report import ReportError, build_report
-
-    try:
-        files = build_report([outcome.run_dir], out=outcome.run_dir / "report")
-    except ReportError as exc:
-        outcome.report_error = str(exc)
-        return
-    outcome.report_md = files.markdown
-    metrics = json.loads(files.metrics[0].read_text(encoding="utf-8"))
-    figure = metrics["figures"][task.metrics[0].name]
-    outcome.headline = {"name": task.metrics[0].name, "estimate": figure["estimate"], "low": figure["low"],
-                        "high": figure["high"], "n_scored": metrics["n_scored"]}

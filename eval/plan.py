@@ -205,3 +205,24 @@ def versions() -> dict[str, str]:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+REPORT_DIR = "report"
+
+
+def attach_report(outcome: RunOutcome, task: Task) -> None:
+    """Write the single-run report to run_dir/report and put its headline figure on the outcome."""
+    from eval.report import ReportError, build_report  # matplotlib: loaded only when a report is made
+
+    try:
+        files = build_report([outcome.run_dir], out=outcome.run_dir / REPORT_DIR)
+    except ReportError as exc:
+        outcome.report_error = str(exc)
+        return
+    outcome.report_md = files.markdown
+    metrics = json.loads(files.metrics[0].read_text(encoding="utf-8"))
+    key = task.metrics[0].name
+    figure = metrics["figures"][key]
+    strict = metrics["figures"].get("strict_" + key, {}).get("estimate")
+    outcome.headline = {"name": key, "estimate": figure["estimate"], "low": figure["low"], "high": figure["high"],
+                        "n_scored": metrics["n_scored"], "strict": strict}

@@ -66,6 +66,7 @@ from eval.plan import (  # noqa: F401  (RunConfig, pixel_budget, generation_para
     RunConfig,
     RunError,
     RunOutcome,
+    attach_report,
     generation_params,
     identify,
     pixel_budget,
@@ -87,7 +88,6 @@ from eval.records import (
 from eval.requests import build_requests, estimate, price_note, request_params
 from eval.resume import failed_record, previous_samples, record_for
 
-REPORT_DIR = "report"
 
 
 def run_eval(config: RunConfig) -> RunOutcome:
@@ -165,7 +165,7 @@ def run_eval(config: RunConfig) -> RunOutcome:
     outcome.summary = summary
     finish(card, p, read_samples(samples_path)[0], price, outcome)
     if config.report:
-        report(p, outcome)
+        attach_report(outcome, p.task)
     return outcome
 
 
@@ -188,24 +188,6 @@ def finish(card: RunCard, p: Plan, samples: list[SampleRecord], price, outcome: 
     outcome.n_failed = card.n_failed
     outcome.n_unparseable = sum(s.parse_status == "unparseable" for s in scored)
     outcome.n_off_vocabulary = sum(s.parse_status == "off_vocabulary" for s in scored)
-
-
-def report(p: Plan, outcome: RunOutcome) -> None:
-    """The single-model report in run_dir/report, and the headline figure for the summary."""
-    from eval.report import ReportError, build_report
-
-    try:
-        files = build_report([p.run_dir], out=p.run_dir / REPORT_DIR)
-    except ReportError as exc:
-        outcome.report_error = str(exc)
-        return
-    outcome.report_md = files.markdown
-    metrics = json.loads(files.metrics[0].read_text(encoding="utf-8"))
-    key = p.task.metrics[0].name
-    figure = metrics["figures"][key]
-    strict = metrics["figures"].get("strict_" + key, {}).get("estimate")
-    outcome.headline = {"name": key, "estimate": figure["estimate"], "low": figure["low"], "high": figure["high"],
-                        "n_scored": metrics["n_scored"], "strict": strict}
 
 
 def main(argv: list[str] | None = None) -> int:
