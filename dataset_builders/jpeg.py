@@ -75,6 +75,27 @@ def decode(path: Path, grey: bool = False) -> tuple[Image.Image, JpegTables | No
     return image, tables
 
 
+def decode_for_statistics(path: Path, min_side: int) -> tuple[Image.Image, tuple[int, int]]:
+    """Pixels good enough for statistics on a copy at most min_side px long (hash, image cues), and the
+    image's full size.
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's draft: libjpeg scales while
+    it decodes) as long as its longest side stays >= min_side: a 1000 x 625 panel decodes at 500 x 313,
+    and the statistics' own box downsampling then reaches the same 250 x 157 copy from there. Other
+    formats are decoded whole.
+    """
+    with Image.open(path) as im:
+        size = im.size
+        if im.format == "JPEG" and im.mode in ("L", "RGB"):
+            scale = 1
+            while scale < 8 and max(size) // (scale * 2) >= min_side:
+                scale *= 2
+            if scale > 1:
+                im.draft(im.mode, (size[0] // scale, size[1] // scale))
+        im.load()
+        return flatten_to_rgb_or_l(im), size
+
+
 def encode(image: Image.Image, tables: JpegTables | None) -> bytes:
     """JPEG bytes of an 'L' or 'RGB' image under the policy above."""
     buf = io.BytesIO()

@@ -21,7 +21,8 @@ How a figure becomes panels:
   that belong to its neighbours.
 Crops are written with their outer white margin trimmed, encoded as dataset_builders.jpeg says (the
 source's own quantisation tables); an uncropped figure keeps the mined file (no copy, no re-encode).
-Each image is decoded once: hash and cues reuse those pixels.
+Each image is decoded once: hash and cues reuse those pixels. An image used as is (a part) is decoded
+only for them, so a JPEG is decoded at reduced scale (jpeg.decode_for_statistics).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from PIL import Image
 
 from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
-from dataset_builders.image_cues import compute_cues
+from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid
 from dataset_builders.panel_layout import split_composite
 from dataset_builders.perceptual_hash import image_phash
@@ -204,11 +205,14 @@ class _PaperContext:
         self.image_dir = paths.panels / paper.paper_id
 
     def panel(self, figure: FigureRecord, *, panel_id: str, letter: str | None, image_rel: str,
-              pixels: Image.Image, method: str, note: str, caption: str, whole_figure: bool) -> PanelRecord:
+              pixels: Image.Image, method: str, note: str, caption: str, whole_figure: bool,
+              size: tuple[int, int] | None = None) -> PanelRecord:
+        """size: the image's own size when pixels is a reduced copy (decode_for_statistics)."""
+        width, height = size or pixels.size
         return PanelRecord(
             panel_id=panel_id, figure_id=figure.figure_id, paper_id=self.paper.paper_id,
             source_pdf=self.paper.source_pdf, page=figure.page, letter=letter, image=image_rel,
-            width=pixels.width, height=pixels.height, split_method=method, split_note=note,
+            width=width, height=height, split_method=method, split_note=note,
             caption=caption, figure_caption=figure.caption, figure_number=figure.number,
             excerpts=panel_excerpts(self.paper, figure.number, letter, whole_figure), context=figure.context,
             phash=image_phash(pixels), cues=compute_cues(pixels),
@@ -222,7 +226,7 @@ def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_t
     problems: list[Problem] = []
     for i, (part, letter) in enumerate(zip(figure.parts, letters)):
         try:
-            pixels, _ = jpeg.decode(ctx.paths.abs(part.image))
+            pixels, size = jpeg.decode_for_statistics(ctx.paths.abs(part.image), CUE_SIDE)
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a per-image problem
             problems.append(_image_problem(ctx.paper, figure, part.image, exc))
             continue
@@ -230,7 +234,7 @@ def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_t
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=part.image, pixels=pixels,
                                 method="parts", note=note, caption=panel_caption(figure.caption, common,
                                                                                   parts_text, letter),
-                                whole_figure=False))
+                                whole_figure=False, size=size))
     return panels, problems
 
 
