@@ -20,7 +20,8 @@ How a figure becomes panels:
   if it shows a grid: its caption could not be scoped to the pieces, so each would inherit labels
   that belong to its neighbours.
 Crops are written with their outer white margin trimmed, encoded as dataset_builders.jpeg says (the
-source's own quantisation tables); an uncropped figure keeps the mined file (no copy, no re-encode).
+source's own quantisation tables; grey when the figure is grey stored as RGB); an uncropped figure keeps
+the mined file (no copy, no re-encode).
 Each image is decoded once: hash and cues reuse those pixels. An image used as is (a part) is decoded
 only for them, so a JPEG is decoded at reduced scale (jpeg.decode_for_statistics).
 """
@@ -278,6 +279,8 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         letters = letters_from_printed(grid.cells, part, pixels.size, figure.panel_letters, wanted)
         how = "printed letters" if letters else "row-major order"
         letters = letters or wanted
+    if jpeg.is_grey_rgb(pixels):  # a grey figure stored as RGB: its crops are written grey (jpeg.py)
+        pixels = grey
     panels: list[PanelRecord] = []
     for cell, letter in zip(cells, letters):
         crop = pixels.crop(cell)

@@ -390,6 +390,30 @@ def test_jpeg_noise_and_rgb_figures_are_split(tmp_path):
         assert abs(p.width - (box[2] - box[0])) <= 3 and abs(p.height - (box[3] - box[1])) <= 3
 
 
+
+def test_crops_of_a_grey_rgb_figure_are_grey_and_of_a_colour_figure_stay_rgb(tmp_path):
+    """A grey figure stored as RGB JPEG gives grey crops with the same pixels; a tinted one keeps RGB."""
+    img, boxes, _ = grid_figure(2, 2, gutter=14)
+    for name, figure, mode in (("grey", img.convert("RGB"), "L"),
+                               ("tinted", Image.merge("RGB", (img, img, img.point(lambda v: max(0, v - 40)))), "RGB")):
+        paths = StagePaths(tmp_path / name)
+        record = figure_record(paths, PAPER, 1, figure, letters_caption(4))  # saved as an RGB JPEG
+        write_paper(paths, [record])
+        with Image.open(paths.abs(record.parts[0].image)) as source:
+            source.load()
+        run_panels(paths)
+        got = read_panels(paths).panels
+        assert [p.split_method for p in got] == ["gutter"] * 4
+        for p in got:
+            box = tuple(int(v) for v in p.split_note.split("crop (")[1].rstrip(")").split(", "))
+            with Image.open(paths.abs(p.image)) as crop:
+                assert crop.mode == mode, (name, crop.mode)
+                expected = source.crop(box)
+                if mode == "L":  # the source's own grey: R = G = B = L
+                    expected = expected.getchannel(0)
+                diff = np.abs(np.asarray(crop, dtype=int) - np.asarray(expected, dtype=int))
+                assert diff.mean() < 2.5, (name, diff.mean())  # re-quantised (q90 tables); misplaced: ~30
+
 # --- integration: the sample corpus, mined by the real miner ------------------------------------------
 
 def test_sample_corpus_panels_match_ground_truth(tmp_path):
