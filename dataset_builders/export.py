@@ -8,6 +8,8 @@ dataset/ (= paths.dataset) is a LlamaFactory `dataset_dir`:
                                                               material the caption names (eval's benchmark
                                                               columns; null where it names none or several)
     dataset_info.json                                         one entry per JSON file
+Each <name>_*.json is a JSON list written one sample per line ("[", then "<sample>," lines, then "]"): any
+JSON reader takes it, and LlamaFactory (datasets' json builder) parses it as it did the indented list.
     images/<split>/<sample id>.<ext>                          hard links to the stage images
     dataset_card.md, dataset_card.json
 A sample is {"messages": [{"role": "user", "content": "<image>" + prompt}, {"role": "assistant",
@@ -115,6 +117,14 @@ def meta_record(sample: Sample, texts: tuple[list[str], list[str]] = ([], [])) -
         "provenance": sample.item.provenance,
         "augmentation": None if aug is None else {"kind": aug.kind, "angle": aug.angle},
     }
+
+
+_SAMPLE_ENCODER = json.JSONEncoder(ensure_ascii=False)  # no indent: the C encoder (indent=1 ran the Python one)
+
+
+def json_list_text(encoded: list[str]) -> str:
+    """A JSON list of already encoded values, one per line (a line per sample keeps diffs and greps readable)."""
+    return "[\n" + ",\n".join(encoded) + "\n]\n" if encoded else "[]\n"
 
 
 def dataset_info_entry(file_name: str) -> dict:
@@ -232,8 +242,10 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
 
     files = dataset_files(config.dataset_name, samples, config.variants)
     info = {}
+    # each sample encoded once: the train samples are in up to three files (train and the two ablations)
+    encoded = {id(s): _SAMPLE_ENCODER.encode(sharegpt_record(s)) for s in all_samples}
     for ds_name, ds_samples in files.items():
-        write_json_atomic(out / f"{ds_name}.json", [sharegpt_record(s) for s in ds_samples])
+        write_text_atomic(out / f"{ds_name}.json", json_list_text([encoded[id(s)] for s in ds_samples]))
         info[ds_name] = dataset_info_entry(f"{ds_name}.json")
     write_json_atomic(out / "dataset_info.json", info)
     texts = item_texts(paths, list({s.item.item_id: s.item for s in all_samples}.values()))
