@@ -61,7 +61,7 @@ class PageData:
     number: int  # 1-based
     blocks: list[TextBlock]
     graphics: list[Graphic]
-    rect: pymupdf.Rect  # page.rect read once: each read is a MuPDF call (~27 us; heavy corpus 5,600 -> 1,600)
+    rect: pymupdf.Rect  # page.rect read once: each read is a MuPDF call (~8 us; heavy corpus 5,600 -> 1,600)
 
 
 @dataclass

@@ -338,7 +338,7 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
         if text[m.start()] == ".":
             # the word before the dot: the run of [A-Za-z.] ending there (not before the sentence start).
             # Walked back by hand: re.search(r"[A-Za-z.]+$") on a slice copied and scanned the whole sentence
-            # for every dot (sentence_bounds: 0.34 -> 0.17 s under cProfile, heavy corpus mine stage).
+            # for every dot (heavy corpus, 1,200 page texts: 0.13 -> 0.05 s; 0.34 -> 0.17 s under cProfile).
             end = m.start()
             if end > start and text[end - 1] == "\n":  # as "$" also matched before a final newline
                 end -= 1
