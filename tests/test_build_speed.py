@@ -122,6 +122,19 @@ def test_link_image_links_new_keeps_same_replaces_different(tmp_path: Path) -> N
     assert sorted(p.name for p in dst.parent.iterdir()) == ["x.jpg"]
 
 
+def test_link_image_relinks_an_identical_copy(tmp_path: Path) -> None:
+    """A stage re-run rewrites its images: the export's identical copy is linked again, not read and kept."""
+    src = tmp_path / "a.jpg"
+    src.write_bytes(b"jpeg bytes")
+    dst = tmp_path / "out" / "x.jpg"
+    dst.parent.mkdir()
+    dst.write_bytes(b"jpeg bytes")  # same content, another file
+    assert not os.path.samefile(src, dst)
+    link_image(src, dst, set())
+    assert os.path.samefile(src, dst) and dst.read_bytes() == b"jpeg bytes"
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["x.jpg"]
+
+
 def _png_with_bad_crc() -> bytes:
     buf = io.BytesIO()
     Image.new("L", (40, 30), 128).save(buf, "PNG")

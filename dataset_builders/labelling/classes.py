@@ -12,6 +12,7 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import re
 
 TECHNIQUE_PHRASES: dict[str, tuple[str, ...]] = {
@@ -44,11 +45,20 @@ def _norm(text: str) -> str:
     return " " + " ".join(re.sub(r"[^0-9a-z\-/ ]", " ", text.lower()).split()) + " "
 
 
-def _find(text: str, table: dict[str, tuple[str, ...]]) -> str | None:
+def _by_length(table: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """(" phrase ", class name), longest phrase first (the order _find matches in)."""
+    return [(f" {p} ", n) for p, n in sorted(((p, n) for n, ps in table.items() for p in ps), key=lambda x: -len(x[0]))]
+
+
+# sorted once, not on every call (the export sorted the ~80 phrases twice per sample: 0.25 s under cProfile)
+_TECHNIQUE_ORDER = _by_length(TECHNIQUE_PHRASES)
+_MATERIAL_ORDER = _by_length(MATERIAL_PHRASES)
+
+
+def _find(text: str, ordered: list[tuple[str, str]]) -> str | None:
     norm = _norm(text)
     found: set[str] = set()
-    for phrase, name in sorted(((p, n) for n, ps in table.items() for p in ps), key=lambda x: -len(x[0])):
-        token = f" {phrase} "
+    for token, name in ordered:
         if token in norm:
             found.add(name)
             norm = norm.replace(token, " | ")
@@ -58,13 +68,17 @@ def _find(text: str, table: dict[str, tuple[str, ...]]) -> str | None:
 
 
 def caption_technique(caption: str) -> str | None:
-    return _find(caption, TECHNIQUE_PHRASES)
+    return _find(caption, _TECHNIQUE_ORDER)
 
 
 def caption_material(caption: str) -> str | None:
-    return _find(caption, MATERIAL_PHRASES)
+    return _find(caption, _MATERIAL_ORDER)
 
 
+@functools.lru_cache(maxsize=4096)
 def caption_classes(caption: str) -> tuple[str | None, str | None]:
-    """(technique, material) named by the caption; None where it names none or several."""
+    """(technique, material) named by the caption; None where it names none or several.
+
+    Cached: the export asks once per sample, and an item's rotated copies share its caption.
+    """
     return caption_technique(caption), caption_material(caption)

