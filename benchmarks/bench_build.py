@@ -10,7 +10,8 @@ JPEGs and a vector plot per paper, 3.1 Mpx of JPEGs per paper; cached under /tmp
 The floor is a bare PyMuPDF pass over the same PDFs with the same worker count: open each file, read
 every page's text layout once and decode every embedded image once (pdf/floor.py: floor_pass). The
 builder runs the whole pipeline (offline caption labeller, default settings, fresh output) in a fresh
-subprocess (imports not timed), which also reports its peak memory: the largest resident set of the
+subprocess (imports not timed; the floor runs with the builder's allocator setting, keep_freed_memory),
+which also reports its peak memory: the largest resident set of the
 build process and of its workers (ru_maxrss). Each figure is the best of --repeats runs, floor and
 builder runs interleaved, because the machines are shared and noisy; CPU seconds (user + system, workers
 included) are printed beside the wall-clock ones: they move much less with the load.
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks import heavy_corpus  # noqa: E402
 from dataset_builders.build import cpu_seconds  # noqa: E402
 from dataset_builders.pdf.floor import floor_pass  # noqa: E402
+from dataset_builders.workers import keep_freed_memory  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -66,24 +68,28 @@ def time_floor(pdfs: list[Path], workers: int) -> dict:
     return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
 
 
-def clear(out: Path) -> None:
-    """Remove a previous run's output and let the file system finish freeing it, outside the timing.
+def clear(out: Path, settle: float) -> None:
+    """Remove a run's output and let the file system finish freeing it, outside any timing.
 
     ext4 frees the blocks and inodes of ~10,000 deleted files lazily: a build started right after
     rmtree paid up to 0.6 ms per file it created (2 s in augment alone), a cost of the cleanup, not of
-    the build (measured with cProfile: posix.open in mkstemp, 2.0 s right after rmtree, 0.2 s after sync).
+    the build (measured with cProfile: posix.open in mkstemp, 2.0 s right after rmtree, 0.2 s after
+    sync and 20 s). So each build's output is removed right after it, and a floor run (reads only)
+    comes between that and the next build.
     """
-    shutil.rmtree(out, ignore_errors=True)
-    os.sync()
-    time.sleep(2.0)
+    if out.exists():
+        shutil.rmtree(out, ignore_errors=True)
+        os.sync()
+        time.sleep(settle)
 
 
 def time_builder(papers: Path, out: Path, workers: int) -> dict:
-    clear(out)
+    clear(out, settle=10.0)  # left by an earlier, interrupted benchmark
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), str(workers)], cwd=REPO, env=env,
                           capture_output=True, text=True, check=True)
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))
+    clear(out, settle=1.0)
     return json.loads(line[len("BENCH "):])
 
 
@@ -114,6 +120,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="runs per measurement (the best is kept)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-build"), help="scratch output folder")
     args = ap.parse_args()
+    # the builder keeps freed memory for reuse (dataset_builders.workers.keep_freed_memory); the floor,
+    # timed in this process and its pool, gets the same allocator setting so that the ratio compares work
+    keep_freed_memory()
     papers = corpus_papers(args.corpus, args.papers, args.seed)
     pdfs = sorted(papers.glob("*.pdf"))
     print(f"corpus: {len(pdfs)} PDFs, {sum(p.stat().st_size for p in pdfs) / 1e6:.1f} MB; "

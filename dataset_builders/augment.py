@@ -216,7 +216,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
 
     made = 0
     failed: set[str] = set()
-    chunk = max(1, len(jobs) // (config.workers * 8))
+    chunk = max(1, len(jobs) // (config.workers * 24))  # small chunks: items differ in size, so balance the tail
     results = run_jobs(_work, jobs, config.workers, "augment", "item", progress, chunksize=chunk)
     for (_, item, _), (n, probs) in zip(jobs, results):
         made += n

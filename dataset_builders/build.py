@@ -28,6 +28,7 @@ from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
 from dataset_builders.stages import STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.workers import keep_freed_memory
 from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
@@ -134,6 +135,7 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
 
     timings: filled with stage name -> (wall, cpu) seconds (cpu: this process + its workers).
     """
+    keep_freed_memory()  # before any worker is forked: they inherit it
     config = prepare_inputs(config)
     paths = StagePaths(config.out)
     if fresh:

@@ -203,3 +203,14 @@ def test_derived_jpegs_keep_the_source_tables_and_grey_rgb_becomes_grey(tmp_path
     reference = io.BytesIO()
     plain.save(reference, "JPEG", quality=95)
     assert jpeg.encode(plain, None) == reference.getvalue()
+
+
+def test_keep_freed_memory_takes_on_glibc_linux():
+    import platform
+    import sys
+
+    from dataset_builders.workers import keep_freed_memory
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert keep_freed_memory() is True

@@ -337,3 +337,19 @@ def test_unsplit_multipanel_with_nothing_common_is_not_labelled():
     # a figure naming one panel or none is not concerned
     one = label_panel(panel(panel_id="p1-p2-f1-whole", letter=None, caption="Fig. 3. Equiaxed dimples (a)."))
     assert one.features == ["equiaxed dimples"]
+
+
+def test_caption_rules_in_two_worker_processes_give_the_same_records_in_order(tmp_path):
+    captions = ["Dimples in the overload zone.", "Cleavage facets and river patterns; no dimples.",
+                "Fatigue striations near the origin.", "Intergranular facets with secondary cracks.", ""]
+    tasks = []
+    for i in range(40):
+        p = panel(panel_id=f"p{i}-p2-f0-a", paper_id=f"p{i}", caption=captions[i % len(captions)],
+                  excerpts=[f"As Fig. 2a shows, {captions[(i + 1) % len(captions)].lower()}"])
+        tasks.append(LabelTask(p.panel_id, (p,), tmp_path / f"{i}.jpg"))
+    one = CaptionRulesLabeler(workers=1).label(tasks, progress=False).records
+    two = CaptionRulesLabeler(workers=2).label(tasks, progress=False).records
+    assert [r.item_id for r in two] == [t.item_id for t in tasks]
+    assert two == one
+    assert sum(bool(r.features) for r in one) >= 30  # the captions really were labelled
+

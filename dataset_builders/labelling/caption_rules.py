@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 from itertools import pairwise
 
-from tqdm import tqdm
-
 from dataset_builders.pdf.captions import expand_letters, find_citations
 from dataset_builders.labelling.base import LabelOutcome, LabelTask
 from dataset_builders.labelling.mentions import Mention, defined_abbreviations, find_mentions, sentence_spans
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
 from dataset_builders.records import LabelRecord, PanelRecord
+from dataset_builders.workers import run_jobs
 from fracto_core.vocabulary import sort_features
 
 ORIGIN = "caption_rules"
@@ -295,8 +294,13 @@ class CaptionRulesLabeler:
     origin = ORIGIN
     prompt_version: str | None = None
 
+    def __init__(self, workers: int = 1):
+        self.workers = workers  # processes (dataset_builders.workers): the rules are pure Python, ~1 ms a panel
+
     def label(self, tasks: Sequence[LabelTask], progress: bool = True) -> LabelOutcome:
-        records = [self.label_task(t) for t in tqdm(tasks, desc="label", unit="image", disable=not progress)]
+        chunk = max(1, len(tasks) // (self.workers * 4))
+        records = list(run_jobs(self.label_task, list(tasks), self.workers, "label", "image", progress,
+                                chunksize=chunk))
         return LabelOutcome(records=records)
 
     def label_task(self, task: LabelTask) -> LabelRecord:

@@ -62,7 +62,7 @@ def get_labeler(name: str, config: BuildConfig) -> Labeler:
 
 @register("caption_rules")
 def _caption_rules(config: BuildConfig) -> Labeler:
-    return CaptionRulesLabeler()
+    return CaptionRulesLabeler(workers=config.workers)
 
 
 # --- LLM labellers (dataset_builders.labelling.llm, through the openai SDK) -------------------------
