@@ -12,7 +12,7 @@ dataset_builders/jpeg.py says (the source's own tables), written atomically; an 
 
 Usage:
     from dataset_builders import augment
-    augment.run(StagePaths(out), BuildConfig())   # -> stages/augment/augmented.jsonl + images
+    augment.run(StagePaths(out), BuildConfig())   # -> stages/augment/augmented.jsonl + <paper_id>/ images
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ def plan_item(item: Item, config: BuildConfig, rare: set[str]) -> list[PlannedIm
 
     def add(angle: float, kind: str, suffix: str, arbitrary: bool) -> None:
         item_id = f"{item.item_id}-rot{suffix}"
-        image = f"stages/augment/{_safe(item_id)}.jpg"
+        # one folder per source paper: workers creating files in one folder queue on its lock
+        image = f"stages/augment/{_safe(item.paper_ids[0] if item.paper_ids else 'unknown')}/{_safe(item_id)}.jpg"
         planned.append(PlannedImage(AugmentedImage(item_id=item_id, original_id=item.item_id, image=image,
                                                    angle=angle, kind=kind), arbitrary))
 
