@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-
-from tqdm import tqdm
+from pathlib import Path
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.mentions import find_mentions
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
 from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_jsonl_atomic
 from fracto_core.phrases import normalize_text
 
@@ -181,18 +181,26 @@ def _decide_one(panel: PanelRecord, min_score: float) -> FilterDecision:
                           reasons=[r for _, r in evidence])
 
 
+def _decide_file(args: tuple[str, str, float]) -> tuple[list[FilterDecision], list[Problem]]:
+    """The decisions for one paper's panels file (a worker job), or the problem reading it."""
+    out, file, min_score = args
+    try:
+        panels = read_model(Path(file), PaperPanels).panels
+    except Exception as exc:  # noqa: BLE001 - a broken file is reported, the rest goes on
+        return [], [Problem(file=StagePaths(Path(out)).rel(Path(file)), stage=STAGE, reason="bad_panels_record",
+                            detail=f"{type(exc).__name__}: {exc}", severity="failed")]
+    return [decide(p, min_score) for p in panels], []
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Decide every panel of every paper; write stages/filter.jsonl sorted by panel id."""
     result = StageResult(stage=STAGE)
     decisions: list[FilterDecision] = []
-    for f in tqdm(sorted(paths.panels.glob("*.json")), desc="filter", unit="paper", disable=not progress):
-        try:
-            panels = read_model(f, PaperPanels).panels
-        except Exception as exc:  # noqa: BLE001 - a broken file is reported, the rest goes on
-            result.problems.append(Problem(file=paths.rel(f), stage=STAGE, reason="bad_panels_record",
-                                           detail=f"{type(exc).__name__}: {exc}", severity="failed"))
-            continue
-        decisions.extend(decide(p, config.filter_min_score) for p in panels)
+    jobs = [(str(paths.out), str(f), config.filter_min_score) for f in sorted(paths.panels.glob("*.json"))]
+    chunk = max(1, len(jobs) // (config.workers * 4))
+    for got, problems in run_jobs(_decide_file, jobs, config.workers, "filter", "paper", progress, chunksize=chunk):
+        decisions.extend(got)
+        result.problems.extend(problems)
     decisions.sort(key=lambda d: d.panel_id)
     write_jsonl_atomic(paths.filter, decisions)
     kept = sum(d.keep for d in decisions)

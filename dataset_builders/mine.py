@@ -361,6 +361,21 @@ def _mine_task(args: tuple[str, str, str, str, BuildConfig]) -> MineOutcome:
         pymupdf.TOOLS.mupdf_display_warnings(shown[1])
 
 
+def _check_file(file: str) -> tuple[str, tuple[str, str, str] | None]:
+    """(paper id, None) for a PDF, else ("", (reason, detail, severity)) saying why it is not mined."""
+    f = Path(file)
+    try:
+        if f.stat().st_size == 0:
+            return "", ("zero_bytes", "empty file", "skipped")
+        with open(f, "rb") as fh:
+            verdict = classify_non_pdf(fh.read(1024), f.name)
+        if verdict:
+            return "", (*verdict, "failed" if verdict[0] != "not_a_pdf" else "skipped")
+        return paper_id_of(f), None
+    except OSError as exc:
+        return "", ("unreadable", str(exc), "failed")
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Mine every PDF under ``config.papers`` (recursively, sorted); every other file becomes a Problem."""
     if config.papers is None:
@@ -372,20 +387,14 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     slots: list[list[Problem]] = [[] for _ in files]
     tasks: list[tuple[int, tuple]] = []
     seen: dict[str, str] = {}
-    for idx, f in enumerate(files):
+    # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB
+    chunk = max(1, len(files) // (config.workers * 4))
+    checked = list(run_jobs(_check_file, [str(f) for f in files], config.workers, "hash", "file", False, chunk))
+    for idx, (f, (pid, why)) in enumerate(zip(files, checked)):
         rel = f.relative_to(root).as_posix()
-        try:
-            if f.stat().st_size == 0:
-                slots[idx].append(_problem(rel, "zero_bytes", "empty file"))
-                continue
-            with open(f, "rb") as fh:
-                verdict = classify_non_pdf(fh.read(1024), f.name)
-            if verdict:
-                slots[idx].append(_problem(rel, *verdict, severity="failed" if verdict[0] != "not_a_pdf" else "skipped"))
-                continue
-            pid = paper_id_of(f)
-        except OSError as exc:
-            slots[idx].append(_problem(rel, "unreadable", str(exc), severity="failed"))
+        if why is not None:
+            reason, detail, severity = why
+            slots[idx].append(_problem(rel, reason, detail, severity=severity))
             continue
         counts["pdfs"] += 1
         if pid in seen:

@@ -147,7 +147,8 @@ def _png_with_bad_crc() -> bytes:
     return bytes(data)
 
 
-def test_validation_opens_each_image_once_and_still_catches_broken_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_validation_opens_each_image_once_and_still_catches_broken_files(tmp_path: Path, workers: int) -> None:
     ds = tmp_path / "dataset"
     (ds / "images").mkdir(parents=True)
     buf = io.BytesIO()
@@ -165,7 +166,7 @@ def test_validation_opens_each_image_once_and_still_catches_broken_files(tmp_pat
                sample("images/ok.jpg"), sample("images/missing.jpg")]
     (ds / "d.json").write_text(json.dumps(samples))
     (ds / "dataset_info.json").write_text(json.dumps({"d": {"file_name": "d.json"}}))
-    check = check_dataset(ds, BuildConfig())
+    check = check_dataset(ds, BuildConfig(workers=workers))  # 2: images opened in the worker pool first
     bad = {p.file: p.detail for p in check.problems}
     assert set(bad) == {"d.json#1", "d.json#2", "d.json#4"}
     assert "bad_crc.png does not open" in bad["d.json#1"]
