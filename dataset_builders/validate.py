@@ -31,7 +31,6 @@ from fracto_core.answer_format import ParsedAnswer, parse_answer
 from dataset_builders.config import BuildConfig
 from fracto_core.image_budget import VISION_MARKER_TOKENS, image_tokens
 from dataset_builders.records import Problem
-from dataset_builders.workers import run_jobs
 
 IMAGE_TAG = "<image>"
 # <|im_start|>user\n ... <|im_end|>\n<|im_start|>assistant\n ... <|im_end|>\n plus a default system turn
@@ -75,40 +74,25 @@ class ImageCache:
 
     def size(self, rel: str) -> tuple[int, int] | str:
         if rel not in self.sizes:
-            self.sizes[rel] = image_size(str(self.root), rel)
+            self.sizes[rel] = self._open(rel)
         return self.sizes[rel]
 
-    def prefill(self, rels: list[str], workers: int) -> None:
-        """Open these images in the worker pool (dataset_builders.workers) ahead of the sample checks."""
-        todo = sorted({r for r in rels if isinstance(r, str) and r not in self.sizes})
-        if workers <= 1 or len(todo) < 2:
-            return
-        chunk = max(1, len(todo) // (workers * 4))
-        jobs = [(str(self.root), rel) for rel in todo]
-        self.sizes.update(zip(todo, run_jobs(_image_size_job, jobs, workers, "validate", "image", False, chunk)))
-
-
-def _image_size_job(job: tuple[str, str]) -> tuple[int, int] | str:
-    return image_size(*job)
-
-
-def image_size(root: str, rel: str) -> tuple[int, int] | str:
-    """(width, height) of the image at root/rel, or why it does not open (see the module doc)."""
-    if Path(rel).is_absolute() or ".." in Path(rel).parts:
-        return f"image path {rel!r} is not relative to the dataset folder"
-    path = Path(root) / rel
-    if not path.is_file():
-        return f"image {rel} does not exist"
-    try:
-        with Image.open(path) as img:  # lazy: reads the header only
-            size = img.size
-            if img.format != "JPEG":
-                img.verify()  # a no-op for JPEG, so only other formats pay for it
-    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
-        return f"image {rel} does not open: {type(exc).__name__}: {exc}"
-    if size[0] <= 0 or size[1] <= 0:
-        return f"image {rel} has an empty size {size}"
-    return size
+    def _open(self, rel: str) -> tuple[int, int] | str:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            return f"image path {rel!r} is not relative to the dataset folder"
+        path = self.root / rel
+        if not path.is_file():
+            return f"image {rel} does not exist"
+        try:
+            with Image.open(path) as img:  # lazy: reads the header only
+                size = img.size
+                if img.format != "JPEG":
+                    img.verify()  # a no-op for JPEG, so only other formats pay for it
+        except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
+            return f"image {rel} does not open: {type(exc).__name__}: {exc}"
+        if size[0] <= 0 or size[1] <= 0:
+            return f"image {rel} has an empty size {size}"
+        return size
 
 
 def _problem(file: str, reason: str, detail: str) -> Problem:
@@ -178,7 +162,6 @@ def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
         return check
     images = ImageCache(dataset_dir)
     answers = _AnswerCache()
-    files: list[tuple[str, list]] = []
     for name, entry in sorted(info.items()):
         file_name = entry.get("file_name") if isinstance(entry, dict) else None
         if not file_name:
@@ -192,10 +175,6 @@ def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
         if not isinstance(samples, list):
             check.problems.append(_problem(file_name, "bad_dataset_file", f"{name}: expected a JSON list"))
             continue
-        files.append((file_name, samples))
-    images.prefill([rel for _, samples in files for sample in samples if isinstance(sample, dict)
-                    and isinstance(sample.get("images"), list) for rel in sample["images"]], config.workers)
-    for file_name, samples in files:
         for i, sample in enumerate(samples):
             check_sample(sample, f"{file_name}#{i}", config, images, check, answers)
         check.samples += len(samples)
