@@ -1,7 +1,7 @@
 """Benchmark: the dataset builder against the floor any PDF miner must pay.
 
 Usage:
-    python benchmarks/bench_build.py                          # heavy corpus, 200 papers, best of 2
+    python benchmarks/bench_build.py                          # heavy corpus, 200 papers, best of 3
     python benchmarks/bench_build.py --corpus sample --papers 200 --repeats 3
 
 Corpora: "heavy" (default; benchmarks/heavy_corpus.py: 6 pages, a 2 x 2 composite, three side-by-side
@@ -15,7 +15,10 @@ which also reports its peak memory: the largest resident set of the
 build process and of its workers (ru_maxrss). Each figure is the best of --repeats runs, floor and
 builder runs interleaved, because the machines are shared and noisy; CPU seconds (user + system, workers
 included) are printed beside the wall-clock ones: they move much less with the load.
-Targets (issue 13): builder/floor <= 3x with 1 worker; --workers 2 >= 1.7x faster than 1 on 2 cores.
+Targets (issue 13): builder/floor <= 3x with 1 worker; --workers 2 >= 1.7x faster than 1 on 2 cores. The
+floor's own 2-worker speed-up is printed beside the builder's: on a shared 2-vCPU machine it moves between
+runs (1.6x to 2.4x measured on 2026-12-02), and the builder cannot scale better than perfectly parallel
+decoding does.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ def main() -> None:
     ap.add_argument("--corpus", choices=("heavy", "sample"), default="heavy")
     ap.add_argument("--papers", type=int, default=200, help="papers to generate")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=2, help="runs per measurement (the best is kept)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per measurement (the best is kept)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-build"), help="scratch output folder")
     args = ap.parse_args()
     # the builder keeps freed memory for reuse (dataset_builders.workers.keep_freed_memory); the floor,
@@ -142,8 +145,10 @@ def main() -> None:
               f"{run['peak_kib'] / 1024:.0f} MiB")
         print("  stages (wall/cpu s): " + ", ".join(f"{name} {w:.1f}/{c:.1f}"
                                                     for name, (w, c) in run["stages"].items()))
-    print(f"builder speed-up workers 2 vs 1: {best[1][1]['wall'] / best[2][1]['wall']:.2f}x "
-          f"(floor's own: {best[1][0]['wall'] / best[2][0]['wall']:.2f}x); load average after: {load_average()}")
+    builder_up = best[1][1]["wall"] / best[2][1]["wall"]
+    floor_up = best[1][0]["wall"] / best[2][0]["wall"]
+    print(f"builder speed-up workers 2 vs 1: {builder_up:.2f}x (floor's own: {floor_up:.2f}x, so the builder "
+          f"scales {builder_up / floor_up:.2f} as well as the floor); load average after: {load_average()}")
 
 
 if __name__ == "__main__":
