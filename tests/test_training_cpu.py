@@ -10,6 +10,7 @@ and are killed when the test ends, also on failure.
 from __future__ import annotations
 
 import json
+import shutil
 import math
 import os
 import subprocess
@@ -319,6 +320,9 @@ def deepspeed_op(env, work):
     _kill_group(proc)
 
 
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 @pytest.mark.slow
 def test_zero3_two_processes_matches_single_process_with_accumulation(tiny_dir, dataset, env, work,
                                                                        plain_run: Path, deepspeed_op) -> None:
@@ -334,7 +338,19 @@ def test_zero3_two_processes_matches_single_process_with_accumulation(tiny_dir, 
     zero3_env = {**env, "FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2", "MASTER_ADDR": "127.0.0.1",
                  "MASTER_PORT": str(free_port())}
     log = work / "logs" / "zero3.log"
-    seconds = train(LORA_ZERO3, [*paths(tiny_dir, dataset, out), *TINY_RUN, "max_steps=2"], zero3_env, log)
+    try:
+        seconds = train(LORA_ZERO3, [*paths(tiny_dir, dataset, out), *TINY_RUN, "max_steps=2"], zero3_env, log)
+    except StepFailed:
+        first = log.read_text(errors="replace")
+        if TEARDOWN_ABORT not in first or "Training completed" not in first:
+            raise
+        # Seen once (CI, 2026-12-02): both ranks trained and saved, then one rank's C++ teardown aborted
+        # (SIGABRT, "terminate called without an active exception") and torchrun failed the run. That is
+        # torch's exit path, not training: the run is repeated once, the first log kept beside it.
+        log.rename(log.with_name("zero3-attempt1.log"))
+        shutil.rmtree(out, ignore_errors=True)
+        zero3_env["MASTER_PORT"] = str(free_port())
+        seconds = train(LORA_ZERO3, [*paths(tiny_dir, dataset, out), *TINY_RUN, "max_steps=2"], zero3_env, log)
     text = log.read_text(errors="replace")
     assert "world size: 2" in text and "Detected DeepSpeed ZeRO-3" in text  # really 2 ranks, really ZeRO-3
     print(f"ZeRO-3 run: {seconds:.1f} s; DeepSpeed op ready {prebuild_seconds:.1f} s after the background "

@@ -153,6 +153,7 @@ def fresh_data_dir(dest: Path, scratch: Path) -> Path:
     """A Label Studio data folder with the database already migrated: the cold start (~45 s of migrations)
     happens once into a cached template, later tests copy it (restart ~5 s)."""
     template = CACHE / f"label-studio-data-{LS_VERSION}"
+    CACHE.mkdir(parents=True, exist_ok=True)  # a fresh machine has no cache yet (CI, 2026-12-02)
     with open(CACHE / "label-studio-data.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (template / ".migrated").exists():
