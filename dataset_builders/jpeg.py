@@ -16,6 +16,7 @@ Usage:
     from dataset_builders.jpeg import decode, encode
     image, tables = decode(path)       # RGB or L pixels + the source's tables (None if not a JPEG)
     data = encode(image.crop(box), tables)
+    small, full_size = decode_for_statistics(path, 256)   # reduced-scale pixels for hash and cues
 """
 
 from __future__ import annotations
