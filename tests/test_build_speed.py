@@ -214,3 +214,15 @@ def test_keep_freed_memory_takes_on_glibc_linux():
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert keep_freed_memory() is True
+
+
+def test_builders_run_pymupdf_without_its_layout_analyser():
+    """dataset_builders refuses pymupdf.layout and pymupdf4llm (ONNX Runtime: ~0.8 s and ~95 MiB a process);
+    PyMuPDF then works as without the package. A fresh interpreter, so nothing imported pymupdf before."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dataset_builders, pymupdf; doc = pymupdf.open(); doc.new_page().insert_text((72, 72), 'x'); "
+            "print(pymupdf._get_layout is None, 'onnxruntime' in sys.modules, doc[0].get_text().strip())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["True", "False", "x"]

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from itertools import pairwise
 
 from dataset_builders.pdf.captions import expand_letters, find_citations
@@ -87,11 +88,33 @@ def find_references(text: str) -> list[Reference]:
     return sorted(refs + extra, key=lambda r: (r.start, r.figure))
 
 
-def excerpt_segments(text: str) -> list[Segment]:
+# The panels of one figure share its caption and most citing excerpts, so the per-text work below is done
+# once per text and process (heavy benchmark corpus: 1,400 panels, label stage 1.45 -> 0.47 s, one worker, same records).
+# The cached results are tuples of frozen records and a dict nobody writes to.
+_CACHE_TEXTS = 4096
+
+
+@lru_cache(maxsize=_CACHE_TEXTS)
+def _abbreviations(texts: tuple[str, ...]) -> dict[str, str | None]:
+    return defined_abbreviations(texts)
+
+
+@lru_cache(maxsize=_CACHE_TEXTS)
+def _mentions(text: str, abbreviations: tuple[tuple[str, str | None], ...]) -> tuple[Mention, ...]:
+    return tuple(find_mentions(text, dict(abbreviations)))
+
+
+def mentions_of(text: str, abbreviations: Mapping[str, str | None] | None) -> tuple[Mention, ...]:
+    """find_mentions(text, abbreviations), computed once per (text, abbreviations) in this process."""
+    return _mentions(text, tuple(sorted((abbreviations or {}).items())))
+
+
+@lru_cache(maxsize=_CACHE_TEXTS)
+def excerpt_segments(text: str) -> tuple[Segment, ...]:
     """Cut an excerpt into segments, each with the figure references it speaks about (see module doc)."""
     refs = find_references(text)
     if not refs:
-        return [Segment(0, len(text), ())]
+        return (Segment(0, len(text), ()),)
     per_sentence: list[list[Segment]] = []
     for s, e in sentence_spans(text):
         own = [r for r in refs if s <= r.start < e]
@@ -117,7 +140,7 @@ def excerpt_segments(text: str) -> list[Segment]:
             segments.append(Segment(seg.start, seg.end, refs_here))
         if segments:
             carried = segments[-1].refs
-    return segments
+    return tuple(segments)
 
 
 def is_about(refs: tuple[Reference, ...], figure_number: int | None, letter: str | None) -> bool:
@@ -136,7 +159,7 @@ def is_about(refs: tuple[Reference, ...], figure_number: int | None, letter: str
 def panel_mentions(text: str, figure_number: int | None, letter: str | None,
                    abbreviations: dict[str, str | None] | None = None) -> list[tuple[Mention, Segment]]:
     """Mentions of an excerpt that lie in segments about this panel, each with its segment."""
-    mentions = find_mentions(text, abbreviations)
+    mentions = mentions_of(text, abbreviations)
     if not mentions:
         return []
     letter = letter.lower() if letter else None
@@ -211,8 +234,8 @@ def label_panel(panel: PanelRecord) -> LabelRecord:
     if views:
         return _label_unsplit(panel, [label_panel(v) for v in views], [v.letter or "" for v in views])
     caption = panel.caption or panel.figure_caption
-    abbreviations = defined_abbreviations([panel.figure_caption or caption, *panel.excerpts])
-    cap_mentions = find_mentions(caption, abbreviations)
+    abbreviations = _abbreviations((panel.figure_caption or caption, *panel.excerpts))
+    cap_mentions = mentions_of(caption, abbreviations)
     uncertain = {m.feature for m in cap_mentions if m.uncertain and not m.negated}
     cap_mentions = [m for m in cap_mentions if not m.uncertain]
     cap_asserted = {m.feature for m in cap_mentions if not m.negated}
