@@ -53,11 +53,13 @@ for module in STAGE_MODULES.values():  # imports are not timed (the floor's are 
     importlib.import_module(module)
 papers, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 timings = {}
-t0, cpu0 = time.perf_counter(), cpu_seconds()
+def kernel_seconds():
+    return sum(resource.getrusage(who).ru_stime for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+t0, cpu0, sys0 = time.perf_counter(), cpu_seconds(), kernel_seconds()
 build(BuildConfig(papers=papers, out=out, workers=workers), progress=False, fresh=True, timings=timings)
-wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+wall, cpu, kernel = time.perf_counter() - t0, cpu_seconds() - cpu0, kernel_seconds() - sys0
 peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print("BENCH " + json.dumps({"wall": wall, "cpu": cpu, "stages": timings, "peak_kib": peak}))
+print("BENCH " + json.dumps({"wall": wall, "cpu": cpu, "sys": kernel, "stages": timings, "peak_kib": peak}))
 """
 
 
@@ -87,13 +89,13 @@ def clear(out: Path, settle: float) -> None:
         time.sleep(settle)
 
 
-def time_builder(papers: Path, out: Path, workers: int) -> dict:
+def time_builder(papers: Path, out: Path, workers: int, settle: float) -> dict:
     clear(out, settle=10.0)  # left by an earlier, interrupted benchmark
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), str(workers)], cwd=REPO, env=env,
                           capture_output=True, text=True, check=True)
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))
-    clear(out, settle=1.0)
+    clear(out, settle=settle)
     return json.loads(line[len("BENCH "):])
 
 
@@ -122,6 +124,7 @@ def main() -> None:
     ap.add_argument("--papers", type=int, default=200, help="papers to generate")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="runs per measurement (the best is kept)")
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait after removing a build's output")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-build"), help="scratch output folder")
     args = ap.parse_args()
     # the builder keeps freed memory for reuse (dataset_builders.workers.keep_freed_memory); the floor,
@@ -137,7 +140,7 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved, so a burst of load hits every kind of run alike
         for workers in (1, 2):
             floors[workers].append(time_floor(pdfs, workers))
-            builds[workers].append(time_builder(papers, args.work / f"out{workers}", workers))
+            builds[workers].append(time_builder(papers, args.work / f"out{workers}", workers, args.settle))
     best = {w: (min(floors[w], key=lambda r: r["wall"]), min(builds[w], key=lambda r: r["wall"])) for w in (1, 2)}
     for workers, (floor, run) in best.items():
         print(f"workers={workers}: floor {floor['wall']:.2f}s, builder {run['wall']:.2f}s, "
@@ -146,6 +149,9 @@ def main() -> None:
               f"{run['peak_kib'] / 1024:.0f} MiB")
         print("  stages (wall/cpu s): " + ", ".join(f"{name} {w:.1f}/{c:.1f}"
                                                     for name, (w, c) in run["stages"].items()))
+    for workers in (1, 2):
+        print(f"  all runs, workers={workers} (wall s): floor " + " ".join(f"{r['wall']:.2f}" for r in floors[workers])
+              + "; builder " + " ".join(f"{r['wall']:.2f} (sys {r['sys']:.1f})" for r in builds[workers]))
     builder_up = best[1][1]["wall"] / best[2][1]["wall"]
     floor_up = best[1][0]["wall"] / best[2][0]["wall"]
     print(f"builder speed-up workers 2 vs 1: {builder_up:.2f}x (floor's own: {floor_up:.2f}x, so the builder "

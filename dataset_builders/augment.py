@@ -18,6 +18,7 @@ Usage:
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 from dataclasses import dataclass
@@ -237,8 +238,26 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     records = sorted((p.record for _, item, planned in jobs if item.item_id not in failed for p in planned),
                      key=lambda r: r.item_id)
     write_jsonl_atomic(manifest_path(paths), records)
+    pruned = prune(paths, {paths.abs(p.record.image) for _, _, planned in jobs for p in planned})
     return StageResult(stage="augment", problems=problems, counts={
         "train_items": len(train),
         "rotation": sum(r.kind == "rotation" for r in records),
         "oversample": sum(r.kind == "oversample" for r in records),
-        "made": made, "reused": len(records) - made, "failed": len(failed)})
+        "made": made, "reused": len(records) - made, "failed": len(failed), "pruned": pruned})
+
+
+def prune(paths: StagePaths, keep: set[Path]) -> int:
+    """Remove image files under stages/augment that this run does not plan: copies of items no longer in
+    train, of rotations no longer configured, the flat layout of older builds, and temporary files a killed
+    run left. Folders left empty go too. Returns the number of files removed."""
+    removed = 0
+    for folder, _, names in sorted(os.walk(paths.augment), reverse=True):  # deepest first
+        here = Path(folder)
+        for name in names:
+            path = here / name
+            if (name.endswith(".jpg") or name.endswith(".tmp")) and path not in keep:
+                path.unlink(missing_ok=True)
+                removed += 1
+        if here != paths.augment and not any(here.iterdir()):
+            here.rmdir()
+    return removed

@@ -158,3 +158,26 @@ def test_unreadable_original_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     assert [(p.item_id, p.reason) for p in result.problems] == [("a-train", "unreadable_image")]
     records = read_jsonl(augment.manifest_path(paths), AugmentedImage)
     assert {r.original_id for r in records} == {"b-train-rare"}
+
+
+def test_a_rerun_prunes_what_it_no_longer_plans(tmp_path: Path) -> None:
+    """Fewer rotations, a flat file of an older layout and a killed run's temporary file: all removed,
+    the planned copies kept as they are (not rewritten)."""
+    paths = setup_build(tmp_path, SPECS[:2])
+    augment.run(paths, BuildConfig(out=tmp_path, workers=1), progress=False)
+    kept = paths.augment / "paper-a-train" / "a-train-rot90.jpg"
+    before = kept.stat().st_mtime_ns
+    stale = [paths.augment / "a-train-rot90.jpg", paths.augment / "paper-a-train" / ".a-train-rot90.jpg.x1.tmp",
+             paths.augment / "paper-gone" / "gone-rot90.jpg"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"old")
+    result = augment.run(paths, BuildConfig(out=tmp_path, workers=1, rotations=[90]), progress=False)
+    images = sorted(p.relative_to(paths.augment).as_posix() for p in paths.augment.rglob("*") if p.is_file())
+    planned = [r.image.removeprefix("stages/augment/") for r in read_jsonl(augment.manifest_path(paths), AugmentedImage)]
+    assert images == sorted(["augmented.jsonl", *planned])
+    assert {"paper-a-train/a-train-rot90.jpg", "paper-b-train-rare/b-train-rare-rot90.jpg"} <= set(planned)
+    assert not any("rot180" in p or "rot270" in p for p in images)
+    assert result.counts["pruned"] == 4 + len(stale)  # the 180 and 270 copies of both items
+    assert (result.counts["made"], result.counts["reused"]) == (0, len(planned)) and kept.stat().st_mtime_ns == before
+    assert not (paths.augment / "paper-gone").exists()
