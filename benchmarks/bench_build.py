@@ -14,7 +14,11 @@ subprocess (imports not timed; the floor runs with the builder's allocator setti
 which also reports its peak memory: the largest resident set of the
 build process and of its workers (ru_maxrss). Each figure is the best of --repeats runs, floor and
 builder runs interleaved, because the machines are shared and noisy; CPU seconds (user + system, workers
-included) are printed beside the wall-clock ones: they move much less with the load.
+included) are printed beside the wall-clock ones, and every run's wall and kernel (system) seconds after
+the best ones. On this project's virtual machine the kernel seconds are the builder's noisiest part:
+writing the same 570 MB of new files cost 0.7 to 2.7 s of system time from one minute to the next
+(2026-12-02), and a build writes ~900 MB; the floor writes nothing. --settle waits after each output
+is removed (it made no difference there: 1 s and 10 s gave the same spread).
 Targets (issue 13): builder/floor <= 3x with 1 worker; --workers 2 >= 1.7x faster than 1 on 2 cores. The
 floor's own 2-worker speed-up is printed beside the builder's: on a shared 2-vCPU machine it moves between
 runs (1.6x to 2.4x measured on 2026-12-02), and the builder cannot scale better than perfectly parallel
