@@ -174,7 +174,8 @@ def test_a_rerun_prunes_what_it_no_longer_plans(tmp_path: Path) -> None:
         path.write_bytes(b"old")
     result = augment.run(paths, BuildConfig(out=tmp_path, workers=1, rotations=[90]), progress=False)
     images = sorted(p.relative_to(paths.augment).as_posix() for p in paths.augment.rglob("*") if p.is_file())
-    planned = [r.image.removeprefix("stages/augment/") for r in read_jsonl(augment.manifest_path(paths), AugmentedImage)]
+    manifest = read_jsonl(augment.manifest_path(paths), AugmentedImage)
+    planned = [r.image.removeprefix("stages/augment/") for r in manifest]
     assert images == sorted(["augmented.jsonl", *planned])
     assert {"paper-a-train/a-train-rot90.jpg", "paper-b-train-rare/b-train-rare-rot90.jpg"} <= set(planned)
     assert not any("rot180" in p or "rot270" in p for p in images)

@@ -387,11 +387,16 @@ def test_preempted_job_saves_requeues_and_finishes(cluster, jobdir, tiny_dir, bu
     while "requeueing job" not in text() or cluster.scontrol_state(job) != "PENDING":
         assert time.monotonic() < deadline, text()[-4000:]
         time.sleep(1)
-    # Slurm holds a requeued job ~2 min (its BeginTime becomes requeue time + 121 s): start it now.
-    run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=cluster.env, check=True)
+    # Slurm holds a requeued job ~2 min (its BeginTime becomes requeue time + 121 s): start it now. The hold
+    # can be set again after this update (CI, 2026-12-02: the job was still pending 240 s later), so the
+    # update is repeated while the job waits.
     deadline = time.monotonic() + JOB_TIMEOUT
+    last_update = 0.0
     while "train.sh: training done" not in text():
         assert time.monotonic() < deadline, text()[-4000:]
+        if time.monotonic() - last_update > 10 and cluster.scontrol_state(job) == "PENDING":
+            run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=cluster.env, check=True)
+            last_update = time.monotonic()
         time.sleep(2)
     assert cluster.state_of(job, timeout=60) == "COMPLETED"
     log = text()

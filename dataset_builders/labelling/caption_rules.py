@@ -89,8 +89,8 @@ def find_references(text: str) -> list[Reference]:
 
 
 # The panels of one figure share its caption and most citing excerpts, so the per-text work below is done
-# once per text and process (heavy benchmark corpus: 1,400 panels, label stage 1.45 -> 0.47 s, one worker, same records).
-# The cached results are tuples of frozen records and a dict nobody writes to.
+# once per text and process (heavy benchmark corpus: 1,400 panels, label stage 1.45 -> 0.47 s with one
+# worker, the same records). The cached results are tuples of frozen records and a dict nobody writes to.
 _CACHE_TEXTS = 4096
 
 
