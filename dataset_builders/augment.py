@@ -8,7 +8,8 @@ multiply the train set without changing its labels. Per train item:
 - config.oversample_rare extra random-angle copies (kind "oversample") when the item shows a rare feature.
 Random angles come from random.Random(f"{seed}:{item_id}"), so they do not depend on the worker or order.
 Each original is decoded once and reused for all its rotations; outputs are JPEGs encoded as
-dataset_builders/jpeg.py says (the source's own tables), written atomically; an output file that exists is kept (resume after a kill).
+dataset_builders/jpeg.py says (the source's own tables), written atomically; an output file that exists is
+kept (resume after a kill), and files the run no longer plans are removed.
 
 Usage:
     from dataset_builders import augment
@@ -18,7 +19,6 @@ Usage:
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
 from dataclasses import dataclass
@@ -37,7 +37,7 @@ from dataset_builders.records import (
 )
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
-from fracto_core.files import read_jsonl, write_bytes_atomic, write_jsonl_atomic
+from fracto_core.files import read_jsonl, remove_unlisted, write_bytes_atomic, write_jsonl_atomic
 from fracto_core.vocabulary import rare_names
 
 CROP_MARGIN_PX = 2  # stay clear of the border pixels that bicubic resampling blends with the fill
@@ -227,8 +227,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
 
     made = 0
     failed: set[str] = set()
-    chunk = max(1, len(jobs) // (config.workers * 24))  # small chunks: items differ in size, so balance the tail
-    results = run_jobs(_work, jobs, config.workers, "augment", "item", progress, chunksize=chunk)
+    # small chunks: items differ in size, so balance the tail
+    results = run_jobs(_work, jobs, config.workers, "augment", "item", progress, chunks_per_worker=24)
     for (_, item, _), (n, probs) in zip(jobs, results):
         made += n
         problems += probs
@@ -238,26 +238,11 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     records = sorted((p.record for _, item, planned in jobs if item.item_id not in failed for p in planned),
                      key=lambda r: r.item_id)
     write_jsonl_atomic(manifest_path(paths), records)
-    pruned = prune(paths, {paths.abs(p.record.image) for _, _, planned in jobs for p in planned})
+    # what this run no longer plans: fewer rotations, an older layout, a killed run's temporary files
+    planned_files = {paths.abs(p.record.image) for _, _, planned in jobs for p in planned}
+    pruned = remove_unlisted(paths.augment, planned_files | {manifest_path(paths)})
     return StageResult(stage="augment", problems=problems, counts={
         "train_items": len(train),
         "rotation": sum(r.kind == "rotation" for r in records),
         "oversample": sum(r.kind == "oversample" for r in records),
         "made": made, "reused": len(records) - made, "failed": len(failed), "pruned": pruned})
-
-
-def prune(paths: StagePaths, keep: set[Path]) -> int:
-    """Remove image files under stages/augment that this run does not plan: copies of items no longer in
-    train, of rotations no longer configured, the flat layout of older builds, and temporary files a killed
-    run left. Folders left empty go too. Returns the number of files removed."""
-    removed = 0
-    for folder, _, names in sorted(os.walk(paths.augment), reverse=True):  # deepest first
-        here = Path(folder)
-        for name in names:
-            path = here / name
-            if (name.endswith(".jpg") or name.endswith(".tmp")) and path not in keep:
-                path.unlink(missing_ok=True)
-                removed += 1
-        if here != paths.augment and not any(here.iterdir()):
-            here.rmdir()
-    return removed

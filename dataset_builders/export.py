@@ -55,7 +55,7 @@ from dataset_builders.records import (
 )
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
-from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
+from fracto_core.files import read_jsonl, remove_unlisted, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
 
 SPLITS = ("train", "val", "test")
@@ -215,17 +215,6 @@ def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None
     os.replace(tmp, dst)
 
 
-def _prune(folder: Path, keep: set[Path]) -> int:
-    """Remove images of an earlier export that this one no longer uses."""
-    removed = 0
-    if folder.is_dir():
-        for path in folder.iterdir():
-            if path.is_file() and path not in keep:
-                path.unlink()
-                removed += 1
-    return removed
-
-
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
     samples, problems = collect_samples(paths)
@@ -244,7 +233,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         link_image(src, dst, made_dirs)
         linked.add(dst)
     for split in SPLITS:
-        _prune(out / "images" / split, linked)
+        remove_unlisted(out / "images" / split, linked)  # images of an earlier export no longer used
 
     files = dataset_files(config.dataset_name, samples, config.variants)
     info = {}

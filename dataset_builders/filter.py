@@ -197,8 +197,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     result = StageResult(stage=STAGE)
     decisions: list[FilterDecision] = []
     jobs = [(str(paths.out), str(f), config.filter_min_score) for f in sorted(paths.panels.glob("*.json"))]
-    chunk = max(1, len(jobs) // (config.workers * 4))
-    for got, problems in run_jobs(_decide_file, jobs, config.workers, "filter", "paper", progress, chunksize=chunk):
+    for got, problems in run_jobs(_decide_file, jobs, config.workers, "filter", "paper", progress, chunks_per_worker=4):
         decisions.extend(got)
         result.problems.extend(problems)
     decisions.sort(key=lambda d: d.panel_id)

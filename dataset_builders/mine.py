@@ -388,8 +388,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     tasks: list[tuple[int, tuple]] = []
     seen: dict[str, str] = {}
     # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB
-    chunk = max(1, len(files) // (config.workers * 4))
-    checked = list(run_jobs(_check_file, [str(f) for f in files], config.workers, "hash", "file", False, chunk))
+    checked = list(run_jobs(_check_file, [str(f) for f in files], config.workers, "hash", "file", False,
+                            chunks_per_worker=4))
     for idx, (f, (pid, why)) in enumerate(zip(files, checked)):
         rel = f.relative_to(root).as_posix()
         if why is not None:

@@ -88,8 +88,13 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def run_jobs(fn: Callable[[J], R], jobs: list[J], workers: int, desc: str, unit: str = "it",
-             progress: bool = True, chunksize: int = 1) -> Iterator[R]:
-    """fn(job) for every job, in job order: in this process when workers == 1 (or one job), else in a pool."""
+             progress: bool = True, chunks_per_worker: int | None = None) -> Iterator[R]:
+    """fn(job) for every job, in job order: in this process when workers == 1 (or one job), else in a pool.
+
+    chunks_per_worker: hand the jobs out in about that many chunks per worker (fewer round trips for many
+    small jobs; more chunks balance the tail when jobs differ in size); None: one job at a time.
+    """
+    chunksize = max(1, len(jobs) // (workers * chunks_per_worker)) if chunks_per_worker else 1
     bar = tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress)
     pool = worker_pool(min(workers, len(jobs))) if workers > 1 and len(jobs) > 1 else None
     try:

@@ -321,9 +321,8 @@ class CaptionRulesLabeler:
         self.workers = workers  # processes (dataset_builders.workers): the rules are pure Python, ~1 ms a panel
 
     def label(self, tasks: Sequence[LabelTask], progress: bool = True) -> LabelOutcome:
-        chunk = max(1, len(tasks) // (self.workers * 4))
         records = list(run_jobs(self.label_task, list(tasks), self.workers, "label", "image", progress,
-                                chunksize=chunk))
+                                chunks_per_worker=4))
         return LabelOutcome(records=records)
 
     def label_task(self, task: LabelTask) -> LabelRecord:
