@@ -89,3 +89,27 @@ def test_zero_checkpoint_at_another_world_size_is_refused(tmp_path):
     assert choose_checkpoint(tmp_path, world_size=4).checkpoint.name == "checkpoint-2"
     _checkpoint(tmp_path / "plain", 7)  # no DeepSpeed state (DDP / one GPU): any world size resumes
     assert choose_checkpoint(tmp_path / "plain", world_size=8).checkpoint.name == "checkpoint-7"
+
+
+def test_a_worker_leaves_after_its_exit_handlers_without_the_runtime_teardown(tmp_path):
+    """training.launch ends a finished worker with os._exit (the C++ teardown that aborted ZeRO-3 runs is
+    skipped) but only after the atexit handlers ran and the output was flushed, with exit status 0."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit_ran"
+    script = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "print('trained', end='')  # no newline: still buffered when the process leaves\n"
+        "sys.stderr.write('warned')\n"
+        "from training.launch import leave_after_training\n"
+        "leave_after_training()\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "trained"
+    assert proc.stderr.endswith("warned")
+    assert marker.read_text() == "yes"

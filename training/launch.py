@@ -17,10 +17,12 @@ FRACTO_PREEMPT_FLAG (the workers). The recipe and overrides are read by LlamaFac
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from transformers import TrainerCallback
 
@@ -51,6 +53,26 @@ class PreemptionCallback(TrainerCallback):
         return control
 
 
+def leave_after_training() -> NoReturn:
+    """Exit 0 after Python's own exit handlers, skipping the interpreter's and the C++ runtime's teardown.
+
+    Twice in this project's CPU ZeRO-3 runs (tests/support.teardown_abort) every rank had logged "Training
+    completed" and saved, then one rank aborted on its way out: "terminate called without an active
+    exception" and SIGABRT, which torchrun reports as a failed worker and Slurm as a FAILED job (breaking
+    the afterok chain to merge, serve and eval). That message is std::terminate's, which the C++ runtime
+    calls when a still-joinable std::thread object is destroyed, as happens to a library's background
+    thread in static destructors at exit. LlamaFactory's run_exp has already destroyed the process group
+    (llamafactory/train/tuner.py 0.9.5, _training_function), so nothing is left to say to other ranks:
+    the atexit handlers (logging, report_to integrations) run, the streams are flushed, and os._exit ends
+    the process without the destructors. Not verified against the abort itself, which could not be made
+    to happen on demand; the tests keep their repeat-once for `llamafactory-cli train`, which has no such exit.
+    """
+    atexit._run_exitfuncs()  # CPython's own runner of the registered handlers (what a normal exit calls)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def torchrun_command(argv: list[str], env: dict[str, str]) -> list[str]:
     """The torchrun command line for this node (one agent; workers run this module again)."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
@@ -73,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.argv = [sys.argv[0], *argv]  # LlamaFactory's read_args: RECIPE.yaml key=value ...
     run_exp(callbacks=[PreemptionCallback(os.environ.get("FRACTO_PREEMPT_FLAG"))])
-    return 0
+    leave_after_training()
 
 
 if __name__ == "__main__":
