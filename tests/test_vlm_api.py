@@ -281,6 +281,27 @@ def test_concurrency_bound_and_fully_cached_rerun_makes_no_call(tmp_path):
         assert (s2.cache_hits, s2.api_calls, srv.count()) == (24, 0, 24)
 
 
+def test_an_image_gone_before_sending_fails_that_request_only(tmp_path):
+    """Bodies are built ahead of a free slot (client.arun_requests): an image that cannot be read then is
+    that request's failure, recorded with the reason, and sends nothing; the others are answered."""
+    with ScriptedServer(latency_s=0.05) as srv:
+        ep = Endpoint.create("vllm", "tiny", base_url=srv.base_url)
+        requests = make_requests(ep, [f"k{i}" for i in range(8)])
+        gone = tmp_path / "gone.png"
+        gone.write_bytes(png_bytes())
+        image = payloads.ImageInput.from_path(gone, 589_824)
+        gone.unlink()  # read for its digest and size when the request was made, gone when it is sent
+        requests.insert(3, payloads.build_request("gone", ep, [image, "[[gone]] describe"],
+                                                  GenerationParams(max_output_tokens=200), "v1"))
+        results, summary = run_requests(ep, requests, ClientOptions(concurrency=2, **FAST))
+    by_id = {r.request_id: r for r in results}
+    assert [r.request_id for r in results] == [r.request_id for r in requests]
+    assert by_id["gone"].status == "failed" and by_id["gone"].error.startswith("image: ")
+    assert "gone.png" in by_id["gone"].error
+    assert all(by_id[f"k{i}"].status == "ok" for i in range(8))
+    assert srv.count() == 8 and summary.api_calls == 8
+
+
 def test_sampling_calls_are_not_cached(tmp_path):
     with ScriptedServer() as srv:
         ep = Endpoint.create("vllm", "tiny", base_url=srv.base_url)

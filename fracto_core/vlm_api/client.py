@@ -301,7 +301,16 @@ class _Runner:
         while (delay := self.pause_until - time.monotonic()) > 0:
             await asyncio.sleep(delay)
 
-    async def call(self, request: ChatRequest) -> CallResult:
+    @staticmethod
+    async def prepare(request: ChatRequest) -> dict | str:
+        """The request body (images encoded, in a thread), or the error text when an image cannot be read."""
+        try:
+            return await asyncio.to_thread(request.body)
+        except OSError as exc:
+            return f"image: {_short(str(exc))}"
+
+    async def call(self, request: ChatRequest, body: dict | str) -> CallResult:
+        """Send one request whose body prepare() built (an error text is recorded as the failure)."""
         result = CallResult(request_id=request.request_id, fingerprint=request.fingerprint, status="failed")
         reserved = await self.budget.reserve(request)
         if reserved is None:
@@ -309,10 +318,8 @@ class _Runner:
             return result
         spent = 0.0
         try:
-            try:
-                body = await asyncio.to_thread(request.body)
-            except OSError as exc:
-                result.error = f"image: {_short(str(exc))}"
+            if isinstance(body, str):
+                result.error = body
                 return result
             for attempt_no in range(1, self.options.max_attempts + 1):
                 await self.wait_pause()
@@ -375,12 +382,17 @@ async def arun_requests(endpoint: Endpoint, requests: Sequence[ChatRequest], opt
             todo.append(i)
     if todo:
         runner.client = runner.make_client()
-        semaphore = asyncio.Semaphore(options.concurrency)
+        in_flight = asyncio.Semaphore(options.concurrency)
+        # bodies are built ahead of a free slot (at most `concurrency` of them waiting, so memory stays
+        # bounded): encoding an image inside the slot added its time to every round of requests
+        ahead = asyncio.Semaphore(2 * options.concurrency)
         bar = tqdm(total=len(todo), desc=options.desc, unit="req", disable=not options.progress)
 
         async def one(i: int) -> None:
-            async with semaphore:
-                results[i] = await runner.call(requests[i])
+            async with ahead:
+                body = await runner.prepare(requests[i])
+                async with in_flight:
+                    results[i] = await runner.call(requests[i], body)
             bar.update(1)
             if on_result:
                 on_result(results[i])
