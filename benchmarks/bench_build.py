@@ -90,8 +90,8 @@ def creation_probe(folder: Path, n: int = 300) -> float:
     Why: on ext4 without a journal (this project's virtual machines) a new inode skips every free inode
     of its block group whose deletion is under 60 s old (360 s while that inode's table block is not
     yet written back): recently_deleted() in fs/ext4/ialloc.c, called from find_inode_bit() only when
-    s_journal is NULL (checked against the kernel source and with `perf record`: 25 % of a file-creation
-    loop's samples in recently_deleted). A build creates ~10,000 files, so right after ~10,000 deletions
+    s_journal is NULL (checked against the kernel source and with `perf record`: about a quarter of a
+    file-creation loop's samples in recently_deleted and the buffer lookups it makes). A build creates ~10,000 files, so right after ~10,000 deletions
     each creation scanned thousands of inodes: 350 us per file instead of 20-40 us, up to ~5 s of kernel
     time per build. That is a cost of the deletion, not of the build, so this benchmark removes no
     output until every run is done, and prints this probe so a slow file system shows.
@@ -116,8 +116,7 @@ def wait_for_file_system(folder: Path, healthy_us: float = 100.0, limit_s: float
     while probe > healthy_us and waited < limit_s:
         print(f"  file creation {probe:.0f} us per new file: files deleted in the last minutes slow it down; "
               f"waiting (sync, 30 s)", flush=True)
-        os.sync()
-        time.sleep(30.0)
+        settle_disk(30.0)
         waited += 30.0
         k += 1
         probe = creation_probe(folder / f"probe-{k}")
