@@ -84,9 +84,6 @@ class BuildConfig(BaseModel):
     # split
     val_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in val")
     test_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in test")
-    stable_splits: bool = Field(True, description="keep every paper in the split an earlier build of this --out "
-                                                  "put it in (OUT/paper_splits.jsonl); new papers are drawn, a new "
-                                                  "paper sharing an image with an old one follows it")
 
     # augment
     rotations: list[int] = Field([90, 180, 270], description="lossless rotations added for every train image")

@@ -6,9 +6,8 @@ to a built corpus never moves an old paper between train, val and test, and a ne
 group (a reprinted image) follows the old paper. Only groups made of new papers are drawn (rare features
 first, then val/test filled towards their targets counting the old items), and their papers are added to
 the file with the number of the update that brought them (1 = the first build), which the dataset card
-lists. The file lives beside stages/ (``--fresh`` keeps it); delete it, build with ``--no-stable-splits``,
-or change --seed / --val-ratio / --test-ratio (the file records the settings of its draw) to draw every
-split anew.
+lists. The file lives beside stages/ (``--fresh`` keeps it); delete it, or change --seed / --val-ratio /
+--test-ratio (the file records the settings of its draw), to draw every split anew.
 
 A group whose old papers sit in different splits (a new paper reprints images of two old papers that
 went to train and to test) cannot be kept whole: its old items stay where their papers are and the new
@@ -49,7 +48,7 @@ def read_pins(paths: StagePaths, config: BuildConfig) -> tuple[dict[str, PaperSp
     """The pins of an earlier build, or none (with a "splits_redrawn" problem) when they were drawn with
     another seed or other ratios: changing those asks for a new draw."""
     path = pins_path(paths)
-    if not config.stable_splits or not path.exists():
+    if not path.exists():
         return {}, []
     pins = {p.paper: p for p in read_jsonl(path, PaperSplit)}
     other = {p.drawn for p in pins.values()} - {draw_settings(config)}
