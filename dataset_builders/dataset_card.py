@@ -9,6 +9,9 @@ version, the image budget (image_max_pixels, cutoff_len, the largest image-token
 derived JPEGs were encoded (dataset_builders.jpeg.POLICY). When a model labelled the images: its label
 prompt version(s) and where its labels and the caption rules disagree
 (stages/label_sources.jsonl: counted per feature and listed per image).
+Licences: a table of source papers and items per licence (the fetch manifest's, else the PDF's own statement,
+else "unknown"), and the licence of every source; updates: how many sources each build added
+(OUT/paper_splits.jsonl) and the list the latest one added.
 After an expert review (``python -m dataset_builders.review import``): the audit of the labels against the
 expert (OUT/review/audit.json).
 

@@ -229,3 +229,18 @@ def test_cli_rejects_bad_flags(tmp_path):
     last = subprocess.run([sys.executable, "-m", "dataset_builders.fetch", "--out", str(tmp_path), "--since", "last"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert last.returncode == 2 and "no earlier run" in last.stderr
+
+
+def test_file_renamed_before_its_manifest_line_is_adopted_not_fetched_again(tmp_path):
+    whole = make_pdf("killed between rename and manifest line")
+    (tmp_path / "openalex-W1.pdf").write_bytes(whole)
+    (tmp_path / "openalex-W2.pdf").write_bytes(b"%PDF-1.7 cut")  # not whole: fetched again
+    with LiteratureServer() as pdfs:
+        pdfs.files = {"one.pdf": FileSpec(whole), "two.pdf": FileSpec(make_pdf("two"))}
+        u = pdfs.base_url + "/pdf/"
+        works = [work("W1", "10.1/one", "cc-by", u + "one.pdf"), work("W2", "10.1/two", "cc-by", u + "two.pdf")]
+        with LiteratureServer(works=works) as api:
+            summary = run_fetch(settings(tmp_path, api, sources=["openalex"]), progress=False)
+    assert summary.decisions == {"downloaded": 2}
+    assert (pdfs.count("pdf:one.pdf"), pdfs.count("pdf:two.pdf")) == (0, 1)
+    assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].sha256 == hashlib.sha256(whole).hexdigest()

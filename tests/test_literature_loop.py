@@ -175,45 +175,42 @@ def _flip(h: str) -> str:  # one bit away: a near-duplicate
     return f"{int(h, 16) ^ 1:016x}"
 
 
-def test_new_paper_joining_an_old_group_follows_it(tmp_path):
+def _run_split(tmp_path: Path, pins: dict[str, str], items: list[Item], seed: int = 1, pin_seed: int = 1):
+    """Write the pins ({paper: split}, drawn with pin_seed) and the items, run the split stage with seed:
+    (paths, result, {item id: split}, {paper: PaperSplit} after the run)."""
     paths = StagePaths(tmp_path)
-    paths.stages.mkdir(parents=True)
-    config = BuildConfig(out=tmp_path, seed=1)
-    write_jsonl_atomic(paths.out / PINS_NAME, [_pin(config, "paperA", "test"), _pin(config, "paperB", "train")])
-    write_jsonl_atomic(paths.items, [_item("a1", ["paperA"], H_A), _item("b1", ["paperB"], H_B),
-                                     _item("d1", ["paperD"], _flip(H_A)), _item("d2", ["paperD"], H_C)])
-    result = splits.run(paths, config, progress=False)
+    paths.stages.mkdir(parents=True, exist_ok=True)
+    drawn = BuildConfig(out=tmp_path, seed=pin_seed)
+    write_jsonl_atomic(paths.out / PINS_NAME, [_pin(drawn, paper, split) for paper, split in pins.items()])
+    write_jsonl_atomic(paths.items, items)
+    result = splits.run(paths, BuildConfig(out=tmp_path, seed=seed), progress=False)
     got = {a.item_id: a.split for a in read_jsonl(paths.splits, SplitAssignment)}
+    return paths, result, got, {p.paper: p for p in read_jsonl(paths.out / PINS_NAME, PaperSplit)}
+
+
+def test_new_paper_joining_an_old_group_follows_it(tmp_path):
+    _, result, got, pins = _run_split(tmp_path, {"paperA": "test", "paperB": "train"}, [
+        _item("a1", ["paperA"], H_A), _item("b1", ["paperB"], H_B),
+        _item("d1", ["paperD"], _flip(H_A)), _item("d2", ["paperD"], H_C)])
     assert got == {"a1": "test", "b1": "train", "d1": "test", "d2": "test"}  # paperD follows paperA, whole
     assert result.counts["pinned_groups"] == 2
-    pins = {p.paper: p for p in read_jsonl(paths.out / PINS_NAME, PaperSplit)}
     assert (pins["paperD"].split, pins["paperD"].update) == ("test", 2)
 
 
 def test_new_paper_bridging_two_splits_is_dropped_not_straddled(tmp_path):
-    paths = StagePaths(tmp_path)
-    paths.stages.mkdir(parents=True)
-    config = BuildConfig(out=tmp_path, seed=1)
-    write_jsonl_atomic(paths.out / PINS_NAME, [_pin(config, "paperA", "train"), _pin(config, "paperB", "test")])
-    write_jsonl_atomic(paths.items, [_item("a1", ["paperA"], H_A), _item("b1", ["paperB"], H_B),
-                                     _item("e1", ["paperE"], _flip(H_A)), _item("e2", ["paperE"], _flip(H_B))])
-    splits.run(paths, config, progress=False)
-    got = {a.item_id: a.split for a in read_jsonl(paths.splits, SplitAssignment)}
+    paths, _, got, pins = _run_split(tmp_path, {"paperA": "train", "paperB": "test"}, [
+        _item("a1", ["paperA"], H_A), _item("b1", ["paperB"], H_B),
+        _item("e1", ["paperE"], _flip(H_A)), _item("e2", ["paperE"], _flip(H_B))])
     assert got == {"a1": "train", "b1": "test"}
     dropped = read_jsonl(splits.dropped_path(paths), Problem)
     assert sorted((p.item_id, p.reason) for p in dropped) == [("e1", "split_conflict"), ("e2", "split_conflict")]
-    assert "paperE" not in {p.paper for p in read_jsonl(paths.out / PINS_NAME, PaperSplit)}
+    assert "paperE" not in pins
 
 
 def test_other_seed_redraws_every_split(tmp_path):
-    paths = StagePaths(tmp_path)
-    paths.stages.mkdir(parents=True)
-    pinned = BuildConfig(out=tmp_path, seed=1)
-    write_jsonl_atomic(paths.out / PINS_NAME, [_pin(pinned, "paperA", "test")])
-    write_jsonl_atomic(paths.items, [_item("a1", ["paperA"], H_A)])
-    splits.run(paths, pinned, progress=False)
-    assert read_jsonl(paths.splits, SplitAssignment)[0].split == "test"  # pinned
-    result = splits.run(paths, BuildConfig(out=tmp_path, seed=2), progress=False)
+    _, _, got, _ = _run_split(tmp_path, {"paperA": "test"}, [_item("a1", ["paperA"], H_A)])
+    assert got == {"a1": "test"}  # pinned
+    _, result, got, pins = _run_split(tmp_path, {"paperA": "test"}, [_item("a1", ["paperA"], H_A)], seed=2)
     assert [p.reason for p in result.problems] == ["splits_redrawn"]
-    assert read_jsonl(paths.splits, SplitAssignment)[0].split == "train"  # a lone group is drawn into train
-    assert [p.drawn for p in read_jsonl(paths.out / PINS_NAME, PaperSplit)] == ["seed=2 val_ratio=0.1 test_ratio=0.1"]
+    assert got == {"a1": "train"}  # a lone group is drawn into train
+    assert pins["paperA"].drawn == "seed=2 val_ratio=0.1 test_ratio=0.1"

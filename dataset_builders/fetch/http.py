@@ -217,6 +217,15 @@ class Http:
         return Download(True, sha256=digest.hexdigest(), bytes=size)
 
 
+def check_pdf_file(path: Path) -> Download:
+    """A finished file found on disk without its manifest line (a run killed between the rename and the line):
+    accepted as downloaded when it passes the same checks as a download (%PDF- header, %%EOF at the end)."""
+    data = path.read_bytes()
+    if _not_pdf(data[:1024], "application/pdf") or b"%%EOF" not in data[-PDF_TAIL:]:
+        return Download(False, "not_a_pdf", f"{path.name} on disk is not a whole PDF")
+    return Download(True, path=path, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+
+
 def _not_pdf(head: bytes, content_type: str) -> tuple[str, str] | None:
     """None when the first bytes are a PDF's (%PDF- in the first KiB, as PDF readers accept); else why not."""
     if b"%PDF-" in head:

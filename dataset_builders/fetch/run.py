@@ -28,7 +28,7 @@ from tqdm import tqdm
 from dataset_builders.fetch.candidates import Candidate
 from dataset_builders.fetch.europepmc import DEFAULT_URL as EUROPEPMC_URL
 from dataset_builders.fetch.europepmc import EuropePMCClient
-from dataset_builders.fetch.http import FetchHTTPError, HostRateLimiter, Http
+from dataset_builders.fetch.http import FetchHTTPError, HostRateLimiter, Http, check_pdf_file
 from dataset_builders.fetch.manifest import (
     FINAL_REASONS,
     MANIFEST_NAME,
@@ -157,7 +157,9 @@ class Fetcher:
         owner = self.doi_owner.get(c.doi) if c.doi else None
         if owner and owner != c.key and self._have(self.records[owner]):
             return self._decide(_record(c, "skipped", "duplicate_doi", f"already downloaded as {owner}"))
-        got = self.http.download_pdf(c.pdf_url, self.out / c.file_name, int(self.s.max_mb * 1e6))
+        target = self.out / c.file_name
+        found = check_pdf_file(target) if target.is_file() else None  # renamed in place, then killed before its line
+        got = found if found and found.ok else self.http.download_pdf(c.pdf_url, target, int(self.s.max_mb * 1e6))
         if not got.ok:
             failed = (got.reason or "").startswith("http_error") or got.reason in ("network_error", "truncated")
             return self._decide(_record(c, "failed" if failed else "skipped", got.reason, got.detail))
