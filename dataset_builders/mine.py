@@ -23,6 +23,7 @@ from pathlib import Path
 import pymupdf
 
 from dataset_builders.config import BuildConfig
+from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestIndex
 from dataset_builders.pdf.captions import cite_excerpts
 from dataset_builders.pdf.figures import (
     MIN_BBOX_PT,
@@ -36,7 +37,6 @@ from dataset_builders.pdf.figures import (
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
-from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestIndex
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
@@ -50,6 +50,7 @@ from dataset_builders.records import (
     SourceMeta,
     StageResult,
 )
+from dataset_builders.sources import apply_source, refresh_source
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_model_atomic
@@ -155,20 +156,6 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
                          doi=find_doi(doi_texts, meta), n_pages=doc.page_count, figures=figures,
                          excerpts=excerpts, skipped=skipped, licence=licence, licence_url=url, licence_source=where)
     return record, errors
-
-
-def apply_source(record: PaperRecord, source: SourceMeta | None) -> None:
-    """Overlay the manifest's metadata on what was read from the PDF; the manifest's licence wins unless it is
-    "unknown" (then the PDF's own statement, if any, stays)."""
-    if source is None:
-        return
-    for name in ("title", "doi", "year", "venue", "source_url"):
-        if getattr(source, name) is not None:
-            setattr(record, name, getattr(source, name))
-    if source.authors:
-        record.authors = list(source.authors)
-    if source.licence != "unknown":
-        record.licence, record.licence_url, record.licence_source = source.licence, source.licence_url, "manifest"
 
 
 def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id: str, writer: ImageWriter,
@@ -437,6 +424,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             try:
                 record = read_model(done, PaperRecord)
                 counts["resumed"] += 1
+                source = manifests.lookup(pid, rel) if manifests else None
+                if source is not None and refresh_source(paths, record, source.source_meta()):
+                    counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
                 for k, v in _record_counts(record).items():
                     counts[k] += v
                 slots[idx] += record.problems + paper_problems(record)

@@ -4,6 +4,7 @@ incremental build equals, file for file, a fresh build whose splits were fixed t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -15,7 +16,7 @@ import pytest
 from dataset_builders import split as splits
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
-from dataset_builders.fetch.manifest import MANIFEST_NAME, read_manifest
+from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord, read_manifest
 from dataset_builders.fetch.run import FetchSettings, run_fetch
 from dataset_builders.paper_splits import PINS_NAME, PaperSplit, draw_settings
 from dataset_builders.records import Item, PaperPanels, PaperRecord, Problem, SplitAssignment
@@ -104,6 +105,29 @@ def test_manifest_licences_reach_records_items_meta_and_card(corpus, tmp_path):
     md = (out / "dataset" / "dataset_card.md").read_text()
     assert "## Licences" in md and "| licence | papers | items | train | val | test |" in md
     assert "10.9999/loop." in md
+
+
+def test_manifest_written_after_a_build_updates_the_next_build(corpus, tmp_path):
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    pdf = sorted((corpus / "papers").glob("*.pdf"))[0]
+    shutil.copy(pdf, papers / pdf.name)
+    out = tmp_path / "out"
+    build(_config(papers, out, corpus), progress=False)
+    line = ManifestRecord(key="openalex:W77", source="openalex", doi="10.9999/late", licence="cc-by-sa",
+                          licence_url="https://creativecommons.org/licenses/by-sa/", source_url="https://x.org/a.pdf",
+                          pdf=pdf.name, sha256=hashlib.sha256(pdf.read_bytes()).hexdigest(), status="downloaded",
+                          fetched_at="2026-12-01T00:00:00+00:00")
+    (papers / MANIFEST_NAME).write_text(line.model_dump_json() + "\n")
+    results = build(_config(papers, out, corpus), progress=False)
+    assert results["mine"].counts["resumed"] == 1 and results["mine"].counts["metadata_updated"] == 1
+    (paper_json,) = (out / "stages" / "mine").glob("*/paper.json")
+    record = read_model(paper_json, PaperRecord)
+    panels = read_model(out / "stages" / "panels" / f"{record.paper_id}.json", PaperPanels)
+    assert (record.doi, record.licence, record.licence_source) == ("10.9999/late", "cc-by-sa", "manifest")
+    assert (panels.doi, panels.licence, panels.source_url) == ("10.9999/late", "cc-by-sa", "https://x.org/a.pdf")
+    mined = [it for it in read_jsonl(out / "stages" / "items.jsonl", Item) if it.label_origin != "manual"]
+    assert mined and all(it.provenance["licence"] == "cc-by-sa" for it in mined)
 
 
 def _splits_by_paper(out: Path) -> dict[str, set[str]]:
