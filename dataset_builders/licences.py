@@ -95,4 +95,5 @@ def find_licence(text: str) -> tuple[str, str | None] | None:
     if not hits:
         return None
     _, licence, url = min(hits, key=lambda h: h[0])
-    return licence, url
+    versioned = [u for _, lic, u in sorted(hits) if lic == licence and u and re.search(r"/\d\.\d/$", u)]
+    return licence, (versioned[0] if versioned else url)  # "CC BY-NC-ND license (http://.../by-nc-nd/4.0/)"

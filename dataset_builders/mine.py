@@ -151,7 +151,8 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     first = pages[0].blocks if pages and pages[0].number == 1 else []
     meta = doc.metadata or {}
     doi_texts = [join_lines([ln.text for b in pd.blocks for ln in b.lines]) for pd in pages if pd.number <= 2]
-    licence, url, where = pdf_licence(doc.get_xml_metadata() or "", doi_texts[0] if first else "")
+    later = " ".join(ln.text for pd in pages if pd.number > 2 for b in pd.blocks for ln in b.lines)
+    licence, url, where = pdf_licence(doc.get_xml_metadata() or "", " ".join(doi_texts), later)
     record = PaperRecord(paper_id=paper_id, source_pdf=source_rel, title=find_title(first, meta),
                          doi=find_doi(doi_texts, meta), n_pages=doc.page_count, figures=figures,
                          excerpts=excerpts, skipped=skipped, licence=licence, licence_url=url, licence_source=where)

@@ -70,8 +70,10 @@ def test_fetch_pages_retries_and_refusals(tmp_path, monkeypatch, capsys):
         works, epmc = _corpus(pdfs)
         faults = {"works:*": [(429, {"Retry-After": "1"})], "works:c2": [(500, {})]}
         with LiteratureServer(works=works, epmc=epmc, page_size=2, faults=faults) as api:
-            summary = run_fetch(settings(tmp_path, api), progress=False)
+            summary = run_fetch(settings(tmp_path, api, host_interval=0.2), progress=False)
             log = list(api.log)
+    pdf_times = [r.t for r in pdfs.log]
+    assert len(pdf_times) == 8 and min(b - a for a, b in zip(pdf_times, pdf_times[1:])) >= 0.19  # per-host limit
     records = read_manifest(tmp_path / MANIFEST_NAME)
     got = {k: (r.status, r.reason) for k, r in records.items()}
     assert got == {
@@ -244,3 +246,22 @@ def test_file_renamed_before_its_manifest_line_is_adopted_not_fetched_again(tmp_
     assert summary.decisions == {"downloaded": 2}
     assert (pdfs.count("pdf:one.pdf"), pdfs.count("pdf:two.pdf")) == (0, 1)
     assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].sha256 == hashlib.sha256(whole).hexdigest()
+
+
+def test_size_cap_and_non_pdf_bodies(tmp_path):
+    big = make_pdf("big", pages=40)
+    with LiteratureServer() as pdfs:
+        pdfs.files = {"declared.pdf": FileSpec(big), "streamed.pdf": FileSpec(big, "nolength"),
+                      "image.pdf": FileSpec(b"\x89PNG\r\n\x1a\n" + bytes(2000), content_type="application/pdf"),
+                      "small.pdf": FileSpec(make_pdf("small"), "nolength")}
+        u = pdfs.base_url + "/pdf/"
+        works = [work(f"W{i}", f"10.1/{name}", "cc-by", u + name)
+                 for i, name in enumerate(["declared.pdf", "streamed.pdf", "image.pdf", "small.pdf"])]
+        with LiteratureServer(works=works) as api:
+            run_fetch(settings(tmp_path, api, sources=["openalex"], max_mb=len(big) / 2e6), progress=False)
+    got = {k: (r.status, r.reason, r.detail.split(" ")[0]) for k, r in read_manifest(tmp_path / MANIFEST_NAME).items()}
+    assert got == {"openalex:W0": ("skipped", "too_large", "Content-Length"),
+                   "openalex:W1": ("skipped", "too_large", "more"),
+                   "openalex:W2": ("skipped", "not_a_pdf", "no"),
+                   "openalex:W3": ("downloaded", None, "")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["openalex-W3.pdf", MANIFEST_NAME]  # no .part left

@@ -238,3 +238,35 @@ def test_other_seed_redraws_every_split(tmp_path):
     assert [p.reason for p in result.problems] == ["splits_redrawn"]
     assert got == {"a1": "train"}  # a lone group is drawn into train
     assert pins["paperA"].drawn == "seed=2 val_ratio=0.1 test_ratio=0.1"
+
+
+# what each real PDF states about its own licence (shared/real_literature annotations.json, licence_note):
+# three state a CC licence (page 1; page 2 behind IOP's cover sheet; Nature's "Open Access This article is
+# licensed under ..." on the article's last page); the rest state none (copyright notices, author copies,
+# repository-licensed files whose PDF says nothing), and must stay "unknown"
+REAL_LICENCES = {
+    "hc_djukic2016_steel_hydrogen_charpy_fractography.pdf": ("cc-by-nc-nd", "https://creativecommons.org/licenses/by-nc-nd/4.0/"),
+    "hc_iop2019_dp_cp1000_hotforming_zn_microcracks.pdf": ("cc-by", "https://creativecommons.org/licenses/by/3.0/"),
+    "hc_sun2021_natmat_hydrogen_crack_arrest_steel.pdf": ("cc-by", "https://creativecommons.org/licenses/by/4.0/"),
+}
+
+
+REAL_PDFS = next((c for c in (Path(__file__).resolve().parents[2] / "shared" / "real_literature" / "pdfs",
+                              Path("/work/shared/real_literature/pdfs")) if c.is_dir()), None)
+
+
+@pytest.mark.skipif(REAL_PDFS is None, reason="shared/real_literature not present")
+def test_real_pdfs_own_licence_statements(tmp_path):
+    real = REAL_PDFS
+    from dataset_builders import mine
+
+    config = BuildConfig(papers=real, out=tmp_path, workers=2)
+    mine.run(StagePaths(tmp_path), config, progress=False)
+    got = {}
+    for f in (tmp_path / "stages" / "mine").glob("*/paper.json"):
+        record = read_model(f, PaperRecord)
+        got[record.source_pdf] = (record.licence, record.licence_url, record.licence_source)
+    assert len(got) == len(list(real.glob("*.pdf"))) >= 11
+    for name, found in sorted(got.items()):
+        licence, url = REAL_LICENCES.get(name, ("unknown", None))
+        assert found == (licence, url, "pdf_text" if licence != "unknown" else "unknown"), name

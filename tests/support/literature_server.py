@@ -33,7 +33,7 @@ HTML_PAGE = b"<!DOCTYPE html><html><head><title>Article</title></head><body>Sign
 @dataclass
 class FileSpec:
     body: bytes = b""
-    kind: str = "pdf"  # pdf | html | truncated | slow
+    kind: str = "pdf"  # pdf | html | truncated | slow | nolength (close-delimited, no Content-Length)
     content_type: str = "application/pdf"
 
 
@@ -166,9 +166,10 @@ class LiteratureServer:
             return
         h.send_response(200)
         h.send_header("Content-Type", spec.content_type)
-        h.send_header("Content-Length", str(len(spec.body)))
+        if spec.kind != "nolength":
+            h.send_header("Content-Length", str(len(spec.body)))
         h.end_headers()
-        if spec.kind == "pdf":
+        if spec.kind in ("pdf", "nolength"):
             h.wfile.write(spec.body)
             return
         half = len(spec.body) // 2
