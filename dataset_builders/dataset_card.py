@@ -323,7 +323,9 @@ def card_markdown(data: dict) -> str:
     md += _table(["licence", "papers", "items", *SPLITS],
                  [[k, v["papers"], v["items"], *(v[x] for x in SPLITS)] for k, v in data["licences"].items()])
     upd = data["updates"]
-    if upd["latest"]:
+    if upd["latest"] == 1:
+        md += ["## Updates", "", "every source comes from the first build (OUT/paper_splits.jsonl)", ""]
+    elif upd["latest"]:
         md += ["## Updates", "", "sources per build that first placed them (1 = the first build): "
                + ", ".join(f"build {k}: {n}" for k, n in upd["sources_per_update"].items()), "",
                f"Added by build {upd['latest']}:", ""]

@@ -8,7 +8,9 @@ resultType=core adds the licence, journal, authors and ``fullTextUrlList``); cur
 ``OPEN_ACCESS:y`` and ``FIRST_PDATE:[YYYY-MM-DD TO YYYY-MM-DD]``; no key; about 10 requests/second per IP.
 A result's ``fullTextUrlList.fullTextUrl[]`` entries carry ``documentStyle`` ("pdf", "html", ...),
 ``availabilityCode`` ("OA" open access, "F" free, "S" subscription) and ``url``; ``license`` is e.g.
-"cc by", "cc by-nc-nd", "cc0". Calls are free: nothing is metered.
+"cc by", "cc by-nc-nd", "cc0". Calls are free: nothing is metered. An optional ``email=`` parameter
+identifies the caller (as third-party clients such as europePMCTools' getAPIlink send it); the
+User-Agent carries the same address.
 """
 
 from __future__ import annotations

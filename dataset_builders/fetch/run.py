@@ -85,7 +85,7 @@ class FetchSummary:
             return (f"dry run: {found}; fetching them would cost about ${self.openalex_estimate_usd:.4f} of OpenAlex "
                     f"allowance; calls made {calls}; {cost}; nothing downloaded")
         decided = ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items())) or "no candidates"
-        return (f"{decided}; {self.bytes / 1e6:.1f} MB; calls {calls}; {self.retries} retried; {cost}"
+        return (f"{decided}; {self.bytes / 1e6:.2f} MB; calls {calls}; {self.retries} retried; {cost}"
                 + (f"; {len(self.errors)} index error(s)" if self.errors else ""))
 
 
