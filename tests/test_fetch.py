@@ -73,7 +73,9 @@ def test_fetch_pages_retries_and_refusals(tmp_path, monkeypatch, capsys):
             summary = run_fetch(settings(tmp_path, api, host_interval=0.2), progress=False)
             log = list(api.log)
     pdf_times = [r.t for r in pdfs.log]
-    assert len(pdf_times) == 8 and min(b - a for a, b in zip(pdf_times, pdf_times[1:])) >= 0.19  # per-host limit
+    gaps = [b - a for a, b in zip(pdf_times, pdf_times[1:])]
+    # per-host limit of 0.2 s: arrival times seen by the server thread jitter with scheduling on a busy machine
+    assert len(pdf_times) == 8 and min(gaps) >= 0.12 and pdf_times[-1] - pdf_times[0] >= 7 * 0.2 - 0.05, gaps
     records = read_manifest(tmp_path / MANIFEST_NAME)
     got = {k: (r.status, r.reason) for k, r in records.items()}
     assert got == {
