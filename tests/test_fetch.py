@@ -267,3 +267,20 @@ def test_size_cap_and_non_pdf_bodies(tmp_path):
                    "openalex:W2": ("skipped", "not_a_pdf", "no"),
                    "openalex:W3": ("downloaded", None, "")}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["openalex-W3.pdf", MANIFEST_NAME]  # no .part left
+
+
+def test_a_stalled_download_times_out_and_is_retried_next_run(tmp_path):
+    pdf = make_pdf("stalls")
+    with LiteratureServer() as pdfs:
+        pdfs.files = {"stall.pdf": FileSpec(pdf, "slow")}
+        works = [work("W1", "10.1/stall", "cc-by", pdfs.base_url + "/pdf/stall.pdf")]
+        with LiteratureServer(works=works) as api:
+            t0 = time.monotonic()
+            first = run_fetch(settings(tmp_path, api, sources=["openalex"], timeout=0.5, attempts=2), progress=False)
+            took = time.monotonic() - t0
+            assert first.decisions == {"failed:truncated": 1} and took < 20
+            assert "connection lost" in read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].detail
+            assert pdfs.count("pdf:stall.pdf") == 2 and not list(tmp_path.glob("*.pdf")) and not list(tmp_path.glob(".*"))
+            pdfs.files["stall.pdf"] = FileSpec(pdf)
+            second = run_fetch(settings(tmp_path, api, sources=["openalex"]), progress=False)
+    assert second.decisions == {"downloaded": 1} and (tmp_path / "openalex-W1.pdf").read_bytes() == pdf
