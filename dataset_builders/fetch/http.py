@@ -10,6 +10,10 @@ deletes. Bodies that are not PDFs are refused with the reason: ``html_instead_of
 or a login wall) or ``not_a_pdf``.
 
 Retry-After is either delta-seconds or an HTTP-date (RFC 9110 section 10.2.3); both are read.
+A body cut short of its Content-Length raises during streaming (checked in the installed sources: urllib3
+2.8 ``HTTPResponse(enforce_content_length=True)`` by default raises ``ProtocolError`` (IncompleteRead), which
+requests 2.34 ``Response.iter_content`` re-raises as ``ChunkedEncodingError``); a close-delimited body
+without Content-Length cannot be checked that way, hence the %%EOF check.
 """
 
 from __future__ import annotations
