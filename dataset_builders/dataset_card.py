@@ -9,6 +9,9 @@ version, the image budget (image_max_pixels, cutoff_len, the largest image-token
 derived JPEGs were encoded (dataset_builders.jpeg.POLICY). When a model labelled the images: its label
 prompt version(s) and where its labels and the caption rules disagree
 (stages/label_sources.jsonl: counted per feature and listed per image).
+Licences: a table of source papers and items per licence (the fetch manifest's, else the PDF's own statement,
+else "unknown"), and the licence of every source; updates: how many sources each build added
+(OUT/paper_splits.jsonl) and the list the latest one added.
 After an expert review (``python -m dataset_builders.review import``): the audit of the labels against the
 expert (OUT/review/audit.json).
 
@@ -39,6 +42,7 @@ from dataset_builders.records import (
     Problem,
     SplitAssignment,
 )
+from dataset_builders.paper_splits import PaperSplit, pins_path
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
@@ -60,7 +64,7 @@ def _paper_meta(paths: StagePaths, paper_id: str) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
-    return {k: data.get(k) for k in ("title", "doi", "source_pdf")}
+    return {k: data.get(k) for k in ("title", "doi", "source_pdf", "licence", "licence_url", "source_url")}
 
 
 def _duplicate_groups(paths: StagePaths) -> list[dict]:
@@ -148,6 +152,9 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
             entry.update(_paper_meta(paths, p))
         sources.append(entry)
 
+    licences = licence_data(items, assignments, sources)
+    updates = update_data(paths, sources)
+
     # label provenance
     origins = Counter(items[a.item_id].label_origin for a in assignments)
     total = sum(origins.values())
@@ -188,6 +195,8 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "label_origins": label_origins,
         "augmentation": {kind: sum(a.kind == kind for a in augmented) for kind in ("rotation", "oversample")},
         "sources": sources,
+        "licences": licences,
+        "updates": updates,
         "leakage": leakage(items, split_of, config.dedup_max_distance),
         "dropped": {
             "filter": {"rejected": len(rejected), "of": len(decisions),  # ties by name: set order varies per run
@@ -199,6 +208,32 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
             "problems": [p.model_dump() for p in report],
         },
     }
+
+
+def licence_data(items: dict[str, Item], assignments: list[SplitAssignment], sources: list[dict]) -> dict:
+    """{licence: {"papers", "items", "train", "val", "test"}}: source papers (manual sources excluded) by their
+    licence, items by the licence in their provenance ("unknown" when none was stated)."""
+    table: dict[str, dict] = defaultdict(lambda: {"papers": 0, "items": 0, **{s: 0 for s in SPLITS}})
+    for s in sources:
+        if not s["manual"]:
+            table[s.get("licence") or "unknown"]["papers"] += 1
+    for a in assignments:
+        row = table[str(items[a.item_id].provenance.get("licence") or "unknown")]
+        row["items"] += 1
+        row[a.split] += 1
+    return {k: table[k] for k in sorted(table)}
+
+
+def update_data(paths: StagePaths, sources: list[dict]) -> dict:
+    """Which build brought which source (OUT/paper_splits.jsonl): sources per update and the latest one's list."""
+    pins = {p.paper: p for p in read_jsonl(pins_path(paths), PaperSplit)} if pins_path(paths).exists() else {}
+    present = [s for s in sources if s["source"] in pins]
+    per_update = Counter(pins[s["source"]].update for s in present)
+    latest = max(per_update, default=0)
+    added = [{k: s.get(k) for k in ("source", "title", "doi", "licence")} | {"split": pins[s["source"]].split}
+             for s in present if pins[s["source"]].update == latest]
+    return {"latest": latest, "sources_per_update": {str(k): per_update[k] for k in sorted(per_update)},
+            "added_by_latest": added}
 
 
 def labelling_data(paths: StagePaths, labels: list[LabelRecord]) -> dict:
@@ -280,9 +315,23 @@ def card_markdown(data: dict) -> str:
     md += ["## Augmentation", ""]
     md += _table(["kind", "images"], [[k, n] for k, n in data["augmentation"].items()])
     md += ["## Sources", ""]
-    md += _table(["source", "title", "doi", "train", "val", "test"],
-                 [[s["source"], s.get("title") or "", s.get("doi") or "", *(s["items"][x] for x in SPLITS)]
-                  for s in data["sources"]])
+    md += _table(["source", "title", "doi", "licence", "train", "val", "test"],
+                 [[s["source"], s.get("title") or "", s.get("doi") or "", s.get("licence") or "",
+                   *(s["items"][x] for x in SPLITS)] for s in data["sources"]])
+    md += ["## Licences", "", "source papers by the licence of their PDF (fetch manifest, else the PDF's own "
+           "statement; \"unknown\": none stated), items by their paper's licence", ""]
+    md += _table(["licence", "papers", "items", *SPLITS],
+                 [[k, v["papers"], v["items"], *(v[x] for x in SPLITS)] for k, v in data["licences"].items()])
+    upd = data["updates"]
+    if upd["latest"] == 1:
+        md += ["## Updates", "", "every source comes from the first build (OUT/paper_splits.jsonl)", ""]
+    elif upd["latest"]:
+        md += ["## Updates", "", "sources per build that first placed them (1 = the first build): "
+               + ", ".join(f"build {k}: {n}" for k, n in upd["sources_per_update"].items()), "",
+               f"Added by build {upd['latest']}:", ""]
+        md += _table(["source", "title", "doi", "licence", "split"],
+                     [[a["source"], a.get("title") or "", a.get("doi") or "", a.get("licence") or "", a["split"]]
+                      for a in upd["added_by_latest"]])
     leak = data["leakage"]
     md += ["## Leakage between splits", "",
            f"- source papers in more than one split: {leak['papers_across_splits']} (must be 0)",

@@ -24,17 +24,22 @@ from dataset_builders.records import (
     PanelRecord,
     PaperPanels,
     Problem,
+    SourceMeta,
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl, read_model, write_jsonl_atomic
 
 
-def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
+def load_panels(paths: StagePaths, sources: dict[str, SourceMeta] | None = None) -> dict[str, PanelRecord]:
+    """{panel id: panel} of every paper; with ``sources``, also fills it with {paper id: source metadata}."""
     panels: dict[str, PanelRecord] = {}
     for f in sorted(paths.panels.glob("*.json")):
-        for p in read_model(f, PaperPanels).panels:
+        paper = read_model(f, PaperPanels)
+        for p in paper.panels:
             panels[p.panel_id] = p
+        if sources is not None:
+            sources[paper.paper_id] = SourceMeta.model_validate(paper.model_dump(include=set(SourceMeta.model_fields)))
     return panels
 
 
@@ -71,7 +76,9 @@ def item_texts(paths: StagePaths, items: list[Item]) -> dict[str, tuple[list[str
     return out
 
 
-def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord) -> Item:
+def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord, source: SourceMeta) -> Item:
+    """The item of a kept, labelled representative panel; doi / licence / source_url are those of the
+    representative's paper (a reprint in another paper keeps the first paper's licence)."""
     return Item(
         item_id=panel.panel_id,
         image=panel.image,
@@ -90,12 +97,17 @@ def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord) -
             "split_method": panel.split_method,
             "duplicates": len(group.members) - 1,
             "prompt_version": label.prompt_version,
+            "doi": source.doi,
+            "licence": source.licence,
+            "licence_url": source.licence_url,
+            "source_url": source.source_url,
         },
     )
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    panels = load_panels(paths)
+    sources: dict[str, SourceMeta] = {}
+    panels = load_panels(paths, sources)
     keep = {d.panel_id for d in read_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
     labels = {r.item_id: r for r in read_jsonl(paths.labels, LabelRecord)} if paths.labels.exists() else {}
     problems: list[Problem] = []
@@ -113,7 +125,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             problems.append(Problem(file=panel.source_pdf, stage="label", reason=reason, detail=detail,
                                     paper_id=panel.paper_id, item_id=panel.panel_id))
             continue
-        mined[panel.panel_id] = _mined_item(panel, group, label)
+        mined[panel.panel_id] = _mined_item(panel, group, label, sources.get(panel.paper_id, SourceMeta()))
 
     manual = load_manual_items(paths)
     replaced = 0

@@ -250,7 +250,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             paper_ids=sorted({_source_id(r.source) for r in same}),
             features=features,
             label_origin="manual",
-            provenance={"source": first.source, "notes": first.notes, "file": first.file},
+            provenance={"source": first.source, "notes": first.notes, "file": first.file,
+                        "doi": None, "licence": "unknown", "source_url": None},  # a manual image states no licence
         ))
     items.sort(key=lambda i: i.item_id)
     write_json_atomic(paths.manual / ITEMS_NAME, [i.model_dump(mode="json") for i in items])

@@ -23,6 +23,7 @@ from pathlib import Path
 import pymupdf
 
 from dataset_builders.config import BuildConfig
+from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestIndex
 from dataset_builders.pdf.captions import cite_excerpts
 from dataset_builders.pdf.figures import (
     MIN_BBOX_PT,
@@ -36,6 +37,7 @@ from dataset_builders.pdf.figures import (
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
+from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
 from dataset_builders.records import (
@@ -45,8 +47,10 @@ from dataset_builders.records import (
     PaperRecord,
     Problem,
     SkippedGraphic,
+    SourceMeta,
     StageResult,
 )
+from dataset_builders.sources import apply_source, refresh_source
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_model_atomic
@@ -72,8 +76,13 @@ class MineOutcome:
     counts: dict[str, int]
 
 
-def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: BuildConfig) -> MineOutcome:
-    """Mine one PDF into ``out/stages/mine/<paper_id>/`` (images first, paper.json last)."""
+def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: BuildConfig,
+               source: SourceMeta | None = None) -> MineOutcome:
+    """Mine one PDF into ``out/stages/mine/<paper_id>/`` (images first, paper.json last).
+
+    source: the fetch manifest's record of this PDF (DOI, title, authors, licence ...), which wins over what
+    the PDF says; without one, the licence is the PDF's own statement (XMP rights, page 1) or "unknown".
+    """
     paths = StagePaths(out)
     folder = paths.mine / paper_id
     rel_folder = f"stages/mine/{paper_id}"
@@ -99,6 +108,7 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
                                      f"unreadable page(s) {', '.join(map(str, page_errors))}; the rest was mined",
                                      paper_id))
         record.problems = problems  # kept in the record: a resumed run reports the same lines
+        apply_source(record, source)
         write_model_atomic(folder / "paper.json", record, durable=False)  # unreadable -> mined again
     problems = problems + paper_problems(record)
     return MineOutcome(problems, {"mined": 1, **_record_counts(record)})
@@ -141,9 +151,11 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     first = pages[0].blocks if pages and pages[0].number == 1 else []
     meta = doc.metadata or {}
     doi_texts = [join_lines([ln.text for b in pd.blocks for ln in b.lines]) for pd in pages if pd.number <= 2]
+    later = " ".join(ln.text for pd in pages if pd.number > 2 for b in pd.blocks for ln in b.lines)
+    licence, url, where = pdf_licence(doc.get_xml_metadata() or "", " ".join(doi_texts), later)
     record = PaperRecord(paper_id=paper_id, source_pdf=source_rel, title=find_title(first, meta),
                          doi=find_doi(doi_texts, meta), n_pages=doc.page_count, figures=figures,
-                         excerpts=excerpts, skipped=skipped)
+                         excerpts=excerpts, skipped=skipped, licence=licence, licence_url=url, licence_source=where)
     return record, errors
 
 
@@ -346,13 +358,13 @@ def classify_non_pdf(head: bytes, name: str) -> tuple[str, str] | None:
     return "truncated_or_corrupt", "named .pdf but no %PDF- header and no known format: damaged file"
 
 
-def _mine_task(args: tuple[str, str, str, str, BuildConfig]) -> MineOutcome:
-    pdf, rel, paper_id, out, config = args
+def _mine_task(args: tuple[str, str, str, str, BuildConfig, SourceMeta | None]) -> MineOutcome:
+    pdf, rel, paper_id, out, config, source = args
     shown = pymupdf.TOOLS.mupdf_display_errors(), pymupdf.TOOLS.mupdf_display_warnings()
     pymupdf.TOOLS.mupdf_display_errors(False)  # damaged files are reported as Problems, not stderr noise
     pymupdf.TOOLS.mupdf_display_warnings(False)
     try:
-        return mine_paper(Path(pdf), rel, paper_id, Path(out), config)
+        return mine_paper(Path(pdf), rel, paper_id, Path(out), config, source)
     except Exception as exc:  # noqa: BLE001 - bad input must never stop the run
         return MineOutcome([_problem(rel, "mine_error", f"{type(exc).__name__}: {exc}", paper_id, "failed")],
                            {"failed": 1})
@@ -376,17 +388,24 @@ def _check_file(file: str) -> tuple[str, tuple[str, str, str] | None]:
         return "", ("unreadable", str(exc), "failed")
 
 
+def _fetch_bookkeeping(path: Path) -> bool:
+    """The fetcher's manifest and its in-progress downloads (.<name>.part) are not papers."""
+    return path.name == MANIFEST_NAME or (path.name.startswith(".") and path.name.endswith(".part"))
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Mine every PDF under ``config.papers`` (recursively, sorted); every other file becomes a Problem."""
     if config.papers is None:
         raise ValueError("mine: config.papers is not set (the build resolves the sample corpus before this stage)")
     root = Path(config.papers)
-    files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+    files = sorted((p for p in root.rglob("*") if p.is_file() and not _fetch_bookkeeping(p)),
+                   key=lambda p: p.relative_to(root).as_posix())
     counts = {"files": len(files), "pdfs": 0, "mined": 0, "resumed": 0, "failed": 0, "figures": 0, "parts": 0,
               "captioned": 0, "excerpts": 0}
     slots: list[list[Problem]] = [[] for _ in files]
     tasks: list[tuple[int, tuple]] = []
     seen: dict[str, str] = {}
+    manifests = ManifestIndex.load(root)  # papers.jsonl written by dataset_builders.fetch, if any
     # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB
     checked = list(run_jobs(_check_file, [str(f) for f in files], config.workers, "hash", "file", False,
                             chunks_per_worker=4))
@@ -406,13 +425,17 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             try:
                 record = read_model(done, PaperRecord)
                 counts["resumed"] += 1
+                source = manifests.lookup(pid, rel) if manifests else None
+                if source is not None and refresh_source(paths, record, source.source_meta()):
+                    counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
                 for k, v in _record_counts(record).items():
                     counts[k] += v
                 slots[idx] += record.problems + paper_problems(record)
                 continue
             except ValueError:
                 pass  # unreadable record: mine again
-        tasks.append((idx, (str(f), rel, pid, str(paths.out), config)))
+        source = manifests.lookup(pid, rel) if manifests else None
+        tasks.append((idx, (str(f), rel, pid, str(paths.out), config, source.source_meta() if source else None)))
 
     outcomes = zip((idx for idx, _ in tasks),
                    run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress))

@@ -45,6 +45,7 @@ from dataset_builders.records import (
     FigureRecord,
     PanelRecord,
     PaperPanels,
+    SourceMeta,
     PaperRecord,
     Problem,
     StageResult,
@@ -345,8 +346,8 @@ def process_paper(out: str, paper_json: str) -> tuple[str, dict[str, int], list[
                                       detail=f"{type(exc).__name__}: {exc}")]
         problems.extend(probs)
         panels.extend(p for _, p in sorted(enumerate(got), key=lambda ip: _sort_key(ip[1], ip[0])))
-    record = PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf, title=paper.title, doi=paper.doi,
-                         panels=panels, problems=problems)
+    record = PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf, panels=panels, problems=problems,
+                         **paper.model_dump(include=set(SourceMeta.model_fields)))
     write_model_atomic(target, record, durable=False)  # a record a power loss left unreadable is split again
     counts = {"papers": 1, "figures": len(paper.figures), "panels": len(panels)}
     for p in panels:

@@ -75,13 +75,32 @@ class SkippedGraphic(Record):
     reason: str  # "too_small", "repeated_publisher_image", "decompression_bomb", ...
 
 
-class PaperRecord(Record):
+LicenceSource = Literal["manifest", "pdf_text", "xmp", "unknown"]
+
+
+class SourceMeta(Record):
+    """Where a paper came from and under which licence (the fetch manifest, else the PDF's own statement).
+
+    Contract for the export and licence-filter tools: these names are relied on. ``licence`` is a
+    dataset_builders.licences id ("cc-by", "cc-by-nc-nd", "cc0", ...) or "unknown", never guessed.
+    """
+
+    title: str | None = None
+    doi: str | None = None
+    licence: str = "unknown"
+    licence_url: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    year: int | None = None
+    venue: str | None = None
+    source_url: str | None = None  # where the PDF was downloaded from
+    licence_source: LicenceSource = "unknown"
+
+
+class PaperRecord(SourceMeta):
     """Everything mined from one PDF (stages/mine/<paper_id>/paper.json)."""
 
     paper_id: str  # first 16 hex of the PDF's SHA-256
     source_pdf: str  # path relative to the papers folder
-    title: str | None = None
-    doi: str | None = None
     n_pages: int
     figures: list[FigureRecord]
     excerpts: list[Excerpt]
@@ -122,13 +141,11 @@ class PanelRecord(Record):
     cues: ImageCues
 
 
-class PaperPanels(Record):
-    """stages/panels/<paper_id>.json"""
+class PaperPanels(SourceMeta):
+    """stages/panels/<paper_id>.json (title, DOI, licence ... copied from the PaperRecord)"""
 
     paper_id: str
     source_pdf: str
-    title: str | None = None
-    doi: str | None = None
     panels: list[PanelRecord]
     problems: list["Problem"] = Field(default_factory=list)  # re-reported when a resumed run skips the paper
 

@@ -10,6 +10,9 @@ groups (the smallest) into train before val/test are filled, so every feature th
 one group is trainable. Then val and test are filled to about val_ratio / test_ratio of the items from a
 seeded shuffle of the remaining groups; the rest is train.
 
+Stable across updates: groups holding a paper that an earlier build placed keep its split
+(dataset_builders.paper_splits, OUT/paper_splits.jsonl); only groups of new papers are drawn.
+
 Benchmark exclusion: items within config.dedup_max_distance of any image under config.exclude_benchmark
 are dropped from every split (Problem reason "in_benchmark"), so a model is never trained on its test.
 
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from dataset_builders import paper_splits
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
@@ -149,8 +153,13 @@ def group_items(items: list[Item], max_distance: int) -> dict[str, list[Item]]:
 
 # --- assignment --------------------------------------------------------------------------------------
 
-def assign_groups(groups: dict[str, list[Item]], config: BuildConfig) -> dict[str, str]:
-    """{group name: split}: rare-first coverage of train, then val/test filled to their target sizes."""
+def assign_groups(groups: dict[str, list[Item]], config: BuildConfig, fixed: dict[str, str] | None = None
+                  ) -> dict[str, str]:
+    """{group name: split}: rare-first coverage of train, then val/test filled to their target sizes.
+
+    fixed: groups whose split is already decided (stable splits, dataset_builders.paper_splits): they keep it,
+    count towards the targets and towards train's feature coverage; only the other groups are drawn.
+    """
     rng = random.Random(f"{config.seed}:split")
     order = sorted(groups)
     rng.shuffle(order)
@@ -159,8 +168,8 @@ def assign_groups(groups: dict[str, list[Item]], config: BuildConfig) -> dict[st
     n_groups_with = Counter(f for feats in group_features.values() for f in feats)
     vocab_order = {name: i for i, name in enumerate(canonical_names())}
 
-    split_of: dict[str, str] = {}
-    in_train: set[str] = set()
+    split_of: dict[str, str] = dict(fixed or {})
+    in_train: set[str] = {f for g, s in split_of.items() if s == "train" for f in group_features[g]}
     for feat in sorted(n_groups_with, key=lambda f: (n_groups_with[f], vocab_order.get(f, len(vocab_order)), f)):
         if feat in in_train:
             continue
@@ -173,7 +182,7 @@ def assign_groups(groups: dict[str, list[Item]], config: BuildConfig) -> dict[st
 
     n_items = sum(len(v) for v in groups.values())
     target = {"val": config.val_ratio * n_items, "test": config.test_ratio * n_items}
-    filled = {"val": 0, "test": 0}
+    filled = {s: sum(len(groups[g]) for g, gs in split_of.items() if gs == s) for s in ("val", "test")}
     for g in order:
         if g in split_of:
             continue
@@ -193,12 +202,20 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     items = sorted(items, key=lambda it: it.item_id)
     kept, problems = exclude_benchmark(items, config, progress)
     groups = group_items(kept, config.dedup_max_distance)
-    split_of = assign_groups(groups, config)
-    assignments = sorted((SplitAssignment(item_id=it.item_id, split=split_of[name], group=name)
-                          for name, members in groups.items() for it in members), key=lambda a: a.item_id)
+    pins, redrawn = paper_splits.read_pins(paths, config)
+    fixed, overrides, conflicts = paper_splits.pinned_groups(groups, pins)
+    problems += redrawn + conflicts
+    dropped = {p.item_id for p in conflicts}
+    split_of = assign_groups(groups, config, fixed)
+    placed = [(it, overrides.get(it.item_id, split_of[name]), name)
+              for name, members in groups.items() for it in members if it.item_id not in dropped]
+    assignments = sorted((SplitAssignment(item_id=it.item_id, split=split, group=name) for it, split, name in placed),
+                         key=lambda a: a.item_id)
+    paper_splits.write_pins(paths, paper_splits.updated_pins(pins, [(it, split) for it, split, _ in placed], config))
     write_jsonl_atomic(paths.splits, assignments)
     write_jsonl_atomic(dropped_path(paths), problems)
     counts = Counter(a.split for a in assignments)
     return StageResult(stage="split", problems=problems, counts={
         "items": len(items), "groups": len(groups), **{s: counts.get(s, 0) for s in SPLITS},
-        "in_benchmark": sum(p.reason == "in_benchmark" for p in problems)})
+        "in_benchmark": sum(p.reason == "in_benchmark" for p in problems), "pinned_groups": len(fixed),
+        "split_conflict": len(conflicts)})

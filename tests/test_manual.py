@@ -71,7 +71,8 @@ def test_good_collection_becomes_items(tmp_path, good):
     fish = by_id[ids["png"]]
     assert fish.features == ["fish-eye", "fine granular area", "inclusion at origin"]  # rows 2 and 5 merged
     assert fish.paper_ids == ["manual:Doe 2018", "manual:Smith 2021"]
-    assert fish.provenance == {"source": "Smith 2021", "notes": "subsurface origin", "file": "vhcf/fisheye.png"}
+    assert fish.provenance == {"source": "Smith 2021", "notes": "subsurface origin", "file": "vhcf/fisheye.png",
+                               "doi": None, "licence": "unknown", "source_url": None}  # no licence is guessed
     assert fish.image == f"stages/manual/{ids['png']}.png"
     assert (paths.out / fish.image).read_bytes() == data["png"]  # source bytes kept
     assert (fish.width, fish.height, fish.label_origin) == (96, 64, "manual")
