@@ -10,6 +10,9 @@ groups (the smallest) into train before val/test are filled, so every feature th
 one group is trainable. Then val and test are filled to about val_ratio / test_ratio of the items from a
 seeded shuffle of the remaining groups; the rest is train.
 
+Held-out pool (dataset_builders.holdout): papers set aside for the expert benchmark, and near-duplicates of
+their images, are removed before grouping (stages/holdout.jsonl; reasons "held_out", "near_holdout").
+
 Benchmark exclusion: items within config.dedup_max_distance of any image under config.exclude_benchmark
 are dropped from every split (Problem reason "in_benchmark"), so a model is never trained on its test.
 
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from dataset_builders import holdout
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
@@ -191,7 +195,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     """Write stages/splits.jsonl (one SplitAssignment per kept item, sorted by item id)."""
     items = read_jsonl(paths.items, Item) if paths.items.exists() else []
     items = sorted(items, key=lambda it: it.item_id)
-    kept, problems = exclude_benchmark(items, config, progress)
+    rest, held_out, pool_counts = holdout.set_aside(paths, items, config)  # the benchmark pool, before any split
+    kept, problems = exclude_benchmark(rest, config, progress)
+    problems = held_out + problems
     groups = group_items(kept, config.dedup_max_distance)
     split_of = assign_groups(groups, config)
     assignments = sorted((SplitAssignment(item_id=it.item_id, split=split_of[name], group=name)
@@ -201,4 +207,4 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     counts = Counter(a.split for a in assignments)
     return StageResult(stage="split", problems=problems, counts={
         "items": len(items), "groups": len(groups), **{s: counts.get(s, 0) for s in SPLITS},
-        "in_benchmark": sum(p.reason == "in_benchmark" for p in problems)})
+        "in_benchmark": sum(p.reason == "in_benchmark" for p in problems), **pool_counts})
