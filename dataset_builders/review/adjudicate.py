@@ -32,7 +32,7 @@ from pathlib import Path
 from dataset_builders.review import label_studio as ls
 from dataset_builders.review.agreement import agreement, agreement_markdown
 from dataset_builders.review.benchmark import (CLASS_CHOICES, SLOTS, Answer, PoolImage, bench_dir, label_config,
-                                               load_json, load_pool)
+                                               load_json, load_pool, project_title)
 from dataset_builders.review.collect import ReviewInputError
 from fracto_core.files import write_json_atomic, write_text_atomic
 from fracto_core.vocabulary import VOCABULARY_VERSION, canonical_names, rare_names
@@ -54,7 +54,7 @@ def _differs(a: Answer, b: Answer) -> bool:
 
 
 def agree(out: Path, a: dict[str, Answer], b: dict[str, Answer], client: ls.LabelStudioClient | None = None,
-          n_resamples: int = 1000, seed: int = 0, title: str = "FractoVLM expert benchmark") -> dict:
+          n_resamples: int = 1000, seed: int = 0, title: str = "FractoVLM benchmark") -> dict:
     """Agreement + adjudication tasks (+ project with a client); returns the agreement data."""
     dest = bench_dir(out)
     sample = load_json(dest / "sample.json")
@@ -82,7 +82,7 @@ def agree(out: Path, a: dict[str, Answer], b: dict[str, Answer], client: ls.Labe
     write_json_atomic(dest / "adjudication_tasks.json", adjudication)
     write_text_atomic(dest / "adjudication_config.xml", label_config(ADJUDICATION_VIEW))
     if client is not None and adjudication:
-        project = client.create_project(f"{title} - adjudication", label_config(ADJUDICATION_VIEW),
+        project = client.create_project(project_title(title, "adjudication"), label_config(ADJUDICATION_VIEW),
                                         "FractoVLM expert benchmark: decide the images the annotators answered "
                                         "differently; both answers are shown")
         client.add_local_storage(project, Path(load_json(dest / "sample.json")["storage"]))

@@ -117,7 +117,7 @@ def add_parser(sub, common: argparse.ArgumentParser, api: argparse.ArgumentParse
     e.add_argument("--annotators", nargs=2, required=True, metavar="NAME", help="the two annotators (A, B)")
     e.add_argument("--document-root", type=Path, default=None,
                    help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: --out)")
-    e.add_argument("--title", default="FractoVLM expert benchmark", help="project title prefix")
+    e.add_argument("--title", default="FractoVLM benchmark", help="project title prefix (cut to fit 50 characters)")
     e.set_defaults(func=cmd_export)
     a = steps.add_parser("agree", parents=[common, api], formatter_class=fmt,
                          help="both annotators' exports -> kappa, agreement, adjudication tasks")

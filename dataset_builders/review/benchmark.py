@@ -155,12 +155,17 @@ def make_task(image: PoolImage, document_root: Path) -> dict:
                      "item_id": r.item_id, "vocabulary_version": VOCABULARY_VERSION}}
 
 
+def project_title(title: str, suffix: str) -> str:
+    """Label Studio 1.23.2 refuses project titles over 50 characters (HTTP 400): the prefix is cut to fit."""
+    return f"{title[:49 - len(suffix)].rstrip()} {suffix}"
+
+
 def create_projects(client: ls.LabelStudioClient, title: str, tasks: list[dict], storage: Path,
                     annotators: list[str]) -> dict:
     """One project per annotator, same tasks, same config; returns {slot: project id}."""
     made = {}
     for slot, who in zip(SLOTS, annotators):
-        project = client.create_project(f"{title} - annotator {slot} ({who})", label_config(),
+        project = client.create_project(project_title(title, f"annotator {slot}"), label_config(),
                                         f"FractoVLM expert benchmark, annotator {slot}: {who}; label every image "
                                         f"on your own; vocabulary {VOCABULARY_VERSION}")
         client.add_local_storage(project, storage)
@@ -171,7 +176,7 @@ def create_projects(client: ls.LabelStudioClient, title: str, tasks: list[dict],
 
 def export(out: Path, n: int, seed: int, annotators: list[str], rare_min: int = DEFAULT_RARE_MIN,
            document_root: Path | None = None, client: ls.LabelStudioClient | None = None,
-           title: str = "FractoVLM expert benchmark") -> dict:
+           title: str = "FractoVLM benchmark") -> dict:
     """Draw the sample, write config.xml, tasks.json and sample.json; with a client create both projects."""
     if len(annotators) != 2 or len(set(annotators)) != 2:
         raise ReviewInputError(f"--annotators needs two different names (got {annotators})")
