@@ -313,3 +313,20 @@ def test_export_refuses_a_build_without_pool_and_bad_answers(built, pool_build, 
     with pytest.raises(ReviewImportError, match="carries a prediction"):
         parse_answers([{**rec, "technique": "SEM", "predictions": []}], "a.json")
     assert rare_names()  # the sample's minimum is about these
+
+
+def test_image_only_export_hides_the_text_and_a_known_licence_reaches_the_pool(pool_build, corpus_dir, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(pool_build, out)
+    paper = next(p.paper_ids[0] for p in read_pool(out) if len(p.paper_ids) == 1)  # a held-out paper
+    mined = out / "stages" / "mine" / paper / "paper.json"
+    mined.write_text(json.dumps({**json.loads(mined.read_text()), "license": "CC-BY-4.0"}))
+    build(BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=out, workers=1, seed=3,
+                      holdout_share=0.5), from_stage="split", to_stage="split", progress=False)
+    assert {p.licence for p in read_pool(out) if p.paper_ids == [paper]} == {"CC-BY-4.0"}
+    assert review_main(["benchmark", "export", "--out", str(out), "--n", "4", "--annotators", "a", "b",
+                        "--image-only"]) == 0
+    tasks = json.loads((out / "benchmark" / "tasks.json").read_text())
+    assert {t["data"]["caption"] for t in tasks} == {t["data"]["excerpt"] for t in tasks} == {
+        "(not shown for this benchmark: judge the image alone)"}
+    assert json.loads((out / "benchmark" / "sample.json").read_text())["text_shown"] is False

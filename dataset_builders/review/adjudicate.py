@@ -175,6 +175,7 @@ def finish(out: Path, adjudicated: dict[str, Answer], name: str = "expert_benchm
         "magnifications": dict(Counter(pool[r["item_id"]].magnification or "(not stated)"
                                        for r in kept).most_common()),
         "protocol": PROTOCOL, "blind": "no task carried a prediction or the build's labels",
+        "text_shown": sample.get("text_shown", True),  # caption + citing text beside the image, or the image alone
         "annotators": agreement_data["annotators"], "n_annotators": len(agreement_data["annotators"]),
         "agreement": {k: agreement_data[k] for k in ("n_images", "kappa", "kappa_ci", "agreement", "agreement_ci",
                                                       "exact_set_agreement", "exact_set_agreement_ci",
@@ -211,7 +212,8 @@ def card_markdown(card: dict) -> str:
           f"- selection: {sel['rule']}; seed {sel['seed']}, {sel['n']} drawn of {card['pool']['images']} pool "
           f"images (rare minimum {sel['rare_min']})",
           f"- pool: {len(card['pool']['papers'])} held-out paper(s) of build `{card['pool']['build']}`",
-          f"- protocol: {card['protocol']}",
+          f"- protocol: {card['protocol']}; the annotators saw "
+          + ("the image with its caption and citing text" if card["text_shown"] else "the image alone"),
           f"- annotators: {card['n_annotators']} ({', '.join(card['annotators'].values())}); "
           f"Cohen's kappa {f(ag['kappa'])}{ci(ag['kappa_ci'])}, raw agreement {f(ag['agreement'])}"
           f"{ci(ag['agreement_ci'])}, exact-set agreement {f(ag['exact_set_agreement'])} over {ag['n_images']} images",

@@ -146,12 +146,15 @@ def draw(pool: list[PoolImage], n: int, seed: int, rare_min: int = DEFAULT_RARE_
     }
 
 
-def make_task(image: PoolImage, document_root: Path) -> dict:
-    """One blind task: image and paper text, no prediction and none of the build's labels."""
+HIDDEN = "(not shown for this benchmark: judge the image alone)"
+
+
+def make_task(image: PoolImage, document_root: Path, show_text: bool = True) -> dict:
+    """One blind task: image and (unless hidden) the paper's text; no prediction, none of the build's labels."""
     r = image.review
     return {"data": {ls.IMAGE_TAG: ls.local_files_url(r.image, document_root),
-                     "caption": r.caption or "(no caption)",
-                     "excerpt": "\n\n".join(r.excerpts) or "(no text cites this figure)",
+                     "caption": (r.caption or "(no caption)") if show_text else HIDDEN,
+                     "excerpt": ("\n\n".join(r.excerpts) or "(no text cites this figure)") if show_text else HIDDEN,
                      "item_id": r.item_id, "vocabulary_version": VOCABULARY_VERSION}}
 
 
@@ -176,7 +179,7 @@ def create_projects(client: ls.LabelStudioClient, title: str, tasks: list[dict],
 
 def export(out: Path, n: int, seed: int, annotators: list[str], rare_min: int = DEFAULT_RARE_MIN,
            document_root: Path | None = None, client: ls.LabelStudioClient | None = None,
-           title: str = "FractoVLM benchmark") -> dict:
+           title: str = "FractoVLM benchmark", show_text: bool = True) -> dict:
     """Draw the sample, write config.xml, tasks.json and sample.json; with a client create both projects."""
     if len(annotators) != 2 or len(set(annotators)) != 2:
         raise ReviewInputError(f"--annotators needs two different names (got {annotators})")
@@ -185,11 +188,11 @@ def export(out: Path, n: int, seed: int, annotators: list[str], rare_min: int = 
     root = Path(document_root or out).resolve()
     by_id = {p.pool.item_id: p for p in pool}
     picked = [by_id[x["item_id"]] for x in sample["items"]]
-    tasks = [make_task(p, root) for p in picked]
+    tasks = [make_task(p, root, show_text) for p in picked]
     dest = bench_dir(out)
     sample["annotators"] = {slot: who for slot, who in zip(SLOTS, annotators)}
     storage = ls.storage_dir([p.review.image for p in picked], root)
-    sample.update({"document_root": str(root), "storage": str(storage)})
+    sample.update({"document_root": str(root), "storage": str(storage), "text_shown": show_text})
     write_text_atomic(dest / "config.xml", label_config())
     write_json_atomic(dest / "tasks.json", tasks)
     write_json_atomic(dest / "sample.json", sample)
