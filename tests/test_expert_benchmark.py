@@ -317,7 +317,7 @@ def test_export_refuses_a_build_without_pool_and_bad_answers(built, pool_build, 
 
 def test_image_only_export_hides_the_text_and_a_known_licence_reaches_the_pool(pool_build, corpus_dir, tmp_path):
     out = tmp_path / "out"
-    shutil.copytree(pool_build, out)
+    shutil.copytree(pool_build, out, ignore=shutil.ignore_patterns("benchmark"))
     paper = next(p.paper_ids[0] for p in read_pool(out) if len(p.paper_ids) == 1)  # a held-out paper
     mined = out / "stages" / "mine" / paper / "paper.json"
     mined.write_text(json.dumps({**json.loads(mined.read_text()), "license": "CC-BY-4.0"}))
@@ -330,3 +330,25 @@ def test_image_only_export_hides_the_text_and_a_known_licence_reaches_the_pool(p
     assert {t["data"]["caption"] for t in tasks} == {t["data"]["excerpt"] for t in tasks} == {
         "(not shown for this benchmark: judge the image alone)"}
     assert json.loads((out / "benchmark" / "sample.json").read_text())["text_shown"] is False
+
+
+def test_a_second_sample_and_one_person_in_both_projects_are_refused(pool_build, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(pool_build, out, ignore=shutil.ignore_patterns("benchmark"))
+    args = ["benchmark", "export", "--out", str(out), "--annotators", "a", "b", "--n", "5"]
+    assert review_main([*args, "--seed", "1"]) == 0 and review_main([*args, "--seed", "1"]) == 0  # same draw: fine
+    assert review_main([*args, "--seed", "2"]) == 2
+    assert "holds another sample (seed 1, 5 images)" in capsys.readouterr().err
+    assert review_main([*args, "--seed", "2", "--replace"]) == 0
+    tasks = json.loads((out / "benchmark" / "tasks.json").read_text())
+    truth = {p.item_id: p.features for p in read_pool(out)}
+    ea, eb, _ = simulate(tasks, truth)
+    (tmp_path / "a.json").write_text(json.dumps(ea))
+    (tmp_path / "b.json").write_text(json.dumps([{**r, "annotator": "ann1@lab"} for r in eb]))
+    assert review_main(["benchmark", "agree", "--out", str(out), "--export-a", str(tmp_path / "a.json"),
+                        "--export-b", str(tmp_path / "b.json")]) == 2
+    assert "ann1@lab answered in both annotators' projects" in capsys.readouterr().err
+    (tmp_path / "b.json").write_text(json.dumps(eb[:-1]))
+    assert review_main(["benchmark", "agree", "--out", str(out), "--export-a", str(tmp_path / "a.json"),
+                        "--export-b", str(tmp_path / "b.json")]) == 2
+    assert "annotator B lacks 1" in capsys.readouterr().err

@@ -70,6 +70,10 @@ def agree(out: Path, a: dict[str, Answer], b: dict[str, Answer], client: ls.Labe
                      {f: [b[i].classes()[f] for i in drawn] for f in CLASS_CHOICES}, n_resamples, seed)
     names = [sample["annotators"][s] for s in SLOTS]
     seen = {s: sorted({x.annotator for x in ans.values()}) for s, ans in zip(SLOTS, (a, b))}
+    shared = sorted((set(seen["A"]) & set(seen["B"])) - {""})
+    if shared:
+        raise ReviewInputError(f"{', '.join(shared)} answered in both annotators' projects: the agreement would not "
+                               "be between two experts; check the exports (--export-a / --export-b)")
     disagreements = [i for i in drawn if _differs(a[i], b[i])]
     data.update({"annotators": sample["annotators"], "label_studio_users": seen, "disagreements": disagreements})
     tasks_by_id = {t["data"]["item_id"]: t for t in load_json(dest / "tasks.json")}

@@ -56,7 +56,7 @@ def _records(ns, client, file: Path | None, key: str) -> tuple[list, str]:
 def cmd_export(ns) -> int:
     client = _client(ns)
     res = export(ns.out, ns.n, ns.seed, ns.annotators, ns.rare_min, ns.document_root, client, ns.title,
-                 show_text=not ns.image_only)
+                 show_text=not ns.image_only, replace=ns.replace)
     s = res["sample"]
     rare = {f: r["in_sample"] for f, r in s["features"].items() if r["rare"]}
     print(f"sample: {s['n']} of {s['pool_images']} pool images, seed {s['seed']}; rare features in it: "
@@ -120,6 +120,7 @@ def add_parser(sub, common: argparse.ArgumentParser, api: argparse.ArgumentParse
                    help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: --out)")
     e.add_argument("--image-only", action="store_true",
                    help="hide the caption and the citing text from the annotators (they judge the image alone)")
+    e.add_argument("--replace", action="store_true", help="replace a different sample already in OUT/benchmark")
     e.add_argument("--title", default="FractoVLM benchmark", help="project title prefix (cut to fit 50 characters)")
     e.set_defaults(func=cmd_export)
     a = steps.add_parser("agree", parents=[common, api], formatter_class=fmt,

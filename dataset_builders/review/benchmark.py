@@ -179,12 +179,20 @@ def create_projects(client: ls.LabelStudioClient, title: str, tasks: list[dict],
 
 def export(out: Path, n: int, seed: int, annotators: list[str], rare_min: int = DEFAULT_RARE_MIN,
            document_root: Path | None = None, client: ls.LabelStudioClient | None = None,
-           title: str = "FractoVLM benchmark", show_text: bool = True) -> dict:
-    """Draw the sample, write config.xml, tasks.json and sample.json; with a client create both projects."""
+           title: str = "FractoVLM benchmark", show_text: bool = True, replace: bool = False) -> dict:
+    """Draw the sample, write config.xml, tasks.json and sample.json; with a client create both projects.
+
+    A benchmark folder that already holds another sample (other seed, size or pool) is refused unless
+    ``replace``: its projects may hold annotations that belong to it."""
     if len(annotators) != 2 or len(set(annotators)) != 2:
         raise ReviewInputError(f"--annotators needs two different names (got {annotators})")
     pool = load_pool(out)
     sample = draw(pool, n, seed, rare_min)
+    old = bench_dir(out) / "sample.json"
+    if old.exists() and not replace and load_json(old).get("items") != sample["items"]:
+        prev = load_json(old)
+        raise ReviewInputError(f"{old} holds another sample (seed {prev.get('seed')}, {prev.get('n')} images) whose "
+                               "projects may already be annotated; pass --replace to draw anew, or use another --out")
     root = Path(document_root or out).resolve()
     by_id = {p.pool.item_id: p for p in pool}
     picked = [by_id[x["item_id"]] for x in sample["items"]]
