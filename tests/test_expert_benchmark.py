@@ -280,6 +280,7 @@ def test_benchmark_from_pool_to_eval_report(pool_build, tmp_path, capsys):
                                     "adjudicators": ["judge@lab"]}
     assert card["not_fractograph"] == 1 and card["selection"]["seed"] == 4 and card["n_items"] == len(rows)
     assert sum(p["benchmark_images"] for p in card["pool"]["papers"]) == 9
+    assert card["pool"]["kept_out_of_training"] == {"by_paper": len(pool), "by_hash": 0}
     assert all(p["doi"] for p in card["pool"]["papers"])
     assert loaded.card()["expert"] == card
 

@@ -29,12 +29,16 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dataset_builders import holdout
+from dataset_builders.records import Problem
 from dataset_builders.review import label_studio as ls
 from dataset_builders.review.agreement import agreement, agreement_markdown
 from dataset_builders.review.benchmark import (CLASS_CHOICES, SLOTS, Answer, PoolImage, bench_dir, label_config,
                                                load_json, load_pool, project_title)
 from dataset_builders.review.collect import ReviewInputError
-from fracto_core.files import write_json_atomic, write_text_atomic
+from dataset_builders.split import dropped_path
+from dataset_builders.stage_paths import StagePaths
+from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
 from fracto_core.vocabulary import VOCABULARY_VERSION, canonical_names, rare_names
 
 SET_DIR = "set"
@@ -138,6 +142,14 @@ def _pool_provenance(pool: list[PoolImage], used: set[str]) -> list[dict]:
     return [papers[k] for k in sorted(papers)]
 
 
+def _kept_out(out: Path) -> dict:
+    """What this build kept out of its train/val/test for the pool (its dataset card says the same)."""
+    paths = StagePaths(out)
+    dropped = read_jsonl(dropped_path(paths), Problem) if dropped_path(paths).exists() else []
+    data = holdout.card_data(paths, dropped)
+    return {"by_paper": data["kept_out_by_paper"], "by_hash": data["kept_out_by_hash"]}
+
+
 def finish(out: Path, adjudicated: dict[str, Answer], name: str = "expert_benchmark") -> dict:
     """consensus.jsonl, the benchmark folder (images, CSV) and its card; returns the card."""
     dest = bench_dir(out)
@@ -170,7 +182,8 @@ def finish(out: Path, adjudicated: dict[str, Answer], name: str = "expert_benchm
         "selection": {k: sample[k] for k in ("rule", "seed", "n_requested", "n", "rare_min", "features",
                                              "techniques", "materials")},
         "pool": {"build": str(Path(out).resolve()), "images": len(pool),
-                 "papers": _pool_provenance(list(pool.values()), {r["item_id"] for r in records})},
+                 "papers": _pool_provenance(list(pool.values()), {r["item_id"] for r in records}),
+                 "kept_out_of_training": _kept_out(out)},
         "class_distribution": {f: features[f] for f in canonical_names() if features[f]},
         "rare_features": {f: features[f] for f in rare_names() if features[f]},
         "techniques": dict(Counter(r["technique"] or "(not given)" for r in kept).most_common()),
@@ -215,7 +228,9 @@ def card_markdown(card: dict) -> str:
     md = [f"# Expert benchmark `{card['name']}`: {card['n_items']} images", "",
           f"- selection: {sel['rule']}; seed {sel['seed']}, {sel['n']} drawn of {card['pool']['images']} pool "
           f"images (rare minimum {sel['rare_min']})",
-          f"- pool: {len(card['pool']['papers'])} held-out paper(s) of build `{card['pool']['build']}`",
+          f"- pool: {len(card['pool']['papers'])} held-out paper(s) of build `{card['pool']['build']}`; kept out of "
+          f"its train/val/test: {card['pool']['kept_out_of_training']['by_paper']} image(s) by paper, "
+          f"{card['pool']['kept_out_of_training']['by_hash']} near-duplicate(s) by perceptual hash",
           f"- protocol: {card['protocol']}; the annotators saw "
           + ("the image with its caption and citing text" if card["text_shown"] else "the image alone"),
           f"- annotators: {card['n_annotators']} ({', '.join(card['annotators'].values())}); "
