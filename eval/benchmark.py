@@ -182,7 +182,7 @@ def expert_lines(expert: dict | None) -> list[str]:
             f"{interval} between {expert.get('n_annotators', '?')} annotators (raw agreement "
             f"{ag.get('agreement', float('nan')):.3f}), {adj.get('adjudicated', '?')} image(s) adjudicated; "
             f"selection seed {(expert.get('selection') or {}).get('seed')}. A model cannot be measured more "
-            "precisely than the experts agree.", ""]
+            "precisely than the experts agree."]
 
 
 def _expert_card(csv_path: Path) -> dict | None:

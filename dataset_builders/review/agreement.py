@@ -52,7 +52,7 @@ def nominal_kappa(a: list[str], b: list[str]) -> float | None:
 
 
 def _none(x) -> float | None:
-    x = float(x)
+    x = round(float(x), 12) + 0.0  # float noise (-1e-17) would print as "-0.000"
     return None if np.isnan(x) else x
 
 
@@ -61,7 +61,7 @@ def _interval(samples: np.ndarray) -> list[float | None]:
     if ok.size == 0:
         return [None, None]
     lo, hi = np.percentile(ok, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
-    return [float(lo), float(hi)]
+    return [round(float(lo), 12) + 0.0, round(float(hi), 12) + 0.0]
 
 
 def _weights(n: int, n_resamples: int, seed: int) -> np.ndarray:
