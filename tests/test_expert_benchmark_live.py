@@ -29,6 +29,11 @@ def _tasks(client: LabelStudioClient, project: int) -> list[dict]:
     return sorted(page["tasks"] if isinstance(page, dict) else page, key=lambda t: t["id"])
 
 
+def _n_projects(client: LabelStudioClient) -> int:
+    page = client.request("GET", "/api/projects", query={"page_size": 100})
+    return len(page["results"] if isinstance(page, dict) else page)
+
+
 def _annotate(client: LabelStudioClient, task_id: int, rec: dict) -> None:
     """Post what an annotator chose in the interface (the JSON-MIN record of simulate) as a real annotation."""
     result = []
@@ -49,6 +54,9 @@ def test_two_annotators_adjudication_and_benchmark_through_label_studio(built, c
                      "--annotators", USER, SECOND_USER, *api]) == 0
         projects = json.loads((out / "benchmark" / "projects.json").read_text())["annotation"]
         admin, second = LabelStudioClient(url, token), LabelStudioClient(url, SECOND_TOKEN)
+        assert main(["benchmark", "export", "--out", str(out), "--n", "8", "--seed", "2",  # run again: no copies
+                     "--annotators", USER, SECOND_USER, *api]) == 0
+        assert _n_projects(admin) == 2
         tasks = {slot: _tasks(admin, projects[slot]) for slot in ("A", "B")}
         for slot in ("A", "B"):
             info = admin.request("GET", f"/api/projects/{projects[slot]}")
@@ -68,6 +76,9 @@ def test_two_annotators_adjudication_and_benchmark_through_label_studio(built, c
         assert ag["label_studio_users"] == {"A": [USER], "B": [SECOND_USER]}
 
         adj_project = json.loads((out / "benchmark" / "projects.json").read_text())["adjudication"]
+        assert main(["benchmark", "agree", "--out", str(out), *api, "--resamples", "300"]) == 0  # again: same project
+        assert json.loads((out / "benchmark" / "projects.json").read_text())["adjudication"] == adj_project
+        assert _n_projects(admin) == 3
         adj_tasks = _tasks(admin, adj_project)
         differ = [i for k, i in enumerate(ids) if k == 1 or k == 3 or k % 3 == 2]
         assert [t["data"]["item_id"] for t in adj_tasks] == ag["disagreements"] == differ

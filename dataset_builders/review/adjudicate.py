@@ -90,15 +90,25 @@ def agree(out: Path, a: dict[str, Answer], b: dict[str, Answer], client: ls.Labe
     write_json_atomic(dest / "adjudication_tasks.json", adjudication)
     write_text_atomic(dest / "adjudication_config.xml", label_config(ADJUDICATION_VIEW))
     if client is not None and adjudication:
-        project = client.create_project(project_title(title, "adjudication"), label_config(ADJUDICATION_VIEW),
-                                        "FractoVLM expert benchmark: decide the images the annotators answered "
-                                        "differently; both answers are shown")
-        client.add_local_storage(project, Path(load_json(dest / "sample.json")["storage"]))
-        client.import_tasks(project, adjudication)
-        info = load_json(dest / "projects.json") if (dest / "projects.json").exists() else {"url": client.url}
-        info["adjudication"] = project
-        write_json_atomic(dest / "projects.json", info)
-        data["adjudication_project"] = project
+        data["adjudication_project"] = adjudication_project(client, dest, adjudication, sample["storage"], title)
+    return data
+
+
+def adjudication_project(client: ls.LabelStudioClient, dest: Path, tasks: list[dict], storage: str,
+                         title: str) -> int:
+    """The adjudication project; one made earlier for the same disagreements (projects.json) is reused."""
+    record = dest / "projects.json"
+    info = load_json(record) if record.exists() else {"url": client.url}
+    items = [t["data"]["item_id"] for t in tasks]
+    if info.get("url") == client.url and info.get("adjudication") and info.get("adjudication_items") == items:
+        return int(info["adjudication"])
+    project = client.create_project(project_title(title, "adjudication"), label_config(ADJUDICATION_VIEW),
+                                    "FractoVLM expert benchmark: decide the images the annotators answered "
+                                    "differently; both answers are shown")
+    client.add_local_storage(project, Path(storage))
+    client.import_tasks(project, tasks)
+    write_json_atomic(record, {**info, "adjudication": project, "adjudication_items": items})
+    return project
     return data
 
 

@@ -164,16 +164,23 @@ def project_title(title: str, suffix: str) -> str:
 
 
 def create_projects(client: ls.LabelStudioClient, title: str, tasks: list[dict], storage: Path,
-                    annotators: list[str]) -> dict:
-    """One project per annotator, same tasks, same config; returns {slot: project id}."""
-    made = {}
+                    annotators: list[str], record: Path) -> dict:
+    """One project per annotator, same tasks, same config; returns {slot: project id}.
+
+    ``record`` (projects.json) is rewritten after each finished project, and a project it already names for this
+    server is kept: an export killed half-way and run again makes no second copy."""
+    info = load_json(record) if record.exists() else {}
+    made = dict(info.get("annotation") or {}) if info.get("url") == client.url else {}
     for slot, who in zip(SLOTS, annotators):
+        if slot in made:
+            continue
         project = client.create_project(project_title(title, f"annotator {slot}"), label_config(),
                                         f"FractoVLM expert benchmark, annotator {slot}: {who}; label every image "
                                         f"on your own; vocabulary {VOCABULARY_VERSION}")
         client.add_local_storage(project, storage)
         client.import_tasks(project, tasks)
         made[slot] = project
+        write_json_atomic(record, {"url": client.url, "annotation": made})
     return made
 
 
@@ -193,6 +200,8 @@ def export(out: Path, n: int, seed: int, annotators: list[str], rare_min: int = 
         prev = load_json(old)
         raise ReviewInputError(f"{old} holds another sample (seed {prev.get('seed')}, {prev.get('n')} images) whose "
                                "projects may already be annotated; pass --replace to draw anew, or use another --out")
+    if old.exists() and load_json(old).get("items") != sample["items"]:
+        (bench_dir(out) / "projects.json").unlink(missing_ok=True)  # --replace: the old projects are not this sample's
     root = Path(document_root or out).resolve()
     by_id = {p.pool.item_id: p for p in pool}
     picked = [by_id[x["item_id"]] for x in sample["items"]]
@@ -206,9 +215,7 @@ def export(out: Path, n: int, seed: int, annotators: list[str], rare_min: int = 
     write_json_atomic(dest / "sample.json", sample)
     result = {"sample": sample, "tasks": tasks, "storage": storage, "dest": dest}
     if client is not None:
-        projects = create_projects(client, title, tasks, storage, annotators)
-        write_json_atomic(dest / "projects.json", {"url": client.url, "annotation": projects})
-        result["projects"] = projects
+        result["projects"] = create_projects(client, title, tasks, storage, annotators, dest / "projects.json")
     return result
 
 
