@@ -87,6 +87,11 @@ def prepare_inputs(config: BuildConfig) -> BuildConfig:
         raise BuildError(f"--papers {config.papers}: no such folder")
     if config.manual is not None and not (config.manual / "manual.csv").is_file():
         raise BuildError(f"--manual {config.manual}: expected a folder with manual.csv (file,features,source,notes)")
+    if config.holdout_list is not None and not config.holdout_list.is_file():
+        raise BuildError(f"--holdout-list {config.holdout_list}: no such file")
+    if config.holdout_build is not None and not (config.holdout_build / "stages" / "holdout.jsonl").is_file():
+        raise BuildError(f"--holdout-build {config.holdout_build}: no stages/holdout.jsonl (build the pool with "
+                         "--holdout-share 1 --to-stage split)")
     if config.exclude_benchmark is not None and not config.exclude_benchmark.is_dir():
         raise BuildError(f"--exclude-benchmark {config.exclude_benchmark}: no such folder")
     return config

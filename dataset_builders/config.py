@@ -84,6 +84,14 @@ class BuildConfig(BaseModel):
     # split
     val_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in val")
     test_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in test")
+    # held-out pool for the expert benchmark (dataset_builders.holdout): set aside before the split
+    holdout_share: float = Field(0.0, ge=0, le=1, description="seeded share of the mined papers set aside as the "
+                                                              "held-out benchmark pool (never in train/val/test)")
+    holdout_list: Path | None = Field(None, description="file naming held-out papers, one a line: DOI, PDF file "
+                                                        "name or paper id (the benchmark pool)")
+    holdout_build: Path | None = Field(None, description="another build's pool (a separate folder of PDFs built "
+                                                         "with --holdout-share 1): its papers and near-duplicates "
+                                                         "of its images are kept out of this build")
 
     # augment
     rotations: list[int] = Field([90, 180, 270], description="lossless rotations added for every train image")

@@ -28,7 +28,7 @@ import numpy as np
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from dataset_builders import jpeg
+from dataset_builders import holdout, jpeg
 from fracto_core.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
@@ -198,6 +198,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "licences": licences,
         "updates": updates,
         "leakage": leakage(items, split_of, config.dedup_max_distance),
+        "held_out": holdout.card_data(paths, _jsonl(dropped_path(paths), Problem)),
         "dropped": {
             "filter": {"rejected": len(rejected), "of": len(decisions),  # ties by name: set order varies per run
                        "by_evidence": dict(sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS])},
@@ -345,6 +346,7 @@ def card_markdown(data: dict) -> str:
            f"- duplicates: {dropped['duplicates']['count']} panels merged into a representative",
            f"- labels without usable features: {dropped['labels'] or 'none'}",
            f"- benchmark exclusions: {len(dropped['benchmark'])}", ""]
+    md += holdout.card_lines(data.get("held_out") or {})
     if dropped["filter"]["by_evidence"]:
         md += ["### Filter evidence among rejected panels (top reasons; a panel counts once per reason)", ""]
         md += _table(["evidence", "panels"], [[k, n] for k, n in dropped["filter"]["by_evidence"].items()])

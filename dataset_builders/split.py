@@ -13,6 +13,9 @@ seeded shuffle of the remaining groups; the rest is train.
 Stable across updates: groups holding a paper that an earlier build placed keep its split
 (dataset_builders.paper_splits, OUT/paper_splits.jsonl); only groups of new papers are drawn.
 
+Held-out pool (dataset_builders.holdout): papers set aside for the expert benchmark, and near-duplicates of
+their images, are removed before grouping (stages/holdout.jsonl; reasons "held_out", "near_holdout").
+
 Benchmark exclusion: items within config.dedup_max_distance of any image under config.exclude_benchmark
 are dropped from every split (Problem reason "in_benchmark"), so a model is never trained on its test.
 
@@ -31,7 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from dataset_builders import paper_splits
+from dataset_builders import holdout, paper_splits
 from dataset_builders.config import BuildConfig
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
@@ -200,7 +203,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     """Write stages/splits.jsonl (one SplitAssignment per kept item, sorted by item id)."""
     items = read_jsonl(paths.items, Item) if paths.items.exists() else []
     items = sorted(items, key=lambda it: it.item_id)
-    kept, problems = exclude_benchmark(items, config, progress)
+    rest, held_out, pool_counts = holdout.set_aside(paths, items, config)  # the benchmark pool, before any split
+    kept, problems = exclude_benchmark(rest, config, progress)
+    problems = held_out + problems
     groups = group_items(kept, config.dedup_max_distance)
     pins, redrawn = paper_splits.read_pins(paths, config)
     fixed, overrides, conflicts = paper_splits.pinned_groups(groups, pins)
@@ -218,4 +223,4 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     return StageResult(stage="split", problems=problems, counts={
         "items": len(items), "groups": len(groups), **{s: counts.get(s, 0) for s in SPLITS},
         "in_benchmark": sum(p.reason == "in_benchmark" for p in problems), "pinned_groups": len(fixed),
-        "split_conflict": len(conflicts)})
+        "split_conflict": len(conflicts), **pool_counts})

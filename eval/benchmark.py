@@ -82,6 +82,7 @@ class Benchmark(BaseModel):
     root: Path  # absolute; item images resolve against it
     items: list[BenchmarkItem]
     ignored_columns: list[str] = Field(default_factory=list)
+    expert_card: dict | None = None  # <csv stem>.card.json beside the CSV (dataset_builders.review benchmark)
 
     def image_path(self, item: BenchmarkItem) -> Path:
         return self.root / item.image
@@ -132,6 +133,8 @@ class Benchmark(BaseModel):
             "label_origins": dict(sorted(Counter(it.label_origin or "(unknown)" for it in self.items).items())),
             "ignored_columns": list(self.ignored_columns),
         }
+        if self.expert_card is not None:
+            card["expert"] = self.expert_card
         for field in ("technique", "material", "mechanism"):
             values = Counter(getattr(it, field) for it in self.items if getattr(it, field) is not None)
             card[field] = dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -161,10 +164,39 @@ def card_markdown(card: dict) -> str:
     for field in ("technique", "material", "mechanism"):
         if card.get(field):
             lines += ["", f"{field}: " + ", ".join(f"{k} {v}" for k, v in card[field].items())]
+    lines += ["", *expert_lines(card.get("expert"))] if card.get("expert") else []
     top = list(card["sources"].items())[:10]
     lines += ["", "Sources (most items first): " + ", ".join(f"{k} ({v})" for k, v in top)
               + (" …" if len(card["sources"]) > 10 else "")]
     return "\n".join(lines) + "\n"
+
+
+def expert_lines(expert: dict | None) -> list[str]:
+    """How the experts agreed on this benchmark (its card from dataset_builders.review benchmark); [] if unknown."""
+    if not expert:
+        return []
+    ag, adj = expert.get("agreement") or {}, expert.get("adjudication") or {}
+    kappa, ci = ag.get("kappa"), ag.get("kappa_ci") or [None, None]
+    interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else ""
+    return [f"Expert agreement on this benchmark: Cohen's kappa {'n/a' if kappa is None else f'{kappa:.3f}'}"
+            f"{interval} between {expert.get('n_annotators', '?')} annotators (raw agreement "
+            f"{ag.get('agreement', float('nan')):.3f}), {adj.get('adjudicated', '?')} image(s) adjudicated; "
+            f"selection seed {(expert.get('selection') or {}).get('seed')}. A model cannot be measured more "
+            "precisely than the experts agree."]
+
+
+def _expert_card(csv_path: Path) -> dict | None:
+    """The benchmark card written beside the CSV (<stem>.card.json), if any."""
+    path = csv_path.with_name(csv_path.stem + ".card.json")
+    if not path.exists():
+        return None
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchmarkError(str(path), [f"unreadable benchmark card ({exc})"]) from None
+    if not isinstance(card, dict):
+        raise BenchmarkError(str(path), ["the benchmark card is not a JSON object"])
+    return card
 
 
 # --- loading -----------------------------------------------------------------------------------------
@@ -340,7 +372,8 @@ def load_csv(csv_path: Path, folder: Path | None = None) -> Benchmark:
         raise BenchmarkError(str(csv_path), problems)
     if not items:
         raise BenchmarkError(str(csv_path), ["no data rows"])
-    return Benchmark(name=csv_path.stem, kind="csv", root=root, items=items, ignored_columns=ignored)
+    return Benchmark(name=csv_path.stem, kind="csv", root=root, items=items, ignored_columns=ignored,
+                     expert_card=_expert_card(csv_path))
 
 
 def load_benchmark(path: Path, csv_file: Path | None = None, split: str = "test",

@@ -162,6 +162,7 @@ def run_multicall(config) -> object:
     card = RunCard(task=task.name, task_version=task.version, prompt_version=task.prompt_version, model=config.model,
                    backend="open_clip" if clip else "multi-call", parameters=recorded,
                    benchmark=BenchmarkRef(name=bench.name, kind=bench.kind, hash=bench.hash, n_items=len(bench.items),
+                                          expert=bench.expert_card,
                                           path=str(config.benchmark or DEFAULT_BENCHMARK)),
                    limit=config.limit, concurrency=config.concurrency, versions=versions(), started_at=now(),
                    context=level, protocol=protocol, identity=identity)

@@ -173,6 +173,7 @@ class BenchmarkRef(Record):
     path: str  # as given by the user (informative only; the hash identifies the benchmark)
     hash: str
     n_items: int
+    expert: dict[str, Any] | None = None  # the expert benchmark's card (selection, protocol, kappa), when it has one
 
 
 class Cost(Record):

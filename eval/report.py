@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from fracto_core.files import write_bytes_atomic, write_json_atomic, write_text_atomic
-from eval.benchmark import card_markdown
+from eval.benchmark import card_markdown, expert_lines
 from eval.metrics import (
     DEFAULT_RESAMPLES,
     MULTIPLE_CHOICE_FROM_MULTILABEL,
@@ -306,6 +306,7 @@ def report_markdown(scores: list[RunScores], warnings: list[str], n_resamples: i
         cells = [rs.name, *[_cell(rs.figures[k]) for k, _ in columns], str(len(rs.item_ids)),
                  f"**{rs.n_failed}**" if rs.n_failed else "0", str(rs.n_missing), _cost(rs)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *expert_lines(card.benchmark.expert)] if card.benchmark.expert else []  # beside the scores
     head_key = columns[0][0]
     half = first.figures[head_key].half_width
     lines += [

@@ -137,6 +137,7 @@ def run_eval(config: RunConfig) -> RunOutcome:
     card = RunCard(task=task.name, task_version=task.version, prompt_version=task.prompt_version, model=spec.name,
                    backend=spec.backend, endpoint=spec.public_url(), parameters=params,
                    benchmark=BenchmarkRef(name=bench.name, kind=bench.kind, hash=bench.hash, n_items=len(bench.items),
+                                          expert=bench.expert_card,
                                           path=str(config.benchmark or DEFAULT_BENCHMARK)),
                    limit=config.limit, concurrency=config.concurrency, versions=versions(), started_at=now(),
                    cost=Cost(pricing=price_note(spec, price)), identity=identity)

@@ -4,6 +4,7 @@ Usage:
     python -m dataset_builders.review export --to label-studio --out runs/ds1 --n 100 --seed 0 [--url URL --token T]
     python -m dataset_builders.review import --out runs/ds1 --export export.json   (or --url URL --token T --project ID)
     python -m dataset_builders.review gallery --out runs/ds1 [--eval runs/eval/run1 ...] [--html gallery.html]
+    python -m dataset_builders.review benchmark export|agree|finish --out runs/ds1 ...   (docs/expert_benchmark.md)
 
 The token may also come from the environment (LABEL_STUDIO_TOKEN); it is read at call time and never printed.
 """
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from dataset_builders.review import label_studio as ls
+from dataset_builders.review.bench_cli import add_parser as add_benchmark_parser
 from dataset_builders.review.collect import ReviewInputError, collect_items
 from dataset_builders.review.gallery import DEFAULT_THUMB, write_gallery
 from dataset_builders.review.importer import AUDIT_MD, ReviewImportError, import_review, load_export
@@ -31,16 +33,6 @@ def _token(ns) -> str:
     return token
 
 
-def storage_dir(images: list[Path], document_root: Path) -> Path:
-    """The folder a local-files storage must cover: every image's folder, strictly inside the document root."""
-    root = Path(document_root).resolve()
-    common = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in images]))
-    if common == root or root not in common.parents:
-        raise ReviewInputError(f"the images lie in {common}; Label Studio needs them in a subfolder of the document "
-                               f"root {root}: pass --document-root to a folder above it")
-    return common
-
-
 def cmd_export(ns) -> int:
     items = collect_items(ns.out)
     root = (ns.document_root or ns.out).resolve()
@@ -50,7 +42,7 @@ def cmd_export(ns) -> int:
     dest = ns.dest or ns.out / "review" / "label_studio"
     files = ls.write_files(dest, tasks, sample, root)
     by_id = {i.item_id: i for i in items}
-    storage = storage_dir([by_id[t["data"]["item_id"]].image for t in tasks], root)
+    storage = ls.storage_dir([by_id[t["data"]["item_id"]].image for t in tasks], root)
     print(f"sample: {len(tasks)} of {sum(1 for i in items if i.features)} labelled items, seed {ns.seed} "
           f"({files['sample']})")
     print(f"config: {files['config']}\ntasks:  {files['tasks']}")
@@ -131,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--thumb", type=int, default=DEFAULT_THUMB, help="longest image side in the page, pixels")
     g.add_argument("--title", default="FractoVLM review", help="page title")
     g.set_defaults(func=cmd_gallery)
+    add_benchmark_parser(sub, common, api)
     return p
 
 

@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -70,6 +71,16 @@ def local_files_url(image: Path, document_root: Path) -> str:
         raise ReviewInputError(f"{image}: outside the Label Studio document root {root} "
                                "(LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT); pass --document-root to a folder holding it")
     return LOCAL_FILES_PREFIX + urllib.parse.quote(image.relative_to(root).as_posix(), safe="/")
+
+
+def storage_dir(images: list[Path], document_root: Path) -> Path:
+    """The folder a local-files storage must cover: every image's folder, strictly inside the document root."""
+    root = Path(document_root).resolve()
+    common = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in images]))
+    if common == root or root not in common.parents:
+        raise ReviewInputError(f"the images lie in {common}; Label Studio needs them in a subfolder of the document "
+                               f"root {root}: pass --document-root to a folder above it")
+    return common
 
 
 def make_task(item: ReviewItem, stratum: str, document_root: Path) -> dict:
