@@ -25,7 +25,6 @@ Usage:
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from pathlib import Path, PurePosixPath
@@ -88,24 +87,8 @@ def paper_metadata(paths: StagePaths) -> dict[str, dict]:
     for f in sorted(paths.panels.glob("*.json")) if paths.panels.exists() else []:
         rec = read_model(f, PaperPanels)
         meta[rec.paper_id] = {"source_pdf": rec.source_pdf, "doi": rec.doi, "title": rec.title,
-                              "licence": _licence(paths, rec)}
+                              "licence": rec.licence}  # manifest, XMP or the PDF's own statement
     return meta
-
-
-def _licence(paths: StagePaths, rec: PaperPanels) -> str | None:
-    """A licence the build recorded for the paper (panels or mine record, "licence" or "license"), else None."""
-    found = [rec.model_dump()]
-    mined = paths.mine / rec.paper_id / "paper.json"
-    if mined.exists():
-        try:
-            found.append(json.loads(mined.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            pass
-    for data in found:
-        for key in ("licence", "license"):
-            if isinstance(data.get(key), str) and data[key]:
-                return data[key]
-    return None
 
 
 def _listed(path: Path, meta: dict[str, dict]) -> set[str]:

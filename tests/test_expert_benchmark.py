@@ -320,11 +320,11 @@ def test_image_only_export_hides_the_text_and_a_known_licence_reaches_the_pool(p
     out = tmp_path / "out"
     shutil.copytree(pool_build, out, ignore=shutil.ignore_patterns("benchmark"))
     paper = next(p.paper_ids[0] for p in read_pool(out) if len(p.paper_ids) == 1)  # a held-out paper
-    mined = out / "stages" / "mine" / paper / "paper.json"
-    mined.write_text(json.dumps({**json.loads(mined.read_text()), "license": "CC-BY-4.0"}))
+    panels = out / "stages" / "panels" / f"{paper}.json"  # as if the manifest had named its licence
+    panels.write_text(json.dumps({**json.loads(panels.read_text()), "licence": "cc-by"}))
     build(BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=out, workers=1, seed=3,
                       holdout_share=0.5), from_stage="split", to_stage="split", progress=False)
-    assert {p.licence for p in read_pool(out) if p.paper_ids == [paper]} == {"CC-BY-4.0"}
+    assert {p.licence for p in read_pool(out) if p.paper_ids == [paper]} == {"cc-by"}
     assert review_main(["benchmark", "export", "--out", str(out), "--n", "4", "--annotators", "a", "b",
                         "--image-only"]) == 0
     tasks = json.loads((out / "benchmark" / "tasks.json").read_text())
