@@ -56,7 +56,8 @@ def write(paths: StagePaths, config: BuildConfig, results: list[QAItem], items: 
                                  "kind": pair.kind, "question": pair.question, "answer": pair.answer,
                                  "refused": pair.refused, "sources": pair.sources, "features": pair.features,
                                  "item_features": item.features, "paper_ids": item.paper_ids,
-                                 "qa_origin": r.origin, "prompt_version": r.prompt_version})
+                                 "qa_origin": r.origin, "prompt_version": r.prompt_version,
+                                 "panel_captions": r.panel_captions})
 
     info_path = out / "dataset_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8"))
