@@ -84,6 +84,10 @@ class BuildConfig(BaseModel):
     # split
     val_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in val")
     test_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in test")
+    min_split_papers: int = Field(0, ge=0, description="at least this many source papers in val and in test "
+                                                       "(groups moved from train, smallest first, features "
+                                                       "still covered by train where possible); with few papers "
+                                                       "the ratios alone can leave val/test empty")
 
     # augment
     rotations: list[int] = Field([90, 180, 270], description="lossless rotations added for every train image")

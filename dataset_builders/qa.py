@@ -18,6 +18,8 @@ Usage:
 
 from __future__ import annotations
 
+import json
+
 from dataset_builders.questions import export as qa_export
 from dataset_builders.config import BuildConfig
 from dataset_builders.items import item_panels, item_texts, load_manual_items
@@ -115,6 +117,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
 
     split_of = {a.item_id: a.split for a in assigned}
     written = qa_export.write(paths, config, results, items, split_of)
+    card = json.loads((paths.dataset / "qa_card.json").read_text(encoding="utf-8"))
+    for warning in card["warnings"]:  # said at build time too (issue 27: a small real corpus)
+        print(f"[     qa] warning: {warning}", flush=True)
     pairs = [p for r in results for p in r.pairs]
     counts.update({"items": len(results), "with_pairs": sum(bool(r.pairs) for r in results),
                    "no_text": sum(r.status == "no_text" for r in results),
@@ -122,3 +127,4 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                    "refusals": sum(p.refused for p in pairs)})
     counts.update({f"{split}_pairs": n for split, n in written.items()})
     return StageResult(stage=STAGE, counts=counts, problems=problems)
+

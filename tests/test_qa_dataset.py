@@ -321,3 +321,29 @@ def test_llm_quotes_must_be_printed_text() -> None:
     assert error is None and pairs[0].sources == [printed]
     prompt = user_prompt(src)
     assert f"- {printed}" in prompt and "panel described by (not a quote):\n- SEM fractographs" in prompt
+
+
+# --- issue 27 (5): a small corpus gets val/test papers when asked, and is told when it has none ----------------
+
+def test_few_papers_warn_and_min_split_papers_fills_val_and_test(tmp_path: Path, capsys) -> None:
+    from dataset_builders.build import build
+
+    base = BuildConfig(out=tmp_path / "ratios", qa=True, workers=1, n_sample_papers=4, seed=1, variants=False)
+    build(base, progress=False)
+    card = json.loads((base.out / "dataset" / "qa_card.json").read_text())
+    assert card["papers"]["val"] == card["papers"]["test"] == 0 and card["papers"]["train"] >= 3
+    assert card["warnings"] and "--min-split-papers" in card["warnings"][0]
+    assert "[     qa] warning: no Q&A pairs in val and test" in capsys.readouterr().out
+
+    asked = base.model_copy(update={"out": tmp_path / "min1", "min_split_papers": 1})
+    results = build(asked, progress=False)
+    card = json.loads((asked.out / "dataset" / "qa_card.json").read_text())
+    assert card["papers"]["val"] >= 1 and card["papers"]["test"] >= 1 and card["papers"]["train"] >= 1
+    assert card["warnings"] == [] and results["qa"].counts["test_pairs"] > 0
+    assert "warning" not in capsys.readouterr().out
+    split_of_paper: dict[str, set[str]] = {}
+    for split in ("train", "val", "test"):
+        for meta in _meta(asked.out / "dataset", f"fracto_{split}"):
+            for paper in meta["paper_ids"]:
+                split_of_paper.setdefault(paper, set()).add(split)
+    assert all(len(s) == 1 for s in split_of_paper.values())  # whole papers moved, none in two splits
