@@ -20,6 +20,7 @@ DEFAULT_OUT = Path("output/sample_build")
 
 
 def default_workers() -> int:
+    """the machine's CPUs, at most 8"""
     return max(1, min(os.cpu_count() or 1, 8))
 
 
@@ -92,6 +93,10 @@ class BuildConfig(BaseModel):
     holdout_build: Path | None = Field(None, description="another build's pool (a separate folder of PDFs built "
                                                          "with --holdout-share 1): its papers and near-duplicates "
                                                          "of its images are kept out of this build")
+    min_split_papers: int = Field(0, ge=0, description="at least this many source papers in val and in test "
+                                                       "(groups moved from train, smallest first, features "
+                                                       "still covered by train where possible); with few papers "
+                                                       "the ratios alone can leave val/test empty")
 
     # augment
     rotations: list[int] = Field([90, 180, 270], description="lossless rotations added for every train image")
@@ -158,3 +163,32 @@ def add_config_arguments(parser: argparse.ArgumentParser, names: typing.Iterable
         else:
             kwargs["type"] = ann
         parser.add_argument(flag_name(name), **kwargs)
+
+
+# --- documentation: the options table of docs/builder_options.md ---------------------------------
+
+def _doc_default(action: argparse.Action) -> str:
+    field = BuildConfig.model_fields.get(action.dest)
+    if field is not None and field.default_factory is not None:  # machine-dependent: say how it is chosen
+        return (field.default_factory.__doc__ or "").strip().splitlines()[0]
+    default = action.default
+    if default is None or default is False or default is argparse.SUPPRESS:  # not "in": 0 == False
+        return "off" if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)) else ""
+    if default is True:
+        return "on (`--no-" + action.dest.replace("_", "-") + "`: off)"
+    return " ".join(map(str, default)) if isinstance(default, list) else str(default)
+
+
+def options_markdown(parser: argparse.ArgumentParser) -> str:
+    """The builder's options as a markdown table, one row per flag, from the parser itself (default and
+    help), so docs/builder_options.md cannot drift from the code (tests/test_docs.py compares them)."""
+    rows = ["| option | default | what it does |", "|---|---|---|"]
+    for action in parser._actions:  # argparse keeps no public list of its actions
+        if not action.option_strings or action.dest == "help":
+            continue
+        flag = action.option_strings[0]
+        text = " ".join((action.help or "").split()).replace("|", "\\|").replace("<", "\\<")
+        if action.choices:
+            text += " (one of: " + ", ".join(map(str, action.choices)) + ")"
+        rows.append(f"| `{flag}` | {_doc_default(action).replace('|', chr(92) + '|')} | {text} |")
+    return "\n".join(rows) + "\n"

@@ -56,23 +56,27 @@ def load_manual_items(paths: StagePaths) -> list[Item]:
     return [Item.model_validate(i) for i in json.loads(f.read_text(encoding="utf-8"))]
 
 
+def item_panels(paths: StagePaths, items: list[Item]) -> dict[str, list[PanelRecord]]:
+    """{item_id: the panels showing its image} (reprints included, in dedup-group order); manual items and
+    items whose panels are gone have none."""
+    panels = load_panels(paths)
+    members = {g.representative: g.members for g in load_groups(paths)}
+    return {item.item_id: [panels[pid] for pid in members.get(item.item_id, [item.item_id]) if pid in panels]
+            for item in items}
+
+
 def item_texts(paths: StagePaths, items: list[Item]) -> dict[str, tuple[list[str], list[str]]]:
     """{item_id: (captions, citing excerpts)} of every panel showing each item's image (reprints included, first
     seen first, no repeats); manual items and items whose panels are gone have none."""
-    panels = load_panels(paths)
-    members = {g.representative: g.members for g in load_groups(paths)}
     out: dict[str, tuple[list[str], list[str]]] = {}
-    for item in items:
+    for item_id, shown in item_panels(paths, items).items():
         captions: list[str] = []
         excerpts: list[str] = []
-        for pid in members.get(item.item_id, [item.item_id]):
-            panel = panels.get(pid)
-            if panel is None:
-                continue
+        for panel in shown:
             if panel.caption and panel.caption not in captions:
                 captions.append(panel.caption)
             excerpts += [e for e in panel.excerpts if e not in excerpts]
-        out[item.item_id] = (captions, excerpts)
+        out[item_id] = (captions, excerpts)
     return out
 
 

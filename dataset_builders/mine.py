@@ -17,6 +17,7 @@ figures (clustering, caption matching, panel letters), metadata (title, DOI), ge
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,14 +195,32 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
             figures.append(fig)
 
     figure_boxes = [expand(f.bbox, 2) for f in figures]
-    body_parts = []
+    return figures, skipped, _body_text(pd, caption_blocks, figure_boxes)
+
+
+_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVX]+\.)\s+\S")  # "3. Conclusions", "2.1 Materials", "IV. Results"
+
+
+def _body_text(pd: PageData, caption_blocks: set[int], figure_boxes: list) -> str:
+    """The page's running text without captions and in-figure text. Where a caption or figure lay between two
+    blocks, and around a one-line numbered heading, the blocks are joined by a paragraph break ("\n\n"):
+    an excerpt never grows across it (captions.excerpt_window), so it cannot run over a caption into the
+    next heading, which a reader searching the PDF would not find as one piece."""
+    out = ""
+    gap = heading_before = False
     for i, blk in enumerate(pd.blocks):
-        if i in caption_blocks:
+        lines = [] if i in caption_blocks else [ln.text for ln in blk.lines
+                                                if not any(centre_in(ln.bbox, fb) for fb in figure_boxes)]
+        if not lines:
+            gap = gap or i in caption_blocks or bool(blk.lines)
             continue
-        lines = [ln.text for ln in blk.lines if not any(centre_in(ln.bbox, fb) for fb in figure_boxes)]
-        if lines:
-            body_parts.append(join_lines(lines))
-    return figures, skipped, " ".join(body_parts)
+        text = join_lines(lines)
+        heading = len(lines) == 1 and bool(_HEADING.match(text))
+        if out:
+            out += "\n\n" if gap or heading or heading_before else " "
+        out += text
+        gap, heading_before = False, heading
+    return out
 
 
 def _separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Cluster]:

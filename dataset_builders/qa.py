@@ -18,9 +18,11 @@ Usage:
 
 from __future__ import annotations
 
+import json
+
 from dataset_builders.questions import export as qa_export
 from dataset_builders.config import BuildConfig
-from dataset_builders.items import item_texts, load_manual_items
+from dataset_builders.items import item_panels, item_texts, load_manual_items
 from dataset_builders.questions.records import QAItem, SourceText
 from dataset_builders.questions.templates import ORIGIN as TEMPLATES, TEMPLATE_PROMPT_VERSION, template_pairs
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
@@ -61,14 +63,18 @@ def get_generator(config: BuildConfig):
 
 
 def source_texts(paths: StagePaths, items: list[Item]) -> list[SourceText]:
-    """The captions and excerpts of every panel showing each item's image (reprints included)."""
+    """The captions (the panels' parts and the whole captions as printed) and excerpts of every panel showing
+    each item's image (reprints included)."""
     texts = item_texts(paths, items)
+    shown = item_panels(paths, items)
     manual = {m.item_id: m for m in load_manual_items(paths)}
     out: list[SourceText] = []
     for item in items:
         captions, excerpts = texts[item.item_id]
+        printed = list(dict.fromkeys(p.figure_caption or p.caption for p in shown[item.item_id]
+                                     if p.figure_caption or p.caption))
         origin = "manual" if item.item_id in manual or item.label_origin == "manual" else item.label_origin
-        out.append(SourceText(item_id=item.item_id, captions=captions, excerpts=excerpts,
+        out.append(SourceText(item_id=item.item_id, captions=captions, figure_captions=printed, excerpts=excerpts,
                               features=list(item.features), label_origin=origin))
     return out
 
@@ -100,6 +106,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         results += generated
         counts.update({k: v for k, v in summary.counts().items() if k in ("api_calls", "cache_hits",
                                                                            "cost_microusd")})
+    panel_captions = {s.item_id: s.captions for s in sources}
+    results = [r.model_copy(update={"panel_captions": panel_captions[r.item_id]}) for r in results]
     results.sort(key=lambda r: r.item_id)
     for r in results:
         if r.status == "failed":
@@ -109,6 +117,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
 
     split_of = {a.item_id: a.split for a in assigned}
     written = qa_export.write(paths, config, results, items, split_of)
+    card = json.loads((paths.dataset / "qa_card.json").read_text(encoding="utf-8"))
+    for warning in card["warnings"]:  # said at build time too (issue 27: a small real corpus)
+        print(f"[     qa] warning: {warning}", flush=True)
     pairs = [p for r in results for p in r.pairs]
     counts.update({"items": len(results), "with_pairs": sum(bool(r.pairs) for r in results),
                    "no_text": sum(r.status == "no_text" for r in results),
@@ -116,3 +127,4 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                    "refusals": sum(p.refused for p in pairs)})
     counts.update({f"{split}_pairs": n for split, n in written.items()})
     return StageResult(stage=STAGE, counts=counts, problems=problems)
+

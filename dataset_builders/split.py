@@ -199,6 +199,35 @@ def assign_groups(groups: dict[str, list[Item]], config: BuildConfig, fixed: dic
     return split_of
 
 
+def ensure_min_papers(split_of: dict[str, str], groups: dict[str, list[Item]], config: BuildConfig,
+                      fixed: dict[str, str] | None = None) -> dict[str, str]:
+    """--min-split-papers: move train groups into test, then val, until each holds that many source papers.
+
+    Smallest group first, and first those whose features other train groups still show (train keeps every
+    feature where it can); at least one group stays in train. Fewer papers than asked: as many as there are.
+    Groups in ``fixed`` (placed by an earlier build, dataset_builders.paper_splits) never move."""
+    want = config.min_split_papers
+    if want <= 0:
+        return split_of
+    split_of = dict(split_of)
+    papers = {g: {p for it in items for p in (it.paper_ids or [f"item:{it.item_id}"])} for g, items in groups.items()}
+    features = {g: {f for it in items for f in it.features} for g, items in groups.items()}
+    rng = random.Random(f"{config.seed}:min-split")
+    order = sorted(groups)
+    rng.shuffle(order)
+    rank = {g: i for i, g in enumerate(order)}
+    for split in ("test", "val"):
+        while sum(len(papers[g]) for g in split_of if split_of[g] == split) < want:
+            train = [g for g in split_of if split_of[g] == "train"]
+            movable = [g for g in train if g not in (fixed or {})]
+            if len(train) <= 1 or not movable:
+                break
+            shown = Counter(f for g in train for f in features[g])
+            spare = lambda g: all(shown[f] > 1 for f in features[g])  # noqa: E731
+            split_of[min(movable, key=lambda g: (not spare(g), len(groups[g]), rank[g]))] = split
+    return split_of
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write stages/splits.jsonl (one SplitAssignment per kept item, sorted by item id)."""
     items = read_jsonl(paths.items, Item) if paths.items.exists() else []
@@ -211,7 +240,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     fixed, overrides, conflicts = paper_splits.pinned_groups(groups, pins)
     problems += redrawn + conflicts
     dropped = {p.item_id for p in conflicts}
-    split_of = assign_groups(groups, config, fixed)
+    split_of = ensure_min_papers(assign_groups(groups, config, fixed), groups, config, fixed)
     placed = [(it, overrides.get(it.item_id, split_of[name]), name)
               for name, members in groups.items() for it in members if it.item_id not in dropped]
     assignments = sorted((SplitAssignment(item_id=it.item_id, split=split, group=name) for it, split, name in placed),

@@ -89,7 +89,9 @@ def parser(description: str) -> argparse.ArgumentParser:
                          "sent as max_completion_tokens)")
     ap.add_argument("--reasoning-effort", default=None,
                     help="reasoning models only (e.g. none|minimal|low|medium|high); default: the model's own")
-    ap.add_argument("--seed", type=int, default=None, help="sampling seed sent with each request (best effort)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="sampling seed sent with each request (best effort); also the option order of multiple "
+                         "choice and the initialisation of clip:<arch>/random (default 0 for both)")
     ap.add_argument("--image-max-pixels", type=int, default=None,
                     help=f"pixel budget per image (default: the benchmark's dataset_card.json image_max_pixels, "
                          f"else {IMAGE_MAX_PIXELS}); keep it equal for every model you compare")

@@ -6,7 +6,10 @@ and 0.346/0.523 for the material category; this baseline lets a user measure the
 Weights: `<weights>` is a local file (`clip:ViT-B-32//abs/path/open_clip_model.safetensors`), a local folder
 with open_clip_config.json + weights (`clip:ViT-B-32/local-dir:/abs/folder`), a pretrained tag already in the
 HF cache (`clip:ViT-B-32/openai`, read with HF_HUB_OFFLINE=1: nothing is downloaded), or `random` (random
-initialisation: tests only). A custom architecture can be registered first with open_clip.add_model_config
+initialisation: tests only; seeded by `--seed`, default 0, so a rerun gives the same numbers; the seed is in
+the run card and in the model identity). Every architecture family open_clip builds works: its own ViT and
+ModifiedResNet (RN50 …), CoCa, and timm trunks (ConvNeXt, timm ViT, EVA, FastViT/MobileCLIP, ViTamin);
+towers whose tokenizer lives on the HF hub (SigLIP, roberta/xlm text) load only when that tokenizer is cached. A custom architecture can be registered first with open_clip.add_model_config
 (DESIGN §6: a ~3.4 M-parameter random CLIP runs a forward pass on the CPU in milliseconds).
 
 Scoring (no text generation, no API):
@@ -42,6 +45,7 @@ PROMPT_TEMPLATES = {
 }
 NEUTRAL_PROMPT = "a fractograph of a fracture surface"
 MAX_SYNONYMS = 2  # per class: the name + this many synonyms, so long synonym lists do not dominate
+DEFAULT_RANDOM_SEED = 0  # clip:<arch>/random without --seed
 
 
 class ClipError(ValueError):
@@ -58,21 +62,49 @@ def split_name(name: str) -> tuple[str, str]:
     return arch, weights
 
 
-def clip_weights(name: str) -> tuple[dict, tuple[Path, ...]]:
-    """(what names the model, local weights to fingerprint) for eval.identity.offline_identity."""
+def random_seed(weights: str, seed: int | None) -> int | None:
+    """The initialisation seed of a `random` model (None for real weights, which need none)."""
+    if weights != "random":
+        return None
+    return DEFAULT_RANDOM_SEED if seed is None else seed
+
+
+def clip_weights(name: str, seed: int | None = None) -> tuple[dict, tuple[Path, ...]]:
+    """(what names the model, local weights to fingerprint) for eval.identity.offline_identity.
+
+    A random model is named by its seed too: another seed is another model (resume refuses it)."""
     arch, weights = split_name(name)
     local = Path(weights.removeprefix("local-dir:"))
-    return {"clip": arch, "weights": weights}, (local,) if local.is_absolute() else ()
+    body = {"clip": arch, "weights": weights}
+    if weights == "random":
+        body["seed"] = random_seed(weights, seed)
+    return body, (local,) if local.is_absolute() else ()
 
 
-def load_clip(arch: str, weights: str):
-    """(model, preprocess, tokenizer) on the CPU, in eval mode; never downloads (HF_HUB_OFFLINE=1)."""
+def image_size(model) -> list[int]:
+    """[height, width] the vision tower expects: open_clip's ModifiedResNet stores an int (224), its ViT and
+    timm trunks a tuple (open_clip 3.3.0 modified_resnet.py / transformer.py / timm_model.py)."""
+    size = getattr(model.visual, "image_size", None)
+    if size is None:
+        return []
+    return [int(size), int(size)] if isinstance(size, int) else [int(s) for s in size]
+
+
+def load_clip(arch: str, weights: str, seed: int | None = None):
+    """(model, preprocess, tokenizer) on the CPU, in eval mode; never downloads (HF_HUB_OFFLINE=1).
+
+    `random` weights are drawn under torch.manual_seed(seed) inside a forked RNG state (the caller's torch
+    RNG is left as it was); timm trunks initialise from the same torch generator."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # DESIGN §6: otherwise a missing tag retries the hub ~46 s
     import open_clip
+    import torch
 
     pretrained = None if weights == "random" else weights
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device="cpu")
+        with torch.random.fork_rng(devices=[]):
+            if weights == "random":
+                torch.manual_seed(random_seed(weights, seed))
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device="cpu")
         tokenizer = open_clip.get_tokenizer(arch)
     except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError/hub errors alike
         raise ClipError(f"open_clip could not load {arch!r} with weights {weights!r}: {type(exc).__name__}: "
@@ -151,13 +183,15 @@ def clip_samples(config, task: Task, bench: Benchmark, refs: dict[str, list[str]
                  min_pixels: int) -> tuple[list[SampleRecord], RequestParams, dict]:
     """Score every benchmark image with CLIP; (samples, recorded parameters, run-card protocol)."""
     arch, weights = split_name(config.model)
-    model, preprocess, tokenizer = load_clip(arch, weights)
+    seed = random_seed(weights, config.seed)
+    model, preprocess, tokenizer = load_clip(arch, weights, seed)
     recorded = RequestParams(model=config.model, image_max_pixels=max_pixels,
                              extra={"backend": "open_clip", "architecture": arch, "weights": weights,
-                                    "image_size": list(getattr(model.visual, "image_size", ()) or ())})
+                                    "image_size": image_size(model), "init_seed": seed})
     scores = label_scores(model, preprocess, tokenizer, task, bench)
     labels = list(task.labels)
-    protocol: dict = {"clip": {"architecture": arch, "weights": weights, "prompts": class_prompts(task)}}
+    protocol: dict = {"clip": {"architecture": arch, "weights": weights, "init_seed": seed,
+                               "prompts": class_prompts(task)}}
     if task.label_field == "features":
         val = _validation(config, bench)
         val_truth = np.array([[f in it.features for f in canonical_names()] for it in val.items])

@@ -135,7 +135,7 @@ def run_multicall(config) -> object:
         if level != "none":
             raise RunError("a CLIP baseline reads no text context: use --context none")
         try:
-            identity = offline_identity(*clip_weights(config.model))
+            identity = offline_identity(*clip_weights(config.model, config.seed))
             clip_scored, recorded, extra = clip_samples(config, task, bench, refs, max_pixels, min_pixels)
         except ClipError as exc:
             raise RunError(str(exc)) from None

@@ -21,6 +21,11 @@ from types import MappingProxyType
 VOCABULARY_VERSION = "fracto-vocab-v1"
 
 
+# Material classes a fracture surface can belong to; "ceramic" includes glass (ASM Handbook Vol. 12: metals,
+# ceramics and glasses, polymers, composites are treated in separate chapters).
+MATERIAL_CLASSES: tuple[str, ...] = ("metal", "polymer", "ceramic", "composite")
+
+
 @dataclass(frozen=True)
 class Feature:
     """One canonical morphology feature."""
@@ -31,6 +36,10 @@ class Feature:
     scale: str = "micro"  # "micro" (SEM scale) or "macro" (visible by eye / stereo microscope)
     rare: bool = False  # rare in the literature: worth manual collection and oversampling
     mechanisms: tuple[str, ...] = field(default=())  # mechanisms this feature points to
+    # material classes whose fracture surfaces show it (crazing: polymers; striations: metals; mirror-mist-
+    # hackle: glass, ceramics and glassy polymers such as PMMA; fibre pull-out: composites); the sample
+    # corpus pairs features with materials by these
+    materials: tuple[str, ...] = ("metal",)
 
     @property
     def phrases(self) -> tuple[str, ...]:
@@ -65,12 +74,14 @@ FEATURES: tuple[Feature, ...] = (
         "Flat, highly reflective transgranular facets formed by separation along crystallographic planes.",
         ("cleavage", "transgranular cleavage", "cleavage facet", "cleavage fracture", "cleavage planes"),
         mechanisms=("brittle overload",),
+        materials=("metal", "ceramic"),
     ),
     Feature(
         "river patterns",
         "Converging steps on a cleavage facet that point back toward the local crack origin.",
         ("river pattern", "river lines", "river markings", "river-like patterns"),
         mechanisms=("brittle overload",),
+        materials=("metal", "ceramic"),
     ),
     Feature(
         "cleavage tongues",
@@ -104,6 +115,7 @@ FEATURES: tuple[Feature, ...] = (
         ("intergranular fracture", "intergranular", "rock candy", "rock-candy", "grain boundary decohesion",
          "grain-boundary decohesion", "intergranular cracking", "intergranular facet"),
         mechanisms=("embrittlement", "creep", "intergranular stress corrosion cracking"),
+        materials=("metal", "ceramic"),
     ),
     Feature(
         "intergranular dimples",
@@ -124,6 +136,7 @@ FEATURES: tuple[Feature, ...] = (
          "conchoidal marks"),
         scale="macro",
         mechanisms=("fatigue",),
+        materials=("metal", "polymer", "composite"),
     ),
     Feature(
         "ratchet marks",
@@ -139,12 +152,14 @@ FEATURES: tuple[Feature, ...] = (
         ("crack origin", "fracture origin", "initiation site", "crack initiation", "origin of the crack",
          "crack nucleation site", "initiation sites"),
         mechanisms=(),
+        materials=MATERIAL_CLASSES,
     ),
     Feature(
         "secondary cracks",
         "Cracks branching off the main fracture plane into the material.",
         ("secondary crack", "secondary cracking", "branched cracks", "crack branching", "microcracks"),
         mechanisms=("intergranular stress corrosion cracking",),
+        materials=MATERIAL_CLASSES,
     ),
     Feature(
         "fish-eye",
@@ -165,6 +180,7 @@ FEATURES: tuple[Feature, ...] = (
         "A non-metallic inclusion at the crack origin.",
         ("inclusion", "inclusions", "non-metallic inclusion", "nonmetallic inclusion", "oxide inclusion"),
         mechanisms=("defect-initiated fracture",),
+        materials=("metal", "ceramic"),
     ),
     Feature(
         "gas pore",
@@ -172,6 +188,7 @@ FEATURES: tuple[Feature, ...] = (
         ("gas pores", "porosity", "pores", "pore", "keyhole pore", "keyhole pores", "gas porosity",
          "spherical pores"),
         mechanisms=("defect-initiated fracture",),
+        materials=("metal", "polymer", "ceramic", "composite"),
     ),
     Feature(
         "lack-of-fusion defect",
@@ -201,6 +218,7 @@ FEATURES: tuple[Feature, ...] = (
         ("creep cavity", "wedge cracks", "wedge-type cracks", "grain boundary cavities", "cavitation"),
         rare=True,
         mechanisms=("creep",),
+        materials=("metal", "ceramic"),
     ),
     Feature(
         "mirror-mist-hackle",
@@ -209,6 +227,7 @@ FEATURES: tuple[Feature, ...] = (
          "wallner lines", "mirror, mist and hackle"),
         rare=True,
         mechanisms=("brittle overload",),
+        materials=("ceramic", "polymer"),
     ),
     Feature(
         "fibre pull-out",
@@ -216,12 +235,14 @@ FEATURES: tuple[Feature, ...] = (
         ("fiber pull-out", "fibre pullout", "fiber pullout", "fiber pull out", "fibre pull out",
          "pulled-out fibres", "pulled-out fibers"),
         mechanisms=("composite failure",),
+        materials=("composite",),
     ),
     Feature(
         "matrix cracking",
         "Cracking and hackles in the matrix of a fibre composite.",
         ("matrix cracks", "hackles", "matrix hackles", "hackle marks", "matrix crack"),
         mechanisms=("composite failure",),
+        materials=("composite",),
     ),
     Feature(
         "crazing",
@@ -229,6 +250,7 @@ FEATURES: tuple[Feature, ...] = (
         ("crazes", "craze", "craze zone"),
         rare=True,
         mechanisms=("polymer crazing",),
+        materials=("polymer",),
     ),
 )
 
@@ -343,6 +365,13 @@ def sort_features(names: set[str] | list[str]) -> list[str]:
     if unknown:
         raise KeyError(f"unknown feature(s) {unknown}; valid: {', '.join(order)}")
     return sorted(set(names), key=order.__getitem__)
+
+
+def can_show(feature_name: str, material_class: str) -> bool:
+    """Whether a fracture surface of this material class can show the feature."""
+    if material_class not in MATERIAL_CLASSES:
+        raise KeyError(f"unknown material class {material_class!r}; valid: {', '.join(MATERIAL_CLASSES)}")
+    return material_class in feature(feature_name).materials
 
 
 def mechanism_hints(names: set[str] | list[str]) -> list[str]:

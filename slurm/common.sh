@@ -28,11 +28,11 @@ PARTITION=${PARTITION:-${SBATCH_PARTITION:-}}              # e.g. "gpu"; empty: 
 ACCOUNT=${ACCOUNT:-${SBATCH_ACCOUNT:-}}                    # e.g. "proj123"; empty: your default account
 MODULES=${MODULES:-}                                       # e.g. "cuda/12.4 nccl/2.21"; `module load`ed if set
 VENV=${VENV:-$REPO_DIR/.venv}                              # LlamaFactory + builder env (pip install -e .)
-VLLM_VENV=${VLLM_VENV:-$REPO_DIR/.venv-vllm}               # vLLM's own env (README: serving environment)
+VLLM_VENV=${VLLM_VENV:-$REPO_DIR/.venv-vllm}               # vLLM's own env (docs/training.md "Serving environment")
 export HF_HOME=${HF_HOME:-$HOME/.cache/huggingface}        # model weights cache: a shared file system
 export TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-false}
 # Compute nodes are often without internet: inside a job the hub is off unless FRACTO_ONLINE=1 (download the
-# base model first on a login node: python -m training.predownload RECIPE; README "Training").
+# base model first on a login node: python -m training.predownload RECIPE; docs/training.md).
 if [[ -n ${SLURM_JOB_ID:-} && ${FRACTO_ONLINE:-0} != 1 ]]; then
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 fi
@@ -67,7 +67,7 @@ setup_cluster_env() {
     # shellcheck disable=SC2086
     module load $MODULES
   fi
-  [[ -x $VENV/bin/python ]] || die "VENV=$VENV has no bin/python: create it (README quickstart) or export VENV=/path/to/venv"
+  [[ -x $VENV/bin/python ]] || die "VENV=$VENV has no bin/python: create it (README.md "Quickstart") or export VENV=/path/to/venv"
   export PATH="$VENV/bin:$PATH"
   export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
   PYTHON=$VENV/bin/python

@@ -100,7 +100,7 @@ if [[ $DRY_RUN == 1 ]]; then
   trap - EXIT; exit 0
 fi
 if [[ $BACKEND == vllm && ! -x $VLLM_VENV/bin/vllm ]]; then
-  die "no vLLM at $VLLM_VENV/bin/vllm: install it in its own environment (README) or export VLLM_VENV"
+  die "no vLLM at $VLLM_VENV/bin/vllm: install it in its own environment (docs/training.md) or export VLLM_VENV"
 fi
 
 mkdir -p "$OUT" "$ENDPOINT_DIR"

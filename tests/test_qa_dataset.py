@@ -227,3 +227,123 @@ def test_qa_stage_with_an_llm_generator(built, tmp_path: Path, monkeypatch) -> N
     card = json.loads((out / "dataset" / "qa_card.json").read_text())
     assert card["generator"] == ["model:qa-m"] and sum(card["pairs"].values()) == c["pairs"]
     assert card["refusals"] == {"measure": c["with_pairs"]}
+
+
+# --- issue 27 (3): evidence is text of the PDF ---------------------------------------------------------
+
+def ctrl_f(text: str) -> str:
+    """Text as a reader's search in a PDF viewer matches it: ligatures unfolded, a word hyphenated across a
+    line break joined (as pdf.text.join_lines does), any run of whitespace one space."""
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"([A-Za-z])-\n\s*([a-z])", r"\1\2", text)
+    return " ".join(text.split())
+
+
+def _pdf_texts(out: Path) -> dict[str, str]:
+    """{paper_id: the PDF's text as PyMuPDF extracts it, page by page, Ctrl-F normalised}."""
+    import pymupdf
+
+    texts = {}
+    for f in (out / "stages" / "panels").glob("*.json"):
+        record = json.loads(f.read_text())
+        with pymupdf.open(out / "sample_corpus" / "papers" / record["source_pdf"]) as doc:
+            texts[record["paper_id"]] = ctrl_f("\n".join(page.get_text() for page in doc))
+    return texts
+
+
+@pytest.fixture(scope="module")
+def default_qa_build(tmp_path_factory) -> Path:
+    """`python -m dataset_builders.build --qa` (the default sample corpus: 24 papers, seed 0)."""
+    from dataset_builders.build import build
+
+    out = tmp_path_factory.mktemp("default_qa") / "out"
+    build(BuildConfig(out=out, qa=True, workers=2), progress=False)
+    return out
+
+
+def test_every_evidence_string_of_the_default_qa_build_is_in_its_pdf(default_qa_build: Path) -> None:
+    """52 of 269 evidence strings were stitched panel captions or excerpts running into the next heading."""
+    texts = _pdf_texts(default_qa_build)
+    checked, missing, stitched = 0, [], 0
+    for split in ("train", "val", "test"):
+        for meta in _meta(default_qa_build / "dataset", f"fracto_qa_{split}"):
+            pdfs = [texts[p] for p in meta["paper_ids"] if p in texts]
+            for source in meta["sources"]:
+                if not pdfs:  # a manual image's label
+                    assert source.startswith("manual label: ")
+                    continue
+                checked += 1
+                if not any(ctrl_f(source) in t for t in pdfs):
+                    missing.append(source)
+            stitched += any(not any(ctrl_f(c) in t for t in pdfs) for c in meta["panel_captions"])
+    assert checked > 200 and missing == []
+    assert stitched > 0  # the panel captions the templates read are kept beside the evidence, as they are
+
+
+def test_excerpts_stop_at_captions_and_headings(default_qa_build: Path) -> None:
+    texts = _pdf_texts(default_qa_build)
+    excerpts = {(record["paper_id"], e) for f in (default_qa_build / "stages" / "panels").glob("*.json")
+                for record in [json.loads(f.read_text())] for p in record["panels"] for e in p["excerpts"]}
+    assert len(excerpts) > 50
+    assert [e for paper, e in excerpts if ctrl_f(e.strip("…")) not in texts[paper]] == []
+
+
+def test_stitched_panel_caption_is_quoted_as_printed() -> None:
+    printed = ("SEM fractographs of the CoCrMo alloy specimens: (a) closely spaced fatigue striations; "
+               "(b) unfused regions without dimples.")
+    src = SourceText(item_id="x-a", captions=["SEM fractographs of the CoCrMo alloy specimens: closely spaced "
+                                              "fatigue striations"], figure_captions=[printed],
+                     excerpts=["…ed. Fig. 5(a) shows striations. The heat"], features=["fatigue striations"])
+    pairs = {p.kind: p for p in template_pairs(src)}
+    assert pairs["features"].sources == [printed]
+    assert "closely spaced fatigue striations." in pairs["features"].answer
+    assert sentences("…ed. Fig. 5(a) shows striations. The heat") == ["Fig. 5(a) shows striations."]
+
+
+def test_llm_quotes_must_be_printed_text() -> None:
+    from dataset_builders.questions.llm import user_prompt
+
+    printed = "SEM fractographs of the 316L specimens: (a) gas pores; (b) dimples."
+    src = SourceText(item_id="p-a", captions=["SEM fractographs of the 316L specimens: gas pores"],
+                     figure_captions=[printed], features=["gas pore"])
+
+    def reply(source: str) -> str:
+        return json.dumps({"item": "p-a", "pairs": [
+            {"kind": "features", "answer": "Gas pores.", "refused": False, "sources": [source]},
+            {"kind": "origin", "answer": "Not stated.", "refused": True, "sources": []}]})
+
+    pairs, error = parse_qa_reply(reply(src.captions[0]), src)
+    assert pairs == [] and "source not in the text" in error
+    pairs, error = parse_qa_reply(reply(printed), src)
+    assert error is None and pairs[0].sources == [printed]
+    prompt = user_prompt(src)
+    assert f"- {printed}" in prompt and "panel described by (not a quote):\n- SEM fractographs" in prompt
+
+
+# --- issue 27 (5): a small corpus gets val/test papers when asked, and is told when it has none ----------------
+
+def test_few_papers_warn_and_min_split_papers_fills_val_and_test(tmp_path: Path, capsys) -> None:
+    from dataset_builders.build import build
+
+    base = BuildConfig(out=tmp_path / "ratios", qa=True, workers=1, n_sample_papers=4, seed=1, variants=False)
+    build(base, progress=False)
+    card = json.loads((base.out / "dataset" / "qa_card.json").read_text())
+    assert card["papers"]["val"] == card["papers"]["test"] == 0 and card["papers"]["train"] >= 3
+    assert card["warnings"] and "--min-split-papers" in card["warnings"][0]
+    assert "[     qa] warning: no Q&A pairs in val and test" in capsys.readouterr().out
+
+    asked = base.model_copy(update={"out": tmp_path / "min1", "min_split_papers": 1})
+    results = build(asked, progress=False)
+    card = json.loads((asked.out / "dataset" / "qa_card.json").read_text())
+    assert card["papers"]["val"] >= 1 and card["papers"]["test"] >= 1 and card["papers"]["train"] >= 1
+    assert card["warnings"] == [] and results["qa"].counts["test_pairs"] > 0
+    assert "warning" not in capsys.readouterr().out
+    split_of_paper: dict[str, set[str]] = {}
+    for split in ("train", "val", "test"):
+        for meta in _meta(asked.out / "dataset", f"fracto_{split}"):
+            for paper in meta["paper_ids"]:
+                split_of_paper.setdefault(paper, set()).add(split)
+    assert all(len(s) == 1 for s in split_of_paper.values())  # whole papers moved, none in two splits

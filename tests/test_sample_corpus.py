@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dataset_builders.sample_corpus import bad_inputs, generator, textures
-from dataset_builders.sample_corpus.text import KIND_PHRASES, NEG_WORDS, SYNONYMS
+from dataset_builders.sample_corpus.text import KIND_PHRASES, MATERIALS, NEG_WORDS, SYNONYMS
 from dataset_builders.sample_corpus.truth import CorpusTruth
 from dataset_builders.labelling.mentions import features_in
 from dataset_builders.sample_corpus.page_layout import COL_GAP, COL_W, X0
@@ -256,8 +256,8 @@ def test_wording_goes_beyond_the_rules_lexicon(corpus):
     others, and distractor captions use fracture words in another sense: the truth is the expert reading."""
     _, truth = corpus
     missed = hedged = mixed = 0
-    for paper in truth.papers:
-        assert paper.abbreviations
+    for paper in truth.papers:  # a polymer paper has no feature with a usual abbreviation (MVC, IG, LOF, ...)
+        assert paper.abbreviations or MATERIALS[paper.material] == "polymer"
         for fig in paper.figures:
             if not fig.is_fracture:
                 continue

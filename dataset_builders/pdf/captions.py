@@ -353,7 +353,17 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
         start = m.end()
     if start < len(text):
         bounds.append((start, len(text)))
+    if "\n\n" in text:  # a paragraph break (mine._body_text) ends a sentence too: a heading has no full stop
+        bounds = [piece for s, e in bounds for piece in _paragraph_pieces(text, s, e)]
     return [(s, e) for s, e in bounds if text[s:e].strip()]
+
+
+def _paragraph_pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    pieces = []
+    while (cut := text.find("\n\n", start, end)) != -1:
+        pieces.append((start, cut))
+        start = cut + 2
+    return [*pieces, (start, end)]
 
 
 def excerpt_window(text: str, start: int, end: int, max_chars: int,
@@ -361,8 +371,9 @@ def excerpt_window(text: str, start: int, end: int, max_chars: int,
     """Text around ``text[start:end]``, at most ``max_chars`` long.
 
     Whole sentences when they fit: the sentence(s) holding the span, then neighbours added alternately
-    after and before while the bound allows. A sentence longer than the bound is cut on word boundaries
-    around the span, with "…" where text was cut.
+    after and before while the bound allows, never across a paragraph break ("\n\n": the miner puts one
+    where a caption or figure lay between two blocks and around headings). A sentence longer than the bound
+    is cut on word boundaries around the span, with "…" where text was cut.
     """
     sentences = sentences if sentences is not None else sentence_bounds(text)
     hit = [i for i, (s, e) in enumerate(sentences) if s < end and e > start]
@@ -370,13 +381,18 @@ def excerpt_window(text: str, start: int, end: int, max_chars: int,
         lo, hi = hit[0], hit[-1]
         s0, e0 = sentences[lo][0], sentences[hi][1]
         if e0 - s0 <= max_chars:
+
+            def joined(a: int) -> bool:  # sentence a and a + 1 belong to one paragraph
+                return "\n\n" not in text[sentences[a][1]:sentences[a + 1][0]]
+
             grew = True
             while grew:
                 grew = False
-                if hi + 1 < len(sentences) and sentences[hi + 1][1] - sentences[lo][0] <= max_chars:
+                if (hi + 1 < len(sentences) and sentences[hi + 1][1] - sentences[lo][0] <= max_chars
+                        and joined(hi)):
                     hi += 1
                     grew = True
-                if lo > 0 and sentences[hi][1] - sentences[lo - 1][0] <= max_chars:
+                if lo > 0 and sentences[hi][1] - sentences[lo - 1][0] <= max_chars and joined(lo - 1):
                     lo -= 1
                     grew = True
             return _squash(text[sentences[lo][0]:sentences[hi][1]])

@@ -56,7 +56,8 @@ def write(paths: StagePaths, config: BuildConfig, results: list[QAItem], items: 
                                  "kind": pair.kind, "question": pair.question, "answer": pair.answer,
                                  "refused": pair.refused, "sources": pair.sources, "features": pair.features,
                                  "item_features": item.features, "paper_ids": item.paper_ids,
-                                 "qa_origin": r.origin, "prompt_version": r.prompt_version})
+                                 "qa_origin": r.origin, "prompt_version": r.prompt_version,
+                                 "panel_captions": r.panel_captions})
 
     info_path = out / "dataset_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -82,8 +83,24 @@ def write(paths: StagePaths, config: BuildConfig, results: list[QAItem], items: 
         "generator": origins, "prompt_versions": sorted({m["prompt_version"] for m in every}),
         "pairs": {s: len(metas[s]) for s in SPLITS},
         "images": {s: len({m["item_id"] for m in metas[s]}) for s in SPLITS},
+        "papers": papers_per_split(metas),
+        "warnings": split_warnings(papers_per_split(metas)),
         "kinds": dict(sorted(Counter(m["kind"] for m in every).items())),
         "refusals": dict(sorted(Counter(m["kind"] for m in every if m["refused"]).items())),
         "max_sample_tokens": check.max_sample_tokens,
     })
     return {s: len(samples[s]) for s in SPLITS}
+
+
+def papers_per_split(metas: dict[str, list[dict]]) -> dict[str, int]:
+    return {s: len({p for m in metas[s] for p in m["paper_ids"]}) for s in SPLITS}
+
+
+def split_warnings(papers: dict[str, int]) -> list[str]:
+    """What a user must know before training or scoring on these splits (issue 27: a small real corpus)."""
+    empty = [s for s in ("val", "test") if papers[s] == 0]
+    if not empty:
+        return []
+    return [f"no Q&A pairs in {' and '.join(empty)}: all {sum(papers.values())} source paper(s) with pairs are in "
+            f"other splits, so sem_qa has {'no test split' if 'test' in empty else 'no validation split'}; "
+            "rebuild with --min-split-papers 1 (or more), which moves whole papers out of train"]

@@ -32,7 +32,7 @@ from fracto_core.vlm_api.client import CallResult, ClientOptions, RunSummary, ru
 from fracto_core.vlm_api.payloads import build_request
 from fracto_core.vlm_api.pricing import price_for
 
-QA_PROMPT_VERSION = "fracto-qa-llm-v1"
+QA_PROMPT_VERSION = "fracto-qa-llm-v2"  # v2: quotes come from the printed caption (issue 27)
 SCHEMA_NAME = "fracto_qa"
 RAW_DETAIL_CHARS = 300
 
@@ -69,10 +69,15 @@ def system_prompt() -> str:
 
 
 def user_prompt(src: SourceText) -> str:
-    captions = "\n".join(f"- {c}" for c in src.captions) or "- (none)"
+    """The caption as printed (what `sources` may quote) and, for a panel of a composite, its own part."""
+    captions = "\n".join(f"- {c}" for c in (src.figure_captions or src.captions)) or "- (none)"
+    parts = [c for c in src.captions if src.figure_captions and c not in src.figure_captions]
+    part = ("This image is the panel described by (not a quote):\n" + "\n".join(f"- {c}" for c in parts) + "\n"
+            if parts else "")
     excerpts = "\n".join(f"- {e}" for e in src.excerpts) or "- (none)"
     labels = ", ".join(src.features) or "(none)"
-    return f"Item: {src.item_id}\nCaption(s):\n{captions}\nExcerpts citing the figure:\n{excerpts}\nLabels: {labels}"
+    return (f"Item: {src.item_id}\nCaption(s):\n{captions}\n{part}Excerpts citing the figure:\n{excerpts}\n"
+            f"Labels: {labels}")
 
 
 class _Pair(BaseModel):
@@ -107,7 +112,7 @@ def parse_qa_reply(text: str, src: SourceText) -> tuple[list[QAPair], str | None
     bad = [k for k in kinds if k not in QA_KINDS]
     if bad or len(set(kinds)) != len(kinds):
         return [], f"kinds must be distinct and among {list(QA_KINDS)}; got {kinds}"
-    corpus = _norm(" ".join((*src.captions, *src.excerpts)))
+    corpus = _norm(" ".join(src.printed))  # quotes of the printed text only, never of a stitched panel caption
     pairs: list[QAPair] = []
     for p in reply.pairs:
         if not p.answer.strip():

@@ -28,10 +28,17 @@ class Record(BaseModel):
 
 
 class SourceText(Record):
-    """The paper text that belongs to one item: its caption(s) and the body-text excerpts citing it."""
+    """The paper text that belongs to one item: its caption(s) and the body-text excerpts citing it.
+
+    ``captions`` are the panels' own caption parts: for a lettered panel the builder stitches the caption's
+    opening to the panel's part ("SEM fractographs of X: closely spaced striations" where the PDF has
+    "SEM fractographs of X: (a) closely spaced striations; (b) ..."), which is not text of the PDF.
+    ``figure_captions`` are the whole captions as printed: evidence is quoted from them and the excerpts
+    only (when it is empty, the captions are taken as printed: hand-made sources and tests)."""
 
     item_id: str
     captions: list[str] = Field(default_factory=list)
+    figure_captions: list[str] = Field(default_factory=list)
     excerpts: list[str] = Field(default_factory=list)
     features: list[str] = Field(default_factory=list)  # the item's labels (canonical)
     label_origin: str = ""
@@ -39,6 +46,11 @@ class SourceText(Record):
     @property
     def has_text(self) -> bool:
         return any(t.strip() for t in (*self.captions, *self.excerpts))
+
+    @property
+    def printed(self) -> list[str]:
+        """The texts as printed in the paper, which evidence must quote: whole captions, then excerpts."""
+        return [*(self.figure_captions or self.captions), *self.excerpts]
 
 
 class QAPair(Record):
@@ -48,7 +60,8 @@ class QAPair(Record):
     question: str
     answer: str
     refused: bool = False  # the text does not support an answer; `answer` says so
-    sources: list[str] = Field(default_factory=list)  # sentences of the caption/excerpts (empty when refused)
+    # sentences of the caption/excerpts as printed in the PDF (findable with a reader's search; empty when refused)
+    sources: list[str] = Field(default_factory=list)
     features: list[str] = Field(default_factory=list)  # canonical features the answer names (kind features)
 
 
@@ -61,3 +74,4 @@ class QAItem(Record):
     status: Literal["ok", "no_text", "failed"] = "ok"
     detail: str = ""
     pairs: list[QAPair] = Field(default_factory=list)
+    panel_captions: list[str] = Field(default_factory=list)  # the stitched panel captions (SourceText.captions)

@@ -2,7 +2,9 @@
 
 No model and no key: what the default `--qa` build and the tests run. Every answer rests on sentences of
 the item's caption(s) or citing excerpts (``QAPair.sources``); where the text supports no answer the pair
-is a refusal. Per image:
+is a refusal. Evidence (``QAPair.sources``) is text as printed in the PDF, findable with a reader's search
+(whitespace aside): a panel's stitched caption part ("SEM fractographs of X: closely spaced striations") is
+read for matching and answers, but quoted as the printed caption sentence that holds it. Per image:
 - features  (always): the labelled features and the sentences naming them (negated mentions skipped);
   no feature -> refusal;
 - mechanism (always): a sentence naming a mechanism (fatigue, cleavage fracture, creep, ...), else the
@@ -25,7 +27,7 @@ import re
 from dataset_builders.questions.records import QUESTIONS, QAPair, SourceText
 from fracto_core.vocabulary import feature, mechanism_hints
 
-TEMPLATE_PROMPT_VERSION = "fracto-qa-templates-v1"
+TEMPLATE_PROMPT_VERSION = "fracto-qa-templates-v2"  # v2: evidence quoted as printed (issue 27)
 ORIGIN = "templates"
 
 # A sentence ends at . ! ? followed by space and a capital, except after common abbreviations.
@@ -70,27 +72,56 @@ MEASUREMENTS: dict[str, str] = {
 def sentences(text: str, keep_unterminated: bool = False) -> list[str]:
     """The sentences of a caption or excerpt.
 
-    Excerpts are windows cut out of the body text: a piece without an end mark is a cut sentence and is
-    dropped. Captions (keep_unterminated) are whole: a panel's caption part ("fatigue striations") is kept.
+    Excerpts are windows cut out of the body text: a piece without an end mark, or starting where the
+    window cut it ("…"), is a cut sentence and is dropped. Captions (keep_unterminated) are whole: a panel's
+    caption part ("fatigue striations") is kept.
     """
     text = " ".join(text.split())
     out = []
     for s in _SENTENCE_END.split(text):
         s = s.strip()
-        if len(s) >= 3 and (keep_unterminated or (len(s) >= 12 and s[-1] in ".!?")):
+        if keep_unterminated and len(s) >= 3:
+            out.append(s)
+        elif len(s) >= 12 and s[-1] in ".!?" and not s.startswith("…"):
             out.append(s)
     return out
 
 
-def source_sentences(src: SourceText) -> list[str]:
-    """Caption sentences first, then excerpt sentences, without repeats."""
-    seen: list[str] = []
-    pieces = [(c, True) for c in src.captions] + [(e, False) for e in src.excerpts]
-    for text, whole in pieces:
-        for s in sentences(text, keep_unterminated=whole):
-            if s not in seen:
-                seen.append(s)
-    return seen
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def printed_sentence(sentence: str, printed: list[str]) -> str | None:
+    """What to quote for a sentence: itself when it is printed text (inside one of `printed`, whitespace aside),
+    else the printed sentence holding most of its words (a stitched panel caption -> its caption sentence,
+    at least 60 % of the words), else None."""
+    if any(sentence in p for p in printed):
+        return sentence
+    want = _words(sentence)
+    best, best_share = None, 0.6
+    for p in printed:
+        have = _words(p)
+        share = sum(min(want.count(w), have.count(w)) for w in set(want)) / max(1, len(want))
+        if share > best_share or (share == best_share and best is not None and len(p) < len(best)):
+            best, best_share = p, share
+    return best
+
+
+def source_sentences(src: SourceText) -> list[tuple[str, str]]:
+    """(sentence, its printed evidence): caption sentences first, then excerpt sentences, without repeats.
+
+    A caption sentence with no printed counterpart is left out (it could not be quoted)."""
+    printed = [s for c in (src.figure_captions or src.captions) for s in sentences(c, keep_unterminated=True)]
+    seen: dict[str, str] = {}
+    for caption in src.captions:
+        for s in sentences(caption, keep_unterminated=True):
+            evidence = printed_sentence(s, printed)
+            if evidence is not None and s not in seen:
+                seen[s] = evidence
+    for excerpt in src.excerpts:
+        for s in sentences(excerpt):
+            seen.setdefault(s, s)
+    return list(seen.items())
 
 
 def mentions(sentence: str, phrase: str) -> bool:
@@ -104,11 +135,11 @@ def mentions(sentence: str, phrase: str) -> bool:
     return False
 
 
-def feature_sentence(feature_name: str, pool: list[str]) -> str | None:
-    """The first sentence naming the feature (canonical name or a synonym), not negated."""
+def feature_sentence(feature_name: str, pool: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first (sentence, evidence) whose sentence names the feature (canonical name or a synonym), not negated."""
     phrases = feature(feature_name).phrases
     for s in pool:
-        if any(mentions(s, p) for p in phrases):
+        if any(mentions(s[0], p) for p in phrases):
             return s
     return None
 
@@ -137,9 +168,10 @@ def template_pairs(src: SourceText) -> list[QAPair]:
 
     if grounded:
         names = list(grounded)
-        support = list(dict.fromkeys(grounded.values()))
+        said = list(dict.fromkeys(s for s, _ in grounded.values()))
+        support = list(dict.fromkeys(e for _, e in grounded.values()))
         pairs.append(QAPair(kind="features", question=QUESTIONS["features"], features=names, sources=support,
-                            answer=f"The image shows {_join(names)}. " + " ".join(_clean(s) for s in support)))
+                            answer=f"The image shows {_join(names)}. " + " ".join(_clean(s) for s in said)))
     elif src.features and src.label_origin == "manual":  # an expert label without text: the label is the source
         names = list(src.features)
         pairs.append(QAPair(kind="features", question=QUESTIONS["features"], features=names,
@@ -148,26 +180,27 @@ def template_pairs(src: SourceText) -> list[QAPair]:
     else:
         pairs.append(_refusal("features", "which morphology features are visible"))
 
-    stated = next((s for s in pool if _MECHANISM.search(s) and not _NEGATION.search(s)), None)
+    stated = next((s for s in pool if _MECHANISM.search(s[0]) and not _NEGATION.search(s[0])), None)
     hints = mechanism_hints(list(grounded))
     if stated is not None:
-        pairs.append(QAPair(kind="mechanism", question=QUESTIONS["mechanism"], sources=[stated],
-                            answer=f"According to the text: {_clean(stated)}"))
+        pairs.append(QAPair(kind="mechanism", question=QUESTIONS["mechanism"], sources=[stated[1]],
+                            answer=f"According to the text: {_clean(stated[0])}"))
     elif hints:
         basis = [f for f in grounded if any(h in feature(f).mechanisms for h in hints)] or list(grounded)
         pairs.append(QAPair(kind="mechanism", question=QUESTIONS["mechanism"],
-                            sources=list(dict.fromkeys(grounded[f] for f in basis)),
+                            sources=list(dict.fromkeys(grounded[f][1] for f in basis)),
                             answer=f"The {_join(basis)} indicate {hints[0]}."))
     else:
         pairs.append(_refusal("mechanism", "which fracture mechanism acted"))
 
-    origin = next((s for s in pool if _ORIGIN.search(s) and not _NEGATION.search(s)), None)
+    origin = next((s for s in pool if _ORIGIN.search(s[0]) and not _NEGATION.search(s[0])), None)
     if origin is not None:
-        pairs.append(QAPair(kind="origin", question=QUESTIONS["origin"], sources=[origin], answer=_clean(origin)))
+        pairs.append(QAPair(kind="origin", question=QUESTIONS["origin"], sources=[origin[1]],
+                            answer=_clean(origin[0])))
     measurable = [f for f in grounded if f in MEASUREMENTS]
     if measurable:
         pairs.append(QAPair(kind="measure", question=QUESTIONS["measure"],
-                            sources=list(dict.fromkeys(grounded[f] for f in measurable)),
+                            sources=list(dict.fromkeys(grounded[f][1] for f in measurable)),
                             answer="Measure " + "; and ".join(MEASUREMENTS[f] for f in measurable) + "."))
     if origin is None and not measurable:
         pairs.append(_refusal("origin", "where the fracture started"))

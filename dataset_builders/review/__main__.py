@@ -82,7 +82,8 @@ def cmd_gallery(ns) -> int:
     dest = ns.html or ns.out / "review" / "gallery.html"
     counts = write_gallery(dest, items, ns.eval, title=ns.title, thumb=ns.thumb)
     print(f"gallery: {dest.resolve().as_uri()} ({counts['items']} items, {counts['images']} images, "
-          f"{counts['with_answers']} with model answers, {counts['bytes'] / 1e6:.1f} MB)")
+          f"{counts['with_answers']} with model answers, {counts['expert_rejected']} rejected by an expert "
+          f"(hidden until shown), {counts['bytes'] / 1e6:.1f} MB)")
     return 0
 
 
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("--eval", type=Path, nargs="*", default=[], help="eval run folders (with samples.jsonl)")
     g.add_argument("--html", type=Path, default=None, help="output file (default OUT/review/gallery.html)")
-    g.add_argument("--kept-only", action="store_true", help="leave out the panels the filter rejected")
+    g.add_argument("--kept-only", action="store_true", help="leave out the panels the filter rejected and the images an expert rejected")
     g.add_argument("--thumb", type=int, default=DEFAULT_THUMB, help="longest image side in the page, pixels")
     g.add_argument("--title", default="FractoVLM review", help="page title")
     g.set_defaults(func=cmd_gallery)

@@ -2,7 +2,9 @@
 
 Reads OUT/stages/items.jsonl (the dataset's items), labels.jsonl (evidence, label status), panels/*.json
 (caption, excerpts, source paper), filter.jsonl (decision, score, reasons) and splits.jsonl; with
-``include_rejected`` also the panels the filter rejected (no label, shown with the filter's reasons).
+``include_rejected`` also the panels the filter rejected (no label, shown with the filter's reasons) and the
+images an expert marked "not a fractograph" (or left without a feature) in OUT/review/expert_labels.jsonl,
+which the items stage dropped: shown with the labels they had, who rejected them, when, and the note.
 Writes nothing.
 
 Usage:
@@ -15,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataset_builders.items import load_panels
+from dataset_builders.items import load_manual_items, load_panels
+from dataset_builders.manual import EXPERT_LABELS_NAME, ExpertLabel, read_expert_labels
 from dataset_builders.records import FilterDecision, Item, LabelRecord, SplitAssignment
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl
@@ -42,6 +45,8 @@ class ReviewItem:
     kept: bool = True  # the filter's decision (manual items: True)
     filter_score: float | None = None
     filter_reasons: list[str] = field(default_factory=list)
+    rejected_by: str = ""  # the expert who marked it "not a fractograph" (or gave no feature): not in the dataset
+    rejection: str = ""  # "not a fractograph" | "no feature", with the time and the expert's note
 
 
 def _jsonl(path: Path, model) -> list:
@@ -83,4 +88,32 @@ def collect_items(out: Path, include_rejected: bool = False) -> list[ReviewItem]
                 item_id=d.panel_id, image=paths.abs(panel.image), image_rel=panel.image, features=[], origin="",
                 caption=panel.caption, excerpts=list(panel.excerpts), paper=panel.source_pdf, kept=False,
                 filter_score=d.score, filter_reasons=list(d.reasons)))
-    return sorted(out_items, key=lambda r: (not r.kept, r.item_id))
+        out_items += _expert_rejected(paths, panels, {i.item_id for i in out_items}, decisions)
+    return sorted(out_items, key=lambda r: (not r.kept, bool(r.rejected_by), r.item_id))
+
+
+def _expert_rejected(paths: StagePaths, panels: dict, listed: set[str], decisions: dict) -> list[ReviewItem]:
+    """The images an expert rejected (the items stage dropped them), with who rejected them."""
+    manual = {m.item_id: m for m in load_manual_items(paths)}
+    out: list[ReviewItem] = []
+    for x in read_expert_labels(paths.out / "review" / EXPERT_LABELS_NAME):
+        if (not x.not_fractograph and x.features) or x.item_id in listed:
+            continue
+        panel, item = panels.get(x.item_id), manual.get(x.item_id)
+        if panel is None and item is None:
+            continue  # an image of an older build: nothing to show
+        image = panel.image if panel is not None else item.image
+        decision = decisions.get(x.item_id)
+        out.append(ReviewItem(
+            item_id=x.item_id, image=paths.abs(image), image_rel=image, features=list(x.previous_features),
+            origin=x.previous_origin, caption=panel.caption if panel else str(item.provenance.get("notes") or ""),
+            excerpts=list(panel.excerpts) if panel else [], paper=panel.source_pdf if panel else item.image,
+            kept=True, filter_score=decision.score if decision else None,
+            filter_reasons=list(decision.reasons) if decision else [], rejected_by=x.reviewer,
+            rejection=_rejection(x)))
+    return out
+
+
+def _rejection(x: ExpertLabel) -> str:
+    what = "not a fractograph" if x.not_fractograph else "no feature"
+    return f"{what} (reviewed {x.reviewed_at})" + (f": {x.note}" if x.note else "")

@@ -6,7 +6,9 @@ decisions and reasons; rejected panels too unless ``--kept-only``) and optionall
 record per item wins, as in eval.records). Writes one HTML file (default OUT/review/gallery.html) with every
 image embedded as a JPEG data URI (longest side <= --thumb px), so it opens from a file:// URL with no server
 and no network. In the page: filters by feature, split, origin, filter decision and correctness of the
-model answers; j / k or the arrow keys move between the shown items.
+model answers; j / k or the arrow keys move between the shown items. Images an expert rejected (decision
+"expert-rejected", with the reviewer's name) are hidden until "show expert-rejected" is ticked or that
+decision is chosen.
 
 Usage:
     python -m dataset_builders.review gallery --out runs/ds1 [--eval runs/eval/qwen-ft ...] [--html gallery.html]
@@ -27,6 +29,7 @@ from fracto_core.files import write_text_atomic
 from fracto_core.vocabulary import canonical_names
 
 DEFAULT_THUMB = 640
+EXPERT_REJECTED = "expert-rejected"  # the page hides these until asked (gallery.js)
 ASSETS = Path(__file__).with_name("gallery_assets")
 
 
@@ -94,15 +97,23 @@ def gallery_records(items: list[ReviewItem], runs: list[tuple[str, dict[str, dic
         records.append({
             "id": it.item_id, "img": image_data_uri(it.image, thumb), "caption": it.caption, "excerpts": it.excerpts,
             "features": it.features, "origin": it.origin or "unlabelled", "evidence": it.evidence,
-            "split": it.split or "none", "paper": it.paper, "decision": "kept" if it.kept else "rejected",
+            "split": it.split or "none", "paper": it.paper, "decision": _decision(it),
+            "rejected_by": it.rejected_by, "rejection": it.rejection,
             "score": it.filter_score, "reasons": it.filter_reasons, "answers": _answers(it.item_id, runs)})
     known = {it.item_id for it in items}
     extra = sorted({i for _, samples in runs for i in samples} - known)
     for item_id in extra:
         records.append({"id": item_id, "img": None, "caption": "(not in this build)", "excerpts": [],
                         "features": [], "origin": "eval only", "evidence": {}, "split": "none", "paper": "",
-                        "decision": "none", "score": None, "reasons": [], "answers": _answers(item_id, runs)})
+                        "decision": "none", "rejected_by": "", "rejection": "", "score": None, "reasons": [],
+                        "answers": _answers(item_id, runs)})
     return records
+
+
+def _decision(it: ReviewItem) -> str:
+    if it.rejected_by:
+        return EXPERT_REJECTED
+    return "kept" if it.kept else "rejected"
 
 
 def render_html(records: list[dict], title: str) -> str:
@@ -123,4 +134,5 @@ def write_gallery(dest: Path, items: list[ReviewItem], run_dirs: list[Path] = ()
     records = gallery_records(items, runs, thumb)
     write_text_atomic(dest, render_html(records, title))
     return {"items": len(records), "images": sum(r["img"] is not None for r in records),
+            "expert_rejected": sum(r["decision"] == EXPERT_REJECTED for r in records),
             "with_answers": sum(bool(r["answers"]) for r in records), "bytes": Path(dest).stat().st_size}

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .page_layout import COL_W, X0, X1, encode_image
-from .text import NEG_WORDS, TESTS, negation_for
-from .textures import DISTRACTOR_KINDS, FRACTURE_KINDS, KINDS, render
+from .text import MATERIALS, NEG_WORDS, TESTS, negation_for
+from .textures import DISTRACTOR_KINDS, FRACTURE_KINDS, KINDS, NON_METAL_DISTRACTORS, kind_allowed, render
 from .truth import TruthFigure
 from .wording import DISTRACTORS, Wording, hedgeable
 
@@ -83,6 +83,13 @@ class FigurePlanner:
         self._spanned = False
         self.r, self.rng = r, rng
         self.material = material
+        cls = self.material_class = MATERIALS[material]
+        # the textures this material can show (issue 27: no crazing on an aluminium alloy)
+        self.fracture_kinds = [k for k in FRACTURE_KINDS if kind_allowed(k, cls)]
+        # COMMON_KINDS are the common fractographs of metals; a non-metal's few textures are all common
+        self.common_kinds = [k for k in COMMON_KINDS if kind_allowed(k, cls)] if cls == "metal" \
+            else self.fracture_kinds
+        self.distractor_kinds = DISTRACTOR_KINDS if cls == "metal" else NON_METAL_DISTRACTORS
         self.reprint = reprint
         self.figures: list[Figure] = []
         self.reprintables: list[Reprintable] = []
@@ -116,7 +123,7 @@ class FigurePlanner:
         r = self.r
         words = self.wording
         if layout == "single":
-            kind = r.choice(COMMON_KINDS)
+            kind = r.choice(self.common_kinds)
             fmt = "png" if r.random() < 0.25 else "jpeg"
             w, h = r.choice(((512, 384), (480, 360), (448, 352)))
             px = self._texture(kind, w, h)
@@ -147,7 +154,7 @@ class FigurePlanner:
             n = grid[0] * grid[1]
             if layout == "separate" and grid == (2, 2) and r.random() < 0.4:
                 n = 3  # a 2x2 grid with one empty cell
-            kinds = [r.choice(COMMON_KINDS if r.random() < 0.8 else FRACTURE_KINDS) for _ in range(n)]
+            kinds = [r.choice(self.common_kinds if r.random() < 0.8 else self.fracture_kinds) for _ in range(n)]
             if n >= 3 and r.random() < 0.4:  # two panels of one morphology: "... (b, c)" in the caption
                 kinds[2] = kinds[1]
             panels = [Panel(LETTERS[i], k, words.phrase(k)) for i, k in enumerate(kinds)]
@@ -162,14 +169,15 @@ class FigurePlanner:
                 target.negated = negation_for(target.texture, r)
             if r.random() < 0.4:  # hedge another absent feature for one panel
                 target = r.choice(panels)
-                target.hedged = hedgeable(set(KINDS[target.texture].features) | {target.negated}, r)
+                target.hedged = hedgeable(set(KINDS[target.texture].features) | {target.negated}, r,
+                                           self.material_class)
             span = self.columns == 2 and (grid[1] == 3 or not self._spanned)
             self._spanned |= span
             fig = Figure(number, layout, panels, grid=grid, span=span,
                          width=self._frame(span) * (0.85 if grid[1] == 2 and not span else 1.0))
         elif layout in ("micrograph", "photo", "distractor"):
             kind = {"micrograph": "etched_microstructure", "photo": "test_rig_photo"}.get(layout) or \
-                r.choice(DISTRACTOR_KINDS)
+                r.choice(self.distractor_kinds)
             w, h = (448, 336) if layout == "photo" else (480, 360)
             px = self._texture(kind, w, h)
             panel = Panel(None, kind, pixels=px, encoded=encode_image(px, "jpeg"), fmt="jpeg")
@@ -277,7 +285,7 @@ class FigurePlanner:
                 p.negated = negation_for(p.texture, r)
                 body = body[:-1] + words.caption_negation(p.negated) + "."
             elif x < 0.5:
-                p.hedged = hedgeable(set(KINDS[p.texture].features), r)
+                p.hedged = hedgeable(set(KINDS[p.texture].features), r, self.material_class)
                 body = body[:-1] + f", and {words.hedge(p.hedged)} near the origin."  # type: ignore[arg-type]
             if fig.duplicate_of:
                 body += f" Reprinted from Ref. [{r.randint(3, 30)}] with permission."

@@ -18,15 +18,16 @@ import numpy as np
 import pymupdf
 from PIL import Image, ImageDraw, ImageFont
 
-from fracto_core.vocabulary import sort_features
+from fracto_core.vocabulary import can_show, sort_features
 
 from .blocks import Block, paper_blocks, place_blocks
 from .figure_drawing import draw_figure
 from .figures import Figure, FigurePlanner, Reprintable
 from .page_layout import (BODY_FS, BODY_LEAD, BOTTOM, COL_W, FIXED_DATE, PAGE, X0, X1, flush_text, put_text,
                           text_width, wrap)
-from .text import FILLER, INITIALS, JOURNAL, MATERIALS, PROCESSES, SURNAMES, TESTS, Sentence, negation_for
-from .textures import KINDS
+from .text import (CLASS_FILLER, FILLER, INITIALS, JOURNAL, MATERIALS, PROCESSES, SURNAMES, TESTS, Sentence,
+                   negation_for)
+from .textures import KINDS, kind_allowed
 from .truth import TruthCitation, TruthFigure, TruthPaper
 from .wording import ABBREVIATIONS, DISTRACTORS, Wording, definitions_sentence, hedgeable
 
@@ -40,9 +41,13 @@ class PaperMaker:
         self.stem = f"paper_{index:03d}"
         self.r = random.Random(f"{seed}:paper:{index}")
         self.rng = np.random.default_rng([seed, index])
-        self.material = self.r.choice(MATERIALS)
+        # a reprinted fractograph must be of a material that can show its features (issue 27)
+        self.material = self.r.choice([m for m in MATERIALS if reprint is None
+                                       or kind_allowed(reprint[0].texture, MATERIALS[m])])
+        self.material_class = MATERIALS[self.material]
         self.columns = 2 if index % 2 else 1
-        picked = self.r.sample(sorted(ABBREVIATIONS), self.r.randint(1, 3))
+        definable = sorted(a for a, (feat, _, _) in ABBREVIATIONS.items() if can_show(feat, self.material_class))
+        picked = self.r.sample(definable, min(len(definable), self.r.randint(1, 3)))
         self.abbreviations = {a: ABBREVIATIONS[a][0] for a in picked}  # defined in the introduction
         self.wording = Wording(self.r, self.abbreviations)
         self._last_fracture: int | None = None
@@ -119,7 +124,7 @@ class PaperMaker:
         out.append(Sentence(words.sentence_negation(neg, self._ref(n, [p.letter], fig)),  # type: ignore[list-item]
                             n, [p.letter], [], [neg]))  # type: ignore[list-item]
         q = panels[-1]
-        if r.random() < 0.4 and (h := hedgeable(set(KINDS[q.texture].features) | {neg}, r)):
+        if r.random() < 0.4 and (h := hedgeable(set(KINDS[q.texture].features) | {neg}, r, self.material_class)):
             ref = self._ref(n, [q.letter], fig)  # type: ignore[list-item]
             out.append(Sentence(f"{ref[0].upper()}{ref[1:]} also contains {words.hedge(h)}.", n,
                                 [q.letter], hedged=[h]))  # type: ignore[list-item]
@@ -129,7 +134,7 @@ class PaperMaker:
     def filler(self, k: int) -> list[Sentence]:
         """k filler sentences, without repeats within a paper until the bank is used up."""
         if len(self._filler_pool) < k:
-            self._filler_pool = list(FILLER)
+            self._filler_pool = [*FILLER, *CLASS_FILLER[self.material_class]]
             self.r.shuffle(self._filler_pool)
         picks, self._filler_pool = self._filler_pool[:k], self._filler_pool[k:]
         return [Sentence(s.format(material=self.material, n=self.r.randint(9, 40))) for s in picks]
@@ -144,7 +149,7 @@ class PaperMaker:
             "Fractographic analysis of {p} {m} under {t}",
             "On the failure mechanisms of {p} {m} in {t}",
             "Microstructure and fracture behaviour of {p} {m}: a {t} study",
-        )).format(p=r.choice(PROCESSES), m=self.material, t=r.choice(TESTS))
+        )).format(p=r.choice(PROCESSES[self.material_class]), m=self.material, t=r.choice(TESTS))
         title = title[0].upper() + title[1:]
         authors = [f"{r.choice(INITIALS)}. {name}" for name in r.sample(SURNAMES, r.randint(2, 5))]
         doi = f"https://doi.org/10.5555/fracto.{self.seed}.{self.index}"
@@ -152,7 +157,8 @@ class PaperMaker:
             f" The fracture surfaces of {self.material} were examined by scanning electron microscopy"
             " and the failure mechanisms are discussed.")
         intro = self.filler(r.randint(3, 4))
-        intro.insert(1, Sentence(definitions_sentence(self.abbreviations, self.material)))
+        if self.abbreviations:
+            intro.insert(1, Sentence(definitions_sentence(self.abbreviations, self.material)))
         paragraphs: list[list[Sentence]] = [intro]
         for fig in self.figures:
             paragraphs.append(self.filler(r.randint(1, 2)) + self.citing_sentences(fig)

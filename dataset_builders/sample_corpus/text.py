@@ -63,30 +63,52 @@ NEG_WORDS = {"fatigue striations": ("fatigue striations", "striations"), "cleava
              "intergranular facets": ("intergranular facets",), "gas pore": ("gas pores",),
              "secondary cracks": ("secondary cracks",), "equiaxed dimples": ("dimples",)}
 
-MATERIALS = ("AA7075-T6", "Ti-6Al-4V", "316L stainless steel", "AISI 4340 steel", "Inconel 718",
-             "AlSi10Mg", "S355 structural steel", "AZ31 magnesium alloy", "17-4PH steel", "CoCrMo alloy")
-PROCESSES = ("laser powder bed fused", "wrought", "cast", "forged", "electron beam melted", "rolled")
+# material -> its class (fracto_core.vocabulary.MATERIAL_CLASSES): a paper shows only features its class can
+# show (Feature.materials). No composite: no texture here draws a composite-only feature (fibre pull-out).
+MATERIALS: dict[str, str] = {
+    "AA7075-T6": "metal", "Ti-6Al-4V": "metal", "316L stainless steel": "metal", "AISI 4340 steel": "metal",
+    "Inconel 718": "metal", "AlSi10Mg": "metal", "S355 structural steel": "metal", "AZ31 magnesium alloy": "metal",
+    "17-4PH steel": "metal", "CoCrMo alloy": "metal", "PMMA": "polymer", "polycarbonate": "polymer",
+    "alumina": "ceramic",
+}
+PROCESSES = {"metal": ("laser powder bed fused", "wrought", "cast", "forged", "electron beam melted", "rolled"),
+             "polymer": ("injection moulded", "extruded", "compression moulded"),
+             "ceramic": ("sintered", "hot-pressed")}
 TESTS = ("uniaxial tension", "high-cycle fatigue", "ultrasonic fatigue", "Charpy impact", "slow strain rate",
          "creep rupture")
 SURNAMES = ("Nakamura", "Okafor", "Lindqvist", "Moreau", "Castillo", "Zhang", "Kowalski", "Haddad", "Rossi",
             "Petrov", "Fischer", "Singh", "Almeida", "O'Connor", "Tanaka", "Novak")
 INITIALS = "ABCDEFGHJKLMNPRSTVW"
 FILLER = (
-    "Specimens were machined from the {material} plates with their axis parallel to the rolling direction.",
     "All tests were carried out at room temperature in laboratory air.",
     "The surfaces were ground with SiC paper up to grit 2000 before testing.",
-    "Fracture surfaces were cleaned ultrasonically in acetone and examined in a field-emission SEM at 15 kV.",
-    "The heat treatment consisted of solution annealing followed by artificial ageing.",
     "Load was applied with a sinusoidal waveform at a stress ratio of R = 0.1.",
     "Three specimens were tested for each condition and the scatter was below 5 %.",
-    "Hardness was measured with a load of 0.5 kgf on polished cross sections.",
     "These observations agree with earlier reports on similar {material} grades.",
-    "The yield strength increased after ageing while the elongation decreased slightly.",
-    "Residual stresses were measured by X-ray diffraction using the sin²ψ method.",
     "The results are discussed in terms of the microstructure and the loading conditions.",
-    "Further work will address the role of the build orientation and of the surface finish.",
     "A total of {n} specimens were tested, and the data are summarised in Table 1.",
 )
+CLASS_FILLER = {  # sentences only true of one material class
+    "metal": (
+        "Specimens were machined from the {material} plates with their axis parallel to the rolling direction.",
+        "Fracture surfaces were cleaned ultrasonically in acetone and examined in a field-emission SEM at 15 kV.",
+        "The heat treatment consisted of solution annealing followed by artificial ageing.",
+        "Hardness was measured with a load of 0.5 kgf on polished cross sections.",
+        "The yield strength increased after ageing while the elongation decreased slightly.",
+        "Residual stresses were measured by X-ray diffraction using the sin²ψ method.",
+        "Further work will address the role of the build orientation and of the surface finish.",
+    ),
+    "polymer": (
+        "Specimens were cut from {material} sheets and conditioned at 23 °C and 50 % relative humidity.",
+        "Fracture surfaces were sputter-coated with gold and examined in a field-emission SEM at 5 kV.",
+        "The glass transition temperature was measured by differential scanning calorimetry.",
+    ),
+    "ceramic": (
+        "Bars of {material} were ground and chamfered before four-point bending.",
+        "Fracture surfaces were sputter-coated with carbon and examined in a field-emission SEM at 10 kV.",
+        "The density of the sintered bars was measured by the Archimedes method.",
+    ),
+}
 JOURNAL = "Journal of Synthetic Fractography"
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from fracto_core.vocabulary import feature
+from fracto_core.vocabulary import can_show, feature
 
 from .non_fracture import (render_ebsd_map, render_test_rig, tex_cavitation_pits, tex_ct_render,
                            tex_etched_microstructure, tex_oxide_scale, tex_wear_scar)
@@ -338,6 +338,14 @@ for _name, (_, _desc) in _GREY_DISTRACTORS.items():
 FRACTURE_KINDS: tuple[str, ...] = tuple(_FRACTURE)
 DISTRACTOR_KINDS: tuple[str, ...] = ("ebsd_map", *_GREY_DISTRACTORS)
 NON_FRACTURE_KINDS: tuple[str, ...] = ("etched_microstructure", "test_rig_photo", *DISTRACTOR_KINDS)
+# distractors a non-metal can show (EBSD needs crystals; oxide scales and cavitation pits are metal damage)
+NON_METAL_DISTRACTORS: tuple[str, ...] = ("ct_render", "wear_scar")
+
+
+def kind_allowed(kind: str, material_class: str) -> bool:
+    """A texture fits a material class when its class can show every feature the texture draws."""
+    return all(can_show(f, material_class) for f in KINDS[kind].features)
+
 
 for _kind in KINDS.values():  # fail at import if a feature name drifts from the vocabulary
     for _name in _kind.features:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import random
 import re
 
+from fracto_core.vocabulary import can_show
+
 from .text import KIND_PHRASES, NEG_WORDS, SYNONYMS
 from .textures import KINDS
 
@@ -142,7 +144,8 @@ def definitions_sentence(defined: dict[str, str], material: str) -> str:
     return f"Failure of {material} is commonly discussed in terms of {listed}."
 
 
-def hedgeable(excluded: set[str], r: random.Random) -> str | None:
-    """A feature to hedge that is not among ``excluded`` (the panel's features and negations)."""
-    options = [f for f in HEDGE_STEMS if f not in excluded]
+def hedgeable(excluded: set[str], r: random.Random, material_class: str = "metal") -> str | None:
+    """A feature to hedge that is not among ``excluded`` (the panel's features and negations) and that the
+    material could show (nobody writes "possibly striations" of a polymer)."""
+    options = [f for f in HEDGE_STEMS if f not in excluded and can_show(f, material_class)]
     return r.choice(options) if options else None

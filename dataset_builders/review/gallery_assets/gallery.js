@@ -8,6 +8,7 @@
     origin: document.getElementById("f-origin"), decision: document.getElementById("f-decision"),
     correct: document.getElementById("f-correct"),
   };
+  const showExpertRejected = document.getElementById("f-expert");
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -38,6 +39,7 @@
                 el("span", "tag", "origin " + it.origin));
     if (it.paper) meta.append(" " + it.paper);
     c.appendChild(meta);
+    if (it.rejected_by) c.appendChild(el("div", "rejection", "rejected by " + it.rejected_by + ": " + it.rejection));
     const labels = el("div");
     labels.appendChild(el("b", "", "labels: "));
     if (!it.features.length) labels.append("none");
@@ -74,6 +76,7 @@
 
   function matches(it) {
     const f = filters;
+    if (it.decision === "expert-rejected" && !showExpertRejected.checked && f.decision.value !== it.decision) return false;
     if (f.feature.value && !it.features.includes(f.feature.value)) return false;
     if (f.split.value && it.split !== f.split.value) return false;
     if (f.origin.value && it.origin !== f.origin.value) return false;
@@ -104,8 +107,9 @@
     select(shown[Math.min(shown.length - 1, Math.max(0, at + step))]);
   }
   Object.values(filters).forEach((s) => s.addEventListener("change", apply));
+  showExpertRejected.addEventListener("change", apply);
   document.addEventListener("keydown", (e) => {
-    if (e.target.tagName === "SELECT" || e.altKey || e.ctrlKey || e.metaKey) return;
+    if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" || e.altKey || e.ctrlKey || e.metaKey) return;
     if (e.key === "j" || e.key === "ArrowRight" || e.key === "ArrowDown") { move(1); e.preventDefault(); }
     else if (e.key === "k" || e.key === "ArrowLeft" || e.key === "ArrowUp") { move(-1); e.preventDefault(); }
   });
