@@ -66,15 +66,15 @@ def commands(text: str) -> list[tuple[str, str, list[str]]]:
 
 
 @lru_cache(maxsize=None)
-def help_text(kind: str, target: str, sub: str = "") -> tuple[int, str]:
-    """(exit code, output) of the entry point's own --help."""
+def help_text(kind: str, target: str, sub: tuple[str, ...] = ()) -> tuple[int, str]:
+    """(exit code, output) of the entry point's own --help (of its subcommand path ``sub``, if given)."""
     if kind == "slurm":
         cmd = ["bash", target]
     elif kind == "script":
         cmd = [sys.executable, target]
     else:
         cmd = [sys.executable, "-m", target]
-    cmd += [sub, "--help"] if sub else ["--help"]
+    cmd += [*sub, "--help"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -90,17 +90,24 @@ def command_problems(kind: str, target: str, words: list[str]) -> list[str]:
     own, passed_on = words, []
     if "--" in words:  # slurm/pipeline.sh and eval.sh pass what follows "--" to eval.run
         own, passed_on = words[:words.index("--")], words[words.index("--") + 1:]
-    subs, problems = [""], []
-    if kind == "module" and own and (names := _subcommands(own[0])):
-        code, out = help_text(kind, target)
-        choices = re.search(r"\{([\w,-]+)\}", out) if code == 0 else None  # argparse lists subcommands so
-        if choices:
+    subs, problems = [()], []
+    while kind == "module" and own and (names := _subcommands(own[0])):  # "benchmark export|agree|finish"
+        deeper = []
+        for path in subs:
+            code, out = help_text(kind, target, path)
+            choices = re.search(r"\{([\w,-]+)\}", out) if code == 0 else None  # argparse lists subcommands so
+            if not choices:
+                break
             valid = choices[1].split(",")
-            problems += [f"{target}: no subcommand {n}" for n in names if n not in valid]
-            subs, own = [n for n in names if n in valid], own[1:]
+            problems += [f"{' '.join((target, *path))}: no subcommand {n}" for n in names if n not in valid]
+            deeper += [(*path, n) for n in names if n in valid]
+        else:
+            subs, own = deeper, own[1:]
+            continue
+        break
     for sub in subs:
         code, out = help_text(kind, target, sub)
-        label = f"{target}{' ' + sub if sub else ''}"
+        label = " ".join((target, *sub))
         if code != 0:
             problems.append(f"{label} --help exits {code}: {out.strip()[-300:]}")
             continue
@@ -125,6 +132,12 @@ def test_checker_catches_a_command_or_flag_that_no_longer_exists():
     assert "eval.run: no flag --nope" in problems and "dataset_builders.build: no flag --no-such-flag" in problems
     assert "dataset_builders.review: no subcommand vanished" in problems
     assert not any("--benchmark" in p or "--recipe" in p or "--papers" in p for p in problems), problems
+    nested = command_problems("module", "dataset_builders.review",
+                              ["benchmark", "export|agree|gone", "--out", "O", "--nope"])  # a subcommand's own ones
+    assert "dataset_builders.review benchmark: no subcommand gone" in nested
+    assert {"dataset_builders.review benchmark export: no flag --nope",
+            "dataset_builders.review benchmark agree: no flag --nope"} <= set(nested)
+    assert not any("--out" in p for p in nested), nested
 
 
 def test_every_documented_command_and_flag_exists():
