@@ -82,6 +82,10 @@ class FigureEntry(BaseModel):
             expected = [chr(ord("a") + i) for i in range(self.panels)]
             if keys != expected:
                 raise ValueError(f"{where}: lettered evidence keys {keys} must be {expected} for panels={self.panels}")
+        elif self.fractograph_panels and len(self.fractograph_panels) != len(keys) and not self.ignore:
+            # the benchmark matches unlettered panels to the figure as a whole (bench_real_literature.panel_keys)
+            raise ValueError(f"{where}: unlettered panels {keys} are scored together: list all of them or none in "
+                             "fractograph_panels, or set ignore")
         if len(set(self.fractograph_panels)) != len(self.fractograph_panels):
             raise ValueError(f"{where}: fractograph_panels repeats a panel: {self.fractograph_panels}")
         stray = [p for p in self.fractograph_panels if p not in self.evidence]

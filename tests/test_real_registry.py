@@ -64,6 +64,8 @@ def _write(folder: Path, entry: dict, name: str | None = None) -> Path:
     (lambda e: e["figures"][0].update(fractograph_panels=["b", "c"]), "have no evidence entry"),
     (lambda e: e["figures"][0].update(panels=3), "must be ['a', 'b', 'c']"),
     (lambda e: e.update(role="negative"), "role 'negative' but fractograph panels present"),
+    (lambda e: e["figures"][0].update(evidence={"left": "SEM", "right": "plot"}, fractograph_panels=["left"],
+                                      expected_features={}), "scored together"),
     (lambda e: e["source"].update(commit="abc123"), "full 40-hex-digit"),
     (lambda e: e["source"].update(repo="philshenfei/feishen"), "already a source of ../shared/real_literature"),
     (lambda e: e.pop("topics"), "topics"),
