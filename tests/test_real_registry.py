@@ -2,10 +2,9 @@
 
 Always: every registry file validates (benchmarks/stage_registry.py --check, as CI runs it), the validator
 refuses what the rules forbid, and staging out of a real git repository writes exactly the registered bytes.
-With the staged set present (../real_registry, made by stage_registry.py from fetched snapshots): the
-benchmark runs on it, every PDF is accounted for and nothing crashes. Its floors are a little below what
-was measured on the first staging (see the numbers in test_staged_set_scores); the registry is the
-project's first measurement on papers it was not tuned on, so the floors only guard against regressions.
+With the staged set present (../real_registry, else /work/real_registry, made by stage_registry.py from
+fetched snapshots): the benchmark runs on it, every PDF is accounted for and nothing crashes; the one floor
+(figure recall) is a little below the first staging's value (test_staged_set_scores has the numbers).
 """
 
 from __future__ import annotations
@@ -35,6 +34,9 @@ def test_registry_files_validate():
     done = subprocess.run([sys.executable, str(STAGE), "--check"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"{len(papers)} registry files valid" in done.stdout
+    held = sorted((REGISTRY_PAPERS.parent / "held").glob("*.json"))
+    for path in held:  # annotated but not staged (held/README.md says why): they must stay valid
+        assert load_paper(path).sha256 not in {p.sha256 for p in papers}
 
 
 def _entry(pdf: bytes, slug: str = "demo_fatigue", repo: str = "someone/thesis") -> dict:
@@ -178,3 +180,10 @@ def test_staged_set_every_pdf_accounted_for(staged_scores):
     assert staged_scores.pdfs == len(annotations) >= 1
     assert staged_scores.pdfs_accounted == staged_scores.pdfs
     assert staged_scores.figures >= len(annotations)
+
+
+def test_staged_set_scores(staged_scores):
+    """First staging (10 PDFs of registry-a, 2026-12-07): figure recall 0.93 (41/44), panel split 0.70, filter
+    P 0.57 R 0.24, dataset labels P 0.00 R 0.00. Only the mining floor is asserted: the set grows as papers are
+    added, and the filter/label numbers are the measurement this registry exists to make, not a guarantee."""
+    assert staged_scores.summary()["figure_recall"] >= 0.8
