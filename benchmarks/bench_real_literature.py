@@ -1,11 +1,14 @@
-"""Benchmark: the builder's accuracy on real papers (../shared/real_literature), panel by panel.
+"""Benchmark: the builder's accuracy on real papers, panel by panel, one line per set of papers.
 
 Usage:
-    python benchmarks/bench_real_literature.py                 # build offline into a tmp dir, print the scores
-    python benchmarks/bench_real_literature.py --out /tmp/rl --json scores.json
+    python benchmarks/bench_real_literature.py                 # every set present: shared + staged registry
+    python benchmarks/bench_real_literature.py --set ../real_registry --out /tmp/rl --json scores.json
 
-Builds ``<shared>/real_literature/pdfs`` offline (caption-rule labeller) up to the label stage and scores
-it against ``annotations.json`` (its README describes the format). What is measured:
+A set is a folder with ``pdfs/`` and ``annotations.json``: ``../shared/real_literature`` (hand-picked, the
+builder was tuned on it) and ``../real_registry`` (the project's registry, staged by
+benchmarks/stage_registry.py; docs/real_registry.md). Default: both, where present. Each set is built
+offline (caption-rule labeller) up to the filter stage and scored against its ``annotations.json`` (the
+real_literature README describes the format). What is measured:
 
 * figure recall: annotated figures (``ignore`` ones aside) for which the miner produced a figure;
 * panel-split accuracy: a lettered figure is split right when its panels carry exactly the annotated
@@ -44,6 +47,14 @@ REPO = Path(__file__).resolve().parents[1]
 def find_real_literature(repo: Path = REPO) -> Path | None:
     """<repo>/../shared/real_literature, else /work/shared/real_literature (worktrees), else None."""
     for candidate in (repo.parent / "shared" / "real_literature", Path("/work/shared/real_literature")):
+        if (candidate / "annotations.json").is_file() and (candidate / "pdfs").is_dir():
+            return candidate
+    return None
+
+
+def find_real_registry(repo: Path = REPO) -> Path | None:
+    """<repo>/../real_registry, else /work/real_registry (worktrees), when staged; else None."""
+    for candidate in (repo.parent / "real_registry", Path("/work/real_registry")):
         if (candidate / "annotations.json").is_file() and (candidate / "pdfs").is_dir():
             return candidate
     return None
@@ -283,22 +294,51 @@ def format_report(s: Scores) -> str:
     return "\n".join(lines)
 
 
+def summary_line(name: str, s: Scores) -> str:
+    sm = s.summary()
+    return (f"{name:<22} pdfs {s.pdfs_accounted}/{s.pdfs}  figures {s.figures_found}/{s.figures}  "
+            f"split {sm['split_accuracy']:.2f}  filter P {sm['filter_precision']:.2f} R {sm['filter_recall']:.2f}  "
+            f"labels P {sm['label_precision']:.2f} R {sm['label_recall']:.2f}  "
+            f"labeller P {sm['labeller_precision']:.2f} R {sm['labeller_recall']:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--real", type=Path, default=None, help="real_literature folder (default: ../shared/...)")
-    parser.add_argument("--out", type=Path, default=None, help="build folder (default: a temporary one)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--set", dest="sets", type=Path, action="append", default=None, metavar="DIR",
+                        help="a set to score (pdfs/ + annotations.json); repeatable "
+                             "(default: ../shared/real_literature and ../real_registry, where present)")
+    parser.add_argument("--real", type=Path, default=None, help="same as one --set (kept for old scripts)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="build folder; each set builds into OUT/<set name> (default: a temporary one)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the summaries here, by set")
     ns = parser.parse_args(argv)
-    real = ns.real or find_real_literature()
-    if real is None:
-        print("no real_literature folder found (expected ../shared/real_literature)", file=sys.stderr)
+    sets = list(ns.sets or []) + ([ns.real] if ns.real else [])
+    if not sets:
+        sets = [p for p in (find_real_literature(), find_real_registry()) if p is not None]
+    if not sets:
+        print("no set of real papers found (expected ../shared/real_literature or ../real_registry)", file=sys.stderr)
         return 2
+    bad = [str(p) for p in sets if not (p / "annotations.json").is_file() or not (p / "pdfs").is_dir()]
+    if bad:
+        print(f"not a set of papers (needs pdfs/ and annotations.json): {', '.join(bad)}", file=sys.stderr)
+        return 2
+    results: dict[str, Scores] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        scores = run_benchmark(ns.out or Path(tmp) / "build", real, ns.workers)
-    print(format_report(scores))
+        for real in sets:
+            name = real.resolve().name
+            print(f"=== {name} ({real}) ===", flush=True)
+            scores = run_benchmark((ns.out or Path(tmp)) / name, real, ns.workers)
+            results[name] = scores
+            print(format_report(scores), flush=True)
+    print("=== summary, one line per set ===")
+    for name, scores in results.items():
+        print(summary_line(name, scores))
     if ns.json:
-        ns.json.write_text(json.dumps(scores.summary(), indent=1) + "\n", encoding="utf-8")
+        ns.json.write_text(json.dumps({n: s.summary() for n, s in results.items()}, indent=1) + "\n",
+                           encoding="utf-8")
     return 0
 
 
