@@ -268,7 +268,7 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
     caption = cl.caption
     return FigureRecord(figure_id=figure_id, paper_id=paper_id, page=pd.number, bbox=round_box(bbox), kind=kind,
                         number=caption.number if caption else None, caption=caption.text if caption else "",
-                        parts=parts, panel_letters=letters), skipped
+                        parts=parts, panel_letters=letters, caption_bold=caption.bold if caption else []), skipped
 
 
 # --- problems and counts -----------------------------------------------------------------------------
