@@ -145,6 +145,28 @@ def position_panels(caption: str) -> tuple[str, dict[str, str]] | None:
     return _stand_in(caption, _POSITION_MARKER, name)
 
 
+def fill_missed_letters(parts: dict[str, str]) -> dict[str, str]:
+    """Letters missing inside a run (a, b, d) found bare at a clause start in the part before the gap, followed
+    by a dash, colon, period or ")" ("(b) cleavage facets; c—striations"): that part is cut there, so the
+    missed panel gets its own words and its neighbour loses them. Only a letter the run lacks is looked for,
+    and only where the letter parser's markers would stand (start, or after ";" "," or "."), so a word is not
+    taken for a panel."""
+    keys = sorted(parts)
+    if len(keys) < 2 or not all(len(k) == 1 and k.isalpha() for k in keys):
+        return parts
+    out = dict(parts)
+    for prev, nxt in zip(keys, keys[1:]):
+        missing = [chr(c) for c in range(ord(prev) + 1, ord(nxt))]
+        text = out[prev]
+        for letter in missing:
+            m = re.search(rf"(?:^|[;,.]\s*)\(?{letter}(?:\)\s*[:.{DASHES}]?|\s*[:.{DASHES}])\s*(?=[A-Za-z(])", text)
+            if not m:
+                break
+            out[prev], out[letter] = _clean(text[:m.start()]), _clean(text[m.end():])
+            prev, text = letter, out[letter]
+    return dict(sorted(out.items()))
+
+
 def named_panels(caption: str, bold: list[str] | None = None) -> tuple[str, dict[str, str], str] | None:
     """(common, {name: text}, kind) for the first reader that finds panels; kind is letters|roman|position."""
     if not caption.strip():

@@ -49,7 +49,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid
 from dataset_builders.panel_layout import read_letters, split_composite
-from dataset_builders.panel_names import ROMAN, named_panels, position_cells
+from dataset_builders.panel_names import ROMAN, fill_missed_letters, named_panels, position_cells
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box,
@@ -83,7 +83,7 @@ def caption_parts(caption: str, bold: list[str] | None = None) -> tuple[str, dic
         named = named_panels(caption, bold)
         if named:
             return named[0], named[1]
-    return common, {k.lower(): v for k, v in parts.items()}
+    return common, fill_missed_letters({k.lower(): v for k, v in parts.items()})
 
 
 def is_letter(name: str) -> bool:
