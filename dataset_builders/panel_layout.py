@@ -43,6 +43,7 @@ NEAR = 0.01  # line-art cells closer than this share of the figure's long side a
 GLYPH_SIZE = 24  # glyphs are compared at this size
 MIN_LETTER_SCORE = 0.72  # a glyph correlates at least this well with its letter's rendering ...
 LETTER_MARGIN = 0.08  # the best letter's score beats the second best by at least this
+PLACED_HEIGHT = 1.6  # letters that must vouch for themselves: tallest / shortest glyph at most this (ascender "b" / x-height "a" ~ 1.4)
 
 
 
@@ -192,13 +193,14 @@ def _similarity(glyph: np.ndarray, letter: str) -> float:
     return best
 
 
-def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[np.ndarray]:
-    """Letter-sized ink components near the cell's four corners, dark-on-light and light-on-dark."""
+def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[tuple[np.ndarray, int, int]]:
+    """Letter-sized ink components near the cell's four corners, dark-on-light and light-on-dark: (normalised
+    glyph, corner index 0..3 = top left, top right, bottom left, bottom right, height in pixels)."""
     x0, y0, x1, y1 = cell
     w, h = x1 - x0, y1 - y0
     cw, ch = max(12, int(w * 0.22)), max(12, int(h * 0.22))
     glyphs = []
-    for cx, cy in ((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch)):
+    for corner_index, (cx, cy) in enumerate(((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch))):
         corner = grey[cy:cy + ch, cx:cx + cw]
         for ink in (corner < 100, corner > 200):
             labels, n = ndimage.label(ink)
@@ -212,17 +214,25 @@ def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[np.ndarray]:
                 own = labels[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3] == i
                 if (around & ~own).mean() > 0.05:
                     continue  # not alone in a clear box: texture, not a printed letter
-                glyphs.append(_normalise(labels[ys, xs] == i))
+                glyphs.append((_normalise(labels[ys, xs] == i), corner_index, gh))
     return glyphs
 
 
-def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
+def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], placed: bool = False) -> list[str] | None:
     """The letter printed in each cell's corner, when every cell shows one distinct wanted letter clearly;
-    a single cell left unread (a schematic whose own labels crowd its corners) gets the single letter left."""
+    a single cell left unread (a schematic whose own labels crowd its corners) gets the single letter left.
+
+    placed (nothing else vouches for the letters, e.g. a caption naming no panels): every cell must be read,
+    and all letters must stand in the same corner of their cells at about the same height (within
+    PLACED_HEIGHT) -- journals set panel letters uniformly, while a tick label, an axis title or a texture blob
+    that happens to look like a letter sits anywhere.
+    """
+    if placed:
+        return _read_placed(grey, cells, wanted)
     letters: list[str | None] = []
     for cell in cells:
         scored: dict[str, float] = {}
-        for glyph in _corner_glyphs(grey, cell):
+        for glyph, _, _ in _corner_glyphs(grey, cell):
             for letter in wanted:
                 scored[letter] = max(scored.get(letter, -1.0), _similarity(glyph, letter))
         ranked = sorted(scored.items(), key=lambda kv: -kv[1])
@@ -236,6 +246,31 @@ def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list
     if letters.count(None) == 1 and len(left) == 1:
         letters[letters.index(None)] = left[0]
     return letters if None not in letters else None  # type: ignore[return-value]
+
+
+def _read_placed(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
+    """read_letters(placed=True): the glyphs clearly one wanted letter each (best letter beats its own second
+    best by LETTER_MARGIN), kept per cell and corner; the letters are those of a corner where every cell has
+    one, distinct and of about one height (a texture blob in another corner does not compete)."""
+    per_cell: list[dict[int, tuple[float, str, int]]] = []
+    for cell in cells:
+        corners: dict[int, tuple[float, str, int]] = {}
+        for glyph, corner, height in _corner_glyphs(grey, cell):
+            ranked = sorted(((_similarity(glyph, letter), letter) for letter in wanted), reverse=True)
+            top, letter = ranked[0]
+            clear = top >= MIN_LETTER_SCORE and (len(ranked) == 1 or top - ranked[1][0] >= LETTER_MARGIN)
+            if clear and top > corners.get(corner, (-1.0, "", 0))[0]:
+                corners[corner] = (top, letter, height)
+        per_cell.append(corners)
+    for corner in range(4):
+        found = [c.get(corner) for c in per_cell]
+        if None in found:
+            continue
+        letters = [x[1] for x in found]  # type: ignore[index]
+        heights = [x[2] for x in found]  # type: ignore[index]
+        if len(set(letters)) == len(letters) and max(heights) <= PLACED_HEIGHT * min(heights):
+            return letters
+    return None
 
 
 def split_composite(grey_image: Image.Image, wanted: list[str]) -> Layout | None:

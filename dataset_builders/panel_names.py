@@ -77,9 +77,13 @@ def bare_letter_panels(caption: str, bold: list[str] | None = None) -> tuple[str
         # letters the PDF set in bold: find each, in order, as a free-standing token
         pos = 0
         for letters in hints:
-            pattern = (rf"(?<![A-Za-z(])\(?\s*{re.escape(letters[0])}(?:\s*(?:,|&|and|[{DASHES}])\s*[A-Za-z])*"
-                       rf"\s*\)?(?![A-Za-z])\s*[,.:|{DASHES}]?\s*")
-            m = re.compile(pattern, re.IGNORECASE).search(text, pos)
+            # at the start or after a clause's punctuation (an article "a" inside a sentence is not bold, but
+            # the bold list does not say where its "a" stands); a bold letter may touch the next word when the
+            # PDF sets no space ("aSchematic"), not a lower-case one
+            first = f"[{letters[0]}{letters[0].upper()}]"
+            pattern = (rf"(?:^|(?<=[.;:,)|])\s*)\(?{first}(?:\s*(?:,|&|and|[{DASHES}])\s*[A-Za-z])*"
+                       rf"\s*\)?(?![a-z])\s*[,.:|{DASHES}]?\s*")
+            m = re.compile(pattern).search(text, pos)
             if not m:
                 break
             markers.append((m.start(), m.end(), letters))

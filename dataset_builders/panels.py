@@ -17,8 +17,8 @@ How a figure becomes panels:
   the figure) is split ("gutter") when
   * the caption names as many panels as there are cells: letters from letters printed in the PDF over the
     cells, else from the glyphs printed in the pixels (column-major layouts), else row-major order;
-  * the caption names no panels or fewer, but every cell carries a printed letter a, b, … (PDF text, or a glyph
-    told apart from the whole alphabet): the printed letters win, since the caption parser missed some;
+  * the caption names no panels or fewer, but every cell carries a printed letter a, b, … (PDF text, or glyphs
+    set alike: same corner, same size): the printed letters win, since the caption parser missed some;
   * the caption's letters run to the n-th letter of n cells (one in the middle was missed: "(c)—"): row-major;
   * the caption names panels by roman numeral (reading order) or by position word (left/right, top/bottom,
     corners; by geometry): PanelRecord.name holds the name, letter stays None.
@@ -317,20 +317,17 @@ def _cell_letters(grey: Image.Image, cells: list[Cell], part: FigurePart, size: 
                   ) -> tuple[list[str] | None, str]:
     """Cell letters from letters printed over the figure in the PDF, else from the glyphs in its pixels.
 
-    strict (the caption does not vouch for these letters): each glyph must be told from every letter of the
-    alphabet, not only from the wanted ones, and the letters read must be exactly the wanted ones -- with two
-    candidates, a tick label or an axis title in a plot's corner matches one of them often enough.
+    strict (the caption does not vouch for these letters): every cell must show its glyph, all in the same
+    corner at about the same size (panel_layout.read_letters, placed) -- with two candidates, a tick label or
+    an axis title in a plot's corner matches one of them often enough.
     """
     letters = letters_from_printed(cells, part, size, printed, wanted)
     if letters:
         return letters, "printed letters"
-    letters = read_letters(np.asarray(grey), cells, ALPHABET if strict else wanted)
+    letters = read_letters(np.asarray(grey), cells, wanted, placed=strict)
     if letters and sorted(letters) == sorted(wanted):
         return letters, "glyphs read in the pixels"
     return None, ""
-
-
-ALPHABET = [chr(c) for c in range(ord("a"), ord("z") + 1)]
 
 
 def _first_letters(n: int) -> list[str]:

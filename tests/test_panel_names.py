@@ -43,6 +43,15 @@ def test_bold_letters_are_markers_anywhere_and_only_in_their_run():
     assert parts == {"a": "schematic of the cell", "b": "power density as in b of ref. 3", "c": "stability"}
 
 
+def test_bold_letters_upper_case_glued_or_after_an_article():
+    assert bare_letter_panels("Fig. 2 Device. A schematic; B power", ["A", "B"]) == (
+        "Device", {"a": "schematic", "b": "power"})
+    assert bare_letter_panels("Fig. 2 | Growth. aSchematic of a cell. bPower density", ["a", "b"]) == (
+        "Growth", {"a": "Schematic of a cell", "b": "Power density"})
+    assert bare_letter_panels("Fig. 2 | Evolution of a crack. a schematic of it. b power", ["Fig. 2 |", "a", "b"]) == (
+        "Evolution of a crack", {"a": "schematic of it", "b": "power"})  # the article "a" is no marker
+
+
 def test_a_letter_missed_inside_a_run_is_cut_out_of_its_neighbour():
     assert caption_parts("Fig. 6. Fracture: (a) dimples; (b) cleavage facets; c\u2014striations; (d) a pore.") == (
         "Fracture", {"a": "dimples", "b": "cleavage facets", "c": "striations", "d": "a pore"})

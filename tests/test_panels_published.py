@@ -115,6 +115,9 @@ CASES = [
          "<b>Fig. 3 | Hydrogen-charged steel.</b> <b>a</b> overview at low magnification; <b>b</b> quasi-cleavage "
          "facets; <b>c</b> secondary cracks along the prior austenite grain boundaries.",
          expected=["a", "b", "c"], own_text={"b": "quasi-cleavage", "c": "secondary cracks"}),
+    Case("bold_title_runs_into_first_letter", 1, 2,  # one bold span "Fig. 4 | … of a weld. a"
+         "<b>Fig. 4 | Fracture of a weld. a</b> overview of the joint; <b>b</b> dimples in the fusion zone.",
+         expected=["a", "b"], own_text={"a": "overview", "b": "dimples"}),
     Case("column_major_printed", 2, 2,
          "Fig. 4. SEM fractographs: (a) dimples; (b) cleavage facets; (c) striations; (d) a pore at the origin.",
          printed="acbd", expected=["a", "c", "b", "d"], own_text={"c": "striations", "b": "cleavage"}),

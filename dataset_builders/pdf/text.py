@@ -87,6 +87,15 @@ def _is_bold(span: dict) -> bool:
         re.search(r"bold|black|heavy|semibold|demi", span.get("font", ""), re.IGNORECASE))
 
 
+def _short_bold(text: str) -> list[str]:
+    """What of a bold span can be a panel letter: the span if short ("a", "b,", "(c)"), else its last word when
+    short (a bold title runs on into the first letter: "Fig. 2 | Device performance. a")."""
+    if len(text) <= 8:
+        return [text]
+    words = text.split()
+    return [words[-1]] if words and len(words[-1]) <= 3 else []
+
+
 @dataclass
 class Caption:
     number: int
@@ -143,5 +152,5 @@ def find_captions(blocks: list[TextBlock]) -> list[Caption]:
         if parsed:
             caps.append(Caption(number=parsed[0], text=" ".join(text.split()), bbox=box, block=i,
                                 blocks=members, label_lines=blk.lines[:start],
-                                bold=[b for ln in lines for b in ln.bold if len(b) <= 8]))
+                                bold=[t for ln in lines for b in ln.bold for t in _short_bold(b)]))
     return caps
