@@ -160,7 +160,6 @@ def _uniform_edges(grey: np.ndarray) -> tuple[Cell, list[float]]:
     """The box inside the uniform lines (grey std < GUTTER_STD, any level) along each edge, and the mean
     grey of each edge strip that was found (top, bottom, left, right order; missing strips are left out)."""
     height, width = grey.shape
-    x0, y0, x1, y1 = 0, 0, width, height
     means: list[float] = []
 
     def uniform(line: np.ndarray) -> bool:
@@ -172,8 +171,8 @@ def _uniform_edges(grey: np.ndarray) -> tuple[Cell, list[float]]:
             i += step
         return i
 
-    top = strip(lambda i: grey[i, x0:x1], 0, height, 1)
-    bottom = strip(lambda i: grey[i, x0:x1], height - 1, top - 1, -1) + 1
+    top = strip(lambda i: grey[i], 0, height, 1)
+    bottom = strip(lambda i: grey[i], height - 1, top - 1, -1) + 1
     left = strip(lambda i: grey[top:bottom, i], 0, width, 1)
     right = strip(lambda i: grey[top:bottom, i], width - 1, left - 1, -1) + 1
     for present, rows in ((top > 0, grey[:top]), (bottom < height, grey[bottom:]),

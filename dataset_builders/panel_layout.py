@@ -43,7 +43,7 @@ NEAR = 0.01  # line-art cells closer than this share of the figure's long side a
 GLYPH_SIZE = 24  # glyphs are compared at this size
 MIN_LETTER_SCORE = 0.72  # a glyph correlates at least this well with its letter's rendering ...
 LETTER_MARGIN = 0.08  # the best letter's score beats the second best by at least this
-PLACED_HEIGHT = 1.6  # letters that must vouch for themselves: tallest / shortest glyph at most this (ascender "b" / x-height "a" ~ 1.4)
+PLACED_HEIGHT = 1.6  # letters vouching for themselves: tallest / shortest glyph at most this ("b" / "a" ~ 1.4)
 
 
 

@@ -23,6 +23,7 @@ column: top … bottom; a 2 x 2 grid: top left … bottom right), and roman nume
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from dataset_builders.pdf.captions import DASHES, expand_letters, parse_caption_start, split_panel_captions
 
@@ -159,7 +160,7 @@ def fill_missed_letters(parts: dict[str, str]) -> dict[str, str]:
     if len(keys) < 2 or not all(len(k) == 1 and k.isalpha() for k in keys):
         return parts
     out = dict(parts)
-    for prev, nxt in zip(keys, keys[1:]):
+    for prev, nxt in pairwise(keys):
         missing = [chr(c) for c in range(ord(prev) + 1, ord(nxt))]
         text = out[prev]
         for letter in missing:
@@ -192,7 +193,7 @@ def position_cells(names: list[str], cells: list[tuple[int, int, int, int]]) -> 
     cy = sorted(range(n), key=lambda i: (cells[i][1] + cells[i][3], i))
 
     def one_line(order: list[int], axis: int) -> bool:  # every cell beside/below the previous one
-        return all(cells[a][axis + 2] <= cells[b][axis] + 2 for a, b in zip(order, order[1:]))
+        return all(cells[a][axis + 2] <= cells[b][axis] + 2 for a, b in pairwise(order))
 
     words = set(names)
     if one_line(cx, 0):

@@ -115,7 +115,7 @@ class PanelRecord(Record):
     split_method: Literal["single", "parts", "gutter", "layout", "whole_unsure"]
     split_note: str = ""  # why a split was or was not made
     name: str | None = None  # a panel named otherwise than by a letter: "ii", "left", "top right"
-    box: tuple[int, int, int, int] | None = None  # where the panel is in the mined figure image, pixels (x0, y0, x1, y1)
+    box: tuple[int, int, int, int] | None = None  # the panel in the mined figure image, pixels (x0, y0, x1, y1)
     page_box: Box | None = None  # the same on the PDF page, points (None when the figure has no page box)
     caption: str = ""  # this panel's own part of the caption (falls back to the whole caption)
     figure_caption: str = ""
@@ -183,7 +183,8 @@ class Item(Record):
     paper_ids: list[str]  # source papers (several if the image was reprinted); manual: ["manual:<source>"]
     features: list[str]
     label_origin: LabelOrigin
-    provenance: dict[str, str | int | list[int] | list[float] | None] = Field(default_factory=dict)  # source_pdf, page, figure, panel, panel_box, ...
+    # source_pdf, page, figure, panel, panel_box (pixels), panel_page_box (points), ...
+    provenance: dict[str, str | int | list[int] | list[float] | None] = Field(default_factory=dict)
 
 
 # --- stage 7: split (dataset_builders.split) ----------------------------------------------------

@@ -7,8 +7,14 @@ import pytest
 from PIL import Image
 
 from dataset_builders.panel_grid import find_grid
-from dataset_builders.panel_names import (bare_letter_panels, fill_missed_letters, named_panels, position_cells,
-                                          position_panels, roman_panels)
+from dataset_builders.panel_names import (
+    bare_letter_panels,
+    fill_missed_letters,
+    named_panels,
+    position_cells,
+    position_panels,
+    roman_panels,
+)
 from dataset_builders.panels import caption_parts
 
 

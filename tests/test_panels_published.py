@@ -207,3 +207,65 @@ def test_missed_letter_gets_only_the_common_caption_part(mined):
     out_recovered = out["missed_letter_printed_column_major"][1]
     (b,) = [p for p in out_recovered if p.letter == "b"]
     assert "striations" not in b.caption  # "c\u2014striations" was cut off (b)'s part
+
+
+def test_panel_boxes_reach_the_item_provenance(mined):
+    """A reviewer can draw each dataset item's panel on the mined figure image and on the PDF page."""
+    from dataset_builders.items import _mined_item
+    from dataset_builders.records import DuplicateGroup, LabelRecord
+
+    out, _ = mined
+    _, got = out["left_right"]
+    (right,) = [p for p in got if p.name == "right"]
+    group = DuplicateGroup(group_id=right.panel_id, representative=right.panel_id, members=[right.panel_id],
+                           paper_ids=[right.paper_id])
+    label = LabelRecord(item_id=right.panel_id, features=["equiaxed dimples"], origin="caption_rules")
+    provenance = _mined_item(right, group, label).provenance
+    assert provenance["panel_box"] == list(right.box) and provenance["panel_page_box"] == list(right.page_box)
+    assert provenance["panel_name"] == "right" and provenance["panel"] is None
+    assert right.page_box[0] > (FIG_RECT.x0 + FIG_RECT.x1) / 2  # the right half of the figure on the page
+
+
+# --- panels named otherwise, one embedded image each ------------------------------------------------------
+
+def _parts_pdf(path: Path, caption: str, rects: list[pymupdf.Rect]) -> None:
+    """A page whose figure is several embedded images (one per panel) with one caption below them all."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    for k, rect in enumerate(rects):
+        page.insert_image(rect, stream=_texture(int(rect.width * SCALE), int(rect.height * SCALE), 500 + k))
+    bottom = max(r.y1 for r in rects)
+    page.insert_htmlbox(pymupdf.Rect(90, bottom + 8, 505, bottom + 80), f"<p style='font-size:8pt'>{caption}</p>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc.save(path)
+    doc.close()
+
+
+def test_parts_named_by_numeral_or_position_get_their_caption_parts(tmp_path):
+    papers = tmp_path / "papers"
+    side = [pymupdf.Rect(90, 90, 285, 260), pymupdf.Rect(295, 90, 490, 260)]
+    _parts_pdf(papers / "positions.pdf", "Fig. 1. Fracture surfaces of the uncharged (left) and H-charged (right) "
+               "specimens.", side)
+    row = [pymupdf.Rect(90 + k * 135, 90, 215 + k * 135, 230) for k in range(3)]
+    _parts_pdf(papers / "numerals.pdf", "Fig. 2. Fractographs of the (i) as-built, (ii) HIPed and (iii) machined "
+               "specimens.", row)
+    config = BuildConfig(out=tmp_path / "build", papers=papers, workers=1)
+    paths = StagePaths(config.out)
+    assert mine.run(paths, config, progress=False).problems == []
+    assert panels.run(paths, config, progress=False).problems == []
+    for f in paths.mine.glob("*/paper.json"):
+        paper = read_model(f, PaperRecord)
+        (figure,) = paper.figures
+        assert figure.kind == "multi_raster"
+        got = read_model(paths.panels / f"{paper.paper_id}.json", PaperPanels).panels
+        names = {p.name: p for p in got}
+        rects = side if paper.source_pdf == "positions.pdf" else row
+        expected = ["left", "right"] if paper.source_pdf == "positions.pdf" else ["i", "ii", "iii"]
+        assert sorted(names) == sorted(expected) and all(p.letter is None for p in got)
+        for name, rect in zip(expected, rects):
+            assert iou(names[name].page_box, tuple(rect)) >= 0.9, (name, names[name].page_box, rect)
+            part = next(pt for pt in figure.parts if pt.image == names[name].image)
+            assert names[name].box == (0, 0, part.width, part.height)
+        key, own, neighbour = (("right", "H-charged", "uncharged") if expected[0] == "left"
+                               else ("ii", "HIPed", "as-built"))
+        assert own in names[key].caption and neighbour not in names[key].caption, names[key].caption
