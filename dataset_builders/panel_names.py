@@ -16,16 +16,19 @@ The two last ones are parsed by the letter parser itself: each identifier is wri
 marker, the caption split, and the names put back, so prefix and postfix forms ("(i) X", "X (i)") behave the
 same as for letters.
 
-``position_cells`` gives position-named panels their grid cells from geometry (one row: left … right; one
-column: top … bottom; a 2 x 2 grid: top left … bottom right), and roman numerals take reading order.
+``names_for_cells`` gives named panels their cells: position words by geometry (``position_cells``: one row
+left … right; one column top … bottom; a 2 x 2 grid top left … bottom right), roman numerals in reading order
+(``reading_order``, also used for caption letters of parts).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from itertools import pairwise
 
 from dataset_builders.pdf.captions import DASHES, expand_letters, parse_caption_start, split_panel_captions
+from dataset_builders.records import Box
 
 ROMAN = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x"]
 POSITIONS = ["top left", "top right", "bottom left", "bottom right", "left", "middle", "centre", "center",
@@ -210,3 +213,42 @@ def position_cells(names: list[str], cells: list[tuple[int, int, int, int]]) -> 
         if cells[top[0]][3] <= cells[bottom[0]][1] + 2 and cells[top[1]][3] <= cells[bottom[1]][1] + 2:
             return dict(zip(corners, top + bottom))
     return None
+
+
+def reading_order(boxes: list[Box]) -> list[int]:
+    """Indices of boxes in reading order: rows top to bottom (by vertical overlap), left to right."""
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0], i))
+    rows: list[list[int]] = []
+    row_bottom = -math.inf
+    for i in order:
+        cy = (boxes[i][1] + boxes[i][3]) / 2
+        if rows and cy < row_bottom:
+            rows[-1].append(i)
+            row_bottom = max(row_bottom, boxes[i][3])
+        else:
+            rows.append([i])
+            row_bottom = boxes[i][3]
+    return [i for row in rows for i in sorted(row, key=lambda j: (boxes[j][0], j))]
+
+
+def name_order(name: str) -> tuple[int, str]:
+    return (ROMAN.index(name), name) if name in ROMAN else (99, name)
+
+
+def names_for_cells(names: list[str], boxes: list) -> list[str | None] | None:
+    """A non-letter name for every cell: roman numerals in reading order, position words by geometry."""
+    if len(names) != len(boxes):
+        return None
+    if all(n in ROMAN for n in names):
+        order = reading_order([tuple(b) for b in boxes])
+        out: list[str | None] = [None] * len(boxes)
+        for n, k in zip(names, order):
+            out[k] = n
+        return out
+    where = position_cells(names, [tuple(int(v) for v in b) for b in boxes])
+    if where is None:
+        return None
+    out = [None] * len(boxes)
+    for n, k in where.items():
+        out[k] = n
+    return out

@@ -49,7 +49,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid
 from dataset_builders.panel_layout import read_letters, split_composite
-from dataset_builders.panel_names import ROMAN, fill_missed_letters, named_panels, position_cells
+from dataset_builders.panel_names import fill_missed_letters, name_order, named_panels, names_for_cells, reading_order
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box,
@@ -137,22 +137,6 @@ def _box_distance(point: tuple[float, float], box: Box) -> float:
 
 def _centre(box: Box) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-
-
-def reading_order(boxes: list[Box]) -> list[int]:
-    """Indices of boxes in reading order: rows top to bottom (by vertical overlap), left to right."""
-    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0], i))
-    rows: list[list[int]] = []
-    row_bottom = -math.inf
-    for i in order:
-        cy = _centre(boxes[i])[1]
-        if rows and cy < row_bottom:
-            rows[-1].append(i)
-            row_bottom = max(row_bottom, boxes[i][3])
-        else:
-            rows.append([i])
-            row_bottom = boxes[i][3]
-    return [i for row in rows for i in sorted(row, key=lambda j: (boxes[j][0], j))]
 
 
 def _norm_letter(label: str | None) -> str | None:
@@ -262,7 +246,7 @@ def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_t
     names: list[str | None] = [None] * len(figure.parts)
     if parts_text and not all(is_letter(k) for k in parts_text):  # roman numerals or position words
         letters: list[str | None] = [None] * len(figure.parts)
-        found = _names_for_cells(sorted(parts_text, key=_name_order), [p.bbox for p in figure.parts])
+        found = names_for_cells(sorted(parts_text, key=name_order), [p.bbox for p in figure.parts])
         note = f"{len(figure.parts)} embedded images; " + (
             "named by the caption's panel names in position" if found else "the caption's panel names do not fit")
         names = found or names
@@ -285,31 +269,8 @@ def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_t
     return panels, problems
 
 
-def _name_order(name: str) -> tuple[int, str]:
-    return (ROMAN.index(name), name) if name in ROMAN else (99, name)
-
-
 def _id_part(name: str) -> str:
     return name.replace(" ", "-")
-
-
-def _names_for_cells(names: list[str], boxes: list) -> list[str | None] | None:
-    """A non-letter name for every cell: roman numerals in reading order, position words by geometry."""
-    if len(names) != len(boxes):
-        return None
-    if all(n in ROMAN for n in names):
-        order = reading_order([tuple(b) for b in boxes])
-        out: list[str | None] = [None] * len(boxes)
-        for n, k in zip(names, order):
-            out[k] = n
-        return out
-    where = position_cells(names, [tuple(int(v) for v in b) for b in boxes])
-    if where is None:
-        return None
-    out = [None] * len(boxes)
-    for n, k in where.items():
-        out[k] = n
-    return out
 
 
 def _cell_letters(grey: Image.Image, cells: list[Cell], part: FigurePart, size: tuple[int, int],
@@ -355,9 +316,9 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
 
     names: list[str | None] = []
     if parts_text and not lettered:  # roman numerals, position words: a clean grid of as many cells
-        found = _names_for_cells(sorted(parts_text, key=_name_order), grid.cells) if clean else None
+        found = names_for_cells(sorted(parts_text, key=name_order), grid.cells) if clean else None
         if not found:
-            listed = ", ".join(sorted(parts_text, key=_name_order))
+            listed = ", ".join(sorted(parts_text, key=name_order))
             why = grid.problem or f"found {n_cells} cell(s) between gutters that do not fit them"
             return whole("whole_unsure", f"caption names panels ({listed}) but {why}"), []
         method, cells, names, letters = "gutter", grid.cells, found, [None] * n_cells
