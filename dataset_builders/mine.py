@@ -178,6 +178,8 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
     for cl in clusters:
         fig, skips = _make_figure(page, pd, cl, captions, paper_id, len(figures) + 1, writer)
         skipped += skips
+        if fig and cl.caption:
+            fig.caption_bold = cl.caption.bold  # bold panel letters ("a Schematic …"), read by panels.py
         if fig:
             figures.append(fig)
 
@@ -268,7 +270,7 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
     caption = cl.caption
     return FigureRecord(figure_id=figure_id, paper_id=paper_id, page=pd.number, bbox=round_box(bbox), kind=kind,
                         number=caption.number if caption else None, caption=caption.text if caption else "",
-                        parts=parts, panel_letters=letters, caption_bold=caption.bold if caption else []), skipped
+                        parts=parts, panel_letters=letters), skipped
 
 
 # --- problems and counts -----------------------------------------------------------------------------

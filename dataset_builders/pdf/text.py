@@ -151,6 +151,6 @@ def find_captions(blocks: list[TextBlock]) -> list[Caption]:
         parsed = parse_caption_start(text)
         if parsed:
             caps.append(Caption(number=parsed[0], text=" ".join(text.split()), bbox=box, block=i,
-                                blocks=members, label_lines=blk.lines[:start],
-                                bold=[t for ln in lines for b in ln.bold for t in _short_bold(b)]))
+                                blocks=members, label_lines=blk.lines[:start]))
+            caps[-1].bold = [t for ln in lines for b in ln.bold for t in _short_bold(b)]
     return caps
