@@ -248,10 +248,9 @@ def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], placed:
     return letters if None not in letters else None  # type: ignore[return-value]
 
 
-def _read_placed(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
-    """read_letters(placed=True): the glyphs clearly one wanted letter each (best letter beats its own second
-    best by LETTER_MARGIN), kept per cell and corner; the letters are those of a corner where every cell has
-    one, distinct and of about one height (a texture blob in another corner does not compete)."""
+def _corner_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[dict[int, tuple[float, str, int]]]:
+    """Per cell, per corner: the glyph most clearly one wanted letter (its best letter beats its own second best
+    by LETTER_MARGIN) as (score, letter, height)."""
     per_cell: list[dict[int, tuple[float, str, int]]] = []
     for cell in cells:
         corners: dict[int, tuple[float, str, int]] = {}
@@ -262,15 +261,60 @@ def _read_placed(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list
             if clear and top > corners.get(corner, (-1.0, "", 0))[0]:
                 corners[corner] = (top, letter, height)
         per_cell.append(corners)
+    return per_cell
+
+
+def _placed_in_corner(per_cell: list[dict[int, tuple[float, str, int]]], wanted: list[str]
+                      ) -> list[str | None] | None:
+    """Letters of one corner, set alike (distinct, about one height), that are exactly the wanted ones; cells
+    without a letter in that corner get None."""
     for corner in range(4):
         found = [c.get(corner) for c in per_cell]
-        if None in found:
-            continue
-        letters = [x[1] for x in found]  # type: ignore[index]
-        heights = [x[2] for x in found]  # type: ignore[index]
-        if len(set(letters)) == len(letters) and max(heights) <= PLACED_HEIGHT * min(heights):
-            return letters
+        read = [x for x in found if x is not None]
+        heights = [x[2] for x in read]
+        if sorted(x[1] for x in read) == sorted(wanted) and len({x[1] for x in read}) == len(read) and \
+                max(heights) <= PLACED_HEIGHT * min(heights):
+            return [x[1] if x else None for x in found]
     return None
+
+
+def _read_placed(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
+    """read_letters(placed=True): the letters of a corner where every cell has one (a texture blob in another
+    corner does not compete)."""
+    letters = _placed_in_corner(_corner_letters(grey, cells, wanted), wanted) if len(cells) == len(wanted) else None
+    return letters if letters and None not in letters else None  # type: ignore[return-value]
+
+
+def join_unlettered(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> tuple[list[Cell], list[str]] | None:
+    """More gutter cells than the caption names panels (a legend, a colour bar or an axis title cut off its
+    plot): when the wanted letters are printed alike in exactly as many cells, every other cell joins the
+    nearest lettered cell in its row or column band. None unless the joined boxes stay apart."""
+    letters = _placed_in_corner(_corner_letters(grey, cells, wanted), wanted)
+    if letters is None:
+        return None
+    boxes = {x: cells[i] for i, x in enumerate(letters) if x}
+    for i, cell in enumerate(cells):
+        if letters[i]:
+            continue
+        best: tuple[float, str] | None = None
+        for x, own in ((x, cells[k]) for k, x in enumerate(letters) if x):
+            dx = max(own[0], cell[0]) - min(own[2], cell[2])  # gap (negative: overlap along that axis)
+            dy = max(own[1], cell[1]) - min(own[3], cell[3])
+            if dx < 0 or dy < 0:  # same row band or same column band
+                gap = max(dx, dy)
+                if best is None or gap < best[0]:
+                    best = (gap, x)
+        if best is None:
+            return None
+        a = boxes[best[1]]
+        boxes[best[1]] = (min(a[0], cell[0]), min(a[1], cell[1]), max(a[2], cell[2]), max(a[3], cell[3]))
+    joined = list(boxes.values())
+    for i, a in enumerate(joined):
+        for b in joined[i + 1:]:
+            if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
+                return None  # two panels would overlap: the cells were not "a panel and its pieces"
+    order = sorted(boxes, key=lambda x: (boxes[x][1], boxes[x][0]))
+    return [boxes[x] for x in order], order
 
 
 def split_composite(grey_image: Image.Image, wanted: list[str]) -> Layout | None:

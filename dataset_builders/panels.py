@@ -20,6 +20,8 @@ How a figure becomes panels:
   * the caption names no panels or fewer, but every cell carries a printed letter a, b, … (PDF text, or glyphs
     set alike: same corner, same size): the printed letters win, since the caption parser missed some;
   * the caption's letters run to the n-th letter of n cells (one in the middle was missed: "(c)—"): row-major;
+  * the caption names fewer panels than cells and its letters are printed alike in as many cells: the other
+    cells (a legend, a colour bar cut off its plot) join their nearest lettered neighbour (panel_layout);
   * the caption names panels by roman numeral (reading order) or by position word (left/right, top/bottom,
     corners; by geometry): PanelRecord.name holds the name, letter stays None.
   Otherwise panel_layout gets a try (composites around a plot), else the whole figure stays one panel:
@@ -48,7 +50,7 @@ from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid
-from dataset_builders.panel_layout import read_letters, split_composite
+from dataset_builders.panel_layout import join_unlettered, read_letters, split_composite
 from dataset_builders.panel_names import fill_missed_letters, name_order, named_panels, names_for_cells, reading_order
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
@@ -340,6 +342,11 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         # missed by the parser ("(c)—"), so the cells are the panels a.. in reading order
         method, cells, letters = "gutter", grid.cells, _first_letters(n_cells)
         how = f"row-major order (the caption names {', '.join(wanted)})"
+    elif clean and len(wanted) >= 2 and n_cells > len(wanted) and (
+            joined := join_unlettered(np.asarray(grey), grid.cells, wanted)):
+        method, (cells, letters) = "gutter", joined
+        how = f"glyphs read in the pixels; the {n_cells - len(wanted)} unlettered cell(s) joined to their neighbours"
+        n_cells = len(cells)
     elif len(wanted) < 2:
         named = f"the caption names only panel ({wanted[0]})" if wanted else "the caption names no panels"
         if n_cells > 1:

@@ -269,3 +269,40 @@ def test_parts_named_by_numeral_or_position_get_their_caption_parts(tmp_path):
         key, own, neighbour = (("right", "H-charged", "uncharged") if expected[0] == "left"
                                else ("ii", "HIPed", "as-built"))
         assert own in names[key].caption and neighbour not in names[key].caption, names[key].caption
+
+
+def test_a_legend_cut_off_its_plot_joins_the_lettered_panel(tmp_path):
+    """Two lettered micrographs and a framed legend beside (b), set apart by a gutter: the grid has three cells
+    for two caption letters; the printed letters say which cells are panels, the legend joins (b)."""
+    doc = pymupdf.open()
+    fig = doc.new_page(width=400, height=200)
+    boxes = [(8, 8, 168, 192), (178, 8, 338, 192)]
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        fig.insert_image(pymupdf.Rect(x0, y0, x1, y1), stream=_texture(int(x1 - x0), int(y1 - y0), 700 + k))
+        fig.draw_rect(pymupdf.Rect(x0 + 4, y0 + 4, x0 + 22, y0 + 24), color=None, fill=(1, 1, 1))
+        fig.insert_text((x0 + 7, y0 + 19), "ab"[k], fontname="hebo", fontsize=16)
+    fig.draw_rect(pymupdf.Rect(346, 40, 396, 150), color=(0, 0, 0), width=1)  # the legend of (b)
+    for k, word in enumerate(("100 h", "200 h", "500 h", "1000 h")):
+        fig.draw_line((350, 55 + 25 * k), (362, 55 + 25 * k), color=(0, 0, 0), width=2)
+        fig.insert_text((364, 58 + 25 * k), word, fontname="helv", fontsize=6)
+    png = fig.get_pixmap(matrix=pymupdf.Matrix(SCALE, SCALE)).tobytes("png")
+    page = doc.new_page(width=595, height=842)
+    rect = pymupdf.Rect(90, 90, 490, 290)
+    page.insert_image(rect, stream=png)
+    page.insert_htmlbox(pymupdf.Rect(90, 298, 505, 360), "<p style='font-size:8pt'>Fig. 1. Fracture surfaces after "
+                        "creep: (a) at 100 h; (b) cavities after 1000 h.</p>")
+    doc.delete_page(0)
+    (tmp_path / "papers").mkdir()
+    doc.save(tmp_path / "papers" / "legend.pdf")
+    doc.close()
+    config = BuildConfig(out=tmp_path / "build", papers=tmp_path / "papers", workers=1)
+    paths = StagePaths(config.out)
+    assert mine.run(paths, config, progress=False).problems == []
+    assert panels.run(paths, config, progress=False).problems == []
+    (f,) = paths.panels.glob("*.json")
+    got = {p.letter: p for p in read_model(f, PaperPanels).panels}
+    assert sorted(got) == ["a", "b"], [(p.panel_id, p.split_note) for p in got.values()]
+    assert "joined" in got["b"].split_note
+    assert iou(got["a"].box, tuple(v * SCALE for v in boxes[0])) >= 0.9
+    assert iou(got["b"].box, (boxes[1][0] * SCALE, boxes[1][1] * SCALE, 396 * SCALE, boxes[1][3] * SCALE)) >= 0.8
+    assert "cavities" in got["b"].caption and "at 100 h" not in got["b"].caption
