@@ -37,7 +37,9 @@ POSITIONS = ["top left", "top right", "bottom left", "bottom right", "left", "mi
 _LIST = rf"[a-z](?:\s*(?:,|&|and|{'|'.join(DASHES)})\s*[a-z])*"
 # a bare letter (list) at the start or after a sentence end, then punctuation or a space, then a capital/digit
 _BARE_SENTENCE = re.compile(
-    rf"(?:^|(?<=[.;!?])\s+)(?P<list>{_LIST})(?:\s*[,.:|{DASHES}]\s*|\s+)(?=[A-Z0-9(\[\"'])")
+    rf"(?:^|(?<=[.;!?])\s+)(?P<list>{_LIST})(?:\s*[,.:|{DASHES}]\s*|\s+)(?=[A-Z0-9(\[\"'])"
+    # or a letter with a label's colon or dash at a clause start, whatever follows: "a: dimples, b: cleavage"
+    rf"|(?:^|(?<=[.;,])\s+)(?P<label>{_LIST})\s*[:{DASHES}]\s*(?=\S)")
 _ROMAN_MARKER = re.compile(r"\(\s*(?P<r>i{1,3}|iv|v|vi{1,3}|ix|x)\s*\)", re.IGNORECASE)
 _POSITION_MARKER = re.compile(
     r"\(\s*(?P<p>(?:top|bottom|upper|lower)\s+(?:left|right)|left|right|top|bottom|middle|centre|center|upper|lower)"
@@ -96,10 +98,11 @@ def bare_letter_panels(caption: str, bold: list[str] | None = None) -> tuple[str
             return _split_at(text, markers)
         markers = []
     for m in _BARE_SENTENCE.finditer(text):
-        letters = expand_letters(m.group("list"))
+        group = "list" if m.group("list") else "label"
+        letters = expand_letters(m.group(group))
         expected = chr(ord(markers[-1][2][-1]) + 1) if markers else "a"
         if letters and letters[0] == expected:
-            markers.append((m.start("list"), m.end(), letters))
+            markers.append((m.start(group), m.end(), letters))
     if not markers or sum(len(x[2]) for x in markers) < 2:
         return None
     return _split_at(text, markers)
@@ -158,7 +161,7 @@ def fill_missed_letters(parts: dict[str, str]) -> dict[str, str]:
     by a dash, colon, period or ")" ("(b) cleavage facets; c—striations"): that part is cut there, so the
     missed panel gets its own words and its neighbour loses them. Only a letter the run lacks is looked for,
     and only where the letter parser's markers would stand (start, or after ";" "," or "."), so a word is not
-    taken for a panel."""
+    taken for a panel. Letters inside a range written as two markers ("(c)–(e)") get the range's text."""
     keys = sorted(parts)
     if len(keys) < 2 or not all(len(k) == 1 and k.isalpha() for k in keys):
         return parts
@@ -172,6 +175,11 @@ def fill_missed_letters(parts: dict[str, str]) -> dict[str, str]:
                 break
             out[prev], out[letter] = _clean(text[:m.start()]), _clean(text[m.end():])
             prev, text = letter, out[letter]
+        # "(c)–(e) details": a range written as two markers leaves both ends with the same text, the middle
+        # letters with none; they share it
+        if out[prev] and out[prev] == out[nxt]:
+            for letter in missing:
+                out.setdefault(letter, out[nxt])
     return dict(sorted(out.items()))
 
 

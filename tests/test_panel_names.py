@@ -27,6 +27,8 @@ from dataset_builders.panels import caption_parts
      {"a": "Overview", "b": "Dimples", "c": "Striations"}),
     ("Fig. 3 Fracture. a, b Overviews of the two joints. c Striations.", "Fracture",
      {"a": "Overviews of the two joints", "b": "Overviews of the two joints", "c": "Striations"}),
+    ("Fig. 3 Fracture. a: dimples, b: cleavage, c: striations.", "Fracture",  # a label's colon: any case after
+     {"a": "dimples", "b": "cleavage", "c": "striations"}),
 ])
 def test_bare_letters_at_sentence_starts(caption, common, parts):
     assert bare_letter_panels(caption) == (common, parts)
@@ -36,6 +38,7 @@ def test_bare_letters_at_sentence_starts(caption, common, parts):
     "Fig. 5 Steel after a heat treatment. A fine microstructure is seen.",  # capital "A": an article
     "Fig. 5 Steel of grade b. The fracture surface.",  # a lone letter, not a run from a
     "Fig. 5 Fracture surface. b Dimples. c Cleavage.",  # the run does not start at a
+    "Fig. 5 Crack growth rate against K for an a: b ratio of 2.",  # a ratio, not labels
 ])
 def test_bare_letters_refused_without_a_run_from_a(caption):
     assert bare_letter_panels(caption) is None
@@ -63,6 +66,8 @@ def test_a_letter_missed_inside_a_run_is_cut_out_of_its_neighbour():
         "Fracture", {"a": "dimples", "b": "cleavage facets", "c": "striations", "d": "a pore"})
     assert fill_missed_letters({"a": "x", "b": "a zone, c. 5 um wide", "d": "y"})["b"] == "a zone, c. 5 um wide"
     assert "c" not in fill_missed_letters({"a": "x", "b": "facets and c striations", "d": "y"})
+    assert caption_parts("Fig. 3 Fracture surfaces. (a,b) Overviews; (c)\u2013(e) details.")[1] == {
+        "a": "Overviews", "b": "Overviews", "c": "details", "d": "details", "e": "details"}  # a range of markers
 
 
 def test_roman_numerals_and_position_words():
