@@ -15,9 +15,12 @@ How:
    same tolerant cut, their small pieces (arrows, labels) merged into neighbours;
 3. letters: each cell's corners are searched for a printed letter (a dark glyph of letter height, alone in
    a light box, or a light glyph on dark); glyphs are compared with the candidate letters rendered in the
-   bundled sans-serif font (Pillow's load_default) at several weights. Letters are used only when every
-   cell's best letter is distinct and clearly better than its second best; otherwise the caller learns
-   that the cells could not be matched to letters.
+   bundled sans-serif font (Pillow's load_default) at two weights and in the PDF base-14 Helvetica and Times,
+   regular and bold (rendered by MuPDF: the faces journals print panel letters in). Letters are used only
+   when every cell's best letter is distinct and clearly better than its second best; otherwise the caller
+   learns that the cells could not be matched to letters. Also used by panels.py on white-gutter grids, to
+   order cells (column-major letters) and, with read_letters(placed=True) / join_unlettered, to trust
+   letters only when they are set alike (same corner, about one size) in the cells.
 scipy comes with scikit-learn (a pinned dependency).
 """
 
@@ -181,12 +184,33 @@ def _normalise(ink: np.ndarray) -> np.ndarray:
     return np.asarray(scaled, dtype=np.float32) / 255.0
 
 
+PDF_FONTS = ("helv", "hebo", "tiro", "tibo")  # PDF base-14 Helvetica, Helvetica-Bold, Times, Times-Bold
+
+
+@lru_cache(maxsize=256)
+def _pdf_template(letter: str, fontname: str) -> np.ndarray:
+    """The letter in a PDF base-14 font (the faces journals print panel letters in), rendered by MuPDF."""
+    import pymupdf  # lazy: only figures whose letters are read need it
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=60, height=60)
+    page.insert_text((10, 45), letter, fontname=fontname, fontsize=40)
+    pix = page.get_pixmap(colorspace=pymupdf.csGRAY)
+    doc.close()
+    ink = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width) < 128
+    return _normalise(ink)
+
+
+def _templates(letter: str) -> list[np.ndarray]:
+    return [_template(letter, False), _template(letter, True)] + [_pdf_template(letter, f) for f in PDF_FONTS]
+
+
 def _similarity(glyph: np.ndarray, letter: str) -> float:
-    """Best normalised correlation between a glyph and the letter's regular and bold renderings."""
+    """Best normalised correlation between a glyph and the letter's renderings: Pillow's bundled font, regular
+    and bold, and the PDF base-14 sans and serif faces, regular and bold."""
     best = -1.0
     g = glyph - glyph.mean()
-    for bold in (False, True):
-        t = _template(letter, bold)
+    for t in _templates(letter):
         t = t - t.mean()
         denom = float(np.sqrt((g * g).sum() * (t * t).sum())) or 1.0
         best = max(best, float((g * t).sum()) / denom)
