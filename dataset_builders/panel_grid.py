@@ -173,6 +173,8 @@ def _uniform_edges(grey: np.ndarray) -> tuple[Cell, list[float]]:
 
     top = strip(lambda i: grey[i], 0, height, 1)
     bottom = strip(lambda i: grey[i], height - 1, top - 1, -1) + 1
+    if bottom - top < 2:  # uniform from top to bottom: nothing inside
+        return (0, top, width, bottom), means
     left = strip(lambda i: grey[top:bottom, i], 0, width, 1)
     right = strip(lambda i: grey[top:bottom, i], width - 1, left - 1, -1) + 1
     for present, rows in ((top > 0, grey[:top]), (bottom < height, grey[bottom:]),

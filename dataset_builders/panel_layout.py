@@ -201,20 +201,26 @@ def _pdf_template(letter: str, fontname: str) -> np.ndarray:
     return _normalise(ink)
 
 
-def _templates(letter: str) -> list[np.ndarray]:
-    return [_template(letter, False), _template(letter, True)] + [_pdf_template(letter, f) for f in PDF_FONTS]
+@lru_cache(maxsize=64)
+def _template_matrix(letters: tuple[str, ...]) -> np.ndarray:
+    """Every rendering of the letters (Pillow's font regular and bold, the PDF faces), centred and scaled to
+    unit norm, one row each: len(letters) * TEMPLATES_PER_LETTER rows of GLYPH_SIZE**2."""
+    rows = []
+    for letter in letters:
+        for t in [_template(letter, False), _template(letter, True)] + [_pdf_template(letter, f) for f in PDF_FONTS]:
+            t = (t - t.mean()).ravel()
+            rows.append(t / (float(np.sqrt((t * t).sum())) or 1.0))
+    return np.stack(rows)
 
 
-def _similarity(glyph: np.ndarray, letter: str) -> float:
-    """Best normalised correlation between a glyph and the letter's renderings: Pillow's bundled font, regular
-    and bold, and the PDF base-14 sans and serif faces, regular and bold."""
-    best = -1.0
-    g = glyph - glyph.mean()
-    for t in _templates(letter):
-        t = t - t.mean()
-        denom = float(np.sqrt((g * g).sum() * (t * t).sum())) or 1.0
-        best = max(best, float((g * t).sum()) / denom)
-    return best
+def _scores(glyph: np.ndarray, letters: list[str]) -> list[float]:
+    """Per letter, the best normalised correlation between the glyph and the letter's renderings: Pillow's
+    bundled font, regular and bold, and the PDF base-14 sans and serif faces, regular and bold (one matrix
+    product for all letters)."""
+    g = (glyph - glyph.mean()).ravel()
+    g = g / (float(np.sqrt((g * g).sum())) or 1.0)
+    per_rendering = _template_matrix(tuple(letters)) @ g
+    return per_rendering.reshape(len(letters), -1).max(axis=1).tolist()
 
 
 def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[tuple[np.ndarray, int, int]]:
@@ -257,8 +263,8 @@ def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], placed:
     for cell in cells:
         scored: dict[str, float] = {}
         for glyph, _, _ in _corner_glyphs(grey, cell):
-            for letter in wanted:
-                scored[letter] = max(scored.get(letter, -1.0), _similarity(glyph, letter))
+            for letter, score in zip(wanted, _scores(glyph, wanted)):
+                scored[letter] = max(scored.get(letter, -1.0), score)
         ranked = sorted(scored.items(), key=lambda kv: -kv[1])
         clear = ranked and ranked[0][1] >= MIN_LETTER_SCORE and (
             len(ranked) == 1 or ranked[0][1] - ranked[1][1] >= LETTER_MARGIN)
@@ -279,7 +285,7 @@ def _corner_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> l
     for cell in cells:
         corners: dict[int, tuple[float, str, int]] = {}
         for glyph, corner, height in _corner_glyphs(grey, cell):
-            ranked = sorted(((_similarity(glyph, letter), letter) for letter in wanted), reverse=True)
+            ranked = sorted(zip(_scores(glyph, wanted), wanted), reverse=True)
             top, letter = ranked[0]
             clear = top >= MIN_LETTER_SCORE and (len(ranked) == 1 or top - ranked[1][0] >= LETTER_MARGIN)
             if clear and top > corners.get(corner, (-1.0, "", 0))[0]:
