@@ -51,7 +51,14 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid
 from dataset_builders.panel_layout import join_unlettered, read_letters, split_composite
-from dataset_builders.panel_names import fill_missed_letters, name_order, named_panels, names_for_cells, reading_order
+from dataset_builders.panel_names import (
+    ROMAN,
+    fill_missed_letters,
+    name_order,
+    named_panels,
+    names_for_cells,
+    reading_order,
+)
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box,
@@ -250,7 +257,8 @@ def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_t
         letters: list[str | None] = [None] * len(figure.parts)
         found = names_for_cells(sorted(parts_text, key=name_order), [p.bbox for p in figure.parts])
         note = f"{len(figure.parts)} embedded images; " + (
-            "named by the caption's panel names in position" if found else "the caption's panel names do not fit")
+            "named by the caption's roman numerals or position words" if found
+            else "the caption's panel names do not fit them")
         names = found or names
     else:
         letters, note = assign_part_letters(figure, sorted(parts_text))
@@ -324,7 +332,8 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
             why = grid.problem or f"found {n_cells} cell(s) between gutters that do not fit them"
             return whole("whole_unsure", f"caption names panels ({listed}) but {why}"), []
         method, cells, names, letters = "gutter", grid.cells, found, [None] * n_cells
-        how = "the caption's panel names in position"
+        how = "the caption's roman numerals in reading order" if all(n in ROMAN for n in parts_text) \
+            else "the caption's position words, by geometry"
     elif clean and len(wanted) == n_cells:
         method, cells = "gutter", grid.cells
         letters, how = _cell_letters(grey, cells, part, pixels.size, figure.panel_letters, wanted)
@@ -373,8 +382,8 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         panel_id = f"{figure.figure_id}-{_id_part(letter or name)}"
         target = ctx.image_dir / f"{panel_id}.jpg"
         write_bytes_atomic(target, jpeg.encode(crop, tables), durable=False)
-        note = f"{n_cells} cells between white gutters; letters by {how}; crop {cell}" if method == "gutter" \
-            else f"{how}; crop {cell}"
+        note = f"{n_cells} cells between white gutters; {'names' if names else 'letters'} by {how}; crop {cell}" \
+            if method == "gutter" else f"{how}; crop {cell}"
         key = letter or name
         caption = panel_caption(figure.caption, common, parts_text, key) if key in parts_text or not parts_text \
             else common or figure.caption  # a letter the caption gives no text: its common part only
