@@ -98,6 +98,9 @@ def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord, s
             "figure_id": panel.figure_id,
             "figure_number": panel.figure_number,
             "panel": panel.letter,
+            "panel_name": panel.name,  # a panel named otherwise ("ii", "left"), else None
+            "panel_box": list(panel.box) if panel.box else None,  # pixels of the mined figure image (x0, y0, x1, y1)
+            "panel_page_box": list(panel.page_box) if panel.page_box else None,  # PDF points on that page
             "split_method": panel.split_method,
             "duplicates": len(group.members) - 1,
             "prompt_version": label.prompt_version,

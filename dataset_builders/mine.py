@@ -191,6 +191,8 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
     for cl in clusters:
         fig, skips = _make_figure(page, pd, cl, captions, paper_id, len(figures) + 1, writer)
         skipped += skips
+        if fig and cl.caption:
+            fig.caption_bold = cl.caption.bold  # bold panel letters ("a Schematic …"), read by panels.py
         if fig:
             figures.append(fig)
 

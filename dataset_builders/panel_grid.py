@@ -7,6 +7,12 @@ copy that keeps full resolution across lines (a 3 px gutter stays visible) and i
 (at most LINE_SAMPLES samples per line), so the mean and std of any row or column segment cost O(1) and a
 whole XY-cut costs a few passes over that copy -- far less than decoding the figure.
 
+A figure set on a dark background (a frame of uniform dark lines on three sides or four, dark gutters between photos,
+common for optical and SEM composites) is searched on its negative inside the frame: its gutters are dark, and
+no edge-to-edge white line exists. A uniform strip along one edge only (a dark bar left of a plot column) is
+trimmed before the search, as it would cross every gutter. Both rules look at the figure's own edges, not at
+any one paper: uniform edge lines carry no content.
+
 Usage:
     from dataset_builders.panel_grid import find_grid
     grid = find_grid(image.convert("L"))   # Grid(cells=[(x0, y0, x1, y1), ...], problem="")
@@ -147,11 +153,52 @@ class Grid:
     problem: str  # "" when every cell has a reasonable size, else why not
 
 
+DARK_FRAME = 40.0  # uniform edge lines darker than this (mean grey) make a dark frame
+
+
+def _uniform_edges(grey: np.ndarray) -> tuple[Cell, list[float]]:
+    """The box inside the uniform lines (grey std < GUTTER_STD, any level) along each edge, and the mean
+    grey of each edge strip that was found (top, bottom, left, right order; missing strips are left out)."""
+    height, width = grey.shape
+    means: list[float] = []
+
+    def uniform(line: np.ndarray) -> bool:
+        return float(line.std()) < GUTTER_STD
+
+    def strip(get, lo: int, hi: int, step: int) -> int:
+        i = lo
+        while i != hi and uniform(get(i)):
+            i += step
+        return i
+
+    top = strip(lambda i: grey[i], 0, height, 1)
+    bottom = strip(lambda i: grey[i], height - 1, top - 1, -1) + 1
+    if bottom - top < 2:  # uniform from top to bottom: nothing inside
+        return (0, top, width, bottom), means
+    left = strip(lambda i: grey[top:bottom, i], 0, width, 1)
+    right = strip(lambda i: grey[top:bottom, i], width - 1, left - 1, -1) + 1
+    for present, rows in ((top > 0, grey[:top]), (bottom < height, grey[bottom:]),
+                          (left > 0, grey[:, :left]), (right < width, grey[:, right:])):
+        if present:
+            means.append(float(rows.mean()))
+    return (left, top, right, bottom), means
+
+
 def find_grid(grey_image: Image.Image) -> Grid:
-    """Panel cells separated by white gutters in a grey ('L') image."""
+    """Panel cells separated by white gutters in a grey ('L') image (dark gutters inside a dark frame)."""
     width, height = grey_image.size
-    lines = _LineStats(np.asarray(grey_image))
-    cells = _xy_cut(lines, (0, 0, width, height), MIN_CELL_FRACTION * width, MIN_CELL_FRACTION * height)
+    grey = np.asarray(grey_image)
+    (fx0, fy0, fx1, fy1), frame = _uniform_edges(grey)
+    if fx1 - fx0 < 2 or fy1 - fy0 < 2:
+        return Grid([(0, 0, width, height)], "")
+    inner = grey[fy0:fy1, fx0:fx1]
+    if sum(m < DARK_FRAME for m in frame) >= 3 and all(m < DARK_FRAME for m in frame):
+        # a dark background (three sides at least: a collage is often cropped tight on one side): its
+        # gutters are dark, so the search runs on the negative
+        inner = 255 - inner
+    lines = _LineStats(inner)
+    cells = [(x0 + fx0, y0 + fy0, x1 + fx0, y1 + fy0) for x0, y0, x1, y1 in
+             _xy_cut(lines, (0, 0, fx1 - fx0, fy1 - fy0), MIN_CELL_FRACTION * width, MIN_CELL_FRACTION * height)]
     small = [c for c in cells if c[2] - c[0] < MIN_CELL_FRACTION * width or c[3] - c[1] < MIN_CELL_FRACTION * height]
     problem = ""
     if small:

@@ -15,9 +15,12 @@ How:
    same tolerant cut, their small pieces (arrows, labels) merged into neighbours;
 3. letters: each cell's corners are searched for a printed letter (a dark glyph of letter height, alone in
    a light box, or a light glyph on dark); glyphs are compared with the candidate letters rendered in the
-   bundled sans-serif font (Pillow's load_default) at several weights. Letters are used only when every
-   cell's best letter is distinct and clearly better than its second best; otherwise the caller learns
-   that the cells could not be matched to letters.
+   bundled sans-serif font (Pillow's load_default) at two weights and in the PDF base-14 Helvetica and Times,
+   regular and bold (rendered by MuPDF: the faces journals print panel letters in). Letters are used only
+   when every cell's best letter is distinct and clearly better than its second best; otherwise the caller
+   learns that the cells could not be matched to letters. Also used by panels.py on white-gutter grids, to
+   order cells (column-major letters) and, with read_letters(placed=True) / join_unlettered, to trust
+   letters only when they are set alike (same corner, about one size) in the cells.
 scipy comes with scikit-learn (a pinned dependency).
 """
 
@@ -43,6 +46,7 @@ NEAR = 0.01  # line-art cells closer than this share of the figure's long side a
 GLYPH_SIZE = 24  # glyphs are compared at this size
 MIN_LETTER_SCORE = 0.72  # a glyph correlates at least this well with its letter's rendering ...
 LETTER_MARGIN = 0.08  # the best letter's score beats the second best by at least this
+PLACED_HEIGHT = 1.6  # letters vouching for themselves: tallest / shortest glyph at most this ("b" / "a" ~ 1.4)
 
 
 
@@ -180,25 +184,53 @@ def _normalise(ink: np.ndarray) -> np.ndarray:
     return np.asarray(scaled, dtype=np.float32) / 255.0
 
 
-def _similarity(glyph: np.ndarray, letter: str) -> float:
-    """Best normalised correlation between a glyph and the letter's regular and bold renderings."""
-    best = -1.0
-    g = glyph - glyph.mean()
-    for bold in (False, True):
-        t = _template(letter, bold)
-        t = t - t.mean()
-        denom = float(np.sqrt((g * g).sum() * (t * t).sum())) or 1.0
-        best = max(best, float((g * t).sum()) / denom)
-    return best
+PDF_FONTS = ("helv", "hebo", "tiro", "tibo")  # PDF base-14 Helvetica, Helvetica-Bold, Times, Times-Bold
 
 
-def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[np.ndarray]:
-    """Letter-sized ink components near the cell's four corners, dark-on-light and light-on-dark."""
+@lru_cache(maxsize=256)
+def _pdf_template(letter: str, fontname: str) -> np.ndarray:
+    """The letter in a PDF base-14 font (the faces journals print panel letters in), rendered by MuPDF."""
+    import pymupdf  # lazy: only figures whose letters are read need it
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=60, height=60)
+    page.insert_text((10, 45), letter, fontname=fontname, fontsize=40)
+    pix = page.get_pixmap(colorspace=pymupdf.csGRAY)
+    doc.close()
+    ink = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width) < 128
+    return _normalise(ink)
+
+
+@lru_cache(maxsize=64)
+def _template_matrix(letters: tuple[str, ...]) -> np.ndarray:
+    """Every rendering of the letters (Pillow's font regular and bold, the PDF faces), centred and scaled to
+    unit norm, one row each: len(letters) * TEMPLATES_PER_LETTER rows of GLYPH_SIZE**2."""
+    rows = []
+    for letter in letters:
+        for t in [_template(letter, False), _template(letter, True)] + [_pdf_template(letter, f) for f in PDF_FONTS]:
+            t = (t - t.mean()).ravel()
+            rows.append(t / (float(np.sqrt((t * t).sum())) or 1.0))
+    return np.stack(rows)
+
+
+def _scores(glyph: np.ndarray, letters: list[str]) -> list[float]:
+    """Per letter, the best normalised correlation between the glyph and the letter's renderings: Pillow's
+    bundled font, regular and bold, and the PDF base-14 sans and serif faces, regular and bold (one matrix
+    product for all letters)."""
+    g = (glyph - glyph.mean()).ravel()
+    g = g / (float(np.sqrt((g * g).sum())) or 1.0)
+    per_rendering = _template_matrix(tuple(letters)) @ g
+    return per_rendering.reshape(len(letters), -1).max(axis=1).tolist()
+
+
+def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[tuple[np.ndarray, int, int]]:
+    """Letter-sized ink components near the cell's four corners, dark-on-light and light-on-dark: (normalised
+    glyph, corner index 0..3 = top left, top right, bottom left, bottom right, height in pixels)."""
     x0, y0, x1, y1 = cell
     w, h = x1 - x0, y1 - y0
     cw, ch = max(12, int(w * 0.22)), max(12, int(h * 0.22))
     glyphs = []
-    for cx, cy in ((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch)):
+    for corner_index, (cx, cy) in enumerate(((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch))):
         corner = grey[cy:cy + ch, cx:cx + cw]
         for ink in (corner < 100, corner > 200):
             labels, n = ndimage.label(ink)
@@ -212,19 +244,27 @@ def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[np.ndarray]:
                 own = labels[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3] == i
                 if (around & ~own).mean() > 0.05:
                     continue  # not alone in a clear box: texture, not a printed letter
-                glyphs.append(_normalise(labels[ys, xs] == i))
+                glyphs.append((_normalise(labels[ys, xs] == i), corner_index, gh))
     return glyphs
 
 
-def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
+def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], placed: bool = False) -> list[str] | None:
     """The letter printed in each cell's corner, when every cell shows one distinct wanted letter clearly;
-    a single cell left unread (a schematic whose own labels crowd its corners) gets the single letter left."""
+    a single cell left unread (a schematic whose own labels crowd its corners) gets the single letter left.
+
+    placed (nothing else vouches for the letters, e.g. a caption naming no panels): every cell must be read,
+    and all letters must stand in the same corner of their cells at about the same height (within
+    PLACED_HEIGHT) -- journals set panel letters uniformly, while a tick label, an axis title or a texture blob
+    that happens to look like a letter sits anywhere.
+    """
+    if placed:
+        return _read_placed(grey, cells, wanted)
     letters: list[str | None] = []
     for cell in cells:
         scored: dict[str, float] = {}
-        for glyph in _corner_glyphs(grey, cell):
-            for letter in wanted:
-                scored[letter] = max(scored.get(letter, -1.0), _similarity(glyph, letter))
+        for glyph, _, _ in _corner_glyphs(grey, cell):
+            for letter, score in zip(wanted, _scores(glyph, wanted)):
+                scored[letter] = max(scored.get(letter, -1.0), score)
         ranked = sorted(scored.items(), key=lambda kv: -kv[1])
         clear = ranked and ranked[0][1] >= MIN_LETTER_SCORE and (
             len(ranked) == 1 or ranked[0][1] - ranked[1][1] >= LETTER_MARGIN)
@@ -236,6 +276,75 @@ def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list
     if letters.count(None) == 1 and len(left) == 1:
         letters[letters.index(None)] = left[0]
     return letters if None not in letters else None  # type: ignore[return-value]
+
+
+def _corner_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[dict[int, tuple[float, str, int]]]:
+    """Per cell, per corner: the glyph most clearly one wanted letter (its best letter beats its own second best
+    by LETTER_MARGIN) as (score, letter, height)."""
+    per_cell: list[dict[int, tuple[float, str, int]]] = []
+    for cell in cells:
+        corners: dict[int, tuple[float, str, int]] = {}
+        for glyph, corner, height in _corner_glyphs(grey, cell):
+            ranked = sorted(zip(_scores(glyph, wanted), wanted), reverse=True)
+            top, letter = ranked[0]
+            clear = top >= MIN_LETTER_SCORE and (len(ranked) == 1 or top - ranked[1][0] >= LETTER_MARGIN)
+            if clear and top > corners.get(corner, (-1.0, "", 0))[0]:
+                corners[corner] = (top, letter, height)
+        per_cell.append(corners)
+    return per_cell
+
+
+def _placed_in_corner(per_cell: list[dict[int, tuple[float, str, int]]], wanted: list[str]
+                      ) -> list[str | None] | None:
+    """Letters of one corner, set alike (distinct, about one height), that are exactly the wanted ones; cells
+    without a letter in that corner get None."""
+    for corner in range(4):
+        found = [c.get(corner) for c in per_cell]
+        read = [x for x in found if x is not None]
+        heights = [x[2] for x in read]
+        if sorted(x[1] for x in read) == sorted(wanted) and len({x[1] for x in read}) == len(read) and \
+                max(heights) <= PLACED_HEIGHT * min(heights):
+            return [x[1] if x else None for x in found]
+    return None
+
+
+def _read_placed(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
+    """read_letters(placed=True): the letters of a corner where every cell has one (a texture blob in another
+    corner does not compete)."""
+    letters = _placed_in_corner(_corner_letters(grey, cells, wanted), wanted) if len(cells) == len(wanted) else None
+    return letters if letters and None not in letters else None  # type: ignore[return-value]
+
+
+def join_unlettered(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> tuple[list[Cell], list[str]] | None:
+    """More gutter cells than the caption names panels (a legend, a colour bar or an axis title cut off its
+    plot): when the wanted letters are printed alike in exactly as many cells, every other cell joins the
+    nearest lettered cell in its row or column band. None unless the joined boxes stay apart."""
+    letters = _placed_in_corner(_corner_letters(grey, cells, wanted), wanted)
+    if letters is None:
+        return None
+    boxes = {x: cells[i] for i, x in enumerate(letters) if x}
+    for i, cell in enumerate(cells):
+        if letters[i]:
+            continue
+        best: tuple[float, str] | None = None
+        for x, own in ((x, cells[k]) for k, x in enumerate(letters) if x):
+            dx = max(own[0], cell[0]) - min(own[2], cell[2])  # gap (negative: overlap along that axis)
+            dy = max(own[1], cell[1]) - min(own[3], cell[3])
+            if dx < 0 or dy < 0:  # same row band or same column band
+                gap = max(dx, dy)
+                if best is None or gap < best[0]:
+                    best = (gap, x)
+        if best is None:
+            return None
+        a = boxes[best[1]]
+        boxes[best[1]] = (min(a[0], cell[0]), min(a[1], cell[1]), max(a[2], cell[2]), max(a[3], cell[3]))
+    joined = list(boxes.values())
+    for i, a in enumerate(joined):
+        for b in joined[i + 1:]:
+            if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
+                return None  # two panels would overlap: the cells were not "a panel and its pieces"
+    order = sorted(boxes, key=lambda x: (boxes[x][1], boxes[x][0]))
+    return [boxes[x] for x in order], order
 
 
 def split_composite(grey_image: Image.Image, wanted: list[str]) -> Layout | None:

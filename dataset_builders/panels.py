@@ -12,13 +12,25 @@ How a figure becomes panels:
   the caption names exactly as many panels as there are parts. The mined file is used as is.
 - raster / vector (one image holding the whole figure): look for white gutters (rows or columns that
   are near-white from edge to edge of a region: mean grey > 240 and std < 12, which JPEG noise
-  passes) with a recursive XY-cut on numpy projections of the grey pixels (dataset_builders.panel_grid).
-  The figure is split ("gutter") only when that is unambiguous: every cell is a reasonable share of the
-  figure, and the number of cells equals the number of panels the caption names. Otherwise the
-  whole figure stays one panel: "whole_unsure" when the caption names panels (the panel captions can
-  not be scoped), "single" when it names none. A figure without panel letters is never split, even
-  if it shows a grid: its caption could not be scoped to the pieces, so each would inherit labels
-  that belong to its neighbours.
+  passes) with a recursive XY-cut on numpy projections of the grey pixels (dataset_builders.panel_grid; a
+  figure on a dark background is searched on its negative). A clean grid (every cell a reasonable share of
+  the figure) is split ("gutter") when
+  * the caption names as many panels as there are cells: letters from letters printed in the PDF over the
+    cells, else from the glyphs printed in the pixels (column-major layouts), else row-major order;
+  * the caption names no panels or fewer, but every cell carries a printed letter a, b, … (PDF text, or glyphs
+    set alike: same corner, same size): the printed letters win, since the caption parser missed some;
+  * the caption's letters run to the n-th letter of n cells (one in the middle was missed: "(c)—"): row-major;
+  * the caption names fewer panels than cells and its letters are printed alike in as many cells: the other
+    cells (a legend, a colour bar cut off its plot) join their nearest lettered neighbour (panel_layout);
+  * the caption names panels by roman numeral (reading order) or by position word (left/right, top/bottom,
+    corners; by geometry): PanelRecord.name holds the name, letter stays None.
+  Otherwise panel_layout gets a try (composites around a plot), else the whole figure stays one panel:
+  "whole_unsure" when the caption names panels (the panel captions can not be scoped), "single" when it
+  names none and no letters are printed on the cells -- such a grid's pieces could not be scoped, so each
+  would inherit labels that belong to its neighbours.
+Panel names in captions: captions.split_panel_captions for "(a)", else dataset_builders.panel_names (bare
+and bold letters -- FigureRecord.caption_bold --, roman numerals, position words).
+Every panel carries its box in the mined image's pixels (PanelRecord.box) and on the page (page_box).
 Crops are written with their outer white margin trimmed, encoded as dataset_builders.jpeg says (the
 source's own quantisation tables; grey when the figure is grey stored as RGB); an uncropped figure keeps
 the mined file (no copy, no re-encode).
@@ -31,13 +43,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid
-from dataset_builders.panel_layout import split_composite
+from dataset_builders.panel_layout import join_unlettered, read_letters, split_composite
+from dataset_builders.panel_names import (
+    ROMAN,
+    fill_missed_letters,
+    name_order,
+    named_panels,
+    names_for_cells,
+    reading_order,
+)
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box,
@@ -59,14 +80,24 @@ STAGE = "panels"
 
 # --- captions and excerpts -------------------------------------------------------------------------
 
-def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
-    """(common part, {lower-case letter: panel part}) of a caption, via captions.split_panel_captions."""
+def caption_parts(caption: str, bold: list[str] | None = None) -> tuple[str, dict[str, str]]:
+    """(common part, {panel name: panel part}) of a caption: lower-case letters via
+    captions.split_panel_captions, else the names panel_names reads (bare or bold letters, roman numerals,
+    position words; `bold` = the caption's bold span texts, FigureRecord.caption_bold)."""
     if not caption.strip():
         return "", {}
     from dataset_builders.pdf.captions import split_panel_captions  # lazy: written by another stage owner
 
     common, parts = split_panel_captions(caption)
-    return common, {k.lower(): v for k, v in parts.items()}
+    if not parts:
+        named = named_panels(caption, bold)
+        if named:
+            return named[0], named[1]
+    return common, fill_missed_letters({k.lower(): v for k, v in parts.items()})
+
+
+def is_letter(name: str) -> bool:
+    return len(name) == 1 and name.isalpha()
 
 
 def panel_caption(caption: str, common: str, parts: dict[str, str], letter: str | None) -> str:
@@ -116,22 +147,6 @@ def _box_distance(point: tuple[float, float], box: Box) -> float:
 
 def _centre(box: Box) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-
-
-def reading_order(boxes: list[Box]) -> list[int]:
-    """Indices of boxes in reading order: rows top to bottom (by vertical overlap), left to right."""
-    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0], i))
-    rows: list[list[int]] = []
-    row_bottom = -math.inf
-    for i in order:
-        cy = _centre(boxes[i])[1]
-        if rows and cy < row_bottom:
-            rows[-1].append(i)
-            row_bottom = max(row_bottom, boxes[i][3])
-        else:
-            rows.append([i])
-            row_bottom = boxes[i][3]
-    return [i for row in rows for i in sorted(row, key=lambda j: (boxes[j][0], j))]
 
 
 def _norm_letter(label: str | None) -> str | None:
@@ -208,36 +223,87 @@ class _PaperContext:
 
     def panel(self, figure: FigureRecord, *, panel_id: str, letter: str | None, image_rel: str,
               pixels: Image.Image, method: str, note: str, caption: str, whole_figure: bool,
-              size: tuple[int, int] | None = None) -> PanelRecord:
-        """size: the image's own size when pixels is a reduced copy (decode_for_statistics)."""
+              size: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
+              part: FigurePart | None = None, name: str | None = None) -> PanelRecord:
+        """size: the image's own size when pixels is a reduced copy (decode_for_statistics); box: where the
+        panel sits in the mined image `part` (default: all of it), also given on the page via the part's bbox."""
         width, height = size or pixels.size
+        part = part or figure.parts[0]
+        box = box or (0, 0, part.width, part.height)
         return PanelRecord(
             panel_id=panel_id, figure_id=figure.figure_id, paper_id=self.paper.paper_id,
             source_pdf=self.paper.source_pdf, page=figure.page, letter=letter, image=image_rel,
-            width=width, height=height, split_method=method, split_note=note,
+            width=width, height=height, split_method=method, split_note=note, name=name,
+            box=box, page_box=page_box(box, part),
             caption=caption, figure_caption=figure.caption, figure_number=figure.number,
             excerpts=panel_excerpts(self.paper, figure.number, letter, whole_figure), context=figure.context,
             phash=image_phash(pixels), cues=compute_cues(pixels),
         )
 
 
+def page_box(box: tuple[int, int, int, int], part: FigurePart) -> Box | None:
+    """A pixel box of a part's image on the PDF page (points, rounded to 0.01), None without a page box."""
+    bx0, by0, bx1, by1 = part.bbox
+    if bx1 <= bx0 or by1 <= by0 or part.width <= 0 or part.height <= 0:
+        return None
+    sx, sy = (bx1 - bx0) / part.width, (by1 - by0) / part.height
+    return (round(bx0 + box[0] * sx, 2), round(by0 + box[1] * sy, 2),
+            round(bx0 + box[2] * sx, 2), round(by0 + box[3] * sy, 2))
+
+
 def _parts_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_text: dict[str, str]
                   ) -> tuple[list[PanelRecord], list[Problem]]:
-    letters, note = assign_part_letters(figure, sorted(parts_text))
+    names: list[str | None] = [None] * len(figure.parts)
+    if parts_text and not all(is_letter(k) for k in parts_text):  # roman numerals or position words
+        letters: list[str | None] = [None] * len(figure.parts)
+        found = names_for_cells(sorted(parts_text, key=name_order), [p.bbox for p in figure.parts])
+        note = f"{len(figure.parts)} embedded images; " + (
+            "named by the caption's roman numerals or position words" if found
+            else "the caption's panel names do not fit them")
+        names = found or names
+    else:
+        letters, note = assign_part_letters(figure, sorted(parts_text))
     panels: list[PanelRecord] = []
     problems: list[Problem] = []
-    for i, (part, letter) in enumerate(zip(figure.parts, letters)):
+    for i, (part, letter, name) in enumerate(zip(figure.parts, letters, names)):
         try:
             pixels, size = jpeg.decode_for_statistics(ctx.paths.abs(part.image), CUE_SIDE)
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a per-image problem
             problems.append(_image_problem(ctx.paper, figure, part.image, exc))
             continue
-        panel_id = f"{figure.figure_id}-{letter}" if letter else f"{figure.figure_id}-part{i + 1}"
+        key = letter or name
+        panel_id = f"{figure.figure_id}-{_id_part(key)}" if key else f"{figure.figure_id}-part{i + 1}"
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=part.image, pixels=pixels,
                                 method="parts", note=note, caption=panel_caption(figure.caption, common,
-                                                                                  parts_text, letter),
-                                whole_figure=False, size=size))
+                                                                                  parts_text, key),
+                                whole_figure=False, size=size, part=part, name=name))
     return panels, problems
+
+
+def _id_part(name: str) -> str:
+    return name.replace(" ", "-")
+
+
+def _cell_letters(grey: Image.Image, cells: list[Cell], part: FigurePart, size: tuple[int, int],
+                  printed: list[tuple[str, Box]], wanted: list[str], strict: bool = False
+                  ) -> tuple[list[str] | None, str]:
+    """Cell letters from letters printed over the figure in the PDF, else from the glyphs in its pixels.
+
+    strict (the caption does not vouch for these letters): every cell must show its glyph, all in the same
+    corner at about the same size (panel_layout.read_letters, placed) -- with two candidates, a tick label or
+    an axis title in a plot's corner matches one of them often enough.
+    """
+    letters = letters_from_printed(cells, part, size, printed, wanted)
+    if letters:
+        return letters, "printed letters"
+    letters = read_letters(np.asarray(grey), cells, wanted, placed=strict)
+    if letters and sorted(letters) == sorted(wanted):
+        return letters, "glyphs read in the pixels"
+    return None, ""
+
+
+def _first_letters(n: int) -> list[str]:
+    return [chr(ord("a") + i) for i in range(min(n, 26))]
 
 
 def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_text: dict[str, str]
@@ -249,23 +315,56 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         return [], [_image_problem(ctx.paper, figure, part.image, exc)]
     grey = pixels if pixels.mode == "L" else pixels.convert("L")
     grid = find_grid(grey)
-    wanted = sorted(parts_text)
+    lettered = all(is_letter(k) for k in parts_text)
+    wanted = sorted(parts_text) if lettered else []
     n_cells = len(grid.cells)
+    clean = not grid.problem and n_cells > 1
     whole_id = f"{figure.figure_id}-whole"
 
     def whole(method: str, note: str) -> list[PanelRecord]:
         return [ctx.panel(figure, panel_id=whole_id, letter=None, image_rel=part.image, pixels=pixels,
                           method=method, note=note, caption=figure.caption, whole_figure=True)]
 
-    if len(wanted) < 2:
+    names: list[str | None] = []
+    if parts_text and not lettered:  # roman numerals, position words: a clean grid of as many cells
+        found = names_for_cells(sorted(parts_text, key=name_order), grid.cells) if clean else None
+        if not found:
+            listed = ", ".join(sorted(parts_text, key=name_order))
+            why = grid.problem or f"found {n_cells} cell(s) between gutters that do not fit them"
+            return whole("whole_unsure", f"caption names panels ({listed}) but {why}"), []
+        method, cells, names, letters = "gutter", grid.cells, found, [None] * n_cells
+        how = "the caption's roman numerals in reading order" if all(n in ROMAN for n in parts_text) \
+            else "the caption's position words, by geometry"
+    elif clean and len(wanted) == n_cells:
+        method, cells = "gutter", grid.cells
+        letters, how = _cell_letters(grey, cells, part, pixels.size, figure.panel_letters, wanted)
+        letters, how = (letters, how) if letters else (wanted, "row-major order")
+    elif clean and (len(wanted) < 2 or set(wanted) <= set(_first_letters(n_cells))) and (
+            trusted := _cell_letters(grey, grid.cells, part, pixels.size, figure.panel_letters,
+                                     _first_letters(n_cells), strict=True))[0]:
+        # a clean grid whose cells carry printed letters a.. one each: trusted over a caption that names no
+        # panels or fewer (a letter its parser missed); letters the caption does not give text get the common part
+        method, cells, (letters, how) = "gutter", grid.cells, trusted
+        how += f" (the caption names {len(wanted)} of them)"
+    elif clean and len(wanted) >= 2 and set(wanted) <= set(_first_letters(n_cells)) and \
+            wanted[-1] == _first_letters(n_cells)[-1]:
+        # the caption's letters run to the n-th letter of n clean cells: only letters inside the run were
+        # missed by the parser ("(c)—"), so the cells are the panels a.. in reading order
+        method, cells, letters = "gutter", grid.cells, _first_letters(n_cells)
+        how = f"row-major order (the caption names {', '.join(wanted)})"
+    elif clean and len(wanted) >= 2 and n_cells > len(wanted) and (
+            joined := join_unlettered(np.asarray(grey), grid.cells, wanted)):
+        method, (cells, letters) = "gutter", joined
+        how = f"glyphs read in the pixels; the {n_cells - len(wanted)} unlettered cell(s) joined to their neighbours"
+        n_cells = len(cells)
+    elif len(wanted) < 2:
         named = f"the caption names only panel ({wanted[0]})" if wanted else "the caption names no panels"
         if n_cells > 1:
-            note = f"{n_cells}-cell gutter grid found but {named}; kept whole"
+            note = f"{n_cells}-cell gutter grid found but {named} and no letters are printed on its cells; kept whole"
         else:
             note = f"{named} and no gutters were found"
         return whole("single", note), []
-    method, cells = "gutter", grid.cells
-    if grid.problem or n_cells != len(wanted):
+    else:
         found = grid.problem or ("no gutters found" if n_cells <= 1 else f"found {n_cells} cells between white gutters")
         # === the one hand-off to panel_layout: composites the white-gutter grid cannot cut ===
         layout = split_composite(grey, wanted)
@@ -276,24 +375,22 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         method, cells, n_cells = "layout", layout.cells, len(layout.cells)
         how = layout.note if layout.letters else f"{layout.note}; printed letters"
         letters = layout.letters or letters
-    else:
-        letters = letters_from_printed(grid.cells, part, pixels.size, figure.panel_letters, wanted)
-        how = "printed letters" if letters else "row-major order"
-        letters = letters or wanted
     if jpeg.is_grey_rgb(pixels):  # a grey figure stored as RGB: its crops are written grey (jpeg.py)
         pixels = grey
     panels: list[PanelRecord] = []
-    for cell, letter in zip(cells, letters):
+    for cell, letter, name in zip(cells, letters, names or [None] * len(cells)):
         crop = pixels.crop(cell)
-        panel_id = f"{figure.figure_id}-{letter}"
+        panel_id = f"{figure.figure_id}-{_id_part(letter or name)}"
         target = ctx.image_dir / f"{panel_id}.jpg"
         write_bytes_atomic(target, jpeg.encode(crop, tables), durable=False)
-        note = f"{n_cells} cells between white gutters; letters by {how}; crop {cell}" if method == "gutter" \
-            else f"{how}; crop {cell}"
+        note = f"{n_cells} cells between white gutters; {'names' if names else 'letters'} by {how}; crop {cell}" \
+            if method == "gutter" else f"{how}; crop {cell}"
+        key = letter or name
+        caption = panel_caption(figure.caption, common, parts_text, key) if key in parts_text or not parts_text \
+            else common or figure.caption  # a letter the caption gives no text: its common part only
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=ctx.paths.rel(target),
-                                pixels=crop, method=method, note=note,
-                                caption=panel_caption(figure.caption, common, parts_text, letter),
-                                whole_figure=False))
+                                pixels=crop, method=method, note=note, caption=caption,
+                                whole_figure=False, box=tuple(int(v) for v in cell), name=name))
     return panels, []
 
 
@@ -309,7 +406,7 @@ def figure_panels(paths: StagePaths, paper: PaperRecord, figure: FigureRecord
     if not figure.parts:
         return [], [Problem(file=paper.source_pdf, stage=STAGE, reason="no_image", paper_id=paper.paper_id,
                             item_id=figure.figure_id, detail=f"figure {figure.figure_id} has no image part")]
-    common, parts_text = caption_parts(figure.caption)
+    common, parts_text = caption_parts(figure.caption, figure.caption_bold)
     if figure.kind == "multi_raster" or len(figure.parts) > 1:
         return _parts_panels(ctx, figure, common, parts_text)
     return _single_image_panels(ctx, figure, common, parts_text)

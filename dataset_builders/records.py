@@ -67,6 +67,7 @@ class FigureRecord(Record):
     context: str = ""  # uncaptioned figures only: the text printed next to it (label line, paragraph before)
     parts: list[FigurePart]
     panel_letters: list[tuple[str, Box]] = Field(default_factory=list)  # letters printed inside the figure
+    caption_bold: list[str] = Field(default_factory=list)  # short bold span texts of the caption (panel letters)
 
 
 class SkippedGraphic(Record):
@@ -132,6 +133,9 @@ class PanelRecord(Record):
     height: int
     split_method: Literal["single", "parts", "gutter", "layout", "whole_unsure"]
     split_note: str = ""  # why a split was or was not made
+    name: str | None = None  # a panel named otherwise than by a letter: "ii", "left", "top right"
+    box: tuple[int, int, int, int] | None = None  # the panel in the mined figure image, pixels (x0, y0, x1, y1)
+    page_box: Box | None = None  # the same on the PDF page, points (None when the figure has no page box)
     caption: str = ""  # this panel's own part of the caption (falls back to the whole caption)
     figure_caption: str = ""
     figure_number: int | None = None
@@ -196,7 +200,8 @@ class Item(Record):
     paper_ids: list[str]  # source papers (several if the image was reprinted); manual: ["manual:<source>"]
     features: list[str]
     label_origin: LabelOrigin
-    provenance: dict[str, str | int | None] = Field(default_factory=dict)  # source_pdf, page, figure, panel, ...
+    # source_pdf, page, figure, panel, panel_box (pixels), panel_page_box (points), ...
+    provenance: dict[str, str | int | list[int] | list[float] | None] = Field(default_factory=dict)
 
 
 # --- stage 7: split (dataset_builders.split) ----------------------------------------------------

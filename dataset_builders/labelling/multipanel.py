@@ -25,7 +25,7 @@ REASON = "unsplit_multipanel"
 def named_letters(panel: PanelRecord) -> tuple[str, dict[str, str], list[str]]:
     """(common caption part, {letter: own part}, letters) when an unlettered panel stands for >= 2 named
     panels of its figure's caption; ("", {}, []) otherwise."""
-    if panel.letter is not None or not panel.figure_caption:
+    if panel.letter is not None or panel.name is not None or not panel.figure_caption:
         return "", {}, []
     from dataset_builders.panels import caption_parts  # the panels stage's own reading of captions
 

@@ -6,6 +6,7 @@ of a page start a caption and which blocks below continue it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pymupdf
@@ -23,6 +24,7 @@ class Line:
     bbox: Box
     size: float
     spans: list[tuple[str, Box]]
+    bold: list[str] = field(default_factory=list)  # texts of the line's bold spans (panel letters in captions)
 
 
 @dataclass
@@ -68,13 +70,30 @@ def page_blocks(text_dict: dict) -> list[TextBlock]:
                 continue
             text = "".join(s["text"] for s in ln["spans"])
             size = max(s["size"] for s in ln["spans"])
-            lines.append(Line(text=text, bbox=tuple(ln["bbox"]), size=size, spans=spans))
+            lines.append(Line(text=text, bbox=tuple(ln["bbox"]), size=size, spans=spans,
+                              bold=[s["text"].strip() for s in ln["spans"] if s["text"].strip() and _is_bold(s)]))
         if lines:
             box = lines[0].bbox
             for ln in lines[1:]:
                 box = union(box, ln.bbox)
             blocks.append(TextBlock(lines=lines, bbox=box))
     return blocks
+
+
+def _is_bold(span: dict) -> bool:
+    """A bold span: MuPDF's bold flag (TEXT_FONT_BOLD, 16, set from the font descriptor), or a bold face named
+    in the font (subset fonts "ABCDEF+Arial-BoldMT" whose descriptor says nothing)."""
+    return bool(span.get("flags", 0) & pymupdf.TEXT_FONT_BOLD) or bool(
+        re.search(r"bold|black|heavy|semibold|demi", span.get("font", ""), re.IGNORECASE))
+
+
+def _short_bold(text: str) -> list[str]:
+    """What of a bold span can be a panel letter: the span if short ("a", "b,", "(c)"), else its last word when
+    short (a bold title runs on into the first letter: "Fig. 2 | Device performance. a")."""
+    if len(text) <= 8:
+        return [text]
+    words = text.split()
+    return [words[-1]] if words and len(words[-1]) <= 3 else []
 
 
 @dataclass
@@ -85,6 +104,7 @@ class Caption:
     block: int  # index of the first block
     blocks: list[int] = field(default_factory=list)  # all blocks that make up the caption
     label_lines: list[Line] = field(default_factory=list)  # short lines in the caption's block before it
+    bold: list[str] = field(default_factory=list)  # short bold span texts of the caption, in order
 
 
 def find_captions(blocks: list[TextBlock]) -> list[Caption]:
@@ -132,4 +152,5 @@ def find_captions(blocks: list[TextBlock]) -> list[Caption]:
         if parsed:
             caps.append(Caption(number=parsed[0], text=" ".join(text.split()), bbox=box, block=i,
                                 blocks=members, label_lines=blk.lines[:start]))
+            caps[-1].bold = [t for ln in lines for b in ln.bold for t in _short_bold(b)]
     return caps
