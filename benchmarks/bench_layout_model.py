@@ -41,9 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 _WORDS = re.compile(r"[a-z0-9]+")
 
 
+_LABEL = re.compile(r"(?i)^\s*fig(?:ure)?s?\.?\s*[A-Z]?\d+(?:[.\-\u2013]\d+)*\s*[.:|\u2014-]?\s*")
+
+
 def _key(text: str, n: int = 6) -> tuple[str, ...]:
-    """The first n words of a caption, lower-case: enough to tell captions apart, robust to line breaks."""
-    return tuple(_WORDS.findall(text.lower())[:n])
+    """The first n words of a caption after its figure label ("Figure 2.2."), lower-case: enough to tell
+    captions apart, robust to line breaks (annotations give caption_start with or without the label)."""
+    return tuple(_WORDS.findall(_LABEL.sub("", text, count=1).lower())[:n])
 
 
 def _number(figure: str) -> str | None:
