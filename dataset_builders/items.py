@@ -15,6 +15,7 @@ import json
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT
 from dataset_builders.manual import EXPERT_LABELS_NAME, apply_expert_labels
+from dataset_builders.pdf.numbers import number_json
 from dataset_builders.perceptual_hash import hamming
 from dataset_builders.records import (
     DuplicateGroup,
@@ -85,7 +86,7 @@ def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord) -
             "source_pdf": panel.source_pdf,
             "page": panel.page,
             "figure_id": panel.figure_id,
-            "figure_number": panel.figure_number,
+            "figure_number": number_json(panel.figure_number),
             "panel": panel.letter,
             "split_method": panel.split_method,
             "duplicates": len(group.members) - 1,

@@ -128,7 +128,10 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     skipped: list[SkippedGraphic] = []
     excerpts: list[Excerpt] = []
     previous_context = ""
-    captioned = any(find_captions(pd.blocks) for pd in pages)  # reports, slides: no caption anywhere
+    page_captions = [find_captions(pd.blocks) for pd in pages]
+    captioned = any(page_captions)  # reports, slides: no caption anywhere
+    # captions numbered "Figure 3-2": then "Fig. 3-2" in the text is that figure, not a range (pdf.numbers)
+    dash_numbers = any("-" in c.number for caps in page_captions for c in caps)
     for pd in pages:
         page = page_objs[pd.number]
         figs, skips, body_text = _mine_page(doc, page, pd, paper_id, writer, repeated, config)
@@ -136,7 +139,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
             previous_context = _uncaptioned_context(pd, figs, previous_context)
         figures += figs
         skipped += skips
-        for cit, text in cite_excerpts(body_text, config.excerpt_chars):
+        for cit, text in cite_excerpts(body_text, config.excerpt_chars, dash_numbers):
             excerpts.append(Excerpt(figure_number=cit.figure_number, panels=cit.panels, text=text, page=pd.number))
     first = pages[0].blocks if pages and pages[0].number == 1 else []
     meta = doc.metadata or {}

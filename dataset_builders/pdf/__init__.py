@@ -1,6 +1,7 @@
 """PDF layout analysis for the mine stage (dataset_builders.mine); none of these modules imports a stage.
 
 - captions: figure captions and citations in plain text (caption starts, panel parts, citing excerpts).
+- numbers: figure numbers as text ("3", "7.5", "3-2", "S3"): normalising, ranges, JSON form.
 - geometry: Box helpers (union, gaps, overlap, containment, rounding).
 - text: page lines and blocks from get_text("dict"), and the caption blocks on a page.
 - images: each placed image's xref, repeated publisher logos, decoding and writing images (ImageWriter).

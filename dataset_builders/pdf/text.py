@@ -79,7 +79,7 @@ def page_blocks(text_dict: dict) -> list[TextBlock]:
 
 @dataclass
 class Caption:
-    number: int
+    number: str  # as text: "3", "7.5", "S3" (dataset_builders.pdf.numbers)
     text: str  # full caption text, label included
     bbox: Box
     block: int  # index of the first block
