@@ -24,6 +24,7 @@ import pymupdf
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.pdf.captions import cite_excerpts
+from dataset_builders.pdf.continued import PageFlow, link_continued
 from dataset_builders.pdf.figures import (
     MIN_BBOX_PT,
     Cluster,
@@ -32,12 +33,14 @@ from dataset_builders.pdf.figures import (
     figure_context,
     in_figure_text_box,
     label_parts,
+    match_far_captions,
     panel_letters,
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
+from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
 from dataset_builders.records import (
     Excerpt,
     FigurePart,
@@ -114,7 +117,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
         try:
             page = doc.load_page(i)
             rect = page.rect
-            blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+            blocks = drop_margin_comments(page_blocks(page.get_text("dict", flags=TEXT_FLAGS)), rect.width)
             graphics = page_graphics(doc, page, rect)
         except Exception:  # noqa: BLE001 - a damaged page: keep the others
             errors.append(i + 1)
@@ -132,15 +135,22 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     captioned = any(page_captions)  # reports, slides: no caption anywhere
     # captions numbered "Figure 3-2": then "Fig. 3-2" in the text is that figure, not a range (pdf.numbers)
     dash_numbers = any("-" in c.number for caps in page_captions for c in caps)
-    for pd in pages:
+    flows: list[PageFlow] = []
+    for pd, caps in zip(pages, page_captions):
         page = page_objs[pd.number]
         figs, skips, body_text = _mine_page(doc, page, pd, paper_id, writer, repeated, config)
         if not captioned:
             previous_context = _uncaptioned_context(pd, figs, previous_context)
         figures += figs
         skipped += skips
-        for cit, text in cite_excerpts(body_text, config.excerpt_chars, dash_numbers):
-            excerpts.append(Excerpt(figure_number=cit.figure_number, panels=cit.panels, text=text, page=pd.number))
+        in_captions = {i for c in caps for i in c.blocks}
+        flows.append(PageFlow(pd.number, [b.bbox for i, b in enumerate(pd.blocks)
+                                          if i not in in_captions and b.is_paragraph], caps))
+        for chunk in citable_chunks(body_text):  # Word's "Error! Reference source not found." sentences cut out
+            for cit, text in cite_excerpts(chunk, config.excerpt_chars, dash_numbers):
+                excerpts.append(Excerpt(figure_number=cit.figure_number, panels=cit.panels, text=text,
+                                        page=pd.number))
+    link_continued(figures, flows, captioned)
     first = pages[0].blocks if pages and pages[0].number == 1 else []
     meta = doc.metadata or {}
     doi_texts = [join_lines([ln.text for b in pd.blocks for ln in b.lines]) for pd in pages if pd.number <= 2]
@@ -175,6 +185,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
                               for i, b in enumerate(pd.blocks) if i not in caption_blocks and b.is_paragraph)]
         drawings = [Graphic(bbox=r, kind="drawing") for r in regions]
         clusters = assemble_figures(usable + drawings, captions, body_boxes)
+    match_far_captions(clusters, captions, body_boxes)
 
     figures: list[FigureRecord] = []
     clusters.sort(key=lambda c: (round(c.bbox[1], 1), round(c.bbox[0], 1)))

@@ -215,6 +215,8 @@ def test_chapter_numbered_caption_starts(text, expected):
     "Fig. 7.5b shows the dimples.",
     "Figure 3.12(a) reveals cleavage.",
     "Fig. s3 shows",  # a lower-case letter before the digit is not a prefix
+    "Fig. 8.8(a), Callister & Rethwisch 10e.",  # a credit line on a slide: a reference, as "Fig. 8.8, Callister"
+    "Fig. 8(a), Callister & Rethwisch 10e.",
 ])
 def test_chapter_numbered_body_sentences_are_not_caption_starts(text):
     assert parse_caption_start(text) is None

@@ -6,6 +6,8 @@
 - text: page lines and blocks from get_text("dict"), and the caption blocks on a page.
 - images: each placed image's xref, repeated publisher logos, decoding and writing images (ImageWriter).
 - figures: drawing regions, clustering graphics, matching captions, merging grids, panel letters.
+- continued: figures continued across a page break (marked "(continued)" or not), linked to their caption.
+- word: Word-export pages: margin comment balloons, broken cross-references in the body text.
 - metadata: the paper's title and DOI.
 - floor: the speed floor the build benchmark compares against (floor_pass).
 """

@@ -74,7 +74,7 @@ def parse_caption_start(text: str) -> tuple[str, str] | None:
     "Fig. 3 Text" (Springer style: a capital or digit after the number), and a bare "Figure 3" line; the
     number may be chapter-numbered or prefixed ("Fig. 7.5.", "Figure 3-2", "Fig. S3", "Fig. A.1"), see
     ``numbers``. Refused: "Figs. 3 and 4 show", "Fig. 3 shows", "Fig. 3a shows", "Fig. 3(a) shows",
-    "Fig. 3.5 is a close-up", "Fig. 3,5".
+    "Fig. 3.5 is a close-up", "Fig. 3,5", "Fig. 8(a), Callister & Rethwisch" (a credit line).
     Panel markers right after the label are kept in the returned text (they matter to
     ``split_panel_captions``); the punctuation after the number is dropped.
     """
@@ -92,6 +92,8 @@ def parse_caption_start(text: str) -> tuple[str, str] | None:
         return number, body.strip()
     marker = _PANEL_MARKER_AT.match(rest)
     if marker:
+        if re.match(r"\s*,\s*[A-Za-z]{2}", rest[marker.end():]):
+            return None  # "Fig. 8.8(a), Callister & Rethwisch": a reference (credit line, citation), as "Fig. 8, X"
         after = rest[marker.end():].lstrip(" :.,")
         word = re.match(r"[A-Za-z]+", after)
         if word and word.group(0).lower() in _BODY_WORDS:

@@ -138,6 +138,34 @@ def match_captions(captions: list[Caption], clusters: list[Cluster]) -> None:
         taken_k.add(ki)
 
 
+FAR_CAPTION_GAP = 200.0  # the farthest a caption sits from its figure when nothing else lies between (pt)
+
+
+def match_far_captions(clusters: list[Cluster], captions: list[Caption], body: list[Box]) -> None:
+    """A caption left without a figure takes the uncaptioned cluster right above it (in its column) when
+    nothing lies between them: no paragraph, no other figure, no other caption.
+
+    Word exports and theses leave empty paragraphs, or a blank line of the figure's own frame, between an
+    image and its caption; the CAPTION_GAP of journal layouts (50 pt) misses those. With nothing between
+    them, the image above is the only thing the caption can describe (a caption describes what is above
+    it first: layouts with captions above figures are matched by the near rule already).
+    """
+    matched = {id(c.caption) for c in clusters if c.caption}
+    for cap in sorted((c for c in captions if id(c) not in matched), key=lambda c: c.bbox[1]):
+        c = cap.bbox
+        above = [k for k in clusters if k.caption is None and k.bbox[3] <= c[1] + 4
+                 and c[1] - k.bbox[3] <= FAR_CAPTION_GAP
+                 and min(k.bbox[2], c[2]) - max(k.bbox[0], c[0]) >= 0.3 * min(box_width(k.bbox), box_width(c))]
+        if not above:
+            continue
+        nearest = max(above, key=lambda k: k.bbox[3])
+        band = (max(nearest.bbox[0], c[0]), nearest.bbox[3] + 1, min(nearest.bbox[2], c[2]), c[1] - 1)
+        others = body + [o.bbox for o in clusters if o is not nearest] + [o.bbox for o in captions if o is not cap]
+        if band[3] > band[1] and any(overlap_area(band, o) > 0 for o in others):
+            continue
+        nearest.caption = cap
+
+
 def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: list[Box]) -> list[Cluster]:
     """Fold uncaptioned clusters into the nearest captioned one when nothing (caption, body text) lies between.
 

@@ -1,0 +1,199 @@
+"""The mine stage on layouts beyond journal articles, on PDFs generated here in that shape: thesis and book
+chapters (chapter-numbered figures), figures continued across a page break, Word-export manuscripts
+(comment balloons, captions away from the image, broken cross-references)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pymupdf
+from test_mine import A4, jpeg_bytes, mine_one, text, texture
+
+from dataset_builders import panels
+from dataset_builders.labelling.caption_rules import label_panel
+from dataset_builders.records import PaperPanels
+from fracto_core.files import read_model
+
+FILLER = ("The specimens were machined from the plate in the rolling direction and tested at room temperature "
+          "with a constant crosshead speed; the fracture surfaces were cleaned ultrasonically before imaging.")
+
+
+def grid(page: pymupdf.Page, top: float, letters: str, seed: int) -> None:
+    """Two micrographs side by side with their letters printed inside."""
+    for k, letter in enumerate(letters):
+        x0 = 100 + k * 205
+        page.insert_image(pymupdf.Rect(x0, top, x0 + 195, top + 150), stream=jpeg_bytes(texture(390, 300, seed + k)))
+        page.insert_text((x0 + 4, top + 14), f"({letter})", fontsize=10, color=(1, 1, 1))
+
+
+# --- 1. chapter-numbered figures -------------------------------------------------------------------------
+
+def thesis_chapter(path: Path) -> None:
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    text(p, (60, 45, 540, 72), "Chapter 7  Fractography of the welded joints", size=14)
+    text(p, (60, 80, 540, 160), "The overload region of the weld metal is covered by equiaxed dimples (Fig. 7.5a), "
+                                "whereas in Figure 7.5(b) the heat-affected zone failed by cleavage with river "
+                                "patterns. " + FILLER)
+    grid(p, 180, "ab", 1)
+    text(p, (100, 340, 500, 380), "Figure 7.5. SEM fractographs of the welded joint: (a) weld metal; "
+                                  "(b) heat-affected zone.")
+    text(p, (60, 400, 540, 470), "Striations were found near the toe (Fig. 7.6). " + FILLER)
+    p.insert_image(pymupdf.Rect(150, 490, 450, 690), stream=jpeg_bytes(texture(600, 400, 7)))
+    text(p, (150, 700, 450, 730), "Figure 7.6: Fatigue striations near the weld toe.")
+    doc.save(path)
+
+
+def test_chapter_numbered_figures_carry_their_number_caption_and_citing_text(tmp_path):
+    rec, paths, _ = mine_one(tmp_path, thesis_chapter)
+    assert sorted(f.number for f in rec.figures) == ["7.5", "7.6"]
+    by_num = {f.number: f for f in rec.figures}
+    assert by_num["7.5"].caption.startswith("Figure 7.5. SEM fractographs")
+    assert {(e.figure_number, tuple(e.panels)) for e in rec.excerpts} == {("7.5", ("a",)), ("7.5", ("b",)),
+                                                                          ("7.6", ())}
+    # downstream: the panels stage gives each panel its figure number, caption part and citing text, and the
+    # caption rules label them from that
+    panels.run(paths, panels_config(paths), progress=False)
+    pp = read_model(paths.panels / f"{rec.paper_id}.json", PaperPanels)
+    got = {(p.figure_number, p.letter): p for p in pp.panels}
+    assert set(got) == {("7.5", "a"), ("7.5", "b"), ("7.6", None)}
+    a, b = got[("7.5", "a")], got[("7.5", "b")]
+    assert a.caption.endswith("weld metal") and any("equiaxed dimples" in e for e in a.excerpts)
+    assert label_panel(a).features == ["equiaxed dimples"]
+    assert label_panel(b).features == ["cleavage facets", "river patterns"]
+    assert label_panel(got[("7.6", None)]).features == ["fatigue striations"]
+    saved = (paths.mine / rec.paper_id / "paper.json").read_text()
+    assert '"number": "7.5"' in saved and '"figure_number": "7.6"' in saved  # text in the stage file
+
+
+def panels_config(paths):
+    from test_mine import cfg
+    return cfg(paths.out / "unused", paths.out)
+
+
+def dash_numbered_report(path: Path) -> None:
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    text(p, (60, 50, 540, 130), "Figure 3-2 shows intergranular facets on the charged specimen, and Figure "
+                                "3-1 the reference condition. " + FILLER)
+    p.insert_image(pymupdf.Rect(150, 150, 450, 330), stream=jpeg_bytes(texture(600, 360, 3)))
+    text(p, (150, 340, 450, 370), "Figure 3-1 Fracture surface of the uncharged specimen.")
+    p.insert_image(pymupdf.Rect(150, 400, 450, 580), stream=jpeg_bytes(texture(600, 360, 4)))
+    writer = pymupdf.TextWriter(p.rect)  # insert_textbox's simple font encoding has no en dash; a TextWriter has
+    writer.fill_textbox(pymupdf.Rect(150, 590, 450, 620), "Figure 3\u20132 Fracture surface of the hydrogen-charged "
+                        "specimen.", font=pymupdf.Font("helv"), fontsize=9)
+    writer.write_text(p)
+    doc.save(path)
+
+
+def test_dash_numbered_figures_are_one_number_not_a_range(tmp_path):
+    rec, _, _ = mine_one(tmp_path, dash_numbered_report)
+    assert sorted(f.number for f in rec.figures) == ["3-1", "3-2"]  # the en dash normalised
+    assert sorted(e.figure_number for e in rec.excerpts) == ["3-1", "3-2"]  # never figures 1 and 2 (or 3..2)
+
+
+# --- 2. a figure continued across a page break -------------------------------------------------------------
+
+def continued_unmarked(path: Path, paragraph_between: bool = False) -> None:
+    doc = pymupdf.open()
+    p1 = doc.new_page(width=A4[0], height=A4[1])
+    text(p1, (60, 50, 540, 200), "The fracture surfaces of the four tempers are compared in Fig. 4.3. " + FILLER
+         + " " + FILLER)
+    grid(p1, 560, "ab", 10)
+    if paragraph_between:
+        text(p1, (60, 730, 540, 800), FILLER)
+    text(p1, (280, 812, 320, 830), "45", size=8)  # a page number below the figure is no text flow
+    p2 = doc.new_page(width=A4[0], height=A4[1])
+    text(p2, (250, 18, 350, 36), "Chapter 4", size=8)  # a running head above it neither
+    grid(p2, 50, "cd", 20)
+    text(p2, (100, 210, 500, 260), "Figure 4.3. Fracture surfaces of the four tempers: (a) equiaxed dimples; "
+                                   "(b) shear lip; (c) cleavage facets; (d) intergranular facets.")
+    text(p2, (60, 280, 540, 400), FILLER + " " + FILLER)
+    doc.save(path)
+
+
+def test_the_uncaptioned_first_part_of_a_figure_takes_the_caption_on_the_next_page(tmp_path):
+    rec, _, _ = mine_one(tmp_path, continued_unmarked)
+    by_page = {f.page: f for f in rec.figures}
+    assert set(by_page) == {1, 2}
+    assert by_page[1].number == by_page[2].number == "4.3"
+    assert by_page[1].caption == by_page[2].caption and by_page[1].caption.startswith("Figure 4.3. Fracture")
+    assert [p.label for p in sorted(by_page[1].parts, key=lambda p: p.bbox[0])] == ["a", "b"]
+
+
+def test_a_figure_followed_by_text_on_its_page_is_not_a_continued_part(tmp_path):
+    rec, _, _ = mine_one(tmp_path, lambda path: continued_unmarked(path, paragraph_between=True))
+    by_page = {f.page: f for f in rec.figures}
+    assert by_page[1].number is None and by_page[1].caption == ""
+    assert by_page[2].number == "4.3"
+
+
+def continued_marked(path: Path) -> None:
+    doc = pymupdf.open()
+    p1 = doc.new_page(width=A4[0], height=A4[1])
+    text(p1, (60, 50, 540, 200), FILLER + " " + FILLER)
+    grid(p1, 560, "ab", 30)
+    text(p1, (100, 720, 500, 770), "Fig. 2.4 Fractographs: (a) fatigue striations; (b) beach marks; "
+                                   "(c) equiaxed dimples; (d) shear lip.")
+    p2 = doc.new_page(width=A4[0], height=A4[1])
+    grid(p2, 50, "cd", 40)
+    text(p2, (100, 210, 500, 230), "Fig. 2.4 (continued)")
+    text(p2, (60, 280, 540, 400), FILLER + " " + FILLER)
+    doc.save(path)
+
+
+def test_a_marked_continuation_takes_the_full_caption(tmp_path):
+    rec, _, _ = mine_one(tmp_path, continued_marked)
+    by_page = {f.page: f for f in rec.figures}
+    assert by_page[1].number == by_page[2].number == "2.4"
+    assert by_page[2].caption == by_page[1].caption
+    assert by_page[2].caption.startswith("Fig. 2.4 Fractographs: (a) fatigue striations")
+
+
+def test_uncaptioned_documents_link_nothing_across_pages(tmp_path):
+    def build(path: Path) -> None:
+        doc = pymupdf.open()
+        for seed in (50, 60):
+            p = doc.new_page(width=A4[0], height=A4[1])
+            text(p, (60, 50, 540, 200), FILLER + " " + FILLER)
+            p.insert_image(pymupdf.Rect(150, 560, 450, 760), stream=jpeg_bytes(texture(600, 400, seed)))
+        doc.save(path)
+
+    rec, _, _ = mine_one(tmp_path, build)
+    assert [(f.page, f.number, f.caption) for f in rec.figures] == [(1, None, ""), (2, None, "")]
+
+
+# --- 3. Word-export manuscripts ----------------------------------------------------------------------------
+
+def word_manuscript(path: Path) -> None:
+    """Text in the left 70 % of the page, comment balloons on the right, a broken cross-reference, a caption
+    that Word set 90 pt below its image (empty paragraphs between), and a caption pushed to the next page."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    text(p, (50, 50, 400, 190), "Fig. 1 shows the overload zone of the tensile bar. Equiaxed dimples cover "
+                                "the whole surface. The fatigue bar in Error! Reference source not found.b shows "
+                                "cleavage facets along its rim. " + FILLER)
+    text(p, (420, 60, 580, 110), "Commented [AB1]: Fig. 1 needs a scale bar; the intergranular facets are "
+                                 "hard to see.", size=7)
+    p.draw_rect(pymupdf.Rect(415, 55, 585, 115), color=(0.8, 0, 0), width=0.5)
+    p.insert_image(pymupdf.Rect(100, 210, 350, 400), stream=jpeg_bytes(texture(500, 380, 70)))
+    text(p, (100, 490, 350, 520), "Figure 1. Fracture surface of the tensile bar.")
+    text(p, (50, 540, 400, 640), FILLER + " " + FILLER)
+    p.insert_image(pymupdf.Rect(100, 650, 350, 820), stream=jpeg_bytes(texture(500, 340, 71)))
+    p2 = doc.new_page(width=A4[0], height=A4[1])
+    text(p2, (100, 40, 350, 70), "Figure 2. Fracture surface of the fatigue bar.")
+    text(p2, (50, 90, 400, 200), FILLER + " " + FILLER)
+    doc.set_metadata({"producer": "Microsoft® Word for Microsoft 365"})
+    doc.save(path)
+
+
+def test_word_export_captions_balloons_and_broken_references(tmp_path):
+    rec, _, _ = mine_one(tmp_path, word_manuscript)
+    by_num = {f.number: f for f in rec.figures}
+    assert set(by_num) == {"1", "2"}
+    assert by_num["1"].page == 1 and by_num["1"].bbox[1] == 210  # the caption 90 pt below still found it
+    assert by_num["2"].page == 1 and by_num["2"].bbox[1] == 650  # its caption is at the top of page 2
+    texts = [e.text for e in rec.excerpts]
+    assert texts and not any("Error!" in t or "Commented" in t or "scale bar" in t for t in texts)
+    (fig1,) = [e for e in rec.excerpts if e.figure_number == "1"]  # the balloon's "Fig. 1" made none
+    assert "Equiaxed dimples" in fig1.text and "cleavage" not in fig1.text  # the lost figure's sentence is out
