@@ -39,6 +39,7 @@ from dataset_builders.pdf.figures import (
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.metadata import find_doi, find_title
+from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
 from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
 from dataset_builders.records import (
@@ -119,6 +120,10 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
             rect = page.rect
             blocks = drop_margin_comments(page_blocks(page.get_text("dict", flags=TEXT_FLAGS)), rect.width)
             graphics = page_graphics(doc, page, rect)
+            scan = scan_page_image(page, graphics, rect) if graphics else None
+            if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
+                in_captions = {i for c in find_captions(blocks) for i in c.blocks}
+                graphics = [g for g in graphics if g is not scan] + scan_graphics(page, blocks, in_captions, scan)
         except Exception:  # noqa: BLE001 - a damaged page: keep the others
             errors.append(i + 1)
             continue
@@ -250,8 +255,9 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
     embedded = sorted([g for g in cl.members if g.kind == "image"], key=lambda g: (g.bbox[1], g.bbox[0]))
     others = [g for g in cl.members if g.kind != "image"]
     if not embedded and cl.caption is None:
-        if others:
-            skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(cl.bbox), reason="uncaptioned_vector"))
+        if others:  # a region of a scanned page without caption: an equation, a table, a stamp
+            reason = "uncaptioned_scan_region" if any(g.kind == "scan" for g in others) else "uncaptioned_vector"
+            skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(cl.bbox), reason=reason))
         return None, skipped
     parts: list[FigurePart] = []
     bbox = cl.bbox
@@ -273,7 +279,7 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
         else:
             parts.append(FigurePart(image=saved.image, width=saved.width, height=saved.height,
                                     bbox=round_box(bbox), origin="rendered", source_format="rendered"))
-        kind = "raster" if any(g.kind == "inline" for g in others) else "vector"
+        kind = "raster" if any(g.kind in ("inline", "scan") for g in others) else "vector"
     if not parts:
         return None, skipped
     letters = panel_letters(pd.blocks, captions, bbox)

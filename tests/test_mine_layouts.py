@@ -7,10 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pymupdf
+from PIL import Image
 from test_mine import A4, jpeg_bytes, mine_one, text, texture
 
 from dataset_builders import panels
 from dataset_builders.labelling.caption_rules import label_panel
+from dataset_builders.pdf.scan import scan_regions
+from dataset_builders.pdf.text import TEXT_FLAGS, find_captions, page_blocks
 from dataset_builders.records import PaperPanels
 from fracto_core.files import read_model
 
@@ -197,3 +200,74 @@ def test_word_export_captions_balloons_and_broken_references(tmp_path):
     assert texts and not any("Error!" in t or "Commented" in t or "scale bar" in t for t in texts)
     (fig1,) = [e for e in rec.excerpts if e.figure_number == "1"]  # the balloon's "Fig. 1" made none
     assert "Equiaxed dimples" in fig1.text and "cleavage" not in fig1.text  # the lost figure's sentence is out
+
+
+# --- 4. scanned articles: a page image with an invisible OCR text layer ------------------------------------
+
+def scanned(build, dpi: int = 150, noise: tuple[tuple[float, float], str] | None = None):
+    """Turn a PDF builder into one that writes the same pages as scans: each page rendered to one image and
+    its text put back invisibly (render mode 3) where it was, as an OCR engine leaves it. ``noise``: a line
+    of OCR garbage (origin, text) also put on the first page, as OCR reads into halftone pictures."""
+    def build_scan(path: Path) -> None:
+        build(path.with_suffix(".orig.pdf"))
+        src = pymupdf.open(path.with_suffix(".orig.pdf"))
+        out = pymupdf.open()
+        for page in src:
+            new = out.new_page(width=page.rect.width, height=page.rect.height)
+            new.insert_image(new.rect, stream=page.get_pixmap(dpi=dpi).tobytes("jpeg"))
+            for block in page.get_text("dict")["blocks"]:
+                for line in block.get("lines", []):
+                    for span in line["spans"]:
+                        new.insert_text(span["origin"], span["text"], fontsize=span["size"], render_mode=3)
+            if noise and page.number == 0:
+                new.insert_text(noise[0], noise[1], fontsize=11, render_mode=3)
+        out.save(path)
+        path.with_suffix(".orig.pdf").unlink()
+    return build_scan
+
+
+def test_figures_are_cut_from_a_scanned_page_at_their_boxes_with_their_captions(tmp_path):
+    rec, paths, _ = mine_one(tmp_path, scanned(thesis_chapter))
+    assert rec.skipped == []  # the page image itself is no figure
+    by_num = {f.number: f for f in rec.figures}
+    assert set(by_num) == {"7.5", "7.6"}
+    grid_box, single_box = by_num["7.5"].bbox, by_num["7.6"].bbox
+    # where the generator put them: the two-panel grid (100, 180)-(500, 330), the micrograph (150, 490)-(450, 690)
+    assert all(abs(a - b) <= 3 for a, b in zip(grid_box, (100, 180, 500, 330))), grid_box
+    assert all(abs(a - b) <= 3 for a, b in zip(single_box, (150, 490, 450, 690))), single_box
+    assert by_num["7.5"].caption.startswith("Figure 7.5. SEM fractographs")
+    assert by_num["7.6"].caption == "Figure 7.6: Fatigue striations near the weld toe."
+    fig = by_num["7.6"]
+    (part,) = fig.parts
+    assert fig.kind == "raster" and part.origin == "rendered"
+    with Image.open(paths.abs(part.image)) as im:  # the scan's pixels of the micrograph, not of the text
+        assert abs(im.width / im.height - 300 / 200) < 0.05
+    assert [letter for letter, _ in by_num["7.5"].panel_letters] == ["a", "b"]  # OCR'd labels in the figure
+    assert {(e.figure_number, tuple(e.panels)) for e in rec.excerpts} == {("7.5", ("a",)), ("7.5", ("b",)),
+                                                                          ("7.6", ())}
+
+
+def test_a_picture_behind_visible_text_is_not_a_scan(tmp_path):
+    def slide(path: Path) -> None:
+        doc = pymupdf.open()
+        p = doc.new_page(width=A4[0], height=A4[1])
+        p.insert_image(p.rect, stream=jpeg_bytes(texture(600, 840, 90)))
+        text(p, (60, 60, 540, 200), FILLER)
+        doc.save(path)
+
+    rec, _, _ = mine_one(tmp_path, slide)
+    (fig,) = rec.figures  # the embedded picture, whole, as before
+    assert fig.kind == "raster" and [p.origin for p in fig.parts] == ["embedded"] and fig.bbox[3] - fig.bbox[1] > 800
+
+
+def test_ocr_garbage_read_over_a_scanned_picture_does_not_cut_it(tmp_path):
+    garbage = ((146, 590), "~~ ;:,. lIl1 ''' ,, ~~ ;:,. lIl1 ~~ ;:,. " * 3)  # across the whole micrograph
+    rec, _, _ = mine_one(tmp_path, scanned(thesis_chapter, noise=garbage))
+    by_num = {f.number: f for f in rec.figures}
+    assert all(abs(a - b) <= 3 for a, b in zip(by_num["7.6"].bbox, (150, 490, 450, 690))), by_num["7.6"].bbox
+    # and already as one region of the page image (the line is too dense to be text, so it is not blanked)
+    with pymupdf.open(tmp_path / "papers" / "p.pdf") as doc:
+        blocks = page_blocks(doc[0].get_text("dict", flags=TEXT_FLAGS))
+        caption_blocks = {i for c in find_captions(blocks) for i in c.blocks}
+        regions = scan_regions(doc[0], blocks, caption_blocks)
+    assert len([r for r in regions if r[1] > 450]) == 1, regions

@@ -8,6 +8,7 @@
 - figures: drawing regions, clustering graphics, matching captions, merging grids, panel letters.
 - continued: figures continued across a page break (marked "(continued)" or not), linked to their caption.
 - word: Word-export pages: margin comment balloons, broken cross-references in the body text.
+- scan: scanned pages (one page image + an invisible OCR text layer): figure regions cut from the image.
 - metadata: the paper's title and DOI.
 - floor: the speed floor the build benchmark compares against (floor_pass).
 """
