@@ -271,3 +271,36 @@ def test_ocr_garbage_read_over_a_scanned_picture_does_not_cut_it(tmp_path):
         caption_blocks = {i for c in find_captions(blocks) for i in c.blocks}
         regions = scan_regions(doc[0], blocks, caption_blocks)
     assert len([r for r in regions if r[1] > 450]) == 1, regions
+
+
+def word_table_pair(path: Path) -> None:
+    """Two figures in one table row a few points apart, each with its caption on the same baseline: MuPDF
+    reads both captions as one block, and the images cluster as one."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    text(p, (60, 50, 540, 150), FILLER + " " + FILLER)
+    p.insert_image(pymupdf.Rect(80, 200, 290, 360), stream=jpeg_bytes(texture(420, 320, 80)))
+    p.insert_image(pymupdf.Rect(298, 200, 508, 360), stream=jpeg_bytes(texture(420, 320, 81)))
+    p.insert_text((90, 375), "Figure 2: Dimples in the overload zone", fontsize=9)
+    p.insert_text((308, 375), "Figure 3: Striations near the origin", fontsize=9)
+    # the same as vector plots: one drawing region over both captions
+    for x0 in (80, 298):
+        p.draw_rect(pymupdf.Rect(x0, 450, x0 + 205, 600), color=(0, 0, 0), width=0.8)
+        p.draw_polyline([pymupdf.Point(x0 + 10 * i, 590 - 12 * i ** 0.9) for i in range(20)], color=(1, 0, 0))
+    p.draw_line(pymupdf.Point(285, 520), pymupdf.Point(298, 520))  # a drawn link between the two plots
+    p.insert_text((90, 615), "Figure 4: Crack growth rate of the weld", fontsize=9)
+    p.insert_text((308, 615), "Figure 5: Crack growth rate of the base", fontsize=9)
+    text(p, (60, 650, 540, 750), FILLER + " " + FILLER)
+    doc.save(path)
+
+
+def test_two_captions_side_by_side_make_two_figures(tmp_path):
+    rec, _, _ = mine_one(tmp_path, word_table_pair)
+    got = {f.number: f for f in rec.figures}
+    assert set(got) == {"2", "3", "4", "5"}
+    assert got["2"].caption == "Figure 2: Dimples in the overload zone"
+    assert got["3"].caption == "Figure 3: Striations near the origin"
+    assert (got["2"].bbox[0], got["2"].bbox[2], got["3"].bbox[0], got["3"].bbox[2]) == (80, 290, 298, 508)
+    assert got["4"].kind == got["5"].kind == "vector"
+    # cut between the two captions (x ~ 285), each grown by the text at its edge, as vector figures are
+    assert got["4"].bbox[0] < 100 and got["4"].bbox[2] < 310 and 260 < got["5"].bbox[0] and got["5"].bbox[2] > 500

@@ -199,6 +199,46 @@ def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: li
     return clusters
 
 
+def _caption_row(cl: Cluster, captions: list[Caption]) -> list[Caption]:
+    """Captions side by side on one row right below a cluster, left to right (empty when fewer than two)."""
+    below = sorted((c for c in captions if c.bbox[1] >= cl.bbox[3] - 4 and c.bbox[1] - cl.bbox[3] <= CAPTION_GAP
+                    and min(c.bbox[2], cl.bbox[2]) > max(c.bbox[0], cl.bbox[0])), key=lambda c: c.bbox[1])
+    if len(below) < 2:
+        return []
+    top = below[0].bbox
+    row = sorted((c for c in below if c.bbox[1] < top[3] and c.bbox[3] > top[1]), key=lambda c: c.bbox[0])
+    disjoint = all(a.bbox[2] <= b.bbox[0] for a, b in zip(row, row[1:]))
+    return row if len(row) >= 2 and disjoint else []
+
+
+def split_under_captions(clusters: list[Cluster], captions: list[Caption]) -> list[Cluster]:
+    """A cluster with two or more captions side by side right below it is as many figures (Word exports set
+    figure pairs in a table row, a few points apart, each image with its own caption): its members go to the
+    caption column their centre lies in. One vector region over several captions is cut at the boundaries
+    between them; one embedded image cannot be cut and stays whole."""
+    out: list[Cluster] = []
+    for cl in clusters:
+        row = _caption_row(cl, captions)
+        cuts = [(a.bbox[2] + b.bbox[0]) / 2 for a, b in zip(row, row[1:])]
+        groups: dict[int, list[Graphic]] = {}
+        for m in cl.members:
+            groups.setdefault(sum((m.bbox[0] + m.bbox[2]) / 2 > x for x in cuts), []).append(m)
+        if row and len(groups) == len(row):
+            for k in sorted(groups):
+                box = groups[k][0].bbox
+                for m in groups[k][1:]:
+                    box = union(box, m.bbox)
+                out.append(Cluster(members=groups[k], bbox=box))
+        elif row and all(m.kind == "drawing" for m in cl.members):
+            edges = [cl.bbox[0], *cuts, cl.bbox[2]]
+            for x0, x1 in zip(edges, edges[1:]):
+                box = (x0, cl.bbox[1], x1, cl.bbox[3])
+                out.append(Cluster(members=[Graphic(bbox=box, kind="drawing")], bbox=box))
+        else:
+            out.append(cl)
+    return out
+
+
 def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: list[Box]) -> list[Cluster]:
     """Graphics -> clusters (close together, not across a caption) -> captions matched -> grids merged."""
     groups = _cluster_groups([g.bbox for g in graphics], GRAPHIC_GAP, [c.bbox for c in captions])
@@ -209,6 +249,7 @@ def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: lis
         for m in members[1:]:
             box = union(box, m.bbox)
         clusters.append(Cluster(members=members, bbox=box))
+    clusters = split_under_captions(clusters, captions)
     match_captions(captions, clusters)
     clusters = merge_uncaptioned(clusters, captions, body)
     return clusters
