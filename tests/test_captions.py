@@ -217,6 +217,9 @@ def test_chapter_numbered_caption_starts(text, expected):
     "Fig. s3 shows",  # a lower-case letter before the digit is not a prefix
     "Fig. 8.8(a), Callister & Rethwisch 10e.",  # a credit line on a slide: a reference, as "Fig. 8.8, Callister"
     "Fig. 8(a), Callister & Rethwisch 10e.",
+    "Figure 2.1 Single walled carbon nanotubes . . . . . . . . . . 11",  # a list of figures, not captions
+    "Figure 3.4: Fracture surface of the weld.............. 45 Figure 3.5: Striations........ 46",
+    "Figure 1. Overview . . . . . . . . . . xii",
 ])
 def test_chapter_numbered_body_sentences_are_not_caption_starts(text):
     assert parse_caption_start(text) is None

@@ -90,9 +90,14 @@ def dash_numbered_report(path: Path) -> None:
 
 
 def test_dash_numbered_figures_are_one_number_not_a_range(tmp_path):
-    rec, _, _ = mine_one(tmp_path, dash_numbered_report)
+    rec, paths, _ = mine_one(tmp_path, dash_numbered_report)
     assert sorted(f.number for f in rec.figures) == ["3-1", "3-2"]  # the en dash normalised
     assert sorted(e.figure_number for e in rec.excerpts) == ["3-1", "3-2"]  # never figures 1 and 2 (or 3..2)
+    # the labeller reads "Figure 3-2" in the excerpt as that figure too: the feature goes to 3-2 only
+    panels.run(paths, panels_config(paths), progress=False)
+    pp = read_model(paths.panels / f"{rec.paper_id}.json", PaperPanels)
+    labels = {p.figure_number: label_panel(p).features for p in pp.panels}
+    assert labels == {"3-1": [], "3-2": ["intergranular facets"]}
 
 
 # --- 2. a figure continued across a page break -------------------------------------------------------------

@@ -55,6 +55,9 @@ def expand_letters(letter_list: str) -> list[str]:
 _CAPTION_LABEL = re.compile(
     rf"\s*(?:fig(?:ure)?\.?)\s*(?P<num>(?:{PREFIX})?(?:{DASHED}|{DOTTED}))(?![\d.,{DASHES}]\d)", re.IGNORECASE)
 _PANEL_MARKER_AT = re.compile(rf"\s*\(\s*{_LETTER_LIST}\s*\)|\s*[A-Za-z]\)")
+# A dot leader and a page number: an entry of a thesis's or book's list of figures ("Figure 2.1 SWNT . . . . 11"),
+# not a caption (a caption never holds five dots in a row).
+_LEADER = re.compile(r"(?:\.\s?){5,}\s*(?:\d+|[ivxlc]+)\b", re.IGNORECASE)
 # Verbs and connectives that make "Fig. 3 <word>" / "Fig. 3(a) <word>" a body sentence, not a caption.
 _BODY_WORDS = frozenset([
     "shows", "show", "showed", "shown", "presents", "present", "presented", "illustrates", "illustrate",
@@ -74,12 +77,13 @@ def parse_caption_start(text: str) -> tuple[str, str] | None:
     "Fig. 3 Text" (Springer style: a capital or digit after the number), and a bare "Figure 3" line; the
     number may be chapter-numbered or prefixed ("Fig. 7.5.", "Figure 3-2", "Fig. S3", "Fig. A.1"), see
     ``numbers``. Refused: "Figs. 3 and 4 show", "Fig. 3 shows", "Fig. 3a shows", "Fig. 3(a) shows",
-    "Fig. 3.5 is a close-up", "Fig. 3,5", "Fig. 8(a), Callister & Rethwisch" (a credit line).
+    "Fig. 3.5 is a close-up", "Fig. 3,5", "Fig. 8(a), Callister & Rethwisch" (a credit line), "Figure 2.1
+    SWNT . . . . . 11" (a list-of-figures entry).
     Panel markers right after the label are kept in the returned text (they matter to
     ``split_panel_captions``); the punctuation after the number is dropped.
     """
     m = _CAPTION_LABEL.match(text)
-    if not m:
+    if not m or _LEADER.search(text):
         return None
     number = normalise_number(m.group("num"))
     rest = text[m.end():]
