@@ -245,7 +245,7 @@ def test_dash_numbered_documents_read_a_dash_as_one_number():
     text = "The surface in Fig. 3-2a is flat; Figs. 3\u20134 and 3-5 compare tempers."
     cited = [(c.figure_number, c.panels) for c in find_citations(text, dash_numbers=True)]
     assert cited == [("3-2", ["a"]), ("3-4", []), ("3-5", [])]
-    assert [c.figure_number for c in find_citations(text)][:2] == ["3", "2"]  # not dash-numbered: a range 3..2 is no range
+    assert [c.figure_number for c in find_citations(text)][:2] == ["3", "2"]  # else: 3, then 2 (3..2 is no range)
 
 
 def test_figure_numbers_normalise_sort_and_keep_integers_in_json():

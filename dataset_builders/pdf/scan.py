@@ -115,7 +115,8 @@ def scan_regions(page: pymupdf.Page, blocks: list[TextBlock], caption_blocks: se
     return sorted(regions, key=lambda b: (b[1], b[0]))
 
 
-def scan_graphics(page: pymupdf.Page, blocks: list[TextBlock], caption_blocks: set[int], image: Graphic) -> list[Graphic]:
+def scan_graphics(page: pymupdf.Page, blocks: list[TextBlock], caption_blocks: set[int],
+                  image: Graphic) -> list[Graphic]:
     """The figure regions of a scanned page as graphics of kind "scan" (pixel size: the scan's own)."""
     px = image.width / max(box_width(image.bbox), 1e-6)
     py = image.height / max(box_height(image.bbox), 1e-6)
