@@ -309,3 +309,24 @@ def test_two_captions_side_by_side_make_two_figures(tmp_path):
     assert got["4"].kind == got["5"].kind == "vector"
     # cut between the two captions (x ~ 285), each grown by the text at its edge, as vector figures are
     assert got["4"].bbox[0] < 100 and got["4"].bbox[2] < 310 and 260 < got["5"].bbox[0] and got["5"].bbox[2] > 500
+
+
+def book_side_captions(path: Path) -> None:
+    """A book page: the caption in a narrow column beside the plot, top-aligned, inside the figure's frame."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    text(p, (60, 50, 540, 150), "As shown in Fig. 6.3, the off-axis strength falls with the number of cycles. "
+         + FILLER)
+    p.draw_rect(pymupdf.Rect(60, 180, 500, 400), color=(0.6, 0.6, 0.6), width=0.5)  # the figure's frame
+    text(p, (64, 184, 170, 240), "Fig. 6.3 Experimental results for the 10, 20 and 30 degree off-axis specimens")
+    p.draw_rect(pymupdf.Rect(200, 200, 480, 370), color=(0, 0, 0), width=0.8)
+    p.draw_polyline([pymupdf.Point(200 + 14 * i, 210 + 7 * i) for i in range(20)], color=(1, 0, 0))
+    text(p, (60, 420, 540, 520), FILLER + " " + FILLER)
+    doc.save(path)
+
+
+def test_a_side_caption_inside_the_figure_frame_is_its_caption(tmp_path):
+    rec, _, _ = mine_one(tmp_path, book_side_captions)
+    (fig,) = rec.figures
+    assert fig.number == "6.3" and fig.kind == "vector"
+    assert fig.bbox[0] > 150 and fig.bbox[2] >= 480  # the plot beside the caption column (64-165), not the caption

@@ -122,6 +122,8 @@ def match_captions(captions: list[Caption], clusters: list[Cluster]) -> None:
                     score = max(0.0, c[1] - b[3])
                 elif b[1] >= c[3] - 4 and b[1] - c[3] <= CAPTION_GAP:  # figure below the caption
                     score = max(0.0, b[1] - c[3]) + BELOW_PENALTY
+                elif _side_caption_inside(cl, c):
+                    score = 3 * BELOW_PENALTY
             elif vov >= 0.5 * min(box_height(b), box_height(c)):  # caption beside the figure
                 hgap = max(c[0] - b[2], b[0] - c[2])
                 if 0 <= hgap <= 30:
@@ -136,6 +138,22 @@ def match_captions(captions: list[Caption], clusters: list[Cluster]) -> None:
         clusters[ki].caption = captions[ci]
         taken_c.add(ci)
         taken_k.add(ki)
+        if _side_caption_inside(clusters[ki], captions[ci].bbox):  # the figure is the region beside the caption
+            b, c = clusters[ki].bbox, captions[ci].bbox
+            left = c[0] - b[0] <= b[2] - c[2]
+            clusters[ki].bbox = (c[2] + 2, b[1], b[2], b[3]) if left else (b[0], b[1], c[0] - 2, b[3])
+
+
+def _side_caption_inside(cl: Cluster, c: Box) -> bool:
+    """A caption set inside a vector figure's region, in a side column at its left or right edge: Springer
+    books print captions in a narrow column beside the plot, top-aligned, and the drawing region (a frame or
+    a background behind both) takes the caption in. The caption is at most a third of the region wide."""
+    b = cl.bbox
+    if not cl.members or any(m.kind != "drawing" for m in cl.members):
+        return False
+    inside = overlap_area(b, c) >= 0.8 * box_width(c) * box_height(c)
+    at_edge = c[0] - b[0] <= 12 or b[2] - c[2] <= 12
+    return inside and at_edge and box_width(c) <= box_width(b) / 3
 
 
 FAR_CAPTION_GAP = 200.0  # the farthest a caption sits from its figure when nothing else lies between (pt)
