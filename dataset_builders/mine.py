@@ -66,6 +66,7 @@ class PageData:
     blocks: list[TextBlock]
     graphics: list[Graphic]
     rect: pymupdf.Rect  # page.rect read once: each read is a MuPDF call (~8 us; heavy corpus 5,600 -> 1,600)
+    doc_captioned: bool = True  # does the document caption any figure (set once all pages are read)
 
 
 @dataclass
@@ -138,6 +139,8 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     previous_context = ""
     page_captions = [find_captions(pd.blocks) for pd in pages]
     captioned = any(page_captions)  # reports, slides: no caption anywhere
+    for pd in pages:
+        pd.doc_captioned = captioned
     # captions numbered "Figure 3-2": then "Fig. 3-2" in the text is that figure, not a range (pdf.numbers)
     dash_numbers = any("-" in c.number for caps in page_captions for c in caps)
     flows: list[PageFlow] = []
@@ -254,9 +257,12 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
     figure_id = f"{paper_id}-p{pd.number}-f{index}"
     embedded = sorted([g for g in cl.members if g.kind == "image"], key=lambda g: (g.bbox[1], g.bbox[0]))
     others = [g for g in cl.members if g.kind != "image"]
-    if not embedded and cl.caption is None:
-        if others:  # a region of a scanned page without caption: an equation, a table, a stamp
-            reason = "uncaptioned_scan_region" if any(g.kind == "scan" for g in others) else "uncaptioned_vector"
+    scanned = any(g.kind == "scan" for g in others)
+    # uncaptioned drawings are dropped; so are uncaptioned regions of a scan (equations, tables, stamps) where
+    # the document captions its figures -- in one that captions none they are its pictures, as embedded ones
+    if not embedded and cl.caption is None and not (scanned and not pd.doc_captioned):
+        if others:
+            reason = "uncaptioned_scan_region" if scanned else "uncaptioned_vector"
             skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(cl.bbox), reason=reason))
         return None, skipped
     parts: list[FigurePart] = []

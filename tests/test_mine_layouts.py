@@ -330,3 +330,18 @@ def test_a_side_caption_inside_the_figure_frame_is_its_caption(tmp_path):
     (fig,) = rec.figures
     assert fig.number == "6.3" and fig.kind == "vector"
     assert fig.bbox[0] > 150 and fig.bbox[2] >= 480  # the plot beside the caption column (64-165), not the caption
+
+
+def test_a_scanned_report_without_captions_keeps_its_pictures(tmp_path):
+    def report(path: Path) -> None:
+        doc = pymupdf.open()
+        p = doc.new_page(width=A4[0], height=A4[1])
+        text(p, (60, 50, 540, 150), FILLER + " " + FILLER)
+        p.insert_image(pymupdf.Rect(150, 200, 450, 400), stream=jpeg_bytes(texture(600, 400, 95)))
+        text(p, (60, 450, 540, 550), FILLER + " " + FILLER)
+        doc.save(path)
+
+    rec, _, _ = mine_one(tmp_path, scanned(report))
+    (fig,) = rec.figures  # the picture, not the page: cut from the scan although nothing captions it
+    assert fig.caption == "" and all(abs(a - b) <= 3 for a, b in zip(fig.bbox, (150, 200, 450, 400))), fig.bbox
+    assert fig.context.startswith("The specimens were machined")  # the text next to it, as for a report
