@@ -201,6 +201,8 @@ def test_mixed_letter_scoping():
     ("Fig. A.1. Overview", ("A.1", "Overview")),
     ("Figure 4.3 (continued)", ("4.3", "(continued)")),
     ("Fig. 2.10 (a) dimples; (b) cleavage", ("2.10", "(a) dimples; (b) cleavage")),
+    ("Figure 2\u2003a\u2013c SEM cross-sections of the films", ("2", "a\u2013c SEM cross-sections of the films")),
+    ("Figure 1 a Overview of the synthesis; b TEM", ("1", "a Overview of the synthesis; b TEM")),
     # the old refusals kept: a decimal comma is no figure number, a space after the dot ends the number
     ("Fig. 3. 5 mm thick plate after the test", ("3", "5 mm thick plate after the test")),
     ("Figure 3 \u2013 Fine granular area", ("3", "Fine granular area")),
@@ -217,6 +219,8 @@ def test_chapter_numbered_caption_starts(text, expected):
     "Fig. s3 shows",  # a lower-case letter before the digit is not a prefix
     "Fig. 8.8(a), Callister & Rethwisch 10e.",  # a credit line on a slide: a reference, as "Fig. 8.8, Callister"
     "Fig. 8(a), Callister & Rethwisch 10e.",
+    "Fig. 2 a shows the dimples.",  # bare letter then a lower-case verb: a citation
+    "Fig. 2 a and b show the dimples.",
     "Figure 2.1 Single walled carbon nanotubes . . . . . . . . . . 11",  # a list of figures, not captions
     "Figure 3.4: Fracture surface of the weld.............. 45 Figure 3.5: Striations........ 46",
     "Figure 1. Overview . . . . . . . . . . xii",

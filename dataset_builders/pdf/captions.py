@@ -58,6 +58,9 @@ _PANEL_MARKER_AT = re.compile(rf"\s*\(\s*{_LETTER_LIST}\s*\)|\s*[A-Za-z]\)")
 # A dot leader and a page number: an entry of a thesis's or book's list of figures ("Figure 2.1 SWNT . . . . 11"),
 # not a caption (a caption never holds five dots in a row).
 _LEADER = re.compile(r"(?:\.\s?){5,}\s*(?:\d+|[ivxlc]+)\b", re.IGNORECASE)
+# Bare panel letters opening a caption, then a capitalised word: "a Overview of ...", "a–c SEM ...", "a, b Optical".
+# A body sentence never follows "Fig. 2 a" with a capital ("Fig. 2 a shows" keeps its lower-case verb).
+_BARE_PANEL_LEAD = re.compile(rf"[a-h](?:\s*(?:,|and|{_DASH})\s*[a-h])*\s+[A-Z]")
 # Verbs and connectives that make "Fig. 3 <word>" / "Fig. 3(a) <word>" a body sentence, not a caption.
 _BODY_WORDS = frozenset([
     "shows", "show", "showed", "shown", "presents", "present", "presented", "illustrates", "illustrate",
@@ -107,6 +110,8 @@ def parse_caption_start(text: str) -> tuple[str, str] | None:
         return None
     word = re.match(r"[A-Za-z]+", stripped)
     if word:
+        if _BARE_PANEL_LEAD.match(stripped):  # "Figure 2 a–c SEM cross-sections ...": Springer's bare letters
+            return number, stripped.strip()
         if word.group(0).lower() in _BODY_WORDS or first.islower():
             return None
         return number, stripped.strip()
