@@ -265,3 +265,12 @@ def test_figure_numbers_normalise_sort_and_keep_integers_in_json():
     fig = FigureRecord(figure_id="x", paper_id="p", page=1, bbox=(0, 0, 1, 1), kind="raster", number="7.5", parts=[])
     assert '"number":"7.5"' in fig.model_dump_json()
     assert FigureRecord.model_validate_json(fig.model_dump_json()).number == "7.5"
+
+
+def test_sentences_with_broken_word_cross_references_are_cut_out():
+    from dataset_builders.pdf.word import citable_chunks
+
+    text = ("Fig. 1 shows dimples. The rim in Error! Reference source not found.b shows cleavage. "
+            "Fig. 2 shows striations. Die Kante (Fehler! Verweisquelle konnte nicht gefunden werden.) ist spröde.")
+    assert citable_chunks(text) == ["Fig. 1 shows dimples.", "Fig. 2 shows striations."]
+    assert citable_chunks("Fig. 1 shows dimples. Fig. 2 too.") == ["Fig. 1 shows dimples. Fig. 2 too."]

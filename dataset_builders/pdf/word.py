@@ -23,10 +23,15 @@ from dataset_builders.pdf.text import TextBlock
 # with one of these words followed by an optional [initials+number] and a colon.
 _BALLOON = re.compile(r"^(?:Commented|Comment|Deleted|Inserted|Formatted|Moved\s*\((?:insertion|deletion)\)|"
                       r"Moved\s+(?:up|down))\s*(?:\[[^\]]{1,16}\])?\s*:", re.IGNORECASE)
-# Word's field errors (English UI): a REF field whose bookmark is gone, and its relatives.
-BROKEN_REFERENCE = re.compile(r"Error!\s*(?:Reference\s+source\s+not\s+found|Bookmark\s+not\s+defined|"
+# Word's field errors: a REF field whose bookmark is gone, and its relatives (English UI), and the first of
+# them in the German, French and Spanish UIs.
+BROKEN_REFERENCE = re.compile(r"(?:Error!\s*(?:Reference\s+source\s+not\s+found|Bookmark\s+not\s+defined|"
                               r"No\s+text\s+of\s+specified\s+style\s+in\s+document|"
-                              r"Not\s+a\s+valid\s+bookmark\s+self-reference)\s*\.?", re.IGNORECASE)
+                              r"Not\s+a\s+valid\s+bookmark\s+self-reference)|"
+                              r"Fehler!\s*Verweisquelle\s+konnte\s+nicht\s+gefunden\s+werden|"
+                              r"Erreur\s*!\s*Source\s+du\s+renvoi\s+introuvable|"
+                              r"¡?Error!\s*No\s+se\s+encuentra\s+el\s+origen\s+de\s+la\s+referencia)\s*\.?",
+                              re.IGNORECASE)
 _PLACEHOLDER = "\u2063XREF\u2063"  # no sentence punctuation, so the sentence stays whole while it is found
 
 
