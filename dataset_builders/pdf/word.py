@@ -19,10 +19,10 @@ from dataset_builders.pdf.captions import sentence_bounds
 from dataset_builders.pdf.text import TextBlock
 
 # Word's balloon labels, as its PDF export prints them (English UI): "Commented [JD1]:", "Comment [JD1]:"
-# (Word 2010), "Deleted:", "Inserted:", "Formatted:", "Moved (insertion) [1]:". A body paragraph never starts
-# with one of these words followed by an optional [initials+number] and a colon.
-_BALLOON = re.compile(r"^(?:Commented|Comment|Deleted|Inserted|Formatted|Moved\s*\((?:insertion|deletion)\)|"
-                      r"Moved\s+(?:up|down))\s*(?:\[[^\]]{1,16}\])?\s*:", re.IGNORECASE)
+# (Word 2010; always with the [initials+number]), "Deleted:", "Inserted:", "Formatted:", "Moved (insertion) [1]:".
+# A body paragraph never starts with one of these followed by a colon.
+_BALLOON = re.compile(r"^(?:Comment(?:ed)?\s*\[[^\]]{1,16}\]|(?:Deleted|Inserted|Formatted|Moved\s*\((?:insertion|"
+                      r"deletion)\)|Moved\s+(?:up|down))\s*(?:\[[^\]]{1,16}\])?)\s*:", re.IGNORECASE)
 # Word's field errors: a REF field whose bookmark is gone, and its relatives (English UI), and the first of
 # them in the German, French and Spanish UIs.
 BROKEN_REFERENCE = re.compile(r"(?:Error!\s*(?:Reference\s+source\s+not\s+found|Bookmark\s+not\s+defined|"
