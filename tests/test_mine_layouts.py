@@ -121,12 +121,18 @@ def continued_unmarked(path: Path, paragraph_between: bool = False) -> None:
 
 
 def test_the_uncaptioned_first_part_of_a_figure_takes_the_caption_on_the_next_page(tmp_path):
-    rec, _, _ = mine_one(tmp_path, continued_unmarked)
+    rec, paths, _ = mine_one(tmp_path, continued_unmarked)
     by_page = {f.page: f for f in rec.figures}
     assert set(by_page) == {1, 2}
     assert by_page[1].number == by_page[2].number == "4.3"
     assert by_page[1].caption == by_page[2].caption and by_page[1].caption.startswith("Figure 4.3. Fracture")
     assert [p.label for p in sorted(by_page[1].parts, key=lambda p: p.bbox[0])] == ["a", "b"]
+    # downstream each part of the first page gets its panel's caption part and label
+    panels.run(paths, panels_config(paths), progress=False)
+    pp = read_model(paths.panels / f"{rec.paper_id}.json", PaperPanels)
+    labels = {(p.page, p.letter): label_panel(p).features for p in pp.panels}
+    assert labels == {(1, "a"): ["equiaxed dimples"], (1, "b"): ["shear lip"], (2, "c"): ["cleavage facets"],
+                      (2, "d"): ["intergranular facets"]}
 
 
 def test_a_figure_followed_by_text_on_its_page_is_not_a_continued_part(tmp_path):
