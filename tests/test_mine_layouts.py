@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pymupdf
+import pytest
 from PIL import Image
 from test_mine import A4, jpeg_bytes, mine_one, text, texture
 
@@ -215,21 +216,26 @@ def test_word_export_captions_balloons_and_broken_references(tmp_path):
 
 # --- 4. scanned articles: a page image with an invisible OCR text layer ------------------------------------
 
-def scanned(build, dpi: int = 150, noise: tuple[tuple[float, float], str] | None = None):
+def scanned(build, dpi: int = 150, noise: tuple[tuple[float, float], str] | None = None, white_under: bool = False):
     """Turn a PDF builder into one that writes the same pages as scans: each page rendered to one image and
     its text put back invisibly (render mode 3) where it was, as an OCR engine leaves it. ``noise``: a line
-    of OCR garbage (origin, text) also put on the first page, as OCR reads into halftone pictures."""
+    of OCR garbage (origin, text) also put on the first page, as OCR reads into halftone pictures.
+    ``white_under``: the text instead in white under the image (older "searchable image" PDFs)."""
     def build_scan(path: Path) -> None:
         build(path.with_suffix(".orig.pdf"))
         src = pymupdf.open(path.with_suffix(".orig.pdf"))
         out = pymupdf.open()
         for page in src:
             new = out.new_page(width=page.rect.width, height=page.rect.height)
-            new.insert_image(new.rect, stream=page.get_pixmap(dpi=dpi).tobytes("jpeg"))
+            if not white_under:
+                new.insert_image(new.rect, stream=page.get_pixmap(dpi=dpi).tobytes("jpeg"))
             for block in page.get_text("dict")["blocks"]:
                 for line in block.get("lines", []):
                     for span in line["spans"]:
-                        new.insert_text(span["origin"], span["text"], fontsize=span["size"], render_mode=3)
+                        new.insert_text(span["origin"], span["text"], fontsize=span["size"],
+                                        render_mode=0 if white_under else 3, color=(1, 1, 1))
+            if white_under:
+                new.insert_image(new.rect, stream=page.get_pixmap(dpi=dpi).tobytes("jpeg"))
             if noise and page.number == 0:
                 new.insert_text(noise[0], noise[1], fontsize=11, render_mode=3)
         out.save(path)
@@ -237,8 +243,9 @@ def scanned(build, dpi: int = 150, noise: tuple[tuple[float, float], str] | None
     return build_scan
 
 
-def test_figures_are_cut_from_a_scanned_page_at_their_boxes_with_their_captions(tmp_path):
-    rec, paths, _ = mine_one(tmp_path, scanned(thesis_chapter))
+@pytest.mark.parametrize("white_under", [False, True], ids=["invisible_text", "white_text_under_the_image"])
+def test_figures_are_cut_from_a_scanned_page_at_their_boxes_with_their_captions(tmp_path, white_under):
+    rec, paths, _ = mine_one(tmp_path, scanned(thesis_chapter, white_under=white_under))
     assert rec.skipped == []  # the page image itself is no figure
     by_num = {f.number: f for f in rec.figures}
     assert set(by_num) == {"7.5", "7.6"}
