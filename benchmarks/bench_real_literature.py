@@ -37,6 +37,7 @@ from pathlib import Path
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.caption_rules import label_panel
+from dataset_builders.pdf.numbers import DASHED, DOTTED, PREFIX, normalise_number
 from dataset_builders.records import FilterDecision, PanelRecord, PaperPanels, PaperRecord
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_model
@@ -62,12 +63,13 @@ def find_real_registry(repo: Path = REPO) -> Path | None:
 
 # --- matching mined figures to annotated ones -----------------------------------------------------------
 
-_FIG_NUMBER = re.compile(r"^fig(?:ure)?s?\.?\s*(\d+)", re.IGNORECASE)
+# the miner's figure-number grammar: "Fig. 3", "Figure 7.5", "Figure 3-2", "Fig. S3" (dataset_builders.pdf.numbers)
+_FIG_NUMBER = re.compile(rf"^fig(?:ure)?s?\.?\s*((?:{PREFIX})?(?:{DASHED}|{DOTTED}))", re.IGNORECASE)
 
 
-def annotated_number(fig: dict) -> int | None:
+def annotated_number(fig: dict) -> str | None:
     m = _FIG_NUMBER.match(fig["figure"].strip())
-    return int(m.group(1)) if m else None
+    return normalise_number(m.group(1)) if m else None
 
 
 def panel_keys(fig: dict) -> tuple[list[str], bool]:

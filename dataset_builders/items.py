@@ -15,6 +15,7 @@ import json
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT
 from dataset_builders.manual import EXPERT_LABELS_NAME, apply_expert_labels
+from dataset_builders.pdf.numbers import number_json
 from dataset_builders.perceptual_hash import hamming
 from dataset_builders.records import (
     DuplicateGroup,
@@ -96,7 +97,7 @@ def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord, s
             "source_pdf": panel.source_pdf,
             "page": panel.page,
             "figure_id": panel.figure_id,
-            "figure_number": panel.figure_number,
+            "figure_number": number_json(panel.figure_number),
             "panel": panel.letter,
             "panel_name": panel.name,  # a panel named otherwise ("ii", "left"), else None
             "panel_box": list(panel.box) if panel.box else None,  # pixels of the mined figure image (x0, y0, x1, y1)

@@ -26,6 +26,7 @@ import pymupdf
 from dataset_builders.config import BuildConfig
 from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestIndex
 from dataset_builders.pdf.captions import cite_excerpts
+from dataset_builders.pdf.continued import PageFlow, link_continued
 from dataset_builders.pdf.figures import (
     MIN_BBOX_PT,
     Cluster,
@@ -34,13 +35,16 @@ from dataset_builders.pdf.figures import (
     figure_context,
     in_figure_text_box,
     label_parts,
+    match_far_captions,
     panel_letters,
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
+from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
+from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
 from dataset_builders.records import (
     Excerpt,
     FigurePart,
@@ -67,6 +71,7 @@ class PageData:
     blocks: list[TextBlock]
     graphics: list[Graphic]
     rect: pymupdf.Rect  # page.rect read once: each read is a MuPDF call (~8 us; heavy corpus 5,600 -> 1,600)
+    doc_captioned: bool = True  # does the document caption any figure (set once all pages are read)
 
 
 @dataclass
@@ -125,8 +130,12 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
         try:
             page = doc.load_page(i)
             rect = page.rect
-            blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+            blocks = drop_margin_comments(page_blocks(page.get_text("dict", flags=TEXT_FLAGS)), rect.width)
             graphics = page_graphics(doc, page, rect)
+            scan = scan_page_image(page, graphics, rect) if graphics else None
+            if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
+                in_captions = {i for c in find_captions(blocks) for i in c.blocks}
+                graphics = [g for g in graphics if g is not scan] + scan_graphics(page, blocks, in_captions, scan)
         except Exception:  # noqa: BLE001 - a damaged page: keep the others
             errors.append(i + 1)
             continue
@@ -139,16 +148,28 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     skipped: list[SkippedGraphic] = []
     excerpts: list[Excerpt] = []
     previous_context = ""
-    captioned = any(find_captions(pd.blocks) for pd in pages)  # reports, slides: no caption anywhere
+    page_captions = [find_captions(pd.blocks) for pd in pages]
+    captioned = any(page_captions)  # reports, slides: no caption anywhere
     for pd in pages:
+        pd.doc_captioned = captioned
+    # captions numbered "Figure 3-2": then "Fig. 3-2" in the text is that figure, not a range (pdf.numbers)
+    dash_numbers = any("-" in c.number for caps in page_captions for c in caps)
+    flows: list[PageFlow] = []
+    for pd, caps in zip(pages, page_captions):
         page = page_objs[pd.number]
         figs, skips, body_text = _mine_page(doc, page, pd, paper_id, writer, repeated, config)
         if not captioned:
             previous_context = _uncaptioned_context(pd, figs, previous_context)
         figures += figs
         skipped += skips
-        for cit, text in cite_excerpts(body_text, config.excerpt_chars):
-            excerpts.append(Excerpt(figure_number=cit.figure_number, panels=cit.panels, text=text, page=pd.number))
+        in_captions = {i for c in caps for i in c.blocks}
+        flows.append(PageFlow(pd.number, [b.bbox for i, b in enumerate(pd.blocks)
+                                          if i not in in_captions and b.is_paragraph], caps))
+        for chunk in citable_chunks(body_text):  # Word's "Error! Reference source not found." sentences cut out
+            for cit, text in cite_excerpts(chunk, config.excerpt_chars, dash_numbers):
+                excerpts.append(Excerpt(figure_number=cit.figure_number, panels=cit.panels, text=text,
+                                        page=pd.number))
+    link_continued(figures, flows, captioned)
     first = pages[0].blocks if pages and pages[0].number == 1 else []
     meta = doc.metadata or {}
     doi_texts = [join_lines([ln.text for b in pd.blocks for ln in b.lines]) for pd in pages if pd.number <= 2]
@@ -185,6 +206,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
                               for i, b in enumerate(pd.blocks) if i not in caption_blocks and b.is_paragraph)]
         drawings = [Graphic(bbox=r, kind="drawing") for r in regions]
         clusters = assemble_figures(usable + drawings, captions, body_boxes)
+    match_far_captions(clusters, captions, body_boxes)
 
     figures: list[FigureRecord] = []
     clusters.sort(key=lambda c: (round(c.bbox[1], 1), round(c.bbox[0], 1)))
@@ -268,9 +290,13 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
     figure_id = f"{paper_id}-p{pd.number}-f{index}"
     embedded = sorted([g for g in cl.members if g.kind == "image"], key=lambda g: (g.bbox[1], g.bbox[0]))
     others = [g for g in cl.members if g.kind != "image"]
-    if not embedded and cl.caption is None:
+    scanned = any(g.kind == "scan" for g in others)
+    # uncaptioned drawings are dropped; so are uncaptioned regions of a scan (equations, tables, stamps) where
+    # the document captions its figures -- in one that captions none they are its pictures, as embedded ones
+    if not embedded and cl.caption is None and not (scanned and not pd.doc_captioned):
         if others:
-            skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(cl.bbox), reason="uncaptioned_vector"))
+            reason = "uncaptioned_scan_region" if scanned else "uncaptioned_vector"
+            skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(cl.bbox), reason=reason))
         return None, skipped
     parts: list[FigurePart] = []
     bbox = cl.bbox
@@ -292,7 +318,7 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
         else:
             parts.append(FigurePart(image=saved.image, width=saved.width, height=saved.height,
                                     bbox=round_box(bbox), origin="rendered", source_format="rendered"))
-        kind = "raster" if any(g.kind == "inline" for g in others) else "vector"
+        kind = "raster" if any(g.kind in ("inline", "scan") for g in others) else "vector"
     if not parts:
         return None, skipped
     letters = panel_letters(pd.blocks, captions, bbox)

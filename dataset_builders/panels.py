@@ -117,7 +117,7 @@ def panel_caption(caption: str, common: str, parts: dict[str, str], letter: str 
     return f"{common}: {own}"
 
 
-def panel_excerpts(paper: PaperRecord, figure_number: int | None, letter: str | None,
+def panel_excerpts(paper: PaperRecord, figure_number: str | None, letter: str | None,
                    whole_figure: bool) -> list[str]:
     """Texts of the excerpts citing this figure as a whole, or this panel's letter.
 

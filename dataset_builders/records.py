@@ -7,11 +7,24 @@ y growing downwards (PyMuPDF's convention).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from dataset_builders.pdf.numbers import number_json
 
 Box = tuple[float, float, float, float]
+
+
+def _number_text(value: object) -> object:
+    """Stage files written before figure numbers were text hold integers: read them as text ("3")."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# A figure number as text ("3", "7.5", "3-2", "S3", "A.1"; dataset_builders.pdf.numbers). In JSON a plain
+# integer stays a JSON integer (3, as stage files and datasets always had it) and any other number is a
+# string ("7.5"): files of ordinary papers are unchanged, and old files load.
+FigureNumber = Annotated[str, BeforeValidator(_number_text), PlainSerializer(number_json, return_type=int | str)]
 Split = Literal["train", "val", "test"]
 
 
@@ -50,7 +63,7 @@ class FigurePart(Record):
 class Excerpt(Record):
     """A bounded window of body text that cites a figure (or some of its panels)."""
 
-    figure_number: int
+    figure_number: FigureNumber
     panels: list[str] = Field(default_factory=list)  # panel letters cited, [] = the whole figure
     text: str
     page: int
@@ -62,7 +75,7 @@ class FigureRecord(Record):
     page: int  # 1-based
     bbox: Box
     kind: Literal["raster", "multi_raster", "vector"]
-    number: int | None = None  # figure number from the matched caption
+    number: FigureNumber | None = None  # figure number from the matched caption
     caption: str = ""  # full caption text ("" if none was matched)
     context: str = ""  # uncaptioned figures only: the text printed next to it (label line, paragraph before)
     parts: list[FigurePart]
@@ -138,7 +151,7 @@ class PanelRecord(Record):
     page_box: Box | None = None  # the same on the PDF page, points (None when the figure has no page box)
     caption: str = ""  # this panel's own part of the caption (falls back to the whole caption)
     figure_caption: str = ""
-    figure_number: int | None = None
+    figure_number: FigureNumber | None = None
     excerpts: list[str] = Field(default_factory=list)  # excerpt texts citing this panel or the whole figure
     context: str = ""  # uncaptioned figure in a document without captions: the text printed next to it
     phash: str  # perceptual hash, hex

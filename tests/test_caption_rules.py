@@ -157,7 +157,7 @@ def test_segments_cover_sentences_with_their_references():
     text = "Fig. 2a shows dimples while Fig. 2b shows cleavage."
     segs = excerpt_segments(text)
     assert [(text[s.start:s.end].strip(), [(r.figure, r.panels) for r in s.refs]) for s in segs] == [
-        ("Fig. 2a shows dimples", [(2, ("a",))]), ("while Fig. 2b shows cleavage.", [(2, ("b",))])]
+        ("Fig. 2a shows dimples", [("2", ("a",))]), ("while Fig. 2b shows cleavage.", [("2", ("b",))])]
 
 
 # --- registry --------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_llm_prompt_receives_the_excerpts_resolved_to_the_panel():
     excerpts = [Excerpt(figure_number=c.figure_number, panels=c.panels, text=t, page=1)
                 for c, t in cite_excerpts(body, 80)]
     paper = PaperRecord(paper_id="p", source_pdf="p.pdf", n_pages=1, figures=[], excerpts=excerpts)
-    resolved = panel_excerpts(paper, 2, "b", whole_figure=False)
+    resolved = panel_excerpts(paper, "2", "b", whole_figure=False)
     assert resolved == ["The fracture surface in Fig. 2b shows MVC and TG features."]
     cues = ImageCues(white_fraction=0, colourfulness=0, edge_density=0.2, grey_levels=200, std=40)
     panel = PanelRecord(panel_id="p-f1-b", figure_id="p-f1", paper_id="p", source_pdf="p.pdf", page=1, letter="b",

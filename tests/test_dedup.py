@@ -210,7 +210,7 @@ def test_sample_corpus_reprints_group_across_papers(tmp_path):
                      if read_model(f, PaperRecord).source_pdf == Path(tp.file).name)
         got = read_model(paths.panels / f"{mined.paper_id}.json", PaperPanels).panels
         for tf in tp.figures:
-            fid = next(f.figure_id for f in mined.figures if f.number == tf.number)
+            fid = next(f.figure_id for f in mined.figures if f.number == str(tf.number))
             for q in tf.panels:
                 key = f"{Path(tp.file).stem}:fig{tf.number}" + (f":{q.letter}" if q.letter else "")
                 panel_of[key] = next(p.panel_id for p in got if p.figure_id == fid and p.letter == q.letter)

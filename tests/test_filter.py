@@ -170,7 +170,7 @@ def test_sample_corpus_fractographs_are_kept_and_other_figures_dropped(tmp_path)
     for tp in truth.papers:
         paper = mined[Path(tp.file).name]
         for tf in tp.figures:
-            fid = next(f.figure_id for f in paper.figures if f.number == tf.number)
+            fid = next(f.figure_id for f in paper.figures if f.number == str(tf.number))
             for pid, d in decisions.items():
                 if pid.startswith(fid + "-"):
                     assert d.keep == tf.is_fracture, (tf.layout, tf.caption, d.reasons)

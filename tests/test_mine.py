@@ -120,16 +120,16 @@ def test_main_paper_figures_captions_letters_title_doi(tmp_path):
     assert rec.doi == "10.1016/j.engfailanal.2024.108123"
     assert rec.n_pages == 3
     by_num = {f.number: f for f in rec.figures}
-    assert sorted(by_num) == [1, 2, 3]
+    assert sorted(by_num) == ["1", "2", "3"]
 
-    f1 = by_num[1]
+    f1 = by_num["1"]
     assert f1.kind == "raster" and f1.page == 1 and len(f1.parts) == 1
     assert f1.caption.startswith("Fig. 1. SEM fractograph of the overload zone")
     assert f1.bbox == pytest.approx((150, 220, 450, 445), abs=0.5)
     part = f1.parts[0]
     assert (part.width, part.height, part.origin, part.source_format) == (800, 600, "embedded", "jpeg")
 
-    f2 = by_num[2]
+    f2 = by_num["2"]
     assert f2.kind == "multi_raster" and len(f2.parts) == 4
     assert f2.caption.endswith("(d) intergranular facets.")
     assert [letter for letter, _ in f2.panel_letters] == ["a", "b", "c", "d"]
@@ -138,7 +138,7 @@ def test_main_paper_figures_captions_letters_title_doi(tmp_path):
     assert [p.label for p in parts] == ["a", "b", "c", "d"]
     assert all(p.width == 390 and p.height == 310 for p in parts)
 
-    f3 = by_num[3]
+    f3 = by_num["3"]
     assert f3.kind == "vector" and len(f3.parts) == 1
     p3 = f3.parts[0]
     assert p3.origin == "rendered" and p3.image.endswith(".jpg")
@@ -151,11 +151,11 @@ def test_main_paper_figures_captions_letters_title_doi(tmp_path):
 
     # excerpts: the body citations, with panels, from body text only (not from the captions)
     cited = {(e.figure_number, tuple(e.panels), e.page) for e in rec.excerpts}
-    assert {(1, ("b",), 1), (2, ("a", "c"), 1), (3, (), 1), (1, (), 1), (2, ("b",), 1), (2, ("a", "b", "c"), 2),
-            (2, ("c",), 2)} <= cited
+    assert {("1", ("b",), 1), ("2", ("a", "c"), 1), ("3", (), 1), ("1", (), 1), ("2", ("b",), 1),
+            ("2", ("a", "b", "c"), 2), ("2", ("c",), 2)} <= cited
     assert all(len(e.text) <= 400 for e in rec.excerpts)
     assert not any("SEM fractograph of the overload zone" in e.text for e in rec.excerpts)
-    ex = next(e for e in rec.excerpts if e.figure_number == 1 and e.panels == ["b"])
+    ex = next(e for e in rec.excerpts if e.figure_number == "1" and e.panels == ["b"])
     assert "equiaxed dimples" in ex.text
 
 
@@ -185,7 +185,7 @@ def test_body_sentence_starting_with_fig_is_not_a_caption(tmp_path):
     assert len(rec.figures) == 1
     fig = rec.figures[0]
     assert fig.number is None and fig.caption == ""
-    assert [(e.figure_number, e.panels) for e in rec.excerpts] == [(1, [])]
+    assert [(e.figure_number, e.panels) for e in rec.excerpts] == [("1", [])]
     assert rec.excerpts[0].text.startswith("Fig. 1 shows the fracture surface")
 
 
@@ -207,10 +207,10 @@ def paper_caption_above(path: Path) -> None:
 def test_caption_above_figure(tmp_path):
     rec, paths, _ = mine_one(tmp_path, paper_caption_above)
     got = {f.number: (f.bbox[1], f.caption) for f in rec.figures}
-    assert set(got) == {4, 5}
-    assert got[4][0] == pytest.approx(130, abs=0.5) and got[4][1].startswith("Figure 4: Fish-eye")
-    assert got[5][0] == pytest.approx(390, abs=0.5) and got[5][1].startswith("Figure 5 - Fine granular")
-    png_part = next(f for f in rec.figures if f.number == 5).parts[0]
+    assert set(got) == {"4", "5"}
+    assert got["4"][0] == pytest.approx(130, abs=0.5) and got["4"][1].startswith("Figure 4: Fish-eye")
+    assert got["5"][0] == pytest.approx(390, abs=0.5) and got["5"][1].startswith("Figure 5 - Fine granular")
+    png_part = next(f for f in rec.figures if f.number == "5").parts[0]
     assert png_part.source_format == "png" and png_part.image.endswith(".jpg")  # decoded, written as JPEG q95
     with Image.open(paths.abs(png_part.image)) as im:
         assert im.format == "JPEG" and im.mode == "L" and im.size == (720, 400)
@@ -232,7 +232,7 @@ def paper_logos(path: Path) -> None:
 
 def test_logos_and_icons_are_skipped_with_a_reason(tmp_path):
     rec, _, _ = mine_one(tmp_path, paper_logos)
-    assert [(f.number, f.page) for f in rec.figures] == [(1, 2)]
+    assert [(f.number, f.page) for f in rec.figures] == [("1", 2)]
     reasons = sorted((s.page, s.reason) for s in rec.skipped)
     assert reasons == [(1, "repeated_publisher_image"), (2, "repeated_publisher_image"), (2, "too_small"),
                        (3, "repeated_publisher_image")]
@@ -285,7 +285,7 @@ def paper_formats(path: Path) -> dict[str, int]:
 
 def test_odd_image_formats_become_8bit_jpegs_and_the_bomb_is_refused(tmp_path):
     rec, paths, result = mine_one(tmp_path, paper_formats)
-    by_num = {f.number: f for f in rec.figures}
+    by_num = {int(f.number): f for f in rec.figures}
     assert sorted(by_num) == list(range(1, 10))  # the bomb's figure has no part left, so no figure
     expected_mode = {1: "RGB", 2: "L", 3: "L", 4: "RGB", 5: "RGB", 6: "RGB", 7: "RGB", 8: "RGB", 9: "RGB"}
     expected_format = {1: "png", 2: "png", 3: "png", 4: "png", 5: "png", 6: "png", 7: "png", 8: "jpx", 9: "jpeg"}
@@ -313,9 +313,9 @@ def test_odd_image_formats_become_8bit_jpegs_and_the_bomb_is_refused(tmp_path):
 def test_max_image_pixels_refuses_a_real_image_without_writing_it(tmp_path):
     rec, _, _ = mine_one(tmp_path, paper_main, max_image_pixels=500_000)
     # the 800x600 raster of figure 1 (480,000 px) passes; lower the bound below it and it is refused
-    assert any(f.number == 1 for f in rec.figures)
+    assert any(f.number == "1" for f in rec.figures)
     rec2, paths2, result2 = mine_one(tmp_path / "second", paper_main, max_image_pixels=400_000)
-    assert not any(f.number == 1 for f in rec2.figures)
+    assert not any(f.number == "1" for f in rec2.figures)
     assert [p.reason for p in result2.problems] == ["decompression_bomb"]
     assert not any(p.name.startswith("img-") and p.stat().st_size > 100_000
                    for p in (paths2.mine / rec2.paper_id).iterdir())
@@ -336,7 +336,7 @@ def test_an_image_shown_on_two_pages_is_written_once(tmp_path):
         doc.save(path)
 
     rec, paths, _ = mine_one(tmp_path, build)
-    assert [f.number for f in rec.figures] == [1, 2]
+    assert [f.number for f in rec.figures] == ["1", "2"]
     assert rec.figures[0].parts[0].image == rec.figures[1].parts[0].image
     assert len([p for p in (paths.mine / rec.paper_id).iterdir() if p.suffix == ".jpg"]) == 1
 
@@ -456,11 +456,11 @@ def test_sample_corpus_recall_against_ground_truth(sample):
             if best is None or _iou(best.bbox, tf.bbox) < 0.5:
                 continue
             found += 1
-            captions += best.number == tf.number and best.caption == tf.caption
+            captions += best.number == str(tf.number) and best.caption == tf.caption
             kinds += best.kind == tf.kind and (tf.kind == "vector" or len(best.parts) == len(tf.images))
         for c in tp.citations:
             n_cit += 1
-            cited += any(e.figure_number == c.figure and e.panels == c.panels and e.page == c.page
+            cited += any(e.figure_number == str(c.figure) and e.panels == c.panels and e.page == c.page
                          and len(e.text) <= 400 for e in rec.excerpts)
     assert n_fig >= 30 and n_cit >= 40
     assert found / n_fig >= 0.95, (found, n_fig)
@@ -512,7 +512,7 @@ def test_sample_bad_inputs_each_file_has_its_reason(tmp_path):
     for name in ok:  # CMYK, 16-bit, 1-bit, alpha, JPX: each kept as an 8-bit RGB/L JPEG that Pillow opens
         rec = read_model(paths.mine / mine.paper_id_of(bad / name) / "paper.json", PaperRecord)
         (fig,) = rec.figures
-        assert fig.number == 1 and fig.caption == sample_corpus.BAD_CAPTION
+        assert fig.number == "1" and fig.caption == sample_corpus.BAD_CAPTION
         (part,) = fig.parts
         with Image.open(paths.abs(part.image)) as im:
             im.load()

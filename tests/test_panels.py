@@ -434,7 +434,7 @@ def test_sample_corpus_panels_match_ground_truth(tmp_path):
         paper = mined[Path(tp.file).name]
         got = read_panels(paths, paper.paper_id).panels
         for tf in tp.figures:
-            (figure,) = [f for f in paper.figures if f.number == tf.number]
+            (figure,) = [f for f in paper.figures if f.number == str(tf.number)]
             found = [p for p in got if p.figure_id == figure.figure_id]
             assert [p.letter for p in found] == [q.letter for q in tf.panels], (tp.file, tf.number, tf.layout)
             methods.update(p.split_method for p in found)

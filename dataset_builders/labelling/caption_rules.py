@@ -48,7 +48,7 @@ EVIDENCE_CHARS = 200  # evidence snippets are clipped to this many characters ar
 class Reference:
     """One figure (and panel letters) cited in an excerpt; panels () = the whole figure."""
 
-    figure: int
+    figure: str
     panels: tuple[str, ...]
     start: int
     end: int
@@ -73,10 +73,11 @@ _RESPECTIVELY = re.compile(r"(?<!\w)respectively(?!\w)", re.IGNORECASE)
 _LIST_JOINT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
 
 
-def find_references(text: str) -> list[Reference]:
+def find_references(text: str, dash_numbers: bool = False) -> list[Reference]:
     """Figure citations in ``text`` (captions.find_citations) plus bare "(b)" markers that follow one."""
     sentences = sentence_spans(text)
-    refs = [Reference(c.figure_number, tuple(c.panels), c.start, c.end) for c in find_citations(text)]
+    refs = [Reference(c.figure_number, tuple(c.panels), c.start, c.end)
+            for c in find_citations(text, dash_numbers)]
     extra: list[Reference] = []
     for m in _BARE_MARKER.finditer(text):
         if any(r.start <= m.start() < r.end for r in refs):
@@ -110,9 +111,10 @@ def mentions_of(text: str, abbreviations: Mapping[str, str | None] | None) -> tu
 
 
 @lru_cache(maxsize=_CACHE_TEXTS)
-def excerpt_segments(text: str) -> tuple[Segment, ...]:
-    """Cut an excerpt into segments, each with the figure references it speaks about (see module doc)."""
-    refs = find_references(text)
+def excerpt_segments(text: str, dash_numbers: bool = False) -> tuple[Segment, ...]:
+    """Cut an excerpt into segments, each with the figure references it speaks about (see module doc).
+    ``dash_numbers``: the figure is numbered "3-2", so "Fig. 3-2" is one figure (captions.find_citations)."""
+    refs = find_references(text, dash_numbers)
     if not refs:
         return (Segment(0, len(text), ()),)
     per_sentence: list[list[Segment]] = []
@@ -143,7 +145,7 @@ def excerpt_segments(text: str) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
-def is_about(refs: tuple[Reference, ...], figure_number: int | None, letter: str | None) -> bool:
+def is_about(refs: tuple[Reference, ...], figure_number: str | None, letter: str | None) -> bool:
     """Does a segment with these references speak about this panel (or its whole figure)?
 
     Named panels are more specific than a whole-figure citation in the same segment: in
@@ -156,14 +158,14 @@ def is_about(refs: tuple[Reference, ...], figure_number: int | None, letter: str
     return bool(ours)
 
 
-def panel_mentions(text: str, figure_number: int | None, letter: str | None,
+def panel_mentions(text: str, figure_number: str | None, letter: str | None,
                    abbreviations: dict[str, str | None] | None = None) -> list[tuple[Mention, Segment]]:
     """Mentions of an excerpt that lie in segments about this panel, each with its segment."""
     mentions = mentions_of(text, abbreviations)
     if not mentions:
         return []
     letter = letter.lower() if letter else None
-    segments = excerpt_segments(text)
+    segments = excerpt_segments(text, figure_number is not None and "-" in figure_number)
     cites_any = any(seg.refs for seg in segments)  # without any citation the whole excerpt counts
     out: list[tuple[Mention, Segment]] = []
     for seg in segments:
@@ -177,7 +179,7 @@ def panel_mentions(text: str, figure_number: int | None, letter: str | None,
     return out
 
 
-def _respectively(text: str, seg: Segment, inside: list[Mention], figure_number: int | None,
+def _respectively(text: str, seg: Segment, inside: list[Mention], figure_number: str | None,
                   letter: str | None) -> list[Mention]:
     """"Figs. 2a and 2c show dimples near the origin and cleavage facets, respectively": this letter's part.
 

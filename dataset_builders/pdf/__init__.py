@@ -1,10 +1,14 @@
 """PDF layout analysis for the mine stage (dataset_builders.mine); none of these modules imports a stage.
 
 - captions: figure captions and citations in plain text (caption starts, panel parts, citing excerpts).
+- numbers: figure numbers as text ("3", "7.5", "3-2", "S3"): normalising, ranges, JSON form.
 - geometry: Box helpers (union, gaps, overlap, containment, rounding).
 - text: page lines and blocks from get_text("dict"), and the caption blocks on a page.
 - images: each placed image's xref, repeated publisher logos, decoding and writing images (ImageWriter).
 - figures: drawing regions, clustering graphics, matching captions, merging grids, panel letters.
+- continued: figures continued across a page break (marked "(continued)" or not), linked to their caption.
+- word: Word-export pages: margin comment balloons, broken cross-references in the body text.
+- scan: scanned pages (one page image + an invisible OCR text layer): figure regions cut from the image.
 - metadata: the paper's title and DOI.
 - floor: the speed floor the build benchmark compares against (floor_pass).
 """

@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dataset_builders.pdf.numbers import DASHED, DASHES, DOTTED, PREFIX, normalise_number, number_range
+
 # --- shared pieces ---------------------------------------------------------------------------------
 
-DASHES = "\u2013\u2014\u2012\u2212-"  # en dash, em dash, figure dash, minus, hyphen
 _DASH = f"[{DASHES}]"
 
 # One panel list inside a marker: "a", "a,b", "a, b", "a and b", "a-c", "a–c", "a to c", "A & B".
@@ -46,8 +47,20 @@ def expand_letters(letter_list: str) -> list[str]:
 
 # --- caption start ---------------------------------------------------------------------------------
 
-_CAPTION_LABEL = re.compile(r"\s*(?:fig(?:ure)?\.?)\s*(?P<num>\d+)(?![\d.,]\d)", re.IGNORECASE)
+# The number: "3", "7.5", "3.12", "3-2" / "3–2", "S3", "A.1". What stays refused: a decimal comma ("Fig. 3,5"
+# is a list or a decimal, never one figure) -- the lookahead -- and "Fig. 3. 5 mm": a space after the dot
+# ends the number (the dot is the label's, "5 mm" is caption text). A dash joins two numbers only when
+# nothing separates them ("Figure 3 – Fracture" is a label, a dash and the caption); at a caption start a
+# dash cannot be a range (a caption labels one figure), so "Figure 3-2" is always the number "3-2".
+_CAPTION_LABEL = re.compile(
+    rf"\s*(?:fig(?:ure)?\.?)\s*(?P<num>(?:{PREFIX})?(?:{DASHED}|{DOTTED}))(?![\d.,{DASHES}]\d)", re.IGNORECASE)
 _PANEL_MARKER_AT = re.compile(rf"\s*\(\s*{_LETTER_LIST}\s*\)|\s*[A-Za-z]\)")
+# A dot leader and a page number: an entry of a thesis's or book's list of figures ("Figure 2.1 SWNT . . . . 11"),
+# not a caption (a caption never holds five dots in a row).
+_LEADER = re.compile(r"(?:\.\s?){5,}\s*(?:\d+|[ivxlc]+)\b", re.IGNORECASE)
+# Bare panel letters opening a caption, then a capitalised word: "a Overview of ...", "a–c SEM ...", "a, b Optical".
+# A body sentence never follows "Fig. 2 a" with a capital ("Fig. 2 a shows" keeps its lower-case verb).
+_BARE_PANEL_LEAD = re.compile(rf"[a-h](?:\s*(?:,|and|{_DASH})\s*[a-h])*\s+[A-Z]")
 # Verbs and connectives that make "Fig. 3 <word>" / "Fig. 3(a) <word>" a body sentence, not a caption.
 _BODY_WORDS = frozenset([
     "shows", "show", "showed", "shown", "presents", "present", "presented", "illustrates", "illustrate",
@@ -60,19 +73,22 @@ _BODY_WORDS = frozenset([
 ])
 
 
-def parse_caption_start(text: str) -> tuple[int, str] | None:
-    """(figure number, caption text after the label) if ``text`` starts a figure caption, else None.
+def parse_caption_start(text: str) -> tuple[str, str] | None:
+    """(figure number as text, caption text after the label) if ``text`` starts a figure caption, else None.
 
     Accepted: "Fig. 3. Text", "Figure 3: Text", "FIG. 3 – Text", "Fig. 3 | Text", "Fig. 3 (a) text; (b) ...",
-    "Fig. 3 Text" (Springer style: a capital or digit after the number), and a bare "Figure 3" line.
-    Refused: "Figs. 3 and 4 show", "Fig. 3 shows", "Fig. 3a shows", "Fig. 3(a) shows", "Fig. 3.5".
+    "Fig. 3 Text" (Springer style: a capital or digit after the number), and a bare "Figure 3" line; the
+    number may be chapter-numbered or prefixed ("Fig. 7.5.", "Figure 3-2", "Fig. S3", "Fig. A.1"), see
+    ``numbers``. Refused: "Figs. 3 and 4 show", "Fig. 3 shows", "Fig. 3a shows", "Fig. 3(a) shows",
+    "Fig. 3.5 is a close-up", "Fig. 3,5", "Fig. 8(a), Callister & Rethwisch" (a credit line), "Figure 2.1
+    SWNT . . . . . 11" (a list-of-figures entry).
     Panel markers right after the label are kept in the returned text (they matter to
     ``split_panel_captions``); the punctuation after the number is dropped.
     """
     m = _CAPTION_LABEL.match(text)
-    if not m:
+    if not m or _LEADER.search(text):
         return None
-    number = int(m.group("num"))
+    number = normalise_number(m.group("num"))
     rest = text[m.end():]
     stripped = rest.lstrip()
     if not stripped:
@@ -83,6 +99,8 @@ def parse_caption_start(text: str) -> tuple[int, str] | None:
         return number, body.strip()
     marker = _PANEL_MARKER_AT.match(rest)
     if marker:
+        if re.match(r"\s*,\s*[A-Za-z]{2}", rest[marker.end():]):
+            return None  # "Fig. 8.8(a), Callister & Rethwisch": a reference (credit line, citation), as "Fig. 8, X"
         after = rest[marker.end():].lstrip(" :.,")
         word = re.match(r"[A-Za-z]+", after)
         if word and word.group(0).lower() in _BODY_WORDS:
@@ -92,6 +110,8 @@ def parse_caption_start(text: str) -> tuple[int, str] | None:
         return None
     word = re.match(r"[A-Za-z]+", stripped)
     if word:
+        if _BARE_PANEL_LEAD.match(stripped):  # "Figure 2 a–c SEM cross-sections ...": Springer's bare letters
+            return number, stripped.strip()
         if word.group(0).lower() in _BODY_WORDS or first.islower():
             return None
         return number, stripped.strip()
@@ -230,19 +250,21 @@ _POSTFIX_MODIFIER = re.compile(r"\s*(?:without|with no|but no|with|showing|conta
 class Citation:
     """One figure cited in body text. ``start``/``end`` span the whole mention ("Figs. 2a and 2c")."""
 
-    figure_number: int
+    figure_number: str  # as text: "3", "7.5", "S3" (dataset_builders.pdf.numbers)
     panels: list[str] = field(default_factory=list)  # lower-case letters; [] = the whole figure
     start: int = 0
     end: int = 0
 
 
-_CITE_LABEL = re.compile(r"\b(?:fig(?:ure)?s?)\.?\s*(?=\d)", re.IGNORECASE)
-_NUM = re.compile(r"\d+(?![\d]|\.\d)")
+_CITE_LABEL = re.compile(rf"\b(?:fig(?:ure)?s?)\.?\s*(?=(?:{PREFIX})?\d)", re.IGNORECASE)
+# "7.5" is one number (a chapter's fifth figure); "3,5" stays two (a list): see dataset_builders.pdf.numbers
+_NUM = re.compile(rf"(?:{PREFIX})?{DOTTED}")
+_NUM_DASHED = re.compile(rf"(?:{PREFIX})?(?:{DASHED}|{DOTTED})")  # documents whose captions read "Figure 3-2"
 _PAREN_PANELS = re.compile(rf"\s?\(\s*({_LETTER_LIST})\s*\)")
 _MORE_PAREN = re.compile(rf"\s*(,|and|&|to|{_DASH})\s*\(\s*({_LETTER_LIST})\s*\)")
 _GLUED_LETTER = re.compile(r"([A-Za-z])(?![A-Za-z])")
 _MORE_LETTER = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*([A-Za-z])(?![A-Za-z])")
-_MORE_FIGURE = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*(?:fig(?:ure)?s?\.?\s*)?(?=\d)", re.IGNORECASE)
+_MORE_FIGURE = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*(?:fig(?:ure)?s?\.?\s*)?(?=(?:{PREFIX})?\d)", re.IGNORECASE)
 
 
 def _parse_panels(text: str, pos: int) -> tuple[list[str], int]:
@@ -275,28 +297,31 @@ def _parse_panels(text: str, pos: int) -> tuple[list[str], int]:
     return expand_letters(listing), pos
 
 
-def find_citations(text: str) -> list[Citation]:
+def find_citations(text: str, dash_numbers: bool = False) -> list[Citation]:
     """Every figure citation in ``text``, in order; one Citation per cited figure per mention.
 
     "Fig. 2b", "Fig. 2(b)", "Figs. 2a and 2c" (-> figure 2, panels [a, c]), "Figure 3", "Fig. 4a–c",
-    "Figs. 3 and 4" (-> 3 and 4), "Figs. 3–5" (-> 3, 4, 5), "Fig. 5a,b", "Fig. 2(a) and (b)".
+    "Figs. 3 and 4" (-> 3 and 4), "Figs. 3–5" (-> 3, 4, 5), "Fig. 5a,b", "Fig. 2(a) and (b)", "Fig. 7.5b",
+    "Figs. 3.2a–c", "Figure 3.12(a)", "Fig. S3". With ``dash_numbers`` (the document's captions read
+    "Figure 3-2") "Fig. 3-2" is the figure "3-2", not the range 2..3.
     """
     out: list[Citation] = []
+    number_re = _NUM_DASHED if dash_numbers else _NUM
     for label in _CITE_LABEL.finditer(text):
         pos = label.end()
-        found: dict[int, list[str]] = {}
-        whole: set[int] = set()
-        prev_num: int | None = None
+        found: dict[str, list[str]] = {}
+        whole: set[str] = set()
+        prev_num: str | None = None
         range_next = False
         while True:
-            m = _NUM.match(text, pos)
+            m = number_re.match(text, pos)
             if not m:
                 break
-            number = int(m.group(0))
+            number = normalise_number(m.group(0))
             panels, pos = _parse_panels(text, m.end())
             numbers = [number]
-            if range_next and prev_num is not None and prev_num < number <= prev_num + 50:
-                numbers = list(range(prev_num + 1, number + 1))
+            if range_next and prev_num is not None:
+                numbers = number_range(prev_num, number)[1:] or numbers
             for n in numbers:
                 found.setdefault(n, [])
                 if panels and n == number:
@@ -425,12 +450,12 @@ def _cut_window(text: str, start: int, end: int, max_chars: int) -> str:
     return (prefix + window + suffix)[:max_chars]
 
 
-def cite_excerpts(text: str, max_chars: int) -> list[tuple[Citation, str]]:
+def cite_excerpts(text: str, max_chars: int, dash_numbers: bool = False) -> list[tuple[Citation, str]]:
     """Each citation in ``text`` with its bounded excerpt (duplicates for the same figure+panels+text dropped)."""
     sentences = sentence_bounds(text)
-    seen: set[tuple[int, tuple[str, ...], str]] = set()
+    seen: set[tuple[str, tuple[str, ...], str]] = set()
     out: list[tuple[Citation, str]] = []
-    for cit in find_citations(text):
+    for cit in find_citations(text, dash_numbers):
         excerpt = excerpt_window(text, cit.start, cit.end, max_chars, sentences)
         key = (cit.figure_number, tuple(cit.panels), excerpt)
         if key not in seen:

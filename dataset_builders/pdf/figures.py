@@ -122,6 +122,8 @@ def match_captions(captions: list[Caption], clusters: list[Cluster]) -> None:
                     score = max(0.0, c[1] - b[3])
                 elif b[1] >= c[3] - 4 and b[1] - c[3] <= CAPTION_GAP:  # figure below the caption
                     score = max(0.0, b[1] - c[3]) + BELOW_PENALTY
+                elif _side_caption_inside(cl, c):
+                    score = 3 * BELOW_PENALTY
             elif vov >= 0.5 * min(box_height(b), box_height(c)):  # caption beside the figure
                 hgap = max(c[0] - b[2], b[0] - c[2])
                 if 0 <= hgap <= 30:
@@ -136,6 +138,50 @@ def match_captions(captions: list[Caption], clusters: list[Cluster]) -> None:
         clusters[ki].caption = captions[ci]
         taken_c.add(ci)
         taken_k.add(ki)
+        if _side_caption_inside(clusters[ki], captions[ci].bbox):  # the figure is the region beside the caption
+            b, c = clusters[ki].bbox, captions[ci].bbox
+            left = c[0] - b[0] <= b[2] - c[2]
+            clusters[ki].bbox = (c[2] + 2, b[1], b[2], b[3]) if left else (b[0], b[1], c[0] - 2, b[3])
+
+
+def _side_caption_inside(cl: Cluster, c: Box) -> bool:
+    """A caption set inside a vector figure's region, in a side column at its left or right edge: Springer
+    books print captions in a narrow column beside the plot, top-aligned, and the drawing region (a frame or
+    a background behind both) takes the caption in. The caption is at most a third of the region wide."""
+    b = cl.bbox
+    if not cl.members or any(m.kind != "drawing" for m in cl.members):
+        return False
+    inside = overlap_area(b, c) >= 0.8 * box_width(c) * box_height(c)
+    at_edge = c[0] - b[0] <= 12 or b[2] - c[2] <= 12
+    return inside and at_edge and box_width(c) <= box_width(b) / 3
+
+
+FAR_CAPTION_GAP = 200.0  # the farthest a caption sits from its figure when nothing else lies between (pt)
+
+
+def match_far_captions(clusters: list[Cluster], captions: list[Caption], body: list[Box]) -> None:
+    """A caption left without a figure takes the uncaptioned cluster right above it (in its column) when
+    nothing lies between them: no paragraph, no other figure, no other caption.
+
+    Word exports and theses leave empty paragraphs, or a blank line of the figure's own frame, between an
+    image and its caption; the CAPTION_GAP of journal layouts (50 pt) misses those. With nothing between
+    them, the image above is the only thing the caption can describe (a caption describes what is above
+    it first: layouts with captions above figures are matched by the near rule already).
+    """
+    matched = {id(c.caption) for c in clusters if c.caption}
+    for cap in sorted((c for c in captions if id(c) not in matched), key=lambda c: c.bbox[1]):
+        c = cap.bbox
+        above = [k for k in clusters if k.caption is None and k.bbox[3] <= c[1] + 4
+                 and c[1] - k.bbox[3] <= FAR_CAPTION_GAP
+                 and min(k.bbox[2], c[2]) - max(k.bbox[0], c[0]) >= 0.3 * min(box_width(k.bbox), box_width(c))]
+        if not above:
+            continue
+        nearest = max(above, key=lambda k: k.bbox[3])
+        band = (max(nearest.bbox[0], c[0]), nearest.bbox[3] + 1, min(nearest.bbox[2], c[2]), c[1] - 1)
+        others = body + [o.bbox for o in clusters if o is not nearest] + [o.bbox for o in captions if o is not cap]
+        if band[3] > band[1] and any(overlap_area(band, o) > 0 for o in others):
+            continue
+        nearest.caption = cap
 
 
 def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: list[Box]) -> list[Cluster]:
@@ -171,6 +217,46 @@ def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: li
     return clusters
 
 
+def _caption_row(cl: Cluster, captions: list[Caption]) -> list[Caption]:
+    """Captions side by side on one row right below a cluster, left to right (empty when fewer than two)."""
+    below = sorted((c for c in captions if c.bbox[1] >= cl.bbox[3] - 4 and c.bbox[1] - cl.bbox[3] <= CAPTION_GAP
+                    and min(c.bbox[2], cl.bbox[2]) > max(c.bbox[0], cl.bbox[0])), key=lambda c: c.bbox[1])
+    if len(below) < 2:
+        return []
+    top = below[0].bbox
+    row = sorted((c for c in below if c.bbox[1] < top[3] and c.bbox[3] > top[1]), key=lambda c: c.bbox[0])
+    disjoint = all(a.bbox[2] <= b.bbox[0] for a, b in zip(row, row[1:]))
+    return row if len(row) >= 2 and disjoint else []
+
+
+def split_under_captions(clusters: list[Cluster], captions: list[Caption]) -> list[Cluster]:
+    """A cluster with two or more captions side by side right below it is as many figures (Word exports set
+    figure pairs in a table row, a few points apart, each image with its own caption): its members go to the
+    caption column their centre lies in. One vector region over several captions is cut at the boundaries
+    between them; one embedded image cannot be cut and stays whole."""
+    out: list[Cluster] = []
+    for cl in clusters:
+        row = _caption_row(cl, captions)
+        cuts = [(a.bbox[2] + b.bbox[0]) / 2 for a, b in zip(row, row[1:])]
+        groups: dict[int, list[Graphic]] = {}
+        for m in cl.members:
+            groups.setdefault(sum((m.bbox[0] + m.bbox[2]) / 2 > x for x in cuts), []).append(m)
+        if row and len(groups) == len(row):
+            for k in sorted(groups):
+                box = groups[k][0].bbox
+                for m in groups[k][1:]:
+                    box = union(box, m.bbox)
+                out.append(Cluster(members=groups[k], bbox=box))
+        elif row and all(m.kind == "drawing" for m in cl.members):
+            edges = [cl.bbox[0], *cuts, cl.bbox[2]]
+            for x0, x1 in zip(edges, edges[1:]):
+                box = (x0, cl.bbox[1], x1, cl.bbox[3])
+                out.append(Cluster(members=[Graphic(bbox=box, kind="drawing")], bbox=box))
+        else:
+            out.append(cl)
+    return out
+
+
 def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: list[Box]) -> list[Cluster]:
     """Graphics -> clusters (close together, not across a caption) -> captions matched -> grids merged."""
     groups = _cluster_groups([g.bbox for g in graphics], GRAPHIC_GAP, [c.bbox for c in captions])
@@ -181,6 +267,7 @@ def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: lis
         for m in members[1:]:
             box = union(box, m.bbox)
         clusters.append(Cluster(members=members, bbox=box))
+    clusters = split_under_captions(clusters, captions)
     match_captions(captions, clusters)
     clusters = merge_uncaptioned(clusters, captions, body)
     return clusters

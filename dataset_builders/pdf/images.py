@@ -39,7 +39,7 @@ REPEAT_PAGES = 3  # an image in the band on this many pages is a publisher logo
 @dataclass
 class Graphic:
     bbox: Box
-    kind: str  # "image" (xref), "inline" (inline image, no xref), "drawing"
+    kind: str  # "image" (xref), "inline" (inline image, no xref), "drawing", "scan" (a region of a page scan)
     xref: int = 0
     width: int = 0  # declared pixels
     height: int = 0

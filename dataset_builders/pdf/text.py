@@ -98,7 +98,7 @@ def _short_bold(text: str) -> list[str]:
 
 @dataclass
 class Caption:
-    number: int
+    number: str  # as text: "3", "7.5", "S3" (dataset_builders.pdf.numbers)
     text: str  # full caption text, label included
     bbox: Box
     block: int  # index of the first block
@@ -128,6 +128,15 @@ def find_captions(blocks: list[TextBlock]) -> list[Caption]:
         if start is None:
             continue
         lines = blk.lines[start:]
+        beside = _side_by_side(lines)
+        if beside:  # two captions on one row (a Word table of two images): one caption each, no continuation
+            for part in beside:
+                text = join_lines([ln.text for ln in part])
+                parsed = parse_caption_start(text)
+                if parsed:
+                    caps.append(Caption(number=parsed[0], text=" ".join(text.split()), bbox=_lines_box(part),
+                                        block=i, blocks=[i], label_lines=blk.lines[:start]))
+            continue
         box = lines[0].bbox
         for ln in lines[1:]:
             box = union(box, ln.bbox)
@@ -154,3 +163,24 @@ def find_captions(blocks: list[TextBlock]) -> list[Caption]:
                                 blocks=members, label_lines=blk.lines[:start]))
             caps[-1].bold = [t for ln in lines for b in ln.bold for t in _short_bold(b)]
     return caps
+
+
+def _lines_box(lines: list[Line]) -> Box:
+    box = lines[0].bbox
+    for ln in lines[1:]:
+        box = union(box, ln.bbox)
+    return box
+
+
+def _side_by_side(lines: list[Line]) -> list[list[Line]] | None:
+    """A caption block that holds two captions side by side ("Figure 2: ..." and, to its right on the same
+    row, "Figure 3: ..."): its lines split at the second caption's left edge, else None. MuPDF joins such
+    captions into one block when they share baselines (Word exports put figure pairs in a table row)."""
+    first = lines[0]
+    for ln in lines[1:]:
+        if (ln.bbox[0] > first.bbox[2] and ln.bbox[1] < first.bbox[3] and ln.bbox[3] > first.bbox[1]
+                and parse_caption_start(ln.text)):
+            left = [x for x in lines if x.bbox[2] <= ln.bbox[0] + 1]
+            right = [x for x in lines if x.bbox[2] > ln.bbox[0] + 1]
+            return [left, right] if left and right else None
+    return None
