@@ -212,7 +212,7 @@ def test_missed_letter_gets_only_the_common_caption_part(mined):
 def test_panel_boxes_reach_the_item_provenance(mined):
     """A reviewer can draw each dataset item's panel on the mined figure image and on the PDF page."""
     from dataset_builders.items import _mined_item
-    from dataset_builders.records import DuplicateGroup, LabelRecord
+    from dataset_builders.records import DuplicateGroup, LabelRecord, SourceMeta
 
     out, _ = mined
     _, got = out["left_right"]
@@ -220,7 +220,7 @@ def test_panel_boxes_reach_the_item_provenance(mined):
     group = DuplicateGroup(group_id=right.panel_id, representative=right.panel_id, members=[right.panel_id],
                            paper_ids=[right.paper_id])
     label = LabelRecord(item_id=right.panel_id, features=["equiaxed dimples"], origin="caption_rules")
-    provenance = _mined_item(right, group, label).provenance
+    provenance = _mined_item(right, group, label, SourceMeta()).provenance
     assert provenance["panel_box"] == list(right.box) and provenance["panel_page_box"] == list(right.page_box)
     assert provenance["panel_name"] == "right" and provenance["panel"] is None
     assert right.page_box[0] > (FIG_RECT.x0 + FIG_RECT.x1) / 2  # the right half of the figure on the page
