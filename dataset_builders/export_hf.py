@@ -62,12 +62,12 @@ MARKER = "export_hf.json"
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
-def row(sample: BuiltSample, image_bytes: bytes) -> dict:
+def row(sample: BuiltSample) -> dict:
+    """Every column but ``images`` (ShardWriter reads the image bytes into the row group's Arrow buffer)."""
     meta, prov = sample.meta, sample.meta["provenance"]
     aug = meta["augmentation"]
     return {
         "messages": sample.record["messages"],
-        "images": [{"bytes": image_bytes, "path": sample.image.name}],
         "sample_id": meta["sample_id"], "item_id": meta["item_id"], "features": meta["features"],
         "label_origin": meta["label_origin"],
         "augmentation": aug["kind"] if aug else None, "rotation_angle": float(aug["angle"]) if aug else None,
@@ -93,18 +93,42 @@ def _leaf_paths(field, prefix: str = "") -> list[str]:
     return [name]
 
 
+def read_into(path: Path, view: memoryview) -> None:
+    """Fill view with the file's bytes (the file must be exactly that long)."""
+    with open(path, "rb", buffering=0) as fh:
+        done = 0
+        while done < len(view):
+            n = fh.readinto(view[done:])
+            if not n:
+                break
+            done += n
+        if done != len(view) or fh.read(1):
+            raise PublishError(f"{path}: changed size while being exported ({len(view)} bytes expected)")
+
+
 class ShardWriter:
-    """Parquet shards of one folder, written one bounded row group at a time."""
+    """Parquet shards of one folder, written one bounded row group at a time.
+
+    A row group's images are read straight into one buffer (readinto: one copy from the page cache, none
+    through Python bytes objects) that becomes the ``images`` column without another copy; the Parquet writer
+    then copies each value once into its pages (PLAIN, uncompressed). The buffer is reused by every row group
+    (write_table writes whole row groups and keeps no reference), so memory stays at one row group.
+    """
 
     def __init__(self, folder: Path, stem: str, max_shard_bytes: int, row_group_bytes: int):
+        import numpy as np
         import pyarrow as pa
 
         self.folder, self.stem = folder, stem
         self.max_shard_bytes, self.row_group_bytes = max_shard_bytes, row_group_bytes
         self.schema: pa.Schema = features(decode=False).arrow_schema
+        self.other = pa.schema([f for f in self.schema if f.name != "images"])
+        self.image_type = self.schema.field("images").type
         paths = [p for f in self.schema for p in _leaf_paths(f)]
         self.compression = {p: "NONE" if p == "images.list.element.bytes" else "SNAPPY" for p in paths}
         self.rows: list[dict] = []
+        self.images: list[tuple[Path, int]] = []
+        self.buffer = np.empty(0, dtype=np.uint8)
         self.pending = 0
         self.files: list[Path] = []
         self.writer = None
@@ -112,11 +136,35 @@ class ShardWriter:
         self.n_rows = 0
         self.image_bytes = 0
 
-    def add(self, record: dict, n_bytes: int) -> None:
+    def add(self, record: dict, image: Path) -> None:
+        try:
+            size = image.stat().st_size
+        except OSError as exc:
+            raise PublishError(f"{image}: cannot read the image of sample {record['sample_id']} "
+                               f"({exc.strerror})") from None
         self.rows.append(record)
-        self.pending += n_bytes
+        self.images.append((image, size))
+        self.pending += size
         if len(self.rows) >= ROWS_PER_GROUP or self.pending >= self.row_group_bytes:
             self.flush()
+
+    def _images_column(self):
+        import numpy as np
+        import pyarrow as pa
+
+        if self.buffer.size < self.pending:  # one buffer for every row group: no fresh pages to fault in each time
+            self.buffer = np.empty(max(self.pending, self.row_group_bytes), dtype=np.uint8)
+        view = memoryview(self.buffer)
+        offsets = np.zeros(len(self.images) + 1, dtype=np.int32)
+        offsets[1:] = np.cumsum([size for _, size in self.images])
+        for (path, size), start in zip(self.images, offsets[:-1].tolist()):
+            read_into(path, view[start:start + size])
+        data = pa.py_buffer(self.buffer[:self.pending])  # no copy; reused once write_table has returned
+        blobs = pa.Array.from_buffers(pa.binary(), len(self.images), [None, pa.py_buffer(offsets), data])
+        names = pa.array([path.name for path, _ in self.images], pa.string())
+        struct = pa.StructArray.from_arrays([blobs, names], fields=list(self.image_type.value_type))
+        return pa.ListArray.from_arrays(pa.array(np.arange(len(self.images) + 1, dtype=np.int32)), struct,
+                                        type=self.image_type)
 
     def flush(self) -> None:
         import pyarrow as pa
@@ -133,12 +181,13 @@ class ShardWriter:
             self.writer = pq.ParquetWriter(self.files[-1], self.schema, compression=self.compression,
                                            use_dictionary=False, write_statistics=False)
             self.shard_bytes = 0
-        table = pa.Table.from_pylist(self.rows, schema=self.schema)
-        self.writer.write_table(table, row_group_size=len(self.rows))
+        others = pa.Table.from_pylist(self.rows, schema=self.other)
+        columns = [self._images_column() if f.name == "images" else others.column(f.name) for f in self.schema]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema), row_group_size=len(self.rows))
         self.shard_bytes += self.pending
         self.n_rows += len(self.rows)
         self.image_bytes += self.pending
-        self.rows, self.pending = [], 0
+        self.rows, self.images, self.pending = [], [], 0
 
     def close(self) -> list[str]:
         """Close the last shard and name every shard <stem>-NNNNN-of-MMMMM.parquet; returns the names."""
@@ -170,15 +219,11 @@ def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_
             if folder not in writers:
                 stem = sample.part if split == "train" else HF_SPLIT[split]
                 writers[folder] = ShardWriter(staging / folder, stem, max_shard_bytes, row_group_bytes)
-            try:
-                data = sample.image.read_bytes()
-            except OSError as exc:
-                raise PublishError(f"{sample.image}: cannot read the image of sample {sample.meta['sample_id']} "
-                                   f"({exc.strerror})") from None
-            writers[folder].add(row(sample, data), len(data))
+            writers[folder].add(row(sample), sample.image)
             bar.update(1)
     bar.close()
-    return {folder: {"rows": w.n_rows + len(w.rows), "image_bytes": w.image_bytes + w.pending, "shards": w.close()}
+    shards = {folder: w.close() for folder, w in sorted(writers.items())}
+    return {folder: {"rows": w.n_rows, "image_bytes": w.image_bytes, "shards": shards[folder]}
             for folder, w in sorted(writers.items())}
 
 

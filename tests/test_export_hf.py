@@ -253,7 +253,7 @@ def test_llamafactory_trains_one_step_on_the_export(exported, tiny_dir, train_en
     out = tmp_path / "run"
     run_logged("train_on_export", [venv_bin("llamafactory-cli"), "train", TINY_RECIPES / "lora_sft_cpu.yaml",
                                    f"model_name_or_path={tiny_dir}", f"dataset_dir={exported}",
-                                   f"dataset={train_sets}", f"output_dir={out}", "max_steps=1", "max_samples=4",
+                                   f"dataset={train_sets}", "eval_dataset=fracto_test", f"output_dir={out}", "max_steps=1", "max_samples=4",
                                    "image_max_pixels=65536", "cutoff_len=1024"],
                tmp_path / "train.log", cpu_env(tmp_path, base=train_env), timeout=600)
     losses = [json.loads(line)["loss"] for line in (out / "trainer_log.jsonl").read_text().splitlines()
