@@ -43,6 +43,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dataset_builders.export import dataset_info_entry
 from dataset_builders.hf_card import HF_SPLIT, features, readme
 from dataset_builders.licences import UNKNOWN
 from dataset_builders.publish import (
@@ -237,10 +238,7 @@ def llamafactory_info(folders: dict[str, dict], name: str) -> dict:
         key = f"{name}_{'val' if split == 'validation' else split}"
         if split == "train":
             key += "_" + folder.split("/")[2]
-        info[key] = {"file_name": folder, "formatting": "sharegpt",
-                     "columns": {"messages": "messages", "images": "images"},
-                     "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                              "assistant_tag": "assistant"}}
+        info[key] = dataset_info_entry(folder)  # the same ShareGPT columns and tags as the JSON export
     return info
 
 
@@ -263,6 +261,10 @@ def export(build: Path, out: Path, licences: tuple[str, ...] = DEFAULT_LICENCES,
     """Write the Hugging Face export of the build in ``build`` to ``out``; returns the export summary."""
     build, out = Path(build), Path(out)
     selection = select(build, licences)
+    if not any(selection.samples[s] for s in SPLITS):
+        found = ", ".join(f"{lic} {row['samples']}" for lic, row in selection.excluded.items()) or "no samples"
+        raise PublishError(f"{build}: no sample is published under --licences {','.join(licences)} "
+                           f"(samples by licence: {found})")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)  # what a killed export left
@@ -333,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         licences = parse_licences(ns.licences)
+        if not (0 < ns.row_group_mb <= 1024 and ns.max_shard_mb > 0):  # binary offsets are int32: < 2 GiB a group
+            raise PublishError("--row-group-mb must be in (0, 1024] and --max-shard-mb above 0")
         if ns.push and hub_token() is None:  # fail before the work, and before any network call
             raise PublishError(f"--push {ns.push}: no token in {' or '.join(TOKEN_VARIABLES)}; export not started")
         summary = export(ns.build, ns.out, licences, ns.max_shard_mb, ns.row_group_mb, progress=not ns.quiet)

@@ -292,6 +292,10 @@ def test_bad_input_is_refused_with_the_file_and_reason(mixed_build, tmp_path, ca
     assert export_hf.main([str(foreign), "--build", str(mixed_build), "--quiet"]) == 2
     assert "not an export of export_hf" in capsys.readouterr().err and (foreign / "keep.txt").exists()
     assert not list(tmp_path.glob(".*.partial"))  # the staging folder is removed
+    assert export_hf.main([str(tmp_path / "none"), "--build", str(mixed_build), "--licences", "cc-by-nd"]) == 2
+    err = capsys.readouterr().err
+    assert "no sample is published under --licences cc-by-nd" in err and "unknown" in err
+    assert not (tmp_path / "none").exists()
 
 
 class _Recorder(BaseHTTPRequestHandler):
