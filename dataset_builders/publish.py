@@ -32,7 +32,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from dataset_builders.licences import KNOWN_IDS, UNKNOWN
+from dataset_builders.licences import KNOWN_IDS, UNKNOWN, licence_url
 from dataset_builders.records import PaperPanels, SourceMeta
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import write_json_atomic, write_text_atomic
@@ -139,7 +139,8 @@ class Attribution(BaseModel):
     doi: str | None = None
     doi_url: str | None = None
     licence: str
-    licence_url: str | None = None
+    licence_url: str | None = None  # as the source stated it (with its version)
+    licence_link: str | None = None  # that, else the licence's versionless page (never a guessed version)
     source_url: str | None = None
     source_pdf: str | None = None
     changes: list[str]  # what we did to the material (Section 3(a)(1)(B))
@@ -172,10 +173,11 @@ class Selection:
             src = meta or SourceMeta()
             pdfs = sorted({s.meta["provenance"].get("source_pdf") for s in samples
                            if s.meta["provenance"].get("source_pdf")})
+            licence = paper_licence(source_id, self.sources)
             out.append(Attribution(
                 source=source_id, title=src.title, authors=src.authors, year=src.year, venue=src.venue,
                 doi=src.doi, doi_url=f"https://doi.org/{src.doi}" if src.doi else None,
-                licence=paper_licence(source_id, self.sources), licence_url=src.licence_url,
+                licence=licence, licence_url=src.licence_url, licence_link=src.licence_url or licence_url(licence),
                 source_url=src.source_url, source_pdf=pdfs[0] if len(pdfs) == 1 else None,
                 changes=changes_made(samples), images=len({s.meta["item_id"] for s in samples}),
                 samples=len(samples), sample_ids=sorted(s.meta["sample_id"] for s in samples)))
@@ -240,11 +242,12 @@ def attribution_markdown(selection: Selection, attributions: list[Attribution]) 
         who = ", ".join(a.authors) if a.authors else "authors not recorded"
         head = f"- **{a.title or a.source_pdf or a.source}** — {who}"
         head += f" ({a.year})" if a.year else ""
-        head += f". *{a.venue}*." if a.venue else "."
+        head += f". *{a.venue.rstrip('.')}*." if a.venue else "."
         parts = [head]
         if a.doi:
             parts.append(f"DOI: [{a.doi}]({a.doi_url}).")
-        licence = f"[{a.licence}]({a.licence_url})" if a.licence_url else a.licence
+        licence = f"[{a.licence}]({a.licence_link})" if a.licence_link else a.licence
+        licence += "" if a.licence_url or not a.licence_link else " (version not stated)"
         parts.append(f"Licence: {licence}.")
         if a.source_url:
             parts.append(f"Source: <{a.source_url}>.")

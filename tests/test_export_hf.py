@@ -157,7 +157,10 @@ def test_attribution_lists_exactly_the_papers_behind_the_published_images(mixed_
         assert a["samples"] == sum(pid in r["paper_ids"] for r in rows)
         assert p.title in md and f"[{p.doi}](https://doi.org/{p.doi})" in md
         if p.licence_url:
-            assert f"[{p.licence}]({p.licence_url})" in md
+            assert a["licence_link"] == p.licence_url and f"[{p.licence}]({p.licence_url})" in md
+        else:  # no version stated: the versionless licence page, said so
+            assert a["licence_link"] == "https://creativecommons.org/licenses/by/"
+            assert "[cc-by](https://creativecommons.org/licenses/by/) (version not stated)" in md
         rotated = sorted({r["rotation_angle"] for r in rows if pid in r["paper_ids"] and r["rotation_angle"] in
                           (90.0, 180.0, 270.0)})
         if rotated:
