@@ -17,8 +17,9 @@ Layout of OUT (docs/publishing.md):
                                  manual_augmented (disjoint; the train split and its ablations are unions)
     data/validation/*.parquet, data/test/*.parquet
 
-Shards are streamed: at most ``--row-group-mb`` of image bytes (and 100 rows) are held at a time, written as one
-Parquet row group; a shard is closed at ``--max-shard-mb``. Image bytes are stored as the files' own bytes
+Shards are streamed: a row group holds at most ``--row-group-mb`` of image bytes (and 100 rows); per data folder
+one row group is read while the one before is written (ShardWriter), so memory is two row groups per folder, not
+the dataset; a shard is closed at ``--max-shard-mb``. Image bytes are stored as the files' own bytes
 (no re-encoding, no Parquet compression: JPEG/PNG do not compress further); the other columns use Snappy.
 
 Why the shards' own schema says ``Image(decode=False)`` while README.md says ``Image()``: ``datasets.load_dataset(OUT)``
@@ -96,27 +97,35 @@ def _leaf_paths(field, prefix: str = "") -> list[str]:
 
 def read_into(path: Path, view: memoryview) -> None:
     """Fill view with the file's bytes (the file must be exactly that long)."""
-    with open(path, "rb", buffering=0) as fh:
-        done = 0
-        while done < len(view):
-            n = fh.readinto(view[done:])
-            if not n:
-                break
-            done += n
-        if done != len(view) or fh.read(1):
-            raise PublishError(f"{path}: changed size while being exported ({len(view)} bytes expected)")
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            done = 0
+            while done < len(view):
+                n = fh.readinto(view[done:])
+                if not n:
+                    break
+                done += n
+            extra = fh.read(1)
+    except OSError as exc:
+        raise PublishError(f"{path}: cannot read the image ({exc.strerror})") from None
+    if done != len(view) or extra:
+        raise PublishError(f"{path}: changed size while being exported ({len(view)} bytes expected)")
 
 
 class ShardWriter:
     """Parquet shards of one folder, written one bounded row group at a time.
 
-    A row group's images are read straight into one buffer (readinto: one copy from the page cache, none
-    through Python bytes objects) that becomes the ``images`` column without another copy; the Parquet writer
-    then copies each value once into its pages (PLAIN, uncompressed). The buffer is reused by every row group
-    (write_table writes whole row groups and keeps no reference), so memory stays at one row group.
+    A row group's images are read straight into a buffer (readinto: one copy from the page cache, none through
+    Python bytes objects) that becomes the ``images`` column without another copy; the Parquet writer then
+    copies each value once into its pages (PLAIN, uncompressed). Two buffers take turns: a reader thread fills
+    one with the next row group while this thread writes the other (readinto and write_table release the GIL),
+    and a buffer is refilled only after its row group was written (write_table writes whole row groups and
+    keeps no reference). Memory per folder: two row groups.
     """
 
     def __init__(self, folder: Path, stem: str, max_shard_bytes: int, row_group_bytes: int):
+        from concurrent.futures import ThreadPoolExecutor
+
         import numpy as np
         import pyarrow as pa
 
@@ -129,8 +138,11 @@ class ShardWriter:
         self.compression = {p: "NONE" if p == "images.list.element.bytes" else "SNAPPY" for p in paths}
         self.rows: list[dict] = []
         self.images: list[tuple[Path, int]] = []
-        self.buffer = np.empty(0, dtype=np.uint8)
         self.pending = 0
+        self.buffers = [np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.uint8)]
+        self.slot = 0
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{stem}")
+        self.inflight = None  # the Future of the row group being read
         self.files: list[Path] = []
         self.writer = None
         self.shard_bytes = 0
@@ -149,30 +161,45 @@ class ShardWriter:
         if len(self.rows) >= ROWS_PER_GROUP or self.pending >= self.row_group_bytes:
             self.flush()
 
-    def _images_column(self):
+    def _table(self, rows: list[dict], images: list[tuple[Path, int]], n_bytes: int, slot: int):
+        """(the row group as an Arrow table, its image bytes); runs in the reader thread."""
         import numpy as np
         import pyarrow as pa
 
-        if self.buffer.size < self.pending:  # one buffer for every row group: no fresh pages to fault in each time
-            self.buffer = np.empty(max(self.pending, self.row_group_bytes), dtype=np.uint8)
-        view = memoryview(self.buffer)
-        offsets = np.zeros(len(self.images) + 1, dtype=np.int32)
-        offsets[1:] = np.cumsum([size for _, size in self.images])
-        for (path, size), start in zip(self.images, offsets[:-1].tolist()):
+        if self.buffers[slot].size < n_bytes:  # reused: no fresh pages to fault in for every row group
+            self.buffers[slot] = np.empty(max(n_bytes, self.row_group_bytes), dtype=np.uint8)
+        buffer = self.buffers[slot]
+        view = memoryview(buffer)
+        offsets = np.zeros(len(images) + 1, dtype=np.int32)
+        offsets[1:] = np.cumsum([size for _, size in images])
+        for (path, size), start in zip(images, offsets[:-1].tolist()):
             read_into(path, view[start:start + size])
-        data = pa.py_buffer(self.buffer[:self.pending])  # no copy; reused once write_table has returned
-        blobs = pa.Array.from_buffers(pa.binary(), len(self.images), [None, pa.py_buffer(offsets), data])
-        names = pa.array([path.name for path, _ in self.images], pa.string())
+        data = pa.py_buffer(buffer[:n_bytes])  # no copy
+        blobs = pa.Array.from_buffers(pa.binary(), len(images), [None, pa.py_buffer(offsets), data])
+        names = pa.array([path.name for path, _ in images], pa.string())
         struct = pa.StructArray.from_arrays([blobs, names], fields=list(self.image_type.value_type))
-        return pa.ListArray.from_arrays(pa.array(np.arange(len(self.images) + 1, dtype=np.int32)), struct,
-                                        type=self.image_type)
+        column = pa.ListArray.from_arrays(pa.array(np.arange(len(images) + 1, dtype=np.int32)), struct,
+                                          type=self.image_type)
+        others = pa.Table.from_pylist(rows, schema=self.other)
+        columns = [column if f.name == "images" else others.column(f.name) for f in self.schema]
+        return pa.Table.from_arrays(columns, schema=self.schema), n_bytes
 
     def flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        """Start reading the pending rows' images (other buffer), then write the row group read before."""
         if not self.rows:
             return
+        future = self.reader.submit(self._table, self.rows, self.images, self.pending, self.slot)
+        self.rows, self.images, self.pending, self.slot = [], [], 0, 1 - self.slot
+        self._write_inflight()
+        self.inflight = future
+
+    def _write_inflight(self) -> None:
+        import pyarrow.parquet as pq
+
+        if self.inflight is None:
+            return
+        table, n_bytes = self.inflight.result()
+        self.inflight = None
         if self.writer is not None and self.shard_bytes >= self.max_shard_bytes:
             self.writer.close()
             self.writer = None
@@ -182,17 +209,22 @@ class ShardWriter:
             self.writer = pq.ParquetWriter(self.files[-1], self.schema, compression=self.compression,
                                            use_dictionary=False, write_statistics=False)
             self.shard_bytes = 0
-        others = pa.Table.from_pylist(self.rows, schema=self.other)
-        columns = [self._images_column() if f.name == "images" else others.column(f.name) for f in self.schema]
-        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema), row_group_size=len(self.rows))
-        self.shard_bytes += self.pending
-        self.n_rows += len(self.rows)
-        self.image_bytes += self.pending
-        self.rows, self.images, self.pending = [], [], 0
+        self.writer.write_table(table, row_group_size=table.num_rows)
+        self.shard_bytes += n_bytes
+        self.n_rows += table.num_rows
+        self.image_bytes += n_bytes
+
+    def abort(self) -> None:
+        """Stop the reader thread (after an error elsewhere); the staging folder is deleted by the caller."""
+        self.reader.shutdown(wait=True, cancel_futures=True)
+        if self.writer is not None:
+            self.writer.close()
 
     def close(self) -> list[str]:
-        """Close the last shard and name every shard <stem>-NNNNN-of-MMMMM.parquet; returns the names."""
+        """Write what is left, close the last shard, and name every shard <stem>-NNNNN-of-MMMMM.parquet."""
         self.flush()
+        self._write_inflight()
+        self.reader.shutdown(wait=True)
         if self.writer is not None:
             self.writer.close()
         names = []
@@ -214,16 +246,22 @@ def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_
     writers: dict[str, ShardWriter] = {}
     total = sum(len(selection.samples[s]) for s in SPLITS)
     bar = tqdm(total=total, desc="parquet shards", unit="image", disable=not progress)
-    for split in SPLITS:
-        for sample in selection.samples[split]:
-            folder = folder_of(split, sample.part)
-            if folder not in writers:
-                stem = sample.part if split == "train" else HF_SPLIT[split]
-                writers[folder] = ShardWriter(staging / folder, stem, max_shard_bytes, row_group_bytes)
-            writers[folder].add(row(sample), sample.image)
-            bar.update(1)
-    bar.close()
-    shards = {folder: w.close() for folder, w in sorted(writers.items())}
+    try:
+        for split in SPLITS:
+            for sample in selection.samples[split]:
+                folder = folder_of(split, sample.part)
+                if folder not in writers:
+                    stem = sample.part if split == "train" else HF_SPLIT[split]
+                    writers[folder] = ShardWriter(staging / folder, stem, max_shard_bytes, row_group_bytes)
+                writers[folder].add(row(sample), sample.image)
+                bar.update(1)
+        shards = {folder: w.close() for folder, w in sorted(writers.items())}
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        bar.close()
     return {folder: {"rows": w.n_rows, "image_bytes": w.image_bytes, "shards": shards[folder]}
             for folder, w in sorted(writers.items())}
 
@@ -323,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "for manual images")
     parser.add_argument("--max-shard-mb", type=float, default=500, help="close a Parquet shard after this many MB")
     parser.add_argument("--row-group-mb", type=float, default=64,
-                        help="image MB held in memory at a time (one Parquet row group; at most 100 rows)")
+                        help="image MB per Parquet row group (at most 100 rows); each data folder holds two in "
+                             "memory: one being read, one being written")
     parser.add_argument("--push", metavar="REPO_ID", help="then upload to this Hub dataset repo (token from HF_TOKEN)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private (with --push)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

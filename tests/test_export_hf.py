@@ -295,6 +295,16 @@ def test_bad_input_is_refused_with_the_file_and_reason(mixed_build, tmp_path, ca
     assert export_hf.main([str(foreign), "--build", str(mixed_build), "--quiet"]) == 2
     assert "not an export of export_hf" in capsys.readouterr().err and (foreign / "keep.txt").exists()
     assert not list(tmp_path.glob(".*.partial"))  # the staging folder is removed
+    broken = tmp_path / "broken"  # an image replaced by a folder: the reader thread's error reaches the command
+    shutil.copytree(mixed_build, broken)
+    meta = next(m for m in map(json.loads, (broken / "dataset" / "fracto_train_meta.jsonl").read_text().splitlines())
+                if all(p.startswith("manual:") for p in m["paper_ids"]))  # published under "unknown"
+    image = broken / "dataset" / meta["image"]
+    image.unlink()
+    image.mkdir()
+    assert export_hf.main([str(tmp_path / "b_out"), "--build", str(broken), "--licences", "cc-by,unknown"]) == 2
+    assert f"{image}: cannot read the image" in capsys.readouterr().err
+    assert not (tmp_path / "b_out").exists() and not list(tmp_path.glob(".*.partial"))
     assert export_hf.main([str(tmp_path / "none"), "--build", str(mixed_build), "--licences", "cc-by-nd"]) == 2
     err = capsys.readouterr().err
     assert "no sample is published under --licences cc-by-nd" in err and "unknown" in err
