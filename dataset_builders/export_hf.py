@@ -305,7 +305,8 @@ def export(build: Path, out: Path, licences: tuple[str, ...] = DEFAULT_LICENCES,
                            f"(samples by licence: {found})")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)  # what a killed export left
+    for leftover in (staging, out.with_name(f".{out.name}.old")):  # what a killed export left
+        shutil.rmtree(leftover, ignore_errors=True)
     staging.mkdir()
     try:
         folders = write_shards(selection, staging, int(max_shard_mb * 2**20), int(row_group_mb * 2**20), progress)
