@@ -53,7 +53,12 @@ POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("fracture surface", r"fracture[ds]? surfaces?|fractured? (?:face|plane)s?|failure surfaces?", 2.0),
     ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?)", 1.5),
     ("SEM of fracture", r"(?:\bsem|micrographs?|images?|views?) of (?:the |a )?fracture\b", 1.5),
-    ("fractured", r"fractured (?:specimens?|samples?|parts?|bars?)|after fracture", 1.0),
+    # the broken test piece itself: "fractured specimens", "broken bars", "samples after (the) impact test" (a
+    # photo of a test piece after a test that breaks it shows its fracture faces), "cup-and-cone fracture"
+    # (the macroscopic fracture surface of a necked tensile bar, ASM Handbook Vol. 12)
+    ("fractured", (r"(?:fractured|broken) (?:specimens?|samples?|parts?|bars?|halves|pieces?)|after fractur\w*|"
+                   r"(?:specimens?|samples?|bars?) after (?:the )?(?:[\w-]+ ){0,2}(?:tests?|testing)\b|"
+                   r"cup-and-cone"), 1.0),
     ("SEM", r"\bsem\b|scanning electron", 0.25),
 )
 NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
@@ -80,7 +85,14 @@ NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("oxide scale", r"oxide (?:scales?|layers?|films?)|\bscales?\b(?! bars?)|coatings?\b|zn-coated", -1.5),
     ("melt track", r"melt (?:tracks?|pools?)|single tracks?|scan tracks?", -1.5),
     ("TEM/APT", r"\btem\b|\bstem\b|haadf|transmission electron|atom probe|\bapt\b|\btkd\b|\bsaed\b", -2.0),
-    ("photograph", r"photograph\w*|\bphotos?\b|\bcamera\b|macrograph\w*", -1.0),
+    # a photograph of fracture surfaces is a macro fractograph: "surface photographs", "photographs of the
+    # fracture surfaces" name no other kind of image (the -1 is for photos of rigs, specimens, parts)
+    ("photograph", (r"(?<!surface )(?<!fracture )(?:\bphotos?|photograph(?:s|ic|y|ed)?)\b"
+                    r"(?! of (?:the |a |an )?(?:[\w-]+ ){0,2}fracture)|\bcamera\b|macrograph\w*"), -1.0),
+    # a view across the fracture surface, not of it: a section or side view "perpendicular to the fracture
+    # surface", "beneath the fracture surface", "profile of the fracture surface" shows the crack path and the
+    # material under it (SECTION_VIEW below removes such a mention from the fracture-surface evidence)
+    ("section view", r"\bsection view", -0.5),
 )
 
 # image cues (see image_cues.py); thresholds sit between typical SEM fractographs and line art
@@ -91,6 +103,12 @@ TEXTURE_GREY_LEVELS = 64
 TEXTURE_MAX_WHITE = 0.1
 TEXTURE_MAX_COLOUR = 15.0
 TEXTURE_MIN_STD = 20.0
+
+
+SECTION_VIEW = re.compile(
+    r"(?:(?:perpendicular|normal|parallel|transverse)(?:ly)? to|beneath|below|under(?:neath)?|just under|"
+    r"(?:cross-? ?sections?|profiles?|side views?|sections?) (?:of|through|across)) "
+    r"(?:the |a |an |its |their )?(?:[\w-]+ )?(?:fracture[ds]? surfaces?|fractured? faces?|fracture planes?)")
 
 
 @lru_cache(maxsize=1)
@@ -109,7 +127,7 @@ def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, s
     for m in find_mentions(text):
         if not m.negated and not m.uncertain:
             features.setdefault(m.feature, m.phrase.lower())
-    text = normalize_text(text)
+    text = SECTION_VIEW.sub(" section view ", normalize_text(text))
     found: list[tuple[float, str]] = []
     if not text:
         return ()

@@ -304,6 +304,13 @@ SENSE_EXCLUSIONS: tuple[SenseExclusion, ...] = (
     SenseExclusion("crack initiation site", r"crack initiation\s+(?:energy|energies|component|life|stage|"
                    r"period|time|cycles?|resistance|toughness|threshold|load)|\bKCVI\b",
                    "crack initiation as a quantity (energy, life, cycles), not a site on the surface"),
+    # "Fracture starts from crack initiation and is accompanied by crack propagation": the two stages of the
+    # process named in one breath are no site on an image; "the crack initiation and propagation zones" are
+    SenseExclusion("crack initiation site", r"crack initiation,?\s+(?:and\s+)?(?:(?:is\s+)?(?:accompanied|followed)"
+                   r"\s+by\s+)?(?:crack\s+|subsequent\s+)?(?:propagation|growth)\b(?!\s+(?:regions?|zones?|areas?|"
+                   r"sites?))",
+                   "crack initiation and propagation as stages of a process, not a site on the surface",
+                   ("crack initiation",)),
 )
 
 # Features papers name by their parts within one sentence rather than by one phrase: "the mirror ...

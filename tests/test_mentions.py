@@ -180,3 +180,46 @@ def test_same_words_in_their_fracture_sense_still_count():
 
 def test_cannot_be_explained_as_negates():
     assert "intergranular facets" in feature_sets("that cannot be explained as either IG, MVC or a true cleavage")[1]
+
+
+@pytest.mark.parametrize("text, uncertain", [
+    # features offered as alternatives name possibilities, not what the image shows
+    ("The crack propagates via a transgranular or intergranular path.", {"intergranular facets"}),
+    ("Dislocations pile up at grain boundaries, precipitates or inclusions.", {"inclusion at origin"}),
+    ("The origin was a gas pore or a lack-of-fusion defect.", {"gas pore", "lack-of-fusion defect"}),
+    ("the surface shows dimples and/or cleavage facets", {"equiaxed dimples", "cleavage facets"}),
+])
+def test_alternatives_are_uncertain_not_labels(text, uncertain):
+    asserted, negated, hedged = feature_sets(text)
+    assert hedged == uncertain and not asserted & uncertain
+
+
+@pytest.mark.parametrize("text, asserted", [
+    ("Beach marks or clamshell marks cover the surface.", {"beach marks"}),  # synonyms: one feature
+    ("one or more fatigue striations per cycle", {"fatigue striations"}),
+    ("The surface shows dimples and cleavage facets.", {"equiaxed dimples", "cleavage facets"}),
+])
+def test_or_that_offers_no_alternative_keeps_the_feature(text, asserted):
+    assert feature_sets(text)[0] == asserted
+
+
+def test_negated_alternatives_stay_negated():
+    assert feature_sets("No dimples or striations were found.") == (
+        set(), {"equiaxed dimples", "fatigue striations"}, set())
+
+
+@pytest.mark.parametrize("text", [
+    "Fracture starts from crack initiation and is accompanied by crack propagation.",
+    "Fracture starts from crack initiation and accompanied by crack propagation.",
+    "Crack initiation and growth were modelled.",
+])
+def test_crack_initiation_as_a_process_is_no_site(text):
+    assert feature_sets(text) == (set(), set(), set())
+
+
+@pytest.mark.parametrize("text", [
+    "The crack initiation and propagation zones are marked.",
+    "Arrows mark the crack initiation site.",
+])
+def test_crack_initiation_site_still_counts(text):
+    assert feature_sets(text)[0] == {"crack initiation site"}
