@@ -14,6 +14,10 @@ panel id. The score adds up weighted evidence:
   PanelRecord.context, set only in documents without any caption) at full weight: it plays the caption's role;
 - vocabulary features count through labelling.mentions, so a negated, hedged ("possibly striations") or
   other-sense mention ("cavitation erosion", "X-ray CT ... porosity") is no evidence of a fracture surface;
+- the broken test piece itself counts as a fracture surface ("samples after the impact test", "broken bars",
+  "cup-and-cone fracture"): a photo of it shows its fracture faces; "photographs of the fracture surfaces"
+  is no photo negative, and a view across the surface ("perpendicular to / beneath the fracture surface",
+  "cross-section of the fracture surface") is no fracture-surface evidence (reason "section view");
 - what the text says the image is, when that is not a fracture surface, pushes down with the reason named:
   X-ray CT, wear/fretting, cavitation erosion, corrosion surfaces, oxide scales and coatings, melt tracks,
   TEM/APT, photographs, besides plots, schematics, microstructures, EBSD, spectra, tables, simulations;

@@ -223,3 +223,19 @@ def test_crack_initiation_as_a_process_is_no_site(text):
 ])
 def test_crack_initiation_site_still_counts(text):
     assert feature_sets(text)[0] == {"crack initiation site"}
+
+
+@pytest.mark.parametrize("text, asserted, uncertain", [
+    ("Unlike the dimples of the as-built sample, the HIPed sample shows cleavage facets.",
+     {"cleavage facets"}, {"equiaxed dimples"}),
+    ("In contrast to the ductile dimples seen at room temperature, cleavage facets dominate at -60 C.",
+     {"cleavage facets"}, {"equiaxed dimples"}),
+    ("The surface differs from the striations and beach marks of the fatigue test: it is covered by dimples.",
+     {"equiaxed dimples"}, {"fatigue striations", "beach marks"}),
+    # the contrast names no feature: what follows the comma is asserted
+    ("Compared with Fig. 3, fatigue striations are finer.", {"fatigue striations"}, set()),
+    ("Cleavage facets are observed, in contrast to the as-built sample.", {"cleavage facets"}, set()),
+])
+def test_features_of_the_thing_compared_are_no_labels(text, asserted, uncertain):
+    got = feature_sets(text)
+    assert got[0] == asserted and got[2] == uncertain

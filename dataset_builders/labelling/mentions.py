@@ -15,6 +15,11 @@ Negation is a small NegEx-style scope rule, tuned to how fractography captions a
   before it and the list that ends there ("dimples and striations were not observed");
 * a "-free" suffix ("pore-free") negates the mention it is glued to.
 
+Besides hedges ("possibly", "-like"), two kinds of mention are recorded as uncertain, never as labels:
+alternatives ("a transgranular or intergranular path", "gas pores or lack-of-fusion defects": possibilities,
+not what the image shows) and the features of the thing compared ("unlike the dimples of the as-built
+sample", "in contrast to ..."), scoped like a forward negation cue.
+
 A scope never crosses a clause break (sentence end, ";", ":", "but", "while", "whereas", "which", ...), and a
 forward cue's scope ends at a predicate verb ("the absence of dimples *indicates* cleavage": cleavage stays
 asserted). "lack of fusion" is a feature, not a negation cue.
@@ -313,6 +318,12 @@ def _hedged(text: str, sentence: tuple[int, int], start: int, end: int) -> bool:
 _OR_BEFORE = re.compile(r"([^\W\d_][\w-]*)\s*,?\s+(?:and/)?or\s+(?:either\s+)?(?:an?\s+|the\s+)?(?:[^\W\d_][\w-]*\s+)?$",
                         re.IGNORECASE)
 _OR_AFTER = re.compile(r"\s*,?\s+(?:and/)?or\s+(?:an?\s+|the\s+)?([^\W\d_][\w-]*)", re.IGNORECASE)
+# Contrasts: "unlike the dimples of the as-built sample", "in contrast to the cleavage seen at -60 C", "compared
+# with the striations of Fig. 3": the features after such a cue belong to the other thing compared, not to this
+# image (scope as a forward negation cue: the first mention within a few words and the list chained to it).
+_CONTRAST_CUE = re.compile(
+    r"(?<![\w-])(?:unlike|in\s+contrast\s+(?:to|with)|contrary\s+to|as\s+opposed\s+to|compared\s+(?:to|with)|"
+    r"in\s+comparison\s+(?:to|with)|differ(?:s|ed|ent)?\s+from)(?![\w-])", re.IGNORECASE)
 _NOT_ALTERNATIVE = frozenset("one two three more less with without not both other others so less".split())
 _OR_REACH = 40  # characters looked at on each side of a mention for "X or"
 
@@ -382,6 +393,8 @@ def find_mentions(text: str, abbreviations: Mapping[str, str | None] | None = No
         if _FREE_SUFFIX.match(text, m.end):
             negated.add(i)
     alternatives = _alternatives(text, mentions) - negated  # "no dimples or striations" stays negated
+    for cue in _CONTRAST_CUE.finditer(text):
+        alternatives.update(set(_forward_scope(text, clauses, mentions, cue)) - negated)
     return [Mention(m.feature, m.phrase, m.start, m.end, i in negated,
                     i in alternatives or _hedged(text, _sentence_of(sentences, m.start), m.start, m.end))
             for i, m in enumerate(mentions)]
