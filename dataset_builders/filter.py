@@ -54,13 +54,15 @@ CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the tim
 # (reason label, pattern, caption weight). Patterns match normalize_text's output: lower case, dashes unified to "-".
 POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("fractograph", r"fractograph\w*|fractography", 2.0),
-    ("fracture surface", r"fracture[ds]? surfaces?|fractured? (?:face|plane)s?|failure surfaces?", 2.0),
-    ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?)", 1.5),
-    ("SEM of fracture", r"(?:\bsem|micrographs?|images?|views?) of (?:the |a )?fracture\b", 1.5),
+    # the surface a crack or rupture leaves is a fracture surface, whatever the paper calls it ("rupture surface"
+    # of a creep test, "fatigue crack surface"), but a "crack face" of a fracture-mechanics sketch is not
+    ("fracture surface", r"(?:fracture[ds]?|failure|rupture[ds]?|crack) surfaces?|fractured? (?:face|plane)s?", 2.0),
+    ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?|topograph\w*)", 1.5),
+    ("SEM of fracture", r"(?:\bsem|micrographs?|images?|views?) of (?:the |a )?(?:fracture|fractured|failed)\b", 1.5),
     # the broken test piece itself: "fractured specimens", "broken bars", "samples after (the) impact test" (a
     # photo of a test piece after a test that breaks it shows its fracture faces), "cup-and-cone fracture"
     # (the macroscopic fracture surface of a necked tensile bar, ASM Handbook Vol. 12)
-    ("fractured", (r"(?:fractured|broken) (?:specimens?|samples?|parts?|bars?|halves|pieces?)|after fractur\w*|"
+    ("fractured", (r"(?:fractured|broken|failed) (?:specimens?|samples?|parts?|bars?|halves|pieces?)|after fractur\w*|"
                    r"(?:specimens?|samples?|bars?) after (?:the )?(?:[\w-]+ ){0,2}(?:tests?|testing)\b|"
                    r"cup-and-cone"), 1.0),
     ("SEM", r"\bsem\b|scanning electron", 0.25),

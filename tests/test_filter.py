@@ -268,3 +268,20 @@ def test_crack_initiation_as_a_process_is_no_evidence():
         white_fraction=0.0, colourfulness=26.0, edge_density=0.05, grey_levels=186, std=66.0)})
     d = ff.decide(p, 1.0)
     assert not d.keep and not any("feature" in r for r in d.reasons)
+
+
+@pytest.mark.parametrize("caption, reason", [
+    ("Rupture surface of the creep specimen tested at 650 C", "caption:+fracture surface"),
+    ("Fatigue crack surface of the weld toe", "caption:+fracture surface"),
+    ("Fracture topography of the as-built part", "caption:+fracture morphology"),
+    ("SEM micrographs of the failed specimens", "caption:+SEM of fracture"),
+    ("Low-magnification views of the fractured bolt", "caption:+SEM of fracture"),
+])
+def test_other_names_of_a_fracture_surface_are_evidence(caption, reason):
+    d = ff.decide(panel(caption), 1.0)
+    assert d.keep and reason in d.reasons
+
+
+def test_a_crack_face_sketch_is_no_fracture_surface():
+    d = ff.decide(panel("Schematic of the crack faces under mode I loading", cues=PLOT_CUES), 1.0)
+    assert not d.keep and "caption:+fracture surface" not in d.reasons
