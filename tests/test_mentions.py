@@ -239,3 +239,23 @@ def test_crack_initiation_site_still_counts(text):
 def test_features_of_the_thing_compared_are_no_labels(text, asserted, uncertain):
     got = feature_sets(text)
     assert got[0] == asserted and got[2] == uncertain
+
+
+@pytest.mark.parametrize("text", [
+    "Intergranular corrosion attack along the grain boundaries.",
+    "Cross-section showing intergranular crack propagation.",
+    "The etched section reveals intergranular cracking.",
+    "Hackles radiate from the origin of the glass rod.",
+])
+def test_section_and_glass_senses_are_no_features(text):
+    assert feature_sets(text) == (set(), set(), set())
+
+
+@pytest.mark.parametrize("text, asserted", [
+    ("SEM fractograph showing intergranular fracture.", {"intergranular facets"}),
+    ("The fracture surface is intergranular.", {"intergranular facets"}),
+    ("The fracture mirror is surrounded by mist and hackles.", {"mirror-mist-hackle"}),
+    ("Hackles in the epoxy matrix between glass fibres.", {"matrix cracking"}),  # a glass-fibre composite
+])
+def test_the_same_words_on_fracture_surfaces_still_count(text, asserted):
+    assert feature_sets(text)[0] == asserted
