@@ -62,7 +62,9 @@ POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     # the broken test piece itself: "fractured specimens", "broken bars", "samples after (the) impact test" (a
     # photo of a test piece after a test that breaks it shows its fracture faces), "cup-and-cone fracture"
     # (the macroscopic fracture surface of a necked tensile bar, ASM Handbook Vol. 12)
-    ("fractured", (r"(?:fractured|broken|failed) (?:specimens?|samples?|parts?|bars?|halves|pieces?)|after fractur\w*|"
+    ("fractured", (r"(?:fractured|broken|failed) (?:specimens?|samples?|parts?|bars?|halves|pieces?|coupons?|"
+                   r"components?|shafts?|bolts?|rods?|wires?|pins?|gears?|axles?|rails?|tubes?|pipes?|springs?|"
+                   r"blades?)|after fractur\w*|"
                    r"(?:specimens?|samples?|bars?) after (?:the )?(?:[\w-]+ ){0,2}(?:tests?|testing)\b|"
                    r"cup-and-cone"), 1.0),
     ("SEM", r"\bsem\b|scanning electron", 0.25),

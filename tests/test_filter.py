@@ -276,6 +276,7 @@ def test_crack_initiation_as_a_process_is_no_evidence():
     ("Fracture topography of the as-built part", "caption:+fracture morphology"),
     ("SEM micrographs of the failed specimens", "caption:+SEM of fracture"),
     ("Low-magnification views of the fractured bolt", "caption:+SEM of fracture"),
+    ("Beach marks on a fatigue-failed shaft", "caption:+fractured"),
 ])
 def test_other_names_of_a_fracture_surface_are_evidence(caption, reason):
     d = ff.decide(panel(caption), 1.0)
