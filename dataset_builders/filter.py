@@ -114,9 +114,20 @@ TEXTURE_MIN_STD = 20.0
 
 
 SECTION_VIEW = re.compile(
-    r"(?:(?:perpendicular|normal|parallel|transverse)(?:ly)? to|beneath|below|under(?:neath)?|just under|"
+    r"(?:(?P<axis>perpendicular|normal|parallel|transverse)(?:ly)? to|beneath|below|under(?:neath)?|just under|"
     r"(?:cross-? ?sections?|profiles?|side views?|sections?) (?:of|through|across)) "
     r"(?:the |a |an |its |their )?(?:[\w-]+ )?(?:fracture[ds]? surfaces?|fractured? faces?|fracture planes?)")
+# "viewed / imaged / taken normal to the fracture surface" is the plan view, the fractograph itself: a
+# viewing word just before "normal/perpendicular to" keeps the mention (a section "normal to" it does not)
+_PLAN_VIEW = re.compile(r"\b(?:view(?:ed|ing)?|observ\w*|imaged|seen|look\w*|tilt\w*|taken|recorded)\s+(?:[\w-]+\s+)?$")
+
+
+def _section_views(text: str) -> str:
+    """text with every view across the fracture surface (SECTION_VIEW, not a plan view) replaced by "section view"."""
+    def replace(m: re.Match[str]) -> str:
+        plan = m.group("axis") in ("normal", "perpendicular") and _PLAN_VIEW.search(text, max(0, m.start() - 30), m.start())
+        return m.group(0) if plan else " section view "
+    return SECTION_VIEW.sub(replace, text)
 
 
 @lru_cache(maxsize=1)
@@ -135,7 +146,7 @@ def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, s
     for m in find_mentions(text):
         if not m.negated and not m.uncertain:
             features.setdefault(m.feature, m.phrase.lower())
-    text = SECTION_VIEW.sub(" section view ", normalize_text(text))
+    text = _section_views(normalize_text(text))
     found: list[tuple[float, str]] = []
     if not text:
         return ()

@@ -286,3 +286,12 @@ def test_other_names_of_a_fracture_surface_are_evidence(caption, reason):
 def test_a_crack_face_sketch_is_no_fracture_surface():
     d = ff.decide(panel("Schematic of the crack faces under mode I loading", cues=PLOT_CUES), 1.0)
     assert not d.keep and "caption:+fracture surface" not in d.reasons
+
+
+@pytest.mark.parametrize("caption", [
+    "SEM micrograph viewed normal to the fracture surface",
+    "Optical images taken perpendicular to the fracture surface of the bolt",
+])
+def test_a_plan_view_normal_to_the_fracture_surface_is_the_fractograph(caption):
+    d = ff.decide(panel(caption), 1.0)
+    assert d.keep and "caption:+fracture surface" in d.reasons and "caption:-section view" not in d.reasons
