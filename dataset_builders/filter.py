@@ -54,9 +54,13 @@ CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the tim
 # (reason label, pattern, caption weight). Patterns match normalize_text's output: lower case, dashes unified to "-".
 POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("fractograph", r"fractograph\w*|fractography", 2.0),
-    # the surface a crack or rupture leaves is a fracture surface, whatever the paper calls it ("rupture surface"
-    # of a creep test, "fatigue crack surface"), but a "crack face" of a fracture-mechanics sketch is not
-    ("fracture surface", r"(?:fracture[ds]?|failure|rupture[ds]?|crack) surfaces?|fractured? (?:face|plane)s?", 2.0),
+    # the surface a rupture leaves is a fracture surface, whatever the paper calls it ("rupture surface" of a
+    # creep test); a "crack surface" too, but fracture mechanics and simulations also speak of crack surfaces
+    # (their displacement, traction, opening, a rendered crack surface): weaker, and not in those senses; the
+    # "crack faces" of a sketch are no evidence
+    ("fracture surface", r"(?:fracture[ds]?|failure|rupture[ds]?) surfaces?|fractured? (?:face|plane)s?", 2.0),
+    ("crack surface", (r"crack surfaces?(?! (?:displacement|traction|opening|load\w*|energy|area|separation|"
+                       r"contact|interaction|tension|element|node|mesh|evolution)s?\b)"), 1.5),
     ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?|topograph\w*)", 1.5),
     ("SEM of fracture", r"(?:\bsem|micrographs?|images?|views?) of (?:the |a )?(?:fracture|fractured|failed)\b", 1.5),
     # the broken test piece itself: "fractured specimens", "broken bars", "samples after (the) impact test" (a

@@ -272,7 +272,7 @@ def test_crack_initiation_as_a_process_is_no_evidence():
 
 @pytest.mark.parametrize("caption, reason", [
     ("Rupture surface of the creep specimen tested at 650 C", "caption:+fracture surface"),
-    ("Fatigue crack surface of the weld toe", "caption:+fracture surface"),
+    ("Fatigue crack surface of the weld toe", "caption:+crack surface"),
     ("Fracture topography of the as-built part", "caption:+fracture morphology"),
     ("SEM micrographs of the failed specimens", "caption:+SEM of fracture"),
     ("Low-magnification views of the fractured bolt", "caption:+SEM of fracture"),
@@ -295,3 +295,9 @@ def test_a_crack_face_sketch_is_no_fracture_surface():
 def test_a_plan_view_normal_to_the_fracture_surface_is_the_fractograph(caption):
     d = ff.decide(panel(caption), 1.0)
     assert d.keep and "caption:+fracture surface" in d.reasons and "caption:-section view" not in d.reasons
+
+
+def test_crack_surfaces_of_fracture_mechanics_and_simulations_are_no_fractograph():
+    assert "caption:+crack surface" not in ff.decide(panel("Crack surface displacement along the crack"), 1.0).reasons
+    render = ImageCues(white_fraction=0.2, colourfulness=80.0, edge_density=0.1, grey_levels=200, std=60.0)
+    assert not ff.decide(panel("Crack surface at t = 2 ms", cues=render), 1.0).keep  # a colour render
