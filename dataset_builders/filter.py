@@ -14,6 +14,10 @@ panel id. The score adds up weighted evidence:
   PanelRecord.context, set only in documents without any caption) at full weight: it plays the caption's role;
 - vocabulary features count through labelling.mentions, so a negated, hedged ("possibly striations") or
   other-sense mention ("cavitation erosion", "X-ray CT ... porosity") is no evidence of a fracture surface;
+- the broken test piece itself counts as a fracture surface ("samples after the impact test", "broken bars",
+  "cup-and-cone fracture"): a photo of it shows its fracture faces; "photographs of the fracture surfaces"
+  is no photo negative, and a view across the surface ("perpendicular to / beneath the fracture surface",
+  "cross-section of the fracture surface") is no fracture-surface evidence (reason "section view");
 - what the text says the image is, when that is not a fracture surface, pushes down with the reason named:
   X-ray CT, wear/fretting, cavitation erosion, corrosion surfaces, oxide scales and coatings, melt tracks,
   TEM/APT, photographs, besides plots, schematics, microstructures, EBSD, spectra, tables, simulations;
@@ -50,10 +54,23 @@ CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the tim
 # (reason label, pattern, caption weight). Patterns match normalize_text's output: lower case, dashes unified to "-".
 POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("fractograph", r"fractograph\w*|fractography", 2.0),
-    ("fracture surface", r"fracture[ds]? surfaces?|fractured? (?:face|plane)s?|failure surfaces?", 2.0),
-    ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?)", 1.5),
-    ("SEM of fracture", r"(?:\bsem|micrographs?|images?|views?) of (?:the |a )?fracture\b", 1.5),
-    ("fractured", r"fractured (?:specimens?|samples?|parts?|bars?)|after fracture", 1.0),
+    # the surface a rupture leaves is a fracture surface, whatever the paper calls it ("rupture surface" of a
+    # creep test); a "crack surface" too, but fracture mechanics and simulations also speak of crack surfaces
+    # (their displacement, traction, opening, a rendered crack surface): weaker, and not in those senses; the
+    # "crack faces" of a sketch are no evidence
+    ("fracture surface", r"(?:fracture[ds]?|failure|rupture[ds]?) surfaces?|fractured? (?:face|plane)s?", 2.0),
+    ("crack surface", (r"crack surfaces?(?! (?:displacement|traction|opening|load\w*|energy|area|separation|"
+                       r"contact|interaction|tension|element|node|mesh|evolution)s?\b)"), 1.5),
+    ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?|topograph\w*)", 1.5),
+    ("SEM of fracture", r"(?:\bsem|micrographs?|images?|views?) of (?:the |a )?(?:fracture|fractured|failed)\b", 1.5),
+    # the broken test piece itself: "fractured specimens", "broken bars", "samples after (the) impact test" (a
+    # photo of a test piece after a test that breaks it shows its fracture faces), "cup-and-cone fracture"
+    # (the macroscopic fracture surface of a necked tensile bar, ASM Handbook Vol. 12)
+    ("fractured", (r"(?:fractured|broken|failed) (?:specimens?|samples?|parts?|bars?|halves|pieces?|coupons?|"
+                   r"components?|shafts?|bolts?|rods?|wires?|pins?|gears?|axles?|rails?|tubes?|pipes?|springs?|"
+                   r"blades?)|after fractur\w*|"
+                   r"(?:specimens?|samples?|bars?) after (?:the )?(?:[\w-]+ ){0,2}(?:tests?|testing)\b|"
+                   r"cup-and-cone"), 1.0),
     ("SEM", r"\bsem\b|scanning electron", 0.25),
 )
 NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
@@ -80,7 +97,14 @@ NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("oxide scale", r"oxide (?:scales?|layers?|films?)|\bscales?\b(?! bars?)|coatings?\b|zn-coated", -1.5),
     ("melt track", r"melt (?:tracks?|pools?)|single tracks?|scan tracks?", -1.5),
     ("TEM/APT", r"\btem\b|\bstem\b|haadf|transmission electron|atom probe|\bapt\b|\btkd\b|\bsaed\b", -2.0),
-    ("photograph", r"photograph\w*|\bphotos?\b|\bcamera\b|macrograph\w*", -1.0),
+    # a photograph of fracture surfaces is a macro fractograph: "surface photographs", "photographs of the
+    # fracture surfaces" name no other kind of image (the -1 is for photos of rigs, specimens, parts)
+    ("photograph", (r"(?<!surface )(?<!fracture )(?:\bphotos?|photograph(?:s|ic|y|ed)?)\b"
+                    r"(?! of (?:the |a |an )?(?:[\w-]+ ){0,2}fracture)|\bcamera\b|macrograph\w*"), -1.0),
+    # a view across the fracture surface, not of it: a section or side view "perpendicular to the fracture
+    # surface", "beneath the fracture surface", "profile of the fracture surface" shows the crack path and the
+    # material under it (SECTION_VIEW below removes such a mention from the fracture-surface evidence)
+    ("section view", r"\bsection view", -0.5),
 )
 
 # image cues (see image_cues.py); thresholds sit between typical SEM fractographs and line art
@@ -91,6 +115,23 @@ TEXTURE_GREY_LEVELS = 64
 TEXTURE_MAX_WHITE = 0.1
 TEXTURE_MAX_COLOUR = 15.0
 TEXTURE_MIN_STD = 20.0
+
+
+SECTION_VIEW = re.compile(
+    r"(?:(?P<axis>perpendicular|normal|parallel|transverse)(?:ly)? to|beneath|below|under(?:neath)?|just under|"
+    r"(?:cross-? ?sections?|profiles?|side views?|sections?) (?:of|through|across)) "
+    r"(?:the |a |an |its |their )?(?:[\w-]+ )?(?:fracture[ds]? surfaces?|fractured? faces?|fracture planes?)")
+# "viewed / imaged / taken normal to the fracture surface" is the plan view, the fractograph itself: a
+# viewing word just before "normal/perpendicular to" keeps the mention (a section "normal to" it does not)
+_PLAN_VIEW = re.compile(r"\b(?:view(?:ed|ing)?|observ\w*|imaged|seen|look\w*|tilt\w*|taken|recorded)\s+(?:[\w-]+\s+)?$")
+
+
+def _section_views(text: str) -> str:
+    """text with every view across the fracture surface (SECTION_VIEW, not a plan view) replaced by "section view"."""
+    def replace(m: re.Match[str]) -> str:
+        plan = m.group("axis") in ("normal", "perpendicular") and _PLAN_VIEW.search(text, max(0, m.start() - 30), m.start())
+        return m.group(0) if plan else " section view "
+    return SECTION_VIEW.sub(replace, text)
 
 
 @lru_cache(maxsize=1)
@@ -109,7 +150,7 @@ def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, s
     for m in find_mentions(text):
         if not m.negated and not m.uncertain:
             features.setdefault(m.feature, m.phrase.lower())
-    text = normalize_text(text)
+    text = _section_views(normalize_text(text))
     found: list[tuple[float, str]] = []
     if not text:
         return ()

@@ -304,6 +304,25 @@ SENSE_EXCLUSIONS: tuple[SenseExclusion, ...] = (
     SenseExclusion("crack initiation site", r"crack initiation\s+(?:energy|energies|component|life|stage|"
                    r"period|time|cycles?|resistance|toughness|threshold|load)|\bKCVI\b",
                    "crack initiation as a quantity (energy, life, cycles), not a site on the surface"),
+    # intergranular corrosion / attack / oxidation is a corrosion morphology seen in sections, and an
+    # intergranular crack path in a polished or etched section is no facet of a fracture surface (as for pores)
+    SenseExclusion("intergranular facets", r"intergranular\s+(?:corrosion|attack|oxidation|penetration)|\bIGC\b|"
+                   r"polished|cross[- ]?sections?|metallograph\w*|\betched\b",
+                   "intergranular corrosion or a crack path in a section, not facets of a fracture surface",
+                   ("intergranular", "intergranular cracking")),
+    # hackle is a marking of glass and ceramic fracture (the hackle zone of mirror-mist-hackle, ASM Vol. 12),
+    # matrix hackles are a composite's: in a sentence about glass or ceramics "hackles" is no matrix cracking
+    SenseExclusion("matrix cracking", r"\bglass(?!\s*[-/]?\s*(?:fib(?:re|er)s?|reinforced|/epoxy))\w*|ceramic\w*|"
+                   r"\bmirror|\bmist\b|wallner|porcelain|\bsilica\b|alumina|zirconia",
+                   "the hackle of glass and ceramic fracture, not matrix cracking of a composite",
+                   ("hackles", "hackle marks")),
+    # "Fracture starts from crack initiation and is accompanied by crack propagation": the two stages of the
+    # process named in one breath are no site on an image; "the crack initiation and propagation zones" are
+    SenseExclusion("crack initiation site", r"crack initiation,?\s+(?:and\s+)?(?:(?:is\s+)?(?:accompanied|followed)"
+                   r"\s+by\s+)?(?:crack\s+|subsequent\s+)?(?:propagation|growth)\b(?!\s+(?:regions?|zones?|areas?|"
+                   r"sites?))",
+                   "crack initiation and propagation as stages of a process, not a site on the surface",
+                   ("crack initiation",)),
 )
 
 # Features papers name by their parts within one sentence rather than by one phrase: "the mirror ...

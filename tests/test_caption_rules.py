@@ -353,3 +353,50 @@ def test_caption_rules_in_two_worker_processes_give_the_same_records_in_order(tm
     assert two == one
     assert sum(bool(r.features) for r in one) >= 30  # the captions really were labelled
 
+
+
+# --- features stated per panel in the body text while the caption names none (issue 22, class 5) ------------
+
+BARE_CAPTION = "Fig. 11. SEM fractographs of the tested specimens."
+
+
+def _labels(text: str, letters: str = "abcde") -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """letter -> (features, uncertain, negated) of Fig. 11's panels when only ``text`` names features."""
+    out = {}
+    for k in letters:
+        r = label_panel(panel(panel_id=f"p1-p2-f0-{k}", letter=k, caption=BARE_CAPTION, excerpts=[text],
+                              figure_number=11))
+        out[k] = (r.features, r.uncertain, r.negated)
+    return out
+
+
+@pytest.mark.parametrize("text", [
+    "The fracture surfaces in Fig. 11b–d are covered by dimples, whereas Fig. 11a shows cleavage facets.",
+    "The fracture surfaces in Figs. 11(b)-(d) are covered by dimples, whereas Fig. 11(a) shows cleavage facets.",
+    "Dimples cover the fracture surfaces in Fig. 11b-d, while cleavage facets dominate in Fig. 11a.",
+])
+def test_body_text_states_features_per_panel_range(text):
+    got = _labels(text)
+    assert got["a"][0] == ["cleavage facets"]
+    assert got["b"][0] == got["c"][0] == got["d"][0] == ["equiaxed dimples"]
+    assert got["e"] == ([], [], [])  # outside the range: nothing
+
+
+def test_body_text_per_panel_hedges_and_negations_are_no_labels():
+    got = _labels("The fracture surfaces in Fig. 11b–d may be covered by dimples. No striations are seen in "
+                  "Fig. 11e, while Fig. 11a shows no dimples.")
+    assert got["b"] == got["c"] == got["d"] == ([], ["equiaxed dimples"], [])
+    assert got["e"] == ([], [], ["fatigue striations"])
+    assert got["a"] == ([], [], ["equiaxed dimples"])
+
+
+def test_body_text_per_panel_alternatives_are_no_labels():
+    got = _labels("In Fig. 11b–c the crack runs along an intergranular or transgranular path.")
+    assert got["b"][0] == got["c"][0] == [] and got["b"][1] == ["intergranular facets"]
+
+
+def test_body_text_panel_list_and_range_with_a_negated_panel():
+    got = _labels("As seen in Figs. 11b and 11d, the surfaces are covered by dimples, but Fig. 11c is not. "
+                  "Fig. 11b–d show fatigue striations; beach marks are absent in Fig. 11c.")
+    assert got["b"][0] == got["d"][0] == ["equiaxed dimples", "fatigue striations"]
+    assert got["c"] == (["fatigue striations"], [], ["beach marks"])

@@ -207,3 +207,97 @@ def test_unsplit_multipanel_with_non_fracture_panels_is_dropped():
     assert ff.decide(split_b, 1.0).keep
     all_fracto = "Fig. 3. Fracture surfaces of the bars: (a) as built; (b) after heat treatment."
     assert ff.decide(panel(all_fracto, panel_id="p-p1-f2-whole").model_copy(update={"letter": None}), 1.0).keep
+
+
+# --- macro photos of broken test pieces, section views (generalised on real papers, issue 22) ----------
+
+# cues of a photo of test pieces on a white bench: a third of it white, but rich in grey levels
+BENCH_PHOTO = ImageCues(white_fraction=0.35, colourfulness=18.0, edge_density=0.1, grey_levels=160, std=65.0)
+
+
+@pytest.mark.parametrize("caption", [
+    "Figure 2: Samples After Impact Test",
+    "Fig. 4. Specimens after the tensile test",
+    "Broken bars of the 1018 steel",
+    "Cup-and-cone fracture in aluminium",
+])
+def test_photo_of_broken_test_pieces_is_kept(caption):
+    alone = ff.decide(panel(caption, cues=BENCH_PHOTO), 1.0)
+    assert "caption:+fractured" in alone.reasons and alone.score == 0.5  # +1, and -0.5 for the white bench
+    cited = ff.decide(panel(caption, cues=BENCH_PHOTO, excerpts=[f"Figure 2 pictures the {caption.lower()}."]), 1.0)
+    assert cited.keep and "excerpt:+fractured" in cited.reasons  # the text citing it says so too
+    assert ff.decide(panel(caption), 1.0).keep  # on a grey SEM-like image the caption alone is enough
+
+
+def test_specimens_before_testing_are_not_fractured():
+    d = ff.decide(panel("Specimens before testing", cues=BENCH_PHOTO), 1.0)
+    assert not d.keep and "caption:+fractured" not in d.reasons
+
+
+@pytest.mark.parametrize("caption, negative", [
+    ("Photographs of the fracture surfaces of the bolts", False),
+    ("Fracture types - surface photographs", False),
+    ("Fracture surface photograph of the shaft", False),
+    ("Photograph of the test rig", True),
+    ("Photographs of the specimens", True),
+])
+def test_photographs_of_fracture_surfaces_are_no_negative(caption, negative):
+    reasons = ff.decide(panel(caption), 1.0).reasons
+    assert ("caption:-photograph" in reasons) is negative
+
+
+@pytest.mark.parametrize("caption", [
+    "Confocal laser scanning microscopy image perpendicular to the fracture surface",
+    "Optical micrograph of a section beneath the fracture surface",
+    "Cross-section of the fracture surface showing the crack path",
+])
+def test_views_across_the_fracture_surface_are_no_fracture_surface(caption):
+    d = ff.decide(panel(caption), 1.0)
+    assert not d.keep
+    assert "caption:-section view" in d.reasons and "caption:+fracture surface" not in d.reasons
+
+
+def test_section_view_does_not_hide_a_fracture_surface_named_beside_it():
+    d = ff.decide(panel("SEM image of the fracture surface; inset: a section normal to the fracture surface"), 1.0)
+    assert d.keep and "caption:+fracture surface" in d.reasons and "caption:-section view" in d.reasons
+
+
+def test_crack_initiation_as_a_process_is_no_evidence():
+    context = "Fracture starts from crack initiation and is accompanied by crack propagation."
+    p = panel("").model_copy(update={"context": context, "cues": ImageCues(
+        white_fraction=0.0, colourfulness=26.0, edge_density=0.05, grey_levels=186, std=66.0)})
+    d = ff.decide(p, 1.0)
+    assert not d.keep and not any("feature" in r for r in d.reasons)
+
+
+@pytest.mark.parametrize("caption, reason", [
+    ("Rupture surface of the creep specimen tested at 650 C", "caption:+fracture surface"),
+    ("Fatigue crack surface of the weld toe", "caption:+crack surface"),
+    ("Fracture topography of the as-built part", "caption:+fracture morphology"),
+    ("SEM micrographs of the failed specimens", "caption:+SEM of fracture"),
+    ("Low-magnification views of the fractured bolt", "caption:+SEM of fracture"),
+    ("Beach marks on a fatigue-failed shaft", "caption:+fractured"),
+])
+def test_other_names_of_a_fracture_surface_are_evidence(caption, reason):
+    d = ff.decide(panel(caption), 1.0)
+    assert d.keep and reason in d.reasons
+
+
+def test_a_crack_face_sketch_is_no_fracture_surface():
+    d = ff.decide(panel("Schematic of the crack faces under mode I loading", cues=PLOT_CUES), 1.0)
+    assert not d.keep and "caption:+fracture surface" not in d.reasons
+
+
+@pytest.mark.parametrize("caption", [
+    "SEM micrograph viewed normal to the fracture surface",
+    "Optical images taken perpendicular to the fracture surface of the bolt",
+])
+def test_a_plan_view_normal_to_the_fracture_surface_is_the_fractograph(caption):
+    d = ff.decide(panel(caption), 1.0)
+    assert d.keep and "caption:+fracture surface" in d.reasons and "caption:-section view" not in d.reasons
+
+
+def test_crack_surfaces_of_fracture_mechanics_and_simulations_are_no_fractograph():
+    assert "caption:+crack surface" not in ff.decide(panel("Crack surface displacement along the crack"), 1.0).reasons
+    render = ImageCues(white_fraction=0.2, colourfulness=80.0, edge_density=0.1, grey_levels=200, std=60.0)
+    assert not ff.decide(panel("Crack surface at t = 2 ms", cues=render), 1.0).keep  # a colour render

@@ -180,3 +180,78 @@ def test_same_words_in_their_fracture_sense_still_count():
 
 def test_cannot_be_explained_as_negates():
     assert "intergranular facets" in feature_sets("that cannot be explained as either IG, MVC or a true cleavage")[1]
+
+
+@pytest.mark.parametrize("text, uncertain", [
+    # features offered as alternatives name possibilities, not what the image shows
+    ("The crack propagates via a transgranular or intergranular path.", {"intergranular facets"}),
+    ("Dislocations pile up at grain boundaries, precipitates or inclusions.", {"inclusion at origin"}),
+    ("The origin was a gas pore or a lack-of-fusion defect.", {"gas pore", "lack-of-fusion defect"}),
+    ("the surface shows dimples and/or cleavage facets", {"equiaxed dimples", "cleavage facets"}),
+])
+def test_alternatives_are_uncertain_not_labels(text, uncertain):
+    asserted, negated, hedged = feature_sets(text)
+    assert hedged == uncertain and not asserted & uncertain
+
+
+@pytest.mark.parametrize("text, asserted", [
+    # "or" that offers no alternative
+    ("Beach marks or clamshell marks cover the surface.", {"beach marks"}),  # synonyms: one feature
+    ("one or more fatigue striations per cycle", {"fatigue striations"}),
+    ("The surface shows dimples and cleavage facets.", {"equiaxed dimples", "cleavage facets"}),
+    # the words of the section and glass senses below, used of a fracture surface
+    ("SEM fractograph showing intergranular fracture.", {"intergranular facets"}),
+    ("The fracture surface is intergranular.", {"intergranular facets"}),
+    ("The fracture mirror is surrounded by mist and hackles.", {"mirror-mist-hackle"}),
+    ("Hackles in the epoxy matrix between glass fibres.", {"matrix cracking"}),  # a glass-fibre composite
+])
+def test_features_asserted_in_their_fracture_sense(text, asserted):
+    assert feature_sets(text)[0] == asserted
+
+
+def test_negated_alternatives_stay_negated():
+    assert feature_sets("No dimples or striations were found.") == (
+        set(), {"equiaxed dimples", "fatigue striations"}, set())
+
+
+@pytest.mark.parametrize("text", [
+    "Fracture starts from crack initiation and is accompanied by crack propagation.",
+    "Fracture starts from crack initiation and accompanied by crack propagation.",
+    "Crack initiation and growth were modelled.",
+])
+def test_crack_initiation_as_a_process_is_no_site(text):
+    assert feature_sets(text) == (set(), set(), set())
+
+
+@pytest.mark.parametrize("text", [
+    "The crack initiation and propagation zones are marked.",
+    "Arrows mark the crack initiation site.",
+])
+def test_crack_initiation_site_still_counts(text):
+    assert feature_sets(text)[0] == {"crack initiation site"}
+
+
+@pytest.mark.parametrize("text, asserted, uncertain", [
+    ("Unlike the dimples of the as-built sample, the HIPed sample shows cleavage facets.",
+     {"cleavage facets"}, {"equiaxed dimples"}),
+    ("In contrast to the ductile dimples seen at room temperature, cleavage facets dominate at -60 C.",
+     {"cleavage facets"}, {"equiaxed dimples"}),
+    ("The surface differs from the striations and beach marks of the fatigue test: it is covered by dimples.",
+     {"equiaxed dimples"}, {"fatigue striations", "beach marks"}),
+    # the contrast names no feature: what follows the comma is asserted
+    ("Compared with Fig. 3, fatigue striations are finer.", {"fatigue striations"}, set()),
+    ("Cleavage facets are observed, in contrast to the as-built sample.", {"cleavage facets"}, set()),
+])
+def test_features_of_the_thing_compared_are_no_labels(text, asserted, uncertain):
+    got = feature_sets(text)
+    assert got[0] == asserted and got[2] == uncertain
+
+
+@pytest.mark.parametrize("text", [
+    "Intergranular corrosion attack along the grain boundaries.",
+    "Cross-section showing intergranular crack propagation.",
+    "The etched section reveals intergranular cracking.",
+    "Hackles radiate from the origin of the glass rod.",
+])
+def test_section_and_glass_senses_are_no_features(text):
+    assert feature_sets(text) == (set(), set(), set())

@@ -15,6 +15,11 @@ Negation is a small NegEx-style scope rule, tuned to how fractography captions a
   before it and the list that ends there ("dimples and striations were not observed");
 * a "-free" suffix ("pore-free") negates the mention it is glued to.
 
+Besides hedges ("possibly", "-like"), two kinds of mention are recorded as uncertain, never as labels:
+alternatives ("a transgranular or intergranular path", "gas pores or lack-of-fusion defects": possibilities,
+not what the image shows) and the features of the thing compared ("unlike the dimples of the as-built
+sample", "in contrast to ..."), scoped like a forward negation cue.
+
 A scope never crosses a clause break (sentence end, ";", ":", "but", "while", "whereas", "which", ...), and a
 forward cue's scope ends at a predicate verb ("the absence of dimples *indicates* cleavage": cleavage stays
 asserted). "lack of fusion" is a feature, not a negation cue.
@@ -306,6 +311,42 @@ def _hedged(text: str, sentence: tuple[int, int], start: int, end: int) -> bool:
     return False
 
 
+# Alternatives: "via a transgranular or intergranular path", "at precipitates or inclusions", "either IG, MVC or
+# cleavage" name possibilities, not what an image shows. A mention joined by "or" to a word or a mention of
+# another feature is uncertain; synonyms joined by "or" ("beach marks or clamshell marks") stay asserted, and
+# "one or more", "with or without", "and/or" lists of one feature are no alternative.
+_OR_BEFORE = re.compile(r"([^\W\d_][\w-]*)\s*,?\s+(?:and/)?or\s+(?:either\s+)?(?:an?\s+|the\s+)?(?:[^\W\d_][\w-]*\s+)?$",
+                        re.IGNORECASE)
+_OR_AFTER = re.compile(r"\s*,?\s+(?:and/)?or\s+(?:an?\s+|the\s+)?([^\W\d_][\w-]*)", re.IGNORECASE)
+# Contrasts: "unlike the dimples of the as-built sample", "in contrast to the cleavage seen at -60 C", "compared
+# with the striations of Fig. 3": the features after such a cue belong to the other thing compared, not to this
+# image (scope as a forward negation cue: the first mention within a few words and the list chained to it).
+_CONTRAST_CUE = re.compile(
+    r"(?<![\w-])(?:unlike|in\s+contrast\s+(?:to|with)|contrary\s+to|as\s+opposed\s+to|compared\s+(?:to|with)|"
+    r"in\s+comparison\s+(?:to|with)|differ(?:s|ed|ent)?\s+from)(?![\w-])", re.IGNORECASE)
+_NOT_ALTERNATIVE = frozenset("one two three more less with without not both other others so less".split())
+_OR_REACH = 40  # characters looked at on each side of a mention for "X or"
+
+
+def _alternatives(text: str, mentions: list["Mention"]) -> set[int]:
+    """Indexes of mentions offered as one of several alternatives (see _OR_BEFORE)."""
+    out: set[int] = set()
+    for i, m in enumerate(mentions):
+        before = _OR_BEFORE.search(text[max(0, m.start - _OR_REACH): m.start])
+        after = _OR_AFTER.match(text, m.end)
+        for hit, other in ((before, i - 1), (after, i + 1)):
+            if hit is None or hit.group(1).lower() in _NOT_ALTERNATIVE:
+                continue
+            neighbour = mentions[other] if 0 <= other < len(mentions) else None
+            hit_start = (max(0, m.start - _OR_REACH) + hit.start(1)) if hit is before else hit.start(1)
+            if neighbour is not None and neighbour.start <= hit_start < neighbour.end:
+                if neighbour.feature != m.feature:  # two different features offered as alternatives
+                    out.update((i, other))
+            else:
+                out.add(i)  # a feature offered against another word ("transgranular or intergranular")
+    return out
+
+
 def find_mentions(text: str, abbreviations: Mapping[str, str | None] | None = None) -> list[Mention]:
     """Every vocabulary phrase and abbreviation in ``text`` (in order, non-overlapping, longest match),
     negation and hedging marked; mentions in another word sense (vocabulary.SENSE_EXCLUSIONS) are left out.
@@ -351,8 +392,11 @@ def find_mentions(text: str, abbreviations: Mapping[str, str | None] | None = No
     for i, m in enumerate(mentions):
         if _FREE_SUFFIX.match(text, m.end):
             negated.add(i)
+    alternatives = _alternatives(text, mentions) - negated  # "no dimples or striations" stays negated
+    for cue in _CONTRAST_CUE.finditer(text):
+        alternatives.update(set(_forward_scope(text, clauses, mentions, cue)) - negated)
     return [Mention(m.feature, m.phrase, m.start, m.end, i in negated,
-                    _hedged(text, _sentence_of(sentences, m.start), m.start, m.end))
+                    i in alternatives or _hedged(text, _sentence_of(sentences, m.start), m.start, m.end))
             for i, m in enumerate(mentions)]
 
 
