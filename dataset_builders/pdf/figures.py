@@ -21,6 +21,7 @@ from dataset_builders.pdf.geometry import (
     union,
 )
 from dataset_builders.pdf.images import Graphic
+from dataset_builders.pdf.proximity import proximity_groups
 from dataset_builders.pdf.text import Caption, TextBlock
 from dataset_builders.records import Box, FigurePart
 
@@ -69,6 +70,17 @@ def _cluster(boxes: list[Box], gap: float, barriers: list[Box]) -> list[Box]:
 
 
 def _cluster_groups(boxes: list[Box], gap: float, barriers: list[Box]) -> list[list[int]]:
+    """Groups of box indexes (see _cluster). With no barrier the end state does not depend on the merge
+    order and proximity.proximity_groups reaches it in near-linear time; a barrier makes it depend on
+    the order, so the few graphics clustered across captions keep the pairwise loop below."""
+    if not barriers:
+        return proximity_groups(boxes, gap)
+    return pairwise_groups(boxes, gap, barriers)
+
+
+def pairwise_groups(boxes: list[Box], gap: float, barriers: list[Box]) -> list[list[int]]:
+    """Merge pairs in (y0, x0) order, repeating until nothing merges; a merge that would cover more than a
+    quarter of a barrier box is refused. Quadratic per pass: for the few graphics of a page only."""
     parent = list(range(len(boxes)))
     box_of = {i: boxes[i] for i in range(len(boxes))}
 
