@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import pymupdf
+from test_mine import jpeg_bytes, mine_one, text, texture
 
 from dataset_builders.pdf.figures import drawing_regions, pairwise_groups
 from dataset_builders.pdf.proximity import proximity_groups
@@ -88,3 +90,61 @@ def test_many_overlapping_large_paths_fall_back_to_the_raster_and_stay_bounded()
     got = sorted(tuple(round(v) for v in (min(boxes[i][0] for i in g), min(boxes[i][1] for i in g),
                                           max(boxes[i][2] for i in g), max(boxes[i][3] for i in g))) for g in groups)
     assert got == [(100, 100, 400, 300), (100, 500, 160, 560), (420, 500, 480, 560)]
+
+
+# --- side captions ---------------------------------------------------------------------------------------
+
+SIDE_BODY = ("The specimens were loaded under constant amplitude at R = 0.1 until failure. The measured lives "
+             "scatter less than one decade at every stress level, and the fitted curves follow the data closely "
+             "over the whole range of cycles that was tested in this programme.")
+
+
+def side_caption_paper(path: Path) -> None:
+    """Springer-book layout: captions in the left margin column beside the figure, top-aligned with it.
+
+    Page 1: a vector chart (frame, ticks, curve) 55 pt right of its caption, drawn over a white fill that
+    spans the chart and the caption (the float background such books paint). Page 2: an embedded image
+    with its caption 45 pt to its right. Both gaps exceed the 30 pt the matcher allowed before.
+    """
+    doc = pymupdf.open()
+    p1 = doc.new_page(width=440, height=666)
+    p1.draw_rect(pymupdf.Rect(54, 60, 386, 220), color=None, fill=(1, 1, 1))  # background behind chart + caption
+    x0, y0, x1, y1 = 200, 64, 384, 196
+    p1.draw_rect(pymupdf.Rect(x0, y0, x1, y1), color=(0, 0, 0), width=0.6)
+    p1.draw_polyline([pymupdf.Point(x0 + i * 4, y0 + 10 + 110 * (i / 45) ** 0.5) for i in range(46)],
+                     color=(0, 0, 0), width=0.8)
+    for i in range(5):
+        p1.draw_line(pymupdf.Point(x0 + i * 46, y1), pymupdf.Point(x0 + i * 46, y1 - 3), width=0.4)
+        p1.insert_text((x0 + i * 46 - 6, y1 + 10), f"10{i + 2}", fontsize=6)
+    text(p1, (54, 60, 145, 110), "Fig. 6 Experimental S-N data of the off-axis specimens and fitted curves",
+         size=8)
+    text(p1, (54, 240, 386, 300), SIDE_BODY)
+    p2 = doc.new_page(width=440, height=666)
+    p2.insert_image(pymupdf.Rect(54, 60, 254, 210), stream=jpeg_bytes(texture(400, 300, 3)))
+    text(p2, (299, 60, 386, 110), "Fig. 7 Fracture surface of the failed specimen after testing", size=8)
+    text(p2, (54, 240, 386, 300), SIDE_BODY)
+    doc.save(path)
+
+
+def test_side_captions_match_a_vector_chart_and_an_embedded_image(tmp_path):
+    record, _, _ = mine_one(tmp_path, side_caption_paper)
+    by_page = {f.page: f for f in record.figures}
+    assert sorted(by_page) == [1, 2]
+    chart, photo = by_page[1], by_page[2]
+    assert (chart.number, chart.kind) == (6, "vector")
+    assert chart.caption.startswith("Fig. 6 Experimental S-N data")
+    assert chart.bbox[0] >= 190 and chart.bbox[2] <= 390  # the chart, not the caption column nor the background
+    assert chart.bbox[1] <= 64 and chart.bbox[3] >= 196
+    assert (photo.number, photo.kind) == (7, "raster")
+    assert photo.caption.startswith("Fig. 7 Fracture surface")
+    assert not [s for s in record.skipped if s.reason == "uncaptioned_vector"]
+
+
+def test_a_path_enclosing_a_caption_is_not_part_of_the_figure_region(tmp_path):
+    side_caption_paper(tmp_path / "p.pdf")
+    page = pymupdf.open(tmp_path / "p.pdf")[0]
+    caption = (54.0, 60.0, 145.0, 100.0)
+    with_caption = drawing_regions(page, [caption])
+    without = drawing_regions(page)
+    assert len(without) == 1 and round(without[0][0]) == 54  # the background pulls the caption column in
+    assert len(with_caption) == 1 and 185 <= with_caption[0][0] and with_caption[0][2] <= 390
