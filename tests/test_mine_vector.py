@@ -148,3 +148,15 @@ def test_a_path_enclosing_a_caption_is_not_part_of_the_figure_region(tmp_path):
     without = drawing_regions(page)
     assert len(without) == 1 and round(without[0][0]) == 54  # the background pulls the caption column in
     assert len(with_caption) == 1 and 185 <= with_caption[0][0] and with_caption[0][2] <= 390
+
+
+def test_a_fifty_thousand_path_figure_is_mined_with_its_caption(tmp_path):
+    def build(path: Path) -> None:
+        doc = pymupdf.open()
+        page_with_dots(doc, 250, 200)  # 50,000 paths over (100, 100)-(399, 339)
+        text(doc[0], (100, 350, 400, 380), "Fig. 2. Damage field of the phase-field simulation after 10^4 cycles.")
+        doc.save(path)
+
+    record, _, _ = mine_one(tmp_path, build)
+    assert [(f.number, f.kind) for f in record.figures] == [(2, "vector")]
+    assert [round(v) for v in record.figures[0].bbox] == [100, 100, 399, 339]
