@@ -201,7 +201,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
     clusters = _separate_uncaptioned(clusters, pd.rect.width)
     matched = {id(c.caption) for c in clusters if c.caption}
     if any(id(c) not in matched for c in captions):  # a caption no embedded image explains: look at drawings
-        regions = [r for r in drawing_regions(page)  # a box around a text paragraph is not a figure
+        regions = [r for r in drawing_regions(page, [c.bbox for c in captions])  # a box around a paragraph is not a figure
                    if not any(overlap_area(r, b.bbox) > 0.5 * box_width(b.bbox) * box_height(b.bbox)
                               for i, b in enumerate(pd.blocks) if i not in caption_blocks and b.is_paragraph)]
         drawings = [Graphic(bbox=r, kind="drawing") for r in regions]

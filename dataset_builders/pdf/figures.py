@@ -21,6 +21,7 @@ from dataset_builders.pdf.geometry import (
     union,
 )
 from dataset_builders.pdf.images import Graphic
+from dataset_builders.pdf.proximity import proximity_groups
 from dataset_builders.pdf.text import Caption, TextBlock
 from dataset_builders.records import Box, FigurePart
 
@@ -29,16 +30,21 @@ GRAPHIC_GAP = 12.0  # graphics closer than this (pt) belong to the same figure
 MERGE_GAP = 30.0  # an uncaptioned cluster this close to a captioned figure joins it (wide-gutter grids)
 CAPTION_GAP = 50.0  # the farthest a caption sits from its figure (pt)
 BELOW_PENALTY = 6.0  # prefer the figure above a caption over the one below it
+# The farthest a side caption sits from its figure's drawn paths (pt): Springer books set the caption in the
+# outer margin column and the chart's axis labels (text, not in the region) take ~25 pt more: 45-55 pt there.
+SIDE_GAP = 60.0
 DRAWING_GAP = 8.0  # drawing paths closer than this form one region
 LABEL_MARGIN = 14.0  # panel letters / axis labels may sit this far outside a figure
 _PANEL_LABEL = re.compile(r"^\(?([A-La-l])\)?[.:]?$")
 
 
-def drawing_regions(page: pymupdf.Page) -> list[Box]:
+def drawing_regions(page: pymupdf.Page, captions: list[Box] | tuple = ()) -> list[Box]:
     """Regions of vector drawing on the page: path boxes clustered by proximity.
 
-    Page-wide hairlines and rules, page-sized background fills and regions smaller than MIN_BBOX_PT are
-    dropped (they are layout, not figures).
+    Page-wide hairlines and rules, page-sized background fills, paths that enclose a caption box (the
+    background or frame of a figure float drawn behind the figure *and* its caption: Springer books paint
+    one behind a chart and its side caption, which would put the caption inside the figure region) and
+    regions smaller than MIN_BBOX_PT are dropped (they are layout, not figures).
     """
     pw, ph = page.rect.width, page.rect.height
     rects: list[Box] = []
@@ -51,9 +57,16 @@ def drawing_regions(page: pymupdf.Page) -> list[Box]:
             continue
         if (min(w, h) < 1.5 and (w > 0.45 * pw or h > 0.45 * ph)) or w * h > 0.6 * pw * ph:
             continue
+        if any(_encloses(box, c) for c in captions):
+            continue
         rects.append(box)
     regions = _cluster(rects, DRAWING_GAP, barriers=[])
     return [r for r in regions if box_width(r) >= MIN_BBOX_PT and box_height(r) >= MIN_BBOX_PT]
+
+
+def _encloses(outer: Box, inner: Box, slack: float = 2.0) -> bool:
+    return (outer[0] <= inner[0] + slack and outer[1] <= inner[1] + slack
+            and outer[2] >= inner[2] - slack and outer[3] >= inner[3] - slack)
 
 
 def _cluster(boxes: list[Box], gap: float, barriers: list[Box]) -> list[Box]:
@@ -69,6 +82,17 @@ def _cluster(boxes: list[Box], gap: float, barriers: list[Box]) -> list[Box]:
 
 
 def _cluster_groups(boxes: list[Box], gap: float, barriers: list[Box]) -> list[list[int]]:
+    """Groups of box indexes (see _cluster). With no barrier the end state does not depend on the merge
+    order and proximity.proximity_groups reaches it in near-linear time; a barrier makes it depend on
+    the order, so the few graphics clustered across captions keep the pairwise loop below."""
+    if not barriers:
+        return proximity_groups(boxes, gap)
+    return pairwise_groups(boxes, gap, barriers)
+
+
+def pairwise_groups(boxes: list[Box], gap: float, barriers: list[Box]) -> list[list[int]]:
+    """Merge pairs in (y0, x0) order, repeating until nothing merges; a merge that would cover more than a
+    quarter of a barrier box is refused. Quadratic per pass: for the few graphics of a page only."""
     parent = list(range(len(boxes)))
     box_of = {i: boxes[i] for i in range(len(boxes))}
 
@@ -126,7 +150,7 @@ def match_captions(captions: list[Caption], clusters: list[Cluster]) -> None:
                     score = 3 * BELOW_PENALTY
             elif vov >= 0.5 * min(box_height(b), box_height(c)):  # caption beside the figure
                 hgap = max(c[0] - b[2], b[0] - c[2])
-                if 0 <= hgap <= 30:
+                if 0 <= hgap <= SIDE_GAP:
                     score = hgap + 2 * BELOW_PENALTY
             if score is not None:
                 pairs.append((score, ci, ki))
