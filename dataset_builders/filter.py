@@ -58,7 +58,18 @@ POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     # creep test); a "crack surface" too, but fracture mechanics and simulations also speak of crack surfaces
     # (their displacement, traction, opening, a rendered crack surface): weaker, and not in those senses; the
     # "crack faces" of a sketch are no evidence
-    ("fracture surface", r"(?:fracture[ds]?|failure|rupture[ds]?) surfaces?|fractured? (?:face|plane)s?", 2.0),
+    ("fracture surface", r"(?:fracture[ds]?|rupture[ds]?) surfaces?|fractured? (?:face|plane)s?", 2.0),
+    # a "failure surface" is also the locus of a failure criterion in stress space (Tsai-Wu, Hashin, a yield or
+    # failure envelope plotted as a chart): half the weight, so a chart's line-art cues outweigh it
+    ("failure surface", r"failure surfaces?", 1.0),
+    # a section obtained by fracturing: soft materials (polymers, films, composites) are broken below their glass
+    # transition, in liquid nitrogen, to show their inside for SEM, since a cut smears them: "cryo-fractured
+    # cross-sections", "freeze-fracture surfaces" are fracture surfaces (see FREEZE_FRACTURED for the paper-level case)
+    ("fractured section", r"\bfractured cross-? ?sections?|(?:freeze|cryo\w*)-?fractur\w* (?:[\w-]+ )?(?:surfaces?|sections?)",
+     2.0),
+    # a heading "Fracture types - surface photographs": the surfaces shown under a heading about fracture are
+    # its fracture surfaces (slides and web pages label their pictures with such headings only)
+    ("surface photographs", r"\bfractur\w*(?: [\w]+){0,2} ?[-:] ?surface (?:photo\w*|images?|micrographs?)", 1.5),
     ("crack surface", (r"crack surfaces?(?! (?:displacement|traction|opening|load\w*|energy|area|separation|"
                        r"contact|interaction|tension|element|node|mesh|evolution)s?\b)"), 1.5),
     ("fracture morphology", r"fracture (?:morphology|morphologies|appearance|features?|topograph\w*)", 1.5),
@@ -89,7 +100,7 @@ NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("spectrum", r"spectr(?:um|a)\b|\beds\b|\bedx\b|elemental maps?", -1.5),
     ("table", r"\btables?\b", -1.5),
     ("simulation", r"finite element|\bfem\b|\bfea\b|simulat\w*|\bmesh\b|contour maps?", -1.5),
-    ("cross-section", r"cross-? ?sections?|polished sections?", -1.0),
+    ("cross-section", r"(?<!fractured )cross-? ?sections?|polished sections?", -1.0),
     ("X-ray CT", r"x-ray (?:computed )?tomograph\w*|computed tomography|\b(?:micro-?|µ)?ct\b|tomograph\w*", -2.5),
     ("wear", r"\bwear\b|\bworn\b|fretting|abrasi\w*|tribolog\w*", -2.0),
     ("erosion", r"erosi\w*|\beroded\b", -2.0),
@@ -115,7 +126,21 @@ TEXTURE_GREY_LEVELS = 64
 TEXTURE_MAX_WHITE = 0.1
 TEXTURE_MAX_COLOUR = 15.0
 TEXTURE_MIN_STD = 20.0
+# a polished or etched section under bright-field (reflected) light: the flat, polished matrix reflects evenly, so
+# most of the image is light grey, yet not paper white (a macro photo on a white background is), with only grain
+# boundaries, cracks and pores dark; the relief of a fracture surface shades most of it darker (at most 0.48 light
+# on every annotated fractograph of both real sets, 0.82-0.92 on etched sections shown as "fracture surfaces")
+BRIGHT_FIELD_LIGHT = 0.75  # light (grey >= 170) share at least ...
+BRIGHT_FIELD_GREY = 0.45  # ... of which light grey, not white, at least this share of the image
+BRIGHT_FIELD_WEIGHT = -2.5  # another kind of image, as an X-ray CT slice is: outweighs a title's "fracture surfaces"
 
+
+# paper-level: the paper says its sections were made by fracturing at low temperature ("SEM cross sections generated
+# from freeze fracturing", "fractured in liquid nitrogen", "cryogenically fractured"): then its captions' "SEM
+# cross-sections" show fracture surfaces, also where the sentence saying so cites another figure or none
+FREEZE_FRACTURED = re.compile(r"(?:freeze|cryo\w*)[- ]?fractur\w*|fractur\w* (?:[\w-]+ ){0,3}in liquid nitrogen|"
+                              r"(?:liquid[- ]nitrogen|cryogenic\w*) (?:[\w-]+ ){0,2}fractur\w*")
+_CROSS_SECTION = re.compile(r"(?<!fractured )(?<!polished )\bcross-? ?sections?")
 
 SECTION_VIEW = re.compile(
     r"(?:(?P<axis>perpendicular|normal|parallel|transverse)(?:ly)? to|beneath|below|under(?:neath)?|just under|"
@@ -139,18 +164,28 @@ def _term_patterns() -> tuple[tuple[str, re.Pattern[str], float], ...]:
     return tuple((label, re.compile(pattern), weight) for label, pattern, weight in POSITIVE_TERMS + NEGATIVE_TERMS)
 
 
-def text_evidence(text: str, source: str, scale: float = 1.0) -> list[tuple[float, str]]:
-    """(weight, reason) for every term and vocabulary feature found in one text."""
-    return list(_text_evidence(text, source, scale))
+def sections_fractured(panels: list[PanelRecord]) -> bool:
+    """True when the text a paper's panels carry (captions, excerpts, context) says its sections were fractured
+    at low temperature (FREEZE_FRACTURED): one pass over the paper's own figure text, no other input."""
+    texts = {t for p in panels for t in (p.figure_caption, p.context, *p.excerpts) if t}
+    return any(FREEZE_FRACTURED.search(normalize_text(t)) for t in texts)
+
+
+def text_evidence(text: str, source: str, scale: float = 1.0, fractured_sections: bool = False) -> list[tuple[float, str]]:
+    """(weight, reason) for every term and vocabulary feature found in one text. fractured_sections: the paper
+    made its cross-sections by fracturing (sections_fractured), so a "cross-section" is a fractured one."""
+    return list(_text_evidence(text, source, scale, fractured_sections))
 
 
 @lru_cache(maxsize=8192)  # the same excerpts are scored for every panel of a figure
-def _text_evidence(text: str, source: str, scale: float) -> tuple[tuple[float, str], ...]:
+def _text_evidence(text: str, source: str, scale: float, fractured_sections: bool) -> tuple[tuple[float, str], ...]:
     features: dict[str, str] = {}  # canonical name -> first phrase that asserts it
     for m in find_mentions(text):
         if not m.negated and not m.uncertain:
             features.setdefault(m.feature, m.phrase.lower())
     text = _section_views(normalize_text(text))
+    if fractured_sections:
+        text = _CROSS_SECTION.sub("fractured cross-section", text)
     found: list[tuple[float, str]] = []
     if not text:
         return ()
@@ -183,10 +218,14 @@ def cue_evidence(cues: ImageCues) -> list[tuple[float, str]]:
     if (cues.grey_levels >= TEXTURE_GREY_LEVELS and cues.white_fraction < TEXTURE_MAX_WHITE
             and cues.colourfulness < TEXTURE_MAX_COLOUR and cues.std >= TEXTURE_MIN_STD):
         found.append((0.5, f"cue:+grey_texture(std={cues.std:.0f},levels={cues.grey_levels})"))
+    if (cues.light_fraction >= BRIGHT_FIELD_LIGHT and cues.light_fraction - cues.white_fraction >= BRIGHT_FIELD_GREY
+            and cues.colourfulness < TEXTURE_MAX_COLOUR):
+        found.append((BRIGHT_FIELD_WEIGHT, f"cue:-bright_field(light={cues.light_fraction:.2f},"
+                                           f"white={cues.white_fraction:.2f})"))
     return found
 
 
-def decide(panel: PanelRecord, min_score: float) -> FilterDecision:
+def decide(panel: PanelRecord, min_score: float, fractured_sections: bool = False) -> FilterDecision:
     """Keep or drop one panel, with the score and every reason that moved it.
 
     An unlettered image standing for several named panels (labelling.multipanel) is also judged panel by
@@ -194,11 +233,11 @@ def decide(panel: PanelRecord, min_score: float) -> FilterDecision:
     (score >= min_score) and others give no evidence of one (score <= 0: "(a) position of the specimens",
     "(f) mean hardness"), it is dropped (reason unsplit_multipanel): no crop isolates the fractographs.
     """
-    decision = _decide_one(panel, min_score)
+    decision = _decide_one(panel, min_score, fractured_sections)
     views = lettered_views(panel)
     if not views or not decision.keep:
         return decision
-    scores = {v.letter: sum(w for w, _ in text_evidence(v.caption, "caption")) for v in views}
+    scores = {v.letter: sum(w for w, _ in text_evidence(v.caption, "caption", 1.0, fractured_sections)) for v in views}
     if max(scores.values()) < min_score or min(scores.values()) > 0:
         return decision
     others = ", ".join(f"({k})" for k, score in scores.items() if score <= 0)
@@ -206,16 +245,16 @@ def decide(panel: PanelRecord, min_score: float) -> FilterDecision:
         *decision.reasons, f"{UNSPLIT}:panels {others} of this unsplit image are not named fracture surfaces"]})
 
 
-def _decide_one(panel: PanelRecord, min_score: float) -> FilterDecision:
-    evidence = text_evidence(panel.caption or panel.figure_caption, "caption")
+def _decide_one(panel: PanelRecord, min_score: float, fractured_sections: bool) -> FilterDecision:
+    evidence = text_evidence(panel.caption or panel.figure_caption, "caption", 1.0, fractured_sections)
     seen: set[str] = set()
     for excerpt in panel.excerpts:
-        for weight, reason in text_evidence(excerpt, "excerpt", EXCERPT_WEIGHT):
+        for weight, reason in text_evidence(excerpt, "excerpt", EXCERPT_WEIGHT, fractured_sections):
             if reason not in seen:  # a term counts once however many excerpts repeat it
                 seen.add(reason)
                 evidence.append((weight, reason))
     if panel.context:  # no caption in the whole document: the text printed next to the figure plays its role
-        evidence.extend(text_evidence(panel.context, "context", CONTEXT_WEIGHT))
+        evidence.extend(text_evidence(panel.context, "context", CONTEXT_WEIGHT, fractured_sections))
     evidence.extend(cue_evidence(panel.cues))
     score = round(sum(w for w, _ in evidence), 3)
     return FilterDecision(panel_id=panel.panel_id, keep=score >= min_score, score=score,
@@ -230,7 +269,8 @@ def _decide_file(args: tuple[str, str, float]) -> tuple[list[FilterDecision], li
     except Exception as exc:  # noqa: BLE001 - a broken file is reported, the rest goes on
         return [], [Problem(file=StagePaths(Path(out)).rel(Path(file)), stage=STAGE, reason="bad_panels_record",
                             detail=f"{type(exc).__name__}: {exc}", severity="failed")]
-    return [decide(p, min_score) for p in panels], []
+    fractured = sections_fractured(panels)
+    return [decide(p, min_score, fractured) for p in panels], []
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:

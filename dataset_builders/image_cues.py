@@ -20,6 +20,7 @@ from dataset_builders.records import ImageCues
 
 CUE_SIDE = 256  # longest side of the copy the statistics are computed on
 WHITE_LEVEL = 235  # grey value at or above which a pixel counts as background white
+LIGHT_LEVEL = 170  # grey value at or above which a pixel counts as light (light grey or white)
 EDGE_GRADIENT = 24.0  # |grey gradient| (per pixel of the downsampled copy) that counts as an edge
 LEVEL_MIN_SHARE = 0.001  # a grey level counts when it holds at least 0.1 % of the pixels (ignores JPEG noise)
 
@@ -58,7 +59,7 @@ def colourfulness(rgb: np.ndarray) -> float:
 
 
 def compute_cues(image: Image.Image) -> ImageCues:
-    """White share, colourfulness, edge density, grey-level count and grey std of an image (any mode)."""
+    """White and light shares, colourfulness, edge density, grey-level count and grey std of an image (any mode)."""
     small = downsample(flatten_to_rgb_or_l(image))
     arr = np.asarray(small, dtype=np.float32)
     if arr.ndim == 3:
@@ -79,4 +80,5 @@ def compute_cues(image: Image.Image) -> ImageCues:
         edge_density=round(edges / n_gradients, 4) if n_gradients else 0.0,
         grey_levels=int((hist >= max(1.0, LEVEL_MIN_SHARE * n)).sum()),
         std=round(float(grey.std()), 3),
+        light_fraction=round(float((grey >= LIGHT_LEVEL).sum()) / n, 4),
     )

@@ -132,6 +132,9 @@ class ImageCues(Record):
     edge_density: float  # share of strong-gradient pixels (texture)
     grey_levels: int  # distinct grey levels in a downsampled copy (line art has few)
     std: float  # grey-level standard deviation
+    # share of light pixels (grey >= LIGHT_LEVEL, light grey or white): a polished/etched section under
+    # bright-field light is mostly light grey; 0.0 in stage files written before the field existed
+    light_fraction: float = 0.0
 
 
 class PanelRecord(Record):

@@ -301,3 +301,104 @@ def test_crack_surfaces_of_fracture_mechanics_and_simulations_are_no_fractograph
     assert "caption:+crack surface" not in ff.decide(panel("Crack surface displacement along the crack"), 1.0).reasons
     render = ImageCues(white_fraction=0.2, colourfulness=80.0, edge_density=0.1, grey_levels=200, std=60.0)
     assert not ff.decide(panel("Crack surface at t = 2 ms", cues=render), 1.0).keep  # a colour render
+
+
+# --- paper-level freeze fracture, slide headings, failure envelopes, bright-field sections (issue 22, round 2) ---
+
+FREEZE_SENTENCE = "Dense films, as evidenced by SEM cross sections generated from freeze fracturing (Fig. 2a-c)."
+
+
+def _paper_decisions(tmp_path, panels: list[PanelRecord]) -> dict[str, FilterDecision]:
+    paths = StagePaths(tmp_path)
+    write_model_atomic(paths.panels / "p.json", PaperPanels(paper_id="p", source_pdf="p.pdf", panels=panels))
+    ff.run(paths, BuildConfig(out=tmp_path), progress=False)
+    return {d.panel_id: d for d in read_jsonl(paths.filter, FilterDecision)}
+
+
+def test_cross_sections_of_a_freeze_fractured_paper_are_fracture_surfaces(tmp_path):
+    cited = panel("SEM cross-sections of the films with 3 and 14 % filler", excerpts=[FREEZE_SENTENCE],
+                  panel_id="p-p4-f1-a")
+    other = panel("SEM cross-sections of the blends with 4 and 15 % filler", panel_id="p-p4-f1-d")  # not cited there
+    polished = panel("Optical micrograph of a polished cross-section", panel_id="p-p5-f1-whole")
+    got = _paper_decisions(tmp_path, [cited, other, polished])
+    for pid in ("p-p4-f1-a", "p-p4-f1-d"):
+        assert got[pid].keep and "caption:+fractured section" in got[pid].reasons
+        assert "caption:-cross-section" not in got[pid].reasons
+    assert not got["p-p5-f1-whole"].keep and "caption:-cross-section" in got["p-p5-f1-whole"].reasons
+
+
+def test_cross_sections_stay_a_negative_without_the_paper_saying_they_were_fractured(tmp_path):
+    got = _paper_decisions(tmp_path, [panel("SEM cross-sections of the films", excerpts=[
+        "The films were cut with a microtome and the cross sections imaged (Fig. 2)."])])
+    d = got["p-p1-f1-a"]
+    assert not d.keep and "caption:-cross-section" in d.reasons and "caption:+fractured section" not in d.reasons
+
+
+@pytest.mark.parametrize("text, fractured", [
+    ("Samples were fractured in liquid nitrogen and sputter coated.", True),
+    ("The cryo-fractured surfaces were gold coated.", True),
+    ("Films were cryogenically fractured before imaging.", True),
+    ("Specimens were stored in liquid nitrogen before tensile testing.", False),
+    ("The freeze-dried scaffolds were cut with a razor blade.", False),
+])
+def test_sections_fractured_reads_the_papers_own_text(text, fractured):
+    assert ff.sections_fractured([panel("SEM cross-section", excerpts=[text])]) is fractured
+
+
+def test_a_caption_naming_a_fractured_section_is_evidence_on_its_own():
+    d = ff.decide(panel("Cryo-fractured cross-sections of the PS/BaTiO3 films"), 1.0)
+    assert d.keep and "caption:+fractured section" in d.reasons and "caption:-cross-section" not in d.reasons
+
+
+def test_a_slide_heading_about_fracture_names_its_surface_photographs():
+    cues = ImageCues(white_fraction=0.43, colourfulness=7.7, edge_density=0.1, grey_levels=137, std=82.0)
+    heading = panel("").model_copy(update={"context": "Fracture Types – Surface Photographs brittle fracture",
+                                           "cues": cues})
+    d = ff.decide(heading, 1.0)
+    assert d.keep and "context:+surface photographs" in d.reasons
+    coating = panel("").model_copy(update={"context": "Coatings - surface photographs after 100 h", "cues": cues})
+    assert "context:+surface photographs" not in ff.decide(coating, 1.0).reasons
+
+
+def test_a_failure_surface_chart_is_dropped_a_failure_surface_micrograph_kept():
+    chart = ff.decide(panel("Failure surface.", cues=PLOT_CUES, excerpts=["The failure surface is shown in Fig. 10."]), 1.0)
+    assert not chart.keep and "caption:+failure surface" in chart.reasons
+    assert ff.decide(panel("SEM image of the failure surface of the bolt"), 1.0).keep
+
+
+def etched_section(w: int = 400, h: int = 300, seed: int = 3) -> Image.Image:
+    """A polished, etched section under bright-field light: an even light-grey matrix, dark grain boundaries,
+    a few cracks."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("L", (w, h), 205)
+    d = ImageDraw.Draw(img)
+    for _ in range(60):  # grain boundaries
+        x, y = rng.integers(0, w), rng.integers(0, h)
+        d.line([(int(x), int(y)), (int(x + rng.integers(-40, 40)), int(y + rng.integers(-40, 40)))], fill=60, width=1)
+    for _ in range(3):  # cracks
+        x, y = rng.integers(0, w // 2), rng.integers(0, h)
+        d.line([(int(x), int(y)), (int(x + 150), int(y + rng.integers(-30, 30)))], fill=20, width=3)
+    noise = rng.normal(0, 6, (h, w))
+    return Image.fromarray(np.uint8(np.clip(np.asarray(img, dtype=np.float64) + noise, 0, 255))).convert("RGB")
+
+
+def macro_photo_on_white(w: int = 400, h: int = 300, seed: int = 4) -> Image.Image:
+    """Broken bar ends photographed on a white background: white around a shaded grey object."""
+    arr = np.full((h, w), 250.0)
+    rng = np.random.default_rng(seed)
+    arr[60:260, 80:180] = np.clip(rng.normal(150, 35, (200, 100)), 0, 255)
+    arr[60:260, 230:330] = np.clip(rng.normal(160, 35, (200, 100)), 0, 255)
+    return Image.fromarray(np.uint8(arr)).convert("RGB")
+
+
+def test_light_fraction_cue_tells_a_bright_field_section_from_fractographs():
+    section, sem, photo = compute_cues(etched_section()), SEM_CUES, compute_cues(macro_photo_on_white())
+    assert section.light_fraction > 0.8 and section.white_fraction < 0.1
+    assert sem.light_fraction < 0.3 and photo.light_fraction - photo.white_fraction < 0.45
+    title = "Photographs of Brittle Fracture Surfaces • Intergranular crack propagation (between grains)"
+    etched = ff.decide(panel("").model_copy(update={"context": title, "cues": section}), 1.0)
+    assert not etched.keep and any(r.startswith("cue:-bright_field") for r in etched.reasons)
+    assert "context:+fracture surface" in etched.reasons  # the title still counts, the pixels outweigh it
+    for cues in (sem, photo):
+        d = ff.decide(panel("").model_copy(update={"context": title, "cues": cues}), 1.0)
+        assert d.keep and not any(r.startswith("cue:-bright_field") for r in d.reasons)
