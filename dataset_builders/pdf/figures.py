@@ -373,8 +373,14 @@ def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: l
         if blk.is_paragraph:
             found_paragraph = True
             break
+    def under_it(b: TextBlock) -> bool:
+        # a short block set under the image and no wider than it (a credit or description line, "Fracture surface
+        # of tire cord wire loaded in tension. Courtesy of ...") is its caption in all but name, even if it runs
+        # to a few lines; body text below spans its column, wider than a figure set beside other figures
+        return len(b.text) <= 240 and b.bbox[0] >= bbox[0] - 10 and b.bbox[2] <= bbox[2] + 10
+
     below = [blk for i, blk in enumerate(blocks) if i not in skip and 0 <= blk.bbox[1] - bbox[3] <= 20
-             and same_column(blk.bbox) and not blk.is_paragraph and len(blk.text) <= 120]
+             and same_column(blk.bbox) and ((not blk.is_paragraph and len(blk.text) <= 120) or under_it(blk))]
     if below:
         parts.append(below[0].text)
     text = " ".join(" ".join(parts).split())

@@ -1,0 +1,41 @@
+"""The text an uncaptioned figure is read with (pdf.figures.figure_context), on pages PyMuPDF writes and reads."""
+
+from __future__ import annotations
+
+import pymupdf
+
+from dataset_builders.pdf.figures import figure_context
+from dataset_builders.pdf.text import TEXT_FLAGS, page_blocks
+
+IMAGE = (380.0, 150.0, 580.0, 300.0)  # where the (uncaptioned) picture sits on the slide
+
+
+def _slide_blocks(below: str, below_rect: tuple[float, float, float, float]):
+    """A landscape slide: a title, the picture's place, and one text block right under it."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=720, height=540)
+    page.insert_textbox(pymupdf.Rect(37, 15, 657, 75), "Stages of Moderately Ductile Failure", fontsize=24)
+    page.insert_textbox(pymupdf.Rect(*below_rect), below, fontsize=10)
+    blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+    doc.close()
+    return blocks
+
+
+CREDIT = ("Fracture surface of tire cord wire loaded in tension. Courtesy of F. Roehrig, CC Technologies, "
+          "Dublin, OH. Used with permission.")
+
+
+def test_a_short_block_under_the_image_and_no_wider_is_its_label():
+    blocks = _slide_blocks(CREDIT, (IMAGE[0] + 1, IMAGE[3] + 5, IMAGE[2] - 5, IMAGE[3] + 90))
+    under = [b for b in blocks if "tire cord" in b.text]
+    assert under and under[0].is_paragraph  # several lines, over 100 characters: a paragraph by shape
+    text, _ = figure_context(blocks, IMAGE, set(), [])
+    assert "Fracture surface of tire cord wire" in text
+
+
+def test_body_text_below_wider_than_the_image_is_not_its_label():
+    body = ("The specimens were then loaded in tension until they broke, and the load was recorded at a rate of "
+            "ten samples per second over the whole test.")
+    blocks = _slide_blocks(body, (40, IMAGE[3] + 5, 700, IMAGE[3] + 90))  # spans the page, not the picture
+    text, _ = figure_context(blocks, IMAGE, set(), [])
+    assert "loaded in tension" not in text
