@@ -10,12 +10,14 @@ from dataset_builders.pdf.text import TEXT_FLAGS, page_blocks
 IMAGE = (380.0, 150.0, 580.0, 300.0)  # where the (uncaptioned) picture sits on the slide
 
 
-def _slide_blocks(below: str, below_rect: tuple[float, float, float, float]):
+def _slide_blocks(below: str, below_rect: tuple[float, float, float, float], title_size: float = 24):
     """A landscape slide: a title, the picture's place, and one text block right under it."""
     doc = pymupdf.open()
     page = doc.new_page(width=720, height=540)
-    page.insert_textbox(pymupdf.Rect(37, 15, 657, 75), "Stages of Moderately Ductile Failure", fontsize=24)
+    page.insert_textbox(pymupdf.Rect(37, 10, 700, 100), "Ductile Fracture Mechanism", fontsize=title_size)
+    page.insert_textbox(pymupdf.Rect(380, 110, 600, 140), "Void nucleation", fontsize=12)
     page.insert_textbox(pymupdf.Rect(*below_rect), below, fontsize=10)
+    page.insert_textbox(pymupdf.Rect(40, 470, 300, 500), "Weck and Wilkinson, 2008", fontsize=10)
     blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
     doc.close()
     return blocks
@@ -39,3 +41,13 @@ def test_body_text_below_wider_than_the_image_is_not_its_label():
     blocks = _slide_blocks(body, (40, IMAGE[3] + 5, 700, IMAGE[3] + 90))  # spans the page, not the picture
     text, _ = figure_context(blocks, IMAGE, set(), [])
     assert "loaded in tension" not in text
+
+
+def test_a_heading_above_the_image_closes_its_context():
+    """A slide title (set larger than the page's text) starts a new topic: the figure under it does not continue
+    the previous slide's text (open_top False), while under small labels only it may (open_top True)."""
+    below = (IMAGE[0] + 1, IMAGE[3] + 5, IMAGE[2] - 5, IMAGE[3] + 90)
+    text, open_top = figure_context(_slide_blocks(CREDIT, below, title_size=36), IMAGE, set(), [])
+    assert text.startswith("Ductile Fracture Mechanism Void nucleation") and not open_top
+    text, open_top = figure_context(_slide_blocks(CREDIT, below, title_size=12), IMAGE, set(), [])
+    assert "Void nucleation" in text and open_top

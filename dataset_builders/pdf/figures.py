@@ -347,14 +347,15 @@ def in_figure_text_box(blocks: list[TextBlock], captions: list[Caption], region:
 
 
 CONTEXT_CHARS = 1200  # the most text kept as the context of an uncaptioned figure
+HEADING_SIZE = 1.5  # a line set at least this many times the page's median font size is a heading
 
 
 def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: list[Box]) -> tuple[str, bool]:
     """The text an uncaptioned figure is read with: the blocks right above it in its column (a label line
     such as "Good example:", then the nearest paragraph), and a short label line right below it.
 
-    Returns (text, open_top): open_top is True when no paragraph was found above on this page (the figure
-    continues the previous page's text, or a series of figures: the caller may add that context).
+    Returns (text, open_top): open_top is True when no paragraph or heading was found above on this page (the
+    figure continues the previous page's text, or a series of figures: the caller may add that context).
     skip: indexes of caption blocks; others: boxes of the page's other figures (the walk stops at one).
     """
     def same_column(b: Box) -> bool:
@@ -363,6 +364,8 @@ def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: l
     skip = skip | {i for i, blk in enumerate(blocks) if any(centre_in(blk.bbox, o) for o in [bbox, *others])}
     above = sorted((i for i, blk in enumerate(blocks) if i not in skip and blk.bbox[3] <= bbox[1] + 2
                     and same_column(blk.bbox) and blk.text.strip()), key=lambda i: -blocks[i].bbox[3])
+    sizes = sorted(ln.size for blk in blocks for ln in blk.lines)
+    heading_size = HEADING_SIZE * sizes[len(sizes) // 2] if sizes else float("inf")
     parts: list[str] = []
     found_paragraph = False
     for i in above:
@@ -370,7 +373,9 @@ def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: l
         if any(o[3] <= bbox[1] + 2 and o[1] >= blk.bbox[3] - 2 and same_column(o) for o in others):
             break  # another figure sits between: this text belongs to it
         parts.insert(0, blk.text)
-        if blk.is_paragraph:
+        # a heading (a slide's title, a section heading: set larger than the page's text) starts a new topic:
+        # the text before it, on this page or the previous one, is not about the figure under it
+        if blk.is_paragraph or max(ln.size for ln in blk.lines) >= heading_size:
             found_paragraph = True
             break
     def under_it(b: TextBlock) -> bool:
