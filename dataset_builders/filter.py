@@ -138,8 +138,10 @@ BRIGHT_FIELD_WEIGHT = -2.5  # another kind of image, as an X-ray CT slice is: ou
 # paper-level: the paper says its sections were made by fracturing at low temperature ("SEM cross sections generated
 # from freeze fracturing", "fractured in liquid nitrogen", "cryogenically fractured"): then its captions' "SEM
 # cross-sections" show fracture surfaces, also where the sentence saying so cites another figure or none
-FREEZE_FRACTURED = re.compile(r"(?:freeze|cryo\w*)[- ]?fractur\w*|fractur\w* (?:[\w-]+ ){0,3}in liquid nitrogen|"
-                              r"(?:liquid[- ]nitrogen|cryogenic\w*) (?:[\w-]+ ){0,2}fractur\w*")
+# ("cryogenic fracture toughness" is a property measured cold, not a way to prepare a section: not read as one)
+FREEZE_FRACTURED = re.compile(r"\b(?:freeze|cryo)-? ?fractur\w*|\bcryogenically (?:fractured|broken)|"
+                              r"\b(?:fractured|broken|snapped) (?:[\w-]+ ){0,3}in liquid nitrogen|"
+                              r"\bliquid nitrogen(?: [\w-]+){0,3} (?:fractured|broken|snapped)\b")
 _CROSS_SECTION = re.compile(r"(?<!fractured )(?<!polished )\bcross-? ?sections?")
 
 SECTION_VIEW = re.compile(

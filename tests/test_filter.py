@@ -340,6 +340,8 @@ def test_cross_sections_stay_a_negative_without_the_paper_saying_they_were_fract
     ("Films were cryogenically fractured before imaging.", True),
     ("Specimens were stored in liquid nitrogen before tensile testing.", False),
     ("The freeze-dried scaffolds were cut with a razor blade.", False),
+    ("Cryogenic fracture toughness of the weld was measured at 4 K.", False),
+    ("The bars were immersed in liquid nitrogen and then fractured.", True),
 ])
 def test_sections_fractured_reads_the_papers_own_text(text, fractured):
     assert ff.sections_fractured([panel("SEM cross-section", excerpts=[text])]) is fractured
