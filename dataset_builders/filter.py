@@ -23,7 +23,10 @@ panel id. The score adds up weighted evidence:
   TEM/APT, photographs, besides plots, schematics, microstructures, EBSD, spectra, tables, simulations;
 - an image kept whole for several named panels is dropped when its panels' caption parts disagree on being
   a fracture surface (reason unsplit_multipanel; see labelling.multipanel);
-- image cues: mostly white or few grey levels (line art), strongly coloured (plots, maps, photos),
+- what the paper says of all its figures (read once per paper from its panels' text): sections made by
+  freeze fracturing make its "SEM cross-sections" fractured sections (FREEZE_FRACTURED);
+- image cues: mostly white or few grey levels (line art), strongly coloured (plots, maps, photos), mostly
+  light grey yet not white (a polished/etched section under bright-field light),
   or, upwards, a grey, textured image (what an SEM fractograph looks like).
 keep = score >= config.filter_min_score. Every piece of evidence is listed in the decision's reasons
 ("caption:+fractograph", "cue:-white_fraction=0.82"), so a wrong decision can be traced to its cause.
