@@ -23,8 +23,9 @@ panel id. The score adds up weighted evidence:
   TEM/APT, photographs, besides plots, schematics, microstructures, EBSD, spectra, tables, simulations;
 - an image kept whole for several named panels is dropped when its panels' caption parts disagree on being
   a fracture surface (reason unsplit_multipanel; see labelling.multipanel);
-- what the paper says of all its figures (read once per paper from its panels' text): sections made by
-  freeze fracturing make its "SEM cross-sections" fractured sections (FREEZE_FRACTURED);
+- what the paper says of all its figures (read once per paper, PaperHints): sections made by freeze
+  fracturing make its "SEM cross-sections" fractured sections (FREEZE_FRACTURED); a title naming fractography
+  gives its captioned figures a small prior (FRACTOGRAPHY_TITLE);
 - image cues: mostly white or few grey levels (line art), strongly coloured (plots, maps, photos), mostly
   light grey yet not white (a polished/etched section under bright-field light),
   or, upwards, a grey, textured image (what an SEM fractograph looks like).
@@ -37,6 +38,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.mentions import find_mentions
@@ -169,6 +171,26 @@ def _term_patterns() -> tuple[tuple[str, re.Pattern[str], float], ...]:
     return tuple((label, re.compile(pattern), weight) for label, pattern, weight in POSITIVE_TERMS + NEGATIVE_TERMS)
 
 
+# paper-level: a paper whose title names fractography or fracture surfaces as its subject ("Computer vision methods
+# for fractographic defect detection", "Fatigue fracture surfaces") shows fracture surfaces in the figures it does not
+# name otherwise (a caption naming a plot, map or microstructure still pushes down): a small prior, which alone
+# keeps nothing, for its captioned figures (an uncaptioned image in a captioned paper is a logo or a piece)
+FRACTOGRAPHY_TITLE = re.compile(r"\bfractograph\w*|\bfracture surfaces?\b")
+SUBJECT_WEIGHT = 0.5
+
+
+class PaperHints(NamedTuple):
+    """What one paper says of all its figures (paper_hints), read once per paper."""
+
+    fractured_sections: bool = False  # sections_fractured
+    fractography_subject: bool = False  # FRACTOGRAPHY_TITLE in the title
+
+
+def paper_hints(paper: PaperPanels) -> PaperHints:
+    return PaperHints(fractured_sections=sections_fractured(paper.panels),
+                      fractography_subject=bool(FRACTOGRAPHY_TITLE.search(normalize_text(paper.title or ""))))
+
+
 def sections_fractured(panels: list[PanelRecord]) -> bool:
     """True when the text a paper's panels carry (captions, excerpts, context) says its sections were fractured
     at low temperature (FREEZE_FRACTURED): one pass over the paper's own figure text, no other input."""
@@ -230,7 +252,7 @@ def cue_evidence(cues: ImageCues) -> list[tuple[float, str]]:
     return found
 
 
-def decide(panel: PanelRecord, min_score: float, fractured_sections: bool = False) -> FilterDecision:
+def decide(panel: PanelRecord, min_score: float, hints: PaperHints = PaperHints()) -> FilterDecision:
     """Keep or drop one panel, with the score and every reason that moved it.
 
     An unlettered image standing for several named panels (labelling.multipanel) is also judged panel by
@@ -238,11 +260,12 @@ def decide(panel: PanelRecord, min_score: float, fractured_sections: bool = Fals
     (score >= min_score) and others give no evidence of one (score <= 0: "(a) position of the specimens",
     "(f) mean hardness"), it is dropped (reason unsplit_multipanel): no crop isolates the fractographs.
     """
-    decision = _decide_one(panel, min_score, fractured_sections)
+    decision = _decide_one(panel, min_score, hints)
     views = lettered_views(panel)
     if not views or not decision.keep:
         return decision
-    scores = {v.letter: sum(w for w, _ in text_evidence(v.caption, "caption", 1.0, fractured_sections)) for v in views}
+    scores = {v.letter: sum(w for w, _ in text_evidence(v.caption, "caption", 1.0, hints.fractured_sections))
+              for v in views}
     if max(scores.values()) < min_score or min(scores.values()) > 0:
         return decision
     others = ", ".join(f"({k})" for k, score in scores.items() if score <= 0)
@@ -250,7 +273,8 @@ def decide(panel: PanelRecord, min_score: float, fractured_sections: bool = Fals
         *decision.reasons, f"{UNSPLIT}:panels {others} of this unsplit image are not named fracture surfaces"]})
 
 
-def _decide_one(panel: PanelRecord, min_score: float, fractured_sections: bool) -> FilterDecision:
+def _decide_one(panel: PanelRecord, min_score: float, hints: PaperHints) -> FilterDecision:
+    fractured_sections = hints.fractured_sections
     evidence = text_evidence(panel.caption or panel.figure_caption, "caption", 1.0, fractured_sections)
     seen: set[str] = set()
     for excerpt in panel.excerpts:
@@ -260,6 +284,8 @@ def _decide_one(panel: PanelRecord, min_score: float, fractured_sections: bool) 
                 evidence.append((weight, reason))
     if panel.context:  # no caption in the whole document: the text printed next to the figure plays its role
         evidence.extend(text_evidence(panel.context, "context", CONTEXT_WEIGHT, fractured_sections))
+    if hints.fractography_subject and panel.figure_caption:
+        evidence.append((SUBJECT_WEIGHT, "paper:+fractography subject"))
     evidence.extend(cue_evidence(panel.cues))
     score = round(sum(w for w, _ in evidence), 3)
     return FilterDecision(panel_id=panel.panel_id, keep=score >= min_score, score=score,
@@ -270,12 +296,12 @@ def _decide_file(args: tuple[str, str, float]) -> tuple[list[FilterDecision], li
     """The decisions for one paper's panels file (a worker job), or the problem reading it."""
     out, file, min_score = args
     try:
-        panels = read_model(Path(file), PaperPanels).panels
+        paper = read_model(Path(file), PaperPanels)
     except Exception as exc:  # noqa: BLE001 - a broken file is reported, the rest goes on
         return [], [Problem(file=StagePaths(Path(out)).rel(Path(file)), stage=STAGE, reason="bad_panels_record",
                             detail=f"{type(exc).__name__}: {exc}", severity="failed")]
-    fractured = sections_fractured(panels)
-    return [decide(p, min_score, fractured) for p in panels], []
+    hints = paper_hints(paper)
+    return [decide(p, min_score, hints) for p in paper.panels], []
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:

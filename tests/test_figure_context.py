@@ -51,3 +51,23 @@ def test_a_heading_above_the_image_closes_its_context():
     assert text.startswith("Ductile Fracture Mechanism Void nucleation") and not open_top
     text, open_top = figure_context(_slide_blocks(CREDIT, below, title_size=12), IMAGE, set(), [])
     assert "Void nucleation" in text and open_top
+
+
+def test_sub_captions_under_panels_give_them_their_letters():
+    """"(a) Original SEM image" printed under each of three side-by-side images letters them; a sentence starting
+    with a letter in parentheses elsewhere, or a long one, does not."""
+    from dataset_builders.pdf.figures import panel_letters
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    boxes = [(72.0, 72.0, 216.0, 216.0), (225.0, 72.0, 370.0, 216.0), (379.0, 72.0, 523.0, 216.0)]
+    for x0, text in ((96, "(a) Original SEM image"), (243, "(b) Binary mask generation"), (398, "(c) Segmented inner shape")):
+        page.insert_text((x0, 232), text, fontsize=9)
+    page.insert_text((72, 400), "(d) the specimens were then polished and etched before the hardness test.", fontsize=9)
+    blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+    doc.close()
+    figure = (72.0, 72.0, 523.0, 216.0)
+    letters = panel_letters(blocks, [], figure)
+    assert [letter for letter, _ in letters] == ["a", "b", "c"]
+    for (_, box), part in zip(letters, boxes):  # each letter sits under its own image
+        assert part[0] <= (box[0] + box[2]) / 2 <= part[2]

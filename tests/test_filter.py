@@ -404,3 +404,21 @@ def test_light_fraction_cue_tells_a_bright_field_section_from_fractographs():
     for cues in (sem, photo):
         d = ff.decide(panel("").model_copy(update={"context": title, "cues": cues}), 1.0)
         assert d.keep and not any(r.startswith("cue:-bright_field") for r in d.reasons)
+
+
+def test_a_paper_about_fractography_gives_its_unnamed_sem_images_a_small_prior(tmp_path):
+    def decisions(title: str) -> dict[str, FilterDecision]:
+        paths = StagePaths(tmp_path / title[:8].replace(" ", "_"))
+        panels = [panel("Example of inner-shape extraction", panel_id="p-p7-f1-a"),  # an SEM-like image
+                  panel("Example of inner-shape extraction", cues=PLOT_CUES, panel_id="p-p7-f1-b"),  # a binary mask
+                  panel("Microstructure of the as-built alloy", panel_id="p-p3-f1-whole")]
+        write_model_atomic(paths.panels / "p.json", PaperPanels(paper_id="p", source_pdf="p.pdf", panels=panels,
+                                                                title=title))
+        ff.run(paths, BuildConfig(out=paths.out), progress=False)
+        return {d.panel_id: d for d in read_jsonl(paths.filter, FilterDecision)}
+
+    about = decisions("Computer Vision Methods for Fractographic Defect Detection in Titanium Alloys")
+    assert about["p-p7-f1-a"].keep and "paper:+fractography subject" in about["p-p7-f1-a"].reasons
+    assert not about["p-p7-f1-b"].keep and not about["p-p3-f1-whole"].keep  # line art, a named microstructure
+    other = decisions("Fatigue crack growth in titanium alloys")
+    assert not other["p-p7-f1-a"].keep and "paper:+fractography subject" not in other["p-p7-f1-a"].reasons

@@ -36,6 +36,9 @@ SIDE_GAP = 60.0
 DRAWING_GAP = 8.0  # drawing paths closer than this form one region
 LABEL_MARGIN = 14.0  # panel letters / axis labels may sit this far outside a figure
 _PANEL_LABEL = re.compile(r"^\(?([A-La-l])\)?[.:]?$")
+# a sub-caption under one panel, "(a) Original SEM image": a parenthesised letter opening a short span
+_SUB_CAPTION = re.compile(r"^\(([a-l])\)\s+\S")
+SUB_CAPTION_WORDS = 6
 
 
 def drawing_regions(page: pymupdf.Page, captions: list[Box] | tuple = ()) -> list[Box]:
@@ -307,6 +310,10 @@ def panel_letters(blocks: list[TextBlock], captions: list[Caption], bbox: Box) -
             continue
         for ln in blk.lines:
             for text, sbox in ln.spans:
+                sub = _SUB_CAPTION.match(text.strip())
+                if sub and len(text.split()) <= SUB_CAPTION_WORDS and centre_in(sbox, area):
+                    found.append((sub.group(1), round_box(sbox)))  # "(a) Original SEM image" under its panel
+                    continue
                 for token in text.split():
                     m = _PANEL_LABEL.match(token)
                     if m and centre_in(sbox, area) and (len(text.split()) == 1):
