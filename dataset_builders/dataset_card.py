@@ -29,6 +29,7 @@ from dataset_builders import jpeg
 from fracto_core.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
+from dataset_builders.dedup import pairs_within
 from dataset_builders.label import LabelSources, sources_path
 from dataset_builders.review.importer import AUDIT_JSON, audit_markdown
 from dataset_builders.records import (
@@ -91,15 +92,9 @@ def leakage(items: dict[str, Item], split_of: dict[str, str], max_distance: int)
     papers = sorted(p for p, s in splits_of_paper.items() if len(s) > 1)
     ids = sorted(split_of)
     pairs: list[list[str]] = []
-    if ids:
+    if ids:  # tiled XOR + popcount (dedup.pairs_within); a Python loop per item took 0.7 s for 3,500 items
         hashes = np.array([int(items[i].phash, 16) & ((1 << 64) - 1) for i in ids], dtype=np.uint64)
-        split_idx = np.array([SPLITS.index(split_of[i]) for i in ids])
-        for a in range(len(ids)):  # one vectorised row per item: n^2/2 XOR + popcount
-            other = slice(a + 1, None)
-            xor = np.bitwise_xor(hashes[other], hashes[a])
-            dist = np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-            close = np.flatnonzero((dist <= max_distance) & (split_idx[other] != split_idx[a]))
-            pairs += [[ids[a], ids[a + 1 + k]] for k in close]
+        pairs = [[ids[a], ids[b]] for a, b in pairs_within(hashes, max_distance) if split_of[ids[a]] != split_of[ids[b]]]
     return {"papers_across_splits": len(papers), "papers": papers,
             "near_duplicates_across_splits": len(pairs), "pairs": pairs[:50]}
 

@@ -11,6 +11,7 @@ win over both (manual.apply_expert_labels).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT
@@ -51,24 +52,49 @@ def load_manual_items(paths: StagePaths) -> list[Item]:
     return [Item.model_validate(i) for i in json.loads(f.read_text(encoding="utf-8"))]
 
 
-def item_texts(paths: StagePaths, items: list[Item]) -> dict[str, tuple[list[str], list[str]]]:
-    """{item_id: (captions, citing excerpts)} of every panel showing each item's image (reprints included, first
-    seen first, no repeats); manual items and items whose panels are gone have none."""
-    panels = load_panels(paths)
-    members = {g.representative: g.members for g in load_groups(paths)}
-    out: dict[str, tuple[list[str], list[str]]] = {}
-    for item in items:
+class ItemTexts:
+    """(captions, citing excerpts) of every panel showing an item's image (reprints included, first seen
+    first, no repeats); manual items and items whose panels are gone have none.
+
+    Reads stages/panels/<paper_id>.json of the item's papers when asked, keeping the last few papers
+    (items asked for in id order share them), so the texts of the whole corpus are never held at once.
+    """
+
+    def __init__(self, paths: StagePaths, cached_papers: int = 16):
+        self.paths = paths
+        # only groups with more than one member: a single panel's paper is its item's paper
+        self.groups = {g.representative: (g.members, g.paper_ids) for g in load_groups(paths) if len(g.members) > 1}
+        self._paper = lru_cache(maxsize=cached_papers)(self._read_paper)
+
+    def _read_paper(self, paper_id: str) -> dict[str, PanelRecord]:
+        f = self.paths.panels / f"{paper_id}.json"
+        return {p.panel_id: p for p in read_model(f, PaperPanels).panels} if f.is_file() else {}
+
+    def _panel(self, panel_id: str, paper_ids: list[str]) -> PanelRecord | None:
+        for paper in paper_ids:
+            panel = self._paper(paper).get(panel_id)
+            if panel is not None:
+                return panel
+        return None
+
+    def __call__(self, item: Item) -> tuple[list[str], list[str]]:
+        members, paper_ids = self.groups.get(item.item_id, ([item.item_id], item.paper_ids))
         captions: list[str] = []
         excerpts: list[str] = []
-        for pid in members.get(item.item_id, [item.item_id]):
-            panel = panels.get(pid)
+        for pid in members:
+            panel = self._panel(pid, paper_ids)
             if panel is None:
                 continue
             if panel.caption and panel.caption not in captions:
                 captions.append(panel.caption)
             excerpts += [e for e in panel.excerpts if e not in excerpts]
-        out[item.item_id] = (captions, excerpts)
-    return out
+        return captions, excerpts
+
+
+def item_texts(paths: StagePaths, items: list[Item]) -> dict[str, tuple[list[str], list[str]]]:
+    """{item_id: (captions, citing excerpts)} of the items (ItemTexts says which)."""
+    texts = ItemTexts(paths)
+    return {item.item_id: texts(item) for item in items}
 
 
 def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord) -> Item:
