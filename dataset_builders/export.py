@@ -249,7 +249,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     out = paths.dataset
     out.mkdir(parents=True, exist_ok=True)
 
-    linked: set[Path] = set()
+    linked: set[str] = set()  # str: half the memory of a Path (~200 vs ~410 bytes)
     made_dirs: set[Path] = set()
     all_samples = (s for split in SPLITS for s in samples[split])
     n_samples = sum(len(v) for v in samples.values())
@@ -260,7 +260,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                                     detail="stage image not found", severity="failed"))
             continue
         link_image(src, dst, made_dirs)
-        linked.add(dst)
+        linked.add(str(dst))
     for split in SPLITS:
         remove_unlisted(out / "images" / split, linked)  # images of an earlier export no longer used
 

@@ -80,16 +80,17 @@ def write_model_atomic(path: Path, record: BaseModel, durable: bool = True) -> N
     write_text_atomic(path, record.model_dump_json(indent=1) + "\n", durable=durable)
 
 
-def remove_unlisted(folder: Path, keep: set[Path]) -> int:
+def remove_unlisted(folder: Path, keep: set[Path] | set[str]) -> int:
     """Remove every file under folder (recursively) that keep does not list, then the subfolders left
     empty (folder itself stays). Returns the number of files removed; a missing folder removes nothing.
-    For stage outputs a re-run no longer plans, including a killed run's temporary files."""
+    For stage outputs a re-run no longer plans, including a killed run's temporary files.
+    keep: Paths, or their str() (a path string takes half the memory of a Path)."""
     removed = 0
     for here, _, names in sorted(os.walk(folder), reverse=True):  # deepest first
         here_path = Path(here)
         for name in names:
             path = here_path / name
-            if path not in keep:
+            if path not in keep and str(path) not in keep:
                 path.unlink(missing_ok=True)
                 removed += 1
         if here_path != Path(folder) and not any(here_path.iterdir()):
