@@ -24,6 +24,7 @@ import json
 import numpy as np
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 from dataset_builders import jpeg
 from fracto_core.answer_format import PROMPT_VERSION
@@ -43,7 +44,7 @@ from dataset_builders.records import (
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
-from fracto_core.files import read_jsonl, write_json_atomic, write_text_atomic
+from fracto_core.files import iter_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetCheck
 from fracto_core.vocabulary import canonical_names, rare_names
 
@@ -52,6 +53,10 @@ SPLITS = ("train", "val", "test")
 
 def _jsonl(path: Path, model):
     return read_jsonl(path, model) if path.exists() else []
+
+
+def _iter(path: Path, model):
+    return iter_jsonl(path, model) if path.exists() else iter(())
 
 
 def _paper_meta(paths: StagePaths, paper_id: str) -> dict:
@@ -109,7 +114,9 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     items = {it.item_id: it for it in _jsonl(paths.items, Item)}
     assignments = [a for a in _jsonl(paths.splits, SplitAssignment) if a.item_id in items]
     split_of = {a.item_id: a.split for a in assignments}
-    augmented = [a for a in _jsonl(manifest_path(paths), AugmentedImage) if split_of.get(a.original_id) == "train"]
+    # (original id, kind) of each augmented train image: the records themselves are not kept (10^4-10^5 of them)
+    augmented = [(a.original_id, a.kind) for a in _iter(manifest_path(paths), AugmentedImage)
+                 if split_of.get(a.original_id) == "train"]
 
     # counts per split
     splits: dict[str, dict] = {}
@@ -122,7 +129,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
 
     # per feature per split
     features: dict[str, dict] = {}
-    aug_per_item = Counter(a.original_id for a in augmented)
+    aug_per_item = Counter(original for original, _ in augmented)
     rare = set(rare_names())
     for name in canonical_names():
         row: dict = {"rare": name in rare}
@@ -149,13 +156,17 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     label_origins = {o: {"items": n, "share": round(n / total, 4)} for o, n in sorted(origins.items())}
 
     # everything dropped
-    decisions = _jsonl(paths.filter, FilterDecision)
-    rejected = [d for d in decisions if not d.keep]
-    evidence = Counter(reason_kind(r) for d in rejected for r in set(d.reasons or ["no_evidence"]))
+    n_decisions, rejected = 0, 0
+    evidence: Counter[str] = Counter()
+    for d in _iter(paths.filter, FilterDecision):
+        n_decisions += 1
+        if not d.keep:
+            rejected += 1
+            evidence.update(reason_kind(r) for r in set(d.reasons or ["no_evidence"]))
     dup_groups = _duplicate_groups(paths)
     duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
                   for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
-    labels = _jsonl(paths.labels, LabelRecord)
+    labels = [LabelSummary(r.status, r.origin, r.prompt_version) for r in _iter(paths.labels, LabelRecord)]
     report = collect_report(paths) if report is None else report
     seen: set[tuple] = set()
     benchmark: list[dict] = []
@@ -181,11 +192,11 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "splits": splits,
         "features": features,
         "label_origins": label_origins,
-        "augmentation": {kind: sum(a.kind == kind for a in augmented) for kind in ("rotation", "oversample")},
+        "augmentation": {kind: sum(k == kind for _, k in augmented) for kind in ("rotation", "oversample")},
         "sources": sources,
         "leakage": leakage(items, split_of, config.dedup_max_distance),
         "dropped": {
-            "filter": {"rejected": len(rejected), "of": len(decisions),  # ties by name: set order varies per run
+            "filter": {"rejected": rejected, "of": n_decisions,  # ties by name: set order varies per run
                        "by_evidence": dict(sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS])},
             "duplicates": {"count": len(duplicates), "panels": sorted(duplicates, key=lambda d: d["panel_id"])},
             "labels": dict(sorted(Counter(rec.status for rec in labels if rec.status != "labelled").items())),
@@ -196,7 +207,15 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     }
 
 
-def labelling_data(paths: StagePaths, labels: list[LabelRecord]) -> dict:
+class LabelSummary(NamedTuple):
+    """What the card reads of a LabelRecord (the records with their evidence are not held)."""
+
+    status: str
+    origin: str
+    prompt_version: str | None
+
+
+def labelling_data(paths: StagePaths, labels: list[LabelSummary] | list[LabelRecord]) -> dict:
     """Label prompt versions, label origins, and the model-vs-caption-rules disagreements."""
     sources = _jsonl(sources_path(paths), LabelSources)
     compared = [s for s in sources if s.model_status == "labelled"]

@@ -56,7 +56,7 @@ from dataset_builders.records import (
 )
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
-from fracto_core.files import open_text_atomic, read_jsonl, remove_unlisted, write_json_atomic
+from fracto_core.files import iter_jsonl, open_text_atomic, read_jsonl, remove_unlisted, write_json_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
 
 SPLITS = ("train", "val", "test")
@@ -154,7 +154,7 @@ def collect_samples(paths: StagePaths) -> tuple[dict[str, list[Sample]], list[Pr
     """Samples per split, sorted by sample id (train includes the augmented images)."""
     items = {it.item_id: it for it in (read_jsonl(paths.items, Item) if paths.items.exists() else [])}
     assignments = read_jsonl(paths.splits, SplitAssignment) if paths.splits.exists() else []
-    augmented = read_jsonl(manifest_path(paths), AugmentedImage) if manifest_path(paths).exists() else []
+    augmented = iter_jsonl(manifest_path(paths), AugmentedImage) if manifest_path(paths).exists() else iter(())
     problems: list[Problem] = []
     samples: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     split_of: dict[str, str] = {}
@@ -274,11 +274,13 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             for s in samples[split]:
                 fh.write(json.dumps(meta_record(s, texts(s.item)), ensure_ascii=False, sort_keys=True) + "\n")
 
+    counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
+    counts.update({"images": len(linked), "files": len(files)})
+    del samples, linked, texts  # the card reads the stage files itself: hold neither while it runs
     check = check_dataset(out, config)
     if check.problems:
         raise DatasetValidationError(check.problems)
     # the card lists this run's report: the earlier stages' results (written by this run) + ours
     dataset_card.write_card(paths, config, check, collect_report(paths, before="export") + problems)
-    counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
-    counts.update({"images": len(linked), "files": len(files), "max_image_tokens": check.max_image_tokens})
+    counts["max_image_tokens"] = check.max_image_tokens
     return StageResult(stage="export", counts=counts, problems=problems)
