@@ -243,24 +243,38 @@ def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None
     os.replace(tmp, dst)
 
 
-def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
-    samples, problems = collect_samples(paths)
-    out = paths.dataset
-    out.mkdir(parents=True, exist_ok=True)
-
-    linked: set[str] = set()  # str: half the memory of a Path (~200 vs ~410 bytes)
+def link_images(paths: StagePaths, samples: dict[str, list[Sample]], problems: list[Problem],
+                progress: bool = False) -> set[str]:
+    """Link every sample's image into the dataset folder; returns the linked paths (str: half a Path's memory)."""
+    linked: set[str] = set()
     made_dirs: set[Path] = set()
     all_samples = (s for split in SPLITS for s in samples[split])
     n_samples = sum(len(v) for v in samples.values())
     for s in tqdm(all_samples, total=n_samples, desc="export images", disable=not progress):
-        src, dst = paths.abs(s.source), out / s.image
+        src, dst = paths.abs(s.source), paths.dataset / s.image
         if not src.is_file():
             problems.append(Problem(file=s.source, stage="export", reason="missing_image", item_id=s.sample_id,
                                     detail="stage image not found", severity="failed"))
             continue
         link_image(src, dst, made_dirs)
         linked.add(str(dst))
+    return linked
+
+
+def write_meta(path: Path, samples: list[Sample], texts: ItemTexts) -> None:
+    """<name>_<split>_meta.jsonl, a line per sample as it is made."""
+    with open_text_atomic(path) as fh:
+        for s in samples:
+            fh.write(json.dumps(meta_record(s, texts(s.item)), ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
+    samples, problems = collect_samples(paths)
+    out = paths.dataset
+    out.mkdir(parents=True, exist_ok=True)
+
+    linked = link_images(paths, samples, problems, progress)
     for split in SPLITS:
         remove_unlisted(out / "images" / split, linked)  # images of an earlier export no longer used
 
@@ -270,9 +284,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     write_json_atomic(out / "dataset_info.json", {n: dataset_info_entry(f"{n}.json") for n in files})
     texts = ItemTexts(paths)  # paper by paper: meta lines are written in sample id order
     for split in SPLITS:
-        with open_text_atomic(out / f"{config.dataset_name}_{split}_meta.jsonl") as fh:
-            for s in samples[split]:
-                fh.write(json.dumps(meta_record(s, texts(s.item)), ensure_ascii=False, sort_keys=True) + "\n")
+        write_meta(out / f"{config.dataset_name}_{split}_meta.jsonl", samples[split], texts)
 
     counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
     counts.update({"images": len(linked), "files": len(files)})
