@@ -52,37 +52,43 @@ def load_manual_items(paths: StagePaths) -> list[Item]:
     return [Item.model_validate(i) for i in json.loads(f.read_text(encoding="utf-8"))]
 
 
-class ItemTexts:
-    """(captions, citing excerpts) of every panel showing an item's image (reprints included, first seen
-    first, no repeats); manual items and items whose panels are gone have none.
-
-    Reads stages/panels/<paper_id>.json of the item's papers when asked, keeping the last few papers
-    (items asked for in id order share them), so the texts of the whole corpus are never held at once.
-    """
+class PanelsByPaper:
+    """Panel records looked up by id among given papers, read from stages/panels/<paper_id>.json when asked;
+    the last few papers are kept (callers go in id order, so papers are read about once), never the corpus."""
 
     def __init__(self, paths: StagePaths, cached_papers: int = 16):
         self.paths = paths
-        # only groups with more than one member: a single panel's paper is its item's paper
-        self.groups = {g.representative: (g.members, g.paper_ids) for g in load_groups(paths) if len(g.members) > 1}
         self._paper = lru_cache(maxsize=cached_papers)(self._read_paper)
 
     def _read_paper(self, paper_id: str) -> dict[str, PanelRecord]:
         f = self.paths.panels / f"{paper_id}.json"
         return {p.panel_id: p for p in read_model(f, PaperPanels).panels} if f.is_file() else {}
 
-    def _panel(self, panel_id: str, paper_ids: list[str]) -> PanelRecord | None:
+    def get(self, panel_id: str, paper_ids: list[str]) -> PanelRecord | None:
         for paper in paper_ids:
             panel = self._paper(paper).get(panel_id)
             if panel is not None:
                 return panel
         return None
 
+
+class ItemTexts:
+    """(captions, citing excerpts) of every panel showing an item's image (reprints included, first seen
+    first, no repeats); manual items and items whose panels are gone have none. Panels are read paper by
+    paper (PanelsByPaper), so the texts of the whole corpus are never held at once.
+    """
+
+    def __init__(self, paths: StagePaths, cached_papers: int = 16):
+        # only groups with more than one member: a single panel's paper is its item's paper
+        self.groups = {g.representative: (g.members, g.paper_ids) for g in load_groups(paths) if len(g.members) > 1}
+        self.panels = PanelsByPaper(paths, cached_papers)
+
     def __call__(self, item: Item) -> tuple[list[str], list[str]]:
         members, paper_ids = self.groups.get(item.item_id, ([item.item_id], item.paper_ids))
         captions: list[str] = []
         excerpts: list[str] = []
         for pid in members:
-            panel = self._panel(pid, paper_ids)
+            panel = self.panels.get(pid, paper_ids)
             if panel is None:
                 continue
             if panel.caption and panel.caption not in captions:
@@ -121,13 +127,15 @@ def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord) -
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    panels = load_panels(paths)
+    panels = PanelsByPaper(paths)  # groups come sorted by representative: paper by paper
     keep = {d.panel_id for d in read_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
     labels = {r.item_id: r for r in read_jsonl(paths.labels, LabelRecord)} if paths.labels.exists() else {}
     problems: list[Problem] = []
     mined: dict[str, Item] = {}
     for group in load_groups(paths):
-        panel = panels[group.representative]
+        panel = panels.get(group.representative, group.paper_ids)
+        if panel is None:
+            raise KeyError(group.representative)  # as the dict of every panel did: dedup names an unknown panel
         if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
             continue
         label = labels.get(panel.panel_id)

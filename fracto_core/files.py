@@ -103,9 +103,13 @@ def read_model(path: Path, model: type[M]) -> M:
 
 
 def write_jsonl_atomic(path: Path, records: Iterable[BaseModel]) -> int:
-    lines = [r.model_dump_json() for r in records]
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    """One record per line, streamed (no list of lines or joined text is held); returns the count."""
+    n = 0
+    with open_text_atomic(path) as fh:
+        for r in records:
+            fh.write(r.model_dump_json() + "\n")
+            n += 1
+    return n
 
 
 def iter_jsonl(path: Path, model: type[M]) -> Iterator[M]:
