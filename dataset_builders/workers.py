@@ -60,24 +60,6 @@ def keep_freed_memory() -> bool:
     return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
 
 
-def release_freed_memory() -> bool:
-    """Hand the freed heap that keep_freed_memory keeps for reuse back to the kernel (glibc malloc_trim).
-    Returns whether it ran (False off glibc).
-
-    Called before workers are forked: a forked worker counts every resident page of its parent as its own
-    (shared until written, but in its resident set and ru_maxrss), so heap that the whole-corpus stages
-    freed in the main process made every later stage's workers look that much larger (the largest worker
-    at 2,000 PDFs: 159-169 MiB against 126 MiB at 200, the extra being the main process' freed heap).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return True
-
-
 def _exit_if_orphaned(parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # re-parented: the main process is gone
         os._exit(1)
@@ -104,9 +86,7 @@ def init_worker(parent_pid: int) -> None:
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers exit when this process dies, however it dies (forked after the freed
-    heap is handed back: release_freed_memory)."""
-    release_freed_memory()
+    """A process pool whose workers exit when this process dies, however it dies."""
     return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),))
 
 

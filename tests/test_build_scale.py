@@ -10,7 +10,6 @@ import gc
 import json
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from dataset_builders.items import ItemTexts, load_groups, load_panels
 from dataset_builders.records import Item
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
-from dataset_builders.workers import IN_FLIGHT_PER_WORKER, keep_freed_memory, run_jobs, worker_pool
+from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
 from fracto_core.answer_format import format_answer, instruction_prompt
 from fracto_core.files import open_text_atomic, remove_unlisted
 
@@ -219,25 +218,3 @@ def test_remove_unlisted_takes_path_strings(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"1")
     assert remove_unlisted(tmp_path, {str(tmp_path / "a" / "x.jpg")}) == 2
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/x.jpg"]
-
-
-def _rss_mib() -> int:
-    return next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith("VmRSS"))
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc and /proc")
-def test_freed_heap_is_handed_back_before_workers_are_forked() -> None:
-    """keep_freed_memory keeps up to 256 MB of freed heap resident; a worker forked then would count those
-    pages (ru_maxrss) as its own, so worker_pool hands them back first (release_freed_memory)."""
-    if not keep_freed_memory():
-        pytest.skip("not glibc")
-    buffers = [bytearray(8 << 20) for _ in range(12)]  # 96 MiB from the heap (below the mmap threshold)
-    held = _rss_mib()
-    del buffers
-    assert _rss_mib() > held - 20  # freed, but kept for reuse
-    pool = worker_pool(2)
-    try:
-        assert _rss_mib() < held - 80  # handed back before the workers exist
-        assert list(pool.map(abs, [-1, -2])) == [1, 2]
-    finally:
-        pool.shutdown()
