@@ -3,16 +3,20 @@
 Usage:
     python benchmarks/bench_build.py                          # heavy corpus, 200 papers, best of 3
     python benchmarks/bench_build.py --corpus sample --papers 200 --repeats 3
+    python benchmarks/bench_build.py --corpus real              # images of real papers' sizes
 
 Corpora: "heavy" (default; benchmarks/heavy_corpus.py: 6 pages, a 2 x 2 composite, three side-by-side
-JPEGs and a vector plot per paper, 3.1 Mpx of JPEGs per paper; cached under /tmp by size and seed) or
-"sample" (the built-in sample corpus, lighter than real papers).
+JPEGs and a vector plot per paper, 3.1 Mpx of JPEGs per paper; cached under /tmp by size and seed), "real"
+(the same papers, images sized like real papers' embedded images: median 0.25 Mpx instead of 0.78, where
+per-panel costs show; heavy_corpus.py --sizes real) or "sample" (the built-in sample corpus, lighter than
+real papers).
 The floor is a bare PyMuPDF pass over the same PDFs with the same worker count: open each file, read
 every page's text layout once and decode every embedded image once (pdf/floor.py: floor_pass). The
 builder runs the whole pipeline (offline caption labeller, default settings, fresh output) in a fresh
 subprocess (imports not timed; the floor runs with the builder's allocator setting, keep_freed_memory),
 which also reports its peak memory: the largest resident set of the
-build process and of its workers (ru_maxrss). Each figure is the best of --repeats runs, floor and
+build process (VmHWM: its ru_maxrss would include this benchmark's own, carried across execve) and of
+its workers (ru_maxrss). Each figure is the best of --repeats runs, floor and
 builder runs interleaved, because the machines are shared and noisy; CPU seconds (user + system, workers
 included) are printed beside the wall-clock ones, and every run's wall and kernel (system) seconds after
 the best ones. The builder creates ~10,000 files (~900 MB), the floor none, so the file system's cost of
@@ -62,8 +66,20 @@ def kernel_seconds():
 t0, cpu0, sys0 = time.perf_counter(), cpu_seconds(), kernel_seconds()
 build(BuildConfig(papers=papers, out=out, workers=workers), progress=False, fresh=True, timings=timings)
 wall, cpu, kernel = time.perf_counter() - t0, cpu_seconds() - cpu0, kernel_seconds() - sys0
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print("BENCH " + json.dumps({"wall": wall, "cpu": cpu, "sys": kernel, "stages": timings, "peak_kib": peak}))
+def own_peak_kib():
+    # not RUSAGE_SELF: Linux keeps ru_maxrss across execve, so a child started by subprocess reports at least
+    # the parent's resident set (the benchmark's, with its floor pass); VmHWM is this address space's own
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+main_kib = own_peak_kib()
+workers_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest of the workers
+counts = {name: json.loads((out / "stages" / "results" / f"{name}.json").read_text())["counts"]
+          for name in ("panels", "augment", "export")}
+print("BENCH " + json.dumps({"wall": wall, "cpu": cpu, "sys": kernel, "stages": timings, "peak_kib": max(main_kib, workers_kib),
+                             "main_kib": main_kib, "workers_kib": workers_kib, "panels": counts["panels"]["panels"],
+                             "samples": sum(v for k, v in counts["export"].items() if k.endswith("_samples"))}))
 """
 
 
@@ -137,11 +153,11 @@ def load_average() -> str:
 
 
 def corpus_papers(kind: str, n_papers: int, seed: int) -> Path:
-    if kind == "heavy":
-        folder = Path(f"/tmp/fracto-heavy-corpus-{n_papers}-seed{seed}")
+    if kind in heavy_corpus.SIZES:  # heavy, or real: the same papers with real papers' image sizes
+        folder = Path(f"/tmp/fracto-{kind}-corpus-{n_papers}-seed{seed}")
         t0 = time.perf_counter()
-        papers = heavy_corpus.generate(folder, n_papers, seed)
-        print(f"heavy corpus: {papers} ({time.perf_counter() - t0:.1f}s to generate or find)")
+        papers = heavy_corpus.generate(folder, n_papers, seed, sizes=kind)
+        print(f"{kind} corpus: {papers} ({time.perf_counter() - t0:.1f}s to generate or find)")
         return papers
     from dataset_builders import sample_corpus
 
@@ -153,7 +169,9 @@ def corpus_papers(kind: str, n_papers: int, seed: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", choices=("heavy", "sample"), default="heavy")
+    ap.add_argument("--corpus", choices=(*heavy_corpus.SIZES, "sample"), default="heavy",
+                    help="heavy: benchmarks/heavy_corpus.py; real: the same papers with real papers' image sizes "
+                         "(heavy_corpus.py --sizes real); sample: the built-in sample corpus")
     ap.add_argument("--papers", type=int, default=200, help="papers to generate")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="runs per measurement (the best is kept)")

@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/heavy_corpus.py --out /tmp/heavy --papers 200 --seed 1
+    python benchmarks/heavy_corpus.py --out /tmp/real --papers 200 --sizes real   # real papers' image sizes
 
 Each paper has 6 pages and 3 figures: a 2 x 2 composite JPEG with white gutters (one RGB image,
 1250 x 1000 px), three side-by-side grey JPEGs (1000 x 625 px each, letters printed under them) and a
@@ -10,12 +11,19 @@ Per paper: 4 embedded images, 3.125 Mpx; 200 papers: 800 images, 625 Mpx. Everyt
 seed (numpy / random generators seeded per paper), so a corpus is the same bytes on every machine with the
 same library versions. Not the built-in sample corpus (dataset_builders/sample_corpus): no ground truth,
 only weight.
+
+--sizes real: the same papers, but every embedded image (the composite and each side-by-side one) gets a
+pixel count drawn from the sizes of real papers' embedded images (516 images >= 96 px of 27 real PDFs:
+median 0.25 Mpx, quartiles 0.10 / 0.51 Mpx; DESIGN 6b) instead of 0.78 Mpx on average: REAL_MPX_QUANTILES,
+interpolated in log space, aspect ratios kept. On the heavy corpus decoding dominates and per-panel costs
+hide; on this one they show. 200 papers, seed 1: median 0.25 Mpx, quartiles 0.10 / 0.50 (real_size_summary).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import math
 import random
 import time
 from pathlib import Path
@@ -30,6 +38,11 @@ TRIPLE_PX = (1000, 625)  # w, h of each side-by-side image
 JPEG_QUALITY = 88
 PAGE_W, PAGE_H = 595.0, 842.0
 MARGIN = 56.0
+# (quantile, Mpx) of real papers' embedded images: quartiles and median measured (DESIGN 6b); the ends are
+# the smallest image the miner keeps (96 x 96 px, ~0.01 Mpx; 0.02 keeps the composite's quarters above it)
+# and a full-page scan at 2 Mpx
+REAL_MPX_QUANTILES = ((0.0, 0.02), (0.25, 0.10), (0.5, 0.25), (0.75, 0.51), (1.0, 2.0))
+SIZES = ("heavy", "real")
 FEATURES = ("equiaxed dimples", "elongated dimples", "cleavage facets", "river patterns", "fatigue striations",
             "intergranular facets", "secondary cracks", "tear ridges", "gas pore", "beach marks", "quasi-cleavage")
 FILLER = ("The specimens were machined from the as-received plate and tested at room temperature. "
@@ -55,14 +68,31 @@ def _jpeg(arr: np.ndarray, mode: str) -> bytes:
     return buf.getvalue()
 
 
-def composite(rng: np.random.Generator) -> bytes:
+def real_size(rng: np.random.Generator, aspect: tuple[int, int]) -> tuple[int, int]:
+    """(w, h) with the aspect of `aspect` and a pixel count drawn from REAL_MPX_QUANTILES."""
+    qs, mpx = zip(*REAL_MPX_QUANTILES)
+    pixels = 1e6 * math.exp(np.interp(rng.uniform(), qs, [math.log(m) for m in mpx]))
+    w = math.sqrt(pixels * aspect[0] / aspect[1])
+    return max(96, round(w)), max(96, round(w * aspect[1] / aspect[0]))
+
+
+def real_size_summary(n: int = 800, seed: int = 1) -> tuple[float, float, float]:
+    """(lower quartile, median, upper quartile) in Mpx of n sizes drawn as --sizes real draws them."""
+    rng = np.random.default_rng(seed)
+    mpx = [w * h / 1e6 for w, h in (real_size(rng, TRIPLE_PX) for _ in range(n))]
+    q1, q2, q3 = np.quantile(mpx, [0.25, 0.5, 0.75])
+    return float(q1), float(q2), float(q3)
+
+
+def composite(rng: np.random.Generator, size: tuple[int, int] = COMPOSITE_PX) -> bytes:
     """2 x 2 panels separated by white gutters and a white outer margin, as one RGB JPEG."""
-    w, h = COMPOSITE_PX
+    w, h = size
+    gutter = max(4, round(GUTTER_PX * w / COMPOSITE_PX[0]))  # as wide, relative to the figure, as at full size
     canvas = np.full((h, w), 255, np.uint8)
-    pw, ph = (w - 3 * GUTTER_PX) // 2, (h - 3 * GUTTER_PX) // 2
+    pw, ph = (w - 3 * gutter) // 2, (h - 3 * gutter) // 2
     for row in range(2):
         for col in range(2):
-            x, y = GUTTER_PX + col * (pw + GUTTER_PX), GUTTER_PX + row * (ph + GUTTER_PX)
+            x, y = gutter + col * (pw + gutter), gutter + row * (ph + gutter)
             canvas[y:y + ph, x:x + pw] = texture(rng, pw, ph)
     return _jpeg(canvas, "RGB")
 
@@ -103,10 +133,14 @@ def _plot(page: pymupdf.Page, rect: pymupdf.Rect, r: random.Random) -> None:
     page.insert_text((rect.x0 + 2, y0 + 40), "Stress (MPa)", fontsize=7, rotate=90)
 
 
-def make_paper(index: int, seed: int) -> bytes:
-    """One 6-page paper's PDF bytes (deterministic in index and seed)."""
+def make_paper(index: int, seed: int, sizes: str = "heavy") -> bytes:
+    """One 6-page paper's PDF bytes (deterministic in index, seed and sizes)."""
     r = random.Random(f"{seed}:{index}")
     rng = np.random.default_rng([seed, index])
+    # heavy: the fixed sizes; real: drawn per image, from a generator of its own (the heavy corpus' bytes stay)
+    size_rng = np.random.default_rng([seed, index, 1])
+    comp_px = COMPOSITE_PX if sizes == "heavy" else real_size(size_rng, COMPOSITE_PX)
+    triple_px = [TRIPLE_PX if sizes == "heavy" else real_size(size_rng, TRIPLE_PX) for _ in range(3)]
     feats = r.sample(FEATURES, 7)
     doc = pymupdf.open()
     for _ in range(6):
@@ -122,7 +156,7 @@ def make_paper(index: int, seed: int) -> bytes:
     w, h = COMPOSITE_PX
     fig_w = PAGE_W - 2 * MARGIN
     rect = pymupdf.Rect(MARGIN, 70, MARGIN + fig_w, 70 + fig_w * h / w)
-    pages[1].insert_image(rect, stream=composite(rng))
+    pages[1].insert_image(rect, stream=composite(rng, comp_px))
     y = _caption(pages[1], rect.y1 + 8,
                  f"Fig. 1. SEM fractographs of the fracture surface: (a) {feats[0]}; (b) {feats[1]}; "
                  f"(c) {feats[2]}; (d) {feats[3]}.")
@@ -137,7 +171,7 @@ def make_paper(index: int, seed: int) -> bytes:
     ih = iw * TRIPLE_PX[1] / TRIPLE_PX[0]
     for k, letter in enumerate("abc"):
         x = MARGIN + k * (iw + gap)
-        pages[3].insert_image(pymupdf.Rect(x, 80, x + iw, 80 + ih), stream=_jpeg(texture(rng, *TRIPLE_PX), "L"))
+        pages[3].insert_image(pymupdf.Rect(x, 80, x + iw, 80 + ih), stream=_jpeg(texture(rng, *triple_px[k]), "L"))
         pages[3].insert_text((x + iw / 2 - 5, 80 + ih + 11), f"({letter})", fontsize=8)
     y = _caption(pages[3], 80 + ih + 20,
                  f"Fig. 2. Fracture surfaces after fatigue testing: (a) {feats[4]}, (b) {feats[5]}, "
@@ -157,16 +191,19 @@ def make_paper(index: int, seed: int) -> bytes:
     return data
 
 
-def generate(out: Path, n_papers: int = 200, seed: int = 1) -> Path:
+def generate(out: Path, n_papers: int = 200, seed: int = 1, sizes: str = "heavy") -> Path:
     """Write OUT/papers/heavy-NNN.pdf (skipped when OUT/complete exists); returns the papers folder."""
+    if sizes not in SIZES:
+        raise ValueError(f"sizes {sizes!r}: expected one of {', '.join(SIZES)}")
     papers = Path(out) / "papers"
     marker = Path(out) / "complete"
-    if marker.exists() and marker.read_text() == f"{n_papers} {seed}\n":
+    stamp = f"{n_papers} {seed}\n" if sizes == "heavy" else f"{n_papers} {seed} {sizes}\n"
+    if marker.exists() and marker.read_text() == stamp:
         return papers
     papers.mkdir(parents=True, exist_ok=True)
     for i in range(n_papers):
-        (papers / f"heavy-{i:03d}.pdf").write_bytes(make_paper(i, seed))
-    marker.write_text(f"{n_papers} {seed}\n")
+        (papers / f"heavy-{i:03d}.pdf").write_bytes(make_paper(i, seed, sizes))
+    marker.write_text(stamp)
     return papers
 
 
@@ -175,9 +212,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--papers", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sizes", choices=SIZES, default="heavy",
+                    help="heavy: fixed 1250 x 1000 and 1000 x 625 px images; real: sizes of real papers' images")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    folder = generate(args.out, args.papers, args.seed)
+    folder = generate(args.out, args.papers, args.seed, args.sizes)
     print(f"{args.papers} papers in {folder} ({time.perf_counter() - t0:.1f}s)")
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,7 @@ from dataset_builders.records import (
 )
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
-from fracto_core.files import read_jsonl, remove_unlisted, write_bytes_atomic, write_jsonl_atomic
+from fracto_core.files import iter_jsonl, open_text_atomic, remove_unlisted, write_bytes_atomic
 from fracto_core.vocabulary import rare_names
 
 CROP_MARGIN_PX = 2  # stay clear of the border pixels that bicubic resampling blends with the fill
@@ -206,43 +208,66 @@ def _work(args: tuple[str, Item, list[PlannedImage]]) -> tuple[int, list[Problem
     return make_item_images(Path(out), item, planned)
 
 
-def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    """Augment the train items; write stages/augment/augmented.jsonl (sorted by augmented item id)."""
-    items = {it.item_id: it for it in (read_jsonl(paths.items, Item) if paths.items.exists() else [])}
-    assignments = read_jsonl(paths.splits, SplitAssignment) if paths.splits.exists() else []
-    problems: list[Problem] = []
-    train: list[Item] = []
-    for a in assignments:
-        if a.split != "train":
-            continue
-        if a.item_id not in items:
+def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterator[Item]]:
+    """(how many, the train items in id order, read one at a time from items.jsonl); an assignment naming an
+    item that is not in items.jsonl becomes a problem. Only ids are held, not the corpus' records."""
+    assigned = [a.item_id for a in iter_jsonl(paths.splits, SplitAssignment) if a.split == "train"] \
+        if paths.splits.exists() else []
+    ids = [it.item_id for it in iter_jsonl(paths.items, Item)] if paths.items.exists() else []
+    known = set(ids)
+    for item_id in assigned:
+        if item_id not in known:
             problems.append(Problem(file=str(paths.splits.name), stage="augment", reason="unknown_item",
-                                    item_id=a.item_id, detail="split assignment names an item not in items.jsonl"))
-            continue
-        train.append(items[a.item_id])
-    train.sort(key=lambda it: it.item_id)
-    rare = set(rare_names())
-    jobs = [(str(paths.out), it, plan_item(it, config, rare)) for it in train]
-    paths.augment.mkdir(parents=True, exist_ok=True)
+                                    item_id=item_id, detail="split assignment names an item not in items.jsonl"))
+    train = set(assigned) & known
+    in_order = all(a < b for a, b in zip(ids, ids[1:]))  # items.run writes it sorted
+    del ids, known
 
-    made = 0
-    failed: set[str] = set()
-    # small chunks: items differ in size, so balance the tail
-    results = run_jobs(_work, jobs, config.workers, "augment", "item", progress, chunks_per_worker=24)
-    for (_, item, _), (n, probs) in zip(jobs, results):
+    def read() -> Iterator[Item]:
+        chosen = (it for it in iter_jsonl(paths.items, Item) if it.item_id in train)
+        yield from chosen if in_order else sorted(chosen, key=lambda it: it.item_id)
+
+    return len(train), read()
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Augment the train items; write stages/augment/augmented.jsonl (sorted by augmented item id).
+
+    Memory: one item per worker plus the few chunks in flight (workers.run_jobs); the main process keeps
+    only each planned image's manifest line and path.
+    """
+    problems: list[Problem] = []
+    n_train, train = train_items(paths, problems)
+    rare = set(rare_names())
+    in_flight: deque[list[PlannedImage]] = deque()  # plans of the jobs handed out, oldest first
+
+    def jobs() -> Iterator[tuple[str, Item, list[PlannedImage]]]:
+        for it in train:
+            planned = plan_item(it, config, rare)
+            in_flight.append(planned)
+            yield str(paths.out), it, planned
+
+    paths.augment.mkdir(parents=True, exist_ok=True)
+    made = n_failed = 0
+    lines: list[tuple[str, str]] = []  # (augmented item id, manifest line) of the items that did not fail
+    kinds: Counter[str] = Counter()
+    planned_files = {str(manifest_path(paths))}  # str: half the memory of a Path (~200 vs ~410 bytes)
+    # small chunks: items differ in size, so balance the tail; results come in job order
+    for n, probs in run_jobs(_work, jobs(), config.workers, "augment", "item", progress,
+                             chunks_per_worker=24, total=n_train):
+        planned = in_flight.popleft()
         made += n
         problems += probs
-        if probs:
-            failed.add(item.item_id)
-
-    records = sorted((p.record for _, item, planned in jobs if item.item_id not in failed for p in planned),
-                     key=lambda r: r.item_id)
-    write_jsonl_atomic(manifest_path(paths), records)
+        n_failed += bool(probs)
+        planned_files.update(str(paths.abs(p.record.image)) for p in planned)
+        if not probs:
+            lines += [(p.record.item_id, p.record.model_dump_json()) for p in planned]
+            kinds.update(p.record.kind for p in planned)
+    lines.sort()
+    with open_text_atomic(manifest_path(paths)) as fh:
+        fh.writelines(line + "\n" for _, line in lines)
     # what this run no longer plans: fewer rotations, an older layout, a killed run's temporary files
-    planned_files = {paths.abs(p.record.image) for _, _, planned in jobs for p in planned}
-    pruned = remove_unlisted(paths.augment, planned_files | {manifest_path(paths)})
+    pruned = remove_unlisted(paths.augment, planned_files)
     return StageResult(stage="augment", problems=problems, counts={
-        "train_items": len(train),
-        "rotation": sum(r.kind == "rotation" for r in records),
-        "oversample": sum(r.kind == "oversample" for r in records),
-        "made": made, "reused": len(records) - made, "failed": len(failed), "pruned": pruned})
+        "train_items": n_train, "rotation": kinds["rotation"], "oversample": kinds["oversample"],
+        "made": made, "reused": len(lines) - made, "failed": n_failed, "pruned": pruned})

@@ -34,9 +34,10 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -44,7 +45,7 @@ from dataset_builders import dataset_card
 from fracto_core.answer_format import format_answer, instruction_prompt
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
-from dataset_builders.items import item_texts
+from dataset_builders.items import ItemTexts
 from dataset_builders.labelling.classes import caption_classes
 from dataset_builders.records import (
     AugmentedImage,
@@ -55,14 +56,14 @@ from dataset_builders.records import (
 )
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
-from fracto_core.files import read_jsonl, remove_unlisted, write_json_atomic, write_text_atomic
+from fracto_core.files import iter_jsonl, open_text_atomic, read_jsonl, remove_unlisted, write_json_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
 
 SPLITS = ("train", "val", "test")
 IMAGE_TAG = "<image>"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One training/eval example: an original item or an augmented copy of one."""
 
@@ -70,13 +71,14 @@ class Sample:
     split: str
     item: Item  # the original item (labels and provenance)
     source: str  # image path relative to the output folder
-    augmentation: AugmentedImage | None = None
+    augmentation: tuple[str, float] | None = None  # (kind, angle) of an augmented copy
+    image: str = ""  # the image path inside the dataset folder (new_sample fills it)
 
-    @cached_property
-    def image(self) -> str:
-        """The image path inside the dataset folder."""
-        suffix = Path(self.source).suffix.lower() or ".jpg"
-        return f"images/{self.split}/{re.sub(r'[^A-Za-z0-9._-]', '_', self.sample_id)}{suffix}"
+
+def new_sample(sample_id: str, split: str, item: Item, source: str, aug: AugmentedImage | None = None) -> Sample:
+    suffix = Path(source).suffix.lower() or ".jpg"
+    image = f"images/{split}/{re.sub(r'[^A-Za-z0-9._-]', '_', sample_id)}{suffix}"
+    return Sample(sample_id, split, item, source, None if aug is None else (aug.kind, aug.angle), image)
 
 
 def is_manual(item: Item) -> bool:
@@ -115,16 +117,27 @@ def meta_record(sample: Sample, texts: tuple[list[str], list[str]] = ([], [])) -
         "label_origin": sample.item.label_origin,
         "paper_ids": sample.item.paper_ids,
         "provenance": sample.item.provenance,
-        "augmentation": None if aug is None else {"kind": aug.kind, "angle": aug.angle},
+        "augmentation": None if aug is None else {"kind": aug[0], "angle": aug[1]},
     }
 
 
 _SAMPLE_ENCODER = json.JSONEncoder(ensure_ascii=False)  # no indent: the C encoder (indent=1 ran the Python one)
 
 
-def json_list_text(encoded: list[str]) -> str:
-    """A JSON list of already encoded values, one per line (a line per sample keeps diffs and greps readable)."""
-    return "[\n" + ",\n".join(encoded) + "\n]\n" if encoded else "[]\n"
+class JsonListWriter:
+    """A JSON list of already encoded values written one per line as they come ("[", then "<value>,"
+    lines, then "]"; "[]" when empty): a line per sample keeps diffs and greps readable, and no file is
+    ever joined in memory."""
+
+    def __init__(self, fh: TextIO):
+        self.fh, self.n = fh, 0
+
+    def add(self, encoded: str) -> None:
+        self.fh.write(("[\n" if self.n == 0 else ",\n") + encoded)
+        self.n += 1
+
+    def close(self) -> None:
+        self.fh.write("\n]\n" if self.n else "[]\n")
 
 
 def dataset_info_entry(file_name: str) -> dict:
@@ -141,7 +154,7 @@ def collect_samples(paths: StagePaths) -> tuple[dict[str, list[Sample]], list[Pr
     """Samples per split, sorted by sample id (train includes the augmented images)."""
     items = {it.item_id: it for it in (read_jsonl(paths.items, Item) if paths.items.exists() else [])}
     assignments = read_jsonl(paths.splits, SplitAssignment) if paths.splits.exists() else []
-    augmented = read_jsonl(manifest_path(paths), AugmentedImage) if manifest_path(paths).exists() else []
+    augmented = iter_jsonl(manifest_path(paths), AugmentedImage) if manifest_path(paths).exists() else iter(())
     problems: list[Problem] = []
     samples: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     split_of: dict[str, str] = {}
@@ -151,29 +164,44 @@ def collect_samples(paths: StagePaths) -> tuple[dict[str, list[Sample]], list[Pr
                                     detail="split assignment names an item not in items.jsonl"))
             continue
         split_of[a.item_id] = a.split
-        samples[a.split].append(Sample(a.item_id, a.split, items[a.item_id], items[a.item_id].image))
+        samples[a.split].append(new_sample(a.item_id, a.split, items[a.item_id], items[a.item_id].image))
     for aug in augmented:
         if split_of.get(aug.original_id) != "train":
             problems.append(Problem(file=aug.image, stage="export", reason="augmented_not_train",
                                     item_id=aug.item_id, detail=f"original {aug.original_id} is not a train item"))
             continue
-        samples["train"].append(Sample(aug.item_id, "train", items[aug.original_id], aug.image, aug))
+        samples["train"].append(new_sample(aug.item_id, "train", items[aug.original_id], aug.image, aug))
     for split in SPLITS:
         samples[split].sort(key=lambda s: s.sample_id)
     return samples, problems
 
 
-def dataset_files(name: str, samples: dict[str, list[Sample]], variants: bool) -> dict[str, list[Sample]]:
-    """{dataset name: samples} for every JSON file to write."""
-    files = {f"{name}_{split}": samples[split] for split in SPLITS}
+def dataset_files(name: str, variants: bool) -> dict[str, tuple[str, Callable[[Sample], bool]]]:
+    """{dataset name: (split, which of its samples)} for every JSON file to write."""
+    files: dict[str, tuple[str, Callable[[Sample], bool]]] = {f"{name}_{split}": (split, _every) for split in SPLITS}
     if variants:
-        keep: dict[str, Callable[[Sample], bool]] = {
-            "no_manual": lambda s: not is_manual(s.item),
-            "no_rotation": lambda s: s.augmentation is None,
-        }
-        for suffix, pred in keep.items():
-            files[f"{name}_train_{suffix}"] = [s for s in samples["train"] if pred(s)]
+        files[f"{name}_train_no_manual"] = ("train", lambda s: not is_manual(s.item))
+        files[f"{name}_train_no_rotation"] = ("train", lambda s: s.augmentation is None)
     return files
+
+
+def _every(sample: Sample) -> bool:
+    return True
+
+
+def write_split_files(out: Path, split: str, samples: list[Sample], files: dict[str, Callable[[Sample], bool]]) -> None:
+    """The JSON files of one split (the split and its variants) in one pass: each sample encoded once and
+    streamed to the files that take it."""
+    with ExitStack() as stack:
+        writers = {name: (JsonListWriter(stack.enter_context(open_text_atomic(out / f"{name}.json"))), keep)
+                   for name, keep in files.items()}
+        for s in samples:
+            encoded = _SAMPLE_ENCODER.encode(sharegpt_record(s))
+            for writer, keep in writers.values():
+                if keep(s):
+                    writer.add(encoded)
+        for writer, _ in writers.values():
+            writer.close()
 
 
 def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None:
@@ -215,45 +243,56 @@ def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None
     os.replace(tmp, dst)
 
 
+def link_images(paths: StagePaths, samples: dict[str, list[Sample]], problems: list[Problem],
+                progress: bool = False) -> set[str]:
+    """Link every sample's image into the dataset folder; returns the linked paths (str: half a Path's memory)."""
+    linked: set[str] = set()
+    made_dirs: set[Path] = set()
+    all_samples = (s for split in SPLITS for s in samples[split])
+    n_samples = sum(len(v) for v in samples.values())
+    for s in tqdm(all_samples, total=n_samples, desc="export images", disable=not progress):
+        src, dst = paths.abs(s.source), paths.dataset / s.image
+        if not src.is_file():
+            problems.append(Problem(file=s.source, stage="export", reason="missing_image", item_id=s.sample_id,
+                                    detail="stage image not found", severity="failed"))
+            continue
+        link_image(src, dst, made_dirs)
+        linked.add(str(dst))
+    return linked
+
+
+def write_meta(path: Path, samples: list[Sample], texts: ItemTexts) -> None:
+    """<name>_<split>_meta.jsonl, a line per sample as it is made."""
+    with open_text_atomic(path) as fh:
+        for s in samples:
+            fh.write(json.dumps(meta_record(s, texts(s.item)), ensure_ascii=False, sort_keys=True) + "\n")
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
     samples, problems = collect_samples(paths)
     out = paths.dataset
     out.mkdir(parents=True, exist_ok=True)
 
-    linked: set[Path] = set()
-    made_dirs: set[Path] = set()
-    all_samples = [s for split in SPLITS for s in samples[split]]
-    for s in tqdm(all_samples, desc="export images", disable=not progress):
-        src, dst = paths.abs(s.source), out / s.image
-        if not src.is_file():
-            problems.append(Problem(file=s.source, stage="export", reason="missing_image", item_id=s.sample_id,
-                                    detail="stage image not found", severity="failed"))
-            continue
-        link_image(src, dst, made_dirs)
-        linked.add(dst)
+    linked = link_images(paths, samples, problems, progress)
     for split in SPLITS:
         remove_unlisted(out / "images" / split, linked)  # images of an earlier export no longer used
 
-    files = dataset_files(config.dataset_name, samples, config.variants)
-    info = {}
-    # each sample encoded once: the train samples are in up to three files (train and the two ablations)
-    encoded = {id(s): _SAMPLE_ENCODER.encode(sharegpt_record(s)) for s in all_samples}
-    for ds_name, ds_samples in files.items():
-        write_text_atomic(out / f"{ds_name}.json", json_list_text([encoded[id(s)] for s in ds_samples]))
-        info[ds_name] = dataset_info_entry(f"{ds_name}.json")
-    write_json_atomic(out / "dataset_info.json", info)
-    texts = item_texts(paths, list({s.item.item_id: s.item for s in all_samples}.values()))
+    files = dataset_files(config.dataset_name, config.variants)
     for split in SPLITS:
-        lines = "".join(json.dumps(meta_record(s, texts[s.item.item_id]), ensure_ascii=False, sort_keys=True) + "\n"
-                        for s in samples[split])
-        write_text_atomic(out / f"{config.dataset_name}_{split}_meta.jsonl", lines)
+        write_split_files(out, split, samples[split], {n: keep for n, (sp, keep) in files.items() if sp == split})
+    write_json_atomic(out / "dataset_info.json", {n: dataset_info_entry(f"{n}.json") for n in files})
+    texts = ItemTexts(paths)  # paper by paper: meta lines are written in sample id order
+    for split in SPLITS:
+        write_meta(out / f"{config.dataset_name}_{split}_meta.jsonl", samples[split], texts)
 
+    counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
+    counts.update({"images": len(linked), "files": len(files)})
+    del samples, linked, texts  # the card reads the stage files itself: hold neither while it runs
     check = check_dataset(out, config)
     if check.problems:
         raise DatasetValidationError(check.problems)
     # the card lists this run's report: the earlier stages' results (written by this run) + ours
     dataset_card.write_card(paths, config, check, collect_report(paths, before="export") + problems)
-    counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
-    counts.update({"images": len(linked), "files": len(files), "max_image_tokens": check.max_image_tokens})
+    counts["max_image_tokens"] = check.max_image_tokens
     return StageResult(stage="export", counts=counts, problems=problems)

@@ -11,6 +11,7 @@ win over both (manual.apply_expert_labels).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT
@@ -66,19 +67,63 @@ def item_panels(paths: StagePaths, items: list[Item]) -> dict[str, list[PanelRec
             for item in items}
 
 
-def item_texts(paths: StagePaths, items: list[Item]) -> dict[str, tuple[list[str], list[str]]]:
-    """{item_id: (captions, citing excerpts)} of every panel showing each item's image (reprints included, first
-    seen first, no repeats); manual items and items whose panels are gone have none."""
-    out: dict[str, tuple[list[str], list[str]]] = {}
-    for item_id, shown in item_panels(paths, items).items():
+class PanelsByPaper:
+    """Panel records looked up by id among given papers, read from stages/panels/<paper_id>.json when asked;
+    the last few papers are kept (callers go in id order, so papers are read about once), never the corpus."""
+
+    def __init__(self, paths: StagePaths, cached_papers: int = 16):
+        self.paths = paths
+        self._paper = lru_cache(maxsize=cached_papers)(self._read_paper)
+
+    def _read_paper(self, paper_id: str) -> tuple[dict[str, PanelRecord], SourceMeta]:
+        f = self.paths.panels / f"{paper_id}.json"
+        if not f.is_file():
+            return {}, SourceMeta()
+        paper = read_model(f, PaperPanels)
+        source = SourceMeta.model_validate(paper.model_dump(include=set(SourceMeta.model_fields)))
+        return {p.panel_id: p for p in paper.panels}, source
+
+    def get(self, panel_id: str, paper_ids: list[str]) -> PanelRecord | None:
+        for paper in paper_ids:
+            panel = self._paper(paper)[0].get(panel_id)
+            if panel is not None:
+                return panel
+        return None
+
+    def source(self, paper_id: str) -> SourceMeta:
+        """The paper's title, DOI, licence, ... (SourceMeta); empty when its panels file is gone."""
+        return self._paper(paper_id)[1]
+
+
+class ItemTexts:
+    """(captions, citing excerpts) of every panel showing an item's image (reprints included, first seen
+    first, no repeats); manual items and items whose panels are gone have none. Panels are read paper by
+    paper (PanelsByPaper), so the texts of the whole corpus are never held at once.
+    """
+
+    def __init__(self, paths: StagePaths, cached_papers: int = 16):
+        # only groups with more than one member: a single panel's paper is its item's paper
+        self.groups = {g.representative: (g.members, g.paper_ids) for g in load_groups(paths) if len(g.members) > 1}
+        self.panels = PanelsByPaper(paths, cached_papers)
+
+    def __call__(self, item: Item) -> tuple[list[str], list[str]]:
+        members, paper_ids = self.groups.get(item.item_id, ([item.item_id], item.paper_ids))
         captions: list[str] = []
         excerpts: list[str] = []
-        for panel in shown:
+        for pid in members:
+            panel = self.panels.get(pid, paper_ids)
+            if panel is None:
+                continue
             if panel.caption and panel.caption not in captions:
                 captions.append(panel.caption)
             excerpts += [e for e in panel.excerpts if e not in excerpts]
-        out[item_id] = (captions, excerpts)
-    return out
+        return captions, excerpts
+
+
+def item_texts(paths: StagePaths, items: list[Item]) -> dict[str, tuple[list[str], list[str]]]:
+    """{item_id: (captions, citing excerpts)} of the items (ItemTexts says which)."""
+    texts = ItemTexts(paths)
+    return {item.item_id: texts(item) for item in items}
 
 
 def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord, source: SourceMeta) -> Item:
@@ -114,14 +159,15 @@ def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord, s
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    sources: dict[str, SourceMeta] = {}
-    panels = load_panels(paths, sources)
+    panels = PanelsByPaper(paths)  # groups come sorted by representative: paper by paper
     keep = {d.panel_id for d in read_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
     labels = {r.item_id: r for r in read_jsonl(paths.labels, LabelRecord)} if paths.labels.exists() else {}
     problems: list[Problem] = []
     mined: dict[str, Item] = {}
     for group in load_groups(paths):
-        panel = panels[group.representative]
+        panel = panels.get(group.representative, group.paper_ids)
+        if panel is None:
+            raise KeyError(group.representative)  # as the dict of every panel did: dedup names an unknown panel
         if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
             continue
         label = labels.get(panel.panel_id)
@@ -133,7 +179,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             problems.append(Problem(file=panel.source_pdf, stage="label", reason=reason, detail=detail,
                                     paper_id=panel.paper_id, item_id=panel.panel_id))
             continue
-        mined[panel.panel_id] = _mined_item(panel, group, label, sources.get(panel.paper_id, SourceMeta()))
+        mined[panel.panel_id] = _mined_item(panel, group, label, panels.source(panel.paper_id))
 
     manual = load_manual_items(paths)
     replaced = 0

@@ -141,6 +141,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     panels = load_panels(paths, problems)
     decisions = {d.panel_id: d for d in read_jsonl(paths.filter, FilterDecision)}
     tasks = build_tasks(paths, panels, decisions, load_groups(paths), problems)
+    del panels, decisions  # the tasks keep the panels they need; the rest (rejected panels) goes now
 
     if config.dry_run:
         return dry_run(labeler, tasks, problems)

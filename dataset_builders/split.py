@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from dataset_builders import holdout, paper_splits
 from dataset_builders.config import BuildConfig
+from dataset_builders.dedup import pairs_within
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
 from dataset_builders.stage_paths import StagePaths
@@ -138,12 +139,9 @@ def group_items(items: list[Item], max_distance: int) -> dict[str, list[Item]]:
                 uf.union(first_with_paper[paper], i)
             else:
                 first_with_paper[paper] = i
-    hashes = _hash_array([it.phash for it in items])
-    for start in range(0, len(items), 1024):  # near-duplicates the dedup stage could not see (manual vs mined)
-        close = np.bitwise_count(hashes[start:start + 1024, None] ^ hashes[None, :]) <= max_distance
-        for a, b in zip(*np.nonzero(close)):
-            if start + a < b:
-                uf.union(int(start + a), int(b))
+    # near-duplicates the dedup stage could not see (manual vs mined); tiled: memory does not grow with n
+    for a, b in pairs_within(_hash_array([it.phash for it in items]), max_distance):
+        uf.union(a, b)
     members: dict[int, list[Item]] = defaultdict(list)
     for i, item in enumerate(items):
         members[uf.find(i)].append(item)

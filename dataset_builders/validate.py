@@ -22,6 +22,7 @@ Usage:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,6 +168,19 @@ def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
         if not file_name:
             check.problems.append(_problem(info_path.name, "bad_dataset_info", f"entry {name!r} has no file_name"))
             continue
+        before = (len(check.problems), check.max_image_tokens, check.max_sample_tokens)
+        try:  # one sample in memory at a time when the file is a list written a value per line (export's)
+            n = 0
+            for n, sample in enumerate(iter_line_list(dataset_dir / file_name), 1):
+                check_sample(sample, f"{file_name}#{n - 1}", config, images, check, answers)
+            check.samples += n
+            continue
+        except NotALineList:  # any other layout: undo, then parse the whole file
+            del check.problems[before[0]:]
+            check.max_image_tokens, check.max_sample_tokens = before[1:]
+        except OSError as exc:
+            check.problems.append(_problem(file_name, "bad_dataset_file", f"{name}: {exc}"))
+            continue
         try:
             samples = json.loads((dataset_dir / file_name).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -179,6 +193,43 @@ def check_dataset(dataset_dir: Path, config: BuildConfig) -> DatasetCheck:
             check_sample(sample, f"{file_name}#{i}", config, images, check, answers)
         check.samples += len(samples)
     return check
+
+
+class NotALineList(ValueError):
+    """The file is not a JSON list written one value per line."""
+
+
+def iter_line_list(path: Path) -> Iterator[object]:
+    """The values of a JSON list written "[", then one value per line with "," between them, then "]"
+    (export.JsonListWriter; "[]" when empty), parsed one line at a time. Raises NotALineList at the first
+    line that does not fit that layout (the caller then parses the file whole: any valid JSON is accepted)."""
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline().rstrip("\n")
+        closed, comma, n = first == "[]", False, 0
+        if not closed and first != "[":
+            raise NotALineList(path)
+        for line in fh:
+            text = line.rstrip("\n")
+            if closed:
+                if text.strip():
+                    raise NotALineList(path)
+                continue
+            if text == "]":
+                if comma or n == 0:  # a trailing comma, or "[\n]" (valid JSON, not our layout)
+                    raise NotALineList(path)
+                closed = True
+                continue
+            if n and not comma:
+                raise NotALineList(path)
+            comma = text.endswith(",")
+            try:
+                value = json.loads(text[:-1] if comma else text)
+            except json.JSONDecodeError:
+                raise NotALineList(path) from None
+            n += 1
+            yield value
+        if not closed:
+            raise NotALineList(path)
 
 
 def validate_dataset(dataset_dir: Path, config: BuildConfig) -> list[Problem]:

@@ -24,7 +24,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -36,6 +38,7 @@ WATCHDOG_SECONDS = 1.0
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, <malloc.h> (glibc)
 MMAP_THRESHOLD_BYTES = 64 << 20  # allocations below this come from the heap ...
 TRIM_THRESHOLD_BYTES = 256 << 20  # ... and up to this much freed heap is kept for reuse
+IN_FLIGHT_PER_WORKER = 4  # chunks submitted ahead per worker: enough to keep it busy, few held
 
 
 def keep_freed_memory() -> bool:
@@ -87,21 +90,40 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),))
 
 
-def run_jobs(fn: Callable[[J], R], jobs: list[J], workers: int, desc: str, unit: str = "it",
-             progress: bool = True, chunks_per_worker: int | None = None) -> Iterator[R]:
+def _run_chunk(fn: Callable[[J], R], chunk: list[J]) -> list[R]:
+    return [fn(job) for job in chunk]
+
+
+def run_jobs(fn: Callable[[J], R], jobs: Iterable[J], workers: int, desc: str, unit: str = "it",
+             progress: bool = True, chunks_per_worker: int | None = None, total: int | None = None) -> Iterator[R]:
     """fn(job) for every job, in job order: in this process when workers == 1 (or one job), else in a pool.
 
+    jobs: a list, or any iterable with its length as total (e.g. a generator reading records one at a time:
+    only the jobs in flight, a few chunks per worker, are then ever held; Executor.map would take them all).
     chunks_per_worker: hand the jobs out in about that many chunks per worker (fewer round trips for many
     small jobs; more chunks balance the tail when jobs differ in size); None: one job at a time.
     """
-    chunksize = max(1, len(jobs) // (workers * chunks_per_worker)) if chunks_per_worker else 1
-    bar = tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress)
-    pool = worker_pool(min(workers, len(jobs))) if workers > 1 and len(jobs) > 1 else None
+    n = len(jobs) if total is None else total  # type: ignore[arg-type]
+    chunksize = max(1, n // (workers * chunks_per_worker)) if chunks_per_worker else 1
+    bar = tqdm(total=n, desc=desc, unit=unit, disable=not progress)
+    pool = worker_pool(min(workers, n)) if workers > 1 and n > 1 else None
     try:
-        results: Iterable[R] = pool.map(fn, jobs, chunksize=chunksize) if pool else map(fn, jobs)
-        for result in results:
-            bar.update(1)
-            yield result
+        if pool is None:
+            for result in map(fn, jobs):
+                bar.update(1)
+                yield result
+            return
+        pending: deque[Future[list[R]]] = deque()
+        chunks = iter(lambda it=iter(jobs): list(islice(it, chunksize)), [])
+        for chunk in islice(chunks, IN_FLIGHT_PER_WORKER * workers):
+            pending.append(pool.submit(_run_chunk, fn, chunk))
+        while pending:
+            done = pending.popleft().result()
+            for chunk in islice(chunks, 1):  # keep the window full
+                pending.append(pool.submit(_run_chunk, fn, chunk))
+            for result in done:
+                bar.update(1)
+                yield result
     finally:
         bar.close()
         if pool is not None:

@@ -11,12 +11,49 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import IO, ContextManager, Iterable, TextIO, TypeVar
 
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in path's folder (made on first use: a mkdir per image file costs)."""
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+@contextmanager
+def _open_atomic(path: Path, mode: str, durable: bool) -> Iterator[IO]:
+    path = Path(path)
+    fd, tmp = _temp_beside(path)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+            yield fh
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def open_text_atomic(path: Path, durable: bool = True) -> ContextManager[TextIO]:
+    """A text file written piece by piece that appears at path whole or not at all (as write_text_atomic):
+    a large JSON list or JSONL file is streamed out instead of being joined into one string first.
+
+    Usage: ``with open_text_atomic(out / "x.jsonl") as fh: fh.write(line)``
+    """
+    return _open_atomic(path, "w", durable)
+
 
 def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     """Write data to path atomically (temporary name in the same folder, then rename).
@@ -26,23 +63,8 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     atomic either way, so bulk image files pass durable=False (the fsync was ~60 % of their write
     cost); records (JSON/JSONL), which the stages trust on resume, keep the default.
     """
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except FileNotFoundError:  # the folder is made on first use only (a mkdir per image file costs)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _open_atomic(path, "wb", durable) as fh:
+        fh.write(data)
 
 
 def write_text_atomic(path: Path, text: str, durable: bool = True) -> None:
@@ -58,16 +80,17 @@ def write_model_atomic(path: Path, record: BaseModel, durable: bool = True) -> N
     write_text_atomic(path, record.model_dump_json(indent=1) + "\n", durable=durable)
 
 
-def remove_unlisted(folder: Path, keep: set[Path]) -> int:
+def remove_unlisted(folder: Path, keep: set[Path] | set[str]) -> int:
     """Remove every file under folder (recursively) that keep does not list, then the subfolders left
     empty (folder itself stays). Returns the number of files removed; a missing folder removes nothing.
-    For stage outputs a re-run no longer plans, including a killed run's temporary files."""
+    For stage outputs a re-run no longer plans, including a killed run's temporary files.
+    keep: Paths, or their str() (a path string takes half the memory of a Path)."""
     removed = 0
     for here, _, names in sorted(os.walk(folder), reverse=True):  # deepest first
         here_path = Path(here)
         for name in names:
             path = here_path / name
-            if path not in keep:
+            if path not in keep and str(path) not in keep:
                 path.unlink(missing_ok=True)
                 removed += 1
         if here_path != Path(folder) and not any(here_path.iterdir()):
@@ -80,20 +103,28 @@ def read_model(path: Path, model: type[M]) -> M:
 
 
 def write_jsonl_atomic(path: Path, records: Iterable[BaseModel]) -> int:
-    lines = [r.model_dump_json() for r in records]
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    """One record per line, streamed (no list of lines or joined text is held); returns the count."""
+    n = 0
+    with open_text_atomic(path) as fh:
+        for r in records:
+            fh.write(r.model_dump_json() + "\n")
+            n += 1
+    return n
 
 
-def read_jsonl(path: Path, model: type[M]) -> list[M]:
-    """Read a JSONL file of records; a bad line raises naming the file and line number."""
-    out: list[M] = []
+def iter_jsonl(path: Path, model: type[M]) -> Iterator[M]:
+    """The records of a JSONL file one at a time (none held); a bad line raises naming the file and line."""
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                out.append(model.model_validate_json(line))
+                record = model.model_validate_json(line)
             except ValueError as exc:
                 raise ValueError(f"{path}:{n}: not a valid {model.__name__} record: {exc}") from exc
-    return out
+            yield record
+
+
+def read_jsonl(path: Path, model: type[M]) -> list[M]:
+    """Read a JSONL file of records; a bad line raises naming the file and line number."""
+    return list(iter_jsonl(path, model))

@@ -7,6 +7,8 @@ import importlib.util
 import time
 from pathlib import Path
 
+import pytest
+
 # a script, not an installed package: loaded from its file (it puts the repository on sys.path itself)
 _SPEC = importlib.util.spec_from_file_location(
     "bench_build", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_build.py")
@@ -33,3 +35,30 @@ def test_wait_for_file_system_stops_at_its_time_limit(tmp_path):
     bench_build.wait_for_file_system(tmp_path, healthy_us=0.0, limit_s=0.0)  # never healthy, no time to wait
     assert time.perf_counter() - t0 < 10
     assert [p.name for p in tmp_path.iterdir()] == ["probe-0"]
+
+
+def test_real_size_draw_follows_real_papers_quartiles():
+    from benchmarks import heavy_corpus
+
+    q1, median, q3 = heavy_corpus.real_size_summary(4000, seed=3)
+    # DESIGN 6b: 516 embedded images of 27 real PDFs, quartiles 0.10 / 0.25 / 0.51 Mpx
+    assert 0.085 <= q1 <= 0.115 and 0.22 <= median <= 0.28 and 0.45 <= q3 <= 0.58
+
+
+def test_real_size_papers_keep_the_layout_with_smaller_images(tmp_path):
+    import pymupdf
+
+    from benchmarks import heavy_corpus
+
+    def image_sizes(data: bytes) -> list[tuple[int, int]]:
+        with pymupdf.open(stream=data) as doc:
+            return [(im[2], im[3]) for page in doc for im in page.get_images()]
+
+    heavy = image_sizes(heavy_corpus.make_paper(4, 1))
+    real = [image_sizes(heavy_corpus.make_paper(i, 1, "real")) for i in range(6)]
+    assert heavy == [heavy_corpus.COMPOSITE_PX, *[heavy_corpus.TRIPLE_PX] * 3]
+    assert all(len(sizes) == 4 and min(min(s) for s in sizes) >= 96 for sizes in real)
+    mpx = sorted(w * h / 1e6 for sizes in real for w, h in sizes)
+    assert mpx[len(mpx) // 2] < 0.6 < sum(w * h for w, h in heavy) / 4e6  # smaller than the heavy corpus'
+    with pytest.raises(ValueError, match="sizes"):
+        heavy_corpus.generate(tmp_path, 1, 1, sizes="huge")

@@ -24,7 +24,7 @@ import json
 from collections import Counter
 
 from dataset_builders.config import BuildConfig
-from dataset_builders.export import IMAGE_TAG, SPLITS, Sample, dataset_info_entry
+from dataset_builders.export import IMAGE_TAG, SPLITS, dataset_info_entry, new_sample
 from dataset_builders.questions.records import QAItem
 from dataset_builders.records import Item
 from dataset_builders.stage_paths import StagePaths
@@ -47,7 +47,7 @@ def write(paths: StagePaths, config: BuildConfig, results: list[QAItem], items: 
         if split is None or not r.pairs:
             continue
         item = items[r.item_id]
-        image = Sample(item.item_id, split, item, item.image).image  # the morphology sample's image file
+        image = new_sample(item.item_id, split, item, item.image).image  # the morphology sample's image file
         for pair in r.pairs:
             samples[split].append({"messages": [{"role": "user", "content": IMAGE_TAG + pair.question},
                                                 {"role": "assistant", "content": pair.answer}],

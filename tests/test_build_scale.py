@@ -1,0 +1,220 @@
+"""The builder at scale: what the main process holds stays bounded, and the streamed outputs keep their bytes.
+
+Counts, not times: records alive while a stage works (gc), jobs handed out ahead of their results, and the
+exact layout of the files that are now written piece by piece (issue 24).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dataset_builders import augment, dataset_card, export
+from dataset_builders.config import BuildConfig
+from dataset_builders.dedup import pairs_within
+from dataset_builders.items import ItemTexts, load_groups, load_panels
+from dataset_builders.records import Item
+from dataset_builders.stage_paths import StagePaths
+from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
+from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
+from fracto_core.answer_format import format_answer, instruction_prompt
+from fracto_core.files import open_text_atomic, remove_unlisted
+
+
+def _alive(cls: type) -> int:
+    return sum(isinstance(o, cls) for o in gc.get_objects())
+
+
+# --- streamed files keep the layout of the joined ones ------------------------------------------------
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_json_list_writer_writes_what_the_joined_text_was(tmp_path: Path, n: int) -> None:
+    encoded = [json.dumps({"k": i, "s": "é\n"}, ensure_ascii=False) for i in range(n)]
+    with open_text_atomic(tmp_path / "x.json") as fh:
+        writer = export.JsonListWriter(fh)
+        for e in encoded:
+            writer.add(e)
+        writer.close()
+    text = (tmp_path / "x.json").read_text(encoding="utf-8")
+    # the layout export wrote before it streamed: "[\n" + ",\n".join(samples) + "\n]\n", "[]\n" when empty
+    assert text == ("[\n" + ",\n".join(encoded) + "\n]\n" if encoded else "[]\n")
+    assert json.loads(text) == [{"k": i, "s": "é\n"} for i in range(n)]
+    assert list(iter_line_list(tmp_path / "x.json")) == json.loads(text)
+
+
+def test_open_text_atomic_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with open_text_atomic(tmp_path / "x.json") as fh:
+            fh.write("half")
+            raise RuntimeError("killed")
+    assert (tmp_path / "x.json").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+@pytest.mark.parametrize("text", ['[\n {\n  "a": 1\n },\n {\n  "a": 2\n }\n]\n',  # indented
+                                  '[{"a": 1}, {"a": 2}]',  # one line
+                                  '[\n{"a": 1},\n{"a": 2},\n]\n',  # trailing comma: not JSON
+                                  '[\n{"a": 1}\n{"a": 2}\n]\n',  # comma missing: not JSON
+                                  '[\n{"a": 1},\n{"a": 2}\n',  # not closed
+                                  '{"a": 1}'])
+def test_iter_line_list_refuses_any_other_layout(tmp_path: Path, text: str) -> None:
+    (tmp_path / "x.json").write_text(text)
+    with pytest.raises(NotALineList):
+        list(iter_line_list(tmp_path / "x.json"))
+
+
+def _tiny_dataset(folder: Path, indent: int | None) -> None:
+    (folder / "images").mkdir(parents=True)
+    samples = []
+    for i in range(3):
+        Image.new("L", (64 + i, 48), 128).save(folder / "images" / f"{i}.jpg")
+        answer = format_answer(["equiaxed dimples"]) if i != 1 else "no features here"  # one bad answer
+        samples.append({"messages": [{"role": "user", "content": "<image>" + instruction_prompt()},
+                                     {"role": "assistant", "content": answer}], "images": [f"images/{i}.jpg"]})
+    samples.append({"messages": [{"role": "user", "content": "no tag"}], "images": ["images/9.jpg"]})
+    if indent is None:
+        text = "[\n" + ",\n".join(json.dumps(s) for s in samples) + "\n]\n"
+    else:
+        text = json.dumps(samples, indent=indent)
+    (folder / "d.json").write_text(text)
+    (folder / "dataset_info.json").write_text(json.dumps({"d": export.dataset_info_entry("d.json")}))
+
+
+def test_validation_streams_export_files_and_reads_other_layouts_whole_with_the_same_result(tmp_path: Path) -> None:
+    _tiny_dataset(tmp_path / "lines", indent=None)
+    _tiny_dataset(tmp_path / "indented", indent=2)
+    by_line = check_dataset(tmp_path / "lines", BuildConfig())
+    whole = check_dataset(tmp_path / "indented", BuildConfig())
+    assert by_line.samples == whole.samples == 4
+    assert [(p.file, p.reason) for p in by_line.problems] == [(p.file, p.reason) for p in whole.problems]
+    assert {p.reason for p in by_line.problems} == {"bad_answer", "role_order", "image_tag_mismatch", "bad_image"}
+    assert by_line.max_image_tokens == whole.max_image_tokens > 0
+
+
+# --- bounded work in flight -----------------------------------------------------------------------
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("workers,chunks_per_worker", [(1, None), (2, None), (2, 24)])
+def test_run_jobs_pulls_only_a_window_of_jobs_ahead(workers: int, chunks_per_worker: int | None) -> None:
+    n = 240
+    pulled = 0
+
+    def jobs():
+        nonlocal pulled
+        for j in range(n):
+            pulled += 1
+            yield j
+
+    chunksize = max(1, n // (workers * chunks_per_worker)) if chunks_per_worker else 1
+    # the chunks in flight plus the one whose results are being handed back
+    bound = 1 if workers == 1 else (IN_FLIGHT_PER_WORKER * workers + 1) * chunksize
+    ahead, results = [], []
+    for result in run_jobs(_square, jobs(), workers, "test", progress=False, chunks_per_worker=chunks_per_worker,
+                           total=n):
+        results.append(result)
+        ahead.append(pulled - len(results))
+    assert results == [j * j for j in range(n)]  # every job, in job order
+    assert max(ahead) <= bound < n  # Executor.map took all n up front
+
+
+def test_augment_holds_a_bounded_number_of_items(built, tmp_path: Path, monkeypatch) -> None:
+    """Items alive while augment works: the ones in flight, not every train item (the stage held them all)."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    shutil.rmtree(out / "stages" / "augment")
+    paths = StagePaths(out)
+    n_train = sum(json.loads(line)["split"] == "train" for line in paths.splits.read_text().splitlines())
+    assert n_train >= 10
+    seen: list[int] = []
+    make = augment.make_item_images
+
+    def counting(*args):
+        seen.append(_alive(Item))
+        return make(*args)
+
+    monkeypatch.setattr(augment, "make_item_images", counting)
+    result = augment.run(paths, BuildConfig(workers=1, seed=3), progress=False)
+    assert len(seen) == result.counts["train_items"] == n_train
+    assert max(seen) <= 3  # the item being augmented (+ one being read); was n_train
+    assert augment.manifest_path(paths).read_bytes() == augment.manifest_path(StagePaths(built[0])).read_bytes()
+
+
+def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    alive_at_card: list[int] = []
+    write_card = dataset_card.write_card
+
+    def counting(*args, **kwargs):
+        alive_at_card.append(_alive(export.Sample))
+        return write_card(*args, **kwargs)
+
+    monkeypatch.setattr(dataset_card, "write_card", counting)
+    export.run(StagePaths(out), BuildConfig(seed=3), progress=False)
+    assert alive_at_card == [0]
+    before, after = built[0] / "dataset", out / "dataset"
+    names = sorted(p.relative_to(before).as_posix() for p in before.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(after).as_posix() for p in after.rglob("*") if p.is_file())
+    for name in names:  # the whole dataset, byte for byte (the card included: same stage files, same report)
+        assert (after / name).read_bytes() == (before / name).read_bytes(), name
+    for name in (n for n in names if n.startswith("fracto_") and n.endswith(".json")):  # the joined layout
+        text = (after / name).read_text(encoding="utf-8")
+        values = json.loads(text)
+        assert text == ("[\n" + ",\n".join(json.dumps(v, ensure_ascii=False) for v in values) + "\n]\n"
+                        if values else "[]\n"), name
+
+
+def test_item_texts_paper_by_paper_equal_those_of_all_panels_at_once(built) -> None:
+    paths = StagePaths(built[0])
+    items = [Item.model_validate_json(line) for line in paths.items.read_text().splitlines()]
+    panels = load_panels(paths)
+    members = {g.representative: g.members for g in load_groups(paths)}
+    texts = ItemTexts(paths, cached_papers=2)
+    for item in items:  # the former item_texts: every panel of the corpus in one dict
+        captions: list[str] = []
+        excerpts: list[str] = []
+        for pid in members.get(item.item_id, [item.item_id]):
+            if pid in panels:
+                captions += [panels[pid].caption] if panels[pid].caption not in captions else []
+                excerpts += [e for e in panels[pid].excerpts if e not in excerpts]
+        assert texts(item) == (captions, excerpts)
+    assert any(texts(item)[1] for item in items)
+
+
+# --- near-duplicate pairs -------------------------------------------------------------------------
+
+def test_pairs_within_finds_every_close_pair_and_only_those() -> None:
+    rng = random.Random(5)
+    hashes = [rng.getrandbits(64) for _ in range(5000)]
+    for _ in range(300):  # planted near-duplicates, 0-8 bits away
+        h = rng.choice(hashes)
+        for bit in rng.sample(range(64), rng.randint(0, 8)):
+            h ^= 1 << bit
+        hashes.insert(rng.randrange(len(hashes)), h)
+    arr = np.array(hashes, dtype=np.uint64)
+    expected = []
+    for i in range(len(hashes)):  # brute force, one row at a time
+        dist = np.bitwise_count(arr[i + 1:] ^ arr[i])
+        expected += [(i, i + 1 + int(k)) for k in np.flatnonzero(dist <= 6)]
+    found = pairs_within(arr, 6)
+    assert found == expected
+    assert len(found) >= 200
+
+
+def test_remove_unlisted_takes_path_strings(tmp_path: Path) -> None:
+    for name in ("a/x.jpg", "a/y.jpg", "b/z.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"1")
+    assert remove_unlisted(tmp_path, {str(tmp_path / "a" / "x.jpg")}) == 2
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/x.jpg"]
