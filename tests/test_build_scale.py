@@ -153,6 +153,7 @@ def test_augment_holds_a_bounded_number_of_items(built, tmp_path: Path, monkeypa
 def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "out"
     shutil.copytree(built[0] / "stages", out / "stages")
+    shutil.copy(built[0] / "paper_splits.jsonl", out)  # the card's "updates" section reads the split pins
     alive_at_card: list[int] = []
     write_card = dataset_card.write_card
 

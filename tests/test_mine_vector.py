@@ -135,7 +135,7 @@ def test_side_captions_match_a_vector_chart_and_an_embedded_image(tmp_path):
     assert chart.caption.startswith("Fig. 6 Experimental S-N data")
     assert chart.bbox[0] >= 190 and chart.bbox[2] <= 390  # the chart, not the caption column nor the background
     assert chart.bbox[1] <= 64 and chart.bbox[3] >= 196
-    assert (photo.number, photo.kind) == (7, "raster")
+    assert (photo.number, photo.kind) == ("7", "raster")
     assert photo.caption.startswith("Fig. 7 Fracture surface")
     assert not [s for s in record.skipped if s.reason == "uncaptioned_vector"]
 

@@ -258,7 +258,7 @@ def test_build_array_then_merge_equals_single_build(cluster, jobdir, corpus_dir,
     out = tmp_path / "sharded"
     job = cluster.sbatch(["--array=0-2", "--cpus-per-task=1", "--mem=2G", SLURM / "build.sh",
                           "--papers", corpus_dir / "papers", "--out", out, "--manual", corpus_dir / "manual",
-                          "--seed", "3"], cwd=jobdir)
+                          "--seed", "3", "--min-split-papers", "1"], cwd=jobdir)  # as the `built` fixture
     logs = "".join(p.read_text() for p in sorted((jobdir / "logs").glob(f"fracto-build-{job}_*.out")))
     assert logs.count("build.sh: finished with exit code 0") == 3, logs
     # The merge job depends on afterok of the whole array: COMPLETED means every shard succeeded too.
