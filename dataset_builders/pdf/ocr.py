@@ -131,6 +131,7 @@ def _quiet_stderr():
 
 # OCR reads the dot of "Fig. 1.19" as a comma or colon: "Fig, 1.19." -> "Fig. 1.19."
 GAP_LINES = 0.8  # a vertical gap over this many line heights ends an OCR'd block (a blank line, a figure)
+SIZE_JUMP = 1.5  # so does a line this much taller or smaller than the one above (OCR read into a picture)
 _OCR_LABEL = re.compile(r"^\s*(Fig|FIG)\s*[,:;]\s*(?=\d)")
 
 
@@ -138,8 +139,9 @@ def reblock(blocks: list[TextBlock]) -> list[TextBlock]:
     """Blocks as a printed page has them. MuPDF groups the OCR'd lines by height only, so a block runs across
     both book pages of a two-page photocopy and a caption starts inside a block, where ``find_captions`` does
     not look. Each block is split into columns (lines that overlap horizontally, in reading order) and each
-    column before every line that starts a caption and at every gap wider than a blank line; OCR's misread
-    label dots are put right."""
+    column before every line that starts a caption, at every gap wider than a blank line and where the line
+    height jumps (words read into a halftone picture come out in erratic sizes); OCR's misread label dots are
+    put right."""
     out: list[TextBlock] = []
     for blk in blocks:
         columns: list[list[Line]] = []
@@ -154,8 +156,9 @@ def reblock(blocks: list[TextBlock]) -> list[TextBlock]:
         for col in columns:
             piece: list[Line] = []
             for ln in col:
-                gap = ln.bbox[1] - piece[-1].bbox[3] if piece else 0.0
-                if piece and (parse_caption_start(ln.text) or gap > GAP_LINES * piece[-1].size):
+                prev = piece[-1] if piece else ln
+                if piece and (parse_caption_start(ln.text) or ln.bbox[1] - prev.bbox[3] > GAP_LINES * prev.size
+                              or not 1 / SIZE_JUMP < ln.size / max(prev.size, 1e-3) < SIZE_JUMP):
                     out.append(_block(piece))
                     piece = []
                 piece.append(ln)
