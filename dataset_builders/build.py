@@ -32,7 +32,7 @@ from dataset_builders.workers import keep_freed_memory
 from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
-CACHED_SETTINGS = ("render_dpi", "min_figure_px", "max_image_pixels", "excerpt_chars")
+CACHED_SETTINGS = ("render_dpi", "min_figure_px", "max_image_pixels", "excerpt_chars", "ocr")
 
 
 class BuildError(Exception):

@@ -11,6 +11,7 @@ import os
 import types
 import typing
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,6 +50,9 @@ class BuildConfig(BaseModel):
     max_image_pixels: int = Field(60_000_000, ge=1, description="an embedded image declaring more pixels than "
                                                                 "this is refused as a decompression bomb")
     excerpt_chars: int = Field(400, ge=80, description="length bound of a body-text excerpt citing a figure")
+    ocr: Literal["auto", "off"] = Field("auto", description="scanned pages without a text layer (most pages one "
+                                                            "image, no text): auto = OCR them with Tesseract "
+                                                            "where installed (else reported), off = never")
 
     # filter / dedup
     filter_min_score: float = Field(1.0, description="keep a panel whose fracture-evidence score is at least this")
@@ -155,6 +159,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, names: typing.Iterable
                         "help": field.description + (f" (default: {default})" if suppress_defaults else "")}
         if ann is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(ann) is typing.Literal:
+            kwargs.update(type=type(args[0]), choices=args)
         elif typing.get_origin(ann) is list:
             kwargs.update(nargs="*", type=args[0], metavar="N")
         elif isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:

@@ -42,6 +42,7 @@ from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expa
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
+from dataset_builders.pdf.ocr import bare_page, read_bare_pages
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
 from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
@@ -108,11 +109,12 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
         for stale in folder.glob(".*.tmp"):  # left behind by a killed run
             stale.unlink(missing_ok=True)
         problems = repair_problems(doc, source_rel, paper_id)
-        record, page_errors = _mine_document(doc, source_rel, paper_id, folder, rel_folder, config)
+        record, page_errors, unread = _mine_document(doc, source_rel, paper_id, folder, rel_folder, config)
         if page_errors:
             problems.append(_problem(source_rel, "truncated_or_corrupt",
                                      f"unreadable page(s) {', '.join(map(str, page_errors))}; the rest was mined",
                                      paper_id))
+        problems += [_problem(source_rel, "scan_without_text_layer", unread, paper_id)] if unread else []  # pdf.ocr
         record.problems = problems  # kept in the record: a resumed run reports the same lines
         apply_source(record, source)
         write_model_atomic(folder / "paper.json", record, durable=False)  # unreadable -> mined again
@@ -121,11 +123,11 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
 
 
 def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder: Path, rel_folder: str,
-                   config: BuildConfig) -> tuple[PaperRecord, list[int]]:
+                   config: BuildConfig) -> tuple[PaperRecord, list[int], str]:
     pages: list[PageData] = []
     page_objs: dict[int, pymupdf.Page] = {}
-    page_h: dict[int, float] = {}
     errors: list[int] = []
+    bare: list[int] = []  # page images without text: read by OCR below, if most pages are (pdf.ocr)
     for i in range(doc.page_count):
         try:
             page = doc.load_page(i)
@@ -136,12 +138,17 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
             if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
                 in_captions = {i for c in find_captions(blocks) for i in c.blocks}
                 graphics = [g for g in graphics if g is not scan] + scan_graphics(page, blocks, in_captions, scan)
+            elif graphics and bare_page(page, blocks, graphics, rect):
+                bare.append(i + 1)
         except Exception:  # noqa: BLE001 - a damaged page: keep the others
             errors.append(i + 1)
             continue
         pages.append(PageData(i + 1, blocks, graphics, rect))
         page_objs[i + 1] = page
-        page_h[i + 1] = rect.height
+    ocr, unread = read_bare_pages(doc, {n: page_objs[n] for n in bare}, len(pages), config.ocr)
+    for pd in (pd for pd in pages if pd.number in ocr):
+        pd.blocks, pd.graphics, pd.rect = ocr[pd.number]
+    page_h = {pd.number: pd.rect.height for pd in pages}
     repeated = repeated_keys(doc, [(pd.number, pd.graphics) for pd in pages], page_h)
     writer = ImageWriter(doc, folder, rel_folder, config)
     figures: list[FigureRecord] = []
@@ -178,7 +185,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     record = PaperRecord(paper_id=paper_id, source_pdf=source_rel, title=find_title(first, meta),
                          doi=find_doi(doi_texts, meta), n_pages=doc.page_count, figures=figures,
                          excerpts=excerpts, skipped=skipped, licence=licence, licence_url=url, licence_source=where)
-    return record, errors
+    return record, errors, unread
 
 
 def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id: str, writer: ImageWriter,

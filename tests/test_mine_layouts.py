@@ -216,11 +216,13 @@ def test_word_export_captions_balloons_and_broken_references(tmp_path):
 
 # --- 4. scanned articles: a page image with an invisible OCR text layer ------------------------------------
 
-def scanned(build, dpi: int = 150, noise: tuple[tuple[float, float], str] | None = None, white_under: bool = False):
+def scanned(build, dpi: int = 150, noise: tuple[tuple[float, float], str] | None = None, white_under: bool = False,
+            text_layer: bool = True):
     """Turn a PDF builder into one that writes the same pages as scans: each page rendered to one image and
     its text put back invisibly (render mode 3) where it was, as an OCR engine leaves it. ``noise``: a line
     of OCR garbage (origin, text) also put on the first page, as OCR reads into halftone pictures.
-    ``white_under``: the text instead in white under the image (older "searchable image" PDFs)."""
+    ``white_under``: the text instead in white under the image (older "searchable image" PDFs).
+    ``text_layer=False``: the page image alone (a photocopier scan; tests/test_mine_ocr.py)."""
     def build_scan(path: Path) -> None:
         build(path.with_suffix(".orig.pdf"))
         src = pymupdf.open(path.with_suffix(".orig.pdf"))
@@ -229,7 +231,7 @@ def scanned(build, dpi: int = 150, noise: tuple[tuple[float, float], str] | None
             new = out.new_page(width=page.rect.width, height=page.rect.height)
             if not white_under:
                 new.insert_image(new.rect, stream=page.get_pixmap(dpi=dpi).tobytes("jpeg"))
-            for block in page.get_text("dict")["blocks"]:
+            for block in page.get_text("dict")["blocks"] if text_layer else []:
                 for line in block.get("lines", []):
                     for span in line["spans"]:
                         new.insert_text(span["origin"], span["text"], fontsize=span["size"],

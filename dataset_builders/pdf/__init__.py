@@ -9,6 +9,7 @@
 - continued: figures continued across a page break (marked "(continued)" or not), linked to their caption.
 - word: Word-export pages: margin comment balloons, broken cross-references in the body text.
 - scan: scanned pages (one page image + an invisible OCR text layer): figure regions cut from the image.
+- ocr: scanned pages without a text layer: OCR'd with Tesseract (PyMuPDF's get_textpage_ocr), then cut as scans.
 - metadata: the paper's title and DOI.
 - floor: the speed floor the build benchmark compares against (floor_pass).
 """
