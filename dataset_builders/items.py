@@ -33,15 +33,12 @@ from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl, read_model, write_jsonl_atomic
 
 
-def load_panels(paths: StagePaths, sources: dict[str, SourceMeta] | None = None) -> dict[str, PanelRecord]:
-    """{panel id: panel} of every paper; with ``sources``, also fills it with {paper id: source metadata}."""
+def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
+    """{panel id: panel} of every paper (the whole corpus: the review tools; stages read paper by paper)."""
     panels: dict[str, PanelRecord] = {}
     for f in sorted(paths.panels.glob("*.json")):
-        paper = read_model(f, PaperPanels)
-        for p in paper.panels:
+        for p in read_model(f, PaperPanels).panels:
             panels[p.panel_id] = p
-        if sources is not None:
-            sources[paper.paper_id] = SourceMeta.model_validate(paper.model_dump(include=set(SourceMeta.model_fields)))
     return panels
 
 
@@ -56,15 +53,6 @@ def load_manual_items(paths: StagePaths) -> list[Item]:
     if not f.exists():
         return []
     return [Item.model_validate(i) for i in json.loads(f.read_text(encoding="utf-8"))]
-
-
-def item_panels(paths: StagePaths, items: list[Item]) -> dict[str, list[PanelRecord]]:
-    """{item_id: the panels showing its image} (reprints included, in dedup-group order); manual items and
-    items whose panels are gone have none."""
-    panels = load_panels(paths)
-    members = {g.representative: g.members for g in load_groups(paths)}
-    return {item.item_id: [panels[pid] for pid in members.get(item.item_id, [item.item_id]) if pid in panels]
-            for item in items}
 
 
 class PanelsByPaper:
@@ -106,14 +94,16 @@ class ItemTexts:
         self.groups = {g.representative: (g.members, g.paper_ids) for g in load_groups(paths) if len(g.members) > 1}
         self.panels = PanelsByPaper(paths, cached_papers)
 
-    def __call__(self, item: Item) -> tuple[list[str], list[str]]:
+    def panels_of(self, item: Item) -> list[PanelRecord]:
+        """The panels showing the item's image (reprints included, in dedup-group order); [] for manual items."""
         members, paper_ids = self.groups.get(item.item_id, ([item.item_id], item.paper_ids))
+        return [panel for pid in members if (panel := self.panels.get(pid, paper_ids)) is not None]
+
+    def __call__(self, item: Item, shown: list[PanelRecord] | None = None) -> tuple[list[str], list[str]]:
+        """(captions, excerpts) of the item, from ``shown`` (its panels_of) when the caller has them already."""
         captions: list[str] = []
         excerpts: list[str] = []
-        for pid in members:
-            panel = self.panels.get(pid, paper_ids)
-            if panel is None:
-                continue
+        for panel in self.panels_of(item) if shown is None else shown:
             if panel.caption and panel.caption not in captions:
                 captions.append(panel.caption)
             excerpts += [e for e in panel.excerpts if e not in excerpts]

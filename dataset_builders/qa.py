@@ -22,7 +22,7 @@ import json
 
 from dataset_builders.questions import export as qa_export
 from dataset_builders.config import BuildConfig
-from dataset_builders.items import item_panels, item_texts, load_manual_items
+from dataset_builders.items import ItemTexts, load_manual_items
 from dataset_builders.questions.records import QAItem, SourceText
 from dataset_builders.questions.templates import ORIGIN as TEMPLATES, TEMPLATE_PROMPT_VERSION, template_pairs
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
@@ -65,14 +65,13 @@ def get_generator(config: BuildConfig):
 def source_texts(paths: StagePaths, items: list[Item]) -> list[SourceText]:
     """The captions (the panels' parts and the whole captions as printed) and excerpts of every panel showing
     each item's image (reprints included)."""
-    texts = item_texts(paths, items)
-    shown = item_panels(paths, items)
+    texts = ItemTexts(paths)  # one read of the panels, paper by paper
     manual = {m.item_id: m for m in load_manual_items(paths)}
     out: list[SourceText] = []
     for item in items:
-        captions, excerpts = texts[item.item_id]
-        printed = list(dict.fromkeys(p.figure_caption or p.caption for p in shown[item.item_id]
-                                     if p.figure_caption or p.caption))
+        shown = texts.panels_of(item)
+        captions, excerpts = texts(item, shown)
+        printed = list(dict.fromkeys(p.figure_caption or p.caption for p in shown if p.figure_caption or p.caption))
         origin = "manual" if item.item_id in manual or item.label_origin == "manual" else item.label_origin
         out.append(SourceText(item_id=item.item_id, captions=captions, figure_captions=printed, excerpts=excerpts,
                               features=list(item.features), label_origin=origin))
