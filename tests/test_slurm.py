@@ -91,6 +91,13 @@ class Cluster:
                 return "NOT_FINISHED"
             time.sleep(0.5)
 
+    def diagnose(self, job_id: int) -> str:
+        """What Slurm says of a job, and the daemons' last log lines: the message of a failed wait."""
+        show = run(["scontrol", "show", "job", str(job_id)], env=self.env).stdout
+        logs = "".join(f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-25:]) + "\n"
+                       for p in sorted((self.state / "log").glob("*.log")))
+        return f"--- scontrol show job {job_id}\n{show}{logs}"
+
     def scontrol_state(self, job_id: int) -> str:
         out = run(["scontrol", "show", "job", str(job_id)], env=self.env).stdout
         match = re.search(r"JobState=(\S+)", out)
@@ -387,13 +394,14 @@ def test_preempted_job_saves_requeues_and_finishes(cluster, jobdir, tiny_dir, bu
     while "requeueing job" not in text() or cluster.scontrol_state(job) != "PENDING":
         assert time.monotonic() < deadline, text()[-4000:]
         time.sleep(1)
-    # Slurm holds a requeued job ~2 min (its BeginTime becomes requeue time + 121 s): start it now. The hold
-    # can be set again after this update (CI, 2026-12-02: the job was still pending 240 s later), so the
-    # update is repeated while the job waits.
+    # Slurm holds a requeued job for AuthInfo's cred_expire + 1 s (its BeginTime; start.sh sets 10 s, the
+    # default is 120 s): start it now. The hold can be set again after this update (CI, 2026-12-02: the job
+    # was still pending 240 s later), so the update is repeated while the job waits; a failed wait prints
+    # what Slurm says of the job and the daemons' logs.
     deadline = time.monotonic() + JOB_TIMEOUT
     last_update = 0.0
     while "train.sh: training done" not in text():
-        assert time.monotonic() < deadline, text()[-4000:]
+        assert time.monotonic() < deadline, text()[-3000:] + cluster.diagnose(job)
         if time.monotonic() - last_update > 10 and cluster.scontrol_state(job) == "PENDING":
             run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=cluster.env, check=True)
             last_update = time.monotonic()

@@ -14,6 +14,8 @@
 # binds each task to its CPUs (sched_setaffinity works here as root without cgroups), so a test sees the CPUs
 # a task gets (`nproc`). Facts: ../shared/DESIGN.md §6 (EnforcePartLimits=ALL so an
 # oversize request is refused instead of pending forever; MinJobAge=4 so `sbatch --wait` returns quickly).
+# AuthInfo cred_expire=10: a requeued job may start again 11 s after its requeue, not 121 s (slurm.conf(5) of
+# the installed 22.05: "This also controls how long a requeued job must wait before starting again").
 # Idempotent: a cluster already running from STATE_DIR is left as it is. Stop it with stop.sh STATE_DIR.
 #
 # Environment: SLURMCTLD_PORT (6817), SLURMD_PORT (6818; node i uses SLURMD_PORT + i), START_TIMEOUT seconds
@@ -21,7 +23,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 || "$1" == "-h" || "$1" == "--help" ]]; then
-  sed -n '2,21p' "$0"; [[ $# -eq 1 ]] && exit 0 || exit 2
+  sed -n '2,23p' "$0"; [[ $# -eq 1 ]] && exit 0 || exit 2
 fi
 if [[ $(id -u) -ne 0 ]]; then
   echo "start.sh: must run as root (munged, slurmctld, slurmd)" >&2; exit 1
@@ -92,7 +94,7 @@ SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$MUNGE/munge.socket
+AuthInfo=socket=$MUNGE/munge.socket,cred_expire=10
 CredType=cred/munge
 StateSaveLocation=$STATE_DIR/spool/ctld
 SlurmdSpoolDir=$STATE_DIR/spool/d-%n
