@@ -54,6 +54,14 @@ EXCERPT_WEIGHT = 0.5  # excerpts count half: a paragraph citing a figure often t
 CONTEXT_WEIGHT = 1.0  # the label line / paragraph next to a figure in a document without any caption
 FEATURE_WEIGHT = 1.0  # per distinct vocabulary feature named ...
 FEATURE_CAP = 3.0  # ... up to this much
+# defects a process leaves in the bulk, and damage inside it, show on a polished section as well as on a fracture
+# surface: an AM paper's "gas pores", "lack-of-fusion defects" and "unmelted powder" are imaged on sections at
+# least as often as on fracture surfaces, so naming them says little about which of the two an image is (the
+# labeller still names them on a fractograph); features only a fracture leaves (dimples, striations, cleavage,
+# an initiation site, ...) keep the full weight
+SECTION_FEATURES = frozenset({"gas pore", "lack-of-fusion defect", "unmelted powder particles", "creep cavities",
+                              "secondary cracks", "matrix cracking", "corrosion products"})
+SECTION_FEATURE_WEIGHT = 0.25
 CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the time: no evidence there
 
 # (reason label, pattern, caption weight). Patterns match normalize_text's output: lower case, dashes unified to "-".
@@ -105,7 +113,8 @@ NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("spectrum", r"spectr(?:um|a)\b|\beds\b|\bedx\b|elemental maps?", -1.5),
     ("table", r"\btables?\b", -1.5),
     ("simulation", r"finite element|\bfem\b|\bfea\b|simulat\w*|\bmesh\b|contour maps?", -1.5),
-    ("cross-section", r"(?<!fractured )cross-? ?sections?|polished sections?", -1.0),
+    # a polished (and etched or unetched) section, "as-polished" samples: a fracture surface is never polished
+    ("cross-section", r"(?<!fractured )cross-? ?sections?|\bpolished\b|\bunetched\b", -1.0),
     ("X-ray CT", r"x-ray (?:computed )?tomograph\w*|computed tomography|\b(?:micro-?|µ)?ct\b|tomograph\w*", -2.5),
     ("wear", r"\bwear\b|\bworn\b|fretting|abrasi\w*|tribolog\w*", -2.0),
     ("erosion", r"erosi\w*|\beroded\b", -2.0),
@@ -223,7 +232,7 @@ def _text_evidence(text: str, source: str, scale: float, fractured_sections: boo
             found.append((weight * scale, f"{source}:{'+' if weight > 0 else '-'}{label}"))
     total = 0.0
     for name in sorted(features):
-        weight = min(FEATURE_WEIGHT, FEATURE_CAP - total)
+        weight = min(SECTION_FEATURE_WEIGHT if name in SECTION_FEATURES else FEATURE_WEIGHT, FEATURE_CAP - total)
         if weight <= 0:
             break
         total += weight
