@@ -67,9 +67,11 @@ class StageReport:
 
 
 def snapshot_dir(mirrors: Path, repo: str) -> Path | None:
-    """The git directory of a fetched snapshot of owner/name, or None when it was not fetched."""
+    """The git directory of a fetched snapshot of owner/name, or None when it was not fetched. Most snapshots
+    arrive bare (``<owner>+<name>/repo``); some arrive with a work tree (fetch answered ``.../repo/.git`` for
+    youngung/jekyll-now), so ``repo/.git`` is looked at too."""
     base = mirrors / repo.replace("/", "+", 1)
-    for candidate in (base / "repo", base):
+    for candidate in (base / "repo", base / "repo" / ".git", base):
         if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
             return candidate
     return None

@@ -166,6 +166,26 @@ def test_stage_from_a_real_git_snapshot(tmp_path):
     assert "missing snapshot 1" in done.stdout and "nobody/never-fetched" in done.stdout
 
 
+
+def test_stage_from_a_snapshot_with_a_work_tree(tmp_path):
+    """Some snapshots arrive as a clone with a work tree (<owner>+<name>/repo/.git), not bare: staged the same."""
+    work = tmp_path / "mirror" / "someone+site" / "repo"
+    work.mkdir(parents=True)
+    _git(work, "init", "-q")
+    good = _pdf_bytes("Figure 6 polished cast iron")
+    (work / "slides.pdf").write_bytes(good)
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "slides")
+    registry = tmp_path / "papers"
+    entry = _entry(good, "site_slides", repo="someone/site")
+    entry["source"]["commit"] = _git(work, "rev-parse", "HEAD")
+    entry["source"]["path"] = "slides.pdf"
+    _write(registry, entry)
+    out = tmp_path / "staged"
+    report = stage(out, tmp_path / "mirror", registry, progress=False)
+    assert report.staged == ["site_slides"] and not report.missing_snapshot
+    assert (out / "pdfs" / "site_slides.pdf").read_bytes() == good
+
 STAGED = find_real_registry(REPO)
 
 
