@@ -61,7 +61,7 @@ FEATURE_CAP = 3.0  # ... up to this much
 # an initiation site, ...) keep the full weight
 SECTION_FEATURES = frozenset({"gas pore", "lack-of-fusion defect", "unmelted powder particles", "creep cavities",
                               "secondary cracks", "matrix cracking", "corrosion products"})
-SECTION_FEATURE_WEIGHT = 0.25
+SECTION_FEATURE_WEIGHT = 0.25  # once per text, however many of them it names
 CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the time: no evidence there
 
 # (reason label, pattern, caption weight). Patterns match normalize_text's output: lower case, dashes unified to "-".
@@ -210,11 +210,14 @@ def sections_fractured(panels: list[PanelRecord]) -> bool:
 def text_evidence(text: str, source: str, scale: float = 1.0, fractured_sections: bool = False) -> list[tuple[float, str]]:
     """(weight, reason) for every term and vocabulary feature found in one text. fractured_sections: the paper
     made its cross-sections by fracturing (sections_fractured), so a "cross-section" is a fractured one."""
-    return list(_text_evidence(text, source, scale, fractured_sections))
+    return [(weight, reason) for weight, reason, _ in _text_evidence(text, source, scale, fractured_sections)]
 
 
 @lru_cache(maxsize=8192)  # the same excerpts are scored for every panel of a figure
-def _text_evidence(text: str, source: str, scale: float, fractured_sections: bool) -> tuple[tuple[float, str], ...]:
+def _text_evidence(text: str, source: str, scale: float,
+                   fractured_sections: bool) -> tuple[tuple[float, str, str], ...]:
+    """(weight, reason, key): key names what the evidence is (a term, a canonical feature, or "section feature" for
+    any of SECTION_FEATURES), so several excerpts wording it differently count it once."""
     features: dict[str, str] = {}  # canonical name -> first phrase that asserts it
     for m in find_mentions(text):
         if not m.negated and not m.uncertain:
@@ -222,21 +225,28 @@ def _text_evidence(text: str, source: str, scale: float, fractured_sections: boo
     text = _section_views(normalize_text(text))
     if fractured_sections:
         text = _CROSS_SECTION.sub("fractured cross-section", text)
-    found: list[tuple[float, str]] = []
+    found: list[tuple[float, str, str]] = []
     if not text:
         return ()
     for label, pattern, weight in _term_patterns():
         if source != "caption" and label in CAPTION_ONLY:
             continue
         if pattern.search(text):
-            found.append((weight * scale, f"{source}:{'+' if weight > 0 else '-'}{label}"))
+            reason = f"{source}:{'+' if weight > 0 else '-'}{label}"
+            found.append((weight * scale, reason, reason))
     total = 0.0
+    section_named = False  # the features a section shows too count once, however many are named
     for name in sorted(features):
+        if name in SECTION_FEATURES:
+            if section_named:
+                continue
+            section_named = True
         weight = min(SECTION_FEATURE_WEIGHT if name in SECTION_FEATURES else FEATURE_WEIGHT, FEATURE_CAP - total)
         if weight <= 0:
             break
         total += weight
-        found.append((weight * scale, f"{source}:+feature={features[name]}"))
+        key = "section feature" if name in SECTION_FEATURES else name
+        found.append((weight * scale, f"{source}:+feature={features[name]}", f"{source}:feature={key}"))
     return tuple(found)
 
 
@@ -287,9 +297,9 @@ def _decide_one(panel: PanelRecord, min_score: float, hints: PaperHints) -> Filt
     evidence = text_evidence(panel.caption or panel.figure_caption, "caption", 1.0, fractured_sections)
     seen: set[str] = set()
     for excerpt in panel.excerpts:
-        for weight, reason in text_evidence(excerpt, "excerpt", EXCERPT_WEIGHT, fractured_sections):
-            if reason not in seen:  # a term counts once however many excerpts repeat it
-                seen.add(reason)
+        for weight, reason, key in _text_evidence(excerpt, "excerpt", EXCERPT_WEIGHT, fractured_sections):
+            if key not in seen:  # a term or feature counts once however many excerpts repeat it, in any wording
+                seen.add(key)
                 evidence.append((weight, reason))
     if panel.context:  # no caption in the whole document: the text printed next to the figure plays its role
         evidence.extend(text_evidence(panel.context, "context", CONTEXT_WEIGHT, fractured_sections))

@@ -422,3 +422,34 @@ def test_a_paper_about_fractography_gives_its_unnamed_sem_images_a_small_prior(t
     assert not about["p-p7-f1-b"].keep and not about["p-p3-f1-whole"].keep  # line art, a named microstructure
     other = decisions("Fatigue crack growth in titanium alloys")
     assert not other["p-p7-f1-a"].keep and "paper:+fractography subject" not in other["p-p7-f1-a"].reasons
+
+
+@pytest.mark.parametrize("caption, reason", [
+    ("SEM views of a polished and unetched horizontal section showing remnant argon bubbles", "caption:-cross-section"),
+    ("Micrographs of L-PBF samples in as-polished condition", "caption:-cross-section"),
+    ("Optical images of lack-of-fusion defects with unmelted powder particles in SLM parts",
+     "caption:+feature=lack-of-fusion defects"),
+    ("Spherical gas pores and lack-of-fusion defects in the SLM part", "caption:+feature=gas pores"),
+])
+def test_defects_a_section_shows_too_do_not_make_an_image_a_fracture_surface(caption, reason):
+    """Pores, lack of fusion and unmelted powder are imaged on polished sections as often as on fracture surfaces."""
+    d = ff.decide(panel(caption), 1.0)
+    assert not d.keep and reason in d.reasons, d.reasons
+
+
+def test_process_defects_on_a_named_fracture_surface_are_kept():
+    d = ff.decide(panel("Fracture surface of the L-PBF specimen: a lack-of-fusion defect with unmelted powder "
+                        "particles at the crack initiation site"), 1.0)
+    assert d.keep and "caption:+fracture surface" in d.reasons
+    weights = dict((r, w) for w, r in ff.text_evidence("gas pores and fatigue striations", "caption"))
+    assert weights["caption:+feature=gas pores"] == ff.SECTION_FEATURE_WEIGHT
+    assert weights["caption:+feature=fatigue striations"] == ff.FEATURE_WEIGHT
+
+
+def test_a_feature_worded_differently_in_two_excerpts_counts_once():
+    one = ff.decide(panel("Specimen D", excerpts=["Fig. 3 shows dimples all over."]), 1.0)
+    two = ff.decide(panel("Specimen D", excerpts=["Fig. 3 shows dimples all over.",
+                                                  "The equiaxed dimples of Fig. 3 are shallow."]), 1.0)
+    assert two.score == one.score
+    pores = ff.decide(panel("Specimen D", excerpts=["Fig. 3: a lack-of-fusion defect.", "Gas pores in Fig. 3."]), 1.0)
+    assert sum(r.startswith("excerpt:+feature=") for r in pores.reasons) == 1  # section features: once in all
