@@ -37,12 +37,14 @@ from dataset_builders.pdf.figures import (
     label_parts,
     match_far_captions,
     panel_letters,
+    separate_uncaptioned,
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.ocr import bare_page, read_bare_pages
+from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
 from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
@@ -130,7 +132,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     bare: list[int] = []  # page images without text: read by OCR below, if most pages are (pdf.ocr)
     for i in range(doc.page_count):
         try:
-            page = doc.load_page(i)
+            page = upright(doc.load_page(i))  # /Rotate pages read in the frame they are shown in
             rect = page.rect
             blocks = drop_margin_comments(page_blocks(page.get_text("dict", flags=TEXT_FLAGS)), rect.width)
             graphics = page_graphics(doc, page, rect)
@@ -138,7 +140,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
             if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
                 in_captions = {i for c in find_captions(blocks) for i in c.blocks}
                 graphics = [g for g in graphics if g is not scan] + scan_graphics(page, blocks, in_captions, scan)
-            elif graphics and bare_page(page, blocks, graphics, rect):
+            elif graphics and bare_page(blocks, graphics, rect):
                 bare.append(i + 1)
         except Exception:  # noqa: BLE001 - a damaged page: keep the others
             errors.append(i + 1)
@@ -205,7 +207,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
     caption_blocks = {i for c in captions for i in c.blocks}
     body_boxes = [b.bbox for i, b in enumerate(pd.blocks) if i not in caption_blocks and b.is_paragraph]
     clusters = assemble_figures(usable, captions, body_boxes) if usable else []
-    clusters = _separate_uncaptioned(clusters, pd.rect.width)
+    clusters = separate_uncaptioned(clusters, pd.rect.width)
     matched = {id(c.caption) for c in clusters if c.caption}
     if any(id(c) not in matched for c in captions):  # a caption no embedded image explains: look at drawings
         regions = [r for r in drawing_regions(page, [c.bbox for c in captions])  # a box around a paragraph is not a figure
@@ -251,21 +253,6 @@ def _body_text(pd: PageData, caption_blocks: set[int], figure_boxes: list) -> st
             out += "\n\n" if gap or heading or heading_before else " "
         out += text
         gap, heading_before = False, heading
-    return out
-
-
-def _separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Cluster]:
-    """An uncaptioned cluster of large images (each over a third of the page wide) is several figures: with no
-    caption naming panels there is nothing that makes them one, and screenshots stacked a few points apart
-    (reports, slides, theses) are separate pictures."""
-    out: list[Cluster] = []
-    for cl in clusters:
-        images = [g for g in cl.members if g.kind == "image"]
-        if (cl.caption is None and len(images) > 1 and len(images) == len(cl.members)
-                and all(box_width(g.bbox) > page_width / 3 for g in images)):
-            out += [Cluster(members=[g], bbox=g.bbox) for g in images]
-        else:
-            out.append(cl)
     return out
 
 

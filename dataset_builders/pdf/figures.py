@@ -397,3 +397,18 @@ def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: l
         parts.append(below[0].text)
     text = " ".join(" ".join(parts).split())
     return text[-CONTEXT_CHARS:], not found_paragraph
+
+
+def separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Cluster]:
+    """An uncaptioned cluster of large images (each over a third of the page wide) is several figures: with no
+    caption naming panels there is nothing that makes them one, and screenshots stacked a few points apart
+    (reports, slides, theses) are separate pictures."""
+    out: list[Cluster] = []
+    for cl in clusters:
+        images = [g for g in cl.members if g.kind == "image"]
+        if (cl.caption is None and len(images) > 1 and len(images) == len(cl.members)
+                and all(box_width(g.bbox) > page_width / 3 for g in images)):
+            out += [Cluster(members=[g], bbox=g.bbox) for g in images]
+        else:
+            out.append(cl)
+    return out
