@@ -44,6 +44,7 @@ from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.ocr import bare_page, read_bare_pages
+from dataset_builders.pdf.ocr_text import join_caption_labels, restore_chapter_dots
 from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
@@ -138,6 +139,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
             graphics = page_graphics(doc, page, rect)
             scan = scan_page_image(page, graphics, rect) if graphics else None
             if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
+                blocks = join_caption_labels(blocks)  # its OCR layer: "Fig." apart from its number (pdf.ocr_text)
                 in_captions = {i for c in find_captions(blocks) for i in c.blocks}
                 graphics = [g for g in graphics if g is not scan] + scan_graphics(page, blocks, in_captions, scan)
             elif graphics and bare_page(blocks, graphics, rect):
@@ -150,6 +152,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     ocr, unread = read_bare_pages(doc, {n: page_objs[n] for n in bare}, len(pages), config.ocr)
     for pd in (pd for pd in pages if pd.number in ocr):
         pd.blocks, pd.graphics, pd.rect = ocr[pd.number]
+    restore_chapter_dots([pd.blocks for pd in pages if any(g.kind == "scan" for g in pd.graphics)])  # OCR'd text
     page_h = {pd.number: pd.rect.height for pd in pages}
     repeated = repeated_keys(doc, [(pd.number, pd.graphics) for pd in pages], page_h)
     writer = ImageWriter(doc, folder, rel_folder, config)

@@ -27,11 +27,11 @@ import pymupdf
 
 from dataset_builders.pdf.geometry import box_height, box_width
 from dataset_builders.pdf.captions import parse_caption_start
-from dataset_builders.pdf.geometry import union
 from dataset_builders.pdf.images import Graphic, page_graphics
+from dataset_builders.pdf.ocr_text import join_caption_labels
 from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import SCAN_COVER, scan_graphics
-from dataset_builders.pdf.text import TEXT_FLAGS, Line, TextBlock, find_captions, page_blocks
+from dataset_builders.pdf.text import TEXT_FLAGS, Line, TextBlock, block_of, find_captions, page_blocks
 
 OCR_LANGUAGE = "eng"
 # OCR resolution, measured on a 150-dpi photocopier scan (one landscape page, two book pages): at 150 dpi
@@ -141,7 +141,7 @@ def reblock(blocks: list[TextBlock]) -> list[TextBlock]:
     height jumps (words read into a halftone picture come out in erratic sizes); OCR's misread label dots are
     put right."""
     out: list[TextBlock] = []
-    for blk in blocks:
+    for blk in join_caption_labels(blocks):  # "Fig." apart from its number and text (pdf.ocr_text)
         columns: list[list[Line]] = []
         for ln in blk.lines:
             ln.text = _OCR_LABEL.sub(r"\1. ", ln.text, count=1)
@@ -157,15 +157,8 @@ def reblock(blocks: list[TextBlock]) -> list[TextBlock]:
                 prev = piece[-1] if piece else ln
                 if piece and (parse_caption_start(ln.text) or ln.bbox[1] - prev.bbox[3] > GAP_LINES * prev.size
                               or not 1 / SIZE_JUMP < ln.size / max(prev.size, 1e-3) < SIZE_JUMP):
-                    out.append(_block(piece))
+                    out.append(block_of(piece))
                     piece = []
                 piece.append(ln)
-            out.append(_block(piece))
+            out.append(block_of(piece))
     return out
-
-
-def _block(lines: list[Line]) -> TextBlock:
-    box = lines[0].bbox
-    for ln in lines[1:]:
-        box = union(box, ln.bbox)
-    return TextBlock(lines=lines, bbox=box)

@@ -50,5 +50,5 @@ def upright(page: pymupdf.Page) -> pymupdf.Page:
         if cropped:
             page.set_cropbox(crop * turn)
     except Exception:  # noqa: BLE001 - a page MuPDF cannot rewrite is read as stored, as before
-        pass
+        return page
     return page
