@@ -241,21 +241,25 @@ def _body_text(pd: PageData, caption_blocks: set[int], figure_boxes: list) -> st
     """The page's running text without captions and in-figure text. Where a caption or figure lay between two
     blocks, and around a one-line numbered heading, the blocks are joined by a paragraph break ("\n\n"):
     an excerpt never grows across it (captions.excerpt_window), so it cannot run over a caption into the
-    next heading, which a reader searching the PDF would not find as one piece."""
+    next heading, which a reader searching the PDF would not find as one piece. A caption or figure of the other
+    column does not lie between them (OCR'd pages list both columns' blocks by height)."""
     out = ""
-    gap = heading_before = False
+    between: list = []  # boxes of the captions and figure text passed since the last block taken
+    heading_before, prev = False, None
     for i, blk in enumerate(pd.blocks):
         lines = [] if i in caption_blocks else [ln.text for ln in blk.lines
                                                 if not any(centre_in(ln.bbox, fb) for fb in figure_boxes)]
         if not lines:
-            gap = gap or i in caption_blocks or bool(blk.lines)
+            between += [blk.bbox] if i in caption_blocks or blk.lines else []
             continue
         text = join_lines(lines)
         heading = len(lines) == 1 and bool(_HEADING.match(text))
+        gap = prev is not None and any(min(b[2], c[2]) > max(b[0], c[0])
+                                       for b in between for c in (prev, blk.bbox))
         if out:
             out += "\n\n" if gap or heading or heading_before else " "
         out += text
-        gap, heading_before = False, heading
+        between, heading_before, prev = [], heading, blk.bbox
     return out
 
 

@@ -1,7 +1,8 @@
 """Caption labels as OCR writes them (dataset_builders/pdf/ocr_text.py), on generated scans whose OCR text layer
 is broken the way Tesseract breaks small print: "Fig." on a line of its own with the number and text on the
 next, a caption row read as fragments (one word cut in two, one spot read twice), the dot of a chapter number
-lost ("Fig. 33." for "Fig. 3.3.")."""
+lost ("Fig. 33." for "Fig. 3.3."); and a paragraph listed around a figure of the other column, as OCR lists
+the blocks of both columns by height."""
 
 from __future__ import annotations
 
@@ -73,3 +74,26 @@ def test_chapter_dots_are_restored_only_where_the_document_numbers_by_chapter():
     journal = [page("Fig. 11. Cleavage.", "Fig. 12. Creep."), page("Fig. 121. Ridges.", "Fig. 1.2. Map.")]
     restore_chapter_dots(journal)  # plain numbers dominate: nothing is a chapter number
     assert [c.number for blocks in journal for c in find_captions(blocks)] == ["11", "12", "121", "1.2"]
+
+
+def two_column_page(path: Path) -> None:
+    """A left-column paragraph whose citing sentence runs into a second block, and, listed between the two in
+    the page's text (as OCR lists blocks of both columns by height), a figure with its in-image label and its
+    caption in the right column."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    text(p, (60, 100, 290, 190), "The crack then grew by the cyclic opening of its tip, which leaves a succession "
+                                 "of fatigue striations on the surface (two good examples are given in", size=9)
+    p.insert_image(pymupdf.Rect(310, 100, 540, 280), stream=jpeg_bytes(texture(460, 360, 31)))
+    p.insert_text((316, 114), "(a)", fontsize=9, color=(1, 1, 1))
+    text(p, (310, 286, 540, 310), "Fig. 3. Fracture surface of the shaft.", size=9)
+    text(p, (60, 196, 290, 260), "Fig. 3). The crack then grew until the remaining section failed.", size=9)
+    doc.save(path)
+
+
+def test_a_figure_of_the_other_column_does_not_break_a_paragraph(tmp_path):
+    rec, _, _ = mine_one(tmp_path, two_column_page)
+    (fig,) = rec.figures
+    assert fig.number == "3"
+    cited = [e.text for e in rec.excerpts if e.figure_number == "3"]
+    assert any("fatigue striations" in t for t in cited), cited
