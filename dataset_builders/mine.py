@@ -37,12 +37,15 @@ from dataset_builders.pdf.figures import (
     label_parts,
     match_far_captions,
     panel_letters,
+    separate_uncaptioned,
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.ocr import bare_page, read_bare_pages
+from dataset_builders.pdf.ocr_text import join_caption_labels, restore_chapter_dots
+from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
 from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
@@ -130,15 +133,16 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     bare: list[int] = []  # page images without text: read by OCR below, if most pages are (pdf.ocr)
     for i in range(doc.page_count):
         try:
-            page = doc.load_page(i)
+            page = upright(doc.load_page(i))  # /Rotate pages read in the frame they are shown in
             rect = page.rect
             blocks = drop_margin_comments(page_blocks(page.get_text("dict", flags=TEXT_FLAGS)), rect.width)
             graphics = page_graphics(doc, page, rect)
             scan = scan_page_image(page, graphics, rect) if graphics else None
             if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
+                blocks = join_caption_labels(blocks)  # its OCR layer: "Fig." apart from its number (pdf.ocr_text)
                 in_captions = {i for c in find_captions(blocks) for i in c.blocks}
                 graphics = [g for g in graphics if g is not scan] + scan_graphics(page, blocks, in_captions, scan)
-            elif graphics and bare_page(page, blocks, graphics, rect):
+            elif graphics and bare_page(blocks, graphics, rect):
                 bare.append(i + 1)
         except Exception:  # noqa: BLE001 - a damaged page: keep the others
             errors.append(i + 1)
@@ -148,6 +152,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     ocr, unread = read_bare_pages(doc, {n: page_objs[n] for n in bare}, len(pages), config.ocr)
     for pd in (pd for pd in pages if pd.number in ocr):
         pd.blocks, pd.graphics, pd.rect = ocr[pd.number]
+    restore_chapter_dots([pd.blocks for pd in pages if any(g.kind == "scan" for g in pd.graphics)])  # OCR'd text
     page_h = {pd.number: pd.rect.height for pd in pages}
     repeated = repeated_keys(doc, [(pd.number, pd.graphics) for pd in pages], page_h)
     writer = ImageWriter(doc, folder, rel_folder, config)
@@ -205,7 +210,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
     caption_blocks = {i for c in captions for i in c.blocks}
     body_boxes = [b.bbox for i, b in enumerate(pd.blocks) if i not in caption_blocks and b.is_paragraph]
     clusters = assemble_figures(usable, captions, body_boxes) if usable else []
-    clusters = _separate_uncaptioned(clusters, pd.rect.width)
+    clusters = separate_uncaptioned(clusters, pd.rect.width)
     matched = {id(c.caption) for c in clusters if c.caption}
     if any(id(c) not in matched for c in captions):  # a caption no embedded image explains: look at drawings
         regions = [r for r in drawing_regions(page, [c.bbox for c in captions])  # a box around a paragraph is not a figure
@@ -236,36 +241,25 @@ def _body_text(pd: PageData, caption_blocks: set[int], figure_boxes: list) -> st
     """The page's running text without captions and in-figure text. Where a caption or figure lay between two
     blocks, and around a one-line numbered heading, the blocks are joined by a paragraph break ("\n\n"):
     an excerpt never grows across it (captions.excerpt_window), so it cannot run over a caption into the
-    next heading, which a reader searching the PDF would not find as one piece."""
+    next heading, which a reader searching the PDF would not find as one piece. A caption or figure of the other
+    column does not lie between them (OCR'd pages list both columns' blocks by height)."""
     out = ""
-    gap = heading_before = False
+    between: list = []  # boxes of the captions and figure text passed since the last block taken
+    heading_before, prev = False, None
     for i, blk in enumerate(pd.blocks):
         lines = [] if i in caption_blocks else [ln.text for ln in blk.lines
                                                 if not any(centre_in(ln.bbox, fb) for fb in figure_boxes)]
         if not lines:
-            gap = gap or i in caption_blocks or bool(blk.lines)
+            between += [blk.bbox] if i in caption_blocks or blk.lines else []
             continue
         text = join_lines(lines)
         heading = len(lines) == 1 and bool(_HEADING.match(text))
+        gap = prev is not None and any(min(b[2], c[2]) > max(b[0], c[0])
+                                       for b in between for c in (prev, blk.bbox))
         if out:
             out += "\n\n" if gap or heading or heading_before else " "
         out += text
-        gap, heading_before = False, heading
-    return out
-
-
-def _separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Cluster]:
-    """An uncaptioned cluster of large images (each over a third of the page wide) is several figures: with no
-    caption naming panels there is nothing that makes them one, and screenshots stacked a few points apart
-    (reports, slides, theses) are separate pictures."""
-    out: list[Cluster] = []
-    for cl in clusters:
-        images = [g for g in cl.members if g.kind == "image"]
-        if (cl.caption is None and len(images) > 1 and len(images) == len(cl.members)
-                and all(box_width(g.bbox) > page_width / 3 for g in images)):
-            out += [Cluster(members=[g], bbox=g.bbox) for g in images]
-        else:
-            out.append(cl)
+        between, heading_before, prev = [], heading, blk.bbox
     return out
 
 

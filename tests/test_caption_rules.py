@@ -400,3 +400,27 @@ def test_body_text_panel_list_and_range_with_a_negated_panel():
                   "Fig. 11b–d show fatigue striations; beach marks are absent in Fig. 11c.")
     assert got["b"][0] == got["d"][0] == ["equiaxed dimples", "fatigue striations"]
     assert got["c"] == (["fatigue striations"], [], ["beach marks"])
+
+
+# --- tables flattened into the text layer are no statement about a figure -------------------------------------
+
+TABLE_TEXT = ("Table 2 Fracture mode and features, Fig. 11b-e Coexistence of mechanisms S5 3 (left) 157 30.10 21.11 "
+              "8.99 MVC+TG, Fig. 11b HELP S3 6 (right) 164 28.28a 19.23a 9.05 MVC+TG (MVC >> TG), Fig. 11c HELP + "
+              "HEDE S4 Close to the fracture (left) 166 13.23b 3.14b 10.09 TG+MVC, Fig. 11d HEDE S2 3 (right) 183c "
+              "8.81b 2.56a 6.25b IG+TG, Voids and IG micro cracks, Fig. 11e HEDE + HTHA")
+ABBREVIATED = ("Fracture modes are abbreviated as microvoid coalescence (MVC), transgranular (TG) and intergranular "
+               "(IG) fracture.")
+
+
+def test_a_table_row_read_as_text_gives_no_panel_a_feature():
+    # the text layer of a table: cells in column order, each row's figure citation after its features, so the
+    # words around a citation belong to the neighbouring rows; nothing is taken from such a row
+    got = _labels(ABBREVIATED + " " + TABLE_TEXT)
+    assert all(features == [] for features, _, _ in got.values()), got
+
+
+def test_prose_next_to_a_table_row_still_labels():
+    got = _labels(ABBREVIATED + " " + TABLE_TEXT + ". The surface of specimen S2 (Fig. 11e) failed by IG fracture "
+                  "at 3.2, 4.5 and 6.1 mm from the edge.")
+    assert got["e"][0] == ["intergranular facets"]
+    assert got["b"][0] == got["c"][0] == got["d"][0] == []

@@ -71,3 +71,43 @@ def test_sub_captions_under_panels_give_them_their_letters():
     assert [letter for letter, _ in letters] == ["a", "b", "c"]
     for (_, box), part in zip(letters, boxes):  # each letter sits under its own image
         assert part[0] <= (box[0] + box[2]) / 2 <= part[2]
+
+
+def _two_picture_slide() -> list:
+    """A slide with two micrographs set diagonally, each explained by the text beside it (none above it): the
+    left text for the top-right picture, the right text for the bottom-left one."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=720, height=540)
+    page.insert_textbox(pymupdf.Rect(18, 25, 396, 140), "Intergranular fracture: crack propagation is along grain "
+                        "boundaries weakened by impurity segregation.", fontsize=16)
+    page.insert_textbox(pymupdf.Rect(430, 340, 713, 500), "Transgranular fracture: cracks pass through the grains; "
+                        "the surface shows cleavage facets.", fontsize=16)
+    blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+    doc.close()
+    return blocks
+
+
+TOP_RIGHT, BOTTOM_LEFT = (414.0, 0.0, 718.0, 270.0), (0.0, 300.0, 413.0, 538.0)
+
+
+def test_text_beside_a_picture_is_its_label_and_never_its_neighbours():
+    blocks = _two_picture_slide()
+    text, open_top = figure_context(blocks, TOP_RIGHT, set(), [BOTTOM_LEFT])
+    assert text.startswith("Intergranular fracture") and "Transgranular" not in text and not open_top
+    text, open_top = figure_context(blocks, BOTTOM_LEFT, set(), [TOP_RIGHT])
+    # the intergranular text stands above this picture in its column, but beside the other one: not its text
+    assert text.startswith("Transgranular fracture") and "Intergranular" not in text and not open_top
+    # set as close under the other picture as beside this one, the text could be either's: it is neither's
+    near = (TOP_RIGHT[0], TOP_RIGHT[1], TOP_RIGHT[2], 320.0)
+    assert figure_context(blocks, BOTTOM_LEFT, set(), [near])[0] == ""
+
+
+def test_a_formula_beside_a_chart_is_no_label():
+    doc = pymupdf.open()
+    page = doc.new_page(width=720, height=540)
+    page.insert_textbox(pymupdf.Rect(40, 30, 700, 100), "True Stress-Strain Curve", fontsize=28)
+    page.insert_textbox(pymupdf.Rect(600, 200, 700, 230), "1+ε", fontsize=14)
+    blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+    doc.close()
+    text, _ = figure_context(blocks, (200.0, 120.0, 580.0, 480.0), set(), [])
+    assert text == "True Stress-Strain Curve"

@@ -2,12 +2,13 @@
 the builder reaches, so a regression fails. Skips cleanly when the folder is absent (a clone without it).
 
 Measured on the 11 PDFs of 2026-12 (benchmarks/bench_real_literature.py): figure recall 1.00 (35/35), panel
-split 0.77 (27/35), filter P 1.00 R 1.00, dataset labels P 0.83 R 0.79 (tp 15, fp 3, fn 4), caption-rule
-labeller alone the same. The 11th paper (an ASME composite-joint paper, two-panel optical fractographs in one
+split 0.77 (27/35), filter P 1.00 R 1.00, dataset labels P 0.93 R 0.68 (tp 13, fp 1, fn 6), caption-rule
+labeller alone the same (before the table-row rule of caption_rules: P 0.83 R 0.79, tp 15, fp 3, fn 4). The 11th paper (an ASME composite-joint paper, two-panel optical fractographs in one
 raster each) has its Figure 7 labelled "gas pore" on both panels from text citing the whole figure ("Fig. 7
 reveals voids and air pockets"), which the annotation gives to panel (b) only. The composite
-Djukic 2016 Fig. 2 is cut by panel_layout; its remaining label errors come from features named only in a table
-or in the pixels (QC, TG, IG).
+Djukic 2016 Fig. 2 is cut by panel_layout; its table, read as text, no longer gives labels (it gave panel d a
+wrong "intergranular facets" and e a wrong "equiaxed dimples", and b its only two right ones); what is left
+is named only in the pixels (QC, TG, IG).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def test_panel_split(scores):
 
 def test_labels(scores):
     s = scores.summary()
-    assert s["labeller_precision"] >= 0.80 and s["labeller_recall"] >= 0.75
-    assert s["label_precision"] >= 0.80 and s["label_recall"] >= 0.75  # goal: >= 0.85 / >= 0.5
+    assert s["labeller_precision"] >= 0.90 and s["labeller_recall"] >= 0.65
+    assert s["label_precision"] >= 0.90 and s["label_recall"] >= 0.65  # goal: >= 0.85 / >= 0.5
 
 
 def test_no_label_on_negative_papers(scores):

@@ -110,6 +110,30 @@ def mentions_of(text: str, abbreviations: Mapping[str, str | None] | None) -> tu
     return _mentions(text, tuple(sorted((abbreviations or {}).items())))
 
 
+# A table flattened into the text layer: three or more bare numbers in a row, separated by spaces only, two
+# of them with decimals ("S5 3 (left) 157 30.10 21.11 8.99 MVC+TG"; footnote letters allowed: "28.28a").
+# Prose writes numbers with units, commas or words between them; a table's cells come out in column order, so
+# which figure a feature cell belongs to cannot be read from the words around it. A list of figure numbers
+# ("Figs. 1.2 1.3 1.4") is not a table.
+_NUMBER_RUN = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?[a-z]?\s+){2,}\d+(?:\.\d+)?[a-z]?(?![\w.])")
+_AFTER_FIGURE_LABEL = re.compile(r"(?:fig(?:ure)?s?\.?|and|to)\s*$", re.IGNORECASE)
+
+
+def _is_table_row(text: str, start: int, end: int) -> bool:
+    for m in _NUMBER_RUN.finditer(text, start, end):
+        if m.group().count(".") >= 2 and not _AFTER_FIGURE_LABEL.search(text, max(0, m.start() - 12), m.start()):
+            return True
+    return False
+
+
+@lru_cache(maxsize=_CACHE_TEXTS)
+def table_sentences(text: str) -> tuple[tuple[int, int], ...]:
+    """(start, end) of the sentences of ``text`` that are table rows read as text (``_NUMBER_RUN``)."""
+    if not _is_table_row(text, 0, len(text)):
+        return ()
+    return tuple((s, e) for s, e in sentence_spans(text) if _is_table_row(text, s, e))
+
+
 @lru_cache(maxsize=_CACHE_TEXTS)
 def excerpt_segments(text: str, dash_numbers: bool = False) -> tuple[Segment, ...]:
     """Cut an excerpt into segments, each with the figure references it speaks about (see module doc).
@@ -167,13 +191,15 @@ def panel_mentions(text: str, figure_number: str | None, letter: str | None,
     letter = letter.lower() if letter else None
     segments = excerpt_segments(text, figure_number is not None and "-" in figure_number)
     cites_any = any(seg.refs for seg in segments)  # without any citation the whole excerpt counts
+    tables = table_sentences(text)
     out: list[tuple[Mention, Segment]] = []
     for seg in segments:
         if seg.refs and not is_about(seg.refs, figure_number, letter):
             continue
         if not seg.refs and cites_any:
             continue  # lead-in before the excerpt's first citation
-        inside = [m for m in mentions if seg.start <= m.start < seg.end]
+        inside = [m for m in mentions if seg.start <= m.start < seg.end
+                  and not any(a <= m.start < b for a, b in tables)]  # table cells are no statement
         inside = _respectively(text, seg, inside, figure_number, letter)
         out.extend((m, seg) for m in inside)
     return out

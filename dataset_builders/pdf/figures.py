@@ -355,11 +355,36 @@ def in_figure_text_box(blocks: list[TextBlock], captions: list[Caption], region:
 
 CONTEXT_CHARS = 1200  # the most text kept as the context of an uncaptioned figure
 HEADING_SIZE = 1.5  # a line set at least this many times the page's median font size is a heading
+SIDE_GAP_TEXT = 50.0  # text set this close beside a picture, within its height, is its label (slides)
+
+
+def beside(text: Box, figure: Box) -> bool:
+    """A text block set beside a figure: within the figure's height (at least 80 % of the block) and at most
+    SIDE_GAP_TEXT left or right of it. Slides put a picture's explanation there, "Intergranular fracture:
+    Crack propagation is along grain boundaries" left of one micrograph, the next one's right of another."""
+    inside = min(text[3], figure[3]) - max(text[1], figure[1])
+    gap = max(text[0] - figure[2], figure[0] - text[2])
+    return inside >= 0.8 * box_height(text) and -2 <= gap <= SIDE_GAP_TEXT
+
+
+def _stacked(text: Box, figure: Box) -> bool:
+    """A text block set right above or under a figure, within its width: as much that figure's as a neighbour's."""
+    across = min(text[2], figure[2]) - max(text[0], figure[0])
+    gap = max(text[1] - figure[3], figure[1] - text[3])
+    return across >= 0.8 * box_width(text) and -2 <= gap <= SIDE_GAP_TEXT
+
+
+def _worded(text: str) -> bool:
+    """Words, not a formula or tick labels ("1+ε", "l A"): at least three words of three letters."""
+    return len(re.findall(r"[^\W\d_]{3,}", text)) >= 3
 
 
 def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: list[Box]) -> tuple[str, bool]:
     """The text an uncaptioned figure is read with: the blocks right above it in its column (a label line
     such as "Good example:", then the nearest paragraph), and a short label line right below it.
+
+    Text set beside the figure within its height (``beside``: a slide's explanation next to its picture) is
+    its context instead, and text beside another figure is never this one's.
 
     Returns (text, open_top): open_top is True when no paragraph or heading was found above on this page (the
     figure continues the previous page's text, or a series of figures: the caller may add that context).
@@ -369,6 +394,12 @@ def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: l
         return min(b[2], bbox[2]) - max(b[0], bbox[0]) > 0.3 * min(box_width(b), box_width(bbox))
 
     skip = skip | {i for i, blk in enumerate(blocks) if any(centre_in(blk.bbox, o) for o in [bbox, *others])}
+    side = [blk.text for i, blk in enumerate(blocks) if i not in skip and _worded(blk.text) and beside(blk.bbox, bbox)
+            and not any((beside(blk.bbox, o) and axis_gap(blk.bbox, o) < axis_gap(blk.bbox, bbox)) or _stacked(blk.bbox, o)
+                        for o in others)]  # nearer another figure, or set under one: not this one's label
+    if side:
+        return " ".join(" ".join(side).split())[-CONTEXT_CHARS:], False
+    skip |= {i for i, blk in enumerate(blocks) if _worded(blk.text) and any(beside(blk.bbox, o) for o in others)}
     above = sorted((i for i, blk in enumerate(blocks) if i not in skip and blk.bbox[3] <= bbox[1] + 2
                     and same_column(blk.bbox) and blk.text.strip()), key=lambda i: -blocks[i].bbox[3])
     sizes = sorted(ln.size for blk in blocks for ln in blk.lines)
@@ -397,3 +428,18 @@ def figure_context(blocks: list[TextBlock], bbox: Box, skip: set[int], others: l
         parts.append(below[0].text)
     text = " ".join(" ".join(parts).split())
     return text[-CONTEXT_CHARS:], not found_paragraph
+
+
+def separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Cluster]:
+    """An uncaptioned cluster of large images (each over a third of the page wide) is several figures: with no
+    caption naming panels there is nothing that makes them one, and screenshots stacked a few points apart
+    (reports, slides, theses) are separate pictures."""
+    out: list[Cluster] = []
+    for cl in clusters:
+        images = [g for g in cl.members if g.kind == "image"]
+        if (cl.caption is None and len(images) > 1 and len(images) == len(cl.members)
+                and all(box_width(g.bbox) > page_width / 3 for g in images)):
+            out += [Cluster(members=[g], bbox=g.bbox) for g in images]
+        else:
+            out.append(cl)
+    return out

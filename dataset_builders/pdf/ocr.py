@@ -27,10 +27,11 @@ import pymupdf
 
 from dataset_builders.pdf.geometry import box_height, box_width
 from dataset_builders.pdf.captions import parse_caption_start
-from dataset_builders.pdf.geometry import union
 from dataset_builders.pdf.images import Graphic, page_graphics
+from dataset_builders.pdf.ocr_text import join_caption_labels
+from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import SCAN_COVER, scan_graphics
-from dataset_builders.pdf.text import TEXT_FLAGS, Line, TextBlock, find_captions, page_blocks
+from dataset_builders.pdf.text import TEXT_FLAGS, Line, TextBlock, block_of, find_captions, page_blocks
 
 OCR_LANGUAGE = "eng"
 # OCR resolution, measured on a 150-dpi photocopier scan (one landscape page, two book pages): at 150 dpi
@@ -51,20 +52,17 @@ def tessdata() -> str | None:
     return folder if (Path(folder) / f"{OCR_LANGUAGE}.traineddata").is_file() else None
 
 
-def bare_page(page: pymupdf.Page, blocks: list[TextBlock], graphics: list[Graphic], rect: pymupdf.Rect) -> bool:
+def bare_page(blocks: list[TextBlock], graphics: list[Graphic], rect: pymupdf.Rect) -> bool:
     """The page has no text, or at most a stamp, and one image covers it (other images may lie on it: the
     masks of a layered scan).
 
-    Image boxes are taken unclipped from ``get_image_info`` (``Graphic.info``): on a page with /Rotate 90 they
-    are in the unrotated frame (checked on a rotated photocopier scan, PyMuPDF 2.0: a 595 x 842 page image
-    on a page whose ``rect`` is 842 x 595), so they are measured against that frame.
+    The page has been turned upright (``pdf.rotation.upright``): image boxes and ``rect`` share one frame.
     """
     if sum(len(ln.text.strip()) for b in blocks for ln in b.lines) > STAMP_CHARS:
         return False
-    frame = rect if page.rotation % 180 == 0 else pymupdf.Rect(0, 0, rect.height, rect.width)
-    areas = [(pymupdf.Rect(g.info.get("bbox", g.bbox)) & frame).get_area()
+    areas = [(pymupdf.Rect(g.info.get("bbox", g.bbox)) & rect).get_area()
              for g in graphics if g.kind in ("image", "inline")]
-    return max(areas, default=0.0) >= SCAN_COVER * frame.width * frame.height
+    return max(areas, default=0.0) >= SCAN_COVER * rect.width * rect.height
 
 
 PageRead = tuple[list[TextBlock], list[Graphic], pymupdf.Rect]
@@ -99,10 +97,10 @@ def ocr_page(doc: pymupdf.Document, page: pymupdf.Page) -> PageRead:
     """The OCR'd text blocks of a bare page and its figure regions (graphics of kind "scan").
 
     A rotated page (photocopies of two book pages side by side are often stored upright with /Rotate 90)
-    is first turned upright in memory (``Page.remove_rotation``: same appearance, rotation 0), so the OCR'd
-    words, the page render and the figure boxes share one coordinate system; the PDF file is not touched.
+    is read turned upright (``pdf.rotation.upright``; the mine stage already did so), so the OCR'd words, the
+    page render and the figure boxes share one coordinate system; the PDF file is not touched.
     """
-    page.remove_rotation()
+    upright(page)
     rect = page.rect
     with _quiet_stderr():  # Tesseract prints "Line cannot be recognized!!" for specks straight to stderr
         text = page.get_textpage_ocr(flags=TEXT_FLAGS, language=OCR_LANGUAGE, dpi=OCR_DPI, full=True,
@@ -143,7 +141,7 @@ def reblock(blocks: list[TextBlock]) -> list[TextBlock]:
     height jumps (words read into a halftone picture come out in erratic sizes); OCR's misread label dots are
     put right."""
     out: list[TextBlock] = []
-    for blk in blocks:
+    for blk in join_caption_labels(blocks):  # "Fig." apart from its number and text (pdf.ocr_text)
         columns: list[list[Line]] = []
         for ln in blk.lines:
             ln.text = _OCR_LABEL.sub(r"\1. ", ln.text, count=1)
@@ -159,15 +157,8 @@ def reblock(blocks: list[TextBlock]) -> list[TextBlock]:
                 prev = piece[-1] if piece else ln
                 if piece and (parse_caption_start(ln.text) or ln.bbox[1] - prev.bbox[3] > GAP_LINES * prev.size
                               or not 1 / SIZE_JUMP < ln.size / max(prev.size, 1e-3) < SIZE_JUMP):
-                    out.append(_block(piece))
+                    out.append(block_of(piece))
                     piece = []
                 piece.append(ln)
-            out.append(_block(piece))
+            out.append(block_of(piece))
     return out
-
-
-def _block(lines: list[Line]) -> TextBlock:
-    box = lines[0].bbox
-    for ln in lines[1:]:
-        box = union(box, ln.bbox)
-    return TextBlock(lines=lines, bbox=box)

@@ -73,11 +73,16 @@ def page_blocks(text_dict: dict) -> list[TextBlock]:
             lines.append(Line(text=text, bbox=tuple(ln["bbox"]), size=size, spans=spans,
                               bold=[s["text"].strip() for s in ln["spans"] if s["text"].strip() and _is_bold(s)]))
         if lines:
-            box = lines[0].bbox
-            for ln in lines[1:]:
-                box = union(box, ln.bbox)
-            blocks.append(TextBlock(lines=lines, bbox=box))
+            blocks.append(block_of(lines))
     return blocks
+
+
+def block_of(lines: list[Line]) -> TextBlock:
+    """A block of these lines (at least one), its box their union."""
+    box = lines[0].bbox
+    for ln in lines[1:]:
+        box = union(box, ln.bbox)
+    return TextBlock(lines=lines, bbox=box)
 
 
 def _is_bold(span: dict) -> bool:
