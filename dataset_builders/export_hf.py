@@ -103,16 +103,20 @@ def export(build: Path, out: Path, licences: tuple[str, ...] = DEFAULT_LICENCES,
         shutil.rmtree(leftover, ignore_errors=True)
     staging.mkdir()
     try:
-        folders = write_shards(selection, staging, int(max_shard_mb * 2**20), int(row_group_mb * 2**20), progress,
-                               workers)
         name = json.loads((build / "build_config.json").read_text(encoding="utf-8"))["dataset_name"] \
             if (build / "build_config.json").is_file() else "fracto"
-        write_json_atomic(staging / "dataset_info.json", llamafactory_info(folders, name))
-        attributions = write_attribution(selection, staging)
+        sources: list = []
+
+        def cards(folders: dict[str, dict]) -> None:  # in this thread, while the workers write the shards
+            write_json_atomic(staging / "dataset_info.json", llamafactory_info(folders, name))
+            sources.extend(write_attribution(selection, staging))
+            write_text_atomic(staging / "README.md", readme(build, selection, folders, name))
+
+        folders = write_shards(selection, staging, int(max_shard_mb * 2**20), int(row_group_mb * 2**20), progress,
+                               workers, while_writing=cards)
         summary = {"build": str(build.resolve()), "licences": list(licences), "folders": folders,
                    "published": selection.published, "excluded": selection.excluded,
-                   "sources": len(attributions), "samples": sum(f["rows"] for f in folders.values())}
-        write_text_atomic(staging / "README.md", readme(build, selection, folders, name))
+                   "sources": len(sources), "samples": sum(f["rows"] for f in folders.values())}
         write_json_atomic(staging / MARKER, summary)
         replace_folder(staging, out)
     except BaseException:

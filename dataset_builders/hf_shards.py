@@ -5,7 +5,8 @@ Usage:
     folders = write_shards(selection, Path("hf_out.partial"), max_shard_bytes=500 << 20, row_group_bytes=64 << 20)
 
 Every published sample becomes one row; the rows of a data folder (folder_of) are cut, in the build's order, into
-shards of about equal image bytes (as many as --max-shard-mb asks for), named <stem>-NNNNN-of-MMMMM.parquet, and a
+shards of about equal image bytes (as many as --max-shard-mb asks for, at least one per worker in a folder of
+several row groups), named <stem>-NNNNN-of-MMMMM.parquet, and a
 shard into row groups of at most --row-group-mb image bytes and ROWS_PER_GROUP rows. ``workers`` threads write
 different shards at the same time; each reads a row group's image files straight into its own reused buffer
 (readinto: one copy from the page cache), which becomes the ``images`` column without another copy, and writes
@@ -27,6 +28,7 @@ import math
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,9 +105,10 @@ class Shard:
     sizes: list[int]
 
 
-def plan(selection: Selection, max_shard_bytes: int) -> list[Shard]:
-    """The shards of every data folder: the folder's samples in the build's order, cut into
-    ceil(image bytes / max_shard_bytes) shards of about equal image bytes."""
+def plan(selection: Selection, max_shard_bytes: int, row_group_bytes: int, workers: int) -> list[Shard]:
+    """The shards of every data folder: the folder's samples in the build's order, cut into shards of about equal
+    image bytes: ceil(image bytes / max_shard_bytes) of them, but at least ``workers`` when the folder holds more
+    than that many row groups' worth, so that the workers share a big folder (the largest is most of the work)."""
     by_folder: dict[str, list[BuiltSample]] = {}
     for split in SPLITS:
         for sample in selection.samples[split]:
@@ -120,7 +123,8 @@ def plan(selection: Selection, max_shard_bytes: int) -> list[Shard]:
                 raise PublishError(f"{sample.image}: cannot read the image of sample {sample.meta['sample_id']} "
                                    f"({exc.strerror})") from None
         stem = samples[0].part if samples[0].split == "train" else HF_SPLIT[samples[0].split]
-        total, wanted = sum(sizes), max(1, math.ceil(sum(sizes) / max_shard_bytes))
+        total = sum(sizes)
+        wanted = max(1, math.ceil(total / max_shard_bytes), min(workers, math.ceil(total / row_group_bytes)))
         cuts, done = [0], 0
         for i, size in enumerate(sizes[:-1]):  # cut after the sample that reaches the next 1/wanted of the bytes
             done += size
@@ -209,17 +213,27 @@ class _Writers:
 
 
 def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_group_bytes: int,
-                 progress: bool = False, workers: int = 2) -> dict[str, dict]:
+                 progress: bool = False, workers: int = 2,
+                 while_writing: Callable[[dict[str, dict]], None] | None = None) -> dict[str, dict]:
     """Every published sample into its folder's shards; {folder: {rows, image_bytes, shards}}.
 
-    The shards are written by ``workers`` threads, the largest first (so that the last to finish is small)."""
-    shards = plan(selection, max_shard_bytes)
+    The shards are written by ``workers`` threads, the largest first (so that the last to finish is small);
+    meanwhile this thread runs ``while_writing(folders)`` (the card and the attribution need only the plan)."""
+    shards = plan(selection, max_shard_bytes, row_group_bytes, workers)
+    folders: dict[str, dict] = {}
+    for s in shards:
+        entry = folders.setdefault(s.folder, {"rows": 0, "image_bytes": 0, "shards": []})
+        entry["rows"] += len(s.samples)
+        entry["image_bytes"] += sum(s.sizes)
+        entry["shards"].append(s.name)
     bar = tqdm(total=sum(len(s.samples) for s in shards), desc="parquet shards", unit="image",
                disable=not progress)
     writers = _Writers(staging, row_group_bytes, workers, bar)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parquet-shard")
     try:
         futures = [pool.submit(writers.write, s) for s in sorted(shards, key=lambda s: -sum(s.sizes))]
+        if while_writing is not None:
+            while_writing(folders)
         for future in as_completed(futures):
             future.result()  # the first failure (a PublishError names the file) ends the export
     except BaseException:
@@ -228,10 +242,4 @@ def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
-    folders: dict[str, dict] = {}
-    for s in shards:
-        entry = folders.setdefault(s.folder, {"rows": 0, "image_bytes": 0, "shards": []})
-        entry["rows"] += len(s.samples)
-        entry["image_bytes"] += sum(s.sizes)
-        entry["shards"].append(s.name)
     return folders
