@@ -6,19 +6,16 @@ Usage:
 
 Every published sample becomes one row; the rows of a data folder (folder_of) are cut, in the build's order, into
 shards of about equal image bytes (as many as --max-shard-mb asks for, at least one per worker in a folder of
-several row groups), named <stem>-NNNNN-of-MMMMM.parquet, and a
-shard into row groups of at most --row-group-mb image bytes and ROWS_PER_GROUP rows. ``workers`` threads write
-different shards at the same time; each reads a row group's image files straight into its own reused buffer
-(readinto: one copy from the page cache), which becomes the ``images`` column without another copy, and writes
-the row group; readinto and Parquet's write_table release the GIL (pyarrow/_parquet.pyx: ``with nogil:`` around
-``WriteTable``), so the copies run on both cores. Memory: one row group per worker, never the dataset.
-
-Where an export's time goes (heavy benchmark corpus: 783 MiB of JPEGs, and one memory copy of 783 MiB costs
-0.21-0.31 s of CPU on our machines): Parquet's writer copies every value twice (the PLAIN encoder into its buffer, then
-data page V1 concatenates levels and values into a fresh page buffer: cpp/src/parquet/column_writer.cc,
-BuildDataPageV1, AllocatePageBuffer + ConcatenateBuffers) before the kernel copies it into the page cache; with the
-read that is four copies where shutil.copy2 makes one (sendfile, page cache to page cache). Hence the image column
-has no compression (JPEG/PNG do not compress further), no statistics and no dictionary, and the workers.
+several row groups), named <stem>-NNNNN-of-MMMMM.parquet, and a shard into row groups of at most --row-group-mb
+image bytes and ROWS_PER_GROUP rows. ``workers`` threads write different shards at the same time. A shard is
+written in two steps (_Writers.write): pyarrow writes every column with empty image values (a small "layout" file:
+the rows' texts and ids), then parquet_images.splice_images copies it to the shard, putting each image file's bytes
+into its value with the kernel's copy (sendfile, as shutil.copy2 does) and moving the footer's sizes and offsets.
+So every image byte is copied once, by the kernel; letting pyarrow write the bytes cost four copies (the read,
+Parquet's PLAIN encoder, its page concatenation, the kernel's write: see parquet_images.py), measured 1.2-1.5 s of
+CPU for the heavy benchmark corpus (783 MiB of JPEGs) against 0.55-0.65 s for shutil.copytree of the same files.
+The image bytes are never in this process's memory: per worker, one row group of the other columns.
+The image column has no compression (JPEG/PNG do not compress further), no statistics, no dictionary.
 """
 
 from __future__ import annotations
@@ -27,8 +24,8 @@ import json
 import math
 import mmap
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +41,7 @@ IMAGE_BYTES_COLUMN = "images.list.element.bytes"
 
 
 def row(sample: BuiltSample) -> dict:
-    """Every column but ``images`` (the writer reads the image bytes into the row group's Arrow buffer)."""
+    """Every column but ``images`` (its bytes are spliced in by parquet_images, its path is the file name)."""
     meta, prov = sample.meta, sample.meta["provenance"]
     aug = meta["augmentation"]
     return {
