@@ -37,6 +37,7 @@ as {"bytes", "path"} and is opened from the original bytes.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -92,7 +93,17 @@ def replace_folder(staging: Path, out: Path) -> None:
 def export(build: Path, out: Path, licences: tuple[str, ...] = DEFAULT_LICENCES, max_shard_mb: float = 500,
            row_group_mb: float = 64, progress: bool = True, workers: int = 2) -> dict:
     """Write the Hugging Face export of the build in ``build`` to ``out``; returns the export summary."""
-    build, out = Path(build), Path(out)
+    enabled = gc.isenabled()
+    gc.disable()  # the export makes ~10^5 long-lived dicts and lists (meta lines, rows, Parquet footers) and no
+    try:  # garbage cycles; the cyclic collector re-scanned them: 13 % of the export's CPU (perf, heavy corpus)
+        return _export(Path(build), Path(out), licences, max_shard_mb, row_group_mb, progress, workers)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _export(build: Path, out: Path, licences: tuple[str, ...], max_shard_mb: float, row_group_mb: float,
+            progress: bool, workers: int) -> dict:
     selection = select(build, licences)
     if not any(selection.samples[s] for s in SPLITS):
         found = ", ".join(f"{lic} {row['samples']}" for lic, row in selection.excluded.items()) or "no samples"
