@@ -25,7 +25,8 @@ median CPU time (user + system); then the ratio of the median export to the medi
 cp -r (goal <= 1.5), and the median of the per-repetition ratios. The machine is shared (2 cores, several
 engineers): the load average is printed with every repetition; a busy machine makes every contestant wait for
 a core, which the medians of interleaved runs share out evenly. Also printed: the process's peak RSS and the
-images' total size (the export streams bounded row groups, so the first does not grow with the second).
+images' total size (the export never holds the image bytes in memory, so the first does not grow with the
+second).
 """
 
 from __future__ import annotations
