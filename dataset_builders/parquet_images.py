@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -182,21 +183,37 @@ def _copy_file(out_fd: int, path: Path, size: int) -> None:
     except OSError as exc:
         raise PublishError(f"{path}: cannot read the image ({exc.strerror})") from None
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PublishError(f"{path}: cannot read the image (not a regular file)")
+        if info.st_size != size:
+            raise PublishError(f"{path}: changed size while being exported ({size} bytes expected)")
         done = 0
         while done < size:
             try:
                 n = os.sendfile(out_fd, fd, done, size - done)
-            except OSError as exc:  # e.g. a folder where the image was (EINVAL)
-                if exc.errno == errno.ENOSPC:
+            except OSError as exc:  # sendfile between two files is Linux's; elsewhere copy through user space
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP) or done:
                     raise
-                raise PublishError(f"{path}: cannot read the image ({exc.strerror})") from None
+                n = _copy_through_memory(out_fd, fd, size)
             if n == 0:
                 break
             done += n
-        if done != size or os.fstat(fd).st_size != size:
+        if done != size:
             raise PublishError(f"{path}: changed size while being exported ({size} bytes expected)")
     finally:
         os.close(fd)
+
+
+def _copy_through_memory(out_fd: int, fd: int, size: int) -> int:
+    done = 0
+    while done < size:
+        chunk = os.pread(fd, min(size - done, 1 << 20), done)
+        if not chunk:
+            break
+        os.write(out_fd, chunk)
+        done += len(chunk)
+    return done
 
 
 def splice_images(layout, images: list[list[Path]], sizes: list[list[int]], out: Path, column: str,

@@ -3,6 +3,7 @@ pyarrow's own writer (same rows read back, by pyarrow, for several row groups an
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import struct
@@ -107,3 +108,21 @@ def test_refusals(tmp_path, files):
     paths[2].unlink()
     with pytest.raises(PublishError, match=f"{paths[2]}: cannot read the image"):
         splice_images(layout, [paths], [sizes], out, COLUMN)
+
+
+def test_without_sendfile_between_files_the_bytes_go_through_memory(tmp_path, files, monkeypatch):
+    """macOS's sendfile writes only to sockets (ENOTSOCK): the copy falls back to pread/write, same file."""
+    paths, sizes = files
+    layout = _layout(tmp_path, [p.name for p in paths], [(0, 8)])
+    splice_images(layout, [paths], [sizes], tmp_path / "kernel.parquet", COLUMN)
+
+    def no_sendfile(*args):
+        raise OSError(errno.ENOTSOCK, "Socket operation on non-socket")
+
+    monkeypatch.setattr(os, "sendfile", no_sendfile)
+    splice_images(layout, [paths], [sizes], tmp_path / "memory.parquet", COLUMN)
+    assert (tmp_path / "memory.parquet").read_bytes() == (tmp_path / "kernel.parquet").read_bytes()
+    folder = tmp_path / "folder.jpg"
+    folder.mkdir()
+    with pytest.raises(PublishError, match=f"{folder}: cannot read the image \\(not a regular file\\)"):
+        splice_images(layout, [[*paths[:7], folder]], [sizes], tmp_path / "x.parquet", COLUMN)
