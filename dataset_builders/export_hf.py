@@ -17,10 +17,12 @@ Layout of OUT (docs/publishing.md):
                                  manual_augmented (disjoint; the train split and its ablations are unions)
     data/validation/*.parquet, data/test/*.parquet
 
-Shards are streamed: a row group holds at most ``--row-group-mb`` of image bytes (and 100 rows); per data folder
-one row group is read while the one before is written (ShardWriter), so memory is two row groups per folder, not
-the dataset; a shard is closed at ``--max-shard-mb``. Image bytes are stored as the files' own bytes
-(no re-encoding, no Parquet compression: JPEG/PNG do not compress further); the other columns use Snappy.
+Shards are streamed (hf_shards.py): a data folder is cut into shards of about equal size (at most about
+``--max-shard-mb``), a shard into row groups of at most ``--row-group-mb`` of image bytes (and 100 rows);
+``--workers`` threads write different shards at once. pyarrow writes the columns with empty image values, then
+each image file's bytes are put into its value by the kernel's copy (parquet_images.py): the images are stored as
+the files' own bytes (no re-encoding, no compression: JPEG/PNG do not compress further), copied once, and never held
+in memory; the other columns use Snappy.
 
 Why the shards' own schema says ``Image(decode=False)`` while README.md says ``Image()``: ``datasets.load_dataset(OUT)``
 takes the features from README.md (datasets 4.0.0 load.py: ``info = dataset_module.dataset_infos.get(config_name)``,
@@ -35,6 +37,7 @@ as {"bytes", "path"} and is opened from the original bytes.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -42,228 +45,21 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from dataset_builders.export import dataset_info_entry
-from dataset_builders.hf_card import HF_SPLIT, features, readme
-from dataset_builders.licences import UNKNOWN
+from dataset_builders.hf_card import readme
+from dataset_builders.hf_shards import ROWS_PER_GROUP, write_shards  # noqa: F401  (ROWS_PER_GROUP: the tests' bound)
 from dataset_builders.publish import (
     DEFAULT_LICENCES,
     SPLITS,
-    BuiltSample,
     PublishError,
-    Selection,
     parse_licences,
     select,
     write_attribution,
 )
 from fracto_core.files import write_json_atomic, write_text_atomic
 
-ROWS_PER_GROUP = 100  # rows per Parquet row group (a bound besides --row-group-mb)
 MARKER = "export_hf.json"
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-
-
-def row(sample: BuiltSample) -> dict:
-    """Every column but ``images`` (ShardWriter reads the image bytes into the row group's Arrow buffer)."""
-    meta, prov = sample.meta, sample.meta["provenance"]
-    aug = meta["augmentation"]
-    return {
-        "messages": sample.record["messages"],
-        "sample_id": meta["sample_id"], "item_id": meta["item_id"], "features": meta["features"],
-        "label_origin": meta["label_origin"],
-        "augmentation": aug["kind"] if aug else None, "rotation_angle": float(aug["angle"]) if aug else None,
-        "paper_ids": meta["paper_ids"],
-        "licence": str(prov.get("licence") or UNKNOWN), "licence_url": prov.get("licence_url"),
-        "doi": prov.get("doi"), "source_url": prov.get("source_url"), "source_pdf": prov.get("source_pdf"),
-        "page": prov.get("page"), "figure_number": prov.get("figure_number"), "panel": prov.get("panel"),
-        "caption": meta.get("caption") or "", "excerpts": meta.get("excerpts") or [],
-        "technique": meta.get("technique"), "material": meta.get("material"),
-        "provenance": json.dumps(prov, sort_keys=True, ensure_ascii=False),
-    }
-
-
-def _leaf_paths(field, prefix: str = "") -> list[str]:
-    """Parquet column paths of an Arrow field (lists are written as <name>.list.element)."""
-    import pyarrow as pa
-
-    name = prefix + field.name
-    if pa.types.is_list(field.type):
-        return _leaf_paths(pa.field("element", field.type.value_type), name + ".list.")
-    if pa.types.is_struct(field.type):
-        return [p for child in field.type for p in _leaf_paths(child, name + ".")]
-    return [name]
-
-
-def read_into(path: Path, view: memoryview) -> None:
-    """Fill view with the file's bytes (the file must be exactly that long)."""
-    try:
-        with open(path, "rb", buffering=0) as fh:
-            done = 0
-            while done < len(view):
-                n = fh.readinto(view[done:])
-                if not n:
-                    break
-                done += n
-            extra = fh.read(1)
-    except OSError as exc:
-        raise PublishError(f"{path}: cannot read the image ({exc.strerror})") from None
-    if done != len(view) or extra:
-        raise PublishError(f"{path}: changed size while being exported ({len(view)} bytes expected)")
-
-
-class ShardWriter:
-    """Parquet shards of one folder, written one bounded row group at a time.
-
-    A row group's images are read straight into a buffer (readinto: one copy from the page cache, none through
-    Python bytes objects) that becomes the ``images`` column without another copy; the Parquet writer then
-    copies each value once into its pages (PLAIN, uncompressed). Two buffers take turns: a reader thread fills
-    one with the next row group while this thread writes the other (readinto and write_table release the GIL),
-    and a buffer is refilled only after its row group was written (write_table writes whole row groups and
-    keeps no reference). Memory per folder: two row groups.
-    """
-
-    def __init__(self, folder: Path, stem: str, max_shard_bytes: int, row_group_bytes: int):
-        from concurrent.futures import ThreadPoolExecutor
-
-        import numpy as np
-        import pyarrow as pa
-
-        self.folder, self.stem = folder, stem
-        self.max_shard_bytes, self.row_group_bytes = max_shard_bytes, row_group_bytes
-        self.schema: pa.Schema = features(decode=False).arrow_schema
-        self.other = pa.schema([f for f in self.schema if f.name != "images"])
-        self.image_type = self.schema.field("images").type
-        paths = [p for f in self.schema for p in _leaf_paths(f)]
-        self.compression = {p: "NONE" if p == "images.list.element.bytes" else "SNAPPY" for p in paths}
-        self.rows: list[dict] = []
-        self.images: list[tuple[Path, int]] = []
-        self.pending = 0
-        self.buffers = [np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.uint8)]
-        self.slot = 0
-        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{stem}")
-        self.inflight = None  # the Future of the row group being read
-        self.files: list[Path] = []
-        self.writer = None
-        self.shard_bytes = 0
-        self.n_rows = 0
-        self.image_bytes = 0
-
-    def add(self, record: dict, image: Path) -> None:
-        try:
-            size = image.stat().st_size
-        except OSError as exc:
-            raise PublishError(f"{image}: cannot read the image of sample {record['sample_id']} "
-                               f"({exc.strerror})") from None
-        self.rows.append(record)
-        self.images.append((image, size))
-        self.pending += size
-        if len(self.rows) >= ROWS_PER_GROUP or self.pending >= self.row_group_bytes:
-            self.flush()
-
-    def _table(self, rows: list[dict], images: list[tuple[Path, int]], n_bytes: int, slot: int):
-        """(the row group as an Arrow table, its image bytes); runs in the reader thread."""
-        import numpy as np
-        import pyarrow as pa
-
-        if self.buffers[slot].size < n_bytes:  # reused: no fresh pages to fault in for every row group
-            self.buffers[slot] = np.empty(max(n_bytes, self.row_group_bytes), dtype=np.uint8)
-        buffer = self.buffers[slot]
-        view = memoryview(buffer)
-        offsets = np.zeros(len(images) + 1, dtype=np.int32)
-        offsets[1:] = np.cumsum([size for _, size in images])
-        for (path, size), start in zip(images, offsets[:-1].tolist()):
-            read_into(path, view[start:start + size])
-        data = pa.py_buffer(buffer[:n_bytes])  # no copy
-        blobs = pa.Array.from_buffers(pa.binary(), len(images), [None, pa.py_buffer(offsets), data])
-        names = pa.array([path.name for path, _ in images], pa.string())
-        struct = pa.StructArray.from_arrays([blobs, names], fields=list(self.image_type.value_type))
-        column = pa.ListArray.from_arrays(pa.array(np.arange(len(images) + 1, dtype=np.int32)), struct,
-                                          type=self.image_type)
-        others = pa.Table.from_pylist(rows, schema=self.other)
-        columns = [column if f.name == "images" else others.column(f.name) for f in self.schema]
-        return pa.Table.from_arrays(columns, schema=self.schema), n_bytes
-
-    def flush(self) -> None:
-        """Start reading the pending rows' images (other buffer), then write the row group read before."""
-        if not self.rows:
-            return
-        future = self.reader.submit(self._table, self.rows, self.images, self.pending, self.slot)
-        self.rows, self.images, self.pending, self.slot = [], [], 0, 1 - self.slot
-        self._write_inflight()
-        self.inflight = future
-
-    def _write_inflight(self) -> None:
-        import pyarrow.parquet as pq
-
-        if self.inflight is None:
-            return
-        table, n_bytes = self.inflight.result()
-        self.inflight = None
-        if self.writer is not None and self.shard_bytes >= self.max_shard_bytes:
-            self.writer.close()
-            self.writer = None
-        if self.writer is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.files.append(self.folder / f"{self.stem}-{len(self.files):05d}.parquet")
-            self.writer = pq.ParquetWriter(self.files[-1], self.schema, compression=self.compression,
-                                           use_dictionary=False, write_statistics=False)
-            self.shard_bytes = 0
-        self.writer.write_table(table, row_group_size=table.num_rows)
-        self.shard_bytes += n_bytes
-        self.n_rows += table.num_rows
-        self.image_bytes += n_bytes
-
-    def abort(self) -> None:
-        """Stop the reader thread (after an error elsewhere); the staging folder is deleted by the caller."""
-        self.reader.shutdown(wait=True, cancel_futures=True)
-        if self.writer is not None:
-            self.writer.close()
-
-    def close(self) -> list[str]:
-        """Write what is left, close the last shard, and name every shard <stem>-NNNNN-of-MMMMM.parquet."""
-        self.flush()
-        self._write_inflight()
-        self.reader.shutdown(wait=True)
-        if self.writer is not None:
-            self.writer.close()
-        names = []
-        for i, f in enumerate(self.files):
-            name = f"{self.stem}-{i:05d}-of-{len(self.files):05d}.parquet"
-            f.rename(f.with_name(name))
-            names.append(name)
-        return names
-
-
-def folder_of(split: str, part: str) -> str:
-    """The data folder of a split's part (relative to OUT)."""
-    return f"data/{HF_SPLIT[split]}/{part}" if split == "train" else f"data/{HF_SPLIT[split]}"
-
-
-def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_group_bytes: int,
-                 progress: bool) -> dict[str, dict]:
-    """Every published sample into its folder's shards; {folder: {rows, image_bytes, shards}}."""
-    writers: dict[str, ShardWriter] = {}
-    total = sum(len(selection.samples[s]) for s in SPLITS)
-    bar = tqdm(total=total, desc="parquet shards", unit="image", disable=not progress)
-    try:
-        for split in SPLITS:
-            for sample in selection.samples[split]:
-                folder = folder_of(split, sample.part)
-                if folder not in writers:
-                    stem = sample.part if split == "train" else HF_SPLIT[split]
-                    writers[folder] = ShardWriter(staging / folder, stem, max_shard_bytes, row_group_bytes)
-                writers[folder].add(row(sample), sample.image)
-                bar.update(1)
-        shards = {folder: w.close() for folder, w in sorted(writers.items())}
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
-    finally:
-        bar.close()
-    return {folder: {"rows": w.n_rows, "image_bytes": w.image_bytes, "shards": shards[folder]}
-            for folder, w in sorted(writers.items())}
 
 
 def llamafactory_info(folders: dict[str, dict], name: str) -> dict:
@@ -295,9 +91,19 @@ def replace_folder(staging: Path, out: Path) -> None:
 
 
 def export(build: Path, out: Path, licences: tuple[str, ...] = DEFAULT_LICENCES, max_shard_mb: float = 500,
-           row_group_mb: float = 64, progress: bool = True) -> dict:
+           row_group_mb: float = 64, progress: bool = True, workers: int = 2) -> dict:
     """Write the Hugging Face export of the build in ``build`` to ``out``; returns the export summary."""
-    build, out = Path(build), Path(out)
+    enabled = gc.isenabled()
+    gc.disable()  # the export makes ~10^5 long-lived dicts and lists (meta lines, rows, Parquet footers) and no
+    try:  # garbage cycles; the cyclic collector re-scanned them: 13 % of the export's CPU (perf, heavy corpus)
+        return _export(Path(build), Path(out), licences, max_shard_mb, row_group_mb, progress, workers)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _export(build: Path, out: Path, licences: tuple[str, ...], max_shard_mb: float, row_group_mb: float,
+            progress: bool, workers: int) -> dict:
     selection = select(build, licences)
     if not any(selection.samples[s] for s in SPLITS):
         found = ", ".join(f"{lic} {row['samples']}" for lic, row in selection.excluded.items()) or "no samples"
@@ -309,15 +115,20 @@ def export(build: Path, out: Path, licences: tuple[str, ...] = DEFAULT_LICENCES,
         shutil.rmtree(leftover, ignore_errors=True)
     staging.mkdir()
     try:
-        folders = write_shards(selection, staging, int(max_shard_mb * 2**20), int(row_group_mb * 2**20), progress)
         name = json.loads((build / "build_config.json").read_text(encoding="utf-8"))["dataset_name"] \
             if (build / "build_config.json").is_file() else "fracto"
-        write_json_atomic(staging / "dataset_info.json", llamafactory_info(folders, name))
-        attributions = write_attribution(selection, staging)
+        sources: list = []
+
+        def cards(folders: dict[str, dict]) -> None:  # in this thread, while the workers write the shards
+            write_json_atomic(staging / "dataset_info.json", llamafactory_info(folders, name))
+            sources.extend(write_attribution(selection, staging))
+            write_text_atomic(staging / "README.md", readme(build, selection, folders, name))
+
+        folders = write_shards(selection, staging, int(max_shard_mb * 2**20), int(row_group_mb * 2**20), progress,
+                               workers, while_writing=cards)
         summary = {"build": str(build.resolve()), "licences": list(licences), "folders": folders,
                    "published": selection.published, "excluded": selection.excluded,
-                   "sources": len(attributions), "samples": sum(f["rows"] for f in folders.values())}
-        write_text_atomic(staging / "README.md", readme(build, selection, folders, name))
+                   "sources": len(sources), "samples": sum(f["rows"] for f in folders.values())}
         write_json_atomic(staging / MARKER, summary)
         replace_folder(staging, out)
     except BaseException:
@@ -360,10 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="licence ids allowed for publication (dataset_builders.licences); an image is published "
                              "only if every paper it appears in has one; add 'unknown' for papers stating none and "
                              "for manual images")
-    parser.add_argument("--max-shard-mb", type=float, default=500, help="close a Parquet shard after this many MB")
+    parser.add_argument("--max-shard-mb", type=float, default=500, help="shard size: a data folder is cut into shards of about equal size, at most about this many MB")
     parser.add_argument("--row-group-mb", type=float, default=64,
-                        help="image MB per Parquet row group (at most 100 rows); each data folder holds two in "
-                             "memory: one being read, one being written")
+                        help="image MB per Parquet row group (at most 100 rows)")
+    parser.add_argument("--workers", type=int, default=2, help="threads writing shards at the same time")
     parser.add_argument("--push", metavar="REPO_ID", help="then upload to this Hub dataset repo (token from HF_TOKEN)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private (with --push)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -375,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         licences = parse_licences(ns.licences)
-        if not (0 < ns.row_group_mb <= 1024 and ns.max_shard_mb > 0):  # binary offsets are int32: < 2 GiB a group
-            raise PublishError("--row-group-mb must be in (0, 1024] and --max-shard-mb above 0")
+        if not (0 < ns.row_group_mb <= 1024 and ns.max_shard_mb > 0 and ns.workers > 0):  # offsets are int32
+            raise PublishError("--row-group-mb must be in (0, 1024], --max-shard-mb and --workers above 0")
         if ns.push and hub_token() is None:  # fail before the work, and before any network call
             raise PublishError(f"--push {ns.push}: no token in {' or '.join(TOKEN_VARIABLES)}; export not started")
-        summary = export(ns.build, ns.out, licences, ns.max_shard_mb, ns.row_group_mb, progress=not ns.quiet)
+        summary = export(ns.build, ns.out, licences, ns.max_shard_mb, ns.row_group_mb, progress=not ns.quiet,
+                         workers=ns.workers)
     except PublishError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
