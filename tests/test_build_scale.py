@@ -10,6 +10,7 @@ import gc
 import json
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,13 @@ import pytest
 from PIL import Image
 
 from dataset_builders import augment, dataset_card, export
+from dataset_builders import label as label_stage
 from dataset_builders.config import BuildConfig
 from dataset_builders.dedup import pairs_within
 from dataset_builders.items import ItemTexts, load_groups, load_panels
-from dataset_builders.records import Item
+from dataset_builders.labelling.base import LabelTask
+from dataset_builders.labelling.caption_rules import CaptionRulesLabeler
+from dataset_builders.records import Item, LabelRecord
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
 from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
@@ -148,6 +152,41 @@ def test_augment_holds_a_bounded_number_of_items(built, tmp_path: Path, monkeypa
     assert len(seen) == result.counts["train_items"] == n_train
     assert max(seen) <= 3  # the item being augmented (+ one being read); was n_train
     assert augment.manifest_path(paths).read_bytes() == augment.manifest_path(StagePaths(built[0])).read_bytes()
+
+
+def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
+    """Tasks alive while the caption rules label: the one being labelled, not every dedup group's (the
+    stage built them all, with their panels, before labelling); labels.jsonl keeps its bytes, and equals
+    what the whole-list path (Labeler.label, as a model labeller gets it) gives."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    (out / "stages" / "labels.jsonl").unlink()
+    seen: list[int] = []
+    label_task = CaptionRulesLabeler.label_task
+
+    def counting(self, task):
+        seen.append(_alive(LabelTask))
+        return label_task(self, task)
+
+    monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
+    result = label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    n_tasks = sum(result.counts.values())
+    assert len(seen) == n_tasks >= 10
+    assert max(seen) <= 2  # the task being labelled (+ the next being made); was n_tasks
+    assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
+    monkeypatch.undo()  # the pool's workers look label_task up by name
+    problems: list = []
+    tasks = list(label_stage.iter_tasks(paths, label_stage.load_kept(paths), label_stage.load_groups(paths), problems))
+    whole = sorted(CaptionRulesLabeler(workers=2).label(tasks, progress=False).records, key=lambda r: r.item_id)
+    assert "".join(r.model_dump_json() + "\n" for r in whole).encode() == paths.labels.read_bytes()
+    assert problems == result.problems
+
+
+def test_label_stream_out_of_order_is_refused() -> None:
+    records = [LabelRecord(item_id=i, features=[], origin="caption_rules", status="no_features") for i in "bab"]
+    with pytest.raises(ValueError, match="out of order: a after b"):
+        list(label_stage.in_id_order(records, Counter()))
 
 
 def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
