@@ -302,6 +302,11 @@ def write_meta(path: Path, samples: list[Sample], texts: ItemTexts) -> None:
             fh.write(json.dumps(meta_record(s, texts(s.item)), ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def image_sizes_path(paths: StagePaths) -> Path:
+    """The sizes the last validation found (validate.ImageCache): unchanged images are not opened again."""
+    return paths.stages / "export_image_sizes.tsv"
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
     samples, problems = collect_samples(paths)
@@ -323,7 +328,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
     counts.update({"images": len(linked), "files": len(files)})
     del samples, linked, texts  # the card reads the stage files itself: hold neither while it runs
-    check = check_dataset(out, config)
+    check = check_dataset(out, config, known_sizes=image_sizes_path(paths))
     if check.problems:
         raise DatasetValidationError(check.problems)
     # the card lists this run's report: the earlier stages' results (written by this run) + ours

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import shutil
 from collections import Counter
@@ -19,6 +20,7 @@ from PIL import Image
 
 from dataset_builders import augment, dataset_card, export
 from dataset_builders import label as label_stage
+from dataset_builders import split as split_stage
 from dataset_builders.config import BuildConfig
 from dataset_builders.dedup import pairs_within
 from dataset_builders.items import ItemTexts, load_groups, load_panels
@@ -107,6 +109,38 @@ def test_validation_streams_export_files_and_reads_other_layouts_whole_with_the_
 
 def _square(x: int) -> int:
     return x * x
+
+
+def test_validation_reopens_only_images_whose_file_changed(built, tmp_path: Path, monkeypatch) -> None:
+    """A second check with the first one's sizes opens no image; a replaced image (new inode) is opened."""
+    import dataset_builders.validate as validate
+
+    ds = tmp_path / "dataset"
+    shutil.copytree(built[0] / "dataset", ds, copy_function=os.link)
+    known = tmp_path / "sizes.tsv"
+    first = check_dataset(ds, BuildConfig(), known_sizes=known)
+    n_images = len(known.read_text().splitlines())
+    assert n_images == len({p for p in (ds / "images").rglob("*") if p.is_file()}) > 10
+    opened: list[str] = []
+    real_open = validate.Image.open
+
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate.Image, "open", counting)
+    again = check_dataset(ds, BuildConfig(), known_sizes=known)
+    assert opened == []
+    assert (again.problems, again.samples, again.max_image_tokens) == (first.problems, first.samples,
+                                                                      first.max_image_tokens)
+    victim = sorted((ds / "images" / "train").iterdir())[0]
+    tmp = victim.with_name("new.jpg")
+    Image.new("RGB", (2000, 2000), "white").save(tmp)
+    tmp.replace(victim)  # a new file under the same name
+    third = check_dataset(ds, BuildConfig(), known_sizes=known)
+    assert opened == [str(victim)]
+    assert third.max_image_tokens > first.max_image_tokens  # its new size was read, not the stored one
+    assert check_dataset(ds, BuildConfig()).max_image_tokens == third.max_image_tokens
 
 
 @pytest.mark.parametrize("workers,chunks_per_worker", [(1, None), (2, None), (2, 24)])
@@ -201,8 +235,17 @@ def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(bu
         return write_card(*args, **kwargs)
 
     monkeypatch.setattr(dataset_card, "write_card", counting)
+    items_at_link: list[int] = []
+    link_images = export.link_images
+
+    def counting_items(*args, **kwargs):
+        items_at_link.append(_alive(Item))
+        return link_images(*args, **kwargs)
+
+    monkeypatch.setattr(export, "link_images", counting_items)
     export.run(StagePaths(out), BuildConfig(seed=3), progress=False)
     assert alive_at_card == [0]
+    assert items_at_link == [0]  # the samples hold SampleItems (provenance as text), not the parsed Items
     before, after = built[0] / "dataset", out / "dataset"
     names = sorted(p.relative_to(before).as_posix() for p in before.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(after).as_posix() for p in after.rglob("*") if p.is_file())
@@ -213,6 +256,27 @@ def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(bu
         values = json.loads(text)
         assert text == ("[\n" + ",\n".join(json.dumps(v, ensure_ascii=False) for v in values) + "\n]\n"
                         if values else "[]\n"), name
+
+
+def test_split_without_a_held_out_pool_drops_provenance_and_writes_the_same_bytes(built, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    shutil.copy(built[0] / "paper_splits.jsonl", out)
+    paths = StagePaths(out)
+    items = split_stage.load_items(paths, keep_provenance=False)
+    assert items and all(it.provenance == {} for it in items)
+    assert all(it.provenance for it in split_stage.load_items(paths, keep_provenance=True))
+    split_stage.run(paths, BuildConfig(seed=3, min_split_papers=1), progress=False)
+    for name in ("stages/splits.jsonl", "stages/splits_dropped.jsonl", "paper_splits.jsonl"):
+        assert (out / name).read_bytes() == (built[0] / name).read_bytes(), name
+
+
+def test_sample_item_gives_back_the_item_provenance(built) -> None:
+    for line in StagePaths(built[0]).items.read_text().splitlines():
+        item = Item.model_validate_json(line)
+        light = export.SampleItem.of(item)
+        assert light.provenance == item.provenance
+        assert json.dumps(light.provenance, sort_keys=True) == json.dumps(item.provenance, sort_keys=True)
 
 
 def test_item_texts_paper_by_paper_equal_those_of_all_panels_at_once(built) -> None:
