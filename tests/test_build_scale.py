@@ -31,7 +31,7 @@ from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
 from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
 from fracto_core.answer_format import format_answer, instruction_prompt
-from fracto_core.files import open_text_atomic, remove_unlisted
+from fracto_core.files import open_text_atomic, remove_unlisted, write_json_atomic, write_json_list_atomic
 
 
 def _alive(cls: type) -> int:
@@ -53,6 +53,15 @@ def test_json_list_writer_writes_what_the_joined_text_was(tmp_path: Path, n: int
     assert text == ("[\n" + ",\n".join(encoded) + "\n]\n" if encoded else "[]\n")
     assert json.loads(text) == [{"k": i, "s": "é\n"} for i in range(n)]
     assert list(iter_line_list(tmp_path / "x.json")) == json.loads(text)
+
+
+@pytest.mark.parametrize("values", [[], [{"a": 1}], [{"g": "x", "m": ["a", "b"], "p": ["é\n"]}, {"g": "y", "m": []}],
+                                    [1, [2, [3, {}]], "s"]])
+def test_json_list_streamed_has_the_text_of_the_whole_list(tmp_path: Path, values: list) -> None:
+    """dedup.json is written a group at a time, with the bytes json.dumps(indent=1) gave for the whole list."""
+    assert write_json_list_atomic(tmp_path / "s.json", iter(values)) == len(values)
+    write_json_atomic(tmp_path / "w.json", values)
+    assert (tmp_path / "s.json").read_bytes() == (tmp_path / "w.json").read_bytes()
 
 
 def test_open_text_atomic_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
