@@ -28,7 +28,7 @@ from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
 from dataset_builders.stages import STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
-from dataset_builders.workers import hand_back_freed_memory, keep_freed_memory
+from dataset_builders.workers import keep_freed_memory
 from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
@@ -183,7 +183,6 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
         except (ValueError, OSError) as exc:
             write_report(paths, collect_report(paths))
             raise BuildError(f"stage {name} failed: {exc}") from exc
-        hand_back_freed_memory()  # what the stage freed: the next one allocates other sizes
         if timings is not None:
             timings[name] = (time.perf_counter() - t0, cpu_seconds() - cpu0)
         n_problems = len(results[name].problems)

@@ -60,26 +60,6 @@ def keep_freed_memory() -> bool:
     return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
 
 
-def hand_back_freed_memory() -> bool:
-    """Give the freed heap that keep_freed_memory keeps back to the kernel (glibc malloc_trim(0), which also
-    releases free pages inside the heap). Returns whether it ran (False off glibc).
-
-    The build calls it after each stage: every whole-corpus stage frees what it held when it ends, but the
-    next stage's allocations, of other sizes, did not fit in those freed pieces, so the main process'
-    resident set climbed stage after stage (2,000 real-size PDFs: 100 MiB after mine, 143 after split,
-    169 at export's peak, whose live Python heap is ~36 MiB). Within a stage the memory is still kept for
-    reuse; a later first touch of a page costs ~3.5 us, a few ms per stage.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return False
-    trim(0)
-    return True
-
-
 def _exit_if_orphaned(parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # re-parented: the main process is gone
         os._exit(1)

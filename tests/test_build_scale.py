@@ -331,24 +331,3 @@ def test_remove_unlisted_takes_path_strings(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"1")
     assert remove_unlisted(tmp_path, {str(tmp_path / "a" / "x.jpg")}) == 2
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/x.jpg"]
-
-
-def _rss_kib() -> int:
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
-def test_freed_heap_goes_back_to_the_kernel_between_stages() -> None:
-    """With keep_freed_memory's settings glibc keeps freed heap resident; hand_back_freed_memory returns it."""
-    from dataset_builders.workers import hand_back_freed_memory, keep_freed_memory
-
-    if not keep_freed_memory():
-        pytest.skip("not glibc")
-    held = [bytes(1500) + bytes([i % 251]) for i in range(40_000)]  # ~60 MiB of malloc'd (> 512 B) objects
-    keep = held[-1]  # one live object at the top of the heap: no plain trim could shrink it
-    del held
-    before = _rss_kib()
-    assert hand_back_freed_memory()
-    after = _rss_kib()
-    assert before - after > 30 * 1024, (before, after)
-    assert keep[-1] == 39_999 % 251
