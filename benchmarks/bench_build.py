@@ -60,11 +60,12 @@ import importlib
 for module in STAGE_MODULES.values():  # imports are not timed (the floor's are not either)
     importlib.import_module(module)
 papers, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+fresh = sys.argv[4:5] != ["update"]  # "update": build onto OUT as it is (the literature loop's second build)
 timings = {}
 def kernel_seconds():
     return sum(resource.getrusage(who).ru_stime for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 t0, cpu0, sys0 = time.perf_counter(), cpu_seconds(), kernel_seconds()
-build(BuildConfig(papers=papers, out=out, workers=workers), progress=False, fresh=True, timings=timings)
+build(BuildConfig(papers=papers, out=out, workers=workers), progress=False, fresh=fresh, timings=timings)
 wall, cpu, kernel = time.perf_counter() - t0, cpu_seconds() - cpu0, kernel_seconds() - sys0
 def own_peak_kib():
     # not RUSAGE_SELF: Linux keeps ru_maxrss across execve, so a child started by subprocess reports at least
@@ -139,10 +140,12 @@ def wait_for_file_system(folder: Path, healthy_us: float = 100.0, limit_s: float
     return probe
 
 
-def time_builder(papers: Path, out: Path, workers: int, settle: float) -> dict:
+def time_builder(papers: Path, out: Path, workers: int, settle: float, update: bool = False) -> dict:
+    """One build in a fresh subprocess: a fresh build of OUT, or with update=True a build onto OUT as it is."""
     settle_disk(settle)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), str(workers)], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), str(workers),
+                           "update" if update else "fresh"], cwd=REPO, env=env,
                           capture_output=True, text=True, check=True)
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))
     return json.loads(line[len("BENCH "):])

@@ -13,6 +13,11 @@ time per PDF (wall and CPU), peak memory, and every stage's time per PDF.
 Peak memory is robust to a busy machine; times are not: the two small builds, before and after the large
 one, show how much the machine moved meanwhile (their spread is printed), and the ratios use their mean.
 Targets (issue 24): time per PDF within 1.2x of the small run's, peak memory within 1.2x of it.
+--update N (default 100) then adds N new papers to the large corpus and builds again onto the large build
+(the literature loop's update: mine and panels resume per paper, old papers keep their split) and prints
+the update's wall and CPU seconds as a share of the large build's (target <= 10 %) and every stage's, so
+what does not shrink with the update shows. The new papers are the same generator's next indices
+(hard links to the large corpus' files + N new files, under /tmp, cached).
 The corpora (benchmarks/heavy_corpus.py, --sizes real by default) are cached under /tmp by size and seed;
 2,000 real-size PDFs take ~3 CPU minutes to generate and their build writes ~10 GB.
 """
@@ -69,6 +74,34 @@ def ratios(small: dict, n_small: int, large: dict, n_large: int) -> None:
         for name in large["stages"] if small["stages"][name][0] >= 0.05))
 
 
+def update_papers(kind: str, large: Path, n_large: int, n_new: int, seed: int) -> Path:
+    """A papers folder holding the large corpus' PDFs (hard links) and n_new papers more (the generator's next
+    indices, as a later fetch into the same folder would add); cached like the corpora."""
+    folder = Path(f"/tmp/fracto-{kind}-corpus-{n_large}+{n_new}-seed{seed}")
+    papers, marker = folder / "papers", folder / "complete"
+    stamp = f"{n_large} {n_new} {seed} {kind}\n"
+    if marker.exists() and marker.read_text() == stamp:
+        return papers
+    papers.mkdir(parents=True, exist_ok=True)
+    for pdf in sorted(large.glob("*.pdf")):
+        if not (papers / pdf.name).exists():
+            os.link(pdf, papers / pdf.name)
+    for i in range(n_large, n_large + n_new):
+        (papers / f"heavy-{i:03d}.pdf").write_bytes(heavy_corpus.make_paper(i, seed, kind))
+    marker.write_text(stamp)
+    return papers
+
+
+def update_share(update: dict, full: dict, n_new: int, n_large: int) -> None:
+    """The update's time as a share of the full build's, in all and per stage."""
+    print(f"update of {n_new} new PDFs onto the {n_large}-PDF build: wall {update['wall']:.1f}s = "
+          f"{update['wall'] / full['wall']:.1%} of the full build's, cpu {update['cpu']:.1f}s = "
+          f"{update['cpu'] / full['cpu']:.1%} (target <= 10 %; the new papers are {n_new / n_large:.1%} of it)")
+    print("  stage cpu s, update / full build: " + ", ".join(
+        f"{name} {update['stages'][name][1]:.1f}/{full['stages'][name][1]:.1f} "
+        f"({update['stages'][name][1] / max(full['stages'][name][1], 1e-9):.0%})" for name in update["stages"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", choices=heavy_corpus.SIZES, default="real",
@@ -76,6 +109,8 @@ def main() -> None:
     ap.add_argument("--papers", type=int, nargs=2, default=(200, 2000), metavar=("SMALL", "LARGE"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--update", type=int, default=100, metavar="N",
+                    help="after the large build, add N new papers and build again onto it (0: skip)")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait after a sync before each build")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-scale"),
                     help="scratch folder: every build writes its own subfolder; all removed at the end")
@@ -93,6 +128,12 @@ def main() -> None:
             describe(f"build {k + 1} (--workers {args.workers})", n, run)
             print(f"  load average after it: {load_average()}", flush=True)
             runs.append(run)
+            if k == 1 and args.update:  # the literature loop: new papers onto the large build
+                more = update_papers(args.corpus, large_papers, n_large, args.update, args.seed)
+                update = time_builder(more, work / f"build-{k}-{n}", args.workers, args.settle, update=True)
+                describe(f"update (+{args.update} PDFs onto build 2)", n_large + args.update, update)
+                update_share(update, run, args.update, n_large)
+                print(f"  load average after it: {load_average()}", flush=True)
         small_runs = [runs[0], runs[2]]
         spread = max(r["wall"] for r in small_runs) / min(r["wall"] for r in small_runs)
         print(f"the two {n_small}-PDF builds differ by {spread:.2f}x in wall time (the machine's noise meanwhile)")

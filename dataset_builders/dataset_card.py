@@ -26,6 +26,7 @@ import json
 
 import numpy as np
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,6 +54,23 @@ from dataset_builders.validate import DatasetCheck
 from fracto_core.vocabulary import canonical_names, rare_names
 
 SPLITS = ("train", "val", "test")
+
+
+class CardItem(NamedTuple):
+    """What the card reads of an item: an Item holds its whole provenance (~2.2 KB each as Python objects,
+    31 MiB for 14,000 items), this a tenth of it."""
+
+    paper_ids: list[str]
+    features: list[str]
+    label_origin: str
+    phash: str
+    licence: str  # provenance["licence"], "unknown" when none was stated
+
+
+def card_items(paths: StagePaths) -> dict[str, CardItem]:
+    return {it.item_id: CardItem(it.paper_ids, it.features, it.label_origin, it.phash,
+                                 str(it.provenance.get("licence") or "unknown"))
+            for it in _iter(paths.items, Item)}
 
 
 def _jsonl(path: Path, model):
@@ -89,7 +107,7 @@ def reason_kind(reason: str) -> str:
     return reason.split("=", 1)[0].split("(", 1)[0]
 
 
-def leakage(items: dict[str, Item], split_of: dict[str, str], max_distance: int) -> dict:
+def leakage(items: Mapping[str, Item | CardItem], split_of: dict[str, str], max_distance: int) -> dict:
     """Papers and near-duplicate images (perceptual-hash distance <= max_distance) found in two splits.
 
     Both counts must be 0: the split groups by paper and dedup merges near-duplicates before it.
@@ -115,7 +133,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     report: this run's build-report problems (the export passes those of the stages before it plus its
     own: exactly what the build then writes to build_report.jsonl); None reads every stage's result.
     """
-    items = {it.item_id: it for it in _jsonl(paths.items, Item)}
+    items = card_items(paths)
     assignments = [a for a in _jsonl(paths.splits, SplitAssignment) if a.item_id in items]
     split_of = {a.item_id: a.split for a in assignments}
     # (original id, kind) of each augmented train image: the records themselves are not kept (10^4-10^5 of them)
@@ -217,7 +235,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     }
 
 
-def licence_data(items: dict[str, Item], assignments: list[SplitAssignment], sources: list[dict]) -> dict:
+def licence_data(items: dict[str, CardItem], assignments: list[SplitAssignment], sources: list[dict]) -> dict:
     """{licence: {"papers", "items", "train", "val", "test"}}: source papers (manual sources excluded) by their
     licence, items by the licence in their provenance ("unknown" when none was stated)."""
     table: dict[str, dict] = defaultdict(lambda: {"papers": 0, "items": 0, **{s: 0 for s in SPLITS}})
@@ -225,7 +243,7 @@ def licence_data(items: dict[str, Item], assignments: list[SplitAssignment], sou
         if not s["manual"]:
             table[s.get("licence") or "unknown"]["papers"] += 1
     for a in assignments:
-        row = table[str(items[a.item_id].provenance.get("licence") or "unknown")]
+        row = table[items[a.item_id].licence]
         row["items"] += 1
         row[a.split] += 1
     return {k: table[k] for k in sorted(table)}

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import DuplicateGroup, FilterDecision, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import read_jsonl, read_model, write_json_atomic
+from fracto_core.files import read_jsonl, read_model, write_json_list_atomic
 
 STAGE = "dedup"
 TILE_ROWS, TILE_COLS = 64, 4096  # pairs compared per numpy step: 256 Ki x 8 bytes = 2 MiB, cache-sized
@@ -171,7 +171,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         result.problems.append(Problem(file=paths.rel(paths.filter), stage=STAGE, reason="unknown_panel",
                                        item_id=missing, detail="kept by the filter but absent from stages/panels"))
     groups = group_panels(triples, config.dedup_max_distance, progress=progress)
-    write_json_atomic(paths.dedup, [g.model_dump() for g in groups])
+    write_json_list_atomic(paths.dedup, (g.model_dump() for g in groups))  # write_json_atomic's text, streamed
     result.counts = {
         "kept_panels": len(triples),
         "groups": len(groups),

@@ -36,7 +36,7 @@ import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TextIO
 
 from tqdm import tqdm
@@ -64,24 +64,58 @@ IMAGE_TAG = "<image>"
 
 
 @dataclass(frozen=True, slots=True)
+class SampleItem:
+    """What a sample needs of its item, with the provenance kept as its JSON text: an Item's provenance dict
+    is most of its ~2.2 KB as Python objects (31 MiB for 14,000 items), the text a fifth of that. The meta
+    line parses it back (the same values: JSON numbers, strings, lists and null survive the round trip)."""
+
+    item_id: str
+    image: str  # the item's stage image (relative to the output folder)
+    features: list[str]
+    label_origin: str
+    paper_ids: list[str]
+    provenance_json: str
+
+    @classmethod
+    def of(cls, item: Item) -> SampleItem:
+        return cls(item.item_id, item.image, item.features, item.label_origin, item.paper_ids,
+                   json.dumps(item.provenance, ensure_ascii=False))
+
+    @property
+    def provenance(self) -> dict:
+        return json.loads(self.provenance_json)
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One training/eval example: an original item or an augmented copy of one."""
 
     sample_id: str
     split: str
-    item: Item  # the original item (labels and provenance)
+    item: Item | SampleItem  # the original item (labels and provenance)
     source: str  # image path relative to the output folder
     augmentation: tuple[str, float] | None = None  # (kind, angle) of an augmented copy
-    image: str = ""  # the image path inside the dataset folder (new_sample fills it)
+
+    @property
+    def image(self) -> str:
+        """The image path inside the dataset folder (made when asked: a string per sample less to hold)."""
+        suffix = PurePosixPath(self.source).suffix.lower() or ".jpg"
+        return f"images/{self.split}/{_UNSAFE.sub('_', self.sample_id)}{suffix}"
 
 
-def new_sample(sample_id: str, split: str, item: Item, source: str, aug: AugmentedImage | None = None) -> Sample:
-    suffix = Path(source).suffix.lower() or ".jpg"
-    image = f"images/{split}/{re.sub(r'[^A-Za-z0-9._-]', '_', sample_id)}{suffix}"
-    return Sample(sample_id, split, item, source, None if aug is None else (aug.kind, aug.angle), image)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_AUGMENTATIONS: dict[tuple[str, float], tuple[str, float]] = {}  # one tuple per (kind, angle), shared
 
 
-def is_manual(item: Item) -> bool:
+def new_sample(sample_id: str, split: str, item: Item | SampleItem, source: str,
+               aug: AugmentedImage | None = None) -> Sample:
+    if aug is None:
+        return Sample(sample_id, split, item, source)
+    key = (aug.kind, aug.angle)
+    return Sample(sample_id, split, item, source, _AUGMENTATIONS.setdefault(key, key))
+
+
+def is_manual(item: Item | SampleItem) -> bool:
     """Manual rare-feature items (left out of the no_manual ablation)."""
     return item.label_origin == "manual" or any(p.startswith("manual:") for p in item.paper_ids)
 
@@ -152,7 +186,7 @@ def dataset_info_entry(file_name: str) -> dict:
 
 def collect_samples(paths: StagePaths) -> tuple[dict[str, list[Sample]], list[Problem]]:
     """Samples per split, sorted by sample id (train includes the augmented images)."""
-    items = {it.item_id: it for it in (read_jsonl(paths.items, Item) if paths.items.exists() else [])}
+    items = {it.item_id: SampleItem.of(it) for it in (iter_jsonl(paths.items, Item) if paths.items.exists() else ())}
     assignments = read_jsonl(paths.splits, SplitAssignment) if paths.splits.exists() else []
     augmented = iter_jsonl(manifest_path(paths), AugmentedImage) if manifest_path(paths).exists() else iter(())
     problems: list[Problem] = []
@@ -268,6 +302,11 @@ def write_meta(path: Path, samples: list[Sample], texts: ItemTexts) -> None:
             fh.write(json.dumps(meta_record(s, texts(s.item)), ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def image_sizes_path(paths: StagePaths) -> Path:
+    """The sizes the last validation found (validate.ImageCache): unchanged images are not opened again."""
+    return paths.stages / "export_image_sizes.tsv"
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
     samples, problems = collect_samples(paths)
@@ -289,7 +328,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
     counts.update({"images": len(linked), "files": len(files)})
     del samples, linked, texts  # the card reads the stage files itself: hold neither while it runs
-    check = check_dataset(out, config)
+    check = check_dataset(out, config, known_sizes=image_sizes_path(paths))
     if check.problems:
         raise DatasetValidationError(check.problems)
     # the card lists this run's report: the earlier stages' results (written by this run) + ours

@@ -46,7 +46,7 @@ from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_vi
 from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
-from fracto_core.files import read_model, write_jsonl_atomic
+from fracto_core.files import open_text_atomic, read_model
 from fracto_core.phrases import normalize_text
 
 STAGE = "filter"
@@ -326,13 +326,15 @@ def _decide_file(args: tuple[str, str, float]) -> tuple[list[FilterDecision], li
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Decide every panel of every paper; write stages/filter.jsonl sorted by panel id."""
     result = StageResult(stage=STAGE)
-    decisions: list[FilterDecision] = []
+    lines: list[tuple[str, str]] = []  # (panel id, JSON line): a third of a FilterDecision's memory
+    kept = 0
     jobs = [(str(paths.out), str(f), config.filter_min_score) for f in sorted(paths.panels.glob("*.json"))]
     for got, problems in run_jobs(_decide_file, jobs, config.workers, "filter", "paper", progress, chunks_per_worker=4):
-        decisions.extend(got)
+        lines += [(d.panel_id, d.model_dump_json() + "\n") for d in got]  # write_jsonl_atomic's lines
+        kept += sum(d.keep for d in got)
         result.problems.extend(problems)
-    decisions.sort(key=lambda d: d.panel_id)
-    write_jsonl_atomic(paths.filter, decisions)
-    kept = sum(d.keep for d in decisions)
-    result.counts = {"panels": len(decisions), "kept": kept, "dropped": len(decisions) - kept}
+    lines.sort(key=lambda line: line[0])
+    with open_text_atomic(paths.filter) as fh:
+        fh.writelines(line for _, line in lines)
+    result.counts = {"panels": len(lines), "kept": kept, "dropped": len(lines) - kept}
     return result

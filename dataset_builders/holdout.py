@@ -158,9 +158,14 @@ def _near(items: list[Item], refs: list[tuple[str, str]], max_distance: int) -> 
     return out
 
 
+def enabled(config: BuildConfig) -> bool:
+    """Whether this build sets a held-out pool aside (--holdout-share, --holdout-list or --holdout-build)."""
+    return bool(config.holdout_share or config.holdout_list or config.holdout_build)
+
+
 def set_aside(paths: StagePaths, items: list[Item], config: BuildConfig) -> tuple[list[Item], list[Problem], dict]:
     """Items left for the split, a Problem per item kept out, counts; writes stages/holdout.jsonl."""
-    if not (config.holdout_share or config.holdout_list or config.holdout_build):
+    if not enabled(config):
         pool_path(paths).unlink(missing_ok=True)
         return items, [], {}
     meta = paper_metadata(paths)

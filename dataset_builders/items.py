@@ -10,12 +10,15 @@ win over both (manual.apply_expert_labels).
 
 from __future__ import annotations
 
+import heapq
 import json
-from functools import lru_cache
+from collections import Counter
+from collections.abc import Iterable, Iterator
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT
 from dataset_builders.manual import EXPERT_LABELS_NAME, apply_expert_labels
+from dataset_builders.panels_by_paper import PanelsByPaper
 from dataset_builders.pdf.numbers import number_json
 from dataset_builders.perceptual_hash import hamming
 from dataset_builders.records import (
@@ -30,7 +33,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import read_jsonl, read_model, write_jsonl_atomic
+from fracto_core.files import iter_jsonl, read_model, write_jsonl_atomic
 
 
 def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
@@ -53,34 +56,6 @@ def load_manual_items(paths: StagePaths) -> list[Item]:
     if not f.exists():
         return []
     return [Item.model_validate(i) for i in json.loads(f.read_text(encoding="utf-8"))]
-
-
-class PanelsByPaper:
-    """Panel records looked up by id among given papers, read from stages/panels/<paper_id>.json when asked;
-    the last few papers are kept (callers go in id order, so papers are read about once), never the corpus."""
-
-    def __init__(self, paths: StagePaths, cached_papers: int = 16):
-        self.paths = paths
-        self._paper = lru_cache(maxsize=cached_papers)(self._read_paper)
-
-    def _read_paper(self, paper_id: str) -> tuple[dict[str, PanelRecord], SourceMeta]:
-        f = self.paths.panels / f"{paper_id}.json"
-        if not f.is_file():
-            return {}, SourceMeta()
-        paper = read_model(f, PaperPanels)
-        source = SourceMeta.model_validate(paper.model_dump(include=set(SourceMeta.model_fields)))
-        return {p.panel_id: p for p in paper.panels}, source
-
-    def get(self, panel_id: str, paper_ids: list[str]) -> PanelRecord | None:
-        for paper in paper_ids:
-            panel = self._paper(paper)[0].get(panel_id)
-            if panel is not None:
-                return panel
-        return None
-
-    def source(self, paper_id: str) -> SourceMeta:
-        """The paper's title, DOI, licence, ... (SourceMeta); empty when its panels file is gone."""
-        return self._paper(paper_id)[1]
 
 
 class ItemTexts:
@@ -148,49 +123,108 @@ def _mined_item(panel: PanelRecord, group: DuplicateGroup, label: LabelRecord, s
     )
 
 
-def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    panels = PanelsByPaper(paths)  # groups come sorted by representative: paper by paper
-    keep = {d.panel_id for d in read_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
-    labels = {r.item_id: r for r in read_jsonl(paths.labels, LabelRecord)} if paths.labels.exists() else {}
-    problems: list[Problem] = []
-    mined: dict[str, Item] = {}
-    for group in load_groups(paths):
-        panel = panels.get(group.representative, group.paper_ids)
-        if panel is None:
-            raise KeyError(group.representative)  # as the dict of every panel did: dedup names an unknown panel
-        if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
-            continue
-        label = labels.get(panel.panel_id)
-        if label is None or label.status != "labelled" or not label.features:
-            reason = "label_failed" if label is not None and label.status == "failed" else "no_features"
-            if label is not None and label.detail.startswith(UNSPLIT):
-                reason = UNSPLIT  # a whole image for panels with different features (labelling.multipanel)
-            detail = label.detail if label is not None and label.detail else "the labeller found no vocabulary feature"
-            problems.append(Problem(file=panel.source_pdf, stage="label", reason=reason, detail=detail,
-                                    paper_id=panel.paper_id, item_id=panel.panel_id))
-            continue
-        mined[panel.panel_id] = _mined_item(panel, group, label, panels.source(panel.paper_id))
+def labels_in_order(paths: StagePaths) -> Iterator[LabelRecord]:
+    """labels.jsonl one record at a time; raises unless it is sorted by item id (the label stage writes it so)."""
+    last = ""
+    for record in iter_jsonl(paths.labels, LabelRecord) if paths.labels.exists() else ():
+        if record.item_id <= last:
+            raise ValueError(f"{paths.labels}: {record.item_id} after {last}: not sorted by item id; "
+                             "re-run the label stage")
+        last = record.item_id
+        yield record
 
+
+class MinedItems:
+    """The mined items, made one at a time in representative order from the dedup groups, the filter's keep
+    set and labels.jsonl (read alongside, both sorted by id), minus the manual items' twins: a mined image
+    within dedup distance of a manual one is taken by the first such manual item (manual labels win; it
+    inherits the twin's papers). Problems go to ``unlabelled`` and ``overrides`` as they are met."""
+
+    def __init__(self, paths: StagePaths, config: BuildConfig, manual: list[Item]):
+        self.paths, self.config, self.manual = paths, config, manual
+        self.unlabelled: list[Problem] = []
+        self._overrides: list[tuple[int, int, Problem]] = []  # (manual index, group index, problem)
+        self.mined = 0
+
+    @property
+    def overrides(self) -> list[Problem]:
+        """manual_overrides_mined problems, by manual item, then twin (as when every twin was looked up at once)."""
+        return [p for _, _, p in sorted(self._overrides, key=lambda t: t[:2])]
+
+    def __iter__(self) -> Iterator[Item]:
+        paths = self.paths
+        panels = PanelsByPaper(paths)  # groups sorted by representative: paper by paper
+        keep = {d.panel_id for d in iter_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
+        labels = labels_in_order(paths)
+        label = next(labels, None)
+        for seq, group in enumerate(sorted(load_groups(paths), key=lambda g: g.representative)):
+            panel = panels.get(group.representative, group.paper_ids)
+            if panel is None:
+                raise KeyError(group.representative)  # as the dict of every panel did: dedup names an unknown panel
+            while label is not None and label.item_id < panel.panel_id:
+                label = next(labels, None)
+            if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
+                continue
+            found = label if label is not None and label.item_id == panel.panel_id else None
+            if found is None or found.status != "labelled" or not found.features:
+                self.unlabelled.append(_unlabelled(panel, found))
+                continue
+            item = _mined_item(panel, group, found, panels.source(panel.paper_id))
+            owner = next((k for k, m in enumerate(self.manual)
+                          if hamming(item.phash, m.phash) <= self.config.dedup_max_distance), None)
+            if owner is None:
+                self.mined += 1
+                yield item
+                continue
+            m = self.manual[owner]
+            m.paper_ids = sorted(set(m.paper_ids) | set(item.paper_ids))
+            m.provenance["replaces"] = item.item_id
+            self._overrides.append((owner, seq, Problem(
+                file=str(m.provenance.get("file", m.item_id)), stage="manual", reason="manual_overrides_mined",
+                detail=f"manual labels replace the caption labels of {item.item_id}", item_id=item.item_id)))
+
+
+def _unlabelled(panel: PanelRecord, label: LabelRecord | None) -> Problem:
+    reason = "label_failed" if label is not None and label.status == "failed" else "no_features"
+    if label is not None and label.detail.startswith(UNSPLIT):
+        reason = UNSPLIT  # a whole image for panels with different features (labelling.multipanel)
+    detail = label.detail if label is not None and label.detail else "the labeller found no vocabulary feature"
+    return Problem(file=panel.source_pdf, stage="label", reason=reason, detail=detail, paper_id=panel.paper_id,
+                   item_id=panel.panel_id)
+
+
+def in_id_order(mined: Iterable[Item], manual: list[Item]) -> Iterator[Item]:
+    """Mined items (in id order) and manual items, sorted by id. A manual item is complete only once every
+    mined item was seen (its twins add papers), so mined items whose id comes after a manual one wait for
+    the end; with content-hash paper ids (hex digits, before "manual-") none do."""
+    manual = sorted(manual, key=lambda i: i.item_id)
+    held: list[Item] = []
+    for item in mined:
+        if manual and item.item_id > manual[0].item_id:
+            held.append(item)
+        else:
+            yield item
+    yield from heapq.merge(held, manual, key=lambda i: i.item_id)
+
+
+def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Write stages/items.jsonl, item by item as the groups are read (the corpus' items are never held)."""
     manual = load_manual_items(paths)
-    replaced = 0
-    for m in manual:
-        twins = [i for i in mined.values() if hamming(i.phash, m.phash) <= config.dedup_max_distance]
-        for twin in twins:  # manual labels win; the manual item inherits the twin's papers
-            m.paper_ids = sorted(set(m.paper_ids) | set(twin.paper_ids))
-            m.provenance["replaces"] = twin.item_id
-            del mined[twin.item_id]
-            replaced += 1
-            problems.append(Problem(file=str(m.provenance.get("file", m.item_id)), stage="manual",
-                                    reason="manual_overrides_mined",
-                                    detail=f"manual labels replace the caption labels of {twin.item_id}",
-                                    item_id=twin.item_id))
-    items = sorted([*mined.values(), *manual], key=lambda i: i.item_id)
-    items, expert_problems = apply_expert_labels(items, paths.out / "review" / EXPERT_LABELS_NAME)
-    problems += expert_problems
-    write_jsonl_atomic(paths.items, items)
+    mined = MinedItems(paths, config, manual)
+    expert_problems: list[Problem] = []
+    origins: Counter = Counter()
+
+    def counted(items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            origins[item.label_origin] += 1
+            yield item
+
+    n = write_jsonl_atomic(paths.items, counted(apply_expert_labels(
+        in_id_order(mined, manual), paths.out / "review" / EXPERT_LABELS_NAME, expert_problems)))
+    problems = mined.unlabelled + mined.overrides + expert_problems
     return StageResult(stage="items", problems=problems, counts={
-        "items": len(items), "mined": len(mined), "manual": len(manual), "manual_overrides": replaced,
-        "dropped_unlabelled": sum(p.stage == "label" for p in problems),
-        "expert_labelled": sum(i.label_origin == "expert" for i in items),
+        "items": n, "mined": mined.mined, "manual": len(manual), "manual_overrides": len(mined.overrides),
+        "dropped_unlabelled": len(mined.unlabelled),
+        "expert_labelled": origins["expert"],
         "expert_dropped": len(expert_problems),
     })

@@ -9,6 +9,12 @@ caption-rule labeller takes the union of the members' labels (see ``labelling.ca
 A group whose representative is missing from the panels files or was not kept by the filter is a
 Problem, not a label.
 
+Memory: tasks are made paper by paper when the labeller asks for them (``iter_tasks``). A labeller with
+``label_stream`` (the caption rules) takes them a few chunks at a time and its records go straight to
+labels.jsonl, so the stage holds the groups and the filter's keep flags, not the corpus' panels (at 16,000
+panels the task list alone was ~53 MiB). A model labeller gets the whole list: it batches, caches and
+summarises over it.
+
 With a model labeller (openai, gemini, vllm: ``labelling.llm``) the stage also writes
 stages/label_sources.jsonl: for every image, the model's features beside the caption rules' features
 (computed offline for comparison), so the dataset card can count and list where they disagree. The label
@@ -26,24 +32,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from dataset_builders.labelling.caption_rules import ORIGIN as CAPTION_RULES_ORIGIN
 from dataset_builders.config import BuildConfig
+from dataset_builders.panels_by_paper import PanelsByPaper
 from dataset_builders.labelling.registry import CaptionRulesLabeler, LabelTask, get_labeler
 from dataset_builders.records import (
     DuplicateGroup,
     FilterDecision,
     LabelRecord,
-    PanelRecord,
-    PaperPanels,
     Problem,
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import read_jsonl, read_model, write_jsonl_atomic
+from fracto_core.files import iter_jsonl, write_jsonl_atomic
 
 STAGE = "label"
 
@@ -89,47 +96,61 @@ def _require(path: Path, made_by: str) -> None:
         raise FileNotFoundError(f"the label stage needs {path}: run the {made_by} stage first")
 
 
-def load_panels(paths: StagePaths, problems: list[Problem]) -> dict[str, PanelRecord]:
-    """Every panel of every stages/panels/<paper_id>.json; an unreadable file becomes a Problem."""
-    panels: dict[str, PanelRecord] = {}
-    for f in sorted(paths.panels.glob("*.json")):
-        try:
-            paper = read_model(f, PaperPanels)
-        except (OSError, ValueError) as exc:
-            problems.append(Problem(file=paths.rel(f), stage=STAGE, reason="bad_panels_file",
-                                    detail=str(exc).splitlines()[0], paper_id=f.stem, severity="failed"))
-            continue
-        for p in paper.panels:
-            panels[p.panel_id] = p
-    return panels
-
-
 def load_groups(paths: StagePaths) -> list[DuplicateGroup]:
+    """The dedup groups, sorted by representative id: paper by paper (a panel id starts with its paper id)."""
     raw = json.loads(paths.dedup.read_text(encoding="utf-8"))
-    return [DuplicateGroup.model_validate(g) for g in raw]
+    return sorted((DuplicateGroup.model_validate(g) for g in raw), key=lambda g: g.representative)
 
 
-def build_tasks(paths: StagePaths, panels: dict[str, PanelRecord], decisions: dict[str, FilterDecision],
-                groups: list[DuplicateGroup], problems: list[Problem]) -> list[LabelTask]:
-    """One task per usable dedup group, sorted by representative id."""
-    tasks: list[LabelTask] = []
-    for group in sorted(groups, key=lambda g: g.representative):
-        rep = panels.get(group.representative)
+def load_kept(paths: StagePaths) -> dict[str, bool]:
+    """{panel id: kept?} of every filter decision (the decisions' scores and reasons are not needed here)."""
+    return {d.panel_id: d.keep for d in iter_jsonl(paths.filter, FilterDecision)}
+
+
+def iter_tasks(paths: StagePaths, kept: dict[str, bool], groups: list[DuplicateGroup],
+               problems: list[Problem]) -> Iterator[LabelTask]:
+    """One task per usable dedup group, in the groups' order (by representative id), made when asked.
+
+    Panels are read paper by paper (PanelsByPaper: a group's members are looked up in its papers), so
+    only the tasks a labeller holds and a few papers' panels are in memory, never the corpus' panels.
+    A representative no readable panels file holds, or one the filter did not keep, becomes a Problem;
+    so does every unreadable panels file: when the tasks run out, those problems go in front of the
+    groups' (sorted by file, as when the stage read every file first), so the report keeps its order.
+    """
+    panels = PanelsByPaper(paths, tolerant=True)
+    first = len(problems)
+    for group in groups:
+        rep = panels.get(group.representative, group.paper_ids)
         if rep is None:
             problems.append(Problem(file=group.representative, stage=STAGE, reason="unknown_panel",
                                     detail="dedup names a representative that no panels file holds",
                                     item_id=group.representative, severity="failed"))
             continue
-        decision = decisions.get(rep.panel_id)
-        if decision is None or not decision.keep:
+        keep = kept.get(rep.panel_id)
+        if not keep:
             problems.append(Problem(file=rep.source_pdf, stage=STAGE, reason="not_kept",
-                                    detail="dedup representative " + ("has no filter decision" if decision is None
+                                    detail="dedup representative " + ("has no filter decision" if keep is None
                                                                       else "was rejected by the filter"),
                                     paper_id=rep.paper_id, item_id=rep.panel_id))
             continue
-        others = [panels[m] for m in group.members if m != rep.panel_id and m in panels]
-        tasks.append(LabelTask(item_id=rep.panel_id, panels=(rep, *others), image=paths.abs(rep.image)))
-    return tasks
+        others = [p for m in group.members if m != rep.panel_id and (p := panels.get(m, group.paper_ids))]
+        yield LabelTask(item_id=rep.panel_id, panels=(rep, *others), image=paths.abs(rep.image))
+    panels.check_unread()  # a file no group names (unreadable ones cannot be named) is still reported
+    problems[first:first] = [Problem(file=paths.rel(paths.panels / f"{paper_id}.json"), stage=STAGE,
+                                     reason="bad_panels_file", detail=error, paper_id=paper_id, severity="failed")
+                             for paper_id, error in sorted(panels.unreadable.items())]
+
+
+def in_id_order(records: Iterable[LabelRecord], counts: Counter) -> Iterator[LabelRecord]:
+    """The records as they come, counted by status; raises unless their item ids strictly increase (the
+    stream's contract: one record per task, in task order, so labels.jsonl stays sorted and unique)."""
+    last = ""
+    for record in records:
+        if record.item_id <= last:
+            raise ValueError(f"labeller stream out of order: {record.item_id} after {last}")
+        last = record.item_id
+        counts[record.status] += 1
+        yield record
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
@@ -138,14 +159,16 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     _require(paths.dedup, "dedup")
     labeler = get_labeler(config.labeler, config)
     problems: list[Problem] = []
-    panels = load_panels(paths, problems)
-    decisions = {d.panel_id: d for d in read_jsonl(paths.filter, FilterDecision)}
-    tasks = build_tasks(paths, panels, decisions, load_groups(paths), problems)
-    del panels, decisions  # the tasks keep the panels they need; the rest (rejected panels) goes now
-
+    groups, kept = load_groups(paths), load_kept(paths)
+    tasks = iter_tasks(paths, kept, groups, problems)
+    stream = getattr(labeler, "label_stream", None)
     if config.dry_run:
-        return dry_run(labeler, tasks, problems)
+        return dry_run(labeler, list(tasks), problems)
+    if stream is not None:  # tasks made, labelled and written one chunk at a time (caption rules)
+        return run_streamed(paths, labeler, tasks, sum(bool(kept.get(g.representative)) for g in groups),
+                            problems, progress)
 
+    tasks = list(tasks)  # a model labeller batches, caches and summarises over the whole list
     outcome = labeler.label(tasks, progress=progress)
     problems.extend(outcome.problems)
     by_id: dict[str, LabelRecord] = {}
@@ -166,14 +189,23 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     summary = getattr(labeler, "summary", None)
     if summary is not None:
         print(f"[  label] {labeler.origin}: {summary.line()}", flush=True)
+    return StageResult(stage=STAGE, counts=status_counts(Counter(r.status for r in records), outcome.counts),
+                       problems=problems)
 
-    counts = {
-        "labelled": sum(r.status == "labelled" for r in records),
-        "no_features": sum(r.status == "no_features" for r in records),
-        "failed": sum(r.status == "failed" for r in records),
-    }
-    counts.update({k: v for k, v in sorted(outcome.counts.items()) if k not in counts})
-    return StageResult(stage=STAGE, counts=counts, problems=problems)
+
+def run_streamed(paths: StagePaths, labeler, tasks: Iterator[LabelTask], total: int, problems: list[Problem],
+                 progress: bool) -> StageResult:
+    """The caption rules' path: records streamed to labels.jsonl in task order (label_stream's contract)."""
+    counts: Counter = Counter()
+    write_jsonl_atomic(paths.labels, in_id_order(labeler.label_stream(tasks, total, progress), counts))
+    sources_path(paths).unlink(missing_ok=True)  # a rules-only run has nothing to compare
+    return StageResult(stage=STAGE, counts=status_counts(counts, {}), problems=problems)
+
+
+def status_counts(statuses: Counter, extra: dict[str, int]) -> dict[str, int]:
+    counts = {status: statuses[status] for status in ("labelled", "no_features", "failed")}
+    counts.update({k: v for k, v in sorted(extra.items()) if k not in counts})
+    return counts
 
 
 def dry_run(labeler, tasks: list[LabelTask], problems: list[Problem]) -> StageResult:

@@ -30,6 +30,7 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -292,18 +293,18 @@ def read_expert_labels(path: Path) -> list[ExpertLabel]:
     return read_jsonl(path, ExpertLabel) if Path(path).exists() else []
 
 
-def apply_expert_labels(items: list[Item], path: Path) -> tuple[list[Item], list[Problem]]:
-    """Items with the expert's labels applied (origin "expert", reviewer and time in the provenance).
+def apply_expert_labels(items: Iterable[Item], path: Path, problems: list[Problem]) -> Iterator[Item]:
+    """The items with the expert's labels applied (origin "expert", reviewer and time in the provenance),
+    one at a time as they come (the items stage streams them to items.jsonl).
 
-    An item the expert marked "not a fractograph", or left without any feature, is dropped with a Problem.
+    An item the expert marked "not a fractograph", or left without any feature, is dropped with a Problem
+    (appended to ``problems``).
     """
     experts = {x.item_id: x for x in read_expert_labels(path)}
-    kept: list[Item] = []
-    problems: list[Problem] = []
     for item in items:
         x = experts.get(item.item_id)
         if x is None:
-            kept.append(item)
+            yield item
             continue
         if x.not_fractograph or not x.features:
             reason = "expert_not_fractograph" if x.not_fractograph else "expert_no_features"
@@ -313,5 +314,4 @@ def apply_expert_labels(items: list[Item], path: Path) -> tuple[list[Item], list
         item.provenance.update({"previous_origin": item.label_origin, "reviewer": x.reviewer,
                                 "reviewed_at": x.reviewed_at, "review_source": x.source})
         item.features, item.label_origin = sort_features(x.features), "expert"
-        kept.append(item)
-    return kept, problems
+        yield item

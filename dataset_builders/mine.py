@@ -16,7 +16,6 @@ figures (clustering, caption matching, panel letters), metadata (title, DOI), ge
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestIndex
 from dataset_builders.pdf.captions import cite_excerpts
 from dataset_builders.pdf.continued import PageFlow, link_continued
+from dataset_builders.pdf.file_check import check_files, classify_non_pdf, paper_id_of  # noqa: F401 (re-exported for tests)
 from dataset_builders.pdf.figures import (
     MIN_BBOX_PT,
     Cluster,
@@ -372,40 +372,6 @@ def _record_counts(record: PaperRecord) -> dict[str, int]:
 
 # --- the stage -----------------------------------------------------------------------------------------
 
-def paper_id_of(path: Path) -> str:
-    """First 16 hex digits of the file's SHA-256.
-
-    hashlib.file_digest reads into one reused buffer: 0.19 s instead of 0.34 s for the heavy corpus's
-    233 MB (1 MiB bytes chunks). run() hashes every file in the worker pool before mining starts.
-    """
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
-
-
-_OTHER_FORMATS = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"PK\x03\x04", b"%!PS", b"II*\x00", b"MM\x00*", b"BM",
-                  b"RIFF", b"\x00\x00\x00\x0cjP", b"{\\rtf", b"\xd0\xcf\x11\xe0")
-
-
-def classify_non_pdf(head: bytes, name: str) -> tuple[str, str] | None:
-    """None for a PDF (a %PDF- header in the first KiB, as MuPDF accepts); else (reason, detail).
-
-    A file of another known format, or text, is "not_a_pdf"; unrecognisable bytes under a .pdf name are a
-    damaged PDF ("truncated_or_corrupt").
-    """
-    if b"%PDF-" in head:
-        return None
-    if head.startswith(_OTHER_FORMATS):
-        return "not_a_pdf", "another file format (by its first bytes)"
-    try:
-        head.decode("utf-8")
-        is_text = True
-    except UnicodeDecodeError:
-        is_text = False
-    if is_text or not name.lower().endswith(".pdf"):
-        return "not_a_pdf", "no %PDF- header in the first 1 KiB"
-    return "truncated_or_corrupt", "named .pdf but no %PDF- header and no known format: damaged file"
-
-
 def _mine_task(args: tuple[str, str, str, str, BuildConfig, SourceMeta | None]) -> MineOutcome:
     pdf, rel, paper_id, out, config, source = args
     shown = pymupdf.TOOLS.mupdf_display_errors(), pymupdf.TOOLS.mupdf_display_warnings()
@@ -419,21 +385,6 @@ def _mine_task(args: tuple[str, str, str, str, BuildConfig, SourceMeta | None]) 
     finally:
         pymupdf.TOOLS.mupdf_display_errors(shown[0])
         pymupdf.TOOLS.mupdf_display_warnings(shown[1])
-
-
-def _check_file(file: str) -> tuple[str, tuple[str, str, str] | None]:
-    """(paper id, None) for a PDF, else ("", (reason, detail, severity)) saying why it is not mined."""
-    f = Path(file)
-    try:
-        if f.stat().st_size == 0:
-            return "", ("zero_bytes", "empty file", "skipped")
-        with open(f, "rb") as fh:
-            verdict = classify_non_pdf(fh.read(1024), f.name)
-        if verdict:
-            return "", (*verdict, "failed" if verdict[0] != "not_a_pdf" else "skipped")
-        return paper_id_of(f), None
-    except OSError as exc:
-        return "", ("unreadable", str(exc), "failed")
 
 
 def _fetch_bookkeeping(path: Path) -> bool:
@@ -454,9 +405,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     tasks: list[tuple[int, tuple]] = []
     seen: dict[str, str] = {}
     manifests = ManifestIndex.load(root)  # papers.jsonl written by dataset_builders.fetch, if any
-    # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB
-    checked = list(run_jobs(_check_file, [str(f) for f in files], config.workers, "hash", "file", False,
-                            chunks_per_worker=4))
+    # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB;
+    # a file hashed by an earlier build and unchanged since (inode, size, mtime) is not read again
+    checked = check_files(files, paths.stages / "mine_ids.tsv", config.workers)
     for idx, (f, (pid, why)) in enumerate(zip(files, checked)):
         rel = f.relative_to(root).as_posix()
         if why is not None:

@@ -75,6 +75,20 @@ def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def write_json_list_atomic(path: Path, values: Iterable) -> int:
+    """A JSON list with the exact text of write_json_atomic(path, list(values)) (indent=1), written a value
+    at a time: json.dumps of a whole indented list builds every small piece of its text first (the pure
+    Python encoder: ~23 MiB for dedup's 14,000 groups). Returns the count."""
+    n = 0
+    with open_text_atomic(path) as fh:
+        for value in values:
+            fh.write(("[\n " if n == 0 else ",\n ")
+                     + json.dumps(value, indent=1, ensure_ascii=False, sort_keys=False).replace("\n", "\n "))
+            n += 1
+        fh.write("\n]\n" if n else "[]\n")
+    return n
+
+
 def write_model_atomic(path: Path, record: BaseModel, durable: bool = True) -> None:
     """durable=False suits per-paper records: one that a power loss left unreadable is simply redone."""
     write_text_atomic(path, record.model_dump_json(indent=1) + "\n", durable=durable)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +19,19 @@ import pytest
 from PIL import Image
 
 from dataset_builders import augment, dataset_card, export
+from dataset_builders import label as label_stage
+from dataset_builders import split as split_stage
 from dataset_builders.config import BuildConfig
 from dataset_builders.dedup import pairs_within
 from dataset_builders.items import ItemTexts, load_groups, load_panels
-from dataset_builders.records import Item
+from dataset_builders.labelling.base import LabelTask
+from dataset_builders.labelling.caption_rules import CaptionRulesLabeler
+from dataset_builders.records import Item, LabelRecord
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
 from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
 from fracto_core.answer_format import format_answer, instruction_prompt
-from fracto_core.files import open_text_atomic, remove_unlisted
+from fracto_core.files import open_text_atomic, remove_unlisted, write_json_atomic, write_json_list_atomic
 
 
 def _alive(cls: type) -> int:
@@ -47,6 +53,15 @@ def test_json_list_writer_writes_what_the_joined_text_was(tmp_path: Path, n: int
     assert text == ("[\n" + ",\n".join(encoded) + "\n]\n" if encoded else "[]\n")
     assert json.loads(text) == [{"k": i, "s": "é\n"} for i in range(n)]
     assert list(iter_line_list(tmp_path / "x.json")) == json.loads(text)
+
+
+@pytest.mark.parametrize("values", [[], [{"a": 1}], [{"g": "x", "m": ["a", "b"], "p": ["é\n"]}, {"g": "y", "m": []}],
+                                    [1, [2, [3, {}]], "s"]])
+def test_json_list_streamed_has_the_text_of_the_whole_list(tmp_path: Path, values: list) -> None:
+    """dedup.json is written a group at a time, with the bytes json.dumps(indent=1) gave for the whole list."""
+    assert write_json_list_atomic(tmp_path / "s.json", iter(values)) == len(values)
+    write_json_atomic(tmp_path / "w.json", values)
+    assert (tmp_path / "s.json").read_bytes() == (tmp_path / "w.json").read_bytes()
 
 
 def test_open_text_atomic_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
@@ -105,6 +120,38 @@ def _square(x: int) -> int:
     return x * x
 
 
+def test_validation_reopens_only_images_whose_file_changed(built, tmp_path: Path, monkeypatch) -> None:
+    """A second check with the first one's sizes opens no image; a replaced image (new inode) is opened."""
+    import dataset_builders.validate as validate
+
+    ds = tmp_path / "dataset"
+    shutil.copytree(built[0] / "dataset", ds, copy_function=os.link)
+    known = tmp_path / "sizes.tsv"
+    first = check_dataset(ds, BuildConfig(), known_sizes=known)
+    n_images = len(known.read_text().splitlines())
+    assert n_images == len({p for p in (ds / "images").rglob("*") if p.is_file()}) > 10
+    opened: list[str] = []
+    real_open = validate.Image.open
+
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate.Image, "open", counting)
+    again = check_dataset(ds, BuildConfig(), known_sizes=known)
+    assert opened == []
+    assert (again.problems, again.samples, again.max_image_tokens) == (first.problems, first.samples,
+                                                                      first.max_image_tokens)
+    victim = sorted((ds / "images" / "train").iterdir())[0]
+    tmp = victim.with_name("new.jpg")
+    Image.new("RGB", (2000, 2000), "white").save(tmp)
+    tmp.replace(victim)  # a new file under the same name
+    third = check_dataset(ds, BuildConfig(), known_sizes=known)
+    assert opened == [str(victim)]
+    assert third.max_image_tokens > first.max_image_tokens  # its new size was read, not the stored one
+    assert check_dataset(ds, BuildConfig()).max_image_tokens == third.max_image_tokens
+
+
 @pytest.mark.parametrize("workers,chunks_per_worker", [(1, None), (2, None), (2, 24)])
 def test_run_jobs_pulls_only_a_window_of_jobs_ahead(workers: int, chunks_per_worker: int | None) -> None:
     n = 240
@@ -150,6 +197,41 @@ def test_augment_holds_a_bounded_number_of_items(built, tmp_path: Path, monkeypa
     assert augment.manifest_path(paths).read_bytes() == augment.manifest_path(StagePaths(built[0])).read_bytes()
 
 
+def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
+    """Tasks alive while the caption rules label: the one being labelled, not every dedup group's (the
+    stage built them all, with their panels, before labelling); labels.jsonl keeps its bytes, and equals
+    what the whole-list path (Labeler.label, as a model labeller gets it) gives."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    (out / "stages" / "labels.jsonl").unlink()
+    seen: list[int] = []
+    label_task = CaptionRulesLabeler.label_task
+
+    def counting(self, task):
+        seen.append(_alive(LabelTask))
+        return label_task(self, task)
+
+    monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
+    result = label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    n_tasks = sum(result.counts.values())
+    assert len(seen) == n_tasks >= 10
+    assert max(seen) <= 2  # the task being labelled (+ the next being made); was n_tasks
+    assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
+    monkeypatch.undo()  # the pool's workers look label_task up by name
+    problems: list = []
+    tasks = list(label_stage.iter_tasks(paths, label_stage.load_kept(paths), label_stage.load_groups(paths), problems))
+    whole = sorted(CaptionRulesLabeler(workers=2).label(tasks, progress=False).records, key=lambda r: r.item_id)
+    assert "".join(r.model_dump_json() + "\n" for r in whole).encode() == paths.labels.read_bytes()
+    assert problems == result.problems
+
+
+def test_label_stream_out_of_order_is_refused() -> None:
+    records = [LabelRecord(item_id=i, features=[], origin="caption_rules", status="no_features") for i in "bab"]
+    with pytest.raises(ValueError, match="out of order: a after b"):
+        list(label_stage.in_id_order(records, Counter()))
+
+
 def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "out"
     shutil.copytree(built[0] / "stages", out / "stages")
@@ -162,8 +244,17 @@ def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(bu
         return write_card(*args, **kwargs)
 
     monkeypatch.setattr(dataset_card, "write_card", counting)
+    items_at_link: list[int] = []
+    link_images = export.link_images
+
+    def counting_items(*args, **kwargs):
+        items_at_link.append(_alive(Item))
+        return link_images(*args, **kwargs)
+
+    monkeypatch.setattr(export, "link_images", counting_items)
     export.run(StagePaths(out), BuildConfig(seed=3), progress=False)
     assert alive_at_card == [0]
+    assert items_at_link == [0]  # the samples hold SampleItems (provenance as text), not the parsed Items
     before, after = built[0] / "dataset", out / "dataset"
     names = sorted(p.relative_to(before).as_posix() for p in before.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(after).as_posix() for p in after.rglob("*") if p.is_file())
@@ -174,6 +265,27 @@ def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(bu
         values = json.loads(text)
         assert text == ("[\n" + ",\n".join(json.dumps(v, ensure_ascii=False) for v in values) + "\n]\n"
                         if values else "[]\n"), name
+
+
+def test_split_without_a_held_out_pool_drops_provenance_and_writes_the_same_bytes(built, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    shutil.copy(built[0] / "paper_splits.jsonl", out)
+    paths = StagePaths(out)
+    items = split_stage.load_items(paths, keep_provenance=False)
+    assert items and all(it.provenance == {} for it in items)
+    assert all(it.provenance for it in split_stage.load_items(paths, keep_provenance=True))
+    split_stage.run(paths, BuildConfig(seed=3, min_split_papers=1), progress=False)
+    for name in ("stages/splits.jsonl", "stages/splits_dropped.jsonl", "paper_splits.jsonl"):
+        assert (out / name).read_bytes() == (built[0] / name).read_bytes(), name
+
+
+def test_sample_item_gives_back_the_item_provenance(built) -> None:
+    for line in StagePaths(built[0]).items.read_text().splitlines():
+        item = Item.model_validate_json(line)
+        light = export.SampleItem.of(item)
+        assert light.provenance == item.provenance
+        assert json.dumps(light.provenance, sort_keys=True) == json.dumps(item.provenance, sort_keys=True)
 
 
 def test_item_texts_paper_by_paper_equal_those_of_all_panels_at_once(built) -> None:

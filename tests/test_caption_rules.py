@@ -278,6 +278,22 @@ def test_label_stage_reports_stale_groups(tmp_path):
                                                                           "p1-p4-f0-whole"]
 
 
+def test_label_stage_reports_every_unreadable_panels_file_first(tmp_path):
+    """Panels are read paper by paper; an unreadable file (named by a group or by none) is still a Problem,
+    in front of the groups' problems, as when the stage read every file before the groups."""
+    paths = StagePaths(tmp_path)
+    write_inputs(paths)
+    (paths.panels / "p0.json").write_text("{not json")  # no group names it
+    groups = json.loads(paths.dedup.read_text())
+    groups.append({"group_id": "gone", "representative": "gone", "members": ["gone"], "paper_ids": ["p7"]})
+    write_json_atomic(paths.dedup, groups)
+    result = label_stage.run(paths, BuildConfig(out=tmp_path), progress=False)
+    assert [(p.reason, p.paper_id or p.item_id) for p in result.problems] == [
+        ("bad_panels_file", "p0"), ("unknown_panel", "gone")]
+    assert [r.item_id for r in read_jsonl(paths.labels, LabelRecord)] == ["p1-p2-f0-a", "p1-p2-f0-b",
+                                                                          "p1-p4-f0-whole"]
+
+
 def test_label_stage_needs_dedup_and_refuses_unavailable_labeller(tmp_path):
     paths = StagePaths(tmp_path)
     write_inputs(paths)

@@ -22,7 +22,7 @@ from fracto_core.image_budget import image_tokens
 from dataset_builders.labelling.schema import LABEL_PROMPT_VERSION, label_json_schema, label_prompt, parse_reply, system_prompt
 from dataset_builders.labelling.registry import LabelerUnavailableError, get_labeler
 from dataset_builders.labelling.llm import cache_path, calls_path
-from dataset_builders.records import FilterDecision, LabelRecord, PanelRecord
+from dataset_builders.records import LabelRecord, PanelRecord
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl
 from fracto_core.vlm_api.cache import ResponseCache
@@ -144,9 +144,7 @@ def out(deduped, tmp_path) -> Path:
 
 def tasks_of(out: Path, config: BuildConfig):
     paths = StagePaths(out)
-    panels = label_stage.load_panels(paths, [])
-    decisions = {d.panel_id: d for d in read_jsonl(paths.filter, FilterDecision)}
-    return label_stage.build_tasks(paths, panels, decisions, label_stage.load_groups(paths), [])
+    return list(label_stage.iter_tasks(paths, label_stage.load_kept(paths), label_stage.load_groups(paths), []))
 
 
 def image_key(task, config: BuildConfig) -> str:

@@ -579,3 +579,34 @@ def test_same_size_flate_images_side_by_side_keep_their_own_pixels(tmp_path):
             mined = np.asarray(im.convert("L"), dtype=np.float32)
         assert mined.shape == source.shape
         assert np.abs(mined - source).mean() < 3, part.image  # JPEG q95 of the same pixels, not a neighbour
+
+
+def test_check_files_rehashes_only_changed_files(tmp_path, monkeypatch):
+    """Paper ids of unchanged files (inode, size, mtime) come from the earlier build's list, not a new read."""
+    from dataset_builders.pdf import file_check
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    for name in ("a.pdf", "b.pdf"):
+        doc = pymupdf.open()
+        doc.new_page().insert_text((72, 72), f"paper {name}")
+        doc.save(papers / name)
+    (papers / "notes.txt").write_text("not a paper")
+    files = sorted(papers.iterdir())
+    known = tmp_path / "stages" / "mine_ids.tsv"
+    first = file_check.check_files(files, known, workers=1)
+    assert [pid for pid, _ in first[:2]] == [mine.paper_id_of(f) for f in files[:2]]
+    assert first[2][0] == "" and first[2][1][0] == "not_a_pdf"
+    read: list[str] = []
+    real = file_check.check_file
+    monkeypatch.setattr(file_check, "check_file", lambda f: read.append(Path(f).name) or real(f))
+    assert file_check.check_files(files, known, workers=1) == first
+    assert read == ["notes.txt"]  # only what was not a PDF is looked at again
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "a changed paper")
+    doc.save(tmp_path / "new.pdf")
+    (tmp_path / "new.pdf").replace(papers / "a.pdf")
+    read.clear()
+    again = file_check.check_files(files, known, workers=1)
+    assert read == ["a.pdf", "notes.txt"]
+    assert again[0][0] == mine.paper_id_of(papers / "a.pdf") != first[0][0] and again[1] == first[1]

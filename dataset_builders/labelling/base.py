@@ -44,6 +44,10 @@ class Labeler(Protocol):
         """Label every task; never raise for one bad item (return a status="failed" record instead)."""
         ...
 
+    # Optional, for labellers that need no view of the whole list (the caption rules):
+    # label_stream(tasks: Iterable[LabelTask], total: int, progress: bool) -> Iterator[LabelRecord], one record
+    # per task in task order, taking tasks as it goes; the label stage then streams records to its file.
+
 
 class UnknownLabelerError(ValueError):
     """--labeler names no registered labeller."""

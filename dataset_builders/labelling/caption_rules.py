@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from itertools import pairwise
 
@@ -332,6 +332,9 @@ def _label_unsplit(panel: PanelRecord, per_letter: list[LabelRecord], letters: l
 
 # --- the labeller (registered as caption_rules) ---------------------------------------------------------------------------------
 
+STREAM_CHUNK = 64  # tasks per chunk handed to a worker: ~1 ms each, so round trips stay rare (16,000 tasks: 250)
+
+
 class CaptionRulesLabeler:
     """Offline labels from captions and citing text (``caption_rules.label_panel``).
 
@@ -349,9 +352,16 @@ class CaptionRulesLabeler:
         self.workers = workers  # processes (dataset_builders.workers): the rules are pure Python, ~1 ms a panel
 
     def label(self, tasks: Sequence[LabelTask], progress: bool = True) -> LabelOutcome:
-        records = list(run_jobs(self.label_task, list(tasks), self.workers, "label", "image", progress,
-                                chunks_per_worker=4))
-        return LabelOutcome(records=records)
+        return LabelOutcome(records=list(self.label_stream(tasks, len(tasks), progress)))
+
+    def label_stream(self, tasks: Iterable[LabelTask], total: int, progress: bool = True) -> Iterator[LabelRecord]:
+        """One record per task, in task order, taking the tasks as the workers need them: only the chunks
+        in flight (workers.IN_FLIGHT_PER_WORKER per worker, at most STREAM_CHUNK tasks each) are held, so
+        the label stage can hand over a generator instead of the corpus' task list.
+        total: the number of tasks (chunk sizes and the progress bar)."""
+        per_worker = max(4, -(-total // (self.workers * STREAM_CHUNK)))  # chunks of <= STREAM_CHUNK tasks
+        return run_jobs(self.label_task, tasks, self.workers, "label", "image", progress,
+                        chunks_per_worker=per_worker, total=total)
 
     def label_task(self, task: LabelTask) -> LabelRecord:
         per_panel = [label_panel(p) for p in task.panels]

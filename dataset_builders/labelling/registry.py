@@ -2,7 +2,8 @@
 
 The label stage (``dataset_builders.label``) builds one ``LabelTask`` per dedup group and hands the whole
 list to the configured labeller in one call, so a labeller decides itself how to batch, cache, retry
-and account for cost; the stage only writes what comes back. Adding a labeller = one class with
+and account for cost; the stage only writes what comes back. A labeller that needs no view of the whole
+list may also offer ``label_stream`` (see ``labelling.base.Labeler``): it then gets the tasks as a stream. Adding a labeller = one class with
 ``name``, ``origin``, ``prompt_version`` and ``label()``, plus ``@register("<name>")`` on its factory;
 ``label.py`` does not change.
 

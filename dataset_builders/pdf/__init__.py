@@ -12,4 +12,5 @@
 - ocr: scanned pages without a text layer: OCR'd with Tesseract (PyMuPDF's get_textpage_ocr), then cut as scans.
 - metadata: the paper's title and DOI.
 - floor: the speed floor the build benchmark compares against (floor_pass).
+- file_check: which given files are PDFs, and their paper ids (content hashes, kept for unchanged files).
 """
