@@ -395,16 +395,16 @@ def test_preempted_job_saves_requeues_and_finishes(cluster, jobdir, tiny_dir, bu
         assert time.monotonic() < deadline, text()[-4000:]
         time.sleep(1)
     # Slurm holds a requeued job for AuthInfo's cred_expire + 1 s (its BeginTime; start.sh sets 10 s, the
-    # default is 120 s): start it now. The hold can be set again after this update (CI, 2026-12-02: the job
-    # was still pending 240 s later), so the update is repeated while the job waits; a failed wait prints
-    # what Slurm says of the job and the daemons' logs.
+    # default is 120 s) and then starts it at its next scheduling pass. The hold must not be cut short: the
+    # slurmd refuses a batch credential issued within the second its job's credential was revoked ("Job
+    # credential revoked", "Killing non-startable batch JobId": CI, 2026-12-07, after `scontrol update
+    # StartTime=now` 60 ms after the requeue), and the job then ends FAILED instead of restarting. A job that
+    # ends before training is done fails the wait at once (the requeue itself leaves a PENDING line in the
+    # jobcomp file); every failed wait prints what Slurm says of the job and the daemons' logs.
     deadline = time.monotonic() + JOB_TIMEOUT
-    last_update = 0.0
     while "train.sh: training done" not in text():
         assert time.monotonic() < deadline, text()[-3000:] + cluster.diagnose(job)
-        if time.monotonic() - last_update > 10 and cluster.scontrol_state(job) == "PENDING":
-            run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=cluster.env, check=True)
-            last_update = time.monotonic()
+        assert cluster.state_of(job, timeout=0) in ("NOT_FINISHED", "PENDING", "REQUEUED"), text()[-3000:] + cluster.diagnose(job)
         time.sleep(2)
     assert cluster.state_of(job, timeout=60) == "COMPLETED"
     log = text()
