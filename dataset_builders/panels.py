@@ -23,7 +23,10 @@ How a figure becomes panels:
   * the caption names fewer panels than cells and its letters are printed alike in as many cells: the other
     cells (a legend, a colour bar cut off its plot) join their nearest lettered neighbour (panel_layout);
   * the caption names panels by roman numeral (reading order) or by position word (left/right, top/bottom,
-    corners; by geometry): PanelRecord.name holds the name, letter stays None.
+    corners; by geometry): PanelRecord.name holds the name, letter stays None;
+  * the caption names fewer panels than cells, and the surplus cells are small pieces of panels (call-outs,
+    legend or title strips) or the cells are rows (columns) repeating one arrangement: panel_grid's
+    join_small_cells / repeated_bands give one box per panel (docs/panels.md, rules 6 and 7).
   Otherwise panel_layout gets a try (composites around a plot), else the whole figure stays one panel:
   "whole_unsure" when the caption names panels (the panel captions can not be scoped), "single" when it
   names none and no letters are printed on the cells -- such a grid's pieces could not be scoped, so each
