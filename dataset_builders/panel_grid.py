@@ -13,6 +13,10 @@ no edge-to-edge white line exists. A uniform strip along one edge only (a dark b
 trimmed before the search, as it would cross every gutter. Both rules look at the figure's own edges, not at
 any one paper: uniform edge lines carry no content.
 
+When the caption names fewer panels than the grid has cells, join_small_cells (a panel's small call-out,
+legend or title strip behind a gutter joins it) and repeated_bands (rows or columns repeating one arrangement
+are one panel each) group the cells into the named panels, or say they cannot (docs/panels.md, rules 6-7).
+
 Usage:
     from dataset_builders.panel_grid import find_grid
     grid = find_grid(image.convert("L"))   # Grid(cells=[(x0, y0, x1, y1), ...], problem="")
