@@ -155,3 +155,29 @@ def test_repeated_rows_are_the_lettered_panels(split):
 def test_a_plain_grid_naming_fewer_panels_stays_whole(split):
     (whole,) = split["grid"]
     assert whole.letter is None and whole.split_method == "whole_unsure", whole.split_note
+
+
+# --- letters printed in brackets --------------------------------------------------------------------
+
+BRACKETED = [(8, 8, 168, 98), (178, 8, 338, 98), (8, 108, 168, 198), (178, 108, 338, 198)]
+
+
+def _draw_bracketed(fig) -> None:
+    """Column-major letters printed as "(a)" in Helvetica-Bold on a white patch in each photo's corner."""
+    _photos(fig, BRACKETED, 930)
+    for (x0, y0, _, _), letter in zip(BRACKETED, "acbd"):
+        fig.draw_rect(pymupdf.Rect(x0 + 3, y0 + 3, x0 + 33, y0 + 21), color=None, fill=(1, 1, 1))
+        fig.insert_text((x0 + 6, y0 + 16), f"({letter})", fontname="hebo", fontsize=11)
+
+
+def test_letters_printed_in_brackets_are_read(tmp_path):
+    """"(a)" is the commonest way panel letters are printed: the brackets beside the glyph must not make it
+    look like texture, or a column-major figure is lettered row-major (b and c swapped)."""
+    _page(tmp_path / "papers" / "brackets.pdf", (346, 206), _draw_bracketed,
+          "Fig. 4. Fracture surfaces: (a) dimples; (b) cleavage facets; (c) striations; (d) a pore.")
+    (got,) = [panels for _, panels in mine_and_split(tmp_path / "papers", tmp_path / "build").values()]
+    by_letter = {p.letter: p for p in got}
+    assert sorted(by_letter) == ["a", "b", "c", "d"], [(p.panel_id, p.split_note) for p in got]
+    for letter, box in zip("acbd", BRACKETED):
+        assert iou(by_letter[letter].box, tuple(v * SCALE for v in box)) >= 0.9, (letter, by_letter[letter].split_note)
+    assert "glyphs read in the pixels" in by_letter["b"].split_note
