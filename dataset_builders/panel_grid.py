@@ -13,6 +13,10 @@ no edge-to-edge white line exists. A uniform strip along one edge only (a dark b
 trimmed before the search, as it would cross every gutter. Both rules look at the figure's own edges, not at
 any one paper: uniform edge lines carry no content.
 
+When the caption names fewer panels than the grid has cells, join_small_cells (a panel's small call-out,
+legend or title strip behind a gutter joins it) and repeated_bands (rows or columns repeating one arrangement
+are one panel each) group the cells into the named panels, or say they cannot (docs/panels.md, rules 6-7).
+
 Usage:
     from dataset_builders.panel_grid import find_grid
     grid = find_grid(image.convert("L"))   # Grid(cells=[(x0, y0, x1, y1), ...], problem="")
@@ -204,3 +208,98 @@ def find_grid(grey_image: Image.Image) -> Grid:
     if small:
         problem = f"{len(small)} of {len(cells)} cells smaller than {MIN_CELL_FRACTION:.0%} of the figure side"
     return Grid(cells, problem)
+
+
+# --- more gutter cells than the caption names panels ---------------------------------------------------
+
+SMALL_CELL_SHARE = 0.35  # a cell this much smaller (area) than every other is a piece of a panel, not a panel
+ALIKE_TOLERANCE = 0.05  # spans of repeated rows/columns agree within this share of the figure's side
+
+
+def _area(c: Cell) -> int:
+    return (c[2] - c[0]) * (c[3] - c[1])
+
+
+def _overlap(a: Cell, b: Cell) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def join_small_cells(cells: list[Cell], n: int) -> list[Cell] | None:
+    """n panels out of more gutter cells, when the surplus cells are small pieces of panels.
+
+    Layout property: a panel's own legend, colour-bar strip, call-out text or letter-and-title strip sits
+    apart from its image behind a gutter, but it is far smaller than any panel of the figure (panels of one
+    figure are set at comparable sizes). So when the cells beyond the caption's n are each under
+    SMALL_CELL_SHARE of the area of the smallest of the n others, each joins the nearest of those n sharing
+    its row or column band. None when the sizes do not separate so, a piece has no such neighbour, or two
+    joined panels would overlap (the cells were not "n panels and their pieces")."""
+    surplus = len(cells) - n
+    if n < 2 or surplus < 1:
+        return None
+    order = sorted(range(len(cells)), key=lambda i: (_area(cells[i]), i))
+    small, big = order[:surplus], order[surplus:]
+    if _area(cells[small[-1]]) >= SMALL_CELL_SHARE * _area(cells[big[0]]):
+        return None
+    boxes = {i: cells[i] for i in big}
+    for s in small:
+        piece = cells[s]
+        best: tuple[int, int] | None = None
+        for i in big:
+            own = cells[i]
+            dx = max(own[0], piece[0]) - min(own[2], piece[2])  # gap; negative: the bands overlap
+            dy = max(own[1], piece[1]) - min(own[3], piece[3])
+            if (dx < 0 or dy < 0) and (best is None or max(dx, dy) < best[0]):
+                best = (max(dx, dy), i)
+        if best is None:
+            return None
+        a = boxes[best[1]]
+        boxes[best[1]] = (min(a[0], piece[0]), min(a[1], piece[1]), max(a[2], piece[2]), max(a[3], piece[3]))
+    joined = [boxes[i] for i in sorted(boxes)]  # in the grid's order
+    if any(_overlap(a, b) for k, a in enumerate(joined) for b in joined[k + 1:]):
+        return None
+    return joined
+
+
+def _bands(cells: list[Cell], axis: int) -> list[list[int]]:
+    """Cells grouped into bands along axis (1: rows, by vertical overlap; 0: columns), in order."""
+    lo, hi = axis, axis + 2
+    bands: list[list[int]] = []
+    end = -math.inf
+    for i in sorted(range(len(cells)), key=lambda k: (cells[k][lo], k)):
+        if bands and cells[i][lo] < end:
+            bands[-1].append(i)
+            end = max(end, cells[i][hi])
+        else:
+            bands.append([i])
+            end = cells[i][hi]
+    return bands
+
+
+def repeated_bands(cells: list[Cell], n: int, size: tuple[int, int]) -> list[Cell] | None:
+    """n panels out of n rows (or n columns) of cells that repeat one arrangement.
+
+    Layout property: a figure comparing n conditions over the same steps (time, load, field) sets each
+    condition as a row of images, the same number of images at the same places in every row, and letters
+    the rows, not the images ("(a) the phase field and (b) hydrostatic stress, for three displacements").
+    Such a row is one panel. The rows (columns) must hold two or more cells each, the same count, at spans
+    that agree within ALIKE_TOLERANCE of the figure's width (height); anything less regular is not this, nor a
+    plain grid whose rows and columns both repeat (the caption does not say which way its letters run)."""
+    if n < 2 or len(cells) < 2 * n or len(cells) % n:
+        return None
+    found: list[list[Cell]] = []
+    for axis in (1, 0):
+        bands = _bands(cells, axis)
+        if len(bands) != n:
+            continue
+        across = 1 - axis  # the spans compared run along the band
+        tol = ALIKE_TOLERANCE * size[across]
+        rows = [sorted(b, key=lambda i: cells[i][across]) for b in bands]
+        if len({len(r) for r in rows}) != 1:
+            continue
+        alike = all(abs(cells[r[k]][across] - cells[rows[0][k]][across]) <= tol and
+                    abs(cells[r[k]][across + 2] - cells[rows[0][k]][across + 2]) <= tol
+                    for r in rows[1:] for k in range(len(r)))
+        if alike:
+            found.append([(min(cells[i][0] for i in r), min(cells[i][1] for i in r),
+                           max(cells[i][2] for i in r), max(cells[i][3] for i in r)) for r in rows])
+    return found[0] if len(found) == 1 else None  # rows and columns both repeat (a plain grid): not said which

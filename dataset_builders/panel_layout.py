@@ -234,18 +234,36 @@ def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[tuple[np.ndarray, int, 
         corner = grey[cy:cy + ch, cx:cx + cw]
         for ink in (corner < 100, corner > 200):
             labels, n = ndimage.label(ink)
-            for i, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
+            objects = ndimage.find_objects(labels)
+            for i, (ys, xs) in enumerate(objects, start=1):
                 gh, gw = ys.stop - ys.start, xs.stop - xs.start
                 if not (0.03 * h <= gh <= 0.15 * h and 0.3 <= gw / gh <= 1.3 and gh >= 8):
                     continue
                 if ys.start == 0 or xs.start == 0 or ys.stop == corner.shape[0] or xs.stop == corner.shape[1]:
                     continue  # cut by the corner window: part of a larger shape
-                around = ink[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3]
-                own = labels[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3] == i
-                if (around & ~own).mean() > 0.05:
+                window = labels[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3]
+                others = (window > 0) & (window != i) & ~np.isin(window, _brackets(objects, window, i, gh))
+                if others.mean() > 0.05:
                     continue  # not alone in a clear box: texture, not a printed letter
                 glyphs.append((_normalise(labels[ys, xs] == i), corner_index, gh))
     return glyphs
+
+
+def _brackets(objects: list, window: np.ndarray, i: int, height: int) -> list[int]:
+    """Components in the window around glyph i (label numbers; objects = their slices) shaped like the
+    brackets of "(a)" -- as tall as the letter to twice that, under half as wide as tall, spanning it
+    vertically: panel letters are often printed in brackets, which stand next to the letter and must not
+    count as the texture around it."""
+    ys = objects[i - 1][0]
+    out = []
+    for k in np.unique(window):
+        if k in (0, i):
+            continue
+        ky, kx = objects[k - 1]
+        kh, kw = ky.stop - ky.start, kx.stop - kx.start
+        if 0.9 * height <= kh <= 2 * height and kw < 0.5 * kh and ky.start <= ys.start + 2 and ky.stop >= ys.stop - 2:
+            out.append(int(k))
+    return out
 
 
 def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], placed: bool = False) -> list[str] | None:

@@ -90,6 +90,10 @@ def bare_letter_panels(caption: str, bold: list[str] | None = None) -> tuple[str
             pattern = (rf"(?:^|(?<=[.;:,)|])\s*)\(?{first}(?:\s*(?:,|&|and|[{DASHES}])\s*[A-Za-z])*"
                        rf"\s*\)?(?![a-z])\s*[,.:|{DASHES}]?\s*")
             m = re.compile(pattern).search(text, pos)
+            if not m and letters[0] != "a":
+                # inside a sentence ("TEM images of c bare BaTiO3 and d TiO2"): a lone lower-case letter
+                # other than the article, set in bold and next in the run, is that panel's letter
+                m = re.compile(rf"(?<![\w.\-/]){letters[0]}(?![\w\-/]|\.\w)\s*").search(text, pos)
             if not m:
                 break
             markers.append((m.start(), m.end(), letters))

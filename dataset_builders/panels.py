@@ -23,7 +23,10 @@ How a figure becomes panels:
   * the caption names fewer panels than cells and its letters are printed alike in as many cells: the other
     cells (a legend, a colour bar cut off its plot) join their nearest lettered neighbour (panel_layout);
   * the caption names panels by roman numeral (reading order) or by position word (left/right, top/bottom,
-    corners; by geometry): PanelRecord.name holds the name, letter stays None.
+    corners; by geometry): PanelRecord.name holds the name, letter stays None;
+  * the caption names fewer panels than cells, and the surplus cells are small pieces of panels (call-outs,
+    legend or title strips) or the cells are rows (columns) repeating one arrangement: panel_grid's
+    join_small_cells / repeated_bands give one box per panel (docs/panels.md, rules 6 and 7).
   Otherwise panel_layout gets a try (composites around a plot), else the whole figure stays one panel:
   "whole_unsure" when the caption names panels (the panel captions can not be scoped), "single" when it
   names none and no letters are printed on the cells -- such a grid's pieces could not be scoped, so each
@@ -49,7 +52,7 @@ from PIL import Image
 from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
-from dataset_builders.panel_grid import Cell, find_grid
+from dataset_builders.panel_grid import Cell, find_grid, join_small_cells, repeated_bands
 from dataset_builders.panel_layout import join_unlettered, read_letters, split_composite
 from dataset_builders.panel_names import (
     ROMAN,
@@ -306,6 +309,19 @@ def _first_letters(n: int) -> list[str]:
     return [chr(ord("a") + i) for i in range(min(n, 26))]
 
 
+def _fewer_panels(cells: list[Cell], n: int, size: tuple[int, int]) -> tuple[list[Cell], str] | None:
+    """n panels in reading order out of more gutter cells, by the layout rules of panel_grid (small pieces
+    join their panel; repeated rows or columns are one panel each), with how; None when neither holds."""
+    joined = join_small_cells(cells, n)
+    how = f"the {len(cells) - n} small cell(s) joined to their panels"
+    if joined is None:
+        joined = repeated_bands(cells, n, size)
+        how = f"{len(cells)} cells in {n} repeated rows or columns, one panel each"
+    if joined is None:
+        return None
+    return [joined[i] for i in reading_order(joined)], how
+
+
 def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, parts_text: dict[str, str]
                          ) -> tuple[list[PanelRecord], list[Problem]]:
     part = figure.parts[0]
@@ -356,6 +372,12 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
             joined := join_unlettered(np.asarray(grey), grid.cells, wanted)):
         method, (cells, letters) = "gutter", joined
         how = f"glyphs read in the pixels; the {n_cells - len(wanted)} unlettered cell(s) joined to their neighbours"
+        n_cells = len(cells)
+    elif clean and len(wanted) >= 2 and n_cells > len(wanted) and (
+            grouped := _fewer_panels(grid.cells, len(wanted), pixels.size)):
+        method, (cells, how) = "gutter", grouped
+        letters, read = _cell_letters(grey, cells, part, pixels.size, figure.panel_letters, wanted)
+        letters, how = (letters, f"{read}; {how}") if letters else (wanted, f"row-major order; {how}")
         n_cells = len(cells)
     elif len(wanted) < 2:
         named = f"the caption names only panel ({wanted[0]})" if wanted else "the caption names no panels"

@@ -61,6 +61,19 @@ def test_bold_letters_upper_case_glued_or_after_an_article():
         "Evolution of a crack", {"a": "schematic of it", "b": "power"})  # the article "a" is no marker
 
 
+def test_bold_letters_inside_a_sentence_continue_the_run():
+    """Springer/Nature style: "TEM images of c bare BaTiO3 and d TiO2" -- c and d are bold, inside a sentence."""
+    caption = ("Figure 1 a Overview of the synthesis. b Illustration of the film. TEM images of c bare BaTiO3 and "
+               "d TiO2 nanoparticles. e Representative TEM of the film")
+    bold = ["Figure 1", "a", "b", "of", "c", "3", "and", "d", "TiO", "2", "e"]
+    _, parts = bare_letter_panels(caption, bold)
+    assert sorted(parts) == ["a", "b", "c", "d", "e"]
+    assert parts["c"] == "bare BaTiO3" and parts["d"] == "TiO2 nanoparticles"
+    assert sorted(bare_letter_panels(caption)[1]) == ["a", "b"]  # not without the bold hint
+    # the article "a" inside a sentence is never taken, bold or not
+    assert bare_letter_panels("Fig. 1 | Cells. b power of a cell; c stability", ["b", "c"]) is None
+
+
 def test_a_letter_missed_inside_a_run_is_cut_out_of_its_neighbour():
     assert caption_parts("Fig. 6. Fracture: (a) dimples; (b) cleavage facets; c\u2014striations; (d) a pore.") == (
         "Fracture", {"a": "dimples", "b": "cleavage facets", "c": "striations", "d": "a pore"})

@@ -154,16 +154,20 @@ def mined(tmp_path_factory):
     truth = {}
     for seed, case in enumerate(CASES):
         truth[case.name] = journal_pdf(case, root / "papers" / f"{case.name}.pdf", seed * 10)
-    config = BuildConfig(out=root / "build", papers=root / "papers", workers=1)
+    return mine_and_split(root / "papers", root / "build"), truth
+
+
+def mine_and_split(papers: Path, out: Path) -> dict[str, tuple[PaperRecord, list]]:
+    """Run the real mine and panels stages on a folder of PDFs: {pdf stem: (paper, its panels)}."""
+    config = BuildConfig(out=out, papers=papers, workers=1)
     paths = StagePaths(config.out)
     assert mine.run(paths, config, progress=False).problems == []
     assert panels.run(paths, config, progress=False).problems == []
-    out = {}
+    got = {}
     for f in paths.mine.glob("*/paper.json"):
         paper = read_model(f, PaperRecord)
-        got = read_model(paths.panels / f"{paper.paper_id}.json", PaperPanels).panels
-        out[Path(paper.source_pdf).stem] = (paper, got)
-    return out, truth
+        got[Path(paper.source_pdf).stem] = (paper, read_model(paths.panels / f"{paper.paper_id}.json", PaperPanels).panels)
+    return got
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -122,7 +122,11 @@ def parse_caption_start(text: str) -> tuple[str, str] | None:
 
 # --- panel captions --------------------------------------------------------------------------------
 
-_MARKER = re.compile(rf"\(\s*(?P<paren>{_LETTER_LIST})\s*\)|(?<![\w(])(?P<bare>[A-Za-z])\)")
+# A bare "b)" marker starts a clause: after the start, a space or punctuation -- not a unit ("v = 100 mm/s)").
+_MARKER = re.compile(rf"\(\s*(?P<paren>{_LETTER_LIST})\s*\)|(?:^|(?<=[\s;,:.{DASHES}]))(?P<bare>[A-Za-z])\)")
+# Panel letters run a, b, c, ...: a marker may skip one letter the text lost ("(c)—"), never more. A jump
+# ("(a) ... angle (q) ...", a symbol read as a letter) is a symbol, not the next panel.
+MAX_LETTER_SKIP = 1
 _TRIM = " \t\n;,.:" + DASHES
 
 
@@ -141,13 +145,19 @@ def _panel_markers(caption: str) -> list[tuple[int, int, list[str]]]:
         letters = expand_letters(m.group("paren") or m.group("bare"))
         if not letters:
             continue
+        if markers and not caption[markers[-1][1]:m.start()].strip() and set(letters).isdisjoint(markers[-1][2]):
+            # markers set side by side share one text: "(a)(d) - Stage 1; (b)(e) - Stage 2" (rows of a grid,
+            # letters per column); the run goes on from the group's first letter
+            start, _, before = markers[-1]
+            markers[-1] = (start, m.end(), before + letters)
+            continue
         if not markers and letters[0] != "a":
             continue
-        if letters[0] <= last:
+        if letters[0] <= last or (last and ord(letters[0]) - ord(last) > MAX_LETTER_SKIP + 1):
             continue
         markers.append((m.start(), m.end(), letters))
         last = letters[-1]
-    return markers
+    return [(a, b, sorted(x)) if len(x) > 1 and x != sorted(x) else (a, b, x) for a, b, x in markers]
 
 
 def split_panel_captions(caption: str) -> tuple[str, dict[str, str]]:
