@@ -26,7 +26,8 @@ from dataset_builders.dedup import pairs_within
 from dataset_builders.items import ItemTexts, load_groups, load_panels
 from dataset_builders.labelling.base import LabelTask
 from dataset_builders.labelling.caption_rules import CaptionRulesLabeler
-from dataset_builders.records import Item, LabelRecord
+from dataset_builders.records import Item
+from dataset_builders.stage_cache import Entry
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
 from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
@@ -205,6 +206,7 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
     shutil.copytree(built[0] / "stages", out / "stages")
     paths = StagePaths(out)
     (out / "stages" / "labels.jsonl").unlink()
+    label_stage.cache_path(paths).unlink()  # every group labelled again (the cache is tested below)
     seen: list[int] = []
     label_task = CaptionRulesLabeler.label_task
 
@@ -214,7 +216,8 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
 
     monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
     result = label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
-    n_tasks = sum(result.counts.values())
+    n_tasks = sum(v for k, v in result.counts.items() if k != "reused")
+    assert result.counts["reused"] == 0
     assert len(seen) == n_tasks >= 10
     assert max(seen) <= 2  # the task being labelled (+ the next being made); was n_tasks
     assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
@@ -227,9 +230,9 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
 
 
 def test_label_stream_out_of_order_is_refused() -> None:
-    records = [LabelRecord(item_id=i, features=[], origin="caption_rules", status="no_features") for i in "bab"]
+    entries = [Entry(i, "key", "no_features", ["{}\n"]) for i in "bab"]
     with pytest.raises(ValueError, match="out of order: a after b"):
-        list(label_stage.in_id_order(records, Counter()))
+        list(label_stage.in_id_order(entries, Counter()))
 
 
 def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
