@@ -23,8 +23,8 @@ Usage:
 
 from __future__ import annotations
 
-import ast
 import hashlib
+import re
 import sys
 from collections.abc import Iterator
 from functools import cache
@@ -50,20 +50,29 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+# an import statement anywhere in a file (functions import lazily too): "import a.b, c as d" or
+# "from a import b, c" / "from . import (b,\n c)"; matched on the source text (a full parse cost ~5 ms a file)
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))",
+                     re.MULTILINE)
+
+
 def _imported_names(source: str, module: str, is_package: bool) -> set[str]:
     """Every module name an ``import`` anywhere in source may load (``from a import b``: a and a.b)."""
     package = module if is_package else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative import
-                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{parent}.{base}" if base else parent
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
+    for m in _IMPORT.finditer(source):
+        base, what, plain = m.groups()
+        if plain is not None:
+            names.update(part.split()[0] for part in plain.split("#")[0].split(",") if part.strip())
+            continue
+        level = len(base) - len(base.lstrip("."))
+        if level:  # relative import
+            parent = package.rsplit(".", level - 1)[0] if level > 1 else package
+            base = f"{parent}.{base[level:]}" if base[level:] else parent
+        names.add(base)
+        for part in what.strip("()").split("#")[0].replace("\n", ",").split(","):
+            if part.strip() and part.split()[0] not in ("\\", "*"):
+                names.add(f"{base}.{part.split()[0]}")
     return names
 
 
