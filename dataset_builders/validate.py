@@ -21,6 +21,7 @@ Usage:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -211,6 +212,10 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
         return check
     images = ImageCache(dataset_dir, known_sizes)
     answers = _AnswerCache()
+    # digests of the sample texts found without problems: the ablation variants repeat most of train's lines,
+    # and the same text with the same images checks the same (its images' sizes are cached), so a repeat
+    # adds no problem and moves no maximum
+    clean: set[bytes] = set()
     for name, entry in sorted(info.items()):
         file_name = entry.get("file_name") if isinstance(entry, dict) else None
         if not file_name:
@@ -219,8 +224,15 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
         before = (len(check.problems), check.max_image_tokens, check.max_sample_tokens)
         try:  # one sample in memory at a time when the file is a list written a value per line (export's)
             n = 0
-            for n, sample in enumerate(iter_line_list(dataset_dir / file_name), 1):
-                check_sample(sample, f"{file_name}#{n - 1}", config, images, check, answers)
+            for n, text in enumerate(iter_line_texts(dataset_dir / file_name), 1):
+                digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+                if digest in clean:
+                    continue
+                found = len(check.problems)
+                check_sample(parse_line(text, dataset_dir / file_name), f"{file_name}#{n - 1}", config, images,
+                             check, answers)
+                if len(check.problems) == found:
+                    clean.add(digest)
             check.samples += n
             continue
         except NotALineList:  # any other layout: undo, then parse the whole file
@@ -249,10 +261,10 @@ class NotALineList(ValueError):
     """The file is not a JSON list written one value per line."""
 
 
-def iter_line_list(path: Path) -> Iterator[object]:
-    """The values of a JSON list written "[", then one value per line with "," between them, then "]"
-    (export.JsonListWriter; "[]" when empty), parsed one line at a time. Raises NotALineList at the first
-    line that does not fit that layout (the caller then parses the file whole: any valid JSON is accepted)."""
+def iter_line_texts(path: Path) -> Iterator[str]:
+    """The JSON text of each value of a list written "[", then one value per line with "," between them,
+    then "]" (export.JsonListWriter; "[]" when empty), not parsed. Raises NotALineList at the first line that
+    does not fit that layout (the caller then parses the file whole: any valid JSON is accepted)."""
     with open(path, encoding="utf-8") as fh:
         first = fh.readline().rstrip("\n")
         closed, comma, n = first == "[]", False, 0
@@ -272,14 +284,24 @@ def iter_line_list(path: Path) -> Iterator[object]:
             if n and not comma:
                 raise NotALineList(path)
             comma = text.endswith(",")
-            try:
-                value = json.loads(text[:-1] if comma else text)
-            except json.JSONDecodeError:
-                raise NotALineList(path) from None
             n += 1
-            yield value
+            yield text[:-1] if comma else text
         if not closed:
             raise NotALineList(path)
+
+
+def parse_line(text: str, path: Path) -> object:
+    """One value of iter_line_texts; NotALineList when it is not JSON on its own."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise NotALineList(path) from None
+
+
+def iter_line_list(path: Path) -> Iterator[object]:
+    """The values of a list in iter_line_texts' layout, parsed one line at a time (NotALineList as there)."""
+    for text in iter_line_texts(path):
+        yield parse_line(text, path)
 
 
 def validate_dataset(dataset_dir: Path, config: BuildConfig) -> list[Problem]:

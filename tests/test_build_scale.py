@@ -115,6 +115,37 @@ def test_validation_streams_export_files_and_reads_other_layouts_whole_with_the_
     assert by_line.max_image_tokens == whole.max_image_tokens > 0
 
 
+def test_validation_checks_a_repeated_clean_sample_once_and_reports_every_bad_one(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """The ablation variants repeat train's lines: a text already found clean is not checked again, a bad
+    one is reported in every file that holds it, and the result equals checking each file alone."""
+    import dataset_builders.validate as validate
+
+    _tiny_dataset(tmp_path, indent=None)
+    shutil.copy(tmp_path / "d.json", tmp_path / "e.json")  # a variant holding the same samples
+    info = {"d": export.dataset_info_entry("d.json"), "e": export.dataset_info_entry("e.json")}
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info))
+    checked: list[str] = []
+    real = validate.check_sample
+
+    def counting(sample, where, *args, **kw):
+        checked.append(where)
+        return real(sample, where, *args, **kw)
+
+    monkeypatch.setattr(validate, "check_sample", counting)
+    both = check_dataset(tmp_path, BuildConfig())
+    # samples 0 and 2 are clean (checked in d.json only); 1 (bad answer) and 3 (no tag, no image) in both files
+    assert checked == ["d.json#0", "d.json#1", "d.json#2", "d.json#3", "e.json#1", "e.json#3"]
+    assert both.samples == 8
+    monkeypatch.undo()
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"d": info["d"]}))
+    alone = check_dataset(tmp_path, BuildConfig())
+    assert [(p.file, p.reason) for p in both.problems] == \
+        [(p.file, p.reason) for p in alone.problems] + [(p.file.replace("d.json", "e.json"), p.reason)
+                                                        for p in alone.problems]
+    assert (both.max_image_tokens, both.max_sample_tokens) == (alone.max_image_tokens, alone.max_sample_tokens)
+
+
 # --- bounded work in flight -----------------------------------------------------------------------
 
 def _square(x: int) -> int:
