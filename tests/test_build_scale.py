@@ -115,6 +115,20 @@ def test_validation_streams_export_files_and_reads_other_layouts_whole_with_the_
     assert by_line.max_image_tokens == whole.max_image_tokens > 0
 
 
+def test_sample_encoder_writes_what_encoding_each_record_writes() -> None:
+    items = [export.SampleItem(f"p{i}-f1-a", "stages/panels/x.png", feats, "caption_rules", ["p"], "{}")
+             for i, feats in enumerate([["equiaxed dimples"], [], ["fatigue striations", "beach marks"],
+                                        ["equiaxed dimples"]])]
+    samples = [export.new_sample(it.item_id + suffix, split, it, src)
+               for it in items for suffix, split, src in [("", "test", "stages/panels/x.PNG"),
+                                                           ("-rot90", "train", "stages/augment/p/x.jpg"),
+                                                           ("-é ü", "val", "stages/panels/no_suffix")]]
+    encode = export.SampleEncoder()
+    for sample in samples:
+        assert encode(sample) == json.dumps(export.sharegpt_record(sample), ensure_ascii=False)
+    assert len(encode.parts) == 3  # one encoding of the messages per label set
+
+
 def test_validation_checks_a_repeated_clean_sample_once_and_reports_every_bad_one(tmp_path: Path,
                                                                                    monkeypatch) -> None:
     """The ablation variants repeat train's lines: a text already found clean is not checked again, a bad
