@@ -341,9 +341,12 @@ def link_images(paths: StagePaths, samples: dict[str, list[Sample]], problems: l
 
 def write_meta(path: Path, samples: list[Sample], texts: ItemTexts) -> None:
     """<name>_<split>_meta.jsonl, a line per sample as it is made."""
+    item_id, item_texts = None, ([], [])
     with open_text_atomic(path) as fh:
         for s in samples:
-            fh.write(json.dumps(meta_record(s, texts(s.item)), ensure_ascii=False, sort_keys=True) + "\n")
+            if s.item.item_id != item_id:  # an item's rotated copies follow it (sample ids sort so)
+                item_id, item_texts = s.item.item_id, texts(s.item)
+            fh.write(json.dumps(meta_record(s, item_texts), ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def image_sizes_path(paths: StagePaths) -> Path:
