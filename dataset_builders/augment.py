@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+from pydantic import BaseModel, ConfigDict
 
 from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
@@ -209,12 +210,20 @@ def _work(args: tuple[str, Item, list[PlannedImage]]) -> tuple[int, list[Problem
     return make_item_images(Path(out), item, planned)
 
 
+class ItemId(BaseModel):
+    """An items.jsonl line read for its id only (the item's other fields, its provenance most, not validated:
+    the second pass reads the train items as Items)."""
+
+    model_config = ConfigDict(extra="ignore")
+    item_id: str
+
+
 def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterator[Item]]:
     """(how many, the train items in id order, read one at a time from items.jsonl); an assignment naming an
     item that is not in items.jsonl becomes a problem. Only ids are held, not the corpus' records."""
     assigned = [a.item_id for a in iter_jsonl(paths.splits, SplitAssignment) if a.split == "train"] \
         if paths.splits.exists() else []
-    ids = [it.item_id for it in iter_jsonl(paths.items, Item)] if paths.items.exists() else []
+    ids = [it.item_id for it in iter_jsonl(paths.items, ItemId)] if paths.items.exists() else []
     known = set(ids)
     for item_id in assigned:
         if item_id not in known:
