@@ -19,6 +19,7 @@ Usage:
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 from collections import Counter, deque
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+from pydantic import BaseModel, ConfigDict
 
 from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
@@ -208,12 +210,20 @@ def _work(args: tuple[str, Item, list[PlannedImage]]) -> tuple[int, list[Problem
     return make_item_images(Path(out), item, planned)
 
 
+class ItemId(BaseModel):
+    """An items.jsonl line read for its id only (the item's other fields, its provenance most, not validated:
+    the second pass reads the train items as Items)."""
+
+    model_config = ConfigDict(extra="ignore")
+    item_id: str
+
+
 def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterator[Item]]:
     """(how many, the train items in id order, read one at a time from items.jsonl); an assignment naming an
     item that is not in items.jsonl becomes a problem. Only ids are held, not the corpus' records."""
     assigned = [a.item_id for a in iter_jsonl(paths.splits, SplitAssignment) if a.split == "train"] \
         if paths.splits.exists() else []
-    ids = [it.item_id for it in iter_jsonl(paths.items, Item)] if paths.items.exists() else []
+    ids = [it.item_id for it in iter_jsonl(paths.items, ItemId)] if paths.items.exists() else []
     known = set(ids)
     for item_id in assigned:
         if item_id not in known:
@@ -241,11 +251,19 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     rare = set(rare_names())
     in_flight: deque[list[PlannedImage]] = deque()  # plans of the jobs handed out, oldest first
 
+    out = str(paths.out)
+    done: list[list[PlannedImage]] = []  # items whose images all exist: nothing for a worker to do
+
     def jobs() -> Iterator[tuple[str, Item, list[PlannedImage]]]:
         for it in train:
             planned = plan_item(it, config, rare)
+            # make_item_images' own test, made here: an update finds ~95 % of the items done, and sending each
+            # to a worker (the item pickled with its provenance, a result back) cost more than the stats
+            if all(os.path.exists(os.path.join(out, p.record.image)) for p in planned):
+                done.append(planned)
+                continue
             in_flight.append(planned)
-            yield str(paths.out), it, planned
+            yield out, it, planned
 
     paths.augment.mkdir(parents=True, exist_ok=True)
     made = n_failed = 0
@@ -253,16 +271,23 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     kinds: Counter[str] = Counter()
     planned_files = {str(manifest_path(paths))}  # str: half the memory of a Path (~200 vs ~410 bytes)
     # small chunks: items differ in size, so balance the tail; results come in job order
+
+    def finished(planned: list[PlannedImage], probs: list[Problem]) -> None:
+        planned_files.update(os.path.join(out, p.record.image) for p in planned)  # = str(paths.abs(...))
+        if not probs:
+            lines.extend((p.record.item_id, p.record.model_dump_json()) for p in planned)
+            kinds.update(p.record.kind for p in planned)
+
     for n, probs in run_jobs(_work, jobs(), config.workers, "augment", "item", progress,
                              chunks_per_worker=24, total=n_train):
-        planned = in_flight.popleft()
         made += n
         problems += probs
         n_failed += bool(probs)
-        planned_files.update(str(paths.abs(p.record.image)) for p in planned)
-        if not probs:
-            lines += [(p.record.item_id, p.record.model_dump_json()) for p in planned]
-            kinds.update(p.record.kind for p in planned)
+        finished(in_flight.popleft(), probs)
+        while done:
+            finished(done.pop(), [])
+    for planned in done:  # the items after the last job
+        finished(planned, [])
     lines.sort()
     with open_text_atomic(manifest_path(paths)) as fh:
         fh.writelines(line + "\n" for _, line in lines)

@@ -35,6 +35,7 @@ keep = score >= config.filter_min_score. Every piece of evidence is listed in th
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +45,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.mentions import find_mentions
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
 from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
+from dataset_builders.stage_cache import Entry, code_fingerprint, entry_key, file_digest, iter_entries, read_index, write_entry
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import open_text_atomic, read_model
@@ -323,18 +325,53 @@ def _decide_file(args: tuple[str, str, float]) -> tuple[list[FilterDecision], li
     return [decide(p, min_score, hints) for p in paper.panels], []
 
 
+def cache_path(paths: StagePaths) -> Path:
+    return paths.stages / "filter_cache.txt"
+
+
+def paper_keys(paths: StagePaths, config: BuildConfig) -> dict[str, str]:
+    """{paper id: key of its decisions}: this code, filter_min_score and the panels file's bytes (stage_cache)."""
+    fingerprint = code_fingerprint("dataset_builders.filter")
+    setting = f"filter_min_score={config.filter_min_score!r}"
+    return {f.stem: entry_key(fingerprint, setting, file_digest(f)) for f in sorted(paths.panels.glob("*.json"))}
+
+
+def cached_decisions(paths: StagePaths, keys: dict[str, str]) -> dict[str, Entry]:
+    """The entries of the previous build's filter cache whose key is still the paper's key (stage_cache)."""
+    cache = cache_path(paths)
+    hits = {paper for paper, (key, _) in read_index(cache).items() if keys.get(paper) == key}
+    try:
+        return {e.entry_id: e for e in iter_entries(cache) if e.entry_id in hits} if hits else {}
+    except (OSError, ValueError, UnicodeDecodeError):  # changed under us: recompute all
+        return {}
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    """Decide every panel of every paper; write stages/filter.jsonl sorted by panel id."""
+    """Decide every panel of every paper; write stages/filter.jsonl sorted by panel id.
+
+    A paper whose panels file, filter_min_score and deciding code are those of an earlier build keeps that
+    build's decisions (stages/filter_cache.txt, see stage_cache): an update decides only new or changed papers.
+    """
     result = StageResult(stage=STAGE)
-    lines: list[tuple[str, str]] = []  # (panel id, JSON line): a third of a FilterDecision's memory
-    kept = 0
-    jobs = [(str(paths.out), str(f), config.filter_min_score) for f in sorted(paths.panels.glob("*.json"))]
-    for got, problems in run_jobs(_decide_file, jobs, config.workers, "filter", "paper", progress, chunks_per_worker=4):
-        lines += [(d.panel_id, d.model_dump_json() + "\n") for d in got]  # write_jsonl_atomic's lines
-        kept += sum(d.keep for d in got)
+    keys = paper_keys(paths, config)
+    entries = cached_decisions(paths, keys)
+    resumed = len(entries)
+    jobs = [(str(paths.out), str(paths.panels / f"{paper}.json"), config.filter_min_score)
+            for paper in keys if paper not in entries]
+    for (_, file, _), (got, problems) in zip(jobs, run_jobs(_decide_file, jobs, config.workers, "filter", "paper",
+                                                            progress, chunks_per_worker=4)):
         result.problems.extend(problems)
-    lines.sort(key=lambda line: line[0])
+        if not problems:  # write_jsonl_atomic's lines; a paper that could not be read is not cached
+            paper = Path(file).stem
+            entries[paper] = Entry(paper, keys[paper], str(sum(d.keep for d in got)),
+                                   [d.model_dump_json() + "\n" for d in got])
+    # (panel id, JSON line): a third of a FilterDecision's memory
+    lines = sorted((json.loads(line)["panel_id"], line) for e in entries.values() for line in e.lines)
     with open_text_atomic(paths.filter) as fh:
         fh.writelines(line for _, line in lines)
-    result.counts = {"panels": len(lines), "kept": kept, "dropped": len(lines) - kept}
+    with open_text_atomic(cache_path(paths)) as fh:
+        for paper in sorted(entries):
+            write_entry(fh, *entries[paper])
+    kept = sum(int(e.meta) for e in entries.values())
+    result.counts = {"panels": len(lines), "kept": kept, "dropped": len(lines) - kept, "papers_resumed": resumed}
     return result

@@ -32,8 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -49,8 +50,9 @@ from dataset_builders.records import (
     Problem,
     StageResult,
 )
+from dataset_builders.stage_cache import Entry, code_fingerprint, entry_key, file_digest, iter_entries, read_index, write_entry
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import iter_jsonl, write_jsonl_atomic
+from fracto_core.files import iter_jsonl, open_text_atomic, write_jsonl_atomic
 
 STAGE = "label"
 
@@ -108,7 +110,8 @@ def load_kept(paths: StagePaths) -> dict[str, bool]:
 
 
 def iter_tasks(paths: StagePaths, kept: dict[str, bool], groups: list[DuplicateGroup],
-               problems: list[Problem]) -> Iterator[LabelTask]:
+               problems: list[Problem], reused: Collection[str] = (), passed: deque[str] | None = None,
+               readable: Iterable[str] = ()) -> Iterator[LabelTask]:
     """One task per usable dedup group, in the groups' order (by representative id), made when asked.
 
     Panels are read paper by paper (PanelsByPaper: a group's members are looked up in its papers), so
@@ -116,10 +119,16 @@ def iter_tasks(paths: StagePaths, kept: dict[str, bool], groups: list[DuplicateG
     A representative no readable panels file holds, or one the filter did not keep, becomes a Problem;
     so does every unreadable panels file: when the tasks run out, those problems go in front of the
     groups' (sorted by file, as when the stage read every file first), so the report keeps its order.
+    reused: representatives whose earlier label is kept (LabelCache): no task, their id goes to ``passed``
+    as the groups pass it; readable: papers whose panels file an earlier build read with this code (not
+    read again to look for problems).
     """
     panels = PanelsByPaper(paths, tolerant=True)
     first = len(problems)
     for group in groups:
+        if group.representative in reused:
+            passed.append(group.representative)
+            continue
         rep = panels.get(group.representative, group.paper_ids)
         if rep is None:
             problems.append(Problem(file=group.representative, stage=STAGE, reason="unknown_panel",
@@ -135,22 +144,25 @@ def iter_tasks(paths: StagePaths, kept: dict[str, bool], groups: list[DuplicateG
             continue
         others = [p for m in group.members if m != rep.panel_id and (p := panels.get(m, group.paper_ids))]
         yield LabelTask(item_id=rep.panel_id, panels=(rep, *others), image=paths.abs(rep.image))
+    panels.read.update(readable)
+    if passed is not None:  # LabelCache: the papers read well, for the next build
+        passed.parsed = panels.parsed
     panels.check_unread()  # a file no group names (unreadable ones cannot be named) is still reported
     problems[first:first] = [Problem(file=paths.rel(paths.panels / f"{paper_id}.json"), stage=STAGE,
                                      reason="bad_panels_file", detail=error, paper_id=paper_id, severity="failed")
                              for paper_id, error in sorted(panels.unreadable.items())]
 
 
-def in_id_order(records: Iterable[LabelRecord], counts: Counter) -> Iterator[LabelRecord]:
-    """The records as they come, counted by status; raises unless their item ids strictly increase (the
-    stream's contract: one record per task, in task order, so labels.jsonl stays sorted and unique)."""
+def in_id_order(entries: Iterable[Entry], counts: Counter) -> Iterator[Entry]:
+    """The label entries as they come, counted by status (Entry.meta); raises unless their item ids strictly
+    increase (the stream's contract: one record per task, in task order, so labels.jsonl stays sorted and unique)."""
     last = ""
-    for record in records:
-        if record.item_id <= last:
-            raise ValueError(f"labeller stream out of order: {record.item_id} after {last}")
-        last = record.item_id
-        counts[record.status] += 1
-        yield record
+    for entry in entries:
+        if entry.entry_id <= last:
+            raise ValueError(f"labeller stream out of order: {entry.entry_id} after {last}")
+        last = entry.entry_id
+        counts[entry.meta] += 1
+        yield entry
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
@@ -165,8 +177,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     if config.dry_run:
         return dry_run(labeler, list(tasks), problems)
     if stream is not None:  # tasks made, labelled and written one chunk at a time (caption rules)
-        return run_streamed(paths, labeler, tasks, sum(bool(kept.get(g.representative)) for g in groups),
-                            problems, progress)
+        return run_streamed(paths, labeler, groups, kept, problems, progress)
 
     tasks = list(tasks)  # a model labeller batches, caches and summarises over the whole list
     outcome = labeler.label(tasks, progress=progress)
@@ -193,13 +204,78 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                        problems=problems)
 
 
-def run_streamed(paths: StagePaths, labeler, tasks: Iterator[LabelTask], total: int, problems: list[Problem],
-                 progress: bool) -> StageResult:
-    """The caption rules' path: records streamed to labels.jsonl in task order (label_stream's contract)."""
+def cache_path(paths: StagePaths) -> Path:
+    return paths.stages / "label_cache.txt"
+
+
+class LabelCache:
+    """The caption rules' label of each dedup group, kept between builds (stage_cache): reused when this code
+    (label + caption rules and what they import), the group (representative, members, papers) and the bytes of
+    its papers' panels files are those of the build that made it. Entries "paper:<id>" say that a panels
+    file was read without error by this code, so an update need not read it again to look for problems."""
+
+    def __init__(self, paths: StagePaths):
+        self.path = cache_path(paths)
+        self.fingerprint = code_fingerprint("dataset_builders.label", "dataset_builders.labelling.caption_rules")
+        self.paper_key = lru_cache(maxsize=None)(
+            lambda paper: entry_key(self.fingerprint, "paper", file_digest(paths.panels / f"{paper}.json")))
+        self.index = read_index(self.path)
+
+    def group_key(self, group: DuplicateGroup) -> str:
+        return entry_key(self.fingerprint, group.model_dump_json(), *map(self.paper_key, group.paper_ids))
+
+    def is_current(self, entry_id: str, key: str) -> bool:
+        return self.index.get(entry_id, ("", ""))[0] == key
+
+    def reader(self) -> Callable[[str], Entry]:
+        """take(item_id): the cached entry of that id; ids must be asked for in file (= id) order."""
+        entries = iter_entries(self.path)
+
+        def take(item_id: str) -> Entry:
+            for entry in entries:
+                if entry.entry_id == item_id:
+                    return entry
+            raise ValueError(f"{self.path}: no entry {item_id} (changed during the build?)")
+        return take
+
+
+def run_streamed(paths: StagePaths, labeler, groups: list[DuplicateGroup], kept: dict[str, bool],
+                 problems: list[Problem], progress: bool) -> StageResult:
+    """The caption rules' path: records streamed to labels.jsonl in task order (label_stream's contract);
+    groups whose label is current in LabelCache are copied from it, the others labelled."""
+    cache = LabelCache(paths)
+    keys = {g.representative: cache.group_key(g) for g in groups if kept.get(g.representative)}
+    reused = {rep for rep, key in keys.items() if cache.is_current(rep, key)}
+    papers = {p for g in groups if g.representative in reused for p in g.paper_ids}
+    readable = {p for p in papers if cache.is_current(f"paper:{p}", cache.paper_key(p))}
+    passed: deque[str] = _Passed()
+    tasks = iter_tasks(paths, kept, groups, problems, reused, passed, readable)
+    records = labeler.label_stream(tasks, len(keys) - len(reused), progress)
+
+    def merged() -> Iterator[Entry]:  # cached and new records in id order (passed ids precede a new record's)
+        take = cache.reader()
+        for record in records:
+            while passed and passed[0] < record.item_id:
+                yield take(passed.popleft())
+            yield Entry(record.item_id, keys.get(record.item_id, ""), record.status, [record.model_dump_json() + "\n"])
+        while passed:
+            yield take(passed.popleft())
+
     counts: Counter = Counter()
-    write_jsonl_atomic(paths.labels, in_id_order(labeler.label_stream(tasks, total, progress), counts))
+    with open_text_atomic(paths.labels) as out, open_text_atomic(cache.path) as fh:
+        for entry in in_id_order(merged(), counts):
+            out.writelines(entry.lines)
+            write_entry(fh, *entry)
+        for paper in sorted(readable | passed.parsed):
+            write_entry(fh, f"paper:{paper}", cache.paper_key(paper), "readable", [])
     sources_path(paths).unlink(missing_ok=True)  # a rules-only run has nothing to compare
-    return StageResult(stage=STAGE, counts=status_counts(counts, {}), problems=problems)
+    return StageResult(stage=STAGE, counts={**status_counts(counts, {}), "reused": len(reused)}, problems=problems)
+
+
+class _Passed(deque):
+    """The ids iter_tasks passed over (reused labels), and the papers it parsed once it is done."""
+
+    parsed: set[str] = frozenset()  # type: ignore[assignment]
 
 
 def status_counts(statuses: Counter, extra: dict[str, int]) -> dict[str, int]:

@@ -31,6 +31,7 @@ class PanelsByPaper:
         self.tolerant = tolerant
         self.unreadable: dict[str, str] = {}
         self.read: set[str] = set()  # papers whose panels file was looked for
+        self.parsed: set[str] = set()  # papers whose panels file was read without error
         self._paper = lru_cache(maxsize=cached_papers)(self._read_paper)
 
     def _read_paper(self, paper_id: str) -> tuple[dict[str, PanelRecord], SourceMeta]:
@@ -45,6 +46,7 @@ class PanelsByPaper:
                 raise
             self.unreadable[paper_id] = str(exc).splitlines()[0]
             return {}, SourceMeta()
+        self.parsed.add(paper_id)
         source = SourceMeta.model_validate(paper.model_dump(include=set(SourceMeta.model_fields)))
         return {p.panel_id: p for p in paper.panels}, source
 

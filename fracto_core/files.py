@@ -103,9 +103,9 @@ def remove_unlisted(folder: Path, keep: set[Path] | set[str]) -> int:
     for here, _, names in sorted(os.walk(folder), reverse=True):  # deepest first
         here_path = Path(here)
         for name in names:
-            path = here_path / name
-            if path not in keep and str(path) not in keep:
-                path.unlink(missing_ok=True)
+            full = os.path.join(here, name)  # = str(here_path / name): no Path made for a kept file
+            if full not in keep and Path(full) not in keep:
+                Path(full).unlink(missing_ok=True)
                 removed += 1
         if here_path != Path(folder) and not any(here_path.iterdir()):
             here_path.rmdir()

@@ -26,7 +26,8 @@ from dataset_builders.dedup import pairs_within
 from dataset_builders.items import ItemTexts, load_groups, load_panels
 from dataset_builders.labelling.base import LabelTask
 from dataset_builders.labelling.caption_rules import CaptionRulesLabeler
-from dataset_builders.records import Item, LabelRecord
+from dataset_builders.records import Item
+from dataset_builders.stage_cache import Entry
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
 from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
@@ -112,6 +113,51 @@ def test_validation_streams_export_files_and_reads_other_layouts_whole_with_the_
     assert [(p.file, p.reason) for p in by_line.problems] == [(p.file, p.reason) for p in whole.problems]
     assert {p.reason for p in by_line.problems} == {"bad_answer", "role_order", "image_tag_mismatch", "bad_image"}
     assert by_line.max_image_tokens == whole.max_image_tokens > 0
+
+
+def test_sample_encoder_writes_what_encoding_each_record_writes() -> None:
+    items = [export.SampleItem(f"p{i}-f1-a", "stages/panels/x.png", feats, "caption_rules", ["p"], "{}")
+             for i, feats in enumerate([["equiaxed dimples"], [], ["fatigue striations", "beach marks"],
+                                        ["equiaxed dimples"]])]
+    samples = [export.new_sample(it.item_id + suffix, split, it, src)
+               for it in items for suffix, split, src in [("", "test", "stages/panels/x.PNG"),
+                                                           ("-rot90", "train", "stages/augment/p/x.jpg"),
+                                                           ("-é ü", "val", "stages/panels/no_suffix")]]
+    encode = export.SampleEncoder()
+    for sample in samples:
+        assert encode(sample) == json.dumps(export.sharegpt_record(sample), ensure_ascii=False)
+    assert len(encode.parts) == 3  # one encoding of the messages per label set
+
+
+def test_validation_checks_a_repeated_clean_sample_once_and_reports_every_bad_one(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """The ablation variants repeat train's lines: a text already found clean is not checked again, a bad
+    one is reported in every file that holds it, and the result equals checking each file alone."""
+    import dataset_builders.validate as validate
+
+    _tiny_dataset(tmp_path, indent=None)
+    shutil.copy(tmp_path / "d.json", tmp_path / "e.json")  # a variant holding the same samples
+    info = {"d": export.dataset_info_entry("d.json"), "e": export.dataset_info_entry("e.json")}
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info))
+    checked: list[str] = []
+    real = validate.check_sample
+
+    def counting(sample, where, *args, **kw):
+        checked.append(where)
+        return real(sample, where, *args, **kw)
+
+    monkeypatch.setattr(validate, "check_sample", counting)
+    both = check_dataset(tmp_path, BuildConfig())
+    # samples 0 and 2 are clean (checked in d.json only); 1 (bad answer) and 3 (no tag, no image) in both files
+    assert checked == ["d.json#0", "d.json#1", "d.json#2", "d.json#3", "e.json#1", "e.json#3"]
+    assert both.samples == 8
+    monkeypatch.undo()
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"d": info["d"]}))
+    alone = check_dataset(tmp_path, BuildConfig())
+    assert [(p.file, p.reason) for p in both.problems] == \
+        [(p.file, p.reason) for p in alone.problems] + [(p.file.replace("d.json", "e.json"), p.reason)
+                                                        for p in alone.problems]
+    assert (both.max_image_tokens, both.max_sample_tokens) == (alone.max_image_tokens, alone.max_sample_tokens)
 
 
 # --- bounded work in flight -----------------------------------------------------------------------
@@ -205,6 +251,7 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
     shutil.copytree(built[0] / "stages", out / "stages")
     paths = StagePaths(out)
     (out / "stages" / "labels.jsonl").unlink()
+    label_stage.cache_path(paths).unlink()  # every group labelled again (the cache is tested below)
     seen: list[int] = []
     label_task = CaptionRulesLabeler.label_task
 
@@ -214,7 +261,8 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
 
     monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
     result = label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
-    n_tasks = sum(result.counts.values())
+    n_tasks = sum(v for k, v in result.counts.items() if k != "reused")
+    assert result.counts["reused"] == 0
     assert len(seen) == n_tasks >= 10
     assert max(seen) <= 2  # the task being labelled (+ the next being made); was n_tasks
     assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
@@ -227,9 +275,9 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
 
 
 def test_label_stream_out_of_order_is_refused() -> None:
-    records = [LabelRecord(item_id=i, features=[], origin="caption_rules", status="no_features") for i in "bab"]
+    entries = [Entry(i, "key", "no_features", ["{}\n"]) for i in "bab"]
     with pytest.raises(ValueError, match="out of order: a after b"):
-        list(label_stage.in_id_order(records, Counter()))
+        list(label_stage.in_id_order(entries, Counter()))
 
 
 def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:

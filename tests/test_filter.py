@@ -143,11 +143,13 @@ def test_run_writes_sorted_decisions_deterministically(tmp_path):
     decisions = read_jsonl(paths.filter, FilterDecision)
     assert [d.panel_id for d in decisions] == ["p1-p1-f0-whole", "p2-p1-f0-whole", "p2-p1-f1-whole"]
     assert [d.keep for d in decisions] == [True, False, True]
-    assert result.counts == {"panels": 3, "kept": 2, "dropped": 1}
+    assert result.counts == {"panels": 3, "kept": 2, "dropped": 1, "papers_resumed": 0}
     assert [p.reason for p in result.problems] == ["bad_panels_record"]
     first = paths.filter.read_bytes()
-    ff.run(paths, BuildConfig(out=tmp_path), progress=False)
+    again = ff.run(paths, BuildConfig(out=tmp_path), progress=False)
     assert paths.filter.read_bytes() == first
+    # the two good papers' decisions come from the cache; the broken file is read (and reported) again
+    assert again.counts["papers_resumed"] == 2 and [p.reason for p in again.problems] == ["bad_panels_record"]
 
 
 # --- integration: the sample corpus ---------------------------------------------------------------------

@@ -160,6 +160,10 @@ def test_incremental_update_keeps_old_papers_and_equals_a_fixed_build(corpus, tm
     results = build(_config(papers, out, corpus), progress=False)
     assert (results["mine"].counts["resumed"], results["mine"].counts["mined"]) == (5, 3)
     assert (results["panels"].counts["papers_resumed"], results["panels"].counts["papers"]) == (5, 3)
+    # the old papers' filter decisions and caption-rule labels are reused (stage_cache), the new ones' made
+    assert results["filter"].counts["papers_resumed"] == 5
+    reused, labelled = results["label"].counts["reused"], results["label"].counts["labelled"]
+    assert 0 < reused < labelled
     after = _splits_by_paper(out)
     for paper, split_set in before.items():
         assert after[paper] == split_set, f"{paper} moved from {split_set} to {after[paper]}"
@@ -181,6 +185,8 @@ def test_incremental_update_keeps_old_papers_and_equals_a_fixed_build(corpus, tm
     differing = [name for name in incremental if incremental[name] != reference[name]]
     assert differing == []
     assert (fixed / PINS_NAME).read_bytes() == (out / PINS_NAME).read_bytes()
+    for name in ("filter.jsonl", "dedup.json", "labels.jsonl", "items.jsonl", "splits.jsonl"):
+        assert (out / "stages" / name).read_bytes() == (fixed / "stages" / name).read_bytes(), name
 
 
 def _item(item_id: str, papers: list[str], phash: str, features=("equiaxed dimples",)) -> Item:

@@ -1,0 +1,163 @@
+"""Per-paper results of the deciding stages (filter decisions, caption-rule labels) kept between builds.
+
+An update (new papers onto a built folder) would otherwise re-decide every old panel. A result is reused
+only when nothing that decides it changed: its key is the sha256 of
+- the code: ``code_fingerprint`` hashes the source of the deciding module and of every project module it
+  imports, directly or not (found by reading their ``import`` statements), and the Python version; a builder
+  upgrade that touches any of them recomputes everything;
+- the stage's config fields (e.g. filter_min_score);
+- the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
+  rewritten file with the same bytes keeps its results, one with other bytes never does).
+
+The cache file (``stages/<stage>_cache.txt``) holds entries in id order, each a header line
+``#<id>\\t<key>\\t<meta>\\t<n>`` and the n JSON lines the stage wrote for it, byte for byte, so a reused
+result is copied, not re-serialised. It is written atomically beside the stage's output; a missing, old or
+unreadable cache only means recomputing (a broken cache is ignored, never trusted in part).
+
+Usage:
+    fingerprint = code_fingerprint("dataset_builders.filter")
+    key = entry_key(fingerprint, f"min_score={score}", file_digest(panels_file))
+    index = read_index(cache_file)            # {id: (key, meta)}
+    for entry_id, key, meta, lines in iter_entries(cache_file): ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
+CACHE_FORMAT = "stage-cache-1"  # part of every key: a change of the layout below invalidates old files
+
+
+ROOT = Path(__file__).resolve().parents[1]  # the folder holding the project's packages
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of a project module (found on disk, nothing imported), or None (not a project module,
+    or an imported name that is not a module, such as a function)."""
+    if name.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+# an import statement anywhere in a file (functions import lazily too): "import a.b, c as d" or
+# "from a import b, c" / "from . import (b,\n c)"; matched on the source text (a full parse cost ~5 ms a file)
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))",
+                     re.MULTILINE)
+
+
+def _imported_names(source: str, module: str, is_package: bool) -> set[str]:
+    """Every module name an ``import`` anywhere in source may load (``from a import b``: a and a.b)."""
+    package = module if is_package else module.rpartition(".")[0]
+    names: set[str] = set()
+    for m in _IMPORT.finditer(source):
+        base, what, plain = m.groups()
+        if plain is not None:
+            names.update(part.split()[0] for part in plain.split("#")[0].split(",") if part.strip())
+            continue
+        level = len(base) - len(base.lstrip("."))
+        if level:  # relative import
+            parent = package.rsplit(".", level - 1)[0] if level > 1 else package
+            base = f"{parent}.{base[level:]}" if base[level:] else parent
+        names.add(base)
+        for part in what.strip("()").split("#")[0].replace("\n", ",").split(","):
+            if part.strip() and part.split()[0] not in ("\\", "*"):
+                names.add(f"{base}.{part.split()[0]}")
+    return names
+
+
+def code_modules(*modules: str) -> dict[str, Path]:
+    """{module name: source file} of the given project modules and of every project module they import,
+    directly or not (their packages' __init__ included)."""
+    seen: dict[str, Path] = {}
+    todo = [m for name in modules for m in _with_parents(name)]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        seen[name] = path
+        source = path.read_text(encoding="utf-8")
+        for imported in _imported_names(source, name, path.name == "__init__.py"):
+            todo.extend(_with_parents(imported))
+    if not all(name in seen for name in modules):
+        raise ValueError(f"code_modules: no project module among {[m for m in modules if m not in seen]}")
+    return seen
+
+
+@cache
+def code_fingerprint(*modules: str) -> str:
+    """sha256 over the source of code_modules(*modules), read once per process, and the Python version."""
+    digest = hashlib.sha256(f"{CACHE_FORMAT}\n{sys.version}\n".encode())
+    for name, path in sorted(code_modules(*modules).items()):
+        digest.update(f"{name}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _with_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes; "missing" when it cannot be read (so a key made from it matches nothing
+    a readable file gave)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def entry_key(*parts: str) -> str:
+    """sha256 of the parts (code fingerprint, config fields, input digests), in order."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class Entry(NamedTuple):
+    entry_id: str
+    key: str
+    meta: str
+    lines: list[str]
+
+
+def iter_entries(path: Path) -> Iterator[Entry]:
+    """The entries of a cache file in file order; raises ValueError naming the file on a malformed one."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        for n, header in enumerate(fh, 1):
+            fields = header.rstrip("\n").split("\t")
+            if len(fields) != 4 or not fields[0].startswith("#") or not fields[3].isdigit():
+                raise ValueError(f"{path}:{n}: not a cache entry header")
+            lines = [fh.readline() for _ in range(int(fields[3]))]
+            if lines and not lines[-1].endswith("\n"):
+                raise ValueError(f"{path}:{n}: entry {fields[0][1:]} is cut short")
+            yield Entry(fields[0][1:], fields[1], fields[2], lines)
+
+
+def read_index(path: Path) -> dict[str, tuple[str, str]]:
+    """{id: (key, meta)} of a cache file (its lines are not kept); empty when it is missing or broken."""
+    try:
+        return {e.entry_id: (e.key, e.meta) for e in iter_entries(path)}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+
+
+def write_entry(fh: TextIO, entry_id: str, key: str, meta: str, lines: list[str]) -> None:
+    fh.write(f"#{entry_id}\t{key}\t{meta}\t{len(lines)}\n")
+    fh.writelines(lines)
