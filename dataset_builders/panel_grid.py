@@ -2,10 +2,10 @@
 
 A gutter is a row or column that is near-white from edge to edge of a region: mean grey > GUTTER_MEAN and
 std < GUTTER_STD (JPEG noise passes, a thin dark line crossing it does not). The search runs on numpy
-projections: running sums of the grey values and of their squares along every row and every column of a
-copy that keeps full resolution across lines (a 3 px gutter stays visible) and is downsampled along them
-(at most LINE_SAMPLES samples per line), so the mean and std of any row or column segment cost O(1) and a
-whole XY-cut costs a few passes over that copy -- far less than decoding the figure.
+projections: sums of the grey values (and of their squares, on the few lines bright enough) along the rows
+or columns of a cell, read from a copy that keeps full resolution across lines (a 3 px gutter stays
+visible) and is downsampled along them (at most LINE_SAMPLES samples per line); a whole XY-cut reads that
+copy about 7 times -- far less than decoding the figure.
 
 A figure set on a dark background (a frame of uniform dark lines on three sides or four, dark gutters between photos,
 common for optical and SEM composites) is searched on its negative inside the frame: its gutters are dark, and
@@ -39,39 +39,32 @@ MIN_CELL_FRACTION = 0.12  # every cell spans at least this share of the figure's
 Cell = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, end-exclusive
 
 
-def _running_sums(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Running sums along each line (row of `lines`) of the values and of their squares, int32.
-
-    Computed from a contiguous int32 copy along the last axis: numpy's cumsum is several times slower
-    along axis 0 or with a dtype cast. There is no leading zero column (padding is a full copy): the
-    sum of samples [a, b) is C[b - 1] - C[a - 1], with C[-1] read as 0 (see _segment_sums).
-    """
-    values = np.ascontiguousarray(lines).astype(np.int32)
-    total = np.cumsum(values, axis=1, dtype=np.int32)
-    np.multiply(values, values, out=values)
-    return total, np.cumsum(values, axis=1, dtype=np.int32)
-
-
-def _segment_sums(running: np.ndarray, lines: slice, a: int, b: int) -> np.ndarray:
-    """Per line in `lines`: the sum of samples a..b-1, from running sums (see _running_sums)."""
-    total = running[lines, b - 1]
-    return total - running[lines, a - 1] if a > 0 else total
+def _white(total: np.ndarray, squares: np.ndarray, n: int) -> np.ndarray:
+    """Lines whose n samples sum to `total` and their squares to `squares` (integers): mean > GUTTER_MEAN
+    and variance < GUTTER_STD**2."""
+    mean = total / n
+    var = squares / n - mean * mean
+    return (mean > GUTTER_MEAN) & (var < GUTTER_STD * GUTTER_STD)
 
 
 class _LineStats:
-    """Mean and std of any row or column segment in O(1), from running sums of sampled pixels.
+    """Mean and std of row or column segments, from exact integer sums of sampled pixels.
 
     Lines keep full resolution (a 3 px gutter stays visible); along each line only every step-th
     pixel is read, so a line holds at most about LINE_SAMPLES samples and int32 sums cannot overflow.
-    Columns are stored transposed (one line per column), so both directions sum along the fast axis.
+    Each query sums its segment's samples (uint8 summed as int32: ~0.13 ms for a 1000 x 800 figure),
+    and squares only the lines whose mean already passes GUTTER_MEAN (margins and gutters: few). An XY-cut
+    reads about 7 figure areas this way; running sums of every line and of its squares (this class before)
+    took four int32 cumsums, slower than decoding the figure (6.6 against 4.2 ms on a 1019 x 815 one). The
+    sums are the same integers, so the same lines are white.
     """
 
     def __init__(self, grey: np.ndarray):
         height, width = grey.shape
         self.step = max(1, math.ceil(max(width, height) / LINE_SAMPLES))
-        # H x ceil(W / step): samples along each row; W x ceil(H / step): samples along each column
-        self.row_sum, self.row_sq = _running_sums(grey[:, ::self.step])
-        self.col_sum, self.col_sq = _running_sums(grey[::self.step, :].T)
+        # H x ceil(W / step): samples along each row; ceil(H / step) x W: samples along each column
+        self.rows = grey if self.step == 1 else np.ascontiguousarray(grey[:, ::self.step])
+        self.cols = grey if self.step == 1 else np.ascontiguousarray(grey[::self.step, :])
 
     def _span(self, lo: int, hi: int, n_samples: int) -> tuple[int, int]:
         """Sample indices [a, b) of pixels lo..hi-1 along a line (at least one sample)."""
@@ -82,24 +75,30 @@ class _LineStats:
         return a, b
 
     @staticmethod
-    def _white(total: np.ndarray, squares: np.ndarray, n: int) -> np.ndarray:
-        mean = total / n
-        var = squares / n - mean * mean
-        return (mean > GUTTER_MEAN) & (var < GUTTER_STD * GUTTER_STD)
+    def _white_lines(block: np.ndarray, axis: int) -> np.ndarray:
+        """For every line of block (a line runs along `axis` and is summed over it): white or not."""
+        n = block.shape[axis]
+        total = block.sum(axis=axis, dtype=np.int32)
+        white = total > GUTTER_MEAN * n  # candidates; _white decides with the exact mean below
+        if not white.any():
+            return white
+        lines = np.flatnonzero(white)
+        picked = (block[lines] if axis == 1 else block[:, lines]).astype(np.int32)
+        squares = (picked * picked).sum(axis=axis, dtype=np.int32)
+        white[lines] = _white(total[lines], squares, n)
+        return white
 
     def white_rows(self, cell: Cell) -> np.ndarray:
         """Per row y0..y1-1 of the cell: near-white from x0 to x1."""
         x0, y0, x1, y1 = cell
-        a, b = self._span(x0, x1, self.row_sum.shape[1])
-        lines = slice(y0, y1)
-        return self._white(_segment_sums(self.row_sum, lines, a, b), _segment_sums(self.row_sq, lines, a, b), b - a)
+        a, b = self._span(x0, x1, self.rows.shape[1])
+        return self._white_lines(self.rows[y0:y1, a:b], axis=1)
 
     def white_cols(self, cell: Cell) -> np.ndarray:
         """Per column x0..x1-1 of the cell: near-white from y0 to y1."""
         x0, y0, x1, y1 = cell
-        a, b = self._span(y0, y1, self.col_sum.shape[1])
-        lines = slice(x0, x1)
-        return self._white(_segment_sums(self.col_sum, lines, a, b), _segment_sums(self.col_sq, lines, a, b), b - a)
+        a, b = self._span(y0, y1, self.cols.shape[0])
+        return self._white_lines(self.cols[a:b, x0:x1], axis=0)
 
 
 def content_runs(white: np.ndarray) -> list[tuple[int, int]]:

@@ -87,6 +87,23 @@ def test_line_stats_match_direct_mean_and_std(shape: tuple[int, int]) -> None:
         assert np.array_equal(stats.white_cols((x0, y0, x1, y1)), _naive_white(grey, cols))
 
 
+def test_line_stats_on_the_thresholds_match_exact_integer_arithmetic() -> None:
+    """Lines whose mean is exactly GUTTER_MEAN or whose variance is exactly GUTTER_STD**2 are not white, one
+    grey level inside either is: the segment sums (squares only on bright lines) decide as exact integers."""
+    rows = [np.full(64, 240), np.full(64, 241), np.tile([229, 253], 32), np.tile([230, 252], 32),
+            np.tile([228, 254], 32), np.tile([240, 242], 32), np.r_[np.full(63, 255), 0], np.full(64, 255)]
+    grey = np.vstack(rows).astype(np.uint8)
+    expected = [False, True, False, True, False, True, False, True]  # one black pixel in 64: variance 996
+    # the rule in integers: mean > 240 and variance < 144, i.e. sum > 240 n and n * sum(x^2) - sum^2 < 144 n^2
+    n = grey.shape[1]
+    total, squares = grey.astype(np.int64).sum(axis=1), (grey.astype(np.int64) ** 2).sum(axis=1)
+    exact = (total > panel_grid.GUTTER_MEAN * n) & (n * squares - total * total < panel_grid.GUTTER_STD ** 2 * n * n)
+    assert exact.tolist() == expected
+    stats = panel_grid._LineStats(grey)
+    assert stats.white_rows((0, 0, n, len(rows))).tolist() == expected
+    assert panel_grid._LineStats(np.ascontiguousarray(grey.T)).white_cols((0, 0, len(rows), n)).tolist() == expected
+
+
 def test_grid_of_a_two_by_two_figure() -> None:
     fig = np.full((400, 600), 255, np.uint8)
     for y0, x0 in ((10, 10), (10, 305), (205, 10), (205, 305)):

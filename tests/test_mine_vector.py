@@ -10,7 +10,7 @@ import pymupdf
 from test_mine import jpeg_bytes, mine_one, text, texture
 
 from dataset_builders.pdf.figures import drawing_regions, pairwise_groups
-from dataset_builders.pdf.proximity import proximity_groups
+from dataset_builders.pdf.proximity import PAIRWISE_MAX, proximity_groups
 
 
 def page_with_dots(doc: pymupdf.Document, cols: int, rows: int, origin=(100.0, 100.0), step=1.2,
@@ -42,9 +42,11 @@ def test_grid_clustering_gives_the_pairwise_groups():
                 x, y, w = round(x / 8) * 8, round(y / 8) * 8, round(w / 8) * 8
             boxes.append((x, y, x + w, y + h))
         gap = rnd.choice([8.0, 12.0, 30.0])
-        stats: dict = {}
-        assert proximity_groups(boxes, gap, stats=stats) == pairwise_groups(boxes, gap, []), seed
-        assert stats["raster"] is False
+        expected = pairwise_groups(boxes, gap, [])
+        for pairwise_max in (0, PAIRWISE_MAX):  # the grid on every round; all pairs on rounds of few boxes
+            stats: dict = {}
+            assert proximity_groups(boxes, gap, stats=stats, pairwise_max=pairwise_max) == expected, seed
+            assert stats["raster"] is False
 
 
 def test_fifty_thousand_paths_cluster_in_linear_work_into_one_region():

@@ -1,0 +1,88 @@
+"""Benchmark: the builder's CPU seconds of two or more code versions against one floor, interleaved.
+
+Usage:
+    git archive <commit> | tar -x -C /tmp/before          # a version to compare with (any folder holding the repo)
+    python benchmarks/bench_compare.py --tree before=/tmp/before --tree after=. --rounds 3
+
+On a shared machine the CPU seconds of one build move with the load (a busy core slows memory access; the
+same code measured 15.7 and 19.1 s within two hours here), so two versions benchmarked minutes apart cannot
+be compared. Each round here runs the floor (benchmarks/bench_build.py's bare PyMuPDF pass, --workers 1),
+then one fresh build of every tree (--workers 1, bench_build's child process: imports not timed), and prints
+each build's CPU and per-stage CPU seconds; at the end the medians and builder/floor per tree, and the
+per-round ratios, so a burst of load shows as one odd round instead of moving one version only. The
+corpus is bench_build's (default: the real-size corpus, 200 papers). Outputs are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import heavy_corpus  # noqa: E402
+from benchmarks.bench_build import CHILD, corpus_papers, load_average, time_floor  # noqa: E402
+from dataset_builders.workers import keep_freed_memory  # noqa: E402
+
+
+def build_cpu(tree: Path, papers: Path, out: Path) -> dict:
+    """One fresh build (1 worker) with the code of `tree`, in a subprocess; bench_build's BENCH record."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), "1", "fresh"], cwd=tree, env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))[len("BENCH "):])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tree", action="append", required=True, metavar="NAME=PATH",
+                    help="a version of the repository to build with (repeat: two or more)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of floor + one build per tree")
+    ap.add_argument("--corpus", choices=(*heavy_corpus.SIZES, "sample"), default="real")
+    ap.add_argument("--papers", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-compare"), help="scratch folder (removed)")
+    args = ap.parse_args()
+    trees = {}
+    for spec in args.tree:
+        name, sep, path = spec.partition("=")
+        if not sep or not (Path(path) / "dataset_builders").is_dir():
+            ap.error(f"--tree {spec!r}: expected NAME=PATH of a folder holding dataset_builders/")
+        trees[name] = Path(path).resolve()
+    keep_freed_memory()  # as bench_build: the floor runs with the builder's allocator setting
+    papers = corpus_papers(args.corpus, args.papers, args.seed)
+    pdfs = sorted(papers.glob("*.pdf"))
+    work = args.work / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    floors: list[float] = []
+    cpu: dict[str, list[float]] = {name: [] for name in trees}
+    print(f"corpus: {len(pdfs)} PDFs; load average before: {load_average()}", flush=True)
+    try:
+        for r in range(args.rounds):
+            floors.append(time_floor(pdfs, 1)["cpu"])
+            print(f"round {r + 1}: floor cpu {floors[-1]:.2f}s", flush=True)
+            for name, tree in trees.items():
+                run = build_cpu(tree, papers, work / f"{name}-{r}")
+                cpu[name].append(run["cpu"])
+                print(f"  {name}: cpu {run['cpu']:.2f}s ({run['cpu'] / floors[-1]:.2f}x), wall {run['wall']:.1f}s; "
+                      "stage cpu s: " + ", ".join(f"{k} {c:.2f}" for k, (_, c) in run["stages"].items()), flush=True)
+            print(f"  load average: {load_average()}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    floor = statistics.median(floors)
+    print(f"medians of {args.rounds} rounds (cpu s): floor {floor:.2f}, "
+          + ", ".join(f"{name} {statistics.median(v):.2f}" for name, v in cpu.items()))
+    for name, v in cpu.items():
+        print(f"{name}: builder/floor {statistics.median(v) / floor:.2f}x (medians); per round "
+              + " ".join(f"{b / f:.2f}" for b, f in zip(v, floors)))
+
+
+if __name__ == "__main__":
+    main()
