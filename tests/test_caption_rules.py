@@ -238,7 +238,7 @@ def test_label_stage_writes_sorted_labels(tmp_path):
     write_inputs(paths)
     result = label_stage.run(paths, BuildConfig(out=tmp_path), progress=False)
     assert result.stage == "label"
-    assert result.counts == {"labelled": 2, "no_features": 1, "failed": 0}
+    assert result.counts == {"labelled": 2, "no_features": 1, "failed": 0, "reused": 0}
     assert result.problems == []
     records = read_jsonl(paths.labels, LabelRecord)
     assert [r.item_id for r in records] == ["p1-p2-f0-a", "p1-p2-f0-b", "p1-p4-f0-whole"]
