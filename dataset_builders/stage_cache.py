@@ -31,6 +31,8 @@ from functools import cache
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from fracto_core.files import file_sha256
+
 PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
 CACHE_FORMAT = "stage-cache-1"  # part of every key: a change of the layout below invalidates old files
 
@@ -116,7 +118,7 @@ def file_digest(path: Path) -> str:
     """sha256 of a file's bytes; "missing" when it cannot be read (so a key made from it matches nothing
     a readable file gave)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return "missing"
 

@@ -8,6 +8,7 @@ A stage that sees its output file already present may therefore trust it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -19,6 +20,12 @@ from typing import IO, ContextManager, Iterable, TextIO, TypeVar
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks into one reused buffer (hashlib.file_digest)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
 
 def _temp_beside(path: Path) -> tuple[int, str]:
     """A new temporary file in path's folder (made on first use: a mkdir per image file costs)."""

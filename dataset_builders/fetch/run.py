@@ -15,7 +15,6 @@ Nothing is downloaded twice: a resumed run re-reads the manifest and checks each
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -39,6 +38,7 @@ from dataset_builders.fetch.manifest import (
 from dataset_builders.fetch.openalex import DAILY_ALLOWANCE_USD, PER_PAGE
 from dataset_builders.fetch.openalex import DEFAULT_URL as OPENALEX_URL
 from dataset_builders.fetch.openalex import OpenAlexClient
+from fracto_core.files import file_sha256
 
 DEFAULT_LICENCES = ("cc-by", "cc-by-sa", "cc0", "public-domain")
 
@@ -97,11 +97,6 @@ def last_run_date(records: dict[str, ManifestRecord]) -> date | None:
     """The day of the newest decision in the manifest (``--since last``)."""
     stamps = [r.fetched_at for r in records.values()]
     return datetime.fromisoformat(max(stamps)).date() if stamps else None
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _record(c: Candidate, status: str, reason: str | None = None, detail: str = "", **extra) -> ManifestRecord:

@@ -12,11 +12,10 @@ Usage:
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from dataset_builders.workers import run_jobs
-from fracto_core.files import open_text_atomic
+from fracto_core.files import file_sha256, open_text_atomic
 
 Verdict = tuple[str, tuple[str, str, str] | None]  # (paper id, None) or ("", (reason, detail, severity))
 
@@ -24,11 +23,10 @@ Verdict = tuple[str, tuple[str, str, str] | None]  # (paper id, None) or ("", (r
 def paper_id_of(path: Path) -> str:
     """First 16 hex digits of the file's SHA-256.
 
-    hashlib.file_digest reads into one reused buffer: 0.19 s instead of 0.34 s for the heavy corpus's
+    file_sha256 (hashlib.file_digest) reads into one reused buffer: 0.19 s instead of 0.34 s for the heavy corpus's
     233 MB (1 MiB bytes chunks). run() hashes every file in the worker pool before mining starts.
     """
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 _OTHER_FORMATS = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"PK\x03\x04", b"%!PS", b"II*\x00", b"MM\x00*", b"BM",
