@@ -134,14 +134,16 @@ def test_resume_downloads_nothing_twice_and_checks_files(tmp_path):
     assert (pdfs.count("pdf:one.pdf"), pdfs.count("pdf:two.pdf")) == (1, 2)
     assert (tmp_path / "openalex-W2.pdf").read_bytes() == two
     lines = (tmp_path / MANIFEST_NAME).read_text().splitlines()
-    assert len(lines) == 4  # W1, W2, W5 failed, then W5 downloaded: W2 fetched again to the same bytes is no news
+    # W1, W2, W5 failed, W5 failed a second run (failed_runs 2), then W5 downloaded: W2 fetched again to the same
+    # bytes is no news
+    assert len(lines) == 5
 
 
 def test_dry_run_counts_and_costs_without_downloading(tmp_path):
     with LiteratureServer() as pdfs:
         works, epmc = _corpus(pdfs)
         with LiteratureServer(works=works * 40, epmc=epmc) as api:  # 240 matches
-            summary = run_fetch(settings(tmp_path, api, dry_run=True, max=150), progress=False)
+            summary = run_fetch(settings(tmp_path, api, dry_run=True, max_candidates=150), progress=False)
             assert [r.query["per-page"] for r in api.log if r.path == "/works"] == ["1"]
     assert summary.counts == {"openalex": 240, "europepmc": 2}
     assert summary.openalex_estimate_usd == pytest.approx(2 * 0.001)  # 150 of 240 -> 2 search pages of 100
@@ -284,3 +286,52 @@ def test_a_stalled_download_times_out_and_is_retried_next_run(tmp_path):
             pdfs.files["stall.pdf"] = FileSpec(pdf)
             second = run_fetch(settings(tmp_path, api, sources=["openalex"]), progress=False)
     assert second.decisions == {"downloaded": 1} and (tmp_path / "openalex-W1.pdf").read_bytes() == pdf
+
+
+def test_max_counts_pdfs_downloaded_not_candidates(tmp_path):
+    with LiteratureServer() as pdfs:
+        u = pdfs.base_url + "/pdf/"
+        pdfs.files = {f"p{i}.pdf": FileSpec(make_pdf(f"paper {i}")) for i in range(3, 7)}
+        works = [work("W1", "10.1/w1", "cc-by-nc", u + "p1.pdf"), work("W2", "10.1/w2", "cc-by", None)]
+        works += [work(f"W{i}", f"10.1/w{i}", "cc-by", u + f"p{i}.pdf") for i in range(3, 7)]
+        epmc = [epmc_result("PMC9", "10.1/nine", "cc by", u + "p6.pdf")]
+        with LiteratureServer(works=works, epmc=epmc, page_size=2) as api:
+            summary = run_fetch(settings(tmp_path, api, max=2), progress=False)
+            log = list(api.log)
+            first_files = sorted(p.name for p in tmp_path.glob("*.pdf"))
+            second = run_fetch(settings(tmp_path, api, max=2), progress=False)
+    # two candidates refused, then two downloads: --max 2 is reached on the second page; no third page, no EPMC
+    assert summary.decisions == {"skipped:licence_not_allowed": 1, "skipped:no_pdf": 1, "downloaded": 2}
+    assert [r.key for r in log if r.path == "/works"] == ["works:*", "works:c2"]
+    assert not [r for r in log if r.path.startswith("/europepmc")]
+    assert first_files == ["openalex-W3.pdf", "openalex-W4.pdf"]
+    assert summary.stopped_at_max == 2 and "stopped at --max 2 downloads" in summary.line(False)
+    # the next run: what is there is not counted, two more arrive
+    assert second.decisions["already"] == 2 and second.decisions["downloaded"] == 2
+    assert sorted(p.name for p in tmp_path.glob("*.pdf")) == [f"openalex-W{i}.pdf" for i in range(3, 7)]
+
+
+def test_a_download_that_keeps_failing_is_given_up_then_retried_on_request(tmp_path):
+    pdf = make_pdf("cut short")
+    with LiteratureServer() as pdfs:
+        pdfs.files = {"cut.pdf": FileSpec(pdf, "truncated")}
+        works = [work("W1", "10.1/cut", "cc-by", pdfs.base_url + "/pdf/cut.pdf")]
+        with LiteratureServer(works=works) as api:
+            runs = [run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+                    for _ in range(4)]
+            assert pdfs.count("pdf:cut.pdf") == 3  # the fourth run did not ask
+            assert [dict(r.decisions) for r in runs] == [{"failed:truncated": 1}] * 3 + [{"gave_up:truncated": 1}]
+            assert "1 given up after repeated failures (--retry-failed" in runs[3].line(False)
+            assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].failed_runs == 3
+            pdfs.files["cut.pdf"] = FileSpec(pdf)
+            again = run_fetch(settings(tmp_path, api, sources=["openalex"], retry_failed=True), progress=False)
+    assert again.decisions == {"downloaded": 1} and pdfs.count("pdf:cut.pdf") == 4
+    assert (tmp_path / "openalex-W1.pdf").read_bytes() == pdf
+
+
+def test_cli_help_says_what_max_bounds():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "dataset_builders.fetch", "--help"], env=env, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert "at most this many PDFs downloaded by this run" in " ".join(out.split())
+    assert "--retry-failed" in out and "--give-up-after" in out and "--max-candidates" in out

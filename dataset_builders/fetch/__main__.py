@@ -36,8 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the PDFs and papers.jsonl (the builder's --papers)")
     p.add_argument("--since", help="only papers published on or after this day: YYYY-MM-DD, or 'last' for the day "
                                    "of the newest decision in the manifest")
-    p.add_argument("--max", type=int, default=100, help="candidates read from each index (bounds the metered calls: "
-                                                        "OpenAlex pages of 100)")
+    p.add_argument("--max", type=int, default=100, help="at most this many PDFs downloaded by this run (over all "
+                                                        "indexes); the run stops when they are in")
+    p.add_argument("--max-candidates", type=int, default=1000,
+                   help="at most this many candidates read from each index (bounds the metered calls: OpenAlex "
+                        "pages of 100); pages are asked for only while fewer than --max PDFs are in")
+    p.add_argument("--give-up-after", type=int, default=3,
+                   help="a download that failed in this many runs in a row (counted in papers.jsonl) is not tried "
+                        "again; the summary counts them as gave_up")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="try the downloads given up after --give-up-after failed runs once more")
     p.add_argument("--licences", default=",".join(DEFAULT_LICENCES),
                    help="licences to download, comma-separated, of: " + ", ".join(KNOWN_IDS))
     p.add_argument("--sources", default="openalex,europepmc", help="indexes to ask, comma-separated")
@@ -76,7 +84,8 @@ def settings_from_args(ns: argparse.Namespace) -> FetchSettings:
         except ValueError:
             raise ValueError(f"--since {ns.since!r}: expected YYYY-MM-DD or 'last'") from None
     try:
-        return FetchSettings(query=ns.query, since=since, max=ns.max, licences=licences, out=ns.out,
+        return FetchSettings(query=ns.query, since=since, max=ns.max, max_candidates=ns.max_candidates,
+                             give_up_after=ns.give_up_after, retry_failed=ns.retry_failed, licences=licences, out=ns.out,
                              dry_run=ns.dry_run, mailto=ns.mailto, sources=sources, openalex_url=ns.openalex_url,
                              europepmc_url=ns.europepmc_url, max_mb=ns.max_mb, host_interval=ns.host_interval,
                              api_interval=ns.api_interval, attempts=ns.attempts, backoff=ns.backoff,

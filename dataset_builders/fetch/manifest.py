@@ -53,6 +53,7 @@ class ManifestRecord(Record):
     status: Literal["downloaded", "skipped", "failed"]
     reason: str | None = None  # see SKIP_REASONS; "http_error:<code>" for HTTP failures
     detail: str = ""
+    failed_runs: int = 0  # status "failed": how many runs in a row failed to download this PDF URL
 
     def source_meta(self) -> SourceMeta:
         return SourceMeta(title=self.title, doi=self.doi, licence=self.licence, licence_url=self.licence_url,

@@ -7,10 +7,15 @@ Per candidate, in this order (the first rule that applies decides; each decision
 2. licence not in --licences: skipped "licence_not_allowed";
 3. no PDF URL: skipped "no_pdf";
 4. DOI already downloaded under another key (the other index): skipped "duplicate_doi";
-5. download (http.Http.download_pdf): refused bodies are skipped with their reason, failed calls
-   ("http_error:<code>", "network_error", "truncated") are recorded as failed and retried by the next run;
-6. same bytes as a file already there: the new copy is deleted, skipped "duplicate_file".
+5. failed in --give-up-after runs in a row (the manifest's failed_runs, same PDF URL): not tried again
+   ("gave_up:<reason>" in the summary) unless --retry-failed;
+6. download (http.Http.download_pdf): refused bodies are skipped with their reason, failed calls
+   ("http_error:<code>", "network_error", "truncated") are recorded as failed (failed_runs + 1) and
+   retried by the next run;
+7. same bytes as a file already there: the new copy is deleted, skipped "duplicate_file".
 Nothing is downloaded twice: a resumed run re-reads the manifest and checks each file's sha256.
+The run stops as soon as --max PDFs were downloaded; the indexes are paged lazily, so no page is asked
+for that is not needed (at most --max-candidates candidates per index).
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ class FetchSettings(BaseModel):
 
     query: str | None = None
     since: date | None = None
-    max: int = Field(100, ge=1)  # candidates read from each index (bounds the metered calls)
+    max: int = Field(100, ge=1)  # PDFs downloaded by this run, at most (over all indexes)
+    max_candidates: int = Field(1000, ge=1)  # candidates read from each index, at most (bounds the metered calls)
+    give_up_after: int = Field(3, ge=1)  # runs in a row a download may fail before it is no longer tried
+    retry_failed: bool = False  # try the given-up downloads again (once more each)
     licences: list[str] = list(DEFAULT_LICENCES)
     out: Path
     dry_run: bool = False
@@ -75,6 +83,7 @@ class FetchSummary:
     errors: list[str] = field(default_factory=list)
     bytes: int = 0
     retries: int = 0
+    stopped_at_max: int | None = None  # --max, when the run stopped because it was reached
 
     def line(self, dry_run: bool) -> str:
         calls = ", ".join(f"{k} {v}" for k, v in self.calls.items())
@@ -85,7 +94,10 @@ class FetchSummary:
             return (f"dry run: {found}; fetching them would cost about ${self.openalex_estimate_usd:.4f} of OpenAlex "
                     f"allowance; calls made {calls}; {cost}; nothing downloaded")
         decided = ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items())) or "no candidates"
+        gave_up = sum(v for k, v in self.decisions.items() if k.startswith("gave_up:"))
         return (f"{decided}; {self.bytes / 1e6:.2f} MB; calls {calls}; {self.retries} retried; {cost}"
+                + (f"; stopped at --max {self.stopped_at_max} downloads" if self.stopped_at_max else "")
+                + (f"; {gave_up} given up after repeated failures (--retry-failed tries them again)" if gave_up else "")
                 + (f"; {len(self.errors)} index error(s)" if self.errors else ""))
 
 
@@ -132,8 +144,8 @@ class Fetcher:
 
     def _decide(self, record: ManifestRecord) -> str:
         old = self.records.get(record.key)
-        if old is None or (old.status, old.reason, old.source_url, old.licence, old.sha256) != (
-                record.status, record.reason, record.source_url, record.licence, record.sha256):
+        if old is None or (old.status, old.reason, old.source_url, old.licence, old.sha256, old.failed_runs) != (
+                record.status, record.reason, record.source_url, record.licence, record.sha256, record.failed_runs):
             self.writer.append(record)  # unchanged re-decisions are not repeated in the manifest
         self.records[record.key] = record
         return record.status if record.status == "downloaded" else f"{record.status}:{record.reason}"
@@ -152,12 +164,17 @@ class Fetcher:
         owner = self.doi_owner.get(c.doi) if c.doi else None
         if owner and owner != c.key and self._have(self.records[owner]):
             return self._decide(_record(c, "skipped", "duplicate_doi", f"already downloaded as {owner}"))
+        # failed before at this URL: runs in a row so far (a line written before failed_runs existed counts 1)
+        failed_runs = max(old.failed_runs, 1) if old and old.status == "failed" and old.source_url == c.pdf_url else 0
+        if failed_runs >= self.s.give_up_after and not self.s.retry_failed:
+            return f"gave_up:{old.reason}"
         target = self.out / c.file_name
         found = check_pdf_file(target) if target.is_file() else None  # renamed in place, then killed before its line
         got = found if found and found.ok else self.http.download_pdf(c.pdf_url, target, int(self.s.max_mb * 1e6))
         if not got.ok:
-            failed = (got.reason or "").startswith("http_error") or got.reason in ("network_error", "truncated")
-            return self._decide(_record(c, "failed" if failed else "skipped", got.reason, got.detail))
+            if (got.reason or "").startswith("http_error") or got.reason in ("network_error", "truncated"):
+                return self._decide(_record(c, "failed", got.reason, got.detail, failed_runs=failed_runs + 1))
+            return self._decide(_record(c, "skipped", got.reason, got.detail))
         owner = self.sha_owner.get(got.sha256)
         if owner and owner != c.key and self._have(self.records[owner]):
             (self.out / c.file_name).unlink(missing_ok=True)
@@ -188,17 +205,25 @@ def run_fetch(settings: FetchSettings, progress: bool = True) -> FetchSummary:
                     summary.counts[name] = clients[name].count(settings.query, settings.since)
                 except FetchHTTPError as exc:
                     summary.errors.append(f"{name}: {exc}")
-            n = min(summary.counts.get("openalex", 0), settings.max)
+            n = min(summary.counts.get("openalex", 0), settings.max_candidates)
             summary.openalex_estimate_usd = -(-n // PER_PAGE) * openalex.price(settings.query)
         else:
             fetcher = Fetcher(settings, http)
             summary = fetcher.summary
-            bar = tqdm(total=settings.max * len(settings.sources), desc="fetch", unit="paper", disable=not progress)
+            bar = tqdm(total=settings.max, desc="fetch", unit="pdf", disable=not progress)
             for name in settings.sources:
+                if summary.stopped_at_max:
+                    break
                 try:
-                    for candidate in clients[name].search(settings.query, settings.since, settings.max):
-                        summary.decisions[fetcher.handle(candidate)] += 1
-                        bar.update(1)
+                    for candidate in clients[name].search(settings.query, settings.since, settings.max_candidates):
+                        decision = fetcher.handle(candidate)
+                        summary.decisions[decision] += 1
+                        bar.set_postfix(candidates=summary.decisions.total(), refresh=False)
+                        if decision == "downloaded":
+                            bar.update(1)
+                            if summary.decisions["downloaded"] >= settings.max:
+                                summary.stopped_at_max = settings.max
+                                break  # leaving the generator: no further page is asked for
                 except FetchHTTPError as exc:  # the index failed for good: keep what was done, say so
                     summary.errors.append(f"{name}: {exc}")
             bar.close()
