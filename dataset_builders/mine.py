@@ -3,6 +3,9 @@
 Reads every file under ``config.papers`` (the papers folder, recursively); writes
 OUT/stages/mine/<paper_id>/paper.json (a PaperRecord) and that paper's figure images beside it. Files that
 are not PDFs, or that cannot be mined, become Problems in the stage result.
+A paper whose paper.json exists is resumed, except one mined while Tesseract was missing
+(``PaperRecord.ocr == "unavailable"``) when Tesseract is there now: it is mined (and split into panels) again,
+alone; the counts say ``ocr_remined``.
 
 Usage (alone): python -c "from dataset_builders import mine; ..." -- normally run by
 ``python -m dataset_builders.build``.
@@ -17,6 +20,7 @@ figures (clustering, caption matching, panel letters), metadata (title, DOI), ge
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +47,7 @@ from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expa
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
-from dataset_builders.pdf.ocr import bare_page, read_bare_pages
+from dataset_builders.pdf.ocr import bare_page, ocr_now_possible, read_bare_pages
 from dataset_builders.pdf.ocr_text import join_caption_labels, restore_chapter_dots
 from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
@@ -149,7 +153,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
             continue
         pages.append(PageData(i + 1, blocks, graphics, rect))
         page_objs[i + 1] = page
-    ocr, unread = read_bare_pages(doc, {n: page_objs[n] for n in bare}, len(pages), config.ocr)
+    ocr, unread, ocr_state = read_bare_pages(doc, {n: page_objs[n] for n in bare}, len(pages), config.ocr)
     for pd in (pd for pd in pages if pd.number in ocr):
         pd.blocks, pd.graphics, pd.rect = ocr[pd.number]
     restore_chapter_dots([pd.blocks for pd in pages if any(g.kind == "scan" for g in pd.graphics)])  # OCR'd text
@@ -189,7 +193,8 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     licence, url, where = pdf_licence(doc.get_xml_metadata() or "", " ".join(doi_texts), later)
     record = PaperRecord(paper_id=paper_id, source_pdf=source_rel, title=find_title(first, meta),
                          doi=find_doi(doi_texts, meta), n_pages=doc.page_count, figures=figures,
-                         excerpts=excerpts, skipped=skipped, licence=licence, licence_url=url, licence_source=where)
+                         excerpts=excerpts, skipped=skipped, licence=licence, licence_url=url, licence_source=where,
+                         ocr=ocr_state)
     return record, errors, unread
 
 
@@ -392,6 +397,14 @@ def _fetch_bookkeeping(path: Path) -> bool:
     return path.name == MANIFEST_NAME or (path.name.startswith(".") and path.name.endswith(".part"))
 
 
+def forget_paper(paths: StagePaths, paper_id: str) -> None:
+    """Delete a paper's mine and panels outputs, panels first (a kill in between leaves the mine record, which
+    asks for this again; never a panels file of a paper mined anew)."""
+    (paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
+    shutil.rmtree(paths.panels / paper_id, ignore_errors=True)
+    shutil.rmtree(paths.mine / paper_id, ignore_errors=True)
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Mine every PDF under ``config.papers`` (recursively, sorted); every other file becomes a Problem."""
     if config.papers is None:
@@ -423,16 +436,21 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         if done.exists():
             try:
                 record = read_model(done, PaperRecord)
-                counts["resumed"] += 1
-                source = manifests.lookup(pid, rel) if manifests else None
-                if source is not None and refresh_source(paths, record, source.source_meta()):
-                    counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
-                for k, v in _record_counts(record).items():
-                    counts[k] += v
-                slots[idx] += record.problems + paper_problems(record)
-                continue
+                again = ocr_now_possible(record, config.ocr)  # mined while Tesseract was missing: it is there now
+                if not again:
+                    counts["resumed"] += 1
+                    source = manifests.lookup(pid, rel) if manifests else None
+                    if source is not None and refresh_source(paths, record, source.source_meta()):
+                        counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
+                    for k, v in _record_counts(record).items():
+                        counts[k] += v
+                    slots[idx] += record.problems + paper_problems(record)
+                    continue
             except ValueError:
-                pass  # unreadable record: mine again
+                again = False  # unreadable record: mine again
+            if again:
+                forget_paper(paths, pid)
+                counts["ocr_remined"] = counts.get("ocr_remined", 0) + 1
         source = manifests.lookup(pid, rel) if manifests else None
         tasks.append((idx, (str(f), rel, pid, str(paths.out), config, source.source_meta() if source else None)))
 

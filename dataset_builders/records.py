@@ -120,6 +120,10 @@ class PaperRecord(SourceMeta):
     excerpts: list[Excerpt]
     skipped: list[SkippedGraphic] = Field(default_factory=list)
     problems: list["Problem"] = Field(default_factory=list)  # per-image problems, re-reported on resume
+    # pages that were bare page images (a scan without text layer, pdf.ocr): "used" = read by OCR, "unavailable"
+    # = left unread because Tesseract's English data was missing (mined again once it is there), "off" = --ocr off;
+    # None: no such pages (or a record written before the field existed)
+    ocr: Literal["used", "unavailable", "off"] | None = None
 
 
 # --- stage 2: panels (dataset_builders.panels) ---------------------------------------------------

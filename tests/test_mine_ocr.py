@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from test_mine import A4, jpeg_bytes, mine_one, text, texture
+from test_mine import A4, cfg, jpeg_bytes, mine_one, text, texture
 from test_mine_layouts import panels_config, scanned
 
-from dataset_builders import panels
+from dataset_builders import mine, panels
 from dataset_builders.labelling.caption_rules import label_panel
 from dataset_builders.pdf import ocr
-from dataset_builders.records import PaperPanels
+from dataset_builders.records import PaperPanels, PaperRecord
+from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_model
 
 needs_tesseract = pytest.mark.skipif(ocr.tessdata() is None,
@@ -101,3 +102,44 @@ def test_one_full_page_photo_in_a_born_digital_document_is_not_ocrd(tmp_path):
     assert [p.reason for p in result.problems] == []
     (fig,) = rec.figures  # the photo, embedded, as before
     assert fig.parts[0].origin == "embedded"
+
+
+@needs_tesseract
+def test_a_scan_mined_without_tesseract_is_mined_again_once_it_is_there(tmp_path, monkeypatch):
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    image_only(paper_page)(papers / "scan.pdf")
+    paper_page(papers / "digital.pdf")  # born digital: no OCR needed, never mined again
+    scan, digital = mine.paper_id_of(papers / "scan.pdf"), mine.paper_id_of(papers / "digital.pdf")
+    paths = StagePaths(tmp_path / "out")
+    config = cfg(papers, paths.out)
+    no_tesseract = tmp_path / "bin"  # PATH without tesseract (nor whereis): PyMuPDF finds no language data
+    no_tesseract.mkdir()
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(no_tesseract))
+        m.delenv("TESSDATA_PREFIX", raising=False)
+        ocr.tessdata.cache_clear()
+        try:
+            assert ocr.tessdata() is None
+            first = mine.run(paths, config, progress=False)
+            panels.run(paths, panels_config(paths), progress=False)
+        finally:
+            ocr.tessdata.cache_clear()
+    assert first.counts["mined"] == 2
+    old = read_model(paths.mine / scan / "paper.json", PaperRecord)
+    assert old.ocr == "unavailable" and [f.caption for f in old.figures] == [""]
+    assert read_model(paths.mine / digital / "paper.json", PaperRecord).ocr is None
+    digital_files = {p: p.stat().st_mtime_ns for p in [paths.mine / digital / "paper.json",
+                                                        paths.panels / f"{digital}.json"]}
+
+    second = mine.run(paths, config, progress=False)  # Tesseract is on PATH again
+    assert (second.counts["ocr_remined"], second.counts["mined"], second.counts["resumed"]) == (1, 1, 1)
+    new = read_model(paths.mine / scan / "paper.json", PaperRecord)
+    (fig,) = new.figures
+    assert new.ocr == "used" and fig.caption.startswith("Fig. 3. SEM fractograph showing dimples")
+    assert not (paths.panels / f"{scan}.json").exists()  # its old panels are gone: split again below
+    assert {p: p.stat().st_mtime_ns for p in digital_files} == digital_files  # the other paper untouched
+    panels.run(paths, panels_config(paths), progress=False)
+    assert [p.figure_number for p in read_model(paths.panels / f"{scan}.json", PaperPanels).panels] == ["3"]
+    third = mine.run(paths, config, progress=False)
+    assert third.counts["resumed"] == 2 and "ocr_remined" not in third.counts

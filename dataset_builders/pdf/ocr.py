@@ -32,6 +32,7 @@ from dataset_builders.pdf.ocr_text import join_caption_labels
 from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import SCAN_COVER, scan_graphics
 from dataset_builders.pdf.text import TEXT_FLAGS, Line, TextBlock, block_of, find_captions, page_blocks
+from dataset_builders.records import PaperRecord
 
 OCR_LANGUAGE = "eng"
 # OCR resolution, measured on a 150-dpi photocopier scan (one landscape page, two book pages): at 150 dpi
@@ -69,20 +70,21 @@ PageRead = tuple[list[TextBlock], list[Graphic], pymupdf.Rect]
 
 
 def read_bare_pages(doc: pymupdf.Document, pages: dict[int, pymupdf.Page], n_read: int,
-                    mode: str) -> tuple[dict[int, PageRead], str]:
+                    mode: str) -> tuple[dict[int, PageRead], str, str | None]:
     """OCR the bare pages (number -> page) of a document of which ``n_read`` pages were read.
 
-    Returns the pages read, by number, and why the others were not ("" when none is left or the document
-    is not a scan).
+    Returns the pages read, by number, why the others were not ("" when none is left or the document
+    is not a scan), and the OCR state for PaperRecord.ocr (None when the document is not a scan).
     """
     if not pages or len(pages) < BARE_SHARE * n_read:
-        return {}, ""
+        return {}, "", None
     numbers = ", ".join(map(str, sorted(pages)))
     if mode == "off":
-        return {}, f"page(s) {numbers}: page images without text, not read (--ocr off); each stays one image"
+        return {}, f"page(s) {numbers}: page images without text, not read (--ocr off); each stays one image", "off"
     if tessdata() is None:
         return {}, (f"page(s) {numbers}: page images without text; install tesseract-ocr and tesseract-ocr-eng "
-                    "(or set TESSDATA_PREFIX), then build again with --fresh to read them; each stays one image")
+                    "(or set TESSDATA_PREFIX), then build again: this paper alone is mined again; each stays one "
+                    "image"), "unavailable"
     read: dict[int, PageRead] = {}
     failed: list[str] = []
     for n, page in sorted(pages.items()):
@@ -90,7 +92,20 @@ def read_bare_pages(doc: pymupdf.Document, pages: dict[int, pymupdf.Page], n_rea
             read[n] = ocr_page(doc, page)
         except Exception as exc:  # noqa: BLE001 - MuPDF/Tesseract errors on one page: it stays an image
             failed.append(f"{n} ({type(exc).__name__}: {exc})")
-    return read, (f"page(s) {', '.join(failed)}: OCR failed; each stays one image" if failed else "")
+    return read, (f"page(s) {', '.join(failed)}: OCR failed; each stays one image" if failed else ""), "used"
+
+
+def mined_without_tesseract(record: PaperRecord) -> bool:
+    """Its scanned pages were left unread because Tesseract's data was missing when it was mined (a record
+    written before PaperRecord.ocr existed says so only in its problem line)."""
+    if record.ocr is not None:
+        return record.ocr == "unavailable"
+    return any(p.reason == "scan_without_text_layer" and "install tesseract-ocr" in p.detail for p in record.problems)
+
+
+def ocr_now_possible(record: PaperRecord, mode: str) -> bool:
+    """Mine this paper again: it was mined without Tesseract, which is there now (and --ocr is not off)."""
+    return mode != "off" and mined_without_tesseract(record) and tessdata() is not None
 
 
 def ocr_page(doc: pymupdf.Document, page: pymupdf.Page) -> PageRead:
