@@ -278,3 +278,17 @@ def test_help_and_usage():
     assert result.returncode == 0
     assert "Usage: python -m eval.report RUN_DIR" in result.stdout and "--out" in result.stdout
     assert "--resamples" in result.stdout
+
+
+def test_scoring_stands_without_the_report_writer(runs):
+    """eval.scores (scoring, comparisons) is the layer below eval.report (writing): usable alone, same numbers."""
+    from eval.scores import compare, score_run
+
+    reference, dirs = runs
+    base, ft = (score_run(read_run(dirs[k][0]), k, n_resamples=RESAMPLES) for k in ("base", "ft"))
+    keep, yt, yp, unp, rare = direct(reference, dirs["ft"][1])
+    expected = bootstrap_multilabel(yt, yp, unp, rare, n_resamples=RESAMPLES, seed=0)
+    assert ft.figures["micro_precision"] == expected["micro_precision"] and len(ft.item_ids) == len(keep)
+    assert compare(ft, base, RESAMPLES)["micro_f1"].n_images > 0
+    code = "import sys, eval.scores; sys.exit('eval.report' in sys.modules or 'matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
