@@ -46,6 +46,7 @@ from dataset_builders.records import (
     SplitAssignment,
 )
 from dataset_builders.paper_splits import PaperSplit, pins_path
+from dataset_builders.sources import paper_meta
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
@@ -79,16 +80,6 @@ def _jsonl(path: Path, model):
 
 def _iter(path: Path, model):
     return iter_jsonl(path, model) if path.exists() else iter(())
-
-
-def _paper_meta(paths: StagePaths, paper_id: str) -> dict:
-    """title / doi / source_pdf of a paper from stages/panels/<paper_id>.json, when readable."""
-    path = paths.panels / f"{paper_id}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return {k: data.get(k) for k in ("title", "doi", "source_pdf", "licence", "licence_url", "source_url")}
 
 
 def _duplicate_groups(paths: StagePaths) -> list[dict]:
@@ -174,7 +165,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     for p in sorted(per_source):
         entry = {"source": p, "manual": p.startswith("manual:"), "items": {s: per_source[p][s] for s in SPLITS}}
         if not entry["manual"]:
-            entry.update(_paper_meta(paths, p))
+            entry.update(paper_meta(paths, p, missing_ok=True))
         sources.append(entry)
 
     licences = licence_data(items, assignments, sources)

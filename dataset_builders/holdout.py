@@ -32,9 +32,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from dataset_builders.config import BuildConfig
-from dataset_builders.records import Item, PaperPanels, Problem, Record
+from dataset_builders.records import Item, Problem, Record
+from dataset_builders.sources import paper_meta
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import read_jsonl, read_model, write_jsonl_atomic
+from fracto_core.files import read_jsonl, write_jsonl_atomic
 
 POOL_NAME = "holdout.jsonl"
 _PAPER_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -82,13 +83,9 @@ def normalise_doi(doi: str) -> str:
 
 
 def paper_metadata(paths: StagePaths) -> dict[str, dict]:
-    """paper id -> {source_pdf, doi, title, licence} from the panels stage files."""
-    meta: dict[str, dict] = {}
-    for f in sorted(paths.panels.glob("*.json")) if paths.panels.exists() else []:
-        rec = read_model(f, PaperPanels)
-        meta[rec.paper_id] = {"source_pdf": rec.source_pdf, "doi": rec.doi, "title": rec.title,
-                              "licence": rec.licence}  # manifest, XMP or the PDF's own statement
-    return meta
+    """paper id -> its source_pdf, doi, title, licence, ... (sources.paper_meta) for every panels stage file."""
+    files = sorted(paths.panels.glob("*.json")) if paths.panels.exists() else []
+    return {f.stem: paper_meta(paths, f.stem) for f in files}  # licence: manifest, XMP or the PDF's own statement
 
 
 def _listed(path: Path, meta: dict[str, dict]) -> set[str]:

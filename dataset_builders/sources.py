@@ -4,13 +4,18 @@ The mine stage reads the PDF (title, DOI, its own licence statement: dataset_bui
 overlays what the fetch manifest (dataset_builders.fetch.manifest, papers.jsonl) says about the file. A paper
 mined before its manifest line existed, or whose line changed, is brought up to date on the next build
 without being mined again: its paper.json and panels JSON get the new metadata (refresh_source).
+Later stages read it back from the panels JSON with paper_meta (the held-out pool, the dataset card).
 """
 
 from __future__ import annotations
 
+import json
+
 from dataset_builders.records import PaperPanels, PaperRecord, SourceMeta
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_model, write_model_atomic
+
+PAPER_META_FIELDS = ("title", "doi", "source_pdf", "licence", "licence_url", "source_url")
 
 
 def apply_source(record: SourceMeta, source: SourceMeta | None) -> None:
@@ -43,3 +48,21 @@ def refresh_source(paths: StagePaths, record: PaperRecord, source: SourceMeta) -
             setattr(panels, name, value)
         write_model_atomic(panels_file, panels, durable=False)
     return True
+
+
+def paper_meta(paths: StagePaths, paper_id: str, missing_ok: bool = False) -> dict:
+    """{title, doi, source_pdf, licence, licence_url, source_url} of a paper from stages/panels/<paper_id>.json
+    (None where the file has no value). A missing or unreadable file raises OSError / ValueError naming it, or,
+    with missing_ok, gives {}."""
+    path = paths.panels / f"{paper_id}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:  # its message names the file
+        if missing_ok:
+            return {}
+        raise
+    except ValueError as exc:  # not JSON, or not UTF-8
+        if missing_ok:
+            return {}
+        raise ValueError(f"{path}: unreadable panels file: {exc}") from exc
+    return {k: data.get(k) for k in PAPER_META_FIELDS}

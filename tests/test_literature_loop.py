@@ -276,3 +276,26 @@ def test_real_pdfs_own_licence_statements(tmp_path):
     for name, found in sorted(got.items()):
         licence, url = REAL_LICENCES.get(name, ("unknown", None))
         assert found == (licence, url, "pdf_text" if licence != "unknown" else "unknown"), name
+
+
+def test_pool_and_card_read_a_papers_metadata_with_one_function(tmp_path):
+    from dataset_builders import holdout
+    from dataset_builders.sources import paper_meta
+    from fracto_core.files import write_model_atomic
+
+    paths = StagePaths(tmp_path)
+    pid = "ab" * 8
+    write_model_atomic(paths.panels / f"{pid}.json", PaperPanels(
+        paper_id=pid, source_pdf="sub/x.pdf", panels=[], doi="10.1/x", title="A title", licence="cc-by",
+        licence_url="https://creativecommons.org/licenses/by/4.0/", source_url="https://example.org/x.pdf"))
+    expected = {"title": "A title", "doi": "10.1/x", "source_pdf": "sub/x.pdf", "licence": "cc-by",
+                "licence_url": "https://creativecommons.org/licenses/by/4.0/", "source_url": "https://example.org/x.pdf"}
+    assert paper_meta(paths, pid) == expected and holdout.paper_metadata(paths) == {pid: expected}
+    # the card's reading: a missing or unreadable file gives nothing; the pool's: an error naming the file
+    assert paper_meta(paths, "cd" * 8, missing_ok=True) == {}
+    with pytest.raises(OSError):
+        paper_meta(paths, "cd" * 8)
+    (paths.panels / f"{'ef' * 8}.json").write_text("{torn", encoding="utf-8")
+    assert paper_meta(paths, "ef" * 8, missing_ok=True) == {}
+    with pytest.raises(ValueError, match="ef" * 8):
+        holdout.paper_metadata(paths)
