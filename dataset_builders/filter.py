@@ -45,7 +45,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.mentions import find_mentions
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
 from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
-from dataset_builders.stage_cache import Entry, code_fingerprint, entry_key, file_digest, iter_entries, read_index, write_entry
+from dataset_builders.stage_cache import Entry, StageKeys, iter_entries, read_index, write_entry
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import open_text_atomic, read_model
@@ -331,9 +331,8 @@ def cache_path(paths: StagePaths) -> Path:
 
 def paper_keys(paths: StagePaths, config: BuildConfig) -> dict[str, str]:
     """{paper id: key of its decisions}: this code, filter_min_score and the panels file's bytes (stage_cache)."""
-    fingerprint = code_fingerprint("dataset_builders.filter")
-    setting = f"filter_min_score={config.filter_min_score!r}"
-    return {f.stem: entry_key(fingerprint, setting, file_digest(f)) for f in sorted(paths.panels.glob("*.json"))}
+    keys = StageKeys(["dataset_builders.filter"], {"filter_min_score": config.filter_min_score})
+    return {f.stem: keys.paper(f) for f in sorted(paths.panels.glob("*.json"))}
 
 
 def cached_decisions(paths: StagePaths, keys: dict[str, str]) -> dict[str, Entry]:

@@ -34,7 +34,6 @@ import json
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -50,7 +49,7 @@ from dataset_builders.records import (
     Problem,
     StageResult,
 )
-from dataset_builders.stage_cache import Entry, code_fingerprint, entry_key, file_digest, iter_entries, read_index, write_entry
+from dataset_builders.stage_cache import Entry, StageKeys, iter_entries, read_index, write_entry
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import iter_jsonl, open_text_atomic, write_jsonl_atomic
 
@@ -216,13 +215,15 @@ class LabelCache:
 
     def __init__(self, paths: StagePaths):
         self.path = cache_path(paths)
-        self.fingerprint = code_fingerprint("dataset_builders.label", "dataset_builders.labelling.caption_rules")
-        self.paper_key = lru_cache(maxsize=None)(
-            lambda paper: entry_key(self.fingerprint, "paper", file_digest(paths.panels / f"{paper}.json")))
+        self.keys = StageKeys(["dataset_builders.label", "dataset_builders.labelling.caption_rules"])
+        self.panels = paths.panels
         self.index = read_index(self.path)
 
+    def paper_key(self, paper: str) -> str:
+        return self.keys.paper(self.panels / f"{paper}.json")
+
     def group_key(self, group: DuplicateGroup) -> str:
-        return entry_key(self.fingerprint, group.model_dump_json(), *map(self.paper_key, group.paper_ids))
+        return self.keys.of(group.model_dump_json(), *map(self.paper_key, group.paper_ids))
 
     def is_current(self, entry_id: str, key: str) -> bool:
         return self.index.get(entry_id, ("", ""))[0] == key

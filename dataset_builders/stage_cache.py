@@ -9,14 +9,17 @@ only when nothing that decides it changed: its key is the sha256 of
 - the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
   rewritten file with the same bytes keeps its results, one with other bytes never does).
 
+Both stages make their keys with one function, ``StageKeys.paper`` (code + settings + a panels file's bytes;
+the label stage's group keys are made of those paper keys, ``StageKeys.of``).
+
 The cache file (``stages/<stage>_cache.txt``) holds entries in id order, each a header line
 ``#<id>\\t<key>\\t<meta>\\t<n>`` and the n JSON lines the stage wrote for it, byte for byte, so a reused
 result is copied, not re-serialised. It is written atomically beside the stage's output; a missing, old or
 unreadable cache only means recomputing (a broken cache is ignored, never trusted in part).
 
 Usage:
-    fingerprint = code_fingerprint("dataset_builders.filter")
-    key = entry_key(fingerprint, f"min_score={score}", file_digest(panels_file))
+    keys = StageKeys(["dataset_builders.filter"], {"filter_min_score": 1.0})
+    key = keys.paper(panels_file)             # the key of a result computed from that paper
     index = read_index(cache_file)            # {id: (key, meta)}
     for entry_id, key, meta, lines in iter_entries(cache_file): ...
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple, TextIO
@@ -34,7 +37,8 @@ from typing import NamedTuple, TextIO
 from fracto_core.files import file_sha256
 
 PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
-CACHE_FORMAT = "stage-cache-1"  # part of every key: a change of the layout below invalidates old files
+# part of every key: a change of the file layout or of how keys are made (2: StageKeys) invalidates old files
+CACHE_FORMAT = "stage-cache-2"
 
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding the project's packages
@@ -130,6 +134,26 @@ def entry_key(*parts: str) -> str:
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+class StageKeys:
+    """The keys of one stage's cached results: the stage's code (code_fingerprint of ``modules``), its settings
+    (name=value, sorted) and, per result, the inputs it was computed from."""
+
+    def __init__(self, modules: Sequence[str], settings: Mapping[str, object] | None = None):
+        spelled = ",".join(f"{name}={value!r}" for name, value in sorted((settings or {}).items()))
+        self.base = entry_key(code_fingerprint(*modules), spelled)
+        self._papers: dict[Path, str] = {}
+
+    def paper(self, panels_file: Path) -> str:
+        """The key of a result computed from one paper's panels file (its bytes, hashed once per StageKeys)."""
+        if panels_file not in self._papers:
+            self._papers[panels_file] = entry_key(self.base, "paper", file_digest(panels_file))
+        return self._papers[panels_file]
+
+    def of(self, *parts: str) -> str:
+        """The key of a result computed from several inputs (e.g. paper keys and a group's JSON)."""
+        return entry_key(self.base, *parts)
 
 
 class Entry(NamedTuple):

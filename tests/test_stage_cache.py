@@ -4,23 +4,29 @@ recomputes, and what is written equals what a run without any cache writes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from dataset_builders import filter as filter_stage
 from dataset_builders import label as label_stage
+from dataset_builders import stage_cache
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import LabelRecord
 from dataset_builders.sample_corpus import generate_corpus
 from dataset_builders.stage_cache import (
+    StageKeys,
     code_fingerprint,
     code_modules,
     entry_key,
+    file_digest,
     iter_entries,
+    write_entry,
 )
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import read_jsonl
@@ -95,7 +101,7 @@ def test_filter_reuses_only_unchanged_papers(built: Path, tmp_path: Path, monkey
     assert paths.filter.read_bytes() == _uncached(paths, tmp_path, filter_stage)
 
     assert filter_stage.run(paths, _config(paths, filter_min_score=1.5), progress=False).counts["papers_resumed"] == 0
-    monkeypatch.setattr(filter_stage, "code_fingerprint", lambda *modules: "another version of the rules")
+    monkeypatch.setattr(stage_cache, "code_fingerprint", lambda *modules: "another version of the rules")
     assert filter_stage.run(paths, _config(paths), progress=False).counts["papers_resumed"] == 0
 
 
@@ -130,7 +136,7 @@ def test_label_reuses_only_unchanged_groups(built: Path, tmp_path: Path, monkeyp
     assert "fatigue striations" in labels[changed].features
     assert paths.labels.read_bytes() == _uncached(paths, tmp_path, label_stage)
 
-    monkeypatch.setattr(label_stage, "code_fingerprint", lambda *modules: "another version of the rules")
+    monkeypatch.setattr(stage_cache, "code_fingerprint", lambda *modules: "another version of the rules")
     assert label_stage.run(paths, _config(paths), progress=False).counts["reused"] == 0
 
 
@@ -140,3 +146,44 @@ def test_label_still_reports_an_unreadable_panels_file_when_reusing(built: Path,
     result = label_stage.run(paths, _config(paths), progress=False)
     assert result.counts["reused"] == len(paths.labels.read_text().splitlines())
     assert [(p.reason, p.file) for p in result.problems] == [("bad_panels_file", "stages/panels/ffffbroken.json")]
+
+
+def test_filter_and_label_make_their_keys_with_one_function(built: Path) -> None:
+    paths = StagePaths(built)
+    paper = sorted(f.stem for f in paths.panels.glob("*.json"))[0]
+    panels_file = paths.panels / f"{paper}.json"
+    config = _config(paths)
+    filter_keys = StageKeys(["dataset_builders.filter"], {"filter_min_score": config.filter_min_score})
+    assert filter_stage.paper_keys(paths, config)[paper] == filter_keys.paper(panels_file)
+    label_keys = StageKeys(["dataset_builders.label", "dataset_builders.labelling.caption_rules"])
+    assert label_stage.LabelCache(paths).paper_key(paper) == label_keys.paper(panels_file)
+    assert filter_keys.paper(panels_file) != label_keys.paper(panels_file)  # other code, other settings
+    assert StageKeys(["dataset_builders.filter"], {"filter_min_score": 9.0}).paper(panels_file) != filter_keys.paper(
+        panels_file)
+
+
+def _format_1_fingerprint(*modules: str) -> str:
+    """code_fingerprint as the first cache format made it (stage-cache-1), for the test below."""
+    digest = hashlib.sha256(f"stage-cache-1\n{sys.version}\n".encode())
+    for name, path in sorted(code_modules(*modules).items()):
+        digest.update(f"{name}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def test_a_cache_of_the_previous_format_is_ignored(built: Path, tmp_path: Path) -> None:
+    """A filter cache written by the builder before StageKeys (format 1, keys made another way) is not reused:
+    the format is part of every key."""
+    paths = _copy(built, tmp_path)
+    first = paths.filter.read_bytes()
+    cache = filter_stage.cache_path(paths)
+    fingerprint = _format_1_fingerprint("dataset_builders.filter")
+    setting = f"filter_min_score={_config(paths).filter_min_score!r}"
+    entries = list(iter_entries(cache))
+    with open(cache, "w", encoding="utf-8", newline="") as fh:  # the file as the old builder wrote it
+        for e in entries:
+            old_key = entry_key(fingerprint, setting, file_digest(paths.panels / f"{e.entry_id}.json"))
+            write_entry(fh, e.entry_id, old_key, e.meta, e.lines)
+    result = filter_stage.run(paths, _config(paths), progress=False)
+    assert result.counts["papers_resumed"] == 0 and paths.filter.read_bytes() == first
+    assert filter_stage.run(paths, _config(paths), progress=False).counts["papers_resumed"] == len(entries) == 4
