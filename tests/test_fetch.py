@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymupdf
@@ -271,20 +272,26 @@ def test_size_cap_and_non_pdf_bodies(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["openalex-W3.pdf", MANIFEST_NAME]  # no .part left
 
 
+@contextmanager
+def one_paper(name: str, spec: FileSpec):
+    """A PDF host serving one file and an index listing it as work W1 (cc-by): (pdfs, api)."""
+    with LiteratureServer() as pdfs:
+        pdfs.files = {name: spec}
+        with LiteratureServer(works=[work("W1", f"10.1/{name}", "cc-by", f"{pdfs.base_url}/pdf/{name}")]) as api:
+            yield pdfs, api
+
+
 def test_a_stalled_download_times_out_and_is_retried_next_run(tmp_path):
     pdf = make_pdf("stalls")
-    with LiteratureServer() as pdfs:
-        pdfs.files = {"stall.pdf": FileSpec(pdf, "slow")}
-        works = [work("W1", "10.1/stall", "cc-by", pdfs.base_url + "/pdf/stall.pdf")]
-        with LiteratureServer(works=works) as api:
-            t0 = time.monotonic()
-            first = run_fetch(settings(tmp_path, api, sources=["openalex"], timeout=0.5, attempts=2), progress=False)
-            took = time.monotonic() - t0
-            assert first.decisions == {"failed:truncated": 1} and took < 20
-            assert "connection lost" in read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].detail
-            assert pdfs.count("pdf:stall.pdf") == 2 and not list(tmp_path.glob("*.pdf")) and not list(tmp_path.glob(".*"))
-            pdfs.files["stall.pdf"] = FileSpec(pdf)
-            second = run_fetch(settings(tmp_path, api, sources=["openalex"]), progress=False)
+    with one_paper("stall.pdf", FileSpec(pdf, "slow")) as (pdfs, api):
+        t0 = time.monotonic()
+        first = run_fetch(settings(tmp_path, api, sources=["openalex"], timeout=0.5, attempts=2), progress=False)
+        took = time.monotonic() - t0
+        assert first.decisions == {"failed:truncated": 1} and took < 20
+        assert "connection lost" in read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].detail
+        assert pdfs.count("pdf:stall.pdf") == 2 and not list(tmp_path.glob("*.pdf")) and not list(tmp_path.glob(".*"))
+        pdfs.files["stall.pdf"] = FileSpec(pdf)
+        second = run_fetch(settings(tmp_path, api, sources=["openalex"]), progress=False)
     assert second.decisions == {"downloaded": 1} and (tmp_path / "openalex-W1.pdf").read_bytes() == pdf
 
 
@@ -313,18 +320,15 @@ def test_max_counts_pdfs_downloaded_not_candidates(tmp_path):
 
 def test_a_download_that_keeps_failing_is_given_up_then_retried_on_request(tmp_path):
     pdf = make_pdf("cut short")
-    with LiteratureServer() as pdfs:
-        pdfs.files = {"cut.pdf": FileSpec(pdf, "truncated")}
-        works = [work("W1", "10.1/cut", "cc-by", pdfs.base_url + "/pdf/cut.pdf")]
-        with LiteratureServer(works=works) as api:
-            runs = [run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
-                    for _ in range(4)]
-            assert pdfs.count("pdf:cut.pdf") == 3  # the fourth run did not ask
-            assert [dict(r.decisions) for r in runs] == [{"failed:truncated": 1}] * 3 + [{"gave_up:truncated": 1}]
-            assert "1 given up after repeated failures (--retry-failed" in runs[3].line(False)
-            assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].failed_runs == 3
-            pdfs.files["cut.pdf"] = FileSpec(pdf)
-            again = run_fetch(settings(tmp_path, api, sources=["openalex"], retry_failed=True), progress=False)
+    with one_paper("cut.pdf", FileSpec(pdf, "truncated")) as (pdfs, api):
+        runs = [run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+                for _ in range(4)]
+        assert pdfs.count("pdf:cut.pdf") == 3  # the fourth run did not ask
+        assert [dict(r.decisions) for r in runs] == [{"failed:truncated": 1}] * 3 + [{"gave_up:truncated": 1}]
+        assert "1 given up after repeated failures (--retry-failed" in runs[3].line(False)
+        assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].failed_runs == 3
+        pdfs.files["cut.pdf"] = FileSpec(pdf)
+        again = run_fetch(settings(tmp_path, api, sources=["openalex"], retry_failed=True), progress=False)
     assert again.decisions == {"downloaded": 1} and pdfs.count("pdf:cut.pdf") == 4
     assert (tmp_path / "openalex-W1.pdf").read_bytes() == pdf
 
