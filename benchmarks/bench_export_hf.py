@@ -21,7 +21,7 @@ warm-up repetition. Page cache: both warm. The warm-up reads every image file, a
 most here) stay cached on this 24 GiB machine, so no contestant reads from the disk; before each timed run the
 previous run's output is deleted and os.sync() writes back everything dirty, so every run starts with no
 pending writeback (both untimed). Printed per contestant: the median wall time, its spread (min-max), the
-median CPU time (user + system); then the ratio of the median export to the median copy2 and to the median
+median CPU time (user + system, and each); then the ratio of the median export to the median copy2 and to the median
 cp -r (goal <= 1.5), and the median of the per-repetition ratios. The machine is shared (2 cores, several
 engineers): the load average is printed with every repetition; a busy machine makes every contestant wait for
 a core, which the medians of interleaved runs share out evenly. Also printed: the process's peak RSS and the
@@ -52,10 +52,10 @@ from dataset_builders.publish import SPLITS, select  # noqa: E402
 CONTESTANTS = ("copy2", "cp -r", "export")
 
 
-def cpu() -> float:
-    """User + system CPU seconds of this process and of its finished children so far."""
+def cpu() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process and of its finished children so far."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + kids.ru_utime, own.ru_stime + kids.ru_stime
 
 
 def cp_images(folder: Path, dest: Path) -> None:
@@ -94,7 +94,7 @@ def main() -> None:
     dest = {"copy2": args.work / "copy2", "cp -r": args.work / "cp", "export": args.work / "hf"}
     run = {"copy2": lambda: shutil.copytree(folder, dest["copy2"]), "cp -r": lambda: cp_images(folder, dest["cp -r"]),
            "export": lambda: export_hf.export(build, dest["export"], KNOWN_IDS, progress=False)}
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in CONTESTANTS}
+    times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in CONTESTANTS}  # wall, user, sys
     rss_before = 0.0
     for rep in range(args.repeats + 1):  # repetition 0: the untimed warm-up
         order = CONTESTANTS[rep % 3:] + CONTESTANTS[:rep % 3]
@@ -103,22 +103,24 @@ def main() -> None:
             os.sync()
             if rep == 0 and name == "export":
                 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            cpu0, wall0 = cpu(), time.perf_counter()
+            (user0, sys0), wall0 = cpu(), time.perf_counter()
             run[name]()
-            wall, used = time.perf_counter() - wall0, cpu() - cpu0
+            wall, (user1, sys1) = time.perf_counter() - wall0, cpu()
             if rep:
-                times[name].append((wall, used))
+                times[name].append((wall, user1 - user0, sys1 - sys0))
         if rep:
             print(f"run {rep}: wall (cpu) seconds: " + ", ".join(
-                f"{n} {times[n][-1][0]:.2f} ({times[n][-1][1]:.2f})" for n in order)
+                f"{n} {times[n][-1][0]:.2f} ({times[n][-1][1] + times[n][-1][2]:.2f})" for n in order)
                 + f"  (load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
-    med = {n: statistics.median(w for w, _ in times[n]) for n in CONTESTANTS}
+    med = {n: statistics.median(w for w, _, _ in times[n]) for n in CONTESTANTS}
     for n in CONTESTANTS:
-        walls = [w for w, _ in times[n]]
+        walls = [w for w, _, _ in times[n]]
         print(f"{n:7s} median {med[n]:.2f}s (min {min(walls):.2f}, max {max(walls):.2f}), "
-              f"cpu median {statistics.median(c for _, c in times[n]):.2f}s")
+              f"cpu median {statistics.median(u + s for _, u, s in times[n]):.2f}s "
+              f"(user {statistics.median(u for _, u, _ in times[n]):.2f}, "
+              f"system {statistics.median(s for _, _, s in times[n]):.2f})")
     for floor in ("copy2", "cp -r"):
-        paired = statistics.median(e / c for (e, _), (c, _) in zip(times["export"], times[floor]))
+        paired = statistics.median(e[0] / c[0] for e, c in zip(times["export"], times[floor]))
         print(f"export / {floor}: {med['export'] / med[floor]:.2f} (ratio of medians; median of the "
               f"{args.repeats} per-run ratios {paired:.2f}; goal <= 1.5)")
     shards = sorted((dest["export"] / "data").rglob("*.parquet"))

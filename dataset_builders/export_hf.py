@@ -119,17 +119,18 @@ def _export(build: Path, out: Path, licences: tuple[str, ...], max_shard_mb: flo
             if (build / "build_config.json").is_file() else "fracto"
         sources: list = []
 
+        # no fsync in staging (as cp, and as the shards): the folder appears at OUT by one rename, whole
         def cards(folders: dict[str, dict]) -> None:  # in this thread, while the workers write the shards
-            write_json_atomic(staging / "dataset_info.json", llamafactory_info(folders, name))
-            sources.extend(write_attribution(selection, staging))
-            write_text_atomic(staging / "README.md", readme(build, selection, folders, name))
+            write_json_atomic(staging / "dataset_info.json", llamafactory_info(folders, name), durable=False)
+            sources.extend(write_attribution(selection, staging, durable=False))
+            write_text_atomic(staging / "README.md", readme(build, selection, folders, name), durable=False)
 
         folders = write_shards(selection, staging, int(max_shard_mb * 2**20), int(row_group_mb * 2**20), progress,
                                workers, while_writing=cards)
         summary = {"build": str(build.resolve()), "licences": list(licences), "folders": folders,
                    "published": selection.published, "excluded": selection.excluded,
                    "sources": len(sources), "samples": sum(f["rows"] for f in folders.values())}
-        write_json_atomic(staging / MARKER, summary)
+        write_json_atomic(staging / MARKER, summary, durable=False)
         replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,13 +8,14 @@ Every published sample becomes one row; the rows of a data folder (folder_of) ar
 shards of about equal image bytes (as many as --max-shard-mb asks for, at least one per worker in a folder of
 several row groups), named <stem>-NNNNN-of-MMMMM.parquet, and a shard into row groups of at most --row-group-mb
 image bytes and ROWS_PER_GROUP rows. ``workers`` threads write different shards at the same time. A shard is
-written in two steps (_Writers.write): pyarrow writes every column with empty image values (a small "layout" file:
-the rows' texts and ids), then parquet_images.splice_images copies it to the shard, putting each image file's bytes
+written in two steps (_Writers.write): pyarrow writes every column with empty image values (a small "layout" in
+memory: the rows' texts and ids), then parquet_images.splice_images writes it to the shard, putting each image file's bytes
 into its value with the kernel's copy (sendfile, as shutil.copy2 does) and moving the footer's sizes and offsets.
 So every image byte is copied once, by the kernel; letting pyarrow write the bytes cost four copies (the read,
 Parquet's PLAIN encoder, its page concatenation, the kernel's write: see parquet_images.py), measured 1.2-1.5 s of
 CPU for the heavy benchmark corpus (783 MiB of JPEGs) against 0.55-0.65 s for shutil.copytree of the same files.
-The image bytes are never in this process's memory: per worker, one row group of the other columns.
+The image bytes are never in this process's memory: per worker, one row group of the other columns and the shard's
+layout (~170 bytes a row, Snappy).
 The image column has no compression (JPEG/PNG do not compress further), no statistics, no dictionary.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -40,22 +40,29 @@ ROWS_PER_GROUP = 100  # rows per Parquet row group (a bound besides --row-group-
 IMAGE_BYTES_COLUMN = "images.list.element.bytes"
 
 
-def row(sample: BuiltSample) -> dict:
-    """Every column but ``images`` (its bytes are spliced in by parquet_images, its path is the file name)."""
-    meta, prov = sample.meta, sample.meta["provenance"]
-    aug = meta["augmentation"]
+_PROVENANCE_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # = json.dumps(p, sort_keys=True,
+# ensure_ascii=False), without making an encoder per row
+
+
+def columns(samples: list[BuiltSample]) -> dict[str, list]:
+    """Every column but ``images`` (its bytes are spliced in by parquet_images, its path is the file name), one
+    list per column: pyarrow converts a list per column without the per-row dicts of Table.from_pylist."""
+    metas = [s.meta for s in samples]
+    provs = [m["provenance"] for m in metas]
+    augs = [m["augmentation"] for m in metas]
     return {
-        "messages": sample.record["messages"],
-        "sample_id": meta["sample_id"], "item_id": meta["item_id"], "features": meta["features"],
-        "label_origin": meta["label_origin"],
-        "augmentation": aug["kind"] if aug else None, "rotation_angle": float(aug["angle"]) if aug else None,
-        "paper_ids": meta["paper_ids"],
-        "licence": str(prov.get("licence") or UNKNOWN), "licence_url": prov.get("licence_url"),
-        "doi": prov.get("doi"), "source_url": prov.get("source_url"), "source_pdf": prov.get("source_pdf"),
-        "page": prov.get("page"), "figure_number": prov.get("figure_number"), "panel": prov.get("panel"),
-        "caption": meta.get("caption") or "", "excerpts": meta.get("excerpts") or [],
-        "technique": meta.get("technique"), "material": meta.get("material"),
-        "provenance": json.dumps(prov, sort_keys=True, ensure_ascii=False),
+        "messages": [s.record["messages"] for s in samples],
+        "sample_id": [m["sample_id"] for m in metas], "item_id": [m["item_id"] for m in metas],
+        "features": [m["features"] for m in metas], "label_origin": [m["label_origin"] for m in metas],
+        "augmentation": [a["kind"] if a else None for a in augs],
+        "rotation_angle": [float(a["angle"]) if a else None for a in augs],
+        "paper_ids": [m["paper_ids"] for m in metas],
+        "licence": [str(p.get("licence") or UNKNOWN) for p in provs],
+        **{key: [p.get(key) for p in provs] for key in ("licence_url", "doi", "source_url", "source_pdf", "page",
+                                                          "figure_number", "panel")},
+        "caption": [m.get("caption") or "" for m in metas], "excerpts": [m.get("excerpts") or [] for m in metas],
+        "technique": [m.get("technique") for m in metas], "material": [m.get("material") for m in metas],
+        "provenance": [_PROVENANCE_JSON(p) for p in provs],
     }
 
 
@@ -130,7 +137,6 @@ class _Writers:
 
         self.staging, self.row_group_bytes, self.bar = staging, row_group_bytes, bar
         self.schema: pa.Schema = features(decode=False).arrow_schema
-        self.other = pa.schema([f for f in self.schema if f.name != "images"])
         self.image_type = self.schema.field("images").type
         paths = [p for f in self.schema for p in _leaf_paths(f)]
         self.compression = {p: "NONE" if p == IMAGE_BYTES_COLUMN else "SNAPPY" for p in paths}
@@ -147,9 +153,9 @@ class _Writers:
         names = pa.array([sample.image.name for sample in samples], pa.string())
         struct = pa.StructArray.from_arrays([empty, names], fields=list(self.image_type.value_type))
         column = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), struct, type=self.image_type)
-        others = pa.Table.from_pylist([row(s) for s in samples], schema=self.other)
-        columns = [column if f.name == "images" else others.column(f.name) for f in self.schema]
-        return pa.Table.from_arrays(columns, schema=self.schema)
+        values = columns(samples)
+        arrays = [column if f.name == "images" else pa.array(values[f.name], f.type) for f in self.schema]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
     def groups(self, shard: Shard) -> list[tuple[int, int]]:
         """The shard's row groups: at most row_group_bytes of images (the last image may pass it), ROWS_PER_GROUP."""
@@ -170,28 +176,28 @@ class _Writers:
 
     def write(self, shard: Shard) -> None:
         """Write one shard (runs in a worker thread): pyarrow writes every column, the image bytes as empty values,
-        into a layout file next to the shard (no dictionary, statistics, page index or compression on the image
-        column; data page V1); splice_images then copies it to the shard with each image file's bytes put in by
-        the kernel (sendfile) and the footer's sizes and offsets moved to match."""
+        into a layout in memory (no dictionary, statistics, page index or compression on the image column; data
+        page V1; ~170 bytes a row: the heavy corpus's largest shard, 1,680 rows, has a 0.3 MB layout); then
+        splice_images writes the shard: the layout with each image file's bytes put in by the kernel (sendfile)
+        and the footer's sizes and offsets moved to match. (A layout file cost a create, ~10^2 small writes, a
+        read-back and an unlink per shard.)"""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         folder = self.staging / shard.folder
         folder.mkdir(parents=True, exist_ok=True)
         groups = self.groups(shard)
-        layout = folder / f".{shard.name}.layout"
+        sink = pa.BufferOutputStream()
+        with pq.ParquetWriter(sink, self.schema, compression=self.compression, use_dictionary=False,
+                              write_statistics=False, write_page_index=False, data_page_version="1.0") as writer:
+            for start, end in groups:
+                writer.write_table(self.table(shard.samples[start:end]), row_group_size=end - start)
         try:
-            with pq.ParquetWriter(layout, self.schema, compression=self.compression, use_dictionary=False,
-                                  write_statistics=False, write_page_index=False, data_page_version="1.0") as writer:
-                for start, end in groups:
-                    writer.write_table(self.table(shard.samples[start:end]), row_group_size=end - start)
-            with open(layout, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                splice_images(data, [[s.image for s in shard.samples[a:b]] for a, b in groups],
-                              [shard.sizes[a:b] for a, b in groups], folder / shard.name, IMAGE_BYTES_COLUMN,
-                              self.progress)
+            splice_images(sink.getvalue().to_pybytes(), [[s.image for s in shard.samples[a:b]] for a, b in groups],
+                          [shard.sizes[a:b] for a, b in groups], folder / shard.name, IMAGE_BYTES_COLUMN,
+                          self.progress)
         except _Abandoned:
             return
-        finally:
-            layout.unlink(missing_ok=True)
 
 
 def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_group_bytes: int,

@@ -72,18 +72,12 @@ class _Reader:
         n = self.varint()
         return (n >> 1) ^ -(n & 1)
 
-    def value(self, ctype: int):
-        if ctype in (BOOL_TRUE, BOOL_FALSE):  # inside a list: one byte
-            self.pos += 1
-            return self.data[self.pos - 1]
-        if ctype == BYTE:
-            self.pos += 1
-            return self.data[self.pos - 1]
-        if ctype in (I16, I32, I64):
-            return self.zigzag()
-        if ctype == DOUBLE:
-            self.pos += 8
-            return self.data[self.pos - 8:self.pos]
+    def value(self, ctype: int):  # the most frequent types first (a footer is mostly i32/i64, structs, lists)
+        if ctype in (I32, I64, I16):
+            n = self.varint()
+            return (n >> 1) ^ -(n & 1)
+        if ctype == STRUCT:
+            return self.struct()
         if ctype == BINARY:
             n = self.varint()
             self.pos += n
@@ -93,8 +87,12 @@ class _Reader:
             self.pos += 1
             size = head >> 4 if head >> 4 != 15 else self.varint()
             return [head & 0x0F, [self.value(head & 0x0F) for _ in range(size)]]
-        if ctype == STRUCT:
-            return self.struct()
+        if ctype in (BOOL_TRUE, BOOL_FALSE, BYTE):  # a bool inside a list: one byte
+            self.pos += 1
+            return self.data[self.pos - 1]
+        if ctype == DOUBLE:
+            self.pos += 8
+            return self.data[self.pos - 8:self.pos]
         raise ParquetLayoutError(f"thrift type {ctype} not expected in a Parquet footer or page header")
 
     def struct(self) -> dict:
@@ -111,49 +109,60 @@ class _Reader:
             fields[fid] = [ctype, True if ctype == BOOL_TRUE else False if ctype == BOOL_FALSE else self.value(ctype)]
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        if n < 0x80:
-            out.append(n)
-            return bytes(out)
+def _varint_into(out: bytearray, n: int) -> None:
+    while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
+    out.append(n)
 
 
-def _zigzag(n: int) -> bytes:
-    return _varint((n << 1) ^ (n >> 63))
-
-
-def _encode_value(ctype: int, value) -> bytes:
-    if ctype in (BOOL_TRUE, BOOL_FALSE, BYTE):  # list elements (a struct's bools live in the field header)
-        return bytes([value])
+def _value_into(out: bytearray, ctype: int, value) -> None:
     if ctype in (I16, I32, I64):
-        return _zigzag(value)
-    if ctype == DOUBLE:
-        return bytes(value)
-    if ctype == BINARY:
-        return _varint(len(value)) + bytes(value)
-    if ctype in (LIST, SET):
+        _varint_into(out, (value << 1) ^ (value >> 63))  # zigzag
+    elif ctype == STRUCT:
+        _struct_into(out, value)
+    elif ctype == BINARY:
+        _varint_into(out, len(value))
+        out += value
+    elif ctype in (LIST, SET):
         etype, items = value
-        head = bytes([(len(items) << 4) | etype]) if len(items) < 15 else bytes([0xF0 | etype]) + _varint(len(items))
-        return head + b"".join(_encode_value(etype, v) for v in items)
-    if ctype == STRUCT:
-        return encode_struct(value)
-    raise ParquetLayoutError(f"thrift type {ctype} not expected")
+        if len(items) < 15:
+            out.append((len(items) << 4) | etype)
+        else:
+            out.append(0xF0 | etype)
+            _varint_into(out, len(items))
+        for v in items:
+            _value_into(out, etype, v)
+    elif ctype in (BOOL_TRUE, BOOL_FALSE, BYTE):  # list elements (a struct's bools live in the field header)
+        out.append(value)
+    elif ctype == DOUBLE:
+        out += value
+    else:
+        raise ParquetLayoutError(f"thrift type {ctype} not expected")
+
+
+def _struct_into(out: bytearray, fields: dict) -> None:
+    last = 0
+    for fid, (ctype, value) in fields.items():
+        if ctype in (BOOL_TRUE, BOOL_FALSE):
+            ctype = BOOL_TRUE if value else BOOL_FALSE
+        if 0 < fid - last <= 15:
+            out.append(((fid - last) << 4) | ctype)
+        else:
+            out.append(ctype)
+            _varint_into(out, (fid << 1) ^ (fid >> 63))
+        if ctype not in (BOOL_TRUE, BOOL_FALSE):
+            _value_into(out, ctype, value)
+        last = fid
+    out.append(0)
 
 
 def encode_struct(fields: dict) -> bytes:
-    out, last = bytearray(), 0
-    for fid, (ctype, value) in fields.items():
-        if ctype in (BOOL_TRUE, BOOL_FALSE):
-            ctype, payload = (BOOL_TRUE if value else BOOL_FALSE), b""
-        else:
-            payload = _encode_value(ctype, value)
-        out += bytes([((fid - last) << 4) | ctype]) if 0 < fid - last <= 15 else bytes([ctype]) + _zigzag(fid)
-        out += payload
-        last = fid
-    return bytes(out + b"\x00")
+    """The Thrift compact encoding of a struct as decode_struct returns it (written into one buffer: the footer
+    of a shard has ~10^4 values)."""
+    out = bytearray()
+    _struct_into(out, fields)
+    return bytes(out)
 
 
 def decode_struct(data: bytes, pos: int = 0) -> tuple[dict, int]:
@@ -218,7 +227,7 @@ def _copy_through_memory(out_fd: int, fd: int, size: int) -> int:
 
 def splice_images(layout, images: list[list[Path]], sizes: list[list[int]], out: Path, column: str,
                   done: Callable[[int], None] = lambda n: None) -> int:
-    """Write ``layout`` (the bytes, or an mmap, of a Parquet file whose ``column`` holds one empty value per image,
+    """Write ``layout`` (the bytes of a Parquet file whose ``column`` holds one empty value per image,
     row group after row group) to ``out`` with the images' bytes in place of the empty values; ``done(n)`` after
     each row group of n images; returns the bytes written."""
     meta = _footer(layout)

@@ -257,14 +257,15 @@ def attribution_markdown(selection: Selection, attributions: list[Attribution]) 
     return "\n".join(lines) + "\n"
 
 
-def write_attribution(selection: Selection, folder: Path) -> list[Attribution]:
-    """folder/ATTRIBUTION.md (for people) and folder/attribution.json (one Attribution per source)."""
+def write_attribution(selection: Selection, folder: Path, durable: bool = True) -> list[Attribution]:
+    """folder/ATTRIBUTION.md (for people) and folder/attribution.json (one Attribution per source); durable=False:
+    no fsync (a staging folder that is renamed into place whole)."""
     attributions = selection.attributions()
     write_json_atomic(folder / "attribution.json", {
         "licences_allowed": list(selection.licences),
         "sources": [a.model_dump() for a in attributions],
-    })
-    write_text_atomic(folder / "ATTRIBUTION.md", attribution_markdown(selection, attributions))
+    }, durable=durable)
+    write_text_atomic(folder / "ATTRIBUTION.md", attribution_markdown(selection, attributions), durable=durable)
     return attributions
 
 

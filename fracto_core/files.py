@@ -78,8 +78,8 @@ def write_text_atomic(path: Path, text: str, durable: bool = True) -> None:
     write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+def write_json_atomic(path: Path, obj, durable: bool = True) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n", durable=durable)
 
 
 def write_json_list_atomic(path: Path, values: Iterable) -> int:
