@@ -118,7 +118,7 @@ class RegistryPaper(BaseModel):
     sha256: str
     bytes: int = Field(gt=0)
     topics: list[Topic] = Field(min_length=1)
-    found_by: str = Field(pattern=r"^registry-[a-z]+$")
+    found_by: str = Field(pattern=r"^registry-[a-z]+[0-9]*$")
 
     @field_validator("sha256")
     @classmethod
