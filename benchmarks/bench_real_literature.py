@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -54,7 +55,15 @@ def find_real_literature(repo: Path = REPO) -> Path | None:
 
 
 def find_real_registry(repo: Path = REPO) -> Path | None:
-    """<repo>/../real_registry, else /work/real_registry (worktrees), when staged; else None."""
+    """$FRACTO_REAL_REGISTRY if set (a staged folder elsewhere; an error if it is not one), else
+    <repo>/../real_registry, else /work/real_registry (worktrees), when staged; else None."""
+    chosen = os.environ.get("FRACTO_REAL_REGISTRY")
+    if chosen:
+        path = Path(chosen)
+        if not ((path / "annotations.json").is_file() and (path / "pdfs").is_dir()):
+            raise SystemExit(f"FRACTO_REAL_REGISTRY={chosen}: not a staged registry folder "
+                             "(annotations.json and pdfs/ expected; python benchmarks/stage_registry.py --out DIR)")
+        return path
     for candidate in (repo.parent / "real_registry", Path("/work/real_registry")):
         if (candidate / "annotations.json").is_file() and (candidate / "pdfs").is_dir():
             return candidate

@@ -2,7 +2,7 @@
 
 Always: every registry file validates (benchmarks/stage_registry.py --check, as CI runs it), the validator
 refuses what the rules forbid, and staging out of a real git repository writes exactly the registered bytes.
-With the staged set present (../real_registry, else /work/real_registry, made by stage_registry.py from
+With the staged set present ($FRACTO_REAL_REGISTRY, else ../real_registry, else /work/real_registry, made by stage_registry.py from
 fetched snapshots): the benchmark runs on it, every PDF is accounted for and nothing crashes; the one floor
 (figure recall) is a little below the first staging's value (test_staged_set_scores has the numbers).
 """
