@@ -27,6 +27,7 @@ from pathlib import Path
 import pymupdf
 
 from dataset_builders.config import BuildConfig
+from dataset_builders.pdf.background import BackgroundProbe
 from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestIndex
 from dataset_builders.pdf.captions import cite_excerpts
 from dataset_builders.pdf.continued import PageFlow, link_continued
@@ -160,6 +161,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     page_h = {pd.number: pd.rect.height for pd in pages}
     repeated = repeated_keys(doc, [(pd.number, pd.graphics) for pd in pages], page_h)
     writer = ImageWriter(doc, folder, rel_folder, config)
+    backgrounds = BackgroundProbe(doc, config.max_image_pixels)  # slide templates' full-page rasters (pdf.background)
     figures: list[FigureRecord] = []
     skipped: list[SkippedGraphic] = []
     excerpts: list[Excerpt] = []
@@ -173,7 +175,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     flows: list[PageFlow] = []
     for pd, caps in zip(pages, page_captions):
         page = page_objs[pd.number]
-        figs, skips, body_text = _mine_page(doc, page, pd, paper_id, writer, repeated, config)
+        figs, skips, body_text = _mine_page(doc, page, pd, paper_id, writer, (repeated, backgrounds), config)
         if not captioned:
             previous_context = _uncaptioned_context(pd, figs, previous_context)
         figures += figs
@@ -199,7 +201,9 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
 
 
 def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id: str, writer: ImageWriter,
-               repeated: set, config: BuildConfig) -> tuple[list[FigureRecord], list[SkippedGraphic], str]:
+               not_figures: tuple[set, BackgroundProbe], config: BuildConfig
+               ) -> tuple[list[FigureRecord], list[SkippedGraphic], str]:
+    repeated, backgrounds = not_figures
     skipped: list[SkippedGraphic] = []
     h = pd.rect.height
     usable: list[Graphic] = []
@@ -209,6 +213,8 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
             skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(g.bbox), reason="too_small"))
         elif is_repeated(doc, g, repeated, h):
             skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(g.bbox), reason="repeated_publisher_image"))
+        elif backgrounds.is_background(g, pd.rect):
+            skipped.append(SkippedGraphic(page=pd.number, bbox=round_box(g.bbox), reason=PAGE_BACKGROUND))
         else:
             usable.append(g)
     captions = find_captions(pd.blocks)
@@ -338,6 +344,7 @@ def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[C
 
 # --- problems and counts -----------------------------------------------------------------------------
 
+PAGE_BACKGROUND = "page_background"  # a slide template's uniform full-page raster (pdf.background)
 PER_IMAGE_REASONS = ("decompression_bomb", "undecodable_image", "render_failed")
 
 
@@ -371,8 +378,12 @@ def paper_problems(record: PaperRecord) -> list[Problem]:
 
 
 def _record_counts(record: PaperRecord) -> dict[str, int]:
-    return {"figures": len(record.figures), "parts": sum(len(f.parts) for f in record.figures),
-            "captioned": sum(1 for f in record.figures if f.caption), "excerpts": len(record.excerpts)}
+    counts = {"figures": len(record.figures), "parts": sum(len(f.parts) for f in record.figures),
+              "captioned": sum(1 for f in record.figures if f.caption), "excerpts": len(record.excerpts)}
+    backgrounds = sum(1 for s in record.skipped if s.reason == PAGE_BACKGROUND)
+    if backgrounds:  # only where there are any: reports of papers without backgrounds stay as they were
+        counts["page_backgrounds"] = backgrounds
+    return counts
 
 
 # --- the stage -----------------------------------------------------------------------------------------
@@ -443,7 +454,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                     if source is not None and refresh_source(paths, record, source.source_meta()):
                         counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
                     for k, v in _record_counts(record).items():
-                        counts[k] += v
+                        counts[k] = counts.get(k, 0) + v
                     slots[idx] += record.problems + paper_problems(record)
                     continue
             except ValueError:

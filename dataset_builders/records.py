@@ -86,7 +86,7 @@ class FigureRecord(Record):
 class SkippedGraphic(Record):
     page: int
     bbox: Box
-    reason: str  # "too_small", "repeated_publisher_image", "decompression_bomb", ...
+    reason: str  # "too_small", "repeated_publisher_image", "page_background", "decompression_bomb", ...
 
 
 LicenceSource = Literal["manifest", "pdf_text", "xmp", "unknown"]

@@ -184,7 +184,7 @@ def is_repeated(doc: pymupdf.Document, g: Graphic, keys: set, h: float) -> bool:
 
 # --- saving images ---------------------------------------------------------------------------------
 
-def _pil_from_pixmap(pix: pymupdf.Pixmap) -> Image.Image:
+def pil_from_pixmap(pix: pymupdf.Pixmap) -> Image.Image:
     """An 8-bit RGB or L Pillow image from any MuPDF pixmap (CMYK, Lab, DeviceN, alpha, stencil masks)."""
     if pix.colorspace is None:  # a stencil mask: alpha only, painted where alpha is set
         img = Image.frombytes("L", (pix.width, pix.height), pix.samples, "raw", "L", pix.stride)
@@ -250,7 +250,7 @@ class ImageWriter:
         try:
             pix = pymupdf.Pixmap(self.doc, g.xref)
             self.decoded += 1
-            img = _pil_from_pixmap(pix)
+            img = pil_from_pixmap(pix)
             del pix
         except Exception:  # noqa: BLE001 - MuPDF raises plain RuntimeErrors for broken streams
             return "undecodable_image"
@@ -265,6 +265,6 @@ class ImageWriter:
         if pix.width * pix.height <= TINY_RENDER_PX:
             name, data = f"{stem}.png", pix.tobytes("png")
         else:
-            name, data = f"{stem}.jpg", _jpeg_bytes(_pil_from_pixmap(pix))
+            name, data = f"{stem}.jpg", _jpeg_bytes(pil_from_pixmap(pix))
         write_bytes_atomic(self.folder / name, data, durable=False)
         return SavedImage(f"{self.rel_folder}/{name}", pix.width, pix.height, "rendered")
