@@ -161,7 +161,8 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
     page_h = {pd.number: pd.rect.height for pd in pages}
     repeated = repeated_keys(doc, [(pd.number, pd.graphics) for pd in pages], page_h)
     writer = ImageWriter(doc, folder, rel_folder, config)
-    backgrounds = BackgroundProbe(doc, config.max_image_pixels)  # slide templates' full-page rasters (pdf.background)
+    # slide templates' full-page rasters (pdf.background); a scanned document's page images are never judged
+    backgrounds = BackgroundProbe(doc, config.max_image_pixels, enabled=ocr_state is None)
     figures: list[FigureRecord] = []
     skipped: list[SkippedGraphic] = []
     excerpts: list[Excerpt] = []

@@ -83,3 +83,16 @@ def test_a_scanned_page_without_text_layer_stays_one_image(tmp_path):
     rec, _, result = mine_one(tmp_path, scanned(thesis_chapter, text_layer=False), ocr="off")
     (fig,) = rec.figures  # not read (--ocr off): the page image, as before, not taken for a background
     assert fig.bbox[2] - fig.bbox[0] > 590 and rec.skipped == [] and "page_backgrounds" not in result.counts
+
+
+def test_a_near_blank_page_of_a_scanned_document_is_not_a_background(tmp_path):
+    def two_pages(path: Path) -> None:
+        thesis_chapter(path.with_suffix(".one.pdf"))
+        doc = pymupdf.open(path.with_suffix(".one.pdf"))
+        p = doc.new_page(width=595, height=842)
+        text(p, (60, 45, 300, 72), "Chapter 8", size=14)  # a near-blank page: a heading on white paper
+        doc.save(path)
+        path.with_suffix(".one.pdf").unlink()
+
+    rec, _, _ = mine_one(tmp_path, scanned(two_pages, text_layer=False), ocr="off")
+    assert [f.page for f in rec.figures] == [1, 2] and rec.skipped == []  # both page images, as before

@@ -14,6 +14,10 @@ Cost: a baseline JPEG is decoded at 1/8 scale (libjpeg's DCT scaling, Pillow ``d
 decoded once by MuPDF (a 1280 x 720 Flate background: ~3 ms). Each image is probed once per paper; decks
 embed the same background once per slide under new xrefs, so the verdict is also kept by the digest of the
 raw stream.
+
+A scanned document (most pages one image without text: pdf.ocr) is not judged at all: its page images are
+pages, even a near-blank one (a layered "MRC" scan's colour layer under its text mask is near-uniform on a
+title page: 3 of the 19 pages of the registry's photocopied chapter).
 """
 
 from __future__ import annotations
@@ -69,13 +73,13 @@ def _decode_small(doc: pymupdf.Document, g: Graphic, raw: bytes) -> np.ndarray |
 class BackgroundProbe:
     """Decides, once per image of one paper, whether a page-covering image is a uniform template background."""
 
-    def __init__(self, doc: pymupdf.Document, max_pixels: int):
-        self.doc, self.max_pixels = doc, max_pixels
+    def __init__(self, doc: pymupdf.Document, max_pixels: int, enabled: bool = True):
+        self.doc, self.max_pixels, self.enabled = doc, max_pixels, enabled
         self.by_xref: dict[int, bool] = {}
         self.by_digest: dict[str, bool] = {}
 
     def is_background(self, g: Graphic, page_rect: pymupdf.Rect) -> bool:
-        if g.kind != "image" or not g.xref or g.width * g.height > self.max_pixels:
+        if not self.enabled or g.kind != "image" or not g.xref or g.width * g.height > self.max_pixels:
             return False
         if box_width(g.bbox) * box_height(g.bbox) < BACKGROUND_COVER * page_rect.width * page_rect.height:
             return False
