@@ -11,12 +11,11 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pymupdf
 import pytest
 from PIL import Image
 
 from dataset_builders.panel_seams import find_seam_cells, row_seams
-from tests.test_panels_published import FIG_RECT, SCALE, iou, mine_and_split
+from tests.test_panels_published import FIG_RECT, SCALE, iou, journal_page, mine_and_split
 
 W, H = FIG_RECT.width, FIG_RECT.height  # the figure in points (400 x 300)
 
@@ -29,21 +28,10 @@ def _texture_array(w: int, h: int, seed: int, offset: int = 0) -> np.ndarray:
 
 
 def _page(path: Path, figure: np.ndarray, caption: str) -> None:
-    """A journal page: a paragraph, the figure (JPEG, as publishers embed photographs), its caption."""
+    """A journal page holding the figure as a JPEG (as publishers embed photographs) and its caption."""
     out = io.BytesIO()
     Image.fromarray(np.clip(figure, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=85)
-    doc = pymupdf.open()
-    page = doc.new_page(width=595, height=842)
-    page.insert_htmlbox(pymupdf.Rect(90, 40, 505, 85), "<p style='font-size:9pt'>The specimens were broken at "
-                        "room temperature and the fracture surfaces examined in a scanning electron microscope.</p>")
-    page.insert_image(FIG_RECT, stream=out.getvalue())
-    page.insert_htmlbox(pymupdf.Rect(90, FIG_RECT.y1 + 8, 505, FIG_RECT.y1 + 120),
-                        f"<p style='font-size:8pt;font-family:sans-serif'>{caption}</p>")
-    page.insert_htmlbox(pymupdf.Rect(90, 540, 505, 800),
-                        "<p style='font-size:9pt'>" + "The results are discussed below in some detail. " * 12 + "</p>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(path)
-    doc.close()
+    journal_page(path, out.getvalue(), caption)
 
 
 def _tile(boxes: list[tuple[int, int, int, int]], size: tuple[int, int], seed: int, line: int = 0) -> np.ndarray:
