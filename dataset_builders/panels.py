@@ -27,6 +27,7 @@ How a figure becomes panels:
   * the caption names fewer panels than cells, and the surplus cells are small pieces of panels (call-outs,
     legend or title strips) or the cells are rows (columns) repeating one arrangement: panel_grid's
     join_small_cells / repeated_bands give one box per panel (docs/panels.md, rules 6 and 7).
+  The caption names more panels than there are cells: panel_seams cuts abutting images along seams ("seam").
   Otherwise panel_layout gets a try (composites around a plot), else the whole figure stays one panel:
   "whole_unsure" when the caption names panels (the panel captions can not be scoped), "single" when it
   names none and no letters are printed on the cells -- such a grid's pieces could not be scoped, so each
@@ -54,6 +55,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid, join_small_cells, repeated_bands
 from dataset_builders.panel_layout import join_unlettered, read_letters, split_composite
+from dataset_builders.panel_seams import find_seam_cells
 from dataset_builders.panel_names import (
     ROMAN,
     fill_missed_letters,
@@ -386,6 +388,13 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         else:
             note = f"{named} and no gutters were found"
         return whole("single", note), []
+    elif not grid.problem and n_cells < len(wanted) and (
+            seams := find_seam_cells(np.asarray(grey), grid.cells, len(wanted))):
+        method, cells = "seam", [seams[i] for i in reading_order(seams)]
+        letters, how = _cell_letters(grey, cells, part, pixels.size, figure.panel_letters, wanted)
+        how = f"{len(cells)} cells cut along seams (abutting images, thin separator lines) in {n_cells} gutter " \
+              f"cell(s); letters by {how if letters else 'row-major order'}"
+        letters, n_cells = letters or wanted, len(cells)
     else:
         found = grid.problem or ("no gutters found" if n_cells <= 1 else f"found {n_cells} cells between white gutters")
         # === the one hand-off to panel_layout: composites the white-gutter grid cannot cut ===

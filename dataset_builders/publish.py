@@ -40,7 +40,8 @@ from fracto_core.files import write_json_atomic, write_text_atomic
 SPLITS = ("train", "val", "test")
 DEFAULT_LICENCES = ("cc-by", "cc-by-sa", "cc0", "public-domain")  # as the fetcher downloads by default
 CROPPED = {"gutter": "cropped into panels (composite figure split at its white gutters)",
-           "layout": "cropped into panels (composite figure split by its layout)"}
+           "layout": "cropped into panels (composite figure split by its layout)",
+           "seam": "cropped into panels (composite figure split where abutting images meet)"}
 
 
 class PublishError(Exception):

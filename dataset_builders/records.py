@@ -151,7 +151,7 @@ class PanelRecord(Record):
     image: str
     width: int
     height: int
-    split_method: Literal["single", "parts", "gutter", "layout", "whole_unsure"]
+    split_method: Literal["single", "parts", "gutter", "layout", "seam", "whole_unsure"]
     split_note: str = ""  # why a split was or was not made
     name: str | None = None  # a panel named otherwise than by a letter: "ii", "left", "top right"
     box: tuple[int, int, int, int] | None = None  # the panel in the mined figure image, pixels (x0, y0, x1, y1)

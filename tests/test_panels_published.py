@@ -82,20 +82,25 @@ def figure_png(case: Case, seed: int) -> tuple[bytes, list[tuple[float, float, f
 def journal_pdf(case: Case, path: Path, seed: int) -> list[tuple[float, float, float, float]]:
     """A one-column journal page: a paragraph, the figure, its caption below. Returns the true pixel boxes."""
     png, boxes = figure_png(case, seed)
+    journal_page(path, png, case.caption_html)
+    return boxes
+
+
+def journal_page(path: Path, image: bytes, caption_html: str) -> None:
+    """A one-column journal page: a paragraph, the figure image at FIG_RECT, its caption below, more text."""
     doc = pymupdf.open()
     page = doc.new_page(width=595, height=842)
     page.insert_htmlbox(pymupdf.Rect(90, 40, 505, 85),
                         "<p style='font-size:9pt'>The specimens were broken at room temperature and the fracture "
                         "surfaces examined in a scanning electron microscope.</p>")
-    page.insert_image(FIG_RECT, stream=png)
+    page.insert_image(FIG_RECT, stream=image)
     page.insert_htmlbox(pymupdf.Rect(90, FIG_RECT.y1 + 8, 505, FIG_RECT.y1 + 120),
-                        f"<p style='font-size:8pt;font-family:sans-serif'>{case.caption_html}</p>")
+                        f"<p style='font-size:8pt;font-family:sans-serif'>{caption_html}</p>")
     page.insert_htmlbox(pymupdf.Rect(90, 540, 505, 800),
                         "<p style='font-size:9pt'>" + "The results are discussed below in some detail. " * 12 + "</p>")
     path.parent.mkdir(parents=True, exist_ok=True)
     doc.save(path)
     doc.close()
-    return boxes
 
 
 def iou(a, b) -> float:
