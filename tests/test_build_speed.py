@@ -293,7 +293,8 @@ def test_uniform_edges_in_batches_equal_one_std_per_line() -> None:
                    int(rng.integers(0, max(1, w // 2 + 1))), int(rng.integers(0, max(1, w // 2 + 1)))]
         noise = np.clip(level + rng.integers(-spread, spread + 1, (h, w)), 0, 255).astype(np.uint8)
         mask = np.zeros((h, w), bool)
-        mask[:margins[0]], mask[h - margins[1]:], mask[:, :margins[2]], mask[:, w - margins[3]:] = True, True, True, True
+        mask[:margins[0]] = mask[h - margins[1]:] = True
+        mask[:, :margins[2]] = mask[:, w - margins[3]:] = True
         fig[mask] = noise[mask]
         cases.append(fig)
     # two-level lines with std exactly 12 (not uniform) and just under it (uniform)
