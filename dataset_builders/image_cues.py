@@ -59,26 +59,34 @@ def colourfulness(rgb: np.ndarray) -> float:
 
 
 def compute_cues(image: Image.Image) -> ImageCues:
-    """White and light shares, colourfulness, edge density, grey-level count and grey std of an image (any mode)."""
+    """White and light shares, colourfulness, edge density, grey-level count and grey std of an image (any mode).
+
+    A grey copy's statistics are counted on its 8-bit values (gradients as int16, the histogram straight from
+    the bytes): the same integers as on its float copy, which only the std needs (most panels are grey).
+    """
     small = downsample(flatten_to_rgb_or_l(image))
     arr = np.asarray(small, dtype=np.float32)
     if arr.ndim == 3:
         grey = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma, as Pillow's 'L'
         colour = colourfulness(arr)
+        shades, levels = grey, np.clip(np.rint(grey), 0, 255).astype(np.int64)
+        steps = grey
     else:
         grey = arr
         colour = 0.0
+        shades = levels = np.asarray(small)  # uint8: the values the float copy holds
+        steps = levels.astype(np.int16)
     n = grey.size
-    gx = np.abs(np.diff(grey, axis=1))
-    gy = np.abs(np.diff(grey, axis=0))
+    gx = np.abs(np.diff(steps, axis=1))
+    gy = np.abs(np.diff(steps, axis=0))
     edges = int((gx > EDGE_GRADIENT).sum() + (gy > EDGE_GRADIENT).sum())
     n_gradients = gx.size + gy.size
-    hist = np.bincount(np.clip(np.rint(grey), 0, 255).astype(np.int64).ravel(), minlength=256)
+    hist = np.bincount(levels.ravel(), minlength=256)
     return ImageCues(
-        white_fraction=round(float((grey >= WHITE_LEVEL).sum()) / n, 4),
+        white_fraction=round(float((shades >= WHITE_LEVEL).sum()) / n, 4),
         colourfulness=round(colour, 3),
         edge_density=round(edges / n_gradients, 4) if n_gradients else 0.0,
         grey_levels=int((hist >= max(1.0, LEVEL_MIN_SHARE * n)).sum()),
         std=round(float(grey.std()), 3),
-        light_fraction=round(float((grey >= LIGHT_LEVEL).sum()) / n, 4),
+        light_fraction=round(float((shades >= LIGHT_LEVEL).sum()) / n, 4),
     )

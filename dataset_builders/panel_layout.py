@@ -164,6 +164,8 @@ def find_cells(grey: np.ndarray) -> list[Cell]:
 
 # --- letters printed in the pixels -----------------------------------------------------------------------
 
+_FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)  # ndimage.label's default structure
+
 @lru_cache(maxsize=64)
 def _template(letter: str, bold: bool) -> np.ndarray:
     """The letter rendered in Pillow's bundled font, cropped to its ink and scaled to GLYPH_SIZE (0..1 ink)."""
@@ -223,41 +225,71 @@ def _scores(glyph: np.ndarray, letters: list[str]) -> list[float]:
     return per_rendering.reshape(len(letters), -1).max(axis=1).tolist()
 
 
+GLYPH_MIN_PX = 8  # a glyph is at least this many pixels tall (so has at least this many pixels)
+
+
 def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[tuple[np.ndarray, int, int]]:
     """Letter-sized ink components near the cell's four corners, dark-on-light and light-on-dark: (normalised
-    glyph, corner index 0..3 = top left, top right, bottom left, bottom right, height in pixels)."""
+    glyph, corner index 0..3 = top left, top right, bottom left, bottom right, height in pixels).
+
+    The eight ink masks (four corners, two inks) are labelled in one call, stacked with a blank row between
+    them (no component crosses it; each mask's components keep their order, numbered after the previous
+    masks'), and only components of GLYPH_MIN_PX pixels or more get a box: only they can be a glyph (at least
+    GLYPH_MIN_PX px tall) or one of its brackets (at least 0.9 of its height). A textured corner holds
+    hundreds of specks, whose boxes and eight calls per cell were most of the cost; the glyphs are the same.
+    """
     x0, y0, x1, y1 = cell
     w, h = x1 - x0, y1 - y0
     cw, ch = max(12, int(w * 0.22)), max(12, int(h * 0.22))
-    glyphs = []
-    for corner_index, (cx, cy) in enumerate(((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch))):
+    windows = ((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch))
+    masks = []  # (corner index, ink mask): the order the components were numbered in, corner by corner
+    for corner_index, (cx, cy) in enumerate(windows):
         corner = grey[cy:cy + ch, cx:cx + cw]
-        for ink in (corner < 100, corner > 200):
-            labels, n = ndimage.label(ink)
-            objects = ndimage.find_objects(labels)
-            for i, (ys, xs) in enumerate(objects, start=1):
-                gh, gw = ys.stop - ys.start, xs.stop - xs.start
-                if not (0.03 * h <= gh <= 0.15 * h and 0.3 <= gw / gh <= 1.3 and gh >= 8):
-                    continue
-                if ys.start == 0 or xs.start == 0 or ys.stop == corner.shape[0] or xs.stop == corner.shape[1]:
-                    continue  # cut by the corner window: part of a larger shape
-                window = labels[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3]
-                others = (window > 0) & (window != i) & ~np.isin(window, _brackets(objects, window, i, gh))
-                if others.mean() > 0.05:
-                    continue  # not alone in a clear box: texture, not a printed letter
-                glyphs.append((_normalise(labels[ys, xs] == i), corner_index, gh))
+        masks += [(corner_index, corner < 100), (corner_index, corner > 200)]
+    if any(ink.size == 0 for _, ink in masks):  # a window cut to nothing (a cell under 12 px at the figure's
+        raise ValueError("empty corner window")  # top or left edge): find_objects raised for it; the figure fails
+    width = max(ink.shape[1] for _, ink in masks)
+    offsets = np.cumsum([0] + [ink.shape[0] + 1 for _, ink in masks])
+    stack = np.zeros((int(offsets[-1]), width), bool)
+    for (_, ink), off in zip(masks, offsets):
+        stack[off:off + ink.shape[0], :ink.shape[1]] = ink
+    labels, n = ndimage.label(stack, structure=_FOUR_CONNECTED)
+    if n == 0:
+        return []
+    large = np.bincount(labels.ravel(), minlength=n + 1) >= GLYPH_MIN_PX
+    large[0] = False
+    objects = ndimage.find_objects(np.where(large[labels], labels, 0), max_label=n)  # None: a speck
+    glyphs = []
+    for i, box in enumerate(objects, start=1):
+        if box is None:
+            continue
+        ys, xs = box
+        gh, gw = ys.stop - ys.start, xs.stop - xs.start
+        if not (0.03 * h <= gh <= 0.15 * h and 0.3 <= gw / gh <= 1.3 and gh >= GLYPH_MIN_PX):
+            continue
+        k = int(np.searchsorted(offsets, ys.start, side="right")) - 1  # the mask it lies in
+        corner_index, ink = masks[k]
+        off, (mh, mw) = int(offsets[k]), ink.shape
+        top, bottom = ys.start - off, ys.stop - off
+        if top == 0 or xs.start == 0 or bottom == mh or xs.stop == mw:
+            continue  # cut by the corner window: part of a larger shape
+        window = labels[off + max(0, top - 3):off + min(mh, bottom + 3), max(0, xs.start - 3):min(mw, xs.stop + 3)]
+        others = (window > 0) & (window != i) & ~np.isin(window, _brackets(objects, window, i, gh))
+        if others.mean() > 0.05:
+            continue  # not alone in a clear box: texture, not a printed letter
+        glyphs.append((_normalise(labels[ys, xs] == i), corner_index, gh))
     return glyphs
 
 
 def _brackets(objects: list, window: np.ndarray, i: int, height: int) -> list[int]:
-    """Components in the window around glyph i (label numbers; objects = their slices) shaped like the
-    brackets of "(a)" -- as tall as the letter to twice that, under half as wide as tall, spanning it
-    vertically: panel letters are often printed in brackets, which stand next to the letter and must not
-    count as the texture around it."""
+    """Components in the window around glyph i (label numbers; objects = their slices, None for specks
+    under GLYPH_MIN_PX pixels, too short to count) shaped like the brackets of "(a)" -- as tall as the letter
+    to twice that, under half as wide as tall, spanning it vertically: panel letters are often printed in
+    brackets, which stand next to the letter and must not count as the texture around it."""
     ys = objects[i - 1][0]
     out = []
     for k in np.unique(window):
-        if k in (0, i):
+        if k in (0, i) or objects[k - 1] is None:
             continue
         ky, kx = objects[k - 1]
         kh, kw = ky.stop - ky.start, kx.stop - kx.start

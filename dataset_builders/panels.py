@@ -229,9 +229,11 @@ class _PaperContext:
     def panel(self, figure: FigureRecord, *, panel_id: str, letter: str | None, image_rel: str,
               pixels: Image.Image, method: str, note: str, caption: str, whole_figure: bool,
               size: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
-              part: FigurePart | None = None, name: str | None = None) -> PanelRecord:
+              part: FigurePart | None = None, name: str | None = None, grey: Image.Image | None = None
+              ) -> PanelRecord:
         """size: the image's own size when pixels is a reduced copy (decode_for_statistics); box: where the
-        panel sits in the mined image `part` (default: all of it), also given on the page via the part's bbox."""
+        panel sits in the mined image `part` (default: all of it), also given on the page via the part's bbox;
+        grey: pixels.convert("L") when the caller has it already (the hash's input, not made twice)."""
         width, height = size or pixels.size
         part = part or figure.parts[0]
         box = box or (0, 0, part.width, part.height)
@@ -242,7 +244,7 @@ class _PaperContext:
             box=box, page_box=page_box(box, part),
             caption=caption, figure_caption=figure.caption, figure_number=figure.number,
             excerpts=panel_excerpts(self.paper, figure.number, letter, whole_figure), context=figure.context,
-            phash=image_phash(pixels), cues=compute_cues(pixels),
+            phash=image_phash(pixels if grey is None else grey), cues=compute_cues(pixels),
         )
 
 
@@ -340,7 +342,7 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
     whole_id = f"{figure.figure_id}-whole"
 
     def whole(method: str, note: str) -> list[PanelRecord]:
-        return [ctx.panel(figure, panel_id=whole_id, letter=None, image_rel=part.image, pixels=pixels,
+        return [ctx.panel(figure, panel_id=whole_id, letter=None, image_rel=part.image, pixels=pixels, grey=grey,
                           method=method, note=note, caption=figure.caption, whole_figure=True)]
 
     names: list[str | None] = []
@@ -420,7 +422,8 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         caption = panel_caption(figure.caption, common, parts_text, key) if key in parts_text or not parts_text \
             else common or figure.caption  # a letter the caption gives no text: its common part only
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=ctx.paths.rel(target),
-                                pixels=crop, method=method, note=note, caption=caption,
+                                pixels=crop, grey=grey.crop(cell) if crop.mode != "L" else None,
+                                method=method, note=note, caption=caption,
                                 whole_figure=False, box=tuple(int(v) for v in cell), name=name))
     return panels, []
 

@@ -7,6 +7,7 @@ reprinted in two papers (or in a benchmark) hashes within a few bits of itself.
 from __future__ import annotations
 
 import imagehash
+import numpy as np
 from PIL import Image
 
 
@@ -21,7 +22,13 @@ def image_phash(image: Image.Image) -> str:
     """
     grey = image if image.mode == "L" else image.convert("L")
     small = grey.resize(HASH_INPUT, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return str(imagehash.phash(small, hash_size=8))
+    return bits_to_hex(imagehash.phash(small, hash_size=8).hash)
+
+
+def bits_to_hex(bits: np.ndarray) -> str:
+    """str(imagehash.ImageHash(bits)) for a hash of 8 x 8 bits: the bits row by row, first bit highest, as
+    16 hex digits (imagehash builds a '0'/'1' string bit by bit; this packs them: a tenth of the time)."""
+    return np.packbits(bits.ravel()).tobytes().hex()
 
 
 def hamming(a: str, b: str) -> int:

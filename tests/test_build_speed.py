@@ -255,3 +255,52 @@ def test_lossless_rotations_from_earlier_ones_equal_direct_transposes(mode: str)
     for angle in (90, 180, 270):
         done[angle] = augment.rotate_lossless(image, angle, done)
         assert np.array_equal(np.asarray(done[angle]), np.rot90(np.asarray(image), angle // 90)), angle
+
+
+def _uniform_edges_per_line(grey: np.ndarray) -> tuple[tuple[int, int, int, int], list[float]]:
+    """panel_grid._uniform_edges as it was: one numpy std per edge line."""
+    height, width = grey.shape
+
+    def strip(get, lo: int, hi: int, step: int) -> int:
+        i = lo
+        while i != hi and float(get(i).std()) < panel_grid.GUTTER_STD:
+            i += step
+        return i
+
+    top = strip(lambda i: grey[i], 0, height, 1)
+    bottom = strip(lambda i: grey[i], height - 1, top - 1, -1) + 1
+    if bottom - top < 2:
+        return (0, top, width, bottom), []
+    left = strip(lambda i: grey[top:bottom, i], 0, width, 1)
+    right = strip(lambda i: grey[top:bottom, i], width - 1, left - 1, -1) + 1
+    means = [float(r.mean()) for present, r in ((top > 0, grey[:top]), (bottom < height, grey[bottom:]),
+                                                (left > 0, grey[:, :left]), (right < width, grey[:, right:]))
+             if present]
+    return (left, top, right, bottom), means
+
+
+def test_uniform_edges_in_batches_equal_one_std_per_line() -> None:
+    """The batched edge scan finds the same box and strip means as one std per line: margins of every width
+    (0 to the whole figure), noisy margins, lines whose std lies within a hair of GUTTER_STD either side."""
+    rng = np.random.default_rng(7)
+    cases = [np.full((40, 30), 255, np.uint8), np.zeros((1, 1), np.uint8), np.full((3, 50), 9, np.uint8)]
+    for k in range(150):
+        h, w = int(rng.integers(2, 90)), int(rng.integers(2, 90))
+        fig = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        level = int(rng.integers(0, 256))
+        spread = int(rng.integers(0, 60))  # noise in the margins: some lines pass, some do not
+        margins = [int(rng.integers(0, max(1, h // 2 + 1))), int(rng.integers(0, max(1, h // 2 + 1))),
+                   int(rng.integers(0, max(1, w // 2 + 1))), int(rng.integers(0, max(1, w // 2 + 1)))]
+        noise = np.clip(level + rng.integers(-spread, spread + 1, (h, w)), 0, 255).astype(np.uint8)
+        mask = np.zeros((h, w), bool)
+        mask[:margins[0]] = mask[h - margins[1]:] = True
+        mask[:, :margins[2]] = mask[:, w - margins[3]:] = True
+        fig[mask] = noise[mask]
+        cases.append(fig)
+    # two-level lines with std exactly 12 (not uniform) and just under it (uniform)
+    on = np.tile(np.array([228, 252], np.uint8), 20)
+    under = np.tile(np.array([229, 252], np.uint8), 20)
+    cases += [np.vstack([on, under, on, np.arange(40, dtype=np.uint8) * 6]).astype(np.uint8),
+              np.vstack([under, under, np.arange(40, dtype=np.uint8) * 6, on]).astype(np.uint8).T.copy()]
+    for fig in cases:
+        assert panel_grid._uniform_edges(fig) == _uniform_edges_per_line(fig), fig.shape

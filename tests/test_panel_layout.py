@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from dataset_builders import panel_layout as pl
@@ -48,3 +49,60 @@ def test_no_layout_when_the_cells_do_not_match_the_letters():
     assert pl.split_composite(_composite(), ["a", "b"]) is None
     blank = Image.new("L", (400, 300), 255)
     assert pl.split_composite(blank, ["a", "b"]) is None  # no photograph: nothing to anchor a layout
+
+
+def _corner_glyphs_per_corner(grey: np.ndarray, cell: tuple[int, int, int, int]) -> list:
+    """panel_layout._corner_glyphs as it was: each corner and ink labelled alone, every component boxed."""
+    from scipy import ndimage
+
+    x0, y0, x1, y1 = cell
+    w, h = x1 - x0, y1 - y0
+    cw, ch = max(12, int(w * 0.22)), max(12, int(h * 0.22))
+    glyphs = []
+    for corner_index, (cx, cy) in enumerate(((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch))):
+        corner = grey[cy:cy + ch, cx:cx + cw]
+        for ink in (corner < 100, corner > 200):
+            labels, _ = ndimage.label(ink)
+            objects = ndimage.find_objects(labels)
+            for i, (ys, xs) in enumerate(objects, start=1):
+                gh, gw = ys.stop - ys.start, xs.stop - xs.start
+                if not (0.03 * h <= gh <= 0.15 * h and 0.3 <= gw / gh <= 1.3 and gh >= 8):
+                    continue
+                if ys.start == 0 or xs.start == 0 or ys.stop == corner.shape[0] or xs.stop == corner.shape[1]:
+                    continue
+                window = labels[max(0, ys.start - 3):ys.stop + 3, max(0, xs.start - 3):xs.stop + 3]
+                others = (window > 0) & (window != i) & ~np.isin(window, pl._brackets(objects, window, i, gh))
+                if others.mean() > 0.05:
+                    continue
+                glyphs.append((pl._normalise(labels[ys, xs] == i), corner_index, gh))
+    return glyphs
+
+
+def test_corner_glyphs_in_one_labelling_equal_labelling_each_corner():
+    """The eight corner masks of a cell labelled in one call (specks not boxed) give the same glyphs, in the
+    same order, as each mask labelled alone: letters in boxes and in brackets, light on dark, textures, cells
+    at the figure's edge and cells smaller than a corner window."""
+    figure = np.asarray(_composite())
+    bracketed = Image.new("L", (300, 200), 255)
+    draw = ImageDraw.Draw(bracketed)
+    draw.text((8, 4), "(b)", fill=0, font=ImageFont.load_default(size=28))
+    draw.rectangle((200, 120, 299, 199), fill=0)
+    draw.text((262, 160), "c", fill=255, font=ImageFont.load_default(size=26))
+    rng = np.random.default_rng(5)
+    noisy = rng.normal(128, 60, (240, 320)).clip(0, 255).astype(np.uint8)
+    cases = [(figure, c) for c in [(5, 5, 300, 246), (5, 249, 300, 495), (600, 5, 895, 495), (340, 55, 560, 465),
+                                   (0, 0, 900, 500), (890, 490, 900, 500), (3, 3, 14, 9)]]
+    cases += [(np.asarray(bracketed), (0, 0, 300, 200)), (noisy, (0, 0, 320, 240)), (255 - noisy, (17, 9, 301, 233))]
+    found = 0
+    for grey, cell in cases:
+        try:
+            expected = _corner_glyphs_per_corner(grey, cell)
+        except ValueError:  # a corner window cut to nothing: both raise
+            with pytest.raises(ValueError):
+                pl._corner_glyphs(grey, cell)
+            continue
+        got = pl._corner_glyphs(grey, cell)
+        assert [(c, gh) for _, c, gh in got] == [(c, gh) for _, c, gh in expected], cell
+        assert all(np.array_equal(a, b) for (a, _, _), (b, _, _) in zip(got, expected))
+        found += len(got)
+    assert found >= 4  # the letters a-d at least
