@@ -55,26 +55,13 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.image_cues import CUE_SIDE, compute_cues
 from dataset_builders.panel_grid import Cell, find_grid, join_small_cells, repeated_bands
 from dataset_builders.panel_layout import join_unlettered, read_letters, split_composite
-from dataset_builders.panel_seams import find_seam_cells
 from dataset_builders.panel_names import (
-    ROMAN,
-    fill_missed_letters,
-    name_order,
-    named_panels,
-    names_for_cells,
-    reading_order,
+    ROMAN, fill_missed_letters, name_order, named_panels, names_for_cells, reading_order,
 )
+from dataset_builders.panel_seams import find_seam_cells
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
-    Box,
-    FigurePart,
-    FigureRecord,
-    PanelRecord,
-    PaperPanels,
-    SourceMeta,
-    PaperRecord,
-    Problem,
-    StageResult,
+    Box, FigurePart, FigureRecord, PanelRecord, PaperPanels, PaperRecord, Problem, SourceMeta, StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
@@ -229,11 +216,11 @@ class _PaperContext:
     def panel(self, figure: FigureRecord, *, panel_id: str, letter: str | None, image_rel: str,
               pixels: Image.Image, method: str, note: str, caption: str, whole_figure: bool,
               size: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
-              part: FigurePart | None = None, name: str | None = None, grey: Image.Image | None = None
+              part: FigurePart | None = None, name: str | None = None, grey: Image.Image | None = None,
               ) -> PanelRecord:
-        """size: the image's own size when pixels is a reduced copy (decode_for_statistics); box: where the
-        panel sits in the mined image `part` (default: all of it), also given on the page via the part's bbox;
-        grey: pixels.convert("L") when the caller has it already (the hash's input, not made twice)."""
+        """size: the image's own size when pixels is a reduced copy (decode_for_statistics); box: where the panel
+        sits in the mined image `part` (default: all of it), also on the page via the part's bbox; grey:
+        pixels.convert("L") when the caller has it (the hash's input, not made twice)."""
         width, height = size or pixels.size
         part = part or figure.parts[0]
         box = box or (0, 0, part.width, part.height)
@@ -422,8 +409,8 @@ def _single_image_panels(ctx: _PaperContext, figure: FigureRecord, common: str, 
         caption = panel_caption(figure.caption, common, parts_text, key) if key in parts_text or not parts_text \
             else common or figure.caption  # a letter the caption gives no text: its common part only
         panels.append(ctx.panel(figure, panel_id=panel_id, letter=letter, image_rel=ctx.paths.rel(target),
-                                pixels=crop, grey=grey.crop(cell) if crop.mode != "L" else None,
-                                method=method, note=note, caption=caption,
+                                pixels=crop, grey=grey.crop(cell) if crop.mode != "L" else None, method=method,
+                                note=note, caption=caption,
                                 whole_figure=False, box=tuple(int(v) for v in cell), name=name))
     return panels, []
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dataset_builders.panel_seams import find_seam_cells, row_seams
-from tests.test_panels_published import FIG_RECT, SCALE, iou, journal_page, mine_and_split
+from test_panels_published import FIG_RECT, SCALE, iou, journal_page, mine_and_split
 
 W, H = FIG_RECT.width, FIG_RECT.height  # the figure in points (400 x 300)
 
