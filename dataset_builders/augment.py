@@ -263,7 +263,6 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     in_flight: deque[list[PlannedImage]] = deque()  # plans of the jobs handed out, oldest first
 
     out = str(paths.out)
-    done: list[list[PlannedImage]] = []  # items whose images all exist: nothing for a worker to do
 
     def jobs() -> Iterator[tuple[str, Item, list[PlannedImage]]]:
         for it in train:
@@ -271,15 +270,15 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             # make_item_images' own test, made here: an update finds ~95 % of the items done, and sending each
             # to a worker (the item pickled with its provenance, a result back) cost more than the stats
             if all(os.path.exists(os.path.join(out, p.record.image)) for p in planned):
-                done.append(planned)
-                continue
+                finished(planned, [])  # now: held until the next job's result, an update that made nothing
+                continue  # held every train item's plans (+60 MiB at 14,000 items)
             in_flight.append(planned)
             yield out, it, planned
 
     paths.augment.mkdir(parents=True, exist_ok=True)
     made = n_failed = 0
     lines: list[str] = []  # the manifest lines of the items that did not fail
-    plain = True  # every id sorts its line where it sorts (see _sorted_lines)
+    plain = True  # every line sorts where its id sorts (_plain_id)
     kinds: Counter[str] = Counter()
     planned_files = PathSet()  # 8 bytes a path (a str in a set: ~200)
     planned_files.add(str(manifest_path(paths)))
@@ -300,10 +299,6 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         problems += probs
         n_failed += bool(probs)
         finished(in_flight.popleft(), probs)
-        while done:
-            finished(done.pop(), [])
-    for planned in done:  # the items after the last job
-        finished(planned, [])
     lines.sort(key=None if plain else _line_key)
     with open_text_atomic(manifest_path(paths)) as fh:
         fh.writelines(line + "\n" for line in lines)
