@@ -26,7 +26,7 @@ import json
 
 import numpy as np
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,7 +50,7 @@ from dataset_builders.sources import paper_meta
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
-from fracto_core.files import iter_jsonl, read_jsonl, write_json_atomic, write_text_atomic
+from fracto_core.files import NotAJsonList, iter_json_list, iter_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetCheck
 from fracto_core.vocabulary import canonical_names, rare_names
 
@@ -59,19 +59,34 @@ SPLITS = ("train", "val", "test")
 
 class CardItem(NamedTuple):
     """What the card reads of an item: an Item holds its whole provenance (~2.2 KB each as Python objects,
-    31 MiB for 14,000 items), this a tenth of it."""
+    31 MiB for 14,000 items), this a tenth of it; the lists and strings that repeat from item to item (label
+    sets, paper ids, origins, licences) are one shared object each."""
 
-    paper_ids: list[str]
-    features: list[str]
+    paper_ids: tuple[str, ...]
+    features: tuple[str, ...]
     label_origin: str
     phash: str
     licence: str  # provenance["licence"], "unknown" when none was stated
 
 
+class Assigned(NamedTuple):
+    """A split assignment as the card reads it (a SplitAssignment model is ~4 times its size)."""
+
+    item_id: str
+    split: str
+    group: str
+
+
 def card_items(paths: StagePaths) -> dict[str, CardItem]:
-    return {it.item_id: CardItem(it.paper_ids, it.features, it.label_origin, it.phash,
-                                 str(it.provenance.get("licence") or "unknown"))
+    one: dict = {}  # one object per distinct value
+    return {it.item_id: CardItem(_shared(one, tuple(it.paper_ids)), _shared(one, tuple(it.features)),
+                                 _shared(one, it.label_origin), it.phash,
+                                 _shared(one, str(it.provenance.get("licence") or "unknown")))
             for it in _iter(paths.items, Item)}
+
+
+def _shared(one: dict, value):
+    return one.setdefault(value, value)
 
 
 def _jsonl(path: Path, model):
@@ -82,12 +97,16 @@ def _iter(path: Path, model):
     return iter_jsonl(path, model) if path.exists() else iter(())
 
 
-def _duplicate_groups(paths: StagePaths) -> list[dict]:
+def _duplicate_groups(paths: StagePaths) -> Iterator[dict]:
+    """dedup.json's groups one at a time (a list, or {"groups": [...]} read whole)."""
     if not paths.dedup.exists():
-        return []
-    data = json.loads(paths.dedup.read_text(encoding="utf-8"))
-    groups = data.get("groups", []) if isinstance(data, dict) else data
-    return [g for g in groups if isinstance(g, dict)]
+        return
+    try:
+        yield from (g for g in iter_json_list(paths.dedup) if isinstance(g, dict))
+    except NotAJsonList:
+        data = json.loads(paths.dedup.read_text(encoding="utf-8"))
+        groups = data.get("groups", []) if isinstance(data, dict) else data
+        yield from (g for g in groups if isinstance(g, dict))
 
 
 TOP_REASONS = 15  # filter evidence rows shown in the card
@@ -125,7 +144,10 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     own: exactly what the build then writes to build_report.jsonl); None reads every stage's result.
     """
     items = card_items(paths)
-    assignments = [a for a in _jsonl(paths.splits, SplitAssignment) if a.item_id in items]
+    one: dict = {}
+    assignments = [Assigned(a.item_id, _shared(one, a.split), _shared(one, a.group))
+                   for a in _iter(paths.splits, SplitAssignment) if a.item_id in items]
+    del one
     split_of = {a.item_id: a.split for a in assignments}
     # the augmented train images counted per original and per kind: neither the records nor a tuple per image
     # are kept (10^4-10^5 of them; a list of (original id, kind) held ~6 MiB at 47,600 samples)
@@ -184,10 +206,9 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         if not d.keep:
             rejected += 1
             evidence.update(reason_kind(r) for r in set(d.reasons or ["no_evidence"]))
-    dup_groups = _duplicate_groups(paths)
     duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
-                  for g in dup_groups for m in g.get("members", []) if m != g.get("representative")]
-    labels = [LabelSummary(r.status, r.origin, r.prompt_version) for r in _iter(paths.labels, LabelRecord)]
+                  for g in _duplicate_groups(paths) for m in g.get("members", []) if m != g.get("representative")]
+    labels = Counter(LabelSummary(r.status, r.origin, r.prompt_version) for r in _iter(paths.labels, LabelRecord))
     report = collect_report(paths) if report is None else report
     seen: set[tuple] = set()
     benchmark: list[dict] = []
@@ -223,7 +244,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
             "filter": {"rejected": rejected, "of": n_decisions,  # ties by name: set order varies per run
                        "by_evidence": dict(sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS])},
             "duplicates": {"count": len(duplicates), "panels": sorted(duplicates, key=lambda d: d["panel_id"])},
-            "labels": dict(sorted(Counter(rec.status for rec in labels if rec.status != "labelled").items())),
+            "labels": dict(sorted(_count(labels, "status", skip="labelled").items())),
             "benchmark": sorted(benchmark, key=lambda d: (d["item_id"] or "", d["image"])),
             "build_report": dict(sorted(report_counts.items())),
             "problems": [p.model_dump() for p in report],
@@ -231,7 +252,7 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     }
 
 
-def licence_data(items: dict[str, CardItem], assignments: list[SplitAssignment], sources: list[dict]) -> dict:
+def licence_data(items: dict[str, CardItem], assignments: list[Assigned], sources: list[dict]) -> dict:
     """{licence: {"papers", "items", "train", "val", "test"}}: source papers (manual sources excluded) by their
     licence, items by the licence in their provenance ("unknown" when none was stated)."""
     table: dict[str, dict] = defaultdict(lambda: {"papers": 0, "items": 0, **{s: 0 for s in SPLITS}})
@@ -265,8 +286,21 @@ class LabelSummary(NamedTuple):
     prompt_version: str | None
 
 
-def labelling_data(paths: StagePaths, labels: list[LabelSummary] | list[LabelRecord]) -> dict:
-    """Label prompt versions, label origins, and the model-vs-caption-rules disagreements."""
+def _count(labels: Counter[LabelSummary], field: str, skip: str | None = None) -> Counter[str]:
+    """How many label records have each value of field (labels: a count per distinct summary)."""
+    counts: Counter[str] = Counter()
+    for summary, n in labels.items():
+        if skip is None or getattr(summary, field) != skip:
+            counts[getattr(summary, field)] += n
+    return counts
+
+
+def labelling_data(paths: StagePaths, labels: Counter[LabelSummary] | list[LabelRecord]) -> dict:
+    """Label prompt versions, label origins, and the model-vs-caption-rules disagreements.
+
+    labels: the records, or how many there are of each (status, origin, prompt version)."""
+    if not isinstance(labels, Counter):
+        labels = Counter(LabelSummary(r.status, r.origin, r.prompt_version) for r in labels)
     sources = _jsonl(sources_path(paths), LabelSources)
     compared = [s for s in sources if s.model_status == "labelled"]
     disagreeing = [s for s in compared if s.disagrees]
@@ -278,7 +312,7 @@ def labelling_data(paths: StagePaths, labels: list[LabelSummary] | list[LabelRec
             per_feature[name] = {"only_model": only_model, "only_caption_rules": only_rules}
     return {
         "label_prompt_versions": sorted({r.prompt_version for r in labels if r.prompt_version}),
-        "origins": dict(sorted(Counter(r.origin for r in labels).items())),
+        "origins": dict(sorted(_count(labels, "origin").items())),
         "model_vs_caption_rules": {
             "compared": len(compared), "agree": len(compared) - len(disagreeing), "disagree": len(disagreeing),
             "per_feature": per_feature,

@@ -31,9 +31,8 @@ from __future__ import annotations
 import filecmp
 import json
 import os
-import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,83 +43,26 @@ from tqdm import tqdm
 
 from dataset_builders import dataset_card
 from fracto_core.answer_format import format_answer, instruction_prompt
-from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
 from dataset_builders.items import ItemTexts
 from dataset_builders.labelling.classes import caption_classes
-from dataset_builders.records import (
-    AugmentedImage,
-    Item,
-    Problem,
-    SplitAssignment,
-    StageResult,
+from dataset_builders.export_samples import (  # noqa: F401 (Sample, SampleItem, new_sample: export's API)
+    SPLITS,
+    NotStreamable,
+    Sample,
+    SampleItem,
+    collect_samples,
+    new_sample,
+    split_assignments,
+    stream_samples,
 )
+from dataset_builders.records import Item, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
-from fracto_core.files import iter_jsonl, open_text_atomic, read_jsonl, remove_unlisted, write_json_atomic
+from fracto_core.files import PathSet, open_text_atomic, remove_unlisted, write_json_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
 
-SPLITS = ("train", "val", "test")
 IMAGE_TAG = "<image>"
-
-
-@dataclass(frozen=True, slots=True)
-class SampleItem:
-    """What a sample needs of its item, with the provenance kept as its JSON text: an Item's provenance dict
-    is most of its ~2.2 KB as Python objects (31 MiB for 14,000 items), the text a fifth of that. The meta
-    line parses it back (the same values: JSON numbers, strings, lists and null survive the round trip)."""
-
-    item_id: str
-    image: str  # the item's stage image (relative to the output folder)
-    features: list[str]
-    label_origin: str
-    paper_ids: list[str]
-    provenance_json: str
-
-    @classmethod
-    def of(cls, item: Item) -> SampleItem:
-        return cls(item.item_id, item.image, item.features, item.label_origin, item.paper_ids,
-                   json.dumps(item.provenance, ensure_ascii=False))
-
-    @property
-    def provenance(self) -> dict:
-        return json.loads(self.provenance_json)
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One training/eval example: an original item or an augmented copy of one."""
-
-    sample_id: str
-    split: str
-    item: Item | SampleItem  # the original item (labels and provenance)
-    source: str  # image path relative to the output folder
-    augmentation: tuple[str, float] | None = None  # (kind, angle) of an augmented copy
-
-    @property
-    def image(self) -> str:
-        """The image path inside the dataset folder (made when asked: a string per sample less to hold)."""
-        suffix = _suffix(self.source)
-        return f"images/{self.split}/{_UNSAFE.sub('_', self.sample_id)}{suffix}"
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def _suffix(source: str) -> str:
-    """PurePosixPath(source).suffix.lower() or ".jpg", without making a path (asked 3 times per sample)."""
-    name = source.rpartition("/")[2]
-    dot = name.rfind(".")
-    return name[dot:].lower() if 0 < dot < len(name) - 1 else ".jpg"
-_AUGMENTATIONS: dict[tuple[str, float], tuple[str, float]] = {}  # one tuple per (kind, angle), shared
-
-
-def new_sample(sample_id: str, split: str, item: Item | SampleItem, source: str,
-               aug: AugmentedImage | None = None) -> Sample:
-    if aug is None:
-        return Sample(sample_id, split, item, source)
-    key = (aug.kind, aug.angle)
-    return Sample(sample_id, split, item, source, _AUGMENTATIONS.setdefault(key, key))
 
 
 def is_manual(item: Item | SampleItem) -> bool:
@@ -215,32 +157,6 @@ def dataset_info_entry(file_name: str) -> dict:
     }
 
 
-def collect_samples(paths: StagePaths) -> tuple[dict[str, list[Sample]], list[Problem]]:
-    """Samples per split, sorted by sample id (train includes the augmented images)."""
-    items = {it.item_id: SampleItem.of(it) for it in (iter_jsonl(paths.items, Item) if paths.items.exists() else ())}
-    assignments = read_jsonl(paths.splits, SplitAssignment) if paths.splits.exists() else []
-    augmented = iter_jsonl(manifest_path(paths), AugmentedImage) if manifest_path(paths).exists() else iter(())
-    problems: list[Problem] = []
-    samples: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    split_of: dict[str, str] = {}
-    for a in assignments:
-        if a.item_id not in items:
-            problems.append(Problem(file=paths.splits.name, stage="export", reason="unknown_item", item_id=a.item_id,
-                                    detail="split assignment names an item not in items.jsonl"))
-            continue
-        split_of[a.item_id] = a.split
-        samples[a.split].append(new_sample(a.item_id, a.split, items[a.item_id], items[a.item_id].image))
-    for aug in augmented:
-        if split_of.get(aug.original_id) != "train":
-            problems.append(Problem(file=aug.image, stage="export", reason="augmented_not_train",
-                                    item_id=aug.item_id, detail=f"original {aug.original_id} is not a train item"))
-            continue
-        samples["train"].append(new_sample(aug.item_id, "train", items[aug.original_id], aug.image, aug))
-    for split in SPLITS:
-        samples[split].sort(key=lambda s: s.sample_id)
-    return samples, problems
-
-
 def dataset_files(name: str, variants: bool) -> dict[str, tuple[str, Callable[[Sample], bool]]]:
     """{dataset name: (split, which of its samples)} for every JSON file to write."""
     files: dict[str, tuple[str, Callable[[Sample], bool]]] = {f"{name}_{split}": (split, _every) for split in SPLITS}
@@ -252,22 +168,6 @@ def dataset_files(name: str, variants: bool) -> dict[str, tuple[str, Callable[[S
 
 def _every(sample: Sample) -> bool:
     return True
-
-
-def write_split_files(out: Path, split: str, samples: list[Sample], files: dict[str, Callable[[Sample], bool]]) -> None:
-    """The JSON files of one split (the split and its variants) in one pass: each sample encoded once and
-    streamed to the files that take it."""
-    with ExitStack() as stack:
-        writers = {name: (JsonListWriter(stack.enter_context(open_text_atomic(out / f"{name}.json"))), keep)
-                   for name, keep in files.items()}
-        encode = SampleEncoder()
-        for s in samples:
-            encoded = encode(s)
-            for writer, keep in writers.values():
-                if keep(s):
-                    writer.add(encoded)
-        for writer, _ in writers.values():
-            writer.close()
 
 
 def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None:
@@ -309,44 +209,72 @@ def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None
     os.replace(tmp, dst)
 
 
-def link_images(paths: StagePaths, samples: dict[str, list[Sample]], problems: list[Problem],
-                progress: bool = False) -> set[str]:
-    """Link every sample's image into the dataset folder; returns the linked paths (str: half a Path's memory)."""
-    linked: set[str] = set()
-    made_dirs: set[Path] = set()
-    all_samples = (s for split in SPLITS for s in samples[split])
-    n_samples = sum(len(v) for v in samples.values())
+def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path]) -> str | None:
+    """Link the sample's image into the dataset folder; returns its path there (None: no stage image)."""
+    # path strings and one stat of each file: an update finds ~95 % of the images already linked, and
+    # the Paths, is_file(), exists() and samefile() (4 stats) per sample cost it ~1 s at 50,000 samples
+    src, dst = os.path.join(out, sample.source), os.path.join(dataset, sample.image)
+    try:
+        st = os.stat(src)
+    except OSError:
+        st = None
+    if st is None or not S_ISREG(st.st_mode):
+        return None
+    try:
+        linked_already = os.path.samestat(st, os.stat(dst))  # what samefile() compares
+    except OSError:
+        linked_already = False
+    if not linked_already:
+        link_image(Path(src), Path(dst), made_dirs)
+    return dst
+
+
+@dataclass
+class Written:
+    """What write_samples did: samples per split, the images linked, the samples without a stage image."""
+
+    counts: dict[str, int]
+    linked: PathSet
+    missing: list[Problem]
+
+
+def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Sample], progress: bool = False) -> Written:
+    """Every dataset file of every split (the split, its variants, its meta lines) in one pass over the
+    samples, each linked, encoded once and streamed to the files that take it; each split's samples must
+    come in its sample id order (the files' order). Nothing is held per sample but its image's hash."""
     out, dataset = str(paths.out), str(paths.dataset)
-    for s in tqdm(all_samples, total=n_samples, desc="export images", disable=not progress):
-        # path strings and one stat of each file: an update finds ~95 % of the images already linked, and
-        # the Paths, is_file(), exists() and samefile() (4 stats) per sample cost it ~1 s at 50,000 samples
-        src, dst = os.path.join(out, s.source), os.path.join(dataset, s.image)
-        try:
-            st = os.stat(src)
-        except OSError:
-            st = None
-        if st is None or not S_ISREG(st.st_mode):
-            problems.append(Problem(file=s.source, stage="export", reason="missing_image", item_id=s.sample_id,
-                                    detail="stage image not found", severity="failed"))
-            continue
-        try:
-            linked_already = os.path.samestat(st, os.stat(dst))  # what samefile() compares
-        except OSError:
-            linked_already = False
-        if not linked_already:
-            link_image(Path(src), Path(dst), made_dirs)
-        linked.add(dst)
-    return linked
-
-
-def write_meta(path: Path, samples: list[Sample], texts: ItemTexts) -> None:
-    """<name>_<split>_meta.jsonl, a line per sample as it is made."""
+    texts = ItemTexts(paths)  # paper by paper: the samples come in id order
+    files = dataset_files(config.dataset_name, config.variants)
+    written = Written({split: 0 for split in SPLITS}, PathSet(), [])
+    missing: dict[str, list[Problem]] = {split: [] for split in SPLITS}
+    made_dirs: set[Path] = set()
+    encode = SampleEncoder()
     item_id, item_texts = None, ([], [])
-    with open_text_atomic(path) as fh:
-        for s in samples:
+    with ExitStack() as stack:
+        writers = {split: [(JsonListWriter(stack.enter_context(open_text_atomic(paths.dataset / f"{name}.json"))), keep)
+                           for name, (of, keep) in files.items() if of == split] for split in SPLITS}
+        metas = {split: stack.enter_context(open_text_atomic(
+                     paths.dataset / f"{config.dataset_name}_{split}_meta.jsonl")) for split in SPLITS}
+        for s in tqdm(samples, desc="export samples", disable=not progress):
+            written.counts[s.split] += 1
+            dst = link_sample(s, out, dataset, made_dirs)
+            if dst is None:
+                missing[s.split].append(Problem(file=s.source, stage="export", reason="missing_image",
+                                                item_id=s.sample_id, detail="stage image not found", severity="failed"))
+            else:
+                written.linked.add(dst)
+            encoded = encode(s)
+            for writer, keep in writers[s.split]:
+                if keep(s):
+                    writer.add(encoded)
             if s.item.item_id != item_id:  # an item's rotated copies follow it (sample ids sort so)
                 item_id, item_texts = s.item.item_id, texts(s.item)
-            fh.write(json.dumps(meta_record(s, item_texts), ensure_ascii=False, sort_keys=True) + "\n")
+            metas[s.split].write(json.dumps(meta_record(s, item_texts), ensure_ascii=False, sort_keys=True) + "\n")
+        for split_writers in writers.values():
+            for writer, _ in split_writers:
+                writer.close()
+    written.missing = [p for split in SPLITS for p in missing[split]]  # the order the former link pass had
+    return written
 
 
 def image_sizes_path(paths: StagePaths) -> Path:
@@ -356,26 +284,24 @@ def image_sizes_path(paths: StagePaths) -> Path:
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
-    samples, problems = collect_samples(paths)
-    out = paths.dataset
-    out.mkdir(parents=True, exist_ok=True)
-
-    linked = link_images(paths, samples, problems, progress)
+    paths.dataset.mkdir(parents=True, exist_ok=True)
+    problems: list[Problem] = []
+    try:  # one item at a time (export_samples.stream_samples)
+        written = write_samples(paths, config, stream_samples(paths, split_assignments(paths), problems), progress)
+    except NotStreamable:  # stage files out of the order streaming relies on: every sample held, as before
+        collected, problems = collect_samples(paths)
+        written = write_samples(paths, config, (s for split in SPLITS for s in collected[split]), progress)
+        del collected
+    problems += written.missing
     for split in SPLITS:
-        remove_unlisted(out / "images" / split, linked)  # images of an earlier export no longer used
-
+        remove_unlisted(paths.dataset / "images" / split, written.linked)  # images an earlier export used
     files = dataset_files(config.dataset_name, config.variants)
-    for split in SPLITS:
-        write_split_files(out, split, samples[split], {n: keep for n, (sp, keep) in files.items() if sp == split})
-    write_json_atomic(out / "dataset_info.json", {n: dataset_info_entry(f"{n}.json") for n in files})
-    texts = ItemTexts(paths)  # paper by paper: meta lines are written in sample id order
-    for split in SPLITS:
-        write_meta(out / f"{config.dataset_name}_{split}_meta.jsonl", samples[split], texts)
+    write_json_atomic(paths.dataset / "dataset_info.json", {n: dataset_info_entry(f"{n}.json") for n in files})
 
-    counts = {f"{split}_samples": len(samples[split]) for split in SPLITS}
-    counts.update({"images": len(linked), "files": len(files)})
-    del samples, linked, texts  # the card reads the stage files itself: hold neither while it runs
-    check = check_dataset(out, config, known_sizes=image_sizes_path(paths))
+    counts = {f"{split}_samples": n for split, n in written.counts.items()}
+    counts.update({"images": len(written.linked), "files": len(files)})
+    del written  # the card reads the stage files itself
+    check = check_dataset(paths.dataset, config, known_sizes=image_sizes_path(paths))
     if check.problems:
         raise DatasetValidationError(check.problems)
     # the card lists this run's report: the earlier stages' results (written by this run) + ours

@@ -33,7 +33,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import iter_jsonl, read_model, write_jsonl_atomic
+from fracto_core.files import iter_json_list, iter_jsonl, read_model, write_jsonl_atomic
 
 
 def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
@@ -48,7 +48,13 @@ def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
 def load_groups(paths: StagePaths) -> list[DuplicateGroup]:
     if not paths.dedup.exists():
         return []
-    return [DuplicateGroup.model_validate(g) for g in json.loads(paths.dedup.read_text(encoding="utf-8"))]
+    return list(iter_groups(paths))
+
+
+def iter_groups(paths: StagePaths) -> Iterator[DuplicateGroup]:
+    """dedup.json's groups one at a time (the list of parsed dicts is never held)."""
+    if paths.dedup.exists():
+        yield from map(DuplicateGroup.model_validate, iter_json_list(paths.dedup))
 
 
 def load_manual_items(paths: StagePaths) -> list[Item]:
@@ -66,7 +72,7 @@ class ItemTexts:
 
     def __init__(self, paths: StagePaths, cached_papers: int = 16):
         # only groups with more than one member: a single panel's paper is its item's paper
-        self.groups = {g.representative: (g.members, g.paper_ids) for g in load_groups(paths) if len(g.members) > 1}
+        self.groups = {g.representative: (g.members, g.paper_ids) for g in iter_groups(paths) if len(g.members) > 1}
         self.panels = PanelsByPaper(paths, cached_papers)
 
     def panels_of(self, item: Item) -> list[PanelRecord]:

@@ -32,7 +32,7 @@ from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
 from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
 from fracto_core.answer_format import format_answer, instruction_prompt
-from fracto_core.files import open_text_atomic, remove_unlisted, write_json_atomic, write_json_list_atomic
+from fracto_core.files import PathSet, open_text_atomic, remove_unlisted, write_json_atomic, write_json_list_atomic
 
 
 def _alive(cls: type) -> int:
@@ -280,10 +280,22 @@ def test_label_stream_out_of_order_is_refused() -> None:
         list(label_stage.in_id_order(entries, Counter()))
 
 
-def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
+def _copy_stages(built, tmp_path: Path) -> Path:
     out = tmp_path / "out"
     shutil.copytree(built[0] / "stages", out / "stages")
     shutil.copy(built[0] / "paper_splits.jsonl", out)  # the card's "updates" section reads the split pins
+    return out
+
+
+def _same_dataset(before: Path, after: Path) -> None:
+    names = sorted(p.relative_to(before).as_posix() for p in before.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(after).as_posix() for p in after.rglob("*") if p.is_file())
+    for name in names:  # the whole dataset, byte for byte (the card included: same stage files, same report)
+        assert (after / name).read_bytes() == (before / name).read_bytes(), name
+
+
+def test_export_streams_its_samples_and_rewrites_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
+    out = _copy_stages(built, tmp_path)
     alive_at_card: list[int] = []
     write_card = dataset_card.write_card
 
@@ -292,27 +304,94 @@ def test_export_frees_its_samples_before_the_card_and_rewrites_the_same_bytes(bu
         return write_card(*args, **kwargs)
 
     monkeypatch.setattr(dataset_card, "write_card", counting)
-    items_at_link: list[int] = []
-    link_images = export.link_images
+    alive: list[tuple[int, int]] = []  # (Samples, Items) alive at each sample written
+    meta_record = export.meta_record
 
-    def counting_items(*args, **kwargs):
-        items_at_link.append(_alive(Item))
-        return link_images(*args, **kwargs)
+    def counting_meta(*args, **kwargs):
+        alive.append((_alive(export.Sample), _alive(Item)))
+        return meta_record(*args, **kwargs)
 
-    monkeypatch.setattr(export, "link_images", counting_items)
+    monkeypatch.setattr(export, "meta_record", counting_meta)
     export.run(StagePaths(out), BuildConfig(seed=3), progress=False)
     assert alive_at_card == [0]
-    assert items_at_link == [0]  # the samples hold SampleItems (provenance as text), not the parsed Items
-    before, after = built[0] / "dataset", out / "dataset"
-    names = sorted(p.relative_to(before).as_posix() for p in before.rglob("*") if p.is_file())
-    assert names == sorted(p.relative_to(after).as_posix() for p in after.rglob("*") if p.is_file())
-    for name in names:  # the whole dataset, byte for byte (the card included: same stage files, same report)
-        assert (after / name).read_bytes() == (before / name).read_bytes(), name
-    for name in (n for n in names if n.startswith("fracto_") and n.endswith(".json")):  # the joined layout
-        text = (after / name).read_text(encoding="utf-8")
+    assert len(alive) == sum(json.loads((built[0] / "stages" / "results" / "export.json").read_text())["counts"][
+        f"{s}_samples"] for s in ("train", "val", "test"))
+    assert max(n for n, _ in alive) <= 2 and max(n for _, n in alive) <= 2  # one sample, one item (+ the iterator's)
+    _same_dataset(built[0] / "dataset", out / "dataset")
+    for name in (n for n in os.listdir(out / "dataset") if n.startswith("fracto_") and n.endswith(".json")):
+        text = (out / "dataset" / name).read_text(encoding="utf-8")  # the joined layout
         values = json.loads(text)
         assert text == ("[\n" + ",\n".join(json.dumps(v, ensure_ascii=False) for v in values) + "\n]\n"
                         if values else "[]\n"), name
+
+
+def _fields(sample: export.Sample) -> tuple:
+    return (sample.sample_id, sample.split, sample.source, sample.augmentation, sample.image, sample.item)
+
+
+def test_streamed_samples_are_the_collected_ones_in_order(built) -> None:
+    paths = StagePaths(built[0])
+    collected, problems = export.collect_samples(paths)
+    streamed_problems: list = []
+    streamed = list(export.stream_samples(paths, export.split_assignments(paths), streamed_problems))
+    for split in ("train", "val", "test"):
+        assert [_fields(s) for s in streamed if s.split == split] == [_fields(s) for s in collected[split]]
+    assert streamed_problems == problems == []
+
+
+def test_streamed_samples_report_what_collecting_reports(built, tmp_path: Path) -> None:
+    out = _copy_stages(built, tmp_path)
+    paths = StagePaths(out)
+    manifest = augment.manifest_path(paths)
+    lines = manifest.read_text().splitlines()
+    test_id = next(json.loads(x)["item_id"] for x in paths.splits.read_text().splitlines()
+                   if json.loads(x)["split"] == "test")
+    stray = {"item_id": test_id + "-rot90", "original_id": test_id, "image": "stages/augment/x.jpg", "angle": 90.0,
+             "kind": "rotation"}
+    manifest.write_text("\n".join(sorted(lines + [json.dumps(stray)], key=lambda x: json.loads(x)["item_id"])) + "\n")
+    with paths.splits.open("a") as fh:
+        fh.write(json.dumps({"item_id": "zz-unknown", "split": "val", "group": "zz"}) + "\n")
+    collected, problems = export.collect_samples(paths)
+    streamed_problems: list = []
+    streamed = list(export.stream_samples(paths, export.split_assignments(paths), streamed_problems))
+    assert [p.reason for p in problems] == ["unknown_item", "augmented_not_train"]
+    assert streamed_problems == problems
+    for split in ("train", "val", "test"):
+        assert [_fields(s) for s in streamed if s.split == split] == [_fields(s) for s in collected[split]]
+
+
+@pytest.mark.parametrize("disorder", ["items", "manifest", "assigned_twice"])
+def test_export_falls_back_to_collecting_when_the_stage_files_are_out_of_order(built, tmp_path: Path,
+                                                                               disorder: str) -> None:
+    out = _copy_stages(built, tmp_path)
+    paths = StagePaths(out)
+    if disorder == "assigned_twice":  # collect_samples keeps both samples (the validation then finds no problem)
+        path = paths.splits
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines + lines[:1]) + "\n")
+    else:
+        path = paths.items if disorder == "items" else augment.manifest_path(paths)
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[1:] + lines[:1]) + "\n")
+    with pytest.raises(export.NotStreamable):
+        list(export.stream_samples(paths, export.split_assignments(paths), []))
+    if disorder != "assigned_twice":
+        export.run(paths, BuildConfig(seed=3), progress=False)
+        _same_dataset(built[0] / "dataset", out / "dataset")
+
+
+def test_path_set_answers_in_as_a_set_of_path_strings(tmp_path: Path) -> None:
+    kept = PathSet()
+    for i in range(0, 100, 2):
+        kept.add(str(tmp_path / f"{i}.jpg"))
+    kept.add(str(tmp_path / "0.jpg"))
+    assert len(kept) == 50
+    assert all((str(tmp_path / f"{i}.jpg") in kept) == (i % 2 == 0) for i in range(100))
+    assert tmp_path / "2.jpg" in kept and tmp_path / "3.jpg" not in kept  # a Path asks as its str
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(b"x")
+    assert remove_unlisted(tmp_path, kept) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.jpg", "2.jpg"]
 
 
 def test_split_without_a_held_out_pool_drops_provenance_and_writes_the_same_bytes(built, tmp_path: Path) -> None:
