@@ -204,8 +204,8 @@ def test_staged_set_every_pdf_accounted_for(staged_scores):
 
 
 def test_staged_set_scores(staged_scores):
-    """Staged registry (46 PDFs, 17 with fracture surfaces, 2026-12-07): figure recall 0.89 (195/218), panel split
-    0.76, filter P 0.94 R 0.75 (tp 46, fp 3), dataset labels P 0.86 R 0.72 (tp 18, fp 3; OCR with Tesseract). Recall floors would break
+    """Staged registry (51 PDFs, 20 with fracture surfaces, 2026-12-07): figure recall 0.91 (230/254), panel split
+    0.77, filter P 0.94 R 0.72 (tp 46, fp 3), dataset labels P 0.86 R 0.69 (tp 18, fp 3; OCR with Tesseract). Recall floors would break
     as the set grows with harder papers; precision floors should not (precision first: a wrong keep or label costs
     more than a miss), so mining and the two precisions are asserted."""
     s = staged_scores.summary()
