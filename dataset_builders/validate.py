@@ -256,9 +256,9 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
                 check.max_sample_tokens = max(check.max_sample_tokens, line.max_sample_tokens)
                 if not line.problems:
                     clean.add(digest)
-                    if verdicts is not None:
+                    if verdicts is not None and not any("\t" in rel or "\n" in rel for rel in sample.get("images", [])):
                         verdicts.found[digest] = Verdict(line.max_image_tokens, line.max_sample_tokens, tuple(
-                            (rel, *images.size(rel)) for rel in sample.get("images", [])))  # clean: sizes
+                            (rel, *images.size(rel)) for rel in sample.get("images", []))).text()  # clean: sizes
             check.samples += n
             continue
         except NotALineList:  # any other layout: undo, then parse the whole file
@@ -288,12 +288,16 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
 def _known_clean(digest: bytes, verdicts: Verdicts, images: ImageCache, check: DatasetCheck) -> bool:
     """True (and its statistics counted) when an earlier check found this line clean and its images still
     have the sizes they had then (ImageCache opens a file whose identity changed)."""
-    hit = verdicts.known.get(digest)
-    if hit is None or not all(images.size(rel) == (w, h) for rel, w, h in hit.images):
+    text = verdicts.known.get(digest)
+    if text is None:
         return False
+    hit = Verdict.parse(text)
+    for rel, w, h in hit.images:
+        if images.size(rel) != (w, h):
+            return False
     check.max_image_tokens = max(check.max_image_tokens, hit.max_image_tokens)
     check.max_sample_tokens = max(check.max_sample_tokens, hit.sample_tokens)
-    verdicts.found[digest] = hit
+    verdicts.found[digest] = text
     return True
 
 

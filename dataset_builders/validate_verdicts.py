@@ -21,6 +21,7 @@ Usage:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,6 +30,8 @@ from dataset_builders.stage_cache import StageKeys
 from fracto_core.files import open_text_atomic
 
 FORMAT = "export-verdicts-1"
+# a whole file's lines after the header, checked in one match before any is trusted
+_LINES = re.compile(r"(?:[0-9a-f]{32}\t[0-9]+\t[0-9]+(?:\t[^\t\n]+\t[0-9]+\t[0-9]+)*+\n)*+")
 
 
 class Verdict(NamedTuple):
@@ -38,6 +41,16 @@ class Verdict(NamedTuple):
     sample_tokens: int
     images: tuple[tuple[str, int, int], ...]
 
+    def text(self) -> str:
+        return "\t".join([str(self.max_image_tokens), str(self.sample_tokens),
+                          *(f"{rel}\t{w}\t{h}" for rel, w, h in self.images)])
+
+    @classmethod
+    def parse(cls, text: str) -> Verdict:
+        fields = text.split("\t")
+        return cls(int(fields[0]), int(fields[1]), tuple((fields[i], int(fields[i + 1]), int(fields[i + 2]))
+                                                         for i in range(2, len(fields), 3)))
+
 
 def verdicts_key(config: BuildConfig) -> str:
     settings = {"cutoff_len": config.cutoff_len, "image_max_pixels": config.image_max_pixels,
@@ -46,12 +59,13 @@ def verdicts_key(config: BuildConfig) -> str:
 
 
 class Verdicts:
-    """known: the verdicts an earlier check saved (under this key); found: this check's clean lines."""
+    """known: the verdicts an earlier check saved (under this key), as their text (Verdict.text: parsed when
+    used; 50,000 parsed verdicts held ~10 MiB more); found: this check's clean lines, text as well."""
 
-    def __init__(self, key: str, known: dict[bytes, Verdict] | None = None):
+    def __init__(self, key: str, known: dict[bytes, str] | None = None):
         self.key = key
         self.known = known or {}
-        self.found: dict[bytes, Verdict] = {}
+        self.found: dict[bytes, str] = {}
 
     @classmethod
     def load(cls, path: Path, config: BuildConfig) -> Verdicts:
@@ -62,35 +76,17 @@ class Verdicts:
         with open_text_atomic(path, durable=False) as fh:
             fh.write(f"#{self.key}\n")
             for digest in sorted(self.found):
-                v = self.found[digest]
-                fields = [digest.hex(), str(v.max_image_tokens), str(v.sample_tokens)]
-                for rel, w, h in v.images:
-                    fields += [rel, str(w), str(h)]
-                fh.write("\t".join(fields) + "\n")
+                fh.write(f"{digest.hex()}\t{self.found[digest]}\n")
 
 
-def read_verdicts(path: Path, key: str) -> dict[bytes, Verdict]:
-    """Verdicts.save's file as {digest: Verdict}; {} when it is missing, of another key or malformed anywhere."""
-    known: dict[bytes, Verdict] = {}
+def read_verdicts(path: Path, key: str) -> dict[bytes, str]:
+    """Verdicts.save's file as {digest: verdict text}; {} when it is missing, of another key or malformed
+    anywhere (cut short included: every line must end in a newline)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            if fh.readline() != f"#{key}\n":
-                return {}
-            for line in fh:
-                if not line.endswith("\n"):
-                    return {}  # cut short
-                fields = line[:-1].split("\t")
-                digest = bytes.fromhex(fields[0])  # int() and fromhex() raise ValueError on a garbled field
-                if len(fields) == 6:  # one image: most lines
-                    images: tuple[tuple[str, int, int], ...] = ((fields[3], int(fields[4]), int(fields[5])),)
-                elif len(fields) >= 3 and not (len(fields) - 3) % 3:
-                    images = tuple((fields[i], int(fields[i + 1]), int(fields[i + 2]))
-                                   for i in range(3, len(fields), 3))
-                else:
-                    return {}
-                if len(digest) != 16:
-                    return {}
-                known[digest] = Verdict(int(fields[1]), int(fields[2]), images)
-    except (OSError, UnicodeDecodeError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return {}
-    return known
+    header, _, body = text.partition("\n")
+    if header != f"#{key}" or _LINES.fullmatch(body) is None:
+        return {}
+    return {bytes.fromhex(line[:32]): line[33:] for line in body.splitlines()}
