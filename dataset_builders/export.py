@@ -301,7 +301,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     counts = {f"{split}_samples": n for split, n in written.counts.items()}
     counts.update({"images": len(written.linked), "files": len(files)})
     del written  # the card reads the stage files itself
-    check = check_dataset(paths.dataset, config, known_sizes=image_sizes_path(paths))
+    check = check_dataset(paths.dataset, config, known_sizes=image_sizes_path(paths),
+                          known_verdicts=paths.stages / "export_verdicts.tsv")
     if check.problems:
         raise DatasetValidationError(check.problems)
     # the card lists this run's report: the earlier stages' results (written by this run) + ours

@@ -37,6 +37,7 @@ from dataset_builders.config import BuildConfig
 from fracto_core.image_budget import VISION_MARKER_TOKENS, image_tokens
 from dataset_builders.records import Problem
 from fracto_core.files import open_text_atomic
+from dataset_builders.validate_verdicts import Verdict, Verdicts
 
 IMAGE_TAG = "<image>"
 # <|im_start|>user\n ... <|im_end|>\n<|im_start|>assistant\n ... <|im_end|>\n plus a default system turn
@@ -208,11 +209,15 @@ def check_sample(sample: object, where: str, config: BuildConfig, images: ImageC
             f"the image tokens: raise cutoff_len or lower image_max_pixels"))
 
 
-def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | None = None) -> DatasetCheck:
+def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | None = None,
+                  known_verdicts: Path | None = None) -> DatasetCheck:
     """Validate every dataset file listed in dataset_info.json; problems plus token statistics.
 
     known_sizes: a file of image sizes found by an earlier check of this folder (ImageCache: unchanged
-    files are not opened again); rewritten with this check's sizes."""
+    files are not opened again); rewritten with this check's sizes.
+    known_verdicts: a file of the sample lines an earlier check found clean (validate_verdicts: a line with
+    the same text, whose images have the same sizes, under the same code and settings, is not parsed or
+    checked again); rewritten with this check's clean lines."""
     dataset_dir = Path(dataset_dir)
     check = DatasetCheck()
     info_path = dataset_dir / "dataset_info.json"
@@ -222,6 +227,7 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
         check.problems.append(_problem(str(info_path), "bad_dataset_info", str(exc)))
         return check
     images = ImageCache(dataset_dir, known_sizes)
+    verdicts = Verdicts.load(known_verdicts, config) if known_verdicts is not None else None
     answers = _AnswerCache()
     # digests of the sample texts found without problems: the ablation variants repeat most of train's lines,
     # and the same text with the same images checks the same (its images' sizes are cached), so a repeat
@@ -239,11 +245,20 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
                 digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
                 if digest in clean:
                     continue
-                found = len(check.problems)
-                check_sample(parse_line(text, dataset_dir / file_name), f"{file_name}#{n - 1}", config, images,
-                             check, answers)
-                if len(check.problems) == found:
+                if verdicts is not None and _known_clean(digest, verdicts, images, check):
                     clean.add(digest)
+                    continue
+                sample = parse_line(text, dataset_dir / file_name)
+                line = DatasetCheck()  # this line's own statistics (its verdict keeps them)
+                check_sample(sample, f"{file_name}#{n - 1}", config, images, line, answers)
+                check.problems += line.problems
+                check.max_image_tokens = max(check.max_image_tokens, line.max_image_tokens)
+                check.max_sample_tokens = max(check.max_sample_tokens, line.max_sample_tokens)
+                if not line.problems:
+                    clean.add(digest)
+                    if verdicts is not None and not any("\t" in rel or "\n" in rel for rel in sample.get("images", [])):
+                        verdicts.found[digest] = Verdict(line.max_image_tokens, line.max_sample_tokens, tuple(
+                            (rel, *images.size(rel)) for rel in sample.get("images", []))).text()  # clean: sizes
             check.samples += n
             continue
         except NotALineList:  # any other layout: undo, then parse the whole file
@@ -265,7 +280,25 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
         check.samples += len(samples)
     if known_sizes is not None:
         images.save(known_sizes)
+    if verdicts is not None:
+        verdicts.save(known_verdicts)
     return check
+
+
+def _known_clean(digest: bytes, verdicts: Verdicts, images: ImageCache, check: DatasetCheck) -> bool:
+    """True (and its statistics counted) when an earlier check found this line clean and its images still
+    have the sizes they had then (ImageCache opens a file whose identity changed)."""
+    text = verdicts.known.get(digest)
+    if text is None:
+        return False
+    hit = Verdict.parse(text)
+    for rel, w, h in hit.images:
+        if images.size(rel) != (w, h):
+            return False
+    check.max_image_tokens = max(check.max_image_tokens, hit.max_image_tokens)
+    check.max_sample_tokens = max(check.max_sample_tokens, hit.sample_tokens)
+    verdicts.found[digest] = text
+    return True
 
 
 class NotALineList(ValueError):

@@ -458,3 +458,49 @@ def test_remove_unlisted_takes_path_strings(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"1")
     assert remove_unlisted(tmp_path, {str(tmp_path / "a" / "x.jpg")}) == 2
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/x.jpg"]
+
+
+def test_validation_verdicts_skip_clean_lines_and_ignore_a_broken_cache(built, tmp_path: Path, monkeypatch) -> None:
+    """A second check with the first one's verdicts parses no sample line and finds the same; a line whose
+    image changed size, other settings, and a truncated or garbled verdicts file are checked in full."""
+    import dataset_builders.validate as validate
+
+    ds = tmp_path / "dataset"
+    shutil.copytree(built[0] / "dataset", ds, copy_function=os.link)
+    sizes, verdicts = tmp_path / "sizes.tsv", tmp_path / "verdicts.tsv"
+    plain = check_dataset(ds, BuildConfig())
+    first = check_dataset(ds, BuildConfig(), known_sizes=sizes, known_verdicts=verdicts)
+    summary = (first.problems, first.samples, first.max_image_tokens, first.max_sample_tokens)
+    assert summary == (plain.problems, plain.samples, plain.max_image_tokens, plain.max_sample_tokens)
+    saved = verdicts.read_text()
+    parsed: list[str] = []
+    real_parse = validate.parse_line
+
+    def counting(text, path):
+        parsed.append(text)
+        return real_parse(text, path)
+
+    monkeypatch.setattr(validate, "parse_line", counting)
+    again = check_dataset(ds, BuildConfig(), known_sizes=sizes, known_verdicts=verdicts)
+    assert parsed == [] and (again.problems, again.samples, again.max_image_tokens, again.max_sample_tokens) == summary
+    assert verdicts.read_text() == saved  # the same lines, the same file
+    n_lines = len(saved.splitlines()) - 1
+    for broken in (saved[:len(saved) // 2], saved.replace("\t", "\tx", 1), saved[:-1], "garbage\n" + saved):
+        verdicts.write_text(broken)
+        parsed.clear()
+        check = check_dataset(ds, BuildConfig(), known_sizes=sizes, known_verdicts=verdicts)
+        assert len(parsed) == n_lines and check.max_sample_tokens == first.max_sample_tokens
+        assert verdicts.read_text() == saved  # rewritten whole
+    parsed.clear()
+    check_dataset(ds, BuildConfig(cutoff_len=BuildConfig().cutoff_len + 1), known_sizes=sizes, known_verdicts=verdicts)
+    assert len(parsed) == n_lines  # other settings: another key
+    check_dataset(ds, BuildConfig(), known_sizes=sizes, known_verdicts=verdicts)  # back to the default's verdicts
+    victim = sorted((ds / "images" / "train").iterdir())[0]
+    tmp = victim.with_name("new.jpg")
+    Image.new("RGB", (2000, 2000), "white").save(tmp)
+    tmp.replace(victim)  # a new file of another size under the same name
+    parsed.clear()
+    third = check_dataset(ds, BuildConfig(), known_sizes=sizes, known_verdicts=verdicts)
+    assert parsed and all(victim.name in text for text in parsed)  # only the lines showing that image
+    assert third.max_image_tokens > first.max_image_tokens
+    assert check_dataset(ds, BuildConfig()).max_image_tokens == third.max_image_tokens
