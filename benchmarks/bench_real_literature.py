@@ -61,7 +61,7 @@ def find_real_registry(repo: Path = REPO) -> Path | None:
     if chosen:
         path = Path(chosen)
         if not ((path / "annotations.json").is_file() and (path / "pdfs").is_dir()):
-            raise SystemExit(f"FRACTO_REAL_REGISTRY={chosen}: not a staged registry folder "
+            raise FileNotFoundError(f"FRACTO_REAL_REGISTRY={chosen}: not a staged registry folder "
                              "(annotations.json and pdfs/ expected; python benchmarks/stage_registry.py --out DIR)")
         return path
     for candidate in (repo.parent / "real_registry", Path("/work/real_registry")):
@@ -328,7 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     sets = list(ns.sets or []) + ([ns.real] if ns.real else [])
     if not sets:
-        sets = [p for p in (find_real_literature(), find_real_registry()) if p is not None]
+        try:
+            sets = [p for p in (find_real_literature(), find_real_registry()) if p is not None]
+        except FileNotFoundError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     if not sets:
         print("no set of real papers found (expected ../shared/real_literature or ../real_registry)", file=sys.stderr)
         return 2

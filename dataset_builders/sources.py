@@ -65,4 +65,8 @@ def paper_meta(paths: StagePaths, paper_id: str, missing_ok: bool = False) -> di
         if missing_ok:
             return {}
         raise ValueError(f"{path}: unreadable panels file: {exc}") from exc
+    if not isinstance(data, dict):  # valid JSON, not a panels record
+        if missing_ok:
+            return {}
+        raise ValueError(f"{path}: unreadable panels file: a JSON {type(data).__name__}, not an object")
     return {k: data.get(k) for k in PAPER_META_FIELDS}

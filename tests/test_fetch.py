@@ -333,6 +333,20 @@ def test_a_download_that_keeps_failing_is_given_up_then_retried_on_request(tmp_p
     assert (tmp_path / "openalex-W1.pdf").read_bytes() == pdf
 
 
+def test_a_given_up_download_whose_file_is_in_place_is_recorded_not_given_up(tmp_path):
+    """A --retry-failed run that renamed the PDF into place and was killed before its manifest line: the next
+    plain run finds the good file and records it, without asking the server."""
+    pdf = make_pdf("cut short")
+    with one_paper("cut.pdf", FileSpec(pdf, "truncated")) as (pdfs, api):
+        for _ in range(3):
+            run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+        (tmp_path / "openalex-W1.pdf").write_bytes(pdf)  # the retry's file, its line lost to the kill
+        after = run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+        assert pdfs.count("pdf:cut.pdf") == 3
+    assert after.decisions == {"downloaded": 1}
+    assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].status == "downloaded"
+
+
 def test_cli_help_says_what_max_bounds():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "dataset_builders.fetch", "--help"], env=env, capture_output=True,

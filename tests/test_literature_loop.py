@@ -299,3 +299,7 @@ def test_pool_and_card_read_a_papers_metadata_with_one_function(tmp_path):
     assert paper_meta(paths, "ef" * 8, missing_ok=True) == {}
     with pytest.raises(ValueError, match="ef" * 8):
         holdout.paper_metadata(paths)
+    (paths.panels / f"{'ef' * 8}.json").write_text("[]", encoding="utf-8")  # JSON, but not a panels record
+    assert paper_meta(paths, "ef" * 8, missing_ok=True) == {}
+    with pytest.raises(ValueError, match="not an object"):
+        paper_meta(paths, "ef" * 8)

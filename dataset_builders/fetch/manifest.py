@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from dataset_builders.records import Record, SourceMeta
 
@@ -53,7 +53,7 @@ class ManifestRecord(Record):
     status: Literal["downloaded", "skipped", "failed"]
     reason: str | None = None  # see SKIP_REASONS; "http_error:<code>" for HTTP failures
     detail: str = ""
-    failed_runs: int = 0  # status "failed": how many runs in a row failed to download this PDF URL
+    failed_runs: int = Field(0, ge=0)  # status "failed": how many runs in a row failed to download this PDF URL
 
     def source_meta(self) -> SourceMeta:
         return SourceMeta(title=self.title, doi=self.doi, licence=self.licence, licence_url=self.licence_url,

@@ -166,10 +166,10 @@ class Fetcher:
             return self._decide(_record(c, "skipped", "duplicate_doi", f"already downloaded as {owner}"))
         # failed before at this URL: runs in a row so far (a line written before failed_runs existed counts 1)
         failed_runs = max(old.failed_runs, 1) if old and old.status == "failed" and old.source_url == c.pdf_url else 0
-        if failed_runs >= self.s.give_up_after and not self.s.retry_failed:
-            return f"gave_up:{old.reason}"
         target = self.out / c.file_name
         found = check_pdf_file(target) if target.is_file() else None  # renamed in place, then killed before its line
+        if failed_runs >= self.s.give_up_after and not self.s.retry_failed and not (found and found.ok):
+            return f"gave_up:{old.reason}"
         got = found if found and found.ok else self.http.download_pdf(c.pdf_url, target, int(self.s.max_mb * 1e6))
         if not got.ok:
             if (got.reason or "").startswith("http_error") or got.reason in ("network_error", "truncated"):
