@@ -147,7 +147,7 @@ def read_checked(path: Path) -> dict[str, bytes]:
                 if len(parts) == 6 and all(p.isdigit() for p in parts[1:]):
                     try:
                         known[parts[0]] = _CHECKED.pack(*map(int, parts[1:]))
-                    except struct.error:
+                    except (struct.error, ValueError):  # ValueError: a digit int() refuses ('²' is isdigit)
                         continue
     except (OSError, UnicodeDecodeError):
         return {}

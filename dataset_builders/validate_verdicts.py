@@ -89,4 +89,4 @@ def read_verdicts(path: Path, key: str) -> dict[bytes, str]:
     header, _, body = text.partition("\n")
     if header != f"#{key}" or _LINES.fullmatch(body) is None:
         return {}
-    return {bytes.fromhex(line[:32]): line[33:] for line in body.splitlines()}
+    return {bytes.fromhex(line[:32]): line[33:] for line in body.split("\n")[:-1]}  # not splitlines: \x85, \u2028 … may be in a path

@@ -504,3 +504,20 @@ def test_validation_verdicts_skip_clean_lines_and_ignore_a_broken_cache(built, t
     assert parsed and all(victim.name in text for text in parsed)  # only the lines showing that image
     assert third.max_image_tokens > first.max_image_tokens
     assert check_dataset(ds, BuildConfig()).max_image_tokens == third.max_image_tokens
+
+
+def test_a_verdict_whose_image_path_holds_a_unicode_line_break_is_read_not_a_crash(tmp_path: Path) -> None:
+    """str.splitlines breaks at \\x85 and \\u2028 too: the file is split at its newlines only."""
+    from dataset_builders.validate_verdicts import read_verdicts
+
+    path = tmp_path / "export_verdicts.tsv"
+    path.write_text("#k\n" + "ab" * 16 + "\t3\t9\timages/a\u2028b.jpg\t4\t5\n", encoding="utf-8")
+    assert read_verdicts(path, "k") == {bytes.fromhex("ab" * 16): "3\t9\timages/a\u2028b.jpg\t4\t5"}
+
+
+def test_an_image_size_line_with_a_non_ascii_digit_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    from dataset_builders.validate import read_checked
+
+    path = tmp_path / "export_image_sizes.tsv"
+    path.write_text("images/a.jpg\t4\t5\t6\t7\t8\nimages/b.jpg\t\u00b2\t5\t6\t7\t8\n", encoding="utf-8")
+    assert list(read_checked(path)) == ["images/a.jpg"]
