@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from test_mine import jpeg_bytes, mine_one, png_bytes, text, texture
 from test_mine_layouts import FILLER, scanned, thesis_chapter
 
-from dataset_builders.pdf.background import MAX_EDGE_SHARE, edge_share
+from dataset_builders.pdf.background import MAX_EDGE_SHARE, _probe, edge_share
 
 SLIDE = (960, 540)  # Marp's 16:9 slide in points
 
@@ -48,8 +48,7 @@ def slide_deck(background: bytes, photo: bool = True):
 
 def test_template_backgrounds_are_uniform_and_pictures_are_not():
     def share(img: Image.Image) -> float:
-        small = img.convert("L").resize((200, round(200 * img.height / img.width)), Image.BOX)
-        return edge_share(np.asarray(small))
+        return edge_share(_probe(img))  # the miner's own reduction
 
     assert share(white_with_logo()) <= MAX_EDGE_SHARE and share(gradient()) <= MAX_EDGE_SHARE
     assert share(texture(1280, 720, 3)) > 5 * MAX_EDGE_SHARE
@@ -96,3 +95,12 @@ def test_a_near_blank_page_of_a_scanned_document_is_not_a_background(tmp_path):
 
     rec, _, _ = mine_one(tmp_path, scanned(two_pages, text_layer=False), ocr="off")
     assert [f.page for f in rec.figures] == [1, 2] and rec.skipped == []  # both page images, as before
+
+
+def test_a_full_page_image_whose_picture_is_in_its_soft_mask_is_not_a_background(tmp_path):
+    """Flat colour channels, the drawing in the alpha channel (a PDF /SMask): judged as a picture, kept."""
+    rgba = Image.new("RGBA", (1280, 720), (30, 30, 30, 0))
+    rgba.putalpha(texture(1280, 720, 5))
+    rec, _, result = mine_one(tmp_path, slide_deck(png_bytes(rgba), photo=False))
+    assert [f.bbox for f in rec.figures] == [(0, 0, 960, 540)] * 3
+    assert "page_backgrounds" not in result.counts

@@ -22,7 +22,6 @@ title page: 3 of the 19 pages of the registry's photocopied chapter).
 
 from __future__ import annotations
 
-import hashlib
 import io
 
 import numpy as np
@@ -30,7 +29,7 @@ import pymupdf
 from PIL import Image
 
 from dataset_builders.pdf.geometry import box_height, box_width
-from dataset_builders.pdf.images import Graphic, pil_from_pixmap
+from dataset_builders.pdf.images import Graphic, pil_from_pixmap, stream_digest
 
 BACKGROUND_COVER = 0.9  # share of the page area an image must cover to be a page background
 PROBE_PX = 200  # long side of the reduced copy the pixels are judged on
@@ -88,12 +87,12 @@ class BackgroundProbe:
         return self.by_xref[g.xref]
 
     def _judge(self, g: Graphic) -> bool:
-        try:
-            raw = self.doc.xref_stream_raw(g.xref)
-        except Exception:  # noqa: BLE001 - an unreadable stream is not a background we can see
+        digest = stream_digest(self.doc, g.xref)
+        if digest is None:  # an unreadable stream is not a background we can see
             return False
-        digest = hashlib.md5(raw).hexdigest()
+        if self.doc.xref_get_key(g.xref, "SMask")[0] != "null":  # its picture may live in its mask alone
+            return False
         if digest not in self.by_digest:
-            grey = _decode_small(self.doc, g, raw)
+            grey = _decode_small(self.doc, g, self.doc.xref_stream_raw(g.xref))
             self.by_digest[digest] = grey is not None and edge_share(grey) <= MAX_EDGE_SHARE
         return self.by_digest[digest]

@@ -160,11 +160,9 @@ def repeated_keys(doc: pymupdf.Document, pages: list[tuple[int, list[Graphic]]],
             if g.kind != "image" or BAND * h < cy < (1 - BAND) * h:
                 continue
             seen.setdefault(("x", g.xref), set()).add(number)
-            try:
-                digest = hashlib.md5(doc.xref_stream_raw(g.xref)).hexdigest()
-            except Exception:  # noqa: BLE001, S112 - an unreadable stream is matched by xref only
-                continue
-            seen.setdefault(("d", digest), set()).add(number)
+            digest = stream_digest(doc, g.xref)
+            if digest is not None:  # an unreadable stream is matched by xref only
+                seen.setdefault(("d", digest), set()).add(number)
     return {k for k, v in seen.items() if len(v) >= REPEAT_PAGES}
 
 
@@ -176,10 +174,17 @@ def is_repeated(doc: pymupdf.Document, g: Graphic, keys: set, h: float) -> bool:
         return False
     if ("x", g.xref) in keys:
         return True
+    digest = stream_digest(doc, g.xref)
+    return digest is not None and ("d", digest) in keys
+
+
+def stream_digest(doc: pymupdf.Document, xref: int) -> str | None:
+    """md5 of an image's raw (still encoded) stream: the same picture under another xref has the same one;
+    None when the stream can not be read."""
     try:
-        return ("d", hashlib.md5(doc.xref_stream_raw(g.xref)).hexdigest()) in keys
-    except Exception:  # noqa: BLE001
-        return False
+        return hashlib.md5(doc.xref_stream_raw(xref)).hexdigest()
+    except Exception:  # noqa: BLE001 - MuPDF raises its own types for broken streams
+        return None
 
 
 # --- saving images ---------------------------------------------------------------------------------
