@@ -140,7 +140,7 @@ def _separates(blocks: np.ndarray, picture: np.ndarray, line: np.ndarray, top: i
 def row_seams(region: np.ndarray) -> list[tuple[int, int, float]]:
     """Horizontal seams of a region (grey, rows x cols): (end of the piece above, start of the piece below,
     strength). A bare seam has end == start; a separator line lies between them."""
-    region = region.astype(np.float32)
+    region = np.asarray(region, dtype=np.float32)  # no copy when the caller converted the figure once
     height = region.shape[0]
     g = SEAM_GAP
     if height < 6 * g or region.shape[1] < MIN_SEGMENT:
@@ -227,6 +227,7 @@ def find_seam_cells(grey: np.ndarray, cells: list[Cell], n: int) -> list[Cell] |
     height, width = grey.shape
     if n <= len(cells):
         return None
+    grey = np.asarray(grey, dtype=np.float32)  # once, not per region and depth
     out = [c for cell in cells for c in _split(grey, cell, MIN_PIECE * width, MIN_PIECE * height)]
     return out if len(out) == n else None
 
