@@ -295,12 +295,10 @@ def _count(labels: Counter[LabelSummary], field: str, skip: str | None = None) -
     return counts
 
 
-def labelling_data(paths: StagePaths, labels: Counter[LabelSummary] | list[LabelRecord]) -> dict:
+def labelling_data(paths: StagePaths, labels: Counter[LabelSummary]) -> dict:
     """Label prompt versions, label origins, and the model-vs-caption-rules disagreements.
 
-    labels: the records, or how many there are of each (status, origin, prompt version)."""
-    if not isinstance(labels, Counter):
-        labels = Counter(LabelSummary(r.status, r.origin, r.prompt_version) for r in labels)
+    labels: how many label records there are of each (status, origin, prompt version)."""
     sources = _jsonl(sources_path(paths), LabelSources)
     compared = [s for s in sources if s.model_status == "labelled"]
     disagreeing = [s for s in compared if s.disagrees]

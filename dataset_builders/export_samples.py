@@ -10,7 +10,7 @@ start with its original's) raise NotStreamable: export then falls back to `colle
 every sample and sorts, as before -- the same samples in the same order, so the same dataset files.
 
 Usage:
-    split_of, duplicates = split_assignments(paths)
+    split_of = split_assignments(paths)
     for sample in stream_samples(paths, split_of, problems): ...
 """
 
