@@ -33,7 +33,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from dataset_builders.licences import KNOWN_IDS, UNKNOWN, licence_url
-from dataset_builders.records import PaperPanels, SourceMeta
+from dataset_builders.records import SourceMeta
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import write_json_atomic, write_text_atomic
 
