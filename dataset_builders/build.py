@@ -20,7 +20,6 @@ import shutil
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 from pydantic import ValidationError
 

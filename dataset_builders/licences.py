@@ -73,7 +73,7 @@ def find_licence(text: str) -> tuple[str, str | None] | None:
     -> (licence id, licence URL); None when the text names no licence."""
     hits: list[tuple[int, str, str | None]] = []
     for m in _CC_URL.finditer(text):
-        kind, name, version = m.group(1).lower(), m.group(2).lower(), m.group(3)
+        kind, name = m.group(1).lower(), m.group(2).lower()
         licence = "cc0" if kind == "publicdomain" and name == "zero" else (
             "public-domain" if kind == "publicdomain" else _cc_id(name.split("-")))
         if licence:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,10 @@ from eval.benchmark import load_benchmark
 from eval.circular import option_orders, rotation_parse, rotation_prompt
 from eval.letters import read_letter
 from eval.records import read_run
-from eval.report import build_report
 from eval.run import RunConfig, main, run_eval
 from eval.tasks import LETTERS, get_task
 
-from support.eval_classes import answer_letter, lettered_choices, make_class_benchmark
+from support.eval_classes import answer_letter, make_class_benchmark
 from support import Reply, ScriptedServer
 
 TECH, MAT = get_task("microscopy_technique"), get_task("material_category")

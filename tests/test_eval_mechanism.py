@@ -4,7 +4,6 @@ logged and cached, against the scripted server) and context levels; metrics agai
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
@@ -91,7 +90,6 @@ def test_oracle_features_with_rules_offline_and_metrics_vs_sklearn(tmp_path):
 
 def test_hybrid_both_calls_logged_and_cached_with_context(tmp_path):
     csv_path = make_class_benchmark(tmp_path / "bench", ROWS)
-    truth = {r["item_id"]: r for r in ROWS}
 
     def respond(body, key, n):
         text = prompt_text(body)

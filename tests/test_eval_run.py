@@ -5,8 +5,6 @@ against the endpoint slurm/serve.sh wrote."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import os
 import re

@@ -6,7 +6,6 @@ parse-failure rate and the per-sample log equal an independent count made here, 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

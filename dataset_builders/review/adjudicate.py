@@ -109,7 +109,6 @@ def adjudication_project(client: ls.LabelStudioClient, dest: Path, tasks: list[d
     client.import_tasks(project, tasks)
     write_json_atomic(record, {**info, "adjudication": project, "adjudication_items": items})
     return project
-    return data
 
 
 def consensus(out: Path, adjudicated: dict[str, Answer]) -> list[dict]:

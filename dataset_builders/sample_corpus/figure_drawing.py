@@ -16,7 +16,7 @@ from fracto_core.vocabulary import sort_features
 
 from .blocks import Block
 from .figures import Figure, FigurePlanner, Panel
-from .page_layout import X0, X1, as_box, put_text, sha256_hex
+from .page_layout import X0, as_box, put_text, sha256_hex
 from .textures import KINDS
 from .truth import Box, TruthFigure, TruthImage, TruthPanel
 
