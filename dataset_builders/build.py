@@ -24,6 +24,7 @@ from collections import Counter
 from pydantic import ValidationError
 
 from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
+from dataset_builders.mine import MINE_SETTINGS
 from dataset_builders.stages import STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
@@ -31,7 +32,7 @@ from dataset_builders.workers import keep_freed_memory
 from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
-CACHED_SETTINGS = ("render_dpi", "min_figure_px", "max_image_pixels", "excerpt_chars", "ocr")
+CACHED_SETTINGS = MINE_SETTINGS
 
 
 class BuildError(Exception):

@@ -3,9 +3,11 @@
 Reads every file under ``config.papers`` (the papers folder, recursively); writes
 OUT/stages/mine/<paper_id>/paper.json (a PaperRecord) and that paper's figure images beside it. Files that
 are not PDFs, or that cannot be mined, become Problems in the stage result.
-A paper whose paper.json exists is resumed, except one mined while Tesseract was missing
-(``PaperRecord.ocr == "unavailable"``) when Tesseract is there now: it is mined (and split into panels) again,
-alone; the counts say ``ocr_remined``.
+A paper whose paper.json exists is resumed while its key (stages/mine/<paper_id>/paper.key, stage_cache: a
+fingerprint of this module, the modules it imports and the settings in MINE_SETTINGS) is current; one mined by
+other code (a changed rule) is mined and split into panels again, the counts say ``code_remined``. So is one
+mined while Tesseract was missing (``PaperRecord.ocr == "unavailable"``) once Tesseract is there:
+``ocr_remined``.
 
 Usage (alone): python -c "from dataset_builders import mine; ..." -- normally run by
 ``python -m dataset_builders.build``.
@@ -48,7 +50,7 @@ from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expa
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
-from dataset_builders.pdf.ocr import bare_page, ocr_now_possible, read_bare_pages
+from dataset_builders.pdf.ocr import bare_page, read_bare_pages, tessdata
 from dataset_builders.pdf.ocr_text import join_caption_labels, restore_chapter_dots
 from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
@@ -65,11 +67,14 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.sources import apply_source, refresh_source
+from dataset_builders.stage_cache import StageKeys, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_model_atomic
 
 STAGE = "mine"
+# the settings a paper record depends on (part of its key; build.py refuses to mix them without --fresh)
+MINE_SETTINGS = ("render_dpi", "min_figure_px", "max_image_pixels", "excerpt_chars", "ocr")
 
 
 # --- one paper -------------------------------------------------------------------------------------
@@ -125,6 +130,7 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
         problems += [_problem(source_rel, "scan_without_text_layer", unread, paper_id)] if unread else []  # pdf.ocr
         record.problems = problems  # kept in the record: a resumed run reports the same lines
         apply_source(record, source)
+        write_record_key(folder / "paper.key", record_key(config))
         write_model_atomic(folder / "paper.json", record, durable=False)  # unreadable -> mined again
     problems = problems + paper_problems(record)
     return MineOutcome(problems, {"mined": 1, **_record_counts(record)})
@@ -409,10 +415,30 @@ def _fetch_bookkeeping(path: Path) -> bool:
     return path.name == MANIFEST_NAME or (path.name.startswith(".") and path.name.endswith(".part"))
 
 
+def record_key(config: BuildConfig) -> str:
+    """The key of the paper records this code makes with these settings (stage_cache.StageKeys)."""
+    return StageKeys(["dataset_builders.mine"], {name: getattr(config, name) for name in MINE_SETTINGS}).base
+
+
+def resumable(paths: StagePaths, paper_id: str, key: str, ocr: str) -> tuple[PaperRecord | None, str]:
+    """(its record, "") when the paper is resumed, else (None, why it is mined again: the count's name, "" for an
+    unreadable record): made by other code or settings, or its scan left unread for want of Tesseract."""
+    if not record_is_current(paths.mine / paper_id / "paper.key", key):
+        return None, "code_remined"
+    try:
+        record = read_model(paths.mine / paper_id / "paper.json", PaperRecord)
+    except ValueError:
+        return None, ""
+    if record.ocr == "unavailable" and ocr != "off" and tessdata() is not None:
+        return None, "ocr_remined"
+    return record, ""
+
+
 def forget_paper(paths: StagePaths, paper_id: str) -> None:
     """Delete a paper's mine and panels outputs, panels first (a kill in between leaves the mine record, which
     asks for this again; never a panels file of a paper mined anew)."""
     (paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
+    (paths.panels / f"{paper_id}.key").unlink(missing_ok=True)
     shutil.rmtree(paths.panels / paper_id, ignore_errors=True)
     shutil.rmtree(paths.mine / paper_id, ignore_errors=True)
 
@@ -433,6 +459,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB;
     # a file hashed by an earlier build and unchanged since (inode, size, mtime) is not read again
     checked = check_files(files, paths.stages / "mine_ids.tsv", config.workers)
+    key = record_key(config)
     for idx, (f, (pid, why)) in enumerate(zip(files, checked)):
         rel = f.relative_to(root).as_posix()
         if why is not None:
@@ -444,25 +471,20 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             slots[idx].append(_problem(rel, "duplicate_pdf", f"same bytes as {seen[pid]}", pid))
             continue
         seen[pid] = rel
-        done = paths.mine / pid / "paper.json"
-        if done.exists():
-            try:
-                record = read_model(done, PaperRecord)
-                again = ocr_now_possible(record, config.ocr)  # mined while Tesseract was missing: it is there now
-                if not again:
-                    counts["resumed"] += 1
-                    source = manifests.lookup(pid, rel) if manifests else None
-                    if source is not None and refresh_source(paths, record, source.source_meta()):
-                        counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
-                    for k, v in _record_counts(record).items():
-                        counts[k] = counts.get(k, 0) + v
-                    slots[idx] += record.problems + paper_problems(record)
-                    continue
-            except ValueError:
-                again = False  # unreadable record: mine again
+        if (paths.mine / pid / "paper.json").exists():
+            record, again = resumable(paths, pid, key, config.ocr)
+            if record is not None:
+                counts["resumed"] += 1
+                source = manifests.lookup(pid, rel) if manifests else None
+                if source is not None and refresh_source(paths, record, source.source_meta()):
+                    counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
+                for k, v in _record_counts(record).items():
+                    counts[k] = counts.get(k, 0) + v
+                slots[idx] += record.problems + paper_problems(record)
+                continue
+            forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
             if again:
-                forget_paper(paths, pid)
-                counts["ocr_remined"] = counts.get("ocr_remined", 0) + 1
+                counts[again] = counts.get(again, 0) + 1
         source = manifests.lookup(pid, rel) if manifests else None
         tasks.append((idx, (str(f), rel, pid, str(paths.out), config, source.source_meta() if source else None)))
 

@@ -241,13 +241,13 @@ def _corner_glyphs(grey: np.ndarray, cell: Cell) -> list[tuple[np.ndarray, int, 
     x0, y0, x1, y1 = cell
     w, h = x1 - x0, y1 - y0
     cw, ch = max(12, int(w * 0.22)), max(12, int(h * 0.22))
-    windows = ((x0, y0), (x1 - cw, y0), (x0, y1 - ch), (x1 - cw, y1 - ch))
+    # a cell under 12 px that ends within 12 px of the figure's top or left edge: its far windows start at 0
+    # (a negative start would wrap around the array and cut the window to nothing)
+    windows = ((x0, y0), (max(0, x1 - cw), y0), (x0, max(0, y1 - ch)), (max(0, x1 - cw), max(0, y1 - ch)))
     masks = []  # (corner index, ink mask): the order the components were numbered in, corner by corner
     for corner_index, (cx, cy) in enumerate(windows):
         corner = grey[cy:cy + ch, cx:cx + cw]
         masks += [(corner_index, corner < 100), (corner_index, corner > 200)]
-    if any(ink.size == 0 for _, ink in masks):  # a window cut to nothing (a cell under 12 px at the figure's
-        raise ValueError("empty corner window")  # top or left edge): find_objects raised for it; the figure fails
     width = max(ink.shape[1] for _, ink in masks)
     offsets = np.cumsum([0] + [ink.shape[0] + 1 for _, ink in masks])
     stack = np.zeros((int(offsets[-1]), width), bool)

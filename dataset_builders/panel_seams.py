@@ -83,9 +83,9 @@ def _corr(blocks: np.ndarray, a: np.ndarray | int, b: np.ndarray | int) -> np.nd
     return (x * y).sum(axis=-1) / np.maximum(den, 1e-6)
 
 
-def _broken(blocks: np.ndarray, picture: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-    """Per candidate bare seam (rows `top` above it and `bottom` below it, SEAM_GAP apart; rows top + 1 and
-    bottom - 1 meet at it): the share of segments where the picture breaks; 0 where too few segments are
+def _broken(blocks: np.ndarray, picture: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Per candidate bare seam y (the cut between rows y - 1 and y; compared are rows top = y - 2 and bottom =
+    y + 1, SEAM_GAP apart): the share of segments where the picture breaks; 0 where too few segments are
     picture (not paper) on both sides. A segment breaks when
     * the change across (rows top and bottom, or the two rows meeting at the seam: JPEG blurs a seam over a
       pixel or two) is BREAK_RATIO times the change between rows as far apart on either side; or
@@ -94,18 +94,23 @@ def _broken(blocks: np.ndarray, picture: np.ndarray, top: np.ndarray, bottom: np
       and the texture changes across it too (WEAK_BREAK, or unrelated rows): one photograph's texture runs on
       across a brightness step.
     This must hold in SEAM_SHARE of the segments at one row: one photograph's edges and interfaces are not
-    straight to the pixel along its whole span."""
-    d = bottom - top
+    straight to the pixel along its whole span.
+    Every change and correlation compares rows 1 or SEAM_GAP apart: each is computed once per row (change1[r]:
+    rows r and r + 1, change3[r]: r and r + 3, corr1[r]: r and r + 1) and looked up per candidate."""
+    d = SEAM_GAP
+    top, bottom = ys - 2, ys + 1
     floor = 2.0  # grey levels: a flat side is not infinitely smooth (JPEG noise)
-    across = _change(blocks, top, bottom)
-    ratio = across / np.maximum(np.maximum(_change(blocks, top - d, top), _change(blocks, bottom, bottom + d)), floor)
-    near = np.maximum(_change(blocks, top - 1, top), _change(blocks, bottom, bottom + 1))
-    at_seam = _change(blocks, top + 1, bottom - 1)
+    rows = np.arange(blocks.shape[0])
+    change1, corr1 = _change(blocks, rows[:-1], rows[1:]), _corr(blocks, rows[:-1], rows[1:])
+    change3 = _change(blocks, rows[:-d], rows[d:])
+    across = change3[top]
+    ratio = across / np.maximum(np.maximum(change3[top - d], change3[bottom]), floor)
+    near = np.maximum(change1[top - 1], change1[bottom])
+    at_seam = change1[top + 1]  # rows y - 1 and y, meeting at the seam
     texture = ((ratio >= BREAK_RATIO) & (across >= MIN_CHANGE)) | \
         ((at_seam >= BREAK_RATIO * np.maximum(near, floor)) & (at_seam >= MIN_CHANGE))
-    a, b = top + 1, bottom - 1  # the rows meeting at the seam
-    side_corr = np.minimum(_corr(blocks, a - 1, a), _corr(blocks, b, b + 1))
-    unrelated = (_corr(blocks, a, b) < RUNS_ON * side_corr) & (side_corr >= SIDE_CORR)
+    side_corr = np.minimum(corr1[top], corr1[bottom - 1])  # each pair of rows meeting and its neighbours
+    unrelated = (corr1[top + 1] < RUNS_ON * side_corr) & (side_corr >= SIDE_CORR)
     mean = blocks.mean(axis=-1)
     step = np.abs(mean[top] - mean[bottom])
     drift = np.maximum(np.abs(mean[top - d] - mean[top]), np.abs(mean[bottom] - mean[bottom + d]))
@@ -148,7 +153,7 @@ def row_seams(region: np.ndarray) -> list[tuple[int, int, float]]:
     blocks, picture, uniform = _line_stats(region)
     # bare seams: the cut at y lies between rows y - 1 and y; compared are rows y - 2 and y + 1
     ys = np.arange(g + 2, height - g - 1)
-    shares = _broken(blocks, picture, ys - 2, ys + 1)
+    shares = _broken(blocks, picture, ys)
     found = [(int(y), int(y), float(s)) for y, s in zip(ys, shares) if s >= SEAM_SHARE]
     # separator lines: thin runs of uniform rows, compared on the rows just outside them (1-3 px off: anti-aliasing)
     runs = np.flatnonzero(np.diff(np.concatenate(([0], uniform.astype(np.int8), [0]))))

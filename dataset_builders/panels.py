@@ -4,7 +4,8 @@ Usage:
     python -m dataset_builders.build --from-stage panels --to-stage panels
 
 Reads stages/mine/<paper_id>/paper.json (PaperRecord) and writes stages/panels/<paper_id>.json
-(PaperPanels), with cropped panel images in stages/panels/<paper_id>/.
+(PaperPanels), with cropped panel images in stages/panels/<paper_id>/; resumed while <paper_id>.key (the
+fingerprint of this code, stage_cache) is current, else split again ("code_resplit").
 
 How a figure becomes panels:
 - multi_raster (the PDF holds one image per panel): every part is a panel ("parts"); its letter is the
@@ -45,6 +46,7 @@ only for them, so a JPEG is decoded at reduced scale (jpeg.decode_for_statistics
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,7 @@ from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box, FigurePart, FigureRecord, PanelRecord, PaperPanels, PaperRecord, Problem, SourceMeta, StageResult,
 )
+from dataset_builders.stage_cache import StageKeys, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
@@ -437,16 +440,20 @@ def _sort_key(panel: PanelRecord, index: int) -> tuple:
     return (panel.letter is None, panel.letter or "", index)
 
 
-def process_paper(out: str, paper_json: str) -> tuple[str, dict[str, int], list[Problem]]:
-    """Write one paper's panels JSON (+ crops); returns (paper_id or "", counts, problems)."""
+def process_paper(out: str, paper_json: str, key: str) -> tuple[str, dict[str, int], list[Problem]]:
+    """Write one paper's panels JSON (+ crops); returns (paper_id or "", counts, problems). key: of this code."""
     paths = StagePaths(Path(out))
-    counts: dict[str, int] = {}
     target = paths.panels / f"{Path(paper_json).parent.name}.json"  # mine writes stages/mine/<paper_id>/paper.json
+    current = record_is_current(target.with_suffix(".key"), key)  # else split by other code (a changed rule)
+    counts: dict[str, int] = {} if current or not target.exists() else {"code_resplit": 1}
     if target.exists():
         try:  # resumed: report the same problems as the run that wrote it
-            return target.stem, {"papers_resumed": 1}, read_model(target, PaperPanels).problems
+            if current:
+                return target.stem, {"papers_resumed": 1}, read_model(target, PaperPanels).problems
         except ValueError:
             pass  # unreadable: split again
+        target.unlink()  # before the new key is written: a kill in between leaves no record to resume
+        shutil.rmtree(paths.panels / target.stem, ignore_errors=True)
     try:
         paper = read_model(Path(paper_json), PaperRecord)
     except Exception as exc:  # noqa: BLE001 - a broken record is a problem, not a crash
@@ -466,20 +473,22 @@ def process_paper(out: str, paper_json: str) -> tuple[str, dict[str, int], list[
         panels.extend(p for _, p in sorted(enumerate(got), key=lambda ip: _sort_key(ip[1], ip[0])))
     record = PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf, panels=panels, problems=problems,
                          **paper.model_dump(include=set(SourceMeta.model_fields)))
+    write_record_key(target.with_suffix(".key"), key)
     write_model_atomic(target, record, durable=False)  # a record a power loss left unreadable is split again
-    counts = {"papers": 1, "figures": len(paper.figures), "panels": len(panels)}
+    counts |= {"papers": 1, "figures": len(paper.figures), "panels": len(panels)}
     for p in panels:
         counts[f"split_{p.split_method}"] = counts.get(f"split_{p.split_method}", 0) + 1
     return paper.paper_id, counts, problems
 
 
-def _process_star(args: tuple[str, str]) -> tuple[str, dict[str, int], list[Problem]]:
+def _process_star(args: tuple[str, str, str]) -> tuple[str, dict[str, int], list[Problem]]:
     return process_paper(*args)
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Split every mined paper's figures into panels (parallel over papers, resumable per paper)."""
-    jobs = [(str(paths.out), str(p)) for p in sorted(paths.mine.glob("*/paper.json"))]
+    key = StageKeys(["dataset_builders.panels"]).base  # no setting decides the panels (stage_cache)
+    jobs = [(str(paths.out), str(p), key) for p in sorted(paths.mine.glob("*/paper.json"))]
     paths.panels.mkdir(parents=True, exist_ok=True)
     result = StageResult(stage=STAGE, counts={"papers": 0, "papers_resumed": 0, "papers_failed": 0,
                                               "figures": 0, "panels": 0})

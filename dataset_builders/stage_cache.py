@@ -12,6 +12,11 @@ only when nothing that decides it changed: its key is the sha256 of
 Both stages make their keys with one function, ``StageKeys.paper`` (code + settings + a panels file's bytes;
 the label stage's group keys are made of those paper keys, ``StageKeys.of``).
 
+The per-paper records of mine (stages/mine/<id>/paper.json) and panels (stages/panels/<id>.json) are their
+own cache: each is written after a key file beside it (``write_record_key``: the ``StageKeys.base`` of the code
+and settings that made it) and resumed only while that key is current (``record_is_current``); a record
+without one (written before keys existed, or by other code) is made again.
+
 The cache file (``stages/<stage>_cache.txt``) holds entries in id order, each a header line
 ``#<id>\\t<key>\\t<meta>\\t<n>`` and the n JSON lines the stage wrote for it, byte for byte, so a reused
 result is copied, not re-serialised. It is written atomically beside the stage's output; a missing, old or
@@ -34,7 +39,7 @@ from functools import cache
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from fracto_core.files import file_sha256
+from fracto_core.files import file_sha256, write_text_atomic
 
 PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
 # part of every key: a change of the file layout or of how keys are made (2: StageKeys) invalidates old files
@@ -154,6 +159,20 @@ class StageKeys:
     def of(self, *parts: str) -> str:
         """The key of a result computed from several inputs (e.g. paper keys and a group's JSON)."""
         return entry_key(self.base, *parts)
+
+
+def record_is_current(key_file: Path, key: str) -> bool:
+    """Was the per-paper record beside key_file made with this key (its code and settings)?"""
+    try:
+        return key_file.read_text(encoding="utf-8") == f"{key}\n"
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_record_key(key_file: Path, key: str) -> None:
+    """Written before the record it keys, once an older record is gone (a kill in between leaves no record,
+    which is made again)."""
+    write_text_atomic(key_file, f"{key}\n", durable=False)
 
 
 class Entry(NamedTuple):

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from test_mine import jpeg_bytes, mine_one, png_bytes, text, texture
 from test_mine_layouts import FILLER, scanned, thesis_chapter
 
+from dataset_builders.pdf import background
 from dataset_builders.pdf.background import MAX_EDGE_SHARE, _probe, edge_share
 
 SLIDE = (960, 540)  # Marp's 16:9 slide in points
@@ -32,16 +33,22 @@ def gradient() -> Image.Image:
     return Image.fromarray(rgb)
 
 
-def slide_deck(background: bytes, photo: bool = True):
+def slide_deck(background: bytes, photo: bool = True, xref_per_slide: bool = False):
+    """Three slides on one template. PyMuPDF stores an image inserted again into one document once (one xref on
+    every slide); xref_per_slide makes each slide apart and joins them, so each has its own copy of the same
+    bytes under a new xref, as Marp decks do."""
     def build(path: Path) -> None:
         doc = pymupdf.open()
-        for k in range(3):  # a template is repeated on every slide (Marp: a new xref per slide)
-            p = doc.new_page(width=SLIDE[0], height=SLIDE[1])
+        for k in range(3):
+            slide = pymupdf.open() if xref_per_slide else doc
+            p = slide.new_page(width=SLIDE[0], height=SLIDE[1])
             p.insert_image(p.rect, stream=background)
             text(p, (40, 50, 440, 90), f"Fatigue fracture, slide {k + 1}", size=20)
             text(p, (40, 120, 440, 400), FILLER)
             if photo:
                 p.insert_image(pymupdf.Rect(560, 150, 860, 450), stream=jpeg_bytes(texture(600, 600, 40 + k)))
+            if slide is not doc:
+                doc.insert_pdf(slide)
         doc.save(path)
     return build
 
@@ -63,6 +70,21 @@ def test_a_white_full_page_raster_under_a_slide_is_skipped_and_the_photo_is_one_
     backgrounds = [s for s in rec.skipped if s.reason == "page_background"]
     assert [s.page for s in backgrounds] == [1, 2, 3] and backgrounds[0].bbox == (0, 0, 960, 540)
     assert result.counts["page_backgrounds"] == 3
+
+
+def test_one_template_under_a_new_xref_on_every_slide_is_decoded_once(tmp_path, monkeypatch):
+    """The probe's verdict by the raw stream's digest: three xrefs of the same bytes, one decode."""
+    decoded: list[int] = []
+    real = background._decode_small
+    monkeypatch.setattr(background, "_decode_small", lambda doc, g, raw: decoded.append(g.xref) or real(doc, g, raw))
+    deck = slide_deck(png_bytes(white_with_logo()), xref_per_slide=True)
+    deck(tmp_path / "deck.pdf")
+    with pymupdf.open(tmp_path / "deck.pdf") as doc:
+        xrefs = [min(x[0] for x in page.get_images()) for page in doc]  # the template, the first image placed
+    assert len(set(xrefs)) == 3, xrefs
+    rec, _, result = mine_one(tmp_path, deck)
+    assert [len(f.parts) for f in rec.figures] == [1, 1, 1] and result.counts["page_backgrounds"] == 3
+    assert len(decoded) == 1 and decoded[0] in xrefs
 
 
 def test_a_gradient_template_is_skipped_whether_png_or_jpeg(tmp_path):

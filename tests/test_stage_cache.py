@@ -22,7 +22,6 @@ from dataset_builders.stage_cache import (
     code_fingerprint,
     code_modules,
     entry_key,
-    file_digest,
     iter_entries,
     write_entry,
 )
@@ -161,20 +160,30 @@ def test_filter_and_label_make_their_keys_with_one_function(built: Path) -> None
 
 
 def test_a_cache_of_the_previous_format_is_ignored(built: Path, tmp_path: Path, monkeypatch) -> None:
-    """A filter cache written by the builder before StageKeys (format 1, keys made another way) is not reused:
-    the format is part of every key."""
+    """A filter cache whose keys are made exactly as this code makes them, but under the previous format
+    (stage-cache-1), is not reused: the format is part of every key. Fails if CACHE_FORMAT is not bumped."""
     paths = _copy(built, tmp_path)
     first = paths.filter.read_bytes()
     cache = filter_stage.cache_path(paths)
-    with monkeypatch.context() as m:  # the fingerprint as format 1 made it (uncached: __wrapped__)
+    with monkeypatch.context() as m:  # this code's keys, as the builder would make them under format 1
         m.setattr(stage_cache, "CACHE_FORMAT", "stage-cache-1")
-        fingerprint = stage_cache.code_fingerprint.__wrapped__("dataset_builders.filter")
-    setting = f"filter_min_score={_config(paths).filter_min_score!r}"
+        code_fingerprint.cache_clear()
+        old_keys = filter_stage.paper_keys(paths, _config(paths))
+    code_fingerprint.cache_clear()
+    assert old_keys != filter_stage.paper_keys(paths, _config(paths)), "CACHE_FORMAT is still stage-cache-1"
     entries = list(iter_entries(cache))
-    with open(cache, "w", encoding="utf-8", newline="") as fh:  # the file as the old builder wrote it
+    with open(cache, "w", encoding="utf-8", newline="") as fh:
         for e in entries:
-            old_key = entry_key(fingerprint, setting, file_digest(paths.panels / f"{e.entry_id}.json"))
-            write_entry(fh, e.entry_id, old_key, e.meta, e.lines)
+            write_entry(fh, e.entry_id, old_keys[e.entry_id], e.meta, e.lines)
     result = filter_stage.run(paths, _config(paths), progress=False)
     assert result.counts["papers_resumed"] == 0 and paths.filter.read_bytes() == first
     assert filter_stage.run(paths, _config(paths), progress=False).counts["papers_resumed"] == len(entries) == 4
+
+
+def test_how_keys_are_made_is_pinned_to_the_cache_format(tmp_path: Path, monkeypatch) -> None:
+    """A change of how StageKeys makes keys changes this key: give it a new CACHE_FORMAT, then pin both anew."""
+    monkeypatch.setattr(stage_cache, "code_fingerprint", lambda *modules: f"code of {modules}")
+    (tmp_path / "p.json").write_bytes(b"{}")
+    key = StageKeys(["dataset_builders.filter"], {"filter_min_score": 1.0}).paper(tmp_path / "p.json")
+    pinned = ("stage-cache-2", "9bd158cf169de74cc274f893aa59073a9e6c3b7e9d4a28279086135a3759a8a9")
+    assert (stage_cache.CACHE_FORMAT, key) == pinned

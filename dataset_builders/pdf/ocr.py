@@ -32,7 +32,6 @@ from dataset_builders.pdf.ocr_text import join_caption_labels
 from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import SCAN_COVER, scan_graphics
 from dataset_builders.pdf.text import TEXT_FLAGS, Line, TextBlock, block_of, find_captions, page_blocks
-from dataset_builders.records import PaperRecord
 
 OCR_LANGUAGE = "eng"
 # OCR resolution, measured on a 150-dpi photocopier scan (one landscape page, two book pages): at 150 dpi
@@ -93,19 +92,6 @@ def read_bare_pages(doc: pymupdf.Document, pages: dict[int, pymupdf.Page], n_rea
         except Exception as exc:  # noqa: BLE001 - MuPDF/Tesseract errors on one page: it stays an image
             failed.append(f"{n} ({type(exc).__name__}: {exc})")
     return read, (f"page(s) {', '.join(failed)}: OCR failed; each stays one image" if failed else ""), "used"
-
-
-def mined_without_tesseract(record: PaperRecord) -> bool:
-    """Its scanned pages were left unread because Tesseract's data was missing when it was mined (a record
-    written before PaperRecord.ocr existed says so only in its problem line)."""
-    if record.ocr is not None:
-        return record.ocr == "unavailable"
-    return any(p.reason == "scan_without_text_layer" and "install tesseract-ocr" in p.detail for p in record.problems)
-
-
-def ocr_now_possible(record: PaperRecord, mode: str) -> bool:
-    """Mine this paper again: it was mined without Tesseract, which is there now (and --ocr is not off)."""
-    return mode != "off" and mined_without_tesseract(record) and tessdata() is not None
 
 
 def ocr_page(doc: pymupdf.Document, page: pymupdf.Page) -> PageRead:
