@@ -255,3 +255,50 @@ def test_features_of_the_thing_compared_are_no_labels(text, asserted, uncertain)
 ])
 def test_section_and_glass_senses_are_no_features(text):
     assert feature_sets(text) == (set(), set(), set())
+
+
+# --- synonyms from the field's terminology (ASM Handbook Vol. 12), spelling variants, other languages -------------
+
+@pytest.mark.parametrize("text, asserted", [
+    ("The overload zone shows micro-voids.", {"equiaxed dimples"}),
+    ("Fatigue striation marks run across the facet.", {STRIATIONS}),
+    ("Progression marks surround the fatigue origin.", {BEACH, "crack initiation site"}),
+    ("Several fish-eyes were found around inclusions.", {"fish-eye", "inclusion at origin"}),
+    ("Intercrystalline fracture with secondary micro-cracks.", {IG, "secondary cracks"}),
+    ("Transgranular brittle fracture in the centre.", {CLEAVAGE}),
+    ("River marks converge on the origin of fracture.", {RIVERS, "crack initiation site"}),
+    ("Un-melted powder and incomplete fusion near the surface.", {"unmelted powder particles", LOF}),
+    ("Matrix microcracking and fibre pull-outs.", {"matrix cracking", "fibre pull-out"}),
+    ("Wallner lines in the fracture mirrors.", {"mirror-mist-hackle"}),
+    # German, Spanish, French: the commonest terms of fractography textbooks in those languages
+    ("Die Bruchfläche zeigt Waben, Schwingstreifen und Rastlinien.", {"equiaxed dimples", STRIATIONS, BEACH}),
+    ("Der Bruchausgang liegt an der Oberfläche; interkristalliner Bruch.", {"crack initiation site", IG}),
+    ("Superficie de fractura con hoyuelos y estrías de fatiga.", {"equiaxed dimples", STRIATIONS}),
+    ("Faciès de rupture : cupules et stries de fatigue, clivage.", {"equiaxed dimples", STRIATIONS, CLEAVAGE}),
+])
+def test_field_synonyms_and_other_languages(text, asserted):
+    assert feature_sets(text)[0] == asserted
+
+
+@pytest.mark.parametrize("text, negated", [
+    ("Die Bruchfläche zeigt keine Waben.", {"equiaxed dimples"}),
+    ("Superficie sin estrías de fatiga.", {STRIATIONS}),
+    ("Surface sans cupules.", {"equiaxed dimples"}),
+])
+def test_negations_in_other_languages(text, negated):
+    assert feature_sets(text)[1] == negated
+
+
+@pytest.mark.parametrize("text", [
+    "Sandwichplatte mit Waben aus Aluminium.",  # a honeycomb core, not dimples
+    # the stages of ductile damage, shown on polished sections as often as on fracture surfaces
+    "Void nucleation, growth and coalescence.",
+    "Void growth and coalescence in the necked region.",
+    "Intercrystalline corrosion along the boundaries.",
+])
+def test_other_senses_of_the_new_synonyms(text):
+    assert feature_sets(text) == (set(), set(), set())
+
+
+def test_nickel_is_no_negation():
+    assert feature_sets("Ni-rich inclusions at the origin.")[0] == {"inclusion at origin"}

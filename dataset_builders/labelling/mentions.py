@@ -50,7 +50,10 @@ _PHRASES = vocabulary_matcher("loose")
 _FORWARD_CUE = re.compile(
     r"(?<![\w-])(?:no\s+evidence\s+of|no\s+signs?\s+of|no\s+traces?\s+of|no\s+indications?\s+of"
     r"|(?:the\s+)?absence\s+of|free\s+of|devoid\s+of|lack\s+of(?!\s*[-\s]?\s*fusion)|lacks|lacking|lacked"
-    r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|cannot|not(?!\s+only)|no(?!\s*\.))(?![\w-])",
+    r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|cannot|not(?!\s+only)|no(?!\s*\.)"
+    # German, Spanish, French (the vocabulary names their commonest features): "keine Waben", "ohne Schwingstreifen",
+    # "sin hoyuelos", "sans cupules", "pas de stries", "aucune strie"
+    r"|kein(?:e[mnrs]?)?|ohne|sin|sans|pas\s+de|pas\s+d['\u2019]|aucune?s?)(?![\w-])",
     re.IGNORECASE,
 )
 # Cues after which the scope may run over a verb ("did not show dimples", "is not dominated by dimples").
@@ -86,7 +89,7 @@ _HARD = re.compile(
 # A word before a full stop that makes it no sentence end: "Fig.", "e.g.", "et al.", an initial "J.". A lower-case
 # single letter is a panel letter ("in Fig. 2b. Cleavage ..."), so it does end the sentence.
 _ABBREVIATION_BEFORE_DOT = re.compile(
-    r"(?<![\w.])(?:(?i:figs?|eqs?|refs?|e\.g|i\.e|al|vs|approx|ca|cf|no|nos|resp|viz)|[A-Z])$")
+    r"(?<![\w.])(?:(?i:figs?|abb|eqs?|refs?|e\.g|i\.e|al|vs|approx|ca|cf|no|nos|resp|viz)|[A-Z])$")
 _SENTENCE_END = re.compile(r"[.!?](?=[\"'\u201d)\]]*(?:\s+[A-Z(\[]|\s*$))")
 
 
