@@ -302,3 +302,24 @@ def test_other_senses_of_the_new_synonyms(text):
 
 def test_nickel_is_no_negation():
     assert feature_sets("Ni-rich inclusions at the origin.")[0] == {"inclusion at origin"}
+
+
+@pytest.mark.parametrize("text, asserted, uncertain", [
+    # "it could be seen / may be observed that ..." reports what the image shows
+    ("It could be seen that dimples cover the surface.", {"equiaxed dimples"}, set()),
+    ("It may be clearly observed that cleavage facets dominate.", {CLEAVAGE}, set()),
+    # a modal "be" before the feature itself still hedges it
+    ("These may be fatigue striations.", set(), {STRIATIONS}),
+    ("They could be dimples.", set(), {"equiaxed dimples"}),
+])
+def test_modal_verbs_of_seeing_are_no_hedge(text, asserted, uncertain):
+    got = feature_sets(text)
+    assert got[0] == asserted and got[2] == uncertain
+
+
+@pytest.mark.parametrize("text, asserted", [
+    ("No significant difference in dimple size was found between the two states.", {"equiaxed dimples"}),
+    ("There is no change in the striation spacing along the crack.", {STRIATIONS}),
+])
+def test_a_denied_difference_does_not_deny_the_feature(text, asserted):
+    assert feature_sets(text)[:2] == (asserted, set())
