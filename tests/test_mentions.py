@@ -270,6 +270,9 @@ def test_section_and_glass_senses_are_no_features(text):
     ("Un-melted powder and incomplete fusion near the surface.", {"unmelted powder particles", LOF}),
     ("Matrix microcracking and fibre pull-outs.", {"matrix cracking", "fibre pull-out"}),
     ("Wallner lines in the fracture mirrors.", {"mirror-mist-hackle"}),
+    ("Grain-boundary fracture with microcracking.", {IG, "secondary cracks"}),
+    ("An arrest line and a wedge crack near unmolten particles.",
+     {BEACH, "creep cavities", "unmelted powder particles"}),
     # German, Spanish, French: the commonest terms of fractography textbooks in those languages
     ("Die Bruchfläche zeigt Waben, Schwingstreifen und Rastlinien.", {"equiaxed dimples", STRIATIONS, BEACH}),
     ("Der Bruchausgang liegt an der Oberfläche; interkristalliner Bruch.", {"crack initiation site", IG}),
