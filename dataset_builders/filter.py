@@ -68,12 +68,17 @@ CAPTION_ONLY = {"table"}  # body text cites "Table 2" beside figures all the tim
 
 # (reason label, pattern, caption weight). Patterns match normalize_text's output: lower case, dashes unified to "-".
 POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
-    ("fractograph", r"fractograph\w*|fractography", 2.0),
+    # German and Spanish spell it with f/ph and k ("Fraktographie", "fractografía"); French "fractographie" matches
+    ("fractograph", r"fractograph\w*|fractography|fractograf\w*|fraktogra(?:f|ph)\w*", 2.0),
     # the surface a rupture leaves is a fracture surface, whatever the paper calls it ("rupture surface" of a
     # creep test); a "crack surface" too, but fracture mechanics and simulations also speak of crack surfaces
     # (their displacement, traction, opening, a rendered crack surface): weaker, and not in those senses; the
     # "crack faces" of a sketch are no evidence
-    ("fracture surface", r"(?:fracture[ds]?|rupture[ds]?) surfaces?|fractured? (?:face|plane)s?", 2.0),
+    # German "Bruchfläche"/"Bruchoberfläche", Spanish "superficie de fractura", French "faciès/surface de rupture":
+    # theses and lecture notes in those languages name their fractographs so
+    ("fracture surface", r"(?:fracture[ds]?|rupture[ds]?) surfaces?|fractured? (?:face|plane)s?|"
+                         r"\bbruch(?:ober)?fl(?:ä|ae|a)chen?\b|superficies? de (?:la )?fractura|"
+                         r"(?:faci[eè]s|surfaces?) de (?:la )?rupture", 2.0),
     # a "failure surface" is also the locus of a failure criterion in stress space (Tsai-Wu, Hashin, a yield or
     # failure envelope plotted as a chart): half the weight, so a chart's line-art cues outweigh it
     ("failure surface", r"failure surfaces?", 1.0),
@@ -96,8 +101,11 @@ POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
                    r"components?|shafts?|bolts?|rods?|wires?|pins?|gears?|axles?|rails?|tubes?|pipes?|springs?|"
                    r"blades?)|after fractur\w*|"
                    r"(?:specimens?|samples?|bars?) after (?:the )?(?:[\w-]+ ){0,2}(?:tests?|testing)\b|"
+                   # tests run until the piece breaks: what is imaged "after tensile testing" is its fracture
+                   r"\bafter (?:the )?(?:tensile|impact|charpy|izod) (?:tests?|testing)\b|"
                    r"cup-and-cone"), 1.0),
-    ("SEM", r"\bsem\b|scanning electron", 0.25),
+    # German REM (Rasterelektronenmikroskop), Spanish/French MEB
+    ("SEM", r"\bsem\b|scanning electron|\brem\b|\bmeb\b|rasterelektronen\w*", 0.25),
 )
 NEGATIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("stress-strain", (r"stress-strain|strain-stress|load-displacement|force-displacement|\bs-n\b|"

@@ -26,6 +26,12 @@ from dataset_builders.pdf.captions import (
     ("Figure 3 – Fine granular area", ("3", "Fine granular area")),
     ("Figure 12 | Beach marks", ("12", "Beach marks")),
     ("Figure 3", ("3", "")),
+    # labels of other languages a thesis or lecture note may be written in
+    ("Abb. 3.2: Bruchfläche der Probe", ("3.2", "Bruchfläche der Probe")),
+    ("Abbildung 4 REM-Aufnahme der Bruchfläche", ("4", "REM-Aufnahme der Bruchfläche")),
+    ("Bild 5: Schwingstreifen", ("5", "Schwingstreifen")),
+    ("Figura 3. Superficie de fractura", ("3", "Superficie de fractura")),
+    ("Figur 2: Brudflade", ("2", "Brudflade")),
 ])
 def test_caption_starts(text, expected):
     assert parse_caption_start(text) == expected
@@ -33,6 +39,7 @@ def test_caption_starts(text, expected):
 
 @pytest.mark.parametrize("text", [
     "Fig. 3 shows the fracture surface.",
+    "Bild 3 zeigt die Probe.",
     "Fig. 3a shows dimples.",
     "Fig. 3(a) shows dimples.",
     "Fig. 3 (b) reveals cleavage.",
@@ -100,6 +107,17 @@ def test_expand_letters(listing, letters):
     ("in Fig. 2a and a crack", [("2", ["a"])]),
     ("FIG. 7 shows; fig. 8 too", [("7", []), ("8", [])]),
     ("the figure shows no number; configuration 3", []),
+    # a panel range written with the figure number repeated: panels, not a range of figures
+    ("Figure 4a–4c show", [("4", ["a", "b", "c"])]),
+    ("Fig. 4a through 4c and 5b", [("4", ["a", "b", "c"]), ("5", ["b"])]),
+    ("Figs. 4a-4c, 4e show", [("4", ["a", "b", "c", "e"])]),
+    ("Figs. 3 through 5 summarise", [("3", []), ("4", []), ("5", [])]),
+    ("Fig. 2a–3 is no range", [("2", ["a"])]),
+    # citations in other languages
+    ("Die Abb. 3b zeigt Waben", [("3", ["b"])]),
+    ("wie in Abbildung 4a-c zu sehen", [("4", ["a", "b", "c"])]),
+    ("la Figura 3b muestra hoyuelos", [("3", ["b"])]),
+    ("building 3 was tested", []),
 ])
 def test_find_citations(text, expected):
     assert [(c.figure_number, c.panels) for c in find_citations(text)] == expected

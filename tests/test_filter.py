@@ -279,6 +279,14 @@ def test_crack_initiation_as_a_process_is_no_evidence():
     ("SEM micrographs of the failed specimens", "caption:+SEM of fracture"),
     ("Low-magnification views of the fractured bolt", "caption:+SEM of fracture"),
     ("Beach marks on a fatigue-failed shaft", "caption:+fractured"),
+    ("SEM image of the specimen after tensile testing", "caption:+fractured"),
+    # German, Spanish, French names of a fracture surface and of fractography
+    ("REM-Aufnahme der Bruchfläche nach dem Zugversuch", "caption:+fracture surface"),
+    ("Bruchoberflächen der Proben", "caption:+fracture surface"),
+    ("Superficie de fractura de la probeta", "caption:+fracture surface"),
+    ("Faciès de rupture de l'éprouvette", "caption:+fracture surface"),
+    ("Fraktographie der Schweißnaht", "caption:+fractograph"),
+    ("Fractografía del acero", "caption:+fractograph"),
 ])
 def test_other_names_of_a_fracture_surface_are_evidence(caption, reason):
     d = ff.decide(panel(caption), 1.0)
@@ -455,3 +463,8 @@ def test_a_feature_worded_differently_in_two_excerpts_counts_once():
     assert two.score == one.score
     pores = ff.decide(panel("Specimen D", excerpts=["Fig. 3: a lack-of-fusion defect.", "Gas pores in Fig. 3."]), 1.0)
     assert sum(r.startswith("excerpt:+feature=") for r in pores.reasons) == 1  # section features: once in all
+
+
+def test_a_section_after_tensile_testing_stays_a_section():
+    d = ff.decide(panel("Etched microstructure after tensile testing"), 1.0)
+    assert not d.keep and "caption:+fractured" in d.reasons

@@ -167,6 +167,11 @@ def test_hedges_are_uncertain_not_labels(text, uncertain):
     "SEM of the oxide scale with microcracks",
     "X-ray CT reconstruction showing gas porosity",
     "the crack initiation energy (KCVI) dropped",
+    "Sandwichplatte mit Waben aus Aluminium.",  # a honeycomb core, not dimples
+    # the stages of ductile damage, shown on polished sections as often as on fracture surfaces
+    "Void nucleation, growth and coalescence.",
+    "Void growth and coalescence in the necked region.",
+    "Intercrystalline corrosion along the boundaries.",
 ])
 def test_other_word_senses_are_no_features(text):
     assert feature_sets(text) == (set(), set(), set())
@@ -255,3 +260,63 @@ def test_features_of_the_thing_compared_are_no_labels(text, asserted, uncertain)
 ])
 def test_section_and_glass_senses_are_no_features(text):
     assert feature_sets(text) == (set(), set(), set())
+
+
+# --- synonyms from the field's terminology (ASM Handbook Vol. 12), spelling variants, other languages -------------
+
+@pytest.mark.parametrize("text, asserted", [
+    ("The overload zone shows micro-voids.", {"equiaxed dimples"}),
+    ("Fatigue striation marks run across the facet.", {STRIATIONS}),
+    ("Progression marks surround the fatigue origin.", {BEACH, "crack initiation site"}),
+    ("Several fish-eyes were found around inclusions.", {"fish-eye", "inclusion at origin"}),
+    ("Intercrystalline fracture with secondary micro-cracks.", {IG, "secondary cracks"}),
+    ("Transgranular brittle fracture in the centre.", {CLEAVAGE}),
+    ("River marks converge on the origin of fracture.", {RIVERS, "crack initiation site"}),
+    ("Un-melted powder and incomplete fusion near the surface.", {"unmelted powder particles", LOF}),
+    ("Matrix microcracking and fibre pull-outs.", {"matrix cracking", "fibre pull-out"}),
+    ("Wallner lines in the fracture mirrors.", {"mirror-mist-hackle"}),
+    ("Grain-boundary fracture with microcracking.", {IG, "secondary cracks"}),
+    ("An arrest line and a wedge crack near unmolten particles.",
+     {BEACH, "creep cavities", "unmelted powder particles"}),
+    # German, Spanish, French: the commonest terms of fractography textbooks in those languages
+    ("Die Bruchfläche zeigt Waben, Schwingstreifen und Rastlinien.", {"equiaxed dimples", STRIATIONS, BEACH}),
+    ("Der Bruchausgang liegt an der Oberfläche; interkristalliner Bruch.", {"crack initiation site", IG}),
+    ("Superficie de fractura con hoyuelos y estrías de fatiga.", {"equiaxed dimples", STRIATIONS}),
+    ("Faciès de rupture : cupules et stries de fatigue, clivage.", {"equiaxed dimples", STRIATIONS, CLEAVAGE}),
+])
+def test_field_synonyms_and_other_languages(text, asserted):
+    assert feature_sets(text)[0] == asserted
+
+
+@pytest.mark.parametrize("text, negated", [
+    ("Die Bruchfläche zeigt keine Waben.", {"equiaxed dimples"}),
+    ("Superficie sin estrías de fatiga.", {STRIATIONS}),
+    ("Surface sans cupules.", {"equiaxed dimples"}),
+])
+def test_negations_in_other_languages(text, negated):
+    assert feature_sets(text)[1] == negated
+
+
+def test_nickel_is_no_negation():
+    assert feature_sets("Ni-rich inclusions at the origin.")[0] == {"inclusion at origin"}
+
+
+@pytest.mark.parametrize("text, asserted, uncertain", [
+    # "it could be seen / may be observed that ..." reports what the image shows
+    ("It could be seen that dimples cover the surface.", {"equiaxed dimples"}, set()),
+    ("It may be clearly observed that cleavage facets dominate.", {CLEAVAGE}, set()),
+    # a modal "be" before the feature itself still hedges it
+    ("These may be fatigue striations.", set(), {STRIATIONS}),
+    ("They could be dimples.", set(), {"equiaxed dimples"}),
+])
+def test_modal_verbs_of_seeing_are_no_hedge(text, asserted, uncertain):
+    got = feature_sets(text)
+    assert got[0] == asserted and got[2] == uncertain
+
+
+@pytest.mark.parametrize("text, asserted", [
+    ("No significant difference in dimple size was found between the two states.", {"equiaxed dimples"}),
+    ("There is no change in the striation spacing along the crack.", {STRIATIONS}),
+])
+def test_a_denied_difference_does_not_deny_the_feature(text, asserted):
+    assert feature_sets(text)[:2] == (asserted, set())

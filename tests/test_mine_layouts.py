@@ -360,3 +360,17 @@ def test_a_scanned_report_without_captions_keeps_its_pictures(tmp_path):
     (fig,) = rec.figures  # the picture, not the page: cut from the scan although nothing captions it
     assert fig.caption == "" and all(abs(a - b) <= 3 for a, b in zip(fig.bbox, (150, 200, 450, 400))), fig.bbox
     assert fig.context.startswith("The specimens were machined")  # the text next to it, as for a report
+
+
+LIGATURE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # has the "fi" ligature glyph (U+FB01)
+
+
+@pytest.mark.skipif(not LIGATURE_FONT.exists(), reason="needs a font with ligature glyphs")
+def test_ligatures_are_read_as_their_letters():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_font(fontname="F0", fontfile=str(LIGATURE_FONT))
+    page.insert_text((50, 100), "Fig. 3. \ufb01bre pull-out and a \ufb01sh-eye", fontname="F0")
+    page = pymupdf.open("pdf", doc.tobytes())[0]
+    got = " ".join(b.text for b in page_blocks(page.get_text("dict", flags=TEXT_FLAGS)))
+    assert "fibre pull-out and a fish-eye" in got

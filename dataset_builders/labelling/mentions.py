@@ -50,9 +50,17 @@ _PHRASES = vocabulary_matcher("loose")
 _FORWARD_CUE = re.compile(
     r"(?<![\w-])(?:no\s+evidence\s+of|no\s+signs?\s+of|no\s+traces?\s+of|no\s+indications?\s+of"
     r"|(?:the\s+)?absence\s+of|free\s+of|devoid\s+of|lack\s+of(?!\s*[-\s]?\s*fusion)|lacks|lacking|lacked"
-    r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|cannot|not(?!\s+only)|no(?!\s*\.))(?![\w-])",
+    r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|cannot|not(?!\s+only)|no(?!\s*\.)"
+    # German, Spanish, French (the vocabulary names their commonest features): "keine Waben", "ohne Schwingstreifen",
+    # "sin hoyuelos", "sans cupules", "pas de stries", "aucune strie"
+    r"|kein(?:e[mnrs]?)?|ohne|sin|sans|pas\s+de|pas\s+d['\u2019]|aucune?s?)(?![\w-])",
     re.IGNORECASE,
 )
+# A quantity compared between the cue and the mention: "no difference in (the) dimple size", "no change of the
+# striation spacing", "without any effect on the cleavage facet size" deny a difference, not the feature.
+_MEASURE_NOUN = re.compile(r"(?<![\w-])(?:differences?|changes?|variations?|effects?|influences?|increases?|"
+                           r"decreases?|reductions?|correlations?|dependen(?:ce|cy))\s+(?:in|of|on|between)(?![\w-])",
+                           re.IGNORECASE)
 # Cues after which the scope may run over a verb ("did not show dimples", "is not dominated by dimples").
 _VERB_TOLERANT_CUES = frozenset({"not", "never", "cannot"})
 
@@ -86,7 +94,7 @@ _HARD = re.compile(
 # A word before a full stop that makes it no sentence end: "Fig.", "e.g.", "et al.", an initial "J.". A lower-case
 # single letter is a panel letter ("in Fig. 2b. Cleavage ..."), so it does end the sentence.
 _ABBREVIATION_BEFORE_DOT = re.compile(
-    r"(?<![\w.])(?:(?i:figs?|eqs?|refs?|e\.g|i\.e|al|vs|approx|ca|cf|no|nos|resp|viz)|[A-Z])$")
+    r"(?<![\w.])(?:(?i:figs?|abb|eqs?|refs?|e\.g|i\.e|al|vs|approx|ca|cf|no|nos|resp|viz)|[A-Z])$")
 _SENTENCE_END = re.compile(r"[.!?](?=[\"'\u201d)\]]*(?:\s+[A-Z(\[]|\s*$))")
 
 
@@ -198,6 +206,8 @@ def _forward_scope(text: str, clauses: _Clauses, mentions: list[Mention], cue: r
     first = next((i for i, m in enumerate(mentions) if m.start >= cue.end()), None)
     if first is None:
         return []
+    if _MEASURE_NOUN.search(text, cue.end(), mentions[first].start):
+        return []  # "no significant difference in dimple size": the cue denies a change, not the feature
     cue_word = " ".join(cue.group(0).lower().split())
     if not _cue_reach_ok(text, clauses, cue.end(), mentions[first].start, _FORWARD_WINDOW,
                          allow_verbs=cue_word in _VERB_TOLERANT_CUES):
@@ -247,8 +257,14 @@ def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
 
 _ABBREV_DEF = re.compile(r"[\"'\u201d\u2019]?\s*\(\s*([A-Z][A-Za-z]{0,4}[A-Z])\s*\)")
 _ANY_DEF = re.compile(r"((?:[A-Za-z][\w-]*\s+){1,4})\(\s*([A-Z][A-Za-z]{0,4}[A-Z])\s*\)")
+# "it could be seen / may be observed that ..." reports what the image shows (past or general "can"), no hedge:
+# a modal "be" cue followed by a verb of seeing is not one
+_SEEING = r"\s+(?:clearly\s+|also\s+|readily\s+|easily\s+)?(?:seen|observed|noticed|found|identified|detected|" \
+          r"distinguished|recogni[sz]ed|visible|noted)\b"
 _HEDGE_BEFORE = re.compile(r"(?<![\w-])(?:" + "|".join(sorted((re.escape(c).replace("\\ ", r"\s+") for c in HEDGE_CUES),
-                                                               key=len, reverse=True)) + r")(?![\w-])", re.IGNORECASE)
+                                                               key=len, reverse=True))
+                           + rf")(?![\w-])(?<!\bbe)|(?<![\w-])(?:may|might|could)\s+be(?!{_SEEING})(?![\w-])",
+                           re.IGNORECASE)
 _LIKE_AFTER = re.compile(r"[\"'\u201d\u2019)]*\s*(?:\(\s*[A-Z][A-Za-z]{0,4}[A-Z]\s*\)\s*)?(?:-|\s)like(?!\w)", re.IGNORECASE)
 _HEDGE_BREAK = re.compile(r"[;:]|(?<!\w)(?:but|while|whereas|although|however)(?!\w)", re.IGNORECASE)
 _HEDGE_WINDOW = 5  # words allowed between a hedge cue and the mention it qualifies

@@ -52,8 +52,11 @@ def expand_letters(letter_list: str) -> list[str]:
 # ends the number (the dot is the label's, "5 mm" is caption text). A dash joins two numbers only when
 # nothing separates them ("Figure 3 – Fracture" is a label, a dash and the caption); at a caption start a
 # dash cannot be a range (a caption labels one figure), so "Figure 3-2" is always the number "3-2".
+# The label in other languages a thesis or lecture note may be written in: German "Abb." / "Abbildung" / "Bild",
+# Spanish, Italian, Portuguese "Figura", Scandinavian and Dutch "Figur" (French and English write "Fig."/"Figure").
+_LABEL_WORDS = r"fig(?:ure)?|abb(?:ildung)?|bild|figura|figur"
 _CAPTION_LABEL = re.compile(
-    rf"\s*(?:fig(?:ure)?\.?)\s*(?P<num>(?:{PREFIX})?(?:{DASHED}|{DOTTED}))(?![\d.,{DASHES}]\d)", re.IGNORECASE)
+    rf"\s*(?:(?:{_LABEL_WORDS})\.?)\s*(?P<num>(?:{PREFIX})?(?:{DASHED}|{DOTTED}))(?![\d.,{DASHES}]\d)", re.IGNORECASE)
 _PANEL_MARKER_AT = re.compile(rf"\s*\(\s*{_LETTER_LIST}\s*\)|\s*[A-Za-z]\)")
 # A dot leader and a page number: an entry of a thesis's or book's list of figures ("Figure 2.1 SWNT . . . . 11"),
 # not a caption (a caption never holds five dots in a row).
@@ -79,7 +82,8 @@ def parse_caption_start(text: str) -> tuple[str, str] | None:
     Accepted: "Fig. 3. Text", "Figure 3: Text", "FIG. 3 – Text", "Fig. 3 | Text", "Fig. 3 (a) text; (b) ...",
     "Fig. 3 Text" (Springer style: a capital or digit after the number), and a bare "Figure 3" line; the
     number may be chapter-numbered or prefixed ("Fig. 7.5.", "Figure 3-2", "Fig. S3", "Fig. A.1"), see
-    ``numbers``. Refused: "Figs. 3 and 4 show", "Fig. 3 shows", "Fig. 3a shows", "Fig. 3(a) shows",
+    ``numbers``. The label may be German, Spanish/Italian/Portuguese or Scandinavian ("Abb. 3.2:", "Abbildung 4",
+    "Bild 5:", "Figura 3.", "Figur 2:"). Refused: "Figs. 3 and 4 show", "Fig. 3 shows", "Fig. 3a shows", "Fig. 3(a) shows",
     "Fig. 3.5 is a close-up", "Fig. 3,5", "Fig. 8(a), Callister & Rethwisch" (a credit line), "Figure 2.1
     SWNT . . . . . 11" (a list-of-figures entry).
     Panel markers right after the label are kept in the returned text (they matter to
@@ -266,7 +270,8 @@ class Citation:
     end: int = 0
 
 
-_CITE_LABEL = re.compile(rf"\b(?:fig(?:ure)?s?)\.?\s*(?=(?:{PREFIX})?\d)", re.IGNORECASE)
+_CITE_LABEL = re.compile(rf"\b(?:fig(?:ure)?s?|abb(?:ildung(?:en)?)?|bild(?:er)?|figuras?|figur(?:en|er)?)\.?\s*"
+                         rf"(?=(?:{PREFIX})?\d)", re.IGNORECASE)
 # "7.5" is one number (a chapter's fifth figure); "3,5" stays two (a list): see dataset_builders.pdf.numbers
 _NUM = re.compile(rf"(?:{PREFIX})?{DOTTED}")
 _NUM_DASHED = re.compile(rf"(?:{PREFIX})?(?:{DASHED}|{DOTTED})")  # documents whose captions read "Figure 3-2"
@@ -274,7 +279,7 @@ _PAREN_PANELS = re.compile(rf"\s?\(\s*({_LETTER_LIST})\s*\)")
 _MORE_PAREN = re.compile(rf"\s*(,|and|&|to|{_DASH})\s*\(\s*({_LETTER_LIST})\s*\)")
 _GLUED_LETTER = re.compile(r"([A-Za-z])(?![A-Za-z])")
 _MORE_LETTER = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*([A-Za-z])(?![A-Za-z])")
-_MORE_FIGURE = re.compile(rf"\s*(,|&|and|to|{_DASH})\s*(?:fig(?:ure)?s?\.?\s*)?(?=(?:{PREFIX})?\d)", re.IGNORECASE)
+_MORE_FIGURE = re.compile(rf"\s*(,|&|and|to|through|{_DASH})\s*(?:fig(?:ure)?s?\.?\s*)?(?=(?:{PREFIX})?\d)", re.IGNORECASE)
 
 
 def _parse_panels(text: str, pos: int) -> tuple[list[str], int]:
@@ -307,12 +312,21 @@ def _parse_panels(text: str, pos: int) -> tuple[list[str], int]:
     return expand_letters(listing), pos
 
 
+def _same_figure_letter(text: str, pos: int, number_re: re.Pattern[str], number: str) -> tuple[str, int] | None:
+    """(letter, end) when text[pos:] is the same figure number with one glued panel letter ("4c" after "Fig. 4a–")."""
+    m = number_re.match(text, pos)
+    if not m or normalise_number(m.group(0)) != number:
+        return None
+    letter = _GLUED_LETTER.match(text, m.end())
+    return (letter.group(1).lower(), letter.end()) if letter else None
+
+
 def find_citations(text: str, dash_numbers: bool = False) -> list[Citation]:
     """Every figure citation in ``text``, in order; one Citation per cited figure per mention.
 
     "Fig. 2b", "Fig. 2(b)", "Figs. 2a and 2c" (-> figure 2, panels [a, c]), "Figure 3", "Fig. 4a–c",
     "Figs. 3 and 4" (-> 3 and 4), "Figs. 3–5" (-> 3, 4, 5), "Fig. 5a,b", "Fig. 2(a) and (b)", "Fig. 7.5b",
-    "Figs. 3.2a–c", "Figure 3.12(a)", "Fig. S3". With ``dash_numbers`` (the document's captions read
+    "Figs. 3.2a–c", "Figure 3.12(a)", "Fig. S3", "Fig. 4a–4c" and "Fig. 4a through 4c" (-> panels a, b, c). With ``dash_numbers`` (the document's captions read
     "Figure 3-2") "Fig. 3-2" is the figure "3-2", not the range 2..3.
     """
     out: list[Citation] = []
@@ -343,9 +357,16 @@ def find_citations(text: str, dash_numbers: bool = False) -> list[Citation]:
             if not more:
                 break
             sep = more.group(1)
-            range_next = sep == "to" or (len(sep) == 1 and sep in DASHES)
-            if range_next and panels:  # "Fig. 2a–3" is not a range of figures
-                break
+            range_next = sep in ("to", "through") or (len(sep) == 1 and sep in DASHES)
+            if range_next and panels:  # "Fig. 2a–3" is not a range of figures, "Fig. 4a–4c" is one of panels
+                if (again := _same_figure_letter(text, more.end(), number_re, number)) is None:
+                    break
+                letter, pos = again
+                found[number] += [p for p in expand_letters(f"{panels[-1]}-{letter}") if p not in found[number]]
+                more = _MORE_FIGURE.match(text, pos)
+                if not more or more.group(1) in ("to", "through") or more.group(1) in DASHES:
+                    break
+                range_next = False
             pos = more.end()
         end = pos
         while end > label.start() and text[end - 1].isspace():
@@ -358,7 +379,7 @@ def find_citations(text: str, dash_numbers: bool = False) -> list[Citation]:
 # --- excerpts --------------------------------------------------------------------------------------
 
 _ABBREVIATIONS = frozenset(
-    ["fig", "figs", "eq", "eqs", "ref", "refs", "e.g", "i.e", "al", "vs", "approx", "ca", "no", "nos", "tab", "sect", "sec", "ch", "cf", "resp", "viz", "etc"])
+    ["fig", "figs", "abb", "eq", "eqs", "ref", "refs", "e.g", "i.e", "al", "vs", "approx", "ca", "no", "nos", "tab", "sect", "sec", "ch", "cf", "resp", "viz", "etc"])
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z(\[\d\"'])")
 
 
