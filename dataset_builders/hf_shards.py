@@ -191,17 +191,20 @@ class _Writers:
                       [shard.sizes[a:b] for a, b in groups], folder / shard.name, IMAGE_BYTES_COLUMN, done)
 
 
+def _take(order: list[Shard], taken) -> Shard | None:
+    """The next shard of ``order`` that no writer has taken (``taken``: a counter shared with the children)."""
+    with taken.get_lock():
+        i = taken.value
+        taken.value += 1
+    return order[i] if i < len(order) else None
+
+
 def _worker(writers: _Writers, order: list[Shard], taken, conn) -> None:
-    """A worker process: takes the next unwritten shard of ``order`` until none is left; reports each row group
-    ("rows", n), then ("ok",) or ("error", kind, message) on ``conn``."""
+    """A forked writer: takes the next shard until none is left; reports each row group ("rows", n), then ("ok",)
+    or ("error", kind, message) on ``conn``."""
     try:
-        while True:
-            with taken.get_lock():
-                i = taken.value
-                taken.value += 1
-            if i >= len(order):
-                break
-            writers.write(order[i], lambda n: conn.send(("rows", n)))
+        while (shard := _take(order, taken)) is not None:
+            writers.write(shard, lambda n: conn.send(("rows", n)))
         conn.send(("ok",))
     except (PublishError, ParquetLayoutError) as exc:
         conn.send(("error", type(exc).__name__, str(exc)))
@@ -211,39 +214,50 @@ def _worker(writers: _Writers, order: list[Shard], taken, conn) -> None:
 
 def _fan_out(writers: _Writers, order: list[Shard], workers: int, done: Callable[[int], None],
              meanwhile: Callable[[], None]) -> None:
-    """Write the shards in ``workers`` forked processes (each takes the next shard until none is left) while this
-    process runs ``meanwhile``; the first failure stops the others and is raised here. Processes, not threads:
-    a thread coming back from the kernel's copy (sendfile) waits for the GIL while the other runs Python (the
-    columns, the splice loop), so threads shared two cores badly. Forked: the selection is not pickled."""
+    """Write the shards with ``workers`` writers: this process and workers - 1 forked ones, each taking the next
+    shard until none is left (this process first runs ``meanwhile``); the first failure stops the others and is
+    raised here. Processes, not threads: a thread coming back from the kernel's copy (sendfile) waits for the GIL
+    while the other runs Python (the columns, the splice loop), so threads shared two cores badly. Forked: the
+    selection is not pickled; a fork and its exit cost ~4,000-6,000 page faults (copy-on-write), so this process is
+    a writer too, not a waiting parent."""
     ctx = multiprocessing.get_context("fork")
     taken = ctx.Value("i", 0)
-    procs, conns = [], []
+    procs, live = [], {}
+
+    def reports(timeout: float | None) -> None:  # the children's reports so far (timeout None: until one comes)
+        for conn in wait(list(live), timeout):
+            try:
+                msg = conn.recv()
+            except EOFError:
+                proc = live.pop(conn)
+                proc.join()
+                raise RuntimeError(f"shard writer process {proc.pid} ended without a result "
+                                   f"(exit code {proc.exitcode})") from None
+            if msg[0] == "rows":
+                done(msg[1])
+            elif msg[0] == "ok":
+                live.pop(conn).join()
+            else:
+                raise {"PublishError": PublishError, "ParquetLayoutError": ParquetLayoutError}.get(
+                    msg[1], RuntimeError)(msg[2])
+
+    def done_here(n: int) -> None:
+        done(n)
+        reports(0)  # a child's failure stops this writer too, at its next row group
+
     try:
-        for _ in range(workers):
+        for _ in range(workers - 1):
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_worker, args=(writers, order, taken, send), name="parquet-shard", daemon=True)
             proc.start()
             send.close()
             procs.append(proc)
-            conns.append(recv)
+            live[recv] = proc
         meanwhile()
-        live = dict(zip(conns, procs))
+        while (shard := _take(order, taken)) is not None:
+            writers.write(shard, done_here)
         while live:
-            for conn in wait(list(live)):
-                try:
-                    msg = conn.recv()
-                except EOFError:
-                    proc = live.pop(conn)
-                    proc.join()
-                    raise RuntimeError(f"shard writer process {proc.pid} ended without a result "
-                                       f"(exit code {proc.exitcode})") from None
-                if msg[0] == "rows":
-                    done(msg[1])
-                elif msg[0] == "ok":
-                    live.pop(conn)
-                else:
-                    raise {"PublishError": PublishError, "ParquetLayoutError": ParquetLayoutError}.get(
-                        msg[1], RuntimeError)(msg[2])
+            reports(None)
     except BaseException:  # a failure (or Ctrl-C): the other writers are stopped; their files go with the staging
         for proc in procs:  # folder
             if proc.exitcode is None:
@@ -252,7 +266,7 @@ def _fan_out(writers: _Writers, order: list[Shard], workers: int, done: Callable
     finally:
         for proc in procs:
             proc.join()
-        for conn in conns:
+        for conn in live:
             conn.close()
 
 
@@ -261,8 +275,8 @@ def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_
                  while_writing: Callable[[dict[str, dict]], None] | None = None) -> dict[str, dict]:
     """Every published sample into its folder's shards; {folder: {rows, image_bytes, shards}}.
 
-    The shards are written by ``workers`` processes (forked; in this process when workers is 1 or the platform
-    cannot fork), the largest first (so that the last to finish is small); meanwhile this process runs
+    The shards are written by ``workers`` processes (this one and workers - 1 forked ones; only this one when
+    workers is 1 or the platform cannot fork), the largest first (so that the last to finish is small); meanwhile this process runs
     ``while_writing(folders)`` (the card and the attribution need only the plan). The bytes written do not
     depend on ``workers``."""
     shards = plan(selection, max_shard_bytes, row_group_bytes)
