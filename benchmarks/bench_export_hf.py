@@ -13,20 +13,23 @@ the build), each writing into a fresh folder under --work:
   permissions and times), how a user copies a folder in Python;
 - "cp -r": GNU cp -r of the build's images folder, how a user copies them in a shell (a child process; its
   CPU time is the children's rusage);
-- "export": export_hf.export (selection, Parquet shards, card, attribution, LlamaFactory dataset_info).
+- "export": export_hf.export (selection, Parquet shards, card, attribution, LlamaFactory dataset_info) with
+  --workers shard writer processes (default 2, as the command's default; forked, so their CPU time is the
+  children's rusage, as cp's);
+- "export 1w": the same with one worker, in this process: the peer of cp, which is single-threaded.
 
-One repetition runs the three one after the other, in an order that rotates from one repetition to the next,
+One repetition runs the four one after the other, in an order that rotates from one repetition to the next,
 so that none always runs first or after the same other one; --repeats repetitions are timed after one untimed
 warm-up repetition. Page cache: both warm. The warm-up reads every image file, and the image files (1 GiB at
 most here) stay cached on this 24 GiB machine, so no contestant reads from the disk; before each timed run the
 previous run's output is deleted and os.sync() writes back everything dirty, so every run starts with no
 pending writeback (both untimed). Printed per contestant: the median wall time, its spread (min-max), the
-median CPU time (user + system, and each); then the ratio of the median export to the median copy2 and to the median
-cp -r (goal <= 1.5), and the median of the per-repetition ratios. The machine is shared (2 cores, several
+median CPU time (user + system, and each); then the ratio of the median export (and export 1w) to the median copy2
+and to the median cp -r (goal <= 1.5), and the median of the per-repetition ratios. The machine is shared (2 cores, several
 engineers): the load average is printed with every repetition; a busy machine makes every contestant wait for
-a core, which the medians of interleaved runs share out evenly. Also printed: the process's peak RSS and the
-images' total size (the export never holds the image bytes in memory, so the first does not grow with the
-second).
+a core, which the medians of interleaved runs share out evenly. Also printed: the process's peak RSS, the largest
+child's (a shard writer or cp) and the images' total size (the export never holds the image bytes in memory, so
+the first two do not grow with the third).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from dataset_builders.hf_card import features  # noqa: E402
 from dataset_builders.licences import KNOWN_IDS  # noqa: E402
 from dataset_builders.publish import SPLITS, select  # noqa: E402
 
-CONTESTANTS = ("copy2", "cp -r", "export")
+CONTESTANTS = ("copy2", "cp -r", "export", "export 1w")
 
 
 def cpu() -> tuple[float, float]:
@@ -69,6 +72,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5, help="timed repetitions of each contestant (median kept)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-export-hf"))
+    ap.add_argument("--workers", type=int, default=2, help="shard writer processes of the export contestant")
     args = ap.parse_args()
 
     build = args.build
@@ -91,17 +95,19 @@ def main() -> None:
     total = sum(p.stat().st_size for p in images)
     print(f"{len(images)} images, {total / 2**20:.1f} MiB, from {build}")
     features(decode=True)  # import datasets before measuring: its import is a one-off ~2 s per process
-    dest = {"copy2": args.work / "copy2", "cp -r": args.work / "cp", "export": args.work / "hf"}
+    dest = {"copy2": args.work / "copy2", "cp -r": args.work / "cp", "export": args.work / "hf",
+            "export 1w": args.work / "hf1"}
     run = {"copy2": lambda: shutil.copytree(folder, dest["copy2"]), "cp -r": lambda: cp_images(folder, dest["cp -r"]),
-           "export": lambda: export_hf.export(build, dest["export"], KNOWN_IDS, progress=False)}
+           "export": lambda: export_hf.export(build, dest["export"], KNOWN_IDS, progress=False, workers=args.workers),
+           "export 1w": lambda: export_hf.export(build, dest["export 1w"], KNOWN_IDS, progress=False, workers=1)}
     times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in CONTESTANTS}  # wall, user, sys
     rss_before = 0.0
     for rep in range(args.repeats + 1):  # repetition 0: the untimed warm-up
-        order = CONTESTANTS[rep % 3:] + CONTESTANTS[:rep % 3]
+        order = CONTESTANTS[rep % 4:] + CONTESTANTS[:rep % 4]
         for name in order:
             shutil.rmtree(dest[name], ignore_errors=True)
             os.sync()
-            if rep == 0 and name == "export":
+            if rep == 0 and name.startswith("export") and not rss_before:
                 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             (user0, sys0), wall0 = cpu(), time.perf_counter()
             run[name]()
@@ -115,20 +121,23 @@ def main() -> None:
     med = {n: statistics.median(w for w, _, _ in times[n]) for n in CONTESTANTS}
     for n in CONTESTANTS:
         walls = [w for w, _, _ in times[n]]
-        print(f"{n:7s} median {med[n]:.2f}s (min {min(walls):.2f}, max {max(walls):.2f}), "
+        print(f"{n:9s} median {med[n]:.2f}s (min {min(walls):.2f}, max {max(walls):.2f}), "
               f"cpu median {statistics.median(u + s for _, u, s in times[n]):.2f}s "
               f"(user {statistics.median(u for _, u, _ in times[n]):.2f}, "
               f"system {statistics.median(s for _, _, s in times[n]):.2f})")
-    for floor in ("copy2", "cp -r"):
-        paired = statistics.median(e[0] / c[0] for e, c in zip(times["export"], times[floor]))
-        print(f"export / {floor}: {med['export'] / med[floor]:.2f} (ratio of medians; median of the "
-              f"{args.repeats} per-run ratios {paired:.2f}; goal <= 1.5)")
+    for name in ("export", "export 1w"):
+        for floor in ("copy2", "cp -r"):
+            paired = statistics.median(e[0] / c[0] for e, c in zip(times[name], times[floor]))
+            print(f"{name} / {floor}: {med[name] / med[floor]:.2f} (ratio of medians; median of the "
+                  f"{args.repeats} per-run ratios {paired:.2f}; goal <= 1.5)")
     shards = sorted((dest["export"] / "data").rglob("*.parquet"))
     written = sum(p.stat().st_size for p in shards)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kid = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"shards: {len(shards)}, {written / 2**20:.1f} MiB ({written / total:.3f} x the images); "
           f"peak RSS of this process {rss:.0f} MiB ({rss_before:.0f} MiB before the first export, after the imports, "
-          f"the selection and the first copies) for {total / 2**20:.0f} MiB of images")
+          f"the selection and the first copies), of the largest child {kid:.0f} MiB (pages shared with this process "
+          f"count in both) for {total / 2**20:.0f} MiB of images")
     for d in dest.values():
         shutil.rmtree(d, ignore_errors=True)
 

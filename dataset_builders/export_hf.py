@@ -19,10 +19,10 @@ Layout of OUT (docs/publishing.md):
 
 Shards are streamed (hf_shards.py): a data folder is cut into shards of about equal size (at most about
 ``--max-shard-mb``), a shard into row groups of at most ``--row-group-mb`` of image bytes (and 100 rows);
-``--workers`` threads write different shards at once. pyarrow writes the columns with empty image values, then
-each image file's bytes are put into its value by the kernel's copy (parquet_images.py): the images are stored as
-the files' own bytes (no re-encoding, no compression: JPEG/PNG do not compress further), copied once, and never held
-in memory; the other columns use Snappy.
+``--workers`` processes write different shards at once (forked; the bytes do not depend on their number).
+pyarrow writes the columns with empty image values, then each image file's bytes are put into its value by the
+kernel's copy (parquet_images.py): the images are stored as the files' own bytes (no re-encoding, no compression:
+JPEG/PNG do not compress further), copied once, and never held in memory; the other columns use Snappy.
 
 Why the shards' own schema says ``Image(decode=False)`` while README.md says ``Image()``: ``datasets.load_dataset(OUT)``
 takes the features from README.md (datasets 4.0.0 load.py: ``info = dataset_module.dataset_infos.get(config_name)``,
@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-shard-mb", type=float, default=500, help="shard size: a data folder is cut into shards of about equal size, at most about this many MB")
     parser.add_argument("--row-group-mb", type=float, default=64,
                         help="image MB per Parquet row group (at most 100 rows)")
-    parser.add_argument("--workers", type=int, default=2, help="threads writing shards at the same time")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes writing shards at the same time (1: in this process); the output is the same "
+                             "bytes for any number")
     parser.add_argument("--push", metavar="REPO_ID", help="then upload to this Hub dataset repo (token from HF_TOKEN)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private (with --push)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

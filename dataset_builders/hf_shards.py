@@ -5,16 +5,17 @@ Usage:
     folders = write_shards(selection, Path("hf_out.partial"), max_shard_bytes=500 << 20, row_group_bytes=64 << 20)
 
 Every published sample becomes one row; the rows of a data folder (folder_of) are cut, in the build's order, into
-shards of about equal image bytes (as many as --max-shard-mb asks for, at least one per worker in a folder of
+shards of about equal image bytes (as many as --max-shard-mb asks for, at least MIN_SHARDS in a folder of
 several row groups), named <stem>-NNNNN-of-MMMMM.parquet, and a shard into row groups of at most --row-group-mb
-image bytes and ROWS_PER_GROUP rows. ``workers`` threads write different shards at the same time. A shard is
+image bytes and ROWS_PER_GROUP rows. ``workers`` forked processes write different shards at the same time (the
+plan does not depend on their number, so neither do the bytes). A shard is
 written in two steps (_Writers.write): pyarrow writes every column with empty image values (a small "layout" in
 memory: the rows' texts and ids), then parquet_images.splice_images writes it to the shard, putting each image file's bytes
 into its value with the kernel's copy (sendfile, as shutil.copy2 does) and moving the footer's sizes and offsets.
 So every image byte is copied once, by the kernel; letting pyarrow write the bytes cost four copies (the read,
 Parquet's PLAIN encoder, its page concatenation, the kernel's write: see parquet_images.py), measured 1.2-1.5 s of
 CPU for the heavy benchmark corpus (783 MiB of JPEGs) against 0.55-0.65 s for shutil.copytree of the same files.
-The image bytes are never in this process's memory: per worker, one row group of the other columns and the shard's
+The image bytes are never in memory: per worker, one row group of the other columns and the shard's
 layout (~170 bytes a row, Snappy).
 The image column has no compression (JPEG/PNG do not compress further), no statistics, no dictionary.
 """
@@ -23,21 +24,24 @@ from __future__ import annotations
 
 import json
 import math
-import threading
+import multiprocessing
+import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from tqdm import tqdm
 
 from dataset_builders.hf_card import HF_SPLIT, features
 from dataset_builders.licences import UNKNOWN
-from dataset_builders.parquet_images import splice_images
+from dataset_builders.parquet_images import ParquetLayoutError, splice_images
 from dataset_builders.publish import SPLITS, BuiltSample, PublishError, Selection
 
 ROWS_PER_GROUP = 100  # rows per Parquet row group (a bound besides --row-group-mb)
 IMAGE_BYTES_COLUMN = "images.list.element.bytes"
+MIN_SHARDS = 2  # a folder of more row groups than this is cut into at least this many shards (was: --workers,
+# whose default is 2: the same shards as the default export of 7cf71f6)
 
 
 _PROVENANCE_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # = json.dumps(p, sort_keys=True,
@@ -93,10 +97,11 @@ class Shard:
     sizes: list[int]
 
 
-def plan(selection: Selection, max_shard_bytes: int, row_group_bytes: int, workers: int) -> list[Shard]:
+def plan(selection: Selection, max_shard_bytes: int, row_group_bytes: int) -> list[Shard]:
     """The shards of every data folder: the folder's samples in the build's order, cut into shards of about equal
-    image bytes: ceil(image bytes / max_shard_bytes) of them, but at least ``workers`` when the folder holds more
-    than that many row groups' worth, so that the workers share a big folder (the largest is most of the work)."""
+    image bytes: ceil(image bytes / max_shard_bytes) of them, but at least MIN_SHARDS when the folder holds more
+    than that many row groups' worth, so that two workers share a big folder (the largest is most of the work).
+    The plan does not depend on --workers: the export is the same bytes whatever the worker count."""
     by_folder: dict[str, list[BuiltSample]] = {}
     for split in SPLITS:
         for sample in selection.samples[split]:
@@ -112,7 +117,7 @@ def plan(selection: Selection, max_shard_bytes: int, row_group_bytes: int, worke
                                    f"({exc.strerror})") from None
         stem = samples[0].part if samples[0].split == "train" else HF_SPLIT[samples[0].split]
         total = sum(sizes)
-        wanted = max(1, math.ceil(total / max_shard_bytes), min(workers, math.ceil(total / row_group_bytes)))
+        wanted = max(1, math.ceil(total / max_shard_bytes), min(MIN_SHARDS, math.ceil(total / row_group_bytes)))
         cuts, done = [0], 0
         for i, size in enumerate(sizes[:-1]):  # cut after the sample that reaches the next 1/wanted of the bytes
             done += size
@@ -125,22 +130,17 @@ def plan(selection: Selection, max_shard_bytes: int, row_group_bytes: int, worke
     return shards
 
 
-class _Abandoned(Exception):
-    """Another shard failed: this one stops at its next row group."""
-
-
 class _Writers:
-    """What the worker threads share: the Arrow schema, Parquet options, progress bar, stop flag."""
+    """What the shard writers share: the Arrow schema and the Parquet options."""
 
-    def __init__(self, staging: Path, row_group_bytes: int, bar: tqdm):
+    def __init__(self, staging: Path, row_group_bytes: int):
         import pyarrow as pa
 
-        self.staging, self.row_group_bytes, self.bar = staging, row_group_bytes, bar
+        self.staging, self.row_group_bytes = staging, row_group_bytes
         self.schema: pa.Schema = features(decode=False).arrow_schema
         self.image_type = self.schema.field("images").type
         paths = [p for f in self.schema for p in _leaf_paths(f)]
         self.compression = {p: "NONE" if p == IMAGE_BYTES_COLUMN else "SNAPPY" for p in paths}
-        self.stop = threading.Event()
 
     def table(self, samples: list[BuiltSample]):
         """One row group as an Arrow table whose image bytes are empty values (splice_images fills them in)."""
@@ -169,13 +169,8 @@ class _Writers:
             start = end
         return out
 
-    def progress(self, n: int) -> None:
-        self.bar.update(n)
-        if self.stop.is_set():
-            raise _Abandoned
-
-    def write(self, shard: Shard) -> None:
-        """Write one shard (runs in a worker thread): pyarrow writes every column, the image bytes as empty values,
+    def write(self, shard: Shard, done: Callable[[int], None]) -> None:
+        """Write one shard (in this process or a worker process; ``done(n)`` after each row group): pyarrow writes every column, the image bytes as empty values,
         into a layout in memory (no dictionary, statistics, page index or compression on the image column; data
         page V1; ~170 bytes a row: the heavy corpus's largest shard, 1,680 rows, has a 0.3 MB layout); then
         splice_images writes the shard: the layout with each image file's bytes put in by the kernel (sendfile)
@@ -192,12 +187,87 @@ class _Writers:
                               write_statistics=False, write_page_index=False, data_page_version="1.0") as writer:
             for start, end in groups:
                 writer.write_table(self.table(shard.samples[start:end]), row_group_size=end - start)
-        try:
-            splice_images(sink.getvalue().to_pybytes(), [[s.image for s in shard.samples[a:b]] for a, b in groups],
-                          [shard.sizes[a:b] for a, b in groups], folder / shard.name, IMAGE_BYTES_COLUMN,
-                          self.progress)
-        except _Abandoned:
-            return
+        splice_images(sink.getvalue().to_pybytes(), [[s.image for s in shard.samples[a:b]] for a, b in groups],
+                      [shard.sizes[a:b] for a, b in groups], folder / shard.name, IMAGE_BYTES_COLUMN, done)
+
+
+def _take(order: list[Shard], taken) -> Shard | None:
+    """The next shard of ``order`` that no writer has taken (``taken``: a counter shared with the children)."""
+    with taken.get_lock():
+        i = taken.value
+        taken.value += 1
+    return order[i] if i < len(order) else None
+
+
+def _worker(writers: _Writers, order: list[Shard], taken, conn) -> None:
+    """A forked writer: takes the next shard until none is left; reports each row group ("rows", n), then ("ok",)
+    or ("error", kind, message) on ``conn``."""
+    try:
+        while (shard := _take(order, taken)) is not None:
+            writers.write(shard, lambda n: conn.send(("rows", n)))
+        conn.send(("ok",))
+    except (PublishError, ParquetLayoutError) as exc:
+        conn.send(("error", type(exc).__name__, str(exc)))
+    except BaseException:  # noqa: BLE001  (anything else: its traceback, raised in the parent)
+        conn.send(("error", "RuntimeError", traceback.format_exc()))
+
+
+def _fan_out(writers: _Writers, order: list[Shard], workers: int, done: Callable[[int], None],
+             meanwhile: Callable[[], None]) -> None:
+    """Write the shards with ``workers`` writers: this process and workers - 1 forked ones, each taking the next
+    shard until none is left (this process first runs ``meanwhile``); the first failure stops the others and is
+    raised here. Processes, not threads: a thread coming back from the kernel's copy (sendfile) waits for the GIL
+    while the other runs Python (the columns, the splice loop), so threads shared two cores badly. Forked: the
+    selection is not pickled; a fork and its exit cost ~4,000-6,000 page faults (copy-on-write), so this process is
+    a writer too, not a waiting parent."""
+    ctx = multiprocessing.get_context("fork")
+    taken = ctx.Value("i", 0)
+    procs, live = [], {}
+
+    def reports(timeout: float | None) -> None:  # the children's reports so far (timeout None: until one comes)
+        for conn in wait(list(live), timeout):
+            try:
+                msg = conn.recv()
+            except EOFError:
+                proc = live.pop(conn)
+                proc.join()
+                raise RuntimeError(f"shard writer process {proc.pid} ended without a result "
+                                   f"(exit code {proc.exitcode})") from None
+            if msg[0] == "rows":
+                done(msg[1])
+            elif msg[0] == "ok":
+                live.pop(conn).join()
+            else:
+                raise {"PublishError": PublishError, "ParquetLayoutError": ParquetLayoutError}.get(
+                    msg[1], RuntimeError)(msg[2])
+
+    def done_here(n: int) -> None:
+        done(n)
+        reports(0)  # a child's failure stops this writer too, at its next row group
+
+    try:
+        for _ in range(workers - 1):
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker, args=(writers, order, taken, send), name="parquet-shard", daemon=True)
+            proc.start()
+            send.close()
+            procs.append(proc)
+            live[recv] = proc
+        meanwhile()
+        while (shard := _take(order, taken)) is not None:
+            writers.write(shard, done_here)
+        while live:
+            reports(None)
+    except BaseException:  # a failure (or Ctrl-C): the other writers are stopped; their files go with the staging
+        for proc in procs:  # folder
+            if proc.exitcode is None:
+                proc.terminate()
+        raise
+    finally:
+        for proc in procs:
+            proc.join()
+        for conn in live:
+            conn.close()
 
 
 def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_group_bytes: int,
@@ -205,29 +275,27 @@ def write_shards(selection: Selection, staging: Path, max_shard_bytes: int, row_
                  while_writing: Callable[[dict[str, dict]], None] | None = None) -> dict[str, dict]:
     """Every published sample into its folder's shards; {folder: {rows, image_bytes, shards}}.
 
-    The shards are written by ``workers`` threads, the largest first (so that the last to finish is small);
-    meanwhile this thread runs ``while_writing(folders)`` (the card and the attribution need only the plan)."""
-    shards = plan(selection, max_shard_bytes, row_group_bytes, workers)
+    The shards are written by ``workers`` processes (this one and workers - 1 forked ones; only this one when
+    workers is 1 or the platform cannot fork), the largest first (so that the last to finish is small); meanwhile this process runs
+    ``while_writing(folders)`` (the card and the attribution need only the plan). The bytes written do not
+    depend on ``workers``."""
+    shards = plan(selection, max_shard_bytes, row_group_bytes)
     folders: dict[str, dict] = {}
     for s in shards:
         entry = folders.setdefault(s.folder, {"rows": 0, "image_bytes": 0, "shards": []})
         entry["rows"] += len(s.samples)
         entry["image_bytes"] += sum(s.sizes)
         entry["shards"].append(s.name)
-    bar = tqdm(total=sum(len(s.samples) for s in shards), desc="parquet shards", unit="image",
-               disable=not progress)
-    writers = _Writers(staging, row_group_bytes, bar)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parquet-shard")
-    try:
-        futures = [pool.submit(writers.write, s) for s in sorted(shards, key=lambda s: -sum(s.sizes))]
-        if while_writing is not None:
-            while_writing(folders)
-        for future in as_completed(futures):
-            future.result()  # the first failure (a PublishError names the file) ends the export
-    except BaseException:
-        writers.stop.set()  # the running shards stop at their next row group, the others never start
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
+    order = sorted(shards, key=lambda s: -sum(s.sizes))
+    writers = _Writers(staging, row_group_bytes)
+    with tqdm(total=sum(len(s.samples) for s in shards), desc="parquet shards", unit="image",
+              disable=not progress) as bar:
+        meanwhile = (lambda: while_writing(folders)) if while_writing is not None else (lambda: None)
+        workers = min(workers, len(order))
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            _fan_out(writers, order, workers, bar.update, meanwhile)
+        else:
+            meanwhile()
+            for shard in order:
+                writers.write(shard, bar.update)
     return folders

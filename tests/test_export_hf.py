@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from dataset_builders import export_hf
+from dataset_builders import export_hf, hf_shards
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord
@@ -288,6 +289,41 @@ def test_shards_are_streamed_in_bounded_row_groups(mixed_build, tmp_path):
     assert total == len(_rows(out)) and largest < sum(f["image_bytes"] for f in summary["folders"].values())
 
 
+def test_the_export_is_the_same_bytes_for_any_worker_count(mixed_build, tmp_path):
+    """The shard plan does not depend on --workers; forked writers (2, 3) write what one process writes."""
+    outs = {}
+    for workers in (1, 2, 3):
+        outs[workers] = tmp_path / f"w{workers}"
+        export_hf.export(mixed_build, outs[workers], ALLOWED, max_shard_mb=0.05, row_group_mb=0.02, progress=False,
+                         workers=workers)
+    files = sorted(p.relative_to(outs[1]) for p in outs[1].rglob("*") if p.is_file())
+    assert len([f for f in files if f.suffix == ".parquet"]) > 3  # several shards: the workers shared them
+    for workers in (2, 3):
+        assert sorted(p.relative_to(outs[workers]) for p in outs[workers].rglob("*") if p.is_file()) == files
+        assert all((outs[workers] / f).read_bytes() == (outs[1] / f).read_bytes() for f in files)
+
+
+def test_a_failing_shard_writer_process_stops_the_export(mixed_build, tmp_path):
+    broken = tmp_path / "broken"  # an image that shrank after the plan: a worker process finds it
+    shutil.copytree(mixed_build, broken)
+    meta = _meta(broken)["train"][-1]
+    image = broken / "dataset" / meta["image"]
+    real_plan = hf_shards.plan
+
+    def plan_then_shrink(*args):
+        shards = real_plan(*args)
+        image.write_bytes(image.read_bytes()[:-1])
+        return shards
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hf_shards, "plan", plan_then_shrink)
+        with pytest.raises(PublishError, match=f"{image}: changed size while being exported"):
+            export_hf.export(broken, tmp_path / "out", ("cc-by", "cc-by-sa", "cc0", "unknown"), max_shard_mb=0.05,
+                             row_group_mb=0.02, progress=False, workers=2)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*.partial"))
+    assert not [c for c in multiprocessing.active_children() if c.name == "parquet-shard"]
+
+
 def test_bad_input_is_refused_with_the_file_and_reason(mixed_build, tmp_path, capsys):
     with pytest.raises(PublishError, match="unknown licence id.*cc-by-foo.*known: cc-by"):
         parse_licences("cc-by,cc-by-foo")
@@ -299,7 +335,7 @@ def test_bad_input_is_refused_with_the_file_and_reason(mixed_build, tmp_path, ca
     assert export_hf.main([str(foreign), "--build", str(mixed_build), "--quiet"]) == 2
     assert "not an export of export_hf" in capsys.readouterr().err and (foreign / "keep.txt").exists()
     assert not list(tmp_path.glob(".*.partial"))  # the staging folder is removed
-    broken = tmp_path / "broken"  # an image replaced by a folder: the reader thread's error reaches the command
+    broken = tmp_path / "broken"  # an image replaced by a folder: the writer's error reaches the command
     shutil.copytree(mixed_build, broken)
     meta = next(m for m in map(json.loads, (broken / "dataset" / "fracto_train_meta.jsonl").read_text().splitlines())
                 if all(p.startswith("manual:") for p in m["paper_ids"]))  # published under "unknown"
