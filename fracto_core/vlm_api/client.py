@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import json
 import random
 import threading
@@ -433,11 +434,17 @@ async def arun_requests(endpoint: Endpoint, requests: Sequence[ChatRequest], opt
             if on_result:
                 on_result(results[i])
 
+        # the objects alive before the requests (modules, the caller's data: ~10^5) are left out of the cyclic
+        # GC while they run: a full collection over them took 74-136 ms and stalled every request in flight
+        frozen_before = gc.get_freeze_count()
+        gc.freeze()
         try:
             await asyncio.gather(*(one(i) for i in todo))
         finally:
             bar.close()
             await runner.client.close()
+            if not frozen_before:  # a caller's own freeze is left as it was
+                gc.unfreeze()
     done = [r for r in results if r is not None]
     return done, summarize(done, wall_s=time.monotonic() - t0)
 
