@@ -55,7 +55,7 @@ import time
 from fracto_core.files import write_json_atomic
 from fracto_core.vlm_api.backends import ProviderError
 from fracto_core.vlm_api.cache import ResponseCache
-from fracto_core.vlm_api.client import CallResult, ClientOptions, run_requests
+from fracto_core.vlm_api.client import CallResult, ClientOptions, run_requests, warm_tls
 from fracto_core.vlm_api.pricing import price_for
 from eval.benchmark import BenchmarkError
 from eval.cli import config_from_args, judged_task_module, parser, summary_lines
@@ -94,6 +94,8 @@ def run_eval(config: RunConfig) -> RunOutcome:
     """Run (or resume, or dry-run) one model on one benchmark; see the module docstring. Raises RunError."""
     from eval.multicall import run_multicall, wants_multicall  # circular, context, hybrid, CLIP runs
 
+    if not config.dry_run:
+        warm_tls()  # the API client's TLS context is built while the benchmark loads (0.1-0.2 s; once a process)
     if wants_multicall(config):
         return run_multicall(config)
     p = plan(config)

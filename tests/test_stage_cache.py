@@ -187,3 +187,22 @@ def test_how_keys_are_made_is_pinned_to_the_cache_format(tmp_path: Path, monkeyp
     key = StageKeys(["dataset_builders.filter"], {"filter_min_score": 1.0}).paper(tmp_path / "p.json")
     pinned = ("stage-cache-2", "9bd158cf169de74cc274f893aa59073a9e6c3b7e9d4a28279086135a3759a8a9")
     assert (stage_cache.CACHE_FORMAT, key) == pinned
+
+
+def test_code_modules_read_real_imports_only(tmp_path: Path, monkeypatch) -> None:
+    """Imports are read from the syntax tree: an 'import x' in a docstring, comment or string does not pull x in
+    (the regex over the text did, for a docstring's usage example); lazy and relative imports still count."""
+    pkg = tmp_path / "dataset_builders"
+    (pkg / "labelling").mkdir(parents=True)
+    for name in ("__init__", "labelling/__init__", "labelling/rules", "records", "export", "augment", "comment",
+                 "text"):
+        (pkg / f"{name}.py").write_text("")
+    (pkg / "stage.py").write_text('"""A stage.\n\nUsage:\n    from dataset_builders import export\n'
+                                  '    import dataset_builders.augment\n"""\n\n'
+                                  'from . import records  # import dataset_builders.comment\n'
+                                  'TEXT = """\nimport dataset_builders.text\n"""\n\n\n'
+                                  'def f():\n    from .labelling import rules\n')
+    monkeypatch.setattr(stage_cache, "ROOT", tmp_path)
+    assert set(code_modules("dataset_builders.stage")) == {
+        "dataset_builders", "dataset_builders.stage", "dataset_builders.records", "dataset_builders.labelling",
+        "dataset_builders.labelling.rules"}

@@ -288,7 +288,7 @@ def test_an_image_gone_before_sending_fails_that_request_only(tmp_path):
         ep = Endpoint.create("vllm", "tiny", base_url=srv.base_url)
         requests = make_requests(ep, [f"k{i}" for i in range(8)])
         gone = tmp_path / "gone.png"
-        gone.write_bytes(png_bytes())
+        gone.write_bytes(png_bytes(61, 47, 3))  # bytes no other test sends (data URLs are kept by digest)
         image = payloads.ImageInput.from_path(gone, 589_824)
         gone.unlink()  # read for its digest and size when the request was made, gone when it is sent
         requests.insert(3, payloads.build_request("gone", ep, [image, "[[gone]] describe"],
@@ -362,3 +362,20 @@ def test_price_table_lookup_and_estimate():
     assert pricing.Price(2.0, 8.0).cost(1_000_000, 500_000) == pytest.approx(6.0)
     assert pricing.estimated_output_tokens("reasoning", "high", 100_000) == 4000
     assert pricing.estimated_output_tokens("reasoning", "high", 1000) == 1000
+
+
+def test_an_image_sent_several_times_is_encoded_once(tmp_path, monkeypatch):
+    """The requests of a multi-call sample (circular rotations) send one image: its data URL is made once (by
+    source digest and budget, the last payloads.URL_CACHE_IMAGES images kept), and equals a fresh encoding."""
+    path = tmp_path / "big.png"
+    Image.new("L", (1600, 1200), 90).save(path)
+    image = payloads.ImageInput.from_path(path, 589_824)
+    fresh = image.data_url()
+    payloads._URLS.clear()
+    encoded = []
+    real = payloads.ImageInput.encode
+    monkeypatch.setattr(payloads.ImageInput, "encode", lambda self: encoded.append(1) or real(self))
+    urls = [payloads.ImageInput.from_path(path, 589_824).data_url() for _ in range(4)]
+    assert urls == [fresh] * 4 and len(encoded) == 1
+    payloads.ImageInput.from_path(path, 400_000).data_url()  # another budget: encoded anew
+    assert len(encoded) == 2

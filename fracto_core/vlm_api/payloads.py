@@ -27,6 +27,8 @@ import base64
 import hashlib
 import io
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,8 +101,26 @@ class ImageInput:
             return "image/jpeg", buf.getvalue()
 
     def data_url(self) -> str:
+        """The data URL sent; the last URL_CACHE_IMAGES images' URLs are kept (by source digest and budget): the
+        requests of a multi-call sample (circular rotations, context levels, hybrid) send one image, encoded once."""
+        key = (self.sha256, self.max_pixels, self.min_pixels)
+        with _URLS_LOCK:
+            url = _URLS.get(key)
+            if url is not None:
+                _URLS.move_to_end(key)
+                return url
         mime, data = self.encode()
-        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        with _URLS_LOCK:
+            _URLS[key] = url
+            while len(_URLS) > URL_CACHE_IMAGES:
+                _URLS.popitem(last=False)
+        return url
+
+
+URL_CACHE_IMAGES = 8  # a multi-call sample's requests are consecutive; 8 URLs at the training budget: ~3 MB
+_URLS: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+_URLS_LOCK = threading.Lock()  # bodies are built in worker threads
 
 
 def _header_size(raw: bytes, name: str) -> tuple[int, int]:
