@@ -45,7 +45,7 @@ from dataset_builders.pdf.figures import (
     separate_uncaptioned,
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
-from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
+from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_text_and_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.ocr import bare_page, ocr_now_possible, read_bare_pages
@@ -140,8 +140,8 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
         try:
             page = upright(doc.load_page(i))  # /Rotate pages read in the frame they are shown in
             rect = page.rect
-            blocks = drop_margin_comments(page_blocks(page.get_text("dict", flags=TEXT_FLAGS)), rect.width)
-            graphics = page_graphics(doc, page, rect)
+            text, graphics = page_text_and_graphics(doc, page, rect, TEXT_FLAGS)  # one pass without images
+            blocks = drop_margin_comments(page_blocks(text), rect.width)
             scan = scan_page_image(page, graphics, rect) if graphics else None
             if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
                 blocks = join_caption_labels(blocks)  # its OCR layer: "Fig." apart from its number (pdf.ocr_text)
