@@ -10,8 +10,8 @@ alone; the counts say ``ocr_remined``.
 Usage (alone): python -c "from dataset_builders import mine; ..." -- normally run by
 ``python -m dataset_builders.build``.
 
-Per page the miner pays for one ``get_text("dict")`` (text only: asking for image blocks too costs ~100x
-more) and one ``get_image_info()``; vector drawings are looked at (``get_bboxlog``, far cheaper than
+Per page the miner pays for one MuPDF text pass with image placements, and a second without them (the text)
+only on pages that place images (``pdf.images.page_text_and_graphics``); vector drawings are looked at (``get_bboxlog``, far cheaper than
 ``get_drawings``) only on pages with a figure caption that no embedded image can explain. The layout
 analysis lives in ``dataset_builders.pdf``: text (lines, caption blocks), images (xrefs, writing),
 figures (clustering, caption matching, panel letters), metadata (title, DOI), geometry (box helpers).

@@ -158,9 +158,10 @@ def page_graphics(doc: pymupdf.Document, page: pymupdf.Page, rect: pymupdf.Rect,
     ``get_image_info()`` when the caller has it, see page_text_and_graphics).
 
     ``get_image_info()`` takes no textpage argument: it makes its own TextPage with
-    ``flags=TEXT_PRESERVE_IMAGES`` (pymupdf/__init__.py, Page.get_image_info, PyMuPDF as installed), so each
-    page is interpreted twice (~0.6 ms each on the heavy corpus). One shared TextPage with image blocks
-    does not give the same text: MuPDF starts a new text block after every image block (200 of the heavy
+    ``flags=TEXT_PRESERVE_IMAGES`` (pymupdf/__init__.py, Page.get_image_info, PyMuPDF as installed), so a
+    page read for its text too is interpreted twice (~0.6 ms each on the heavy corpus); page_text_and_graphics
+    spares the second pass on pages without images. One shared TextPage with image blocks does not give the
+    same text on pages with images: MuPDF starts a new text block after every image block (200 of the heavy
     corpus's 1,200 pages were segmented differently, e.g. "(a) (b) (c)" in three blocks, and 7 of the 10
     real-literature papers got different records). One display list replayed into both TextPages kept
     those records but drops whitespace-only text (the list culls empty boxes), for ~0.3 s of ~5 s.
