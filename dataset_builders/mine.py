@@ -12,8 +12,8 @@ mined while Tesseract was missing (``PaperRecord.ocr == "unavailable"``) once Te
 Usage (alone): python -c "from dataset_builders import mine; ..." -- normally run by
 ``python -m dataset_builders.build``.
 
-Per page the miner pays for one ``get_text("dict")`` (text only: asking for image blocks too costs ~100x
-more) and one ``get_image_info()``; vector drawings are looked at (``get_bboxlog``, far cheaper than
+Per page the miner pays for one MuPDF text pass with image placements, and a second without them (the text)
+only on pages that place images (``pdf.images.page_text_and_graphics``); vector drawings are looked at (``get_bboxlog``, far cheaper than
 ``get_drawings``) only on pages with a figure caption that no embedded image can explain. The layout
 analysis lives in ``dataset_builders.pdf``: text (lines, caption blocks), images (xrefs, writing),
 figures (clustering, caption matching, panel letters), metadata (title, DOI), geometry (box helpers).
@@ -47,7 +47,7 @@ from dataset_builders.pdf.figures import (
     separate_uncaptioned,
 )
 from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
-from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_graphics, repeated_keys
+from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_text_and_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.ocr import bare_page, read_bare_pages, tessdata
@@ -146,8 +146,8 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
         try:
             page = upright(doc.load_page(i))  # /Rotate pages read in the frame they are shown in
             rect = page.rect
-            blocks = drop_margin_comments(page_blocks(page.get_text("dict", flags=TEXT_FLAGS)), rect.width)
-            graphics = page_graphics(doc, page, rect)
+            text, graphics = page_text_and_graphics(doc, page, rect, TEXT_FLAGS)  # one pass without images
+            blocks = drop_margin_comments(page_blocks(text), rect.width)
             scan = scan_page_image(page, graphics, rect) if graphics else None
             if scan is not None:  # a scanned page: its figures are cut from the page image (pdf.scan)
                 blocks = join_caption_labels(blocks)  # its OCR layer: "Fig." apart from its number (pdf.ocr_text)

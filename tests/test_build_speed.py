@@ -304,3 +304,39 @@ def test_uniform_edges_in_batches_equal_one_std_per_line() -> None:
               np.vstack([under, under, np.arange(40, dtype=np.uint8) * 6, on]).astype(np.uint8).T.copy()]
     for fig in cases:
         assert panel_grid._uniform_edges(fig) == _uniform_edges_per_line(fig), fig.shape
+
+
+def test_one_textpage_pass_gives_the_text_and_placements_of_two() -> None:
+    """pdf.images.page_text_and_graphics against get_text + page_graphics: a page without images, and images
+    placed whole, under a clip path, mirrored, turned, skewed, half and fully off the page."""
+    import pymupdf
+
+    from dataset_builders.pdf.images import page_graphics, page_text_and_graphics
+    from dataset_builders.pdf.text import TEXT_FLAGS
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64), dtype=np.uint8), "L").save(buf, "JPEG")
+    doc = pymupdf.open()
+    plain = doc.new_page(width=300, height=400)
+    plain.insert_text((30, 60), "Fig. 1. A caption without an image (a) and (b).")
+    page = doc.new_page(width=300, height=400)
+    page.insert_text((30, 60), "Text before (a)")
+    page.insert_image(pymupdf.Rect(20, 80, 140, 170), stream=buf.getvalue())
+    page.insert_text((30, 190), "(b) text between images")
+    name = page.get_images(full=True)[0][7]
+    placements = ["q 10 10 60 60 re W n 100 0 0 80 5 200 cm /{n} Do Q", "q -90.3 0 0 70.7 290 210 cm /{n} Do Q",
+                  "q 0 60 -50 0 200 300 cm /{n} Do Q", "q 40 10 15 50 30 320 cm /{n} Do Q",
+                  "q 100 0 0 100 250 -50 cm /{n} Do Q", "q 50 0 0 50 400 500 cm /{n} Do Q"]
+    doc.update_stream(page.get_contents()[0], page.read_contents() + "\n".join(
+        [""] + [p.format(n=name) for p in placements]).encode())
+    for number in (0, 1):
+        one = doc[number]
+        text, graphics = page_text_and_graphics(doc, one, one.rect, TEXT_FLAGS)
+        two = doc[number]
+        assert text == two.get_text("dict", flags=TEXT_FLAGS)
+        old = page_graphics(doc, two, two.rect)
+        assert [(g.bbox, g.kind, g.xref, g.width, g.height) for g in graphics] == \
+            [(g.bbox, g.kind, g.xref, g.width, g.height) for g in old]
+        assert [{k: v for k, v in g.info.items() if k != "number"} for g in graphics] == \
+            [{k: v for k, v in g.info.items() if k != "number"} for g in old]
+    assert len({g.bbox for g in graphics}) == 6  # all but the one off the page

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pymupdf
 from PIL import Image
 
@@ -32,6 +33,7 @@ JPEG_QUALITY = 95
 TINY_RENDER_PX = 64 * 64  # rendered regions at most this big are saved as PNG (cost is negligible)
 BAND = 0.12  # header / footer band: top and bottom share of the page height
 REPEAT_PAGES = 3  # an image in the band on this many pages is a publisher logo
+_FLT_EPSILON = np.finfo(np.float32).eps
 
 
 # --- placements and their xrefs ----------------------------------------------------------------------
@@ -113,18 +115,58 @@ def placed_xrefs(page: pymupdf.Page, infos: list[dict], images: list[tuple]) -> 
     return [item[0] for item in order]
 
 
-def page_graphics(doc: pymupdf.Document, page: pymupdf.Page, rect: pymupdf.Rect) -> list[Graphic]:
-    """The placed images of a page (``rect``: the page's ``page.rect``, read once by the caller).
+def page_text_and_graphics(doc: pymupdf.Document, page: pymupdf.Page, rect: pymupdf.Rect, text_flags: int
+                           ) -> tuple[dict, list[Graphic]]:
+    """``page.get_text("dict", flags=text_flags)`` and ``page_graphics(doc, page, rect)``, the same results, with
+    one MuPDF pass over a page without images instead of two.
+
+    The page is read once into a TextPage with ``text_flags | TEXT_PRESERVE_IMAGES``. Without image blocks it is
+    the text-only TextPage (the flags differ in image blocks only), so its text is used; with images the text
+    is read again without them (MuPDF starts a new text block after each image block). Its image list is what
+    ``get_image_info()`` (a TextPage with ``TEXT_PRESERVE_IMAGES`` alone) lists, in the same order, but for two
+    keys: ``number`` (the block's index, which the text blocks shift; not used here) and ``bbox``, which
+    ``TEXT_MEDIABOX_CLIP`` clips to the image's clip path: ``_placement_box`` computes the whole one from the
+    image's ``transform`` as MuPDF does. Checked on every page of the 62 real PDFs (5,639 placements) and
+    tests/test_build_speed.py.
+    """
+    text = page.get_textpage(flags=text_flags | pymupdf.TEXT_PRESERVE_IMAGES)
+    infos = text.extractIMGINFO()
+    if not infos:
+        return page.get_text("dict", textpage=text), []
+    del text
+    for info in infos:
+        info["bbox"] = _placement_box(info["transform"])
+    return page.get_text("dict", flags=text_flags), page_graphics(doc, page, rect, infos)
+
+
+def _placement_box(transform: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """The box of the unit square under an image's matrix: MuPDF's ``fz_transform_rect`` in its float32
+    arithmetic (the matrix' values are float32 already), so the very numbers ``get_image_info`` reports."""
+    a, b, c, d, e, f = (np.float32(v) for v in transform)
+    if abs(b) < _FLT_EPSILON and abs(c) < _FLT_EPSILON:  # fz_transform_rect's axis-aligned case
+        x0, x1 = (e, a + e) if a >= 0 else (a + e, e)
+        y0, y1 = (f, d + f) if d >= 0 else (d + f, f)
+        return float(x0), float(y0), float(x1), float(y1)
+    xs = (e, c + e, a + c + e, a + e)  # the corners (0, 0), (0, 1), (1, 1), (1, 0)
+    ys = (f, d + f, b + d + f, b + f)
+    return float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+
+
+def page_graphics(doc: pymupdf.Document, page: pymupdf.Page, rect: pymupdf.Rect,
+                  infos: list[dict] | None = None) -> list[Graphic]:
+    """The placed images of a page (``rect``: the page's ``page.rect``, read once by the caller; ``infos``: its
+    ``get_image_info()`` when the caller has it, see page_text_and_graphics).
 
     ``get_image_info()`` takes no textpage argument: it makes its own TextPage with
-    ``flags=TEXT_PRESERVE_IMAGES`` (pymupdf/__init__.py, Page.get_image_info, PyMuPDF as installed), so each
-    page is interpreted twice (~0.6 ms each on the heavy corpus). One shared TextPage with image blocks
-    does not give the same text: MuPDF starts a new text block after every image block (200 of the heavy
+    ``flags=TEXT_PRESERVE_IMAGES`` (pymupdf/__init__.py, Page.get_image_info, PyMuPDF as installed), so a
+    page read for its text too is interpreted twice (~0.6 ms each on the heavy corpus); page_text_and_graphics
+    spares the second pass on pages without images. One shared TextPage with image blocks does not give the
+    same text on pages with images: MuPDF starts a new text block after every image block (200 of the heavy
     corpus's 1,200 pages were segmented differently, e.g. "(a) (b) (c)" in three blocks, and 7 of the 10
     real-literature papers got different records). One display list replayed into both TextPages kept
     those records but drops whitespace-only text (the list culls empty boxes), for ~0.3 s of ~5 s.
     """
-    infos = page.get_image_info()
+    infos = page.get_image_info() if infos is None else infos
     if not infos:  # 800 of the heavy corpus's 1,200 pages: no get_images / content read (0.06 s in all)
         return []
     images = page.get_images(full=True)
