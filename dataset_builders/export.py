@@ -44,6 +44,7 @@ from tqdm import tqdm
 from dataset_builders import dataset_card
 from fracto_core.answer_format import format_answer, instruction_prompt
 from dataset_builders.config import BuildConfig
+from dataset_builders.export_meta_reuse import MetaReuse, TextsKeys, sample_key
 from dataset_builders.items import ItemTexts
 from dataset_builders.labelling.classes import caption_classes
 from dataset_builders.export_samples import (  # noqa: F401 (Sample, SampleItem, new_sample: export's API)
@@ -229,6 +230,12 @@ def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path]) ->
     return dst
 
 
+def _item_fields(item: Item | SampleItem) -> tuple:
+    """What a meta line takes of its item (export_meta_reuse.sample_key)."""
+    provenance = item.provenance_json if isinstance(item, SampleItem) else json.dumps(item.provenance, ensure_ascii=False)
+    return item.item_id, item.image, item.features, item.label_origin, item.paper_ids, provenance
+
+
 @dataclass
 class Written:
     """What write_samples did: samples per split, the images linked, the samples without a stage image."""
@@ -238,19 +245,24 @@ class Written:
     missing: list[Problem]
 
 
-def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Sample], progress: bool = False) -> Written:
+def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Sample], progress: bool = False,
+                  reuse: bool = True) -> Written:
     """Every dataset file of every split (the split, its variants, its meta lines) in one pass over the
     samples, each linked, encoded once and streamed to the files that take it; each split's samples must
-    come in its sample id order (the files' order). Nothing is held per sample but its image's hash."""
+    come in its sample id order (the files' order). Nothing is held per sample but its image's hash.
+    reuse: copy the meta lines the last export made from the same inputs (export_meta_reuse; samples in
+    sample id order over all splits, as stream_samples gives them)."""
     out, dataset = str(paths.out), str(paths.dataset)
     texts = ItemTexts(paths)  # paper by paper: the samples come in id order
+    texts_key = TextsKeys(paths, texts.groups)
     files = dataset_files(config.dataset_name, config.variants)
     written = Written({split: 0 for split in SPLITS}, PathSet(), [])
     missing: dict[str, list[Problem]] = {split: [] for split in SPLITS}
     made_dirs: set[Path] = set()
     encode = SampleEncoder()
-    item_id, item_texts = None, ([], [])
+    item_id, item_texts, item_key = None, None, ""
     with ExitStack() as stack:
+        old_meta = MetaReuse.open(paths, config, stack, enabled=reuse)  # before the new meta files replace them
         writers = {split: [(JsonListWriter(stack.enter_context(open_text_atomic(paths.dataset / f"{name}.json"))), keep)
                            for name, (of, keep) in files.items() if of == split] for split in SPLITS}
         metas = {split: stack.enter_context(open_text_atomic(
@@ -268,8 +280,15 @@ def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Samp
                 if keep(s):
                     writer.add(encoded)
             if s.item.item_id != item_id:  # an item's rotated copies follow it (sample ids sort so)
-                item_id, item_texts = s.item.item_id, texts(s.item)
-            metas[s.split].write(json.dumps(meta_record(s, item_texts), ensure_ascii=False, sort_keys=True) + "\n")
+                item_id, item_texts, item_key = s.item.item_id, None, texts_key(s.item.item_id, s.item.paper_ids)
+            key = sample_key(item_key, _item_fields(s.item), s.sample_id, s.split, s.source, s.augmentation)
+            line = old_meta.take(s.sample_id, s.split, key)
+            if line is None:
+                if item_texts is None:
+                    item_texts = texts(s.item)
+                line = json.dumps(meta_record(s, item_texts), ensure_ascii=False, sort_keys=True) + "\n"
+            metas[s.split].write(line)
+            old_meta.record(s.sample_id, s.split, key, line)
         for split_writers in writers.values():
             for writer, _ in split_writers:
                 writer.close()
@@ -290,7 +309,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         written = write_samples(paths, config, stream_samples(paths, split_assignments(paths), problems), progress)
     except NotStreamable:  # stage files out of the order streaming relies on: every sample held, as before
         collected, problems = collect_samples(paths)
-        written = write_samples(paths, config, (s for split in SPLITS for s in collected[split]), progress)
+        written = write_samples(paths, config, (s for split in SPLITS for s in collected[split]), progress,
+                                reuse=False)
         del collected
     problems += written.missing
     for split in SPLITS:
