@@ -44,7 +44,7 @@ from tqdm import tqdm
 from dataset_builders import dataset_card
 from fracto_core.answer_format import format_answer, instruction_prompt
 from dataset_builders.config import BuildConfig
-from dataset_builders.export_meta_reuse import MetaReuse, TextsKeys, sample_key
+from dataset_builders.export_meta_reuse import ItemKeys, MetaReuse, sample_key
 from dataset_builders.items import ItemTexts
 from dataset_builders.labelling.classes import caption_classes
 from dataset_builders.export_samples import (  # noqa: F401 (Sample, SampleItem, new_sample: export's API)
@@ -254,7 +254,7 @@ def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Samp
     sample id order over all splits, as stream_samples gives them)."""
     out, dataset = str(paths.out), str(paths.dataset)
     texts = ItemTexts(paths)  # paper by paper: the samples come in id order
-    texts_key = TextsKeys(paths, texts.groups)
+    item_keys = ItemKeys(paths, texts.groups)
     files = dataset_files(config.dataset_name, config.variants)
     written = Written({split: 0 for split in SPLITS}, PathSet(), [])
     missing: dict[str, list[Problem]] = {split: [] for split in SPLITS}
@@ -280,8 +280,9 @@ def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Samp
                 if keep(s):
                     writer.add(encoded)
             if s.item.item_id != item_id:  # an item's rotated copies follow it (sample ids sort so)
-                item_id, item_texts, item_key = s.item.item_id, None, texts_key(s.item.item_id, s.item.paper_ids)
-            key = sample_key(item_key, _item_fields(s.item), s.sample_id, s.split, s.source, s.augmentation)
+                item_id, item_texts = s.item.item_id, None
+                item_key = item_keys(_item_fields(s.item), s.item.item_id, s.item.paper_ids)
+            key = sample_key(item_key, s.sample_id, s.split, s.source, s.augmentation)
             line = old_meta.take(s.sample_id, s.split, key)
             if line is None:
                 if item_texts is None:

@@ -54,29 +54,29 @@ def line_digest(line: bytes) -> str:
     return hashlib.blake2b(line, digest_size=16).hexdigest()
 
 
-class TextsKeys:
-    """The part of a sample's key that stands for its item's texts: the dedup group's members (for a group of
-    several panels) and the sha256 of every panels file of the item's papers (each file hashed once)."""
+class ItemKeys:
+    """The part of a sample's key that stands for its item: every field a meta line takes of it, and its texts:
+    the dedup group's members (for a group of several panels) and the sha256 of every panels file of the
+    item's papers (each file hashed once)."""
 
     def __init__(self, paths: StagePaths, groups: dict[str, tuple[list[str], list[str]]]):
         self.paths, self.groups = paths, groups
         self._papers: dict[str, str] = {}
 
-    def __call__(self, item_id: str, paper_ids: list[str]) -> str:
+    def __call__(self, fields: tuple, item_id: str, paper_ids: list[str]) -> str:
         members, papers = self.groups.get(item_id, ([item_id], paper_ids))
         digests = []
         for paper in papers:
             if paper not in self._papers:
                 self._papers[paper] = file_digest(self.paths.panels / f"{paper}.json")
             digests.append(self._papers[paper])
-        return "\x1f".join([*members, "\x1e", *papers, "\x1e", *digests])
+        return "\x1f".join([*map(repr, fields), "\x1e", *members, "\x1e", *papers, "\x1e", *digests])
 
 
-def sample_key(texts_key: str, item_fields: tuple, sample_id: str, split: str, source: str,
-               augmentation: tuple[str, float] | None) -> str:
+def sample_key(item_key: str, sample_id: str, split: str, source: str, augmentation: tuple[str, float] | None) -> str:
     """blake2b of everything a meta line is made from (but the code and settings: the file's key)."""
-    parts = [texts_key, *map(repr, item_fields), sample_id, split, source, repr(augmentation)]
-    return hashlib.blake2b("\x1d".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    text = "\x1d".join([item_key, sample_id, split, source, repr(augmentation)])
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class MetaReuse:
