@@ -16,7 +16,6 @@ after collapsing identical hashes (50,000 panels = 1.25e9 pairs, about a second)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import DuplicateGroup, FilterDecision, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import read_jsonl, read_model, write_json_list_atomic
+from fracto_core.files import iter_json_list, read_jsonl, read_model, write_json_list_atomic
 
 STAGE = "dedup"
 TILE_ROWS, TILE_COLS = 64, 4096  # pairs compared per numpy step: 256 Ki x 8 bytes = 2 MiB, cache-sized
@@ -187,6 +186,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     return result
 
 
-def read_groups(paths: StagePaths) -> list[DuplicateGroup]:
-    """The dedup stage's groups (for later stages and tests)."""
-    return [DuplicateGroup.model_validate(g) for g in json.loads(paths.dedup.read_text(encoding="utf-8"))]
+def iter_groups(paths: StagePaths) -> Iterator[DuplicateGroup]:
+    """dedup.json's groups one at a time, in the file's order (by representative); none when the stage has not
+    run. The one reader of the file (label, items, export's texts, the card): the list of parsed dicts is
+    never held."""
+    if paths.dedup.exists():
+        yield from map(DuplicateGroup.model_validate, iter_json_list(paths.dedup))

@@ -99,7 +99,7 @@ def test_a_changed_caption_remakes_the_meta_lines_of_that_paper(built, tmp_path:
     paths, config = _copy(built, tmp_path / "reuse")
     fresh_paths, fresh_config = _copy(built, tmp_path / "fresh")
     for p in (paths, fresh_paths):
-        panels_file = sorted(p.panels.glob("*.json"))[0]
+        panels_file = min(p.panels.glob("*.json"))
         record = json.loads(panels_file.read_text(encoding="utf-8"))
         for panel in record["panels"]:
             panel["caption"] = (panel.get("caption") or "") + " Edited."
