@@ -119,7 +119,8 @@ class SampleEncoder:
     def __init__(self) -> None:
         self.parts: dict[tuple[str, ...], tuple[str, str]] = {}
 
-    def __call__(self, sample: Sample) -> str:
+    def __call__(self, sample: Sample, image: str | None = None) -> str:
+        """image: sample.image when the caller made it already."""
         features = tuple(sample.item.features)
         parts = self.parts.get(features)
         if parts is None:
@@ -129,7 +130,7 @@ class SampleEncoder:
             if not hole or self._HOLE in before + after:
                 raise AssertionError("the sample's messages hold the placeholder")  # cannot: the texts are ours
             parts = self.parts[features] = (before, after)
-        return parts[0] + _SAMPLE_ENCODER.encode(sample.image) + parts[1]
+        return parts[0] + _SAMPLE_ENCODER.encode(sample.image if image is None else image) + parts[1]
 
 
 class JsonListWriter:
@@ -210,11 +211,15 @@ def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None
     os.replace(tmp, dst)
 
 
-def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path]) -> str | None:
-    """Link the sample's image into the dataset folder; returns its path there (None: no stage image)."""
+def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path], image: str | None = None) -> str | None:
+    """Link the sample's image into the dataset folder; returns its path there (None: no stage image).
+    image: sample.image when the caller made it already."""
     # path strings and one stat of each file: an update finds ~95 % of the images already linked, and
-    # the Paths, is_file(), exists() and samefile() (4 stats) per sample cost it ~1 s at 50,000 samples
-    src, dst = os.path.join(out, sample.source), os.path.join(dataset, sample.image)
+    # the Paths, is_file(), exists() and samefile() (4 stats) per sample cost it ~1 s at 50,000 samples;
+    # os.path.join's text joined by hand (what it gives for a folder without a trailing slash; 0.3 s)
+    source = sample.source
+    src = source if source.startswith("/") else f"{out}/{source}"
+    dst = f"{dataset}/{sample.image if image is None else image}"  # Sample.image is relative
     try:
         st = os.stat(src)
     except OSError:
@@ -252,7 +257,7 @@ def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Samp
     come in its sample id order (the files' order). Nothing is held per sample but its image's hash.
     reuse: copy the meta lines the last export made from the same inputs (export_meta_reuse; samples in
     sample id order over all splits, as stream_samples gives them)."""
-    out, dataset = str(paths.out), str(paths.dataset)
+    out, dataset = str(paths.out), str(paths.dataset)  # a Path's text: no trailing slash
     texts = ItemTexts(paths)  # paper by paper: the samples come in id order
     item_keys = ItemKeys(paths, texts.groups)
     files = dataset_files(config.dataset_name, config.variants)
@@ -269,13 +274,14 @@ def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Samp
                      paths.dataset / f"{config.dataset_name}_{split}_meta.jsonl")) for split in SPLITS}
         for s in tqdm(samples, desc="export samples", disable=not progress):
             written.counts[s.split] += 1
-            dst = link_sample(s, out, dataset, made_dirs)
+            image = s.image  # made from the sample's id and source when asked: once here
+            dst = link_sample(s, out, dataset, made_dirs, image)
             if dst is None:
                 missing[s.split].append(Problem(file=s.source, stage="export", reason="missing_image",
                                                 item_id=s.sample_id, detail="stage image not found", severity="failed"))
             else:
                 written.linked.add(dst)
-            encoded = encode(s)
+            encoded = encode(s, image)
             for writer, keep in writers[s.split]:
                 if keep(s):
                     writer.add(encoded)
