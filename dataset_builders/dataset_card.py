@@ -26,7 +26,7 @@ import json
 
 import numpy as np
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,7 +34,7 @@ from dataset_builders import holdout, jpeg
 from fracto_core.answer_format import PROMPT_VERSION
 from dataset_builders.augment import manifest_path
 from dataset_builders.config import BuildConfig
-from dataset_builders.dedup import pairs_within
+from dataset_builders.dedup import iter_groups, pairs_within
 from dataset_builders.label import LabelSources, sources_path
 from dataset_builders.review.importer import AUDIT_JSON, audit_markdown
 from dataset_builders.records import (
@@ -50,7 +50,7 @@ from dataset_builders.sources import paper_meta
 from dataset_builders.split import dropped_path
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
-from fracto_core.files import NotAJsonList, iter_json_list, iter_jsonl, read_jsonl, write_json_atomic, write_text_atomic
+from fracto_core.files import iter_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from dataset_builders.validate import DatasetCheck
 from fracto_core.vocabulary import canonical_names, rare_names
 
@@ -95,18 +95,6 @@ def _jsonl(path: Path, model):
 
 def _iter(path: Path, model):
     return iter_jsonl(path, model) if path.exists() else iter(())
-
-
-def _duplicate_groups(paths: StagePaths) -> Iterator[dict]:
-    """dedup.json's groups one at a time (a list, or {"groups": [...]} read whole)."""
-    if not paths.dedup.exists():
-        return
-    try:
-        yield from (g for g in iter_json_list(paths.dedup) if isinstance(g, dict))
-    except NotAJsonList:
-        data = json.loads(paths.dedup.read_text(encoding="utf-8"))
-        groups = data.get("groups", []) if isinstance(data, dict) else data
-        yield from (g for g in groups if isinstance(g, dict))
 
 
 TOP_REASONS = 15  # filter evidence rows shown in the card
@@ -171,11 +159,17 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     # per feature per split
     features: dict[str, dict] = {}
     rare = set(rare_names())
+    originals: Counter[tuple[str, str]] = Counter()  # (feature, split): one pass over the items, not one per feature
+    augmented: Counter[tuple[str, str]] = Counter()
+    for a in assignments:
+        for name in set(items[a.item_id].features):
+            originals[name, a.split] += 1
+            augmented[name, a.split] += aug_per_item[a.item_id]
     for name in canonical_names():
         row: dict = {"rare": name in rare}
         for split in SPLITS:
-            ids = [a.item_id for a in assignments if a.split == split and name in items[a.item_id].features]
-            row[split] = {"originals": len(ids), "with_augmentation": len(ids) + sum(aug_per_item[i] for i in ids)}
+            row[split] = {"originals": originals[name, split],
+                          "with_augmentation": originals[name, split] + augmented[name, split]}
         features[name] = row
 
     # sources
@@ -206,8 +200,8 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         if not d.keep:
             rejected += 1
             evidence.update(reason_kind(r) for r in set(d.reasons or ["no_evidence"]))
-    duplicates = [{"panel_id": m, "duplicate_of": g.get("representative")}
-                  for g in _duplicate_groups(paths) for m in g.get("members", []) if m != g.get("representative")]
+    duplicates = [{"panel_id": m, "duplicate_of": g.representative}
+                  for g in iter_groups(paths) for m in g.members if m != g.representative]
     labels = Counter(LabelSummary(r.status, r.origin, r.prompt_version) for r in _iter(paths.labels, LabelRecord))
     report = collect_report(paths) if report is None else report
     seen: set[tuple] = set()

@@ -44,6 +44,7 @@ from tqdm import tqdm
 from dataset_builders import dataset_card
 from fracto_core.answer_format import format_answer, instruction_prompt
 from dataset_builders.config import BuildConfig
+from dataset_builders.export_meta_reuse import ItemKeys, MetaReuse, sample_key
 from dataset_builders.items import ItemTexts
 from dataset_builders.labelling.classes import caption_classes
 from dataset_builders.export_samples import (  # noqa: F401 (Sample, SampleItem, new_sample: export's API)
@@ -118,7 +119,8 @@ class SampleEncoder:
     def __init__(self) -> None:
         self.parts: dict[tuple[str, ...], tuple[str, str]] = {}
 
-    def __call__(self, sample: Sample) -> str:
+    def __call__(self, sample: Sample, image: str | None = None) -> str:
+        """image: sample.image when the caller made it already."""
         features = tuple(sample.item.features)
         parts = self.parts.get(features)
         if parts is None:
@@ -128,7 +130,7 @@ class SampleEncoder:
             if not hole or self._HOLE in before + after:
                 raise AssertionError("the sample's messages hold the placeholder")  # cannot: the texts are ours
             parts = self.parts[features] = (before, after)
-        return parts[0] + _SAMPLE_ENCODER.encode(sample.image) + parts[1]
+        return parts[0] + _SAMPLE_ENCODER.encode(sample.image if image is None else image) + parts[1]
 
 
 class JsonListWriter:
@@ -209,11 +211,15 @@ def link_image(src: Path, dst: Path, made_dirs: set[Path] | None = None) -> None
     os.replace(tmp, dst)
 
 
-def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path]) -> str | None:
-    """Link the sample's image into the dataset folder; returns its path there (None: no stage image)."""
+def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path], image: str | None = None) -> str | None:
+    """Link the sample's image into the dataset folder; returns its path there (None: no stage image).
+    image: sample.image when the caller made it already."""
     # path strings and one stat of each file: an update finds ~95 % of the images already linked, and
-    # the Paths, is_file(), exists() and samefile() (4 stats) per sample cost it ~1 s at 50,000 samples
-    src, dst = os.path.join(out, sample.source), os.path.join(dataset, sample.image)
+    # the Paths, is_file(), exists() and samefile() (4 stats) per sample cost it ~1 s at 50,000 samples;
+    # os.path.join's text joined by hand (what it gives for a folder without a trailing slash; 0.3 s)
+    source = sample.source
+    src = source if source.startswith("/") else f"{out}/{source}"
+    dst = f"{dataset}/{sample.image if image is None else image}"  # Sample.image is relative
     try:
         st = os.stat(src)
     except OSError:
@@ -229,6 +235,12 @@ def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path]) ->
     return dst
 
 
+def _item_fields(item: Item | SampleItem) -> tuple:
+    """What a meta line takes of its item (export_meta_reuse.sample_key)."""
+    provenance = item.provenance_json if isinstance(item, SampleItem) else json.dumps(item.provenance, ensure_ascii=False)
+    return item.item_id, item.image, item.features, item.label_origin, item.paper_ids, provenance
+
+
 @dataclass
 class Written:
     """What write_samples did: samples per split, the images linked, the samples without a stage image."""
@@ -238,38 +250,52 @@ class Written:
     missing: list[Problem]
 
 
-def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Sample], progress: bool = False) -> Written:
+def write_samples(paths: StagePaths, config: BuildConfig, samples: Iterable[Sample], progress: bool = False,
+                  reuse: bool = True) -> Written:
     """Every dataset file of every split (the split, its variants, its meta lines) in one pass over the
     samples, each linked, encoded once and streamed to the files that take it; each split's samples must
-    come in its sample id order (the files' order). Nothing is held per sample but its image's hash."""
-    out, dataset = str(paths.out), str(paths.dataset)
+    come in its sample id order (the files' order). Nothing is held per sample but its image's hash.
+    reuse: copy the meta lines the last export made from the same inputs (export_meta_reuse; samples in
+    sample id order over all splits, as stream_samples gives them)."""
+    out, dataset = str(paths.out), str(paths.dataset)  # a Path's text: no trailing slash
     texts = ItemTexts(paths)  # paper by paper: the samples come in id order
+    item_keys = ItemKeys(paths, texts.groups)
     files = dataset_files(config.dataset_name, config.variants)
     written = Written({split: 0 for split in SPLITS}, PathSet(), [])
     missing: dict[str, list[Problem]] = {split: [] for split in SPLITS}
     made_dirs: set[Path] = set()
     encode = SampleEncoder()
-    item_id, item_texts = None, ([], [])
+    item_id, item_texts, item_key = None, None, ""
     with ExitStack() as stack:
+        old_meta = MetaReuse.open(paths, config, stack, enabled=reuse)  # before the new meta files replace them
         writers = {split: [(JsonListWriter(stack.enter_context(open_text_atomic(paths.dataset / f"{name}.json"))), keep)
                            for name, (of, keep) in files.items() if of == split] for split in SPLITS}
         metas = {split: stack.enter_context(open_text_atomic(
                      paths.dataset / f"{config.dataset_name}_{split}_meta.jsonl")) for split in SPLITS}
         for s in tqdm(samples, desc="export samples", disable=not progress):
             written.counts[s.split] += 1
-            dst = link_sample(s, out, dataset, made_dirs)
+            image = s.image  # made from the sample's id and source when asked: once here
+            dst = link_sample(s, out, dataset, made_dirs, image)
             if dst is None:
                 missing[s.split].append(Problem(file=s.source, stage="export", reason="missing_image",
                                                 item_id=s.sample_id, detail="stage image not found", severity="failed"))
             else:
                 written.linked.add(dst)
-            encoded = encode(s)
+            encoded = encode(s, image)
             for writer, keep in writers[s.split]:
                 if keep(s):
                     writer.add(encoded)
             if s.item.item_id != item_id:  # an item's rotated copies follow it (sample ids sort so)
-                item_id, item_texts = s.item.item_id, texts(s.item)
-            metas[s.split].write(json.dumps(meta_record(s, item_texts), ensure_ascii=False, sort_keys=True) + "\n")
+                item_id, item_texts = s.item.item_id, None
+                item_key = item_keys(_item_fields(s.item), s.item.item_id, s.item.paper_ids)
+            key = sample_key(item_key, s.sample_id, s.split, s.source, s.augmentation)
+            line = old_meta.take(s.sample_id, s.split, key)
+            if line is None:
+                if item_texts is None:
+                    item_texts = texts(s.item)
+                line = json.dumps(meta_record(s, item_texts), ensure_ascii=False, sort_keys=True) + "\n"
+            metas[s.split].write(line)
+            old_meta.record(s.sample_id, s.split, key, line)
         for split_writers in writers.values():
             for writer, _ in split_writers:
                 writer.close()
@@ -290,7 +316,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         written = write_samples(paths, config, stream_samples(paths, split_assignments(paths), problems), progress)
     except NotStreamable:  # stage files out of the order streaming relies on: every sample held, as before
         collected, problems = collect_samples(paths)
-        written = write_samples(paths, config, (s for split in SPLITS for s in collected[split]), progress)
+        written = write_samples(paths, config, (s for split in SPLITS for s in collected[split]), progress,
+                                reuse=False)
         del collected
     problems += written.missing
     for split in SPLITS:

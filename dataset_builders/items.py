@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from dataset_builders.config import BuildConfig
+from dataset_builders.dedup import iter_groups
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT
 from dataset_builders.manual import EXPERT_LABELS_NAME, apply_expert_labels
 from dataset_builders.panels_by_paper import PanelsByPaper
@@ -33,7 +34,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import iter_json_list, iter_jsonl, read_model, write_jsonl_atomic
+from fracto_core.files import iter_jsonl, read_model, write_jsonl_atomic
 
 
 def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
@@ -43,18 +44,6 @@ def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
         for p in read_model(f, PaperPanels).panels:
             panels[p.panel_id] = p
     return panels
-
-
-def load_groups(paths: StagePaths) -> list[DuplicateGroup]:
-    if not paths.dedup.exists():
-        return []
-    return list(iter_groups(paths))
-
-
-def iter_groups(paths: StagePaths) -> Iterator[DuplicateGroup]:
-    """dedup.json's groups one at a time (the list of parsed dicts is never held)."""
-    if paths.dedup.exists():
-        yield from map(DuplicateGroup.model_validate, iter_json_list(paths.dedup))
 
 
 def load_manual_items(paths: StagePaths) -> list[Item]:
@@ -163,7 +152,7 @@ class MinedItems:
         keep = {d.panel_id for d in iter_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
         labels = labels_in_order(paths)
         label = next(labels, None)
-        for seq, group in enumerate(sorted(load_groups(paths), key=lambda g: g.representative)):
+        for seq, group in enumerate(sorted(iter_groups(paths), key=lambda g: g.representative)):
             panel = panels.get(group.representative, group.paper_ids)
             if panel is None:
                 raise KeyError(group.representative)  # as the dict of every panel did: dedup names an unknown panel

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dataset_builders.labelling.caption_rules import ORIGIN as CAPTION_RULES_ORIGIN
 from dataset_builders.config import BuildConfig
+from dataset_builders.dedup import iter_groups
 from dataset_builders.panels_by_paper import PanelsByPaper
 from dataset_builders.labelling.registry import CaptionRulesLabeler, LabelTask, get_labeler
 from dataset_builders.records import (
@@ -99,8 +100,7 @@ def _require(path: Path, made_by: str) -> None:
 
 def load_groups(paths: StagePaths) -> list[DuplicateGroup]:
     """The dedup groups, sorted by representative id: paper by paper (a panel id starts with its paper id)."""
-    raw = json.loads(paths.dedup.read_text(encoding="utf-8"))
-    return sorted((DuplicateGroup.model_validate(g) for g in raw), key=lambda g: g.representative)
+    return sorted(iter_groups(paths), key=lambda g: g.representative)
 
 
 def load_kept(paths: StagePaths) -> dict[str, bool]:

@@ -92,11 +92,31 @@ def write_json_list_atomic(path: Path, values: Iterable) -> int:
     n = 0
     with open_text_atomic(path) as fh:
         for value in values:
-            fh.write(("[\n " if n == 0 else ",\n ")
-                     + json.dumps(value, indent=1, ensure_ascii=False, sort_keys=False).replace("\n", "\n "))
+            fh.write(("[\n " if n == 0 else ",\n ") + _indented_1(value).replace("\n", "\n "))
             n += 1
         fh.write("\n]\n" if n else "[]\n")
     return n
+
+
+_SCALAR = json.JSONEncoder(ensure_ascii=False).encode  # the C encoder: what indent=1 writes for a scalar
+_FLAT = (str, int, float, bool, type(None))
+
+
+def _indented_1(value) -> str:
+    """json.dumps(value, indent=1, ensure_ascii=False), the same text, ~4x faster for a dict of strings, numbers
+    and lists of them (dedup's groups: indent runs the pure Python encoder); anything else goes to json.dumps."""
+    if not isinstance(value, dict) or not value or not all(type(k) is str for k in value):
+        return json.dumps(value, indent=1, ensure_ascii=False)
+    lines = []
+    for k, v in value.items():
+        if isinstance(v, list) and all(isinstance(x, _FLAT) for x in v):
+            text = "[\n  " + ",\n  ".join(map(_SCALAR, v)) + "\n ]" if v else "[]"
+        elif isinstance(v, _FLAT):
+            text = _SCALAR(v)
+        else:
+            return json.dumps(value, indent=1, ensure_ascii=False)
+        lines.append(f"{_SCALAR(k)}: {text}")
+    return "{\n " + ",\n ".join(lines) + "\n}"
 
 
 def write_model_atomic(path: Path, record: BaseModel, durable: bool = True) -> None:

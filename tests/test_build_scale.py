@@ -22,8 +22,8 @@ from dataset_builders import augment, dataset_card, export
 from dataset_builders import label as label_stage
 from dataset_builders import split as split_stage
 from dataset_builders.config import BuildConfig
-from dataset_builders.dedup import pairs_within
-from dataset_builders.items import ItemTexts, load_groups, load_panels
+from dataset_builders.dedup import iter_groups, pairs_within
+from dataset_builders.items import ItemTexts, load_panels
 from dataset_builders.labelling.base import LabelTask
 from dataset_builders.labelling.caption_rules import CaptionRulesLabeler
 from dataset_builders.records import Item
@@ -419,7 +419,7 @@ def test_item_texts_paper_by_paper_equal_those_of_all_panels_at_once(built) -> N
     paths = StagePaths(built[0])
     items = [Item.model_validate_json(line) for line in paths.items.read_text().splitlines()]
     panels = load_panels(paths)
-    members = {g.representative: g.members for g in load_groups(paths)}
+    members = {g.representative: g.members for g in iter_groups(paths)}
     texts = ItemTexts(paths, cached_papers=2)
     for item in items:  # the former item_texts: every panel of the corpus in one dict
         captions: list[str] = []

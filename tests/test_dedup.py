@@ -74,7 +74,7 @@ def build(tmp_path, workers: int = 1) -> tuple[StagePaths, dict]:
 
 def test_reprinted_image_groups_across_papers_and_different_textures_do_not(tmp_path):
     paths, result = build(tmp_path)
-    groups = dedup.read_groups(paths)
+    groups = list(dedup.iter_groups(paths))
     by_rep = {g.representative: g for g in groups}
     assert set(by_rep) == {f"{P1}-p1-f1-whole", f"{P1}-p1-f2-whole", f"{P2}-p1-f2-whole"}
     cross = by_rep[f"{P1}-p1-f1-whole"]
@@ -222,9 +222,9 @@ def test_sample_corpus_reprints_group_across_papers(tmp_path):
                 if original and tf.is_fracture:
                     key = f"{Path(tp.file).stem}:fig{tf.number}" + (f":{q.letter}" if q.letter else "")
                     pairs.append((panel_of[key], panel_of[original], tf.duplicate_mode))
-    group_of = {m: g.group_id for g in dedup.read_groups(paths) for m in g.members}
+    group_of = {m: g.group_id for g in dedup.iter_groups(paths) for m in g.members}
     assert {mode for _, _, mode in pairs} == {"identical", "reencoded", "rescaled"}
     for copy, original, mode in pairs:
         assert group_of[copy] == group_of[original], mode
-    merged = sum(len(g.members) - 1 for g in dedup.read_groups(paths))
+    merged = sum(len(g.members) - 1 for g in dedup.iter_groups(paths))
     assert merged == len(pairs)  # nothing else was merged
