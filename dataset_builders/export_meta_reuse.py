@@ -13,7 +13,7 @@ digest hex>``. The last export's meta files are the cache: export reads them alo
 split's lines in their order) and copies a line when its sample comes with the same key and the old line
 still has the recorded digest (blake2b of its bytes). Anything else -- a missing or garbled file, another
 file key, a meta file edited, cut short or missing, samples out of order -- means the line is made again,
-so a stale line is never copied (tested in tests/test_build_scale.py).
+so a stale line is never copied (tested in tests/test_export_reuse.py).
 
 Usage (export.write_samples):
     reuse = MetaReuse.open(paths, config, stack)          # before the new meta files replace the old ones

@@ -40,13 +40,15 @@ def refresh_source(paths: StagePaths, record: PaperRecord, source: SourceMeta) -
     apply_source(record, source)
     if record.model_dump(include=fields) == before:
         return False
-    write_model_atomic(paths.mine / record.paper_id / "paper.json", record, durable=False)
+    # the panels file first, paper.json last: a run killed between the two leaves paper.json as it was, so
+    # the next run sees the change again and rewrites both (the other order left the panels file stale for good)
     panels_file = paths.panels / f"{record.paper_id}.json"
     if panels_file.exists():
         panels = read_model(panels_file, PaperPanels)
         for name, value in record.model_dump(include=fields).items():
             setattr(panels, name, value)
         write_model_atomic(panels_file, panels, durable=False)
+    write_model_atomic(paths.mine / record.paper_id / "paper.json", record, durable=False)
     return True
 
 

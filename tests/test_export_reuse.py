@@ -116,3 +116,40 @@ def test_a_changed_caption_remakes_the_meta_lines_of_that_paper(built, tmp_path:
                .read_text(encoding="utf-8").splitlines()
                + (paths.dataset / f"{config.dataset_name}_test_meta.jsonl").read_text(encoding="utf-8").splitlines()
                + (paths.dataset / f"{config.dataset_name}_val_meta.jsonl").read_text(encoding="utf-8").splitlines())
+
+
+def _reuse(entries: list[tuple[str, str, bytes]], meta: dict[str, list[bytes]]):
+    """A MetaReuse over an old keys file listing entries (sample id, split, line whose digest it recorded) and old
+    meta files holding the lines given per split (what is really on disk)."""
+    import io
+
+    from dataset_builders.export_meta_reuse import SPLITS, MetaReuse, line_digest
+
+    keys = io.BytesIO(b"".join(f"{sid}\t{split}\t{'k' * 32}\t{line_digest(line)}\n".encode()
+                               for sid, split, line in entries))
+    old_meta = {s: io.BytesIO(b"".join(meta.get(s, []))) for s in SPLITS}
+    return MetaReuse("file-key", keys, old_meta, io.StringIO())
+
+
+def test_samples_out_of_order_stop_the_reuse() -> None:
+    lines = [b'{"id": "s1"}\n', b'{"id": "s2"}\n', b'{"id": "s3"}\n']
+    reuse = _reuse([(f"s{i + 1}", "train", line) for i, line in enumerate(lines)], {"train": lines})
+    assert reuse.take("s1", "train", "k" * 32) == lines[0].decode()
+    assert reuse.take("s3", "train", "k" * 32) == lines[2].decode()  # s2 gone since: its line skipped
+    reuse = _reuse([(f"s{i + 1}", "train", line) for i, line in enumerate(lines)], {"train": lines})
+    assert reuse.take("s2", "train", "k" * 32) == lines[1].decode()
+    assert reuse.take("s1", "train", "k" * 32) is None  # out of order: nothing more is trusted
+    assert reuse.take("s3", "train", "k" * 32) is None
+
+
+def test_an_old_keys_file_beside_newer_meta_files_copies_no_line_it_did_not_record() -> None:
+    """A run killed between renaming its meta files and its keys file leaves the older export's keys beside the
+    newer export's meta lines: only lines with the recorded bytes may be copied."""
+    old = [b'{"id": "s1", "caption": "old"}\n', b'{"id": "s2", "caption": "same"}\n']
+    new = [b'{"id": "s1", "caption": "new"}\n', b'{"id": "s2", "caption": "same"}\n']
+    reuse = _reuse([("s1", "train", old[0]), ("s2", "train", old[1])], {"train": new})
+    assert reuse.take("s1", "train", "k" * 32) is None
+    assert reuse.take("s2", "train", "k" * 32) == new[1].decode()  # the very bytes it recorded
+    shifted = _reuse([("s1", "train", old[0]), ("s2", "train", old[1])], {"train": new[1:]})  # a line fewer
+    assert shifted.take("s1", "train", "k" * 32) is None
+    assert shifted.take("s2", "train", "k" * 32) is None

@@ -303,3 +303,37 @@ def test_pool_and_card_read_a_papers_metadata_with_one_function(tmp_path):
     assert paper_meta(paths, "ef" * 8, missing_ok=True) == {}
     with pytest.raises(ValueError, match="not an object"):
         paper_meta(paths, "ef" * 8)
+
+
+def test_a_run_killed_between_the_two_source_writes_is_brought_up_to_date_by_the_next(corpus, tmp_path, monkeypatch):
+    """refresh_source writes two files; a kill after the first must not leave them disagreeing for good."""
+    from dataset_builders import sources
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    shutil.copy(sorted((corpus / "papers").glob("*.pdf"))[0], papers)
+    out = tmp_path / "out"
+    build(_config(papers, out, corpus), progress=False)
+    paths = StagePaths(out)
+    (record_file,) = paths.mine.glob("*/paper.json")
+    panels_file = paths.panels / f"{record_file.parent.name}.json"
+    assert read_model(panels_file, PaperPanels).licence == "unknown"
+    source = sources.SourceMeta(licence="cc-by", licence_url="https://creativecommons.org/licenses/by/4.0/",
+                                doi="10.9999/kill.1")
+
+    real_write, calls = sources.write_model_atomic, []
+
+    def killed_at_the_second_write(path, model, **kw):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        real_write(path, model, **kw)
+
+    monkeypatch.setattr(sources, "write_model_atomic", killed_at_the_second_write)
+    with pytest.raises(KeyboardInterrupt):
+        sources.refresh_source(paths, read_model(record_file, PaperRecord), source)
+    monkeypatch.setattr(sources, "write_model_atomic", real_write)
+    sources.refresh_source(paths, read_model(record_file, PaperRecord), source)  # the next run's resume
+    assert read_model(record_file, PaperRecord).licence == "cc-by"
+    assert (read_model(panels_file, PaperPanels).licence, read_model(panels_file, PaperPanels).doi) == (
+        "cc-by", "10.9999/kill.1")
