@@ -301,6 +301,21 @@ def test_nickel_is_no_negation():
     assert feature_sets("Ni-rich inclusions at the origin.")[0] == {"inclusion at origin"}
 
 
+@pytest.mark.parametrize("text, asserted, negated", [
+    # silicon nitride and the sine are no Spanish "sin"
+    ("SiN intergranular fracture surface", {IG}, set()),
+    ("Fig. 3. SiN intergranular facets at the origin", {IG}, set()),
+    ("Cleavage in SIN steel", {CLEAVAGE}, set()),
+    ("The stress varies as sin θ dimples", {"equiaxed dimples"}, set()),
+    # the Spanish cue, lower or title case, before a lower-case word
+    ("Sin estrías de fatiga.", set(), {STRIATIONS}),
+    ("Superficie sin hoyuelos.", set(), {"equiaxed dimples"}),
+])
+def test_spanish_sin_is_case_sensitive(text, asserted, negated):
+    got = feature_sets(text)
+    assert (got[0], got[1]) == (asserted, negated)
+
+
 @pytest.mark.parametrize("text, asserted, uncertain", [
     # "it could be seen / may be observed that ..." reports what the image shows
     ("It could be seen that dimples cover the surface.", {"equiaxed dimples"}, set()),

@@ -52,8 +52,9 @@ _FORWARD_CUE = re.compile(
     r"|(?:the\s+)?absence\s+of|free\s+of|devoid\s+of|lack\s+of(?!\s*[-\s]?\s*fusion)|lacks|lacking|lacked"
     r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|cannot|not(?!\s+only)|no(?!\s*\.)"
     # German, Spanish, French (the vocabulary names their commonest features): "keine Waben", "ohne Schwingstreifen",
-    # "sin hoyuelos", "sans cupules", "pas de stries", "aucune strie"
-    r"|kein(?:e[mnrs]?)?|ohne|sin|sans|pas\s+de|pas\s+d['\u2019]|aucune?s?)(?![\w-])",
+    # "sin hoyuelos", "sans cupules", "pas de stries", "aucune strie"; "sin" only lower or title case before a
+    # lower-case word: "SiN" is silicon nitride, "sin θ" a sine
+    r"|kein(?:e[mnrs]?)?|ohne|(?-i:[Ss]in(?=\s+[a-záéíóúüñ]))|sans|pas\s+de|pas\s+d['\u2019]|aucune?s?)(?![\w-])",
     re.IGNORECASE,
 )
 # A quantity compared between the cue and the mention: "no difference in (the) dimple size", "no change of the
