@@ -172,6 +172,12 @@ def test_hedges_are_uncertain_not_labels(text, uncertain):
     "Void nucleation, growth and coalescence.",
     "Void growth and coalescence in the necked region.",
     "Intercrystalline corrosion along the boundaries.",
+    # French word order and accents
+    "Corrosion intergranulaire le long des joints de grains.",
+    "Attaque intergranulaire des joints de grains.",
+    "Corrosion intercristalline le long des joints.",
+    "Coupe métallographique : rupture intergranulaire.",
+    "Coupe métallographique : gas pores.",
 ])
 def test_other_word_senses_are_no_features(text):
     assert feature_sets(text) == (set(), set(), set())
