@@ -1,5 +1,7 @@
 """Vocabulary phrases in free text: longest match, spelling variants, word boundaries, negation scope."""
 
+import unicodedata
+
 import pytest
 
 from dataset_builders.labelling.mentions import features_in, find_mentions, sentence_spans
@@ -305,6 +307,23 @@ def test_negations_in_other_languages(text, negated):
 
 def test_nickel_is_no_negation():
     assert feature_sets("Ni-rich inclusions at the origin.")[0] == {"inclusion at origin"}
+
+
+@pytest.mark.parametrize("text, asserted", [
+    ("Lignes d\u2019arrêt et stries de fatigue.", {BEACH, STRIATIONS}),  # typographic apostrophes
+    ("Sites d\u2019amorçage multiples.", {"crack initiation site"}),
+    ("Site d\u2018amorçage.", {"crack initiation site"}),
+    ("le\u0300vres de cisaillement", {"shear lip"}),  # a decomposed accent (as some PDFs' text layers have it)
+    ("Lignes d'arre\u0302t.", {BEACH}),
+])
+def test_typographic_apostrophes_and_decomposed_accents(text, asserted):
+    assert feature_sets(text)[0] == asserted
+
+
+def test_positions_index_the_nfc_text():
+    text = "Le\u0300vres de cisaillement et cupules."
+    nfc = unicodedata.normalize("NFC", text)
+    assert [nfc[m.start:m.end] for m in find_mentions(text)] == ["Lèvres de cisaillement", "cupules"]
 
 
 @pytest.mark.parametrize("text, asserted, negated", [

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from collections.abc import Iterable, Mapping
 
-from fracto_core.phrases import DASH_CHARS, loose_key, vocabulary_matcher
+from fracto_core.phrases import DASH_CHARS, loose_key, unify_text, vocabulary_matcher
 from fracto_core.vocabulary import ABBREVIATIONS, CO_MENTIONS, HEDGE_CUES, SENSE_EXCLUSIONS
 
 _PHRASES = vocabulary_matcher("loose")
@@ -369,7 +369,10 @@ def find_mentions(text: str, abbreviations: Mapping[str, str | None] | None = No
     negation and hedging marked; mentions in another word sense (vocabulary.SENSE_EXCLUSIONS) are left out.
 
     abbreviations: the paper's own definitions (``defined_abbreviations``), layered over the vocabulary's.
+    Positions index ``unify_text(text)`` (NFC, "'" for typographic apostrophes): the same as in ``text`` when
+    ``text`` is NFC.
     """
+    text = unify_text(text)
     found = [
         (m.start, m.end, m.text, m.name)
         for m in _PHRASES.finditer(text)
