@@ -379,3 +379,39 @@ def test_an_image_sent_several_times_is_encoded_once(tmp_path, monkeypatch):
     assert urls == [fresh] * 4 and len(encoded) == 1
     payloads.ImageInput.from_path(path, 400_000).data_url()  # another budget: encoded anew
     assert len(encoded) == 2
+
+
+@pytest.mark.parametrize("caller_froze", [False, True])
+def test_the_gc_freeze_is_undone_and_a_callers_own_is_kept(monkeypatch, caller_froze):
+    """run_requests leaves gc.get_freeze_count() as it found it: after a normal run, after one whose client.close()
+    raised, and when the caller had frozen objects of its own (they are not frozen again)."""
+    import gc
+
+    class Fake:
+        close_fails = False
+
+        async def post(self, *args, **kwargs):
+            raise RuntimeError("no server")
+
+        async def close(self):
+            if Fake.close_fails:
+                raise OSError("close failed")
+
+    monkeypatch.setattr(client._Runner, "make_client", lambda self: Fake())
+    ep = Endpoint.create("vllm", "tiny", base_url="http://127.0.0.1:9/v1")
+    requests = [payloads.build_request("a", ep, ["hello"], GenerationParams(8), "v1")]
+    options = ClientOptions(progress=False, max_attempts=1)
+    gc.unfreeze()
+    try:
+        if caller_froze:
+            gc.freeze()
+        before = gc.get_freeze_count()
+        keep = [[i] for i in range(1000)]  # made after the caller's freeze: not frozen by the run
+        run_requests(ep, requests, options)
+        assert gc.get_freeze_count() == before
+        Fake.close_fails = True
+        with pytest.raises(OSError, match="close failed"):
+            run_requests(ep, requests, options)
+        assert gc.get_freeze_count() == before and keep
+    finally:
+        gc.unfreeze()
