@@ -27,6 +27,14 @@ SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def fresh_url_cache():
+    """Every test starts and ends with an empty data-URL cache (payloads._URLS is per process)."""
+    payloads._URLS.clear()
+    yield
+    payloads._URLS.clear()
+
+
 def png_bytes(w=64, h=48, value=120) -> bytes:
     buf = io.BytesIO()
     Image.new("L", (w, h), value).save(buf, "PNG")
@@ -415,3 +423,66 @@ def test_the_gc_freeze_is_undone_and_a_callers_own_is_kept(monkeypatch, caller_f
         assert gc.get_freeze_count() == before and keep
     finally:
         gc.unfreeze()
+
+
+def test_one_image_prepared_by_four_threads_at_once_is_encoded_once(tmp_path, monkeypatch):
+    """Bodies are built in threads (client._Runner.prepare): the circular rotations of one sample ask for its URL at
+    the same time; the first encodes, the others wait for it."""
+    import threading
+    path = tmp_path / "big.png"
+    Image.new("L", (1600, 1200), 90).save(path)
+    encoded = []
+    real = payloads.ImageInput.encode
+
+    def slow_encode(self):
+        encoded.append(1)
+        time.sleep(0.2)  # the others arrive while it runs
+        return real(self)
+
+    monkeypatch.setattr(payloads.ImageInput, "encode", slow_encode)
+    start = threading.Barrier(4)
+    urls = []
+
+    def prepare():
+        image = payloads.ImageInput.from_path(path, 589_824)
+        start.wait()
+        urls.append(image.data_url())
+
+    threads = [threading.Thread(target=prepare) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(encoded) == 1 and len(urls) == 4 and len(set(urls)) == 1
+    assert not payloads._PENDING
+
+
+def test_an_encoding_error_reaches_every_waiting_thread_and_is_not_kept(tmp_path, monkeypatch):
+    import threading
+    path = tmp_path / "big.png"
+    Image.new("L", (1600, 1200), 90).save(path)
+    calls = []
+
+    def failing_encode(self):
+        calls.append(1)
+        time.sleep(0.2)
+        raise OSError("unreadable")
+
+    monkeypatch.setattr(payloads.ImageInput, "encode", failing_encode)
+    start = threading.Barrier(3)
+    errors = []
+
+    def prepare():
+        image = payloads.ImageInput.from_path(path, 589_824)
+        start.wait()
+        try:
+            image.data_url()
+        except OSError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=prepare) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == ["unreadable"] * 3 and len(calls) == 1 and not payloads._PENDING and not payloads._URLS
