@@ -425,10 +425,25 @@ def test_the_gc_freeze_is_undone_and_a_callers_own_is_kept(monkeypatch, caller_f
         gc.unfreeze()
 
 
+def _at_once(threads: int, fn) -> None:
+    """fn() in ``threads`` threads released together (a barrier), joined."""
+    import threading
+    start = threading.Barrier(threads)
+
+    def run():
+        start.wait()
+        fn()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+
+
 def test_one_image_prepared_by_four_threads_at_once_is_encoded_once(tmp_path, monkeypatch):
     """Bodies are built in threads (client._Runner.prepare): the circular rotations of one sample ask for its URL at
     the same time; the first encodes, the others wait for it."""
-    import threading
     path = tmp_path / "big.png"
     Image.new("L", (1600, 1200), 90).save(path)
     encoded = []
@@ -440,49 +455,28 @@ def test_one_image_prepared_by_four_threads_at_once_is_encoded_once(tmp_path, mo
         return real(self)
 
     monkeypatch.setattr(payloads.ImageInput, "encode", slow_encode)
-    start = threading.Barrier(4)
     urls = []
-
-    def prepare():
-        image = payloads.ImageInput.from_path(path, 589_824)
-        start.wait()
-        urls.append(image.data_url())
-
-    threads = [threading.Thread(target=prepare) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _at_once(4, lambda: urls.append(payloads.ImageInput.from_path(path, 589_824).data_url()))
     assert len(encoded) == 1 and len(urls) == 4 and len(set(urls)) == 1
     assert not payloads._PENDING
 
 
 def test_an_encoding_error_reaches_every_waiting_thread_and_is_not_kept(tmp_path, monkeypatch):
-    import threading
     path = tmp_path / "big.png"
     Image.new("L", (1600, 1200), 90).save(path)
-    calls = []
+    calls, errors = [], []
 
     def failing_encode(self):
         calls.append(1)
         time.sleep(0.2)
         raise OSError("unreadable")
 
-    monkeypatch.setattr(payloads.ImageInput, "encode", failing_encode)
-    start = threading.Barrier(3)
-    errors = []
-
     def prepare():
-        image = payloads.ImageInput.from_path(path, 589_824)
-        start.wait()
         try:
-            image.data_url()
+            payloads.ImageInput.from_path(path, 589_824).data_url()
         except OSError as exc:
             errors.append(str(exc))
 
-    threads = [threading.Thread(target=prepare) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    monkeypatch.setattr(payloads.ImageInput, "encode", failing_encode)
+    _at_once(3, prepare)
     assert errors == ["unreadable"] * 3 and len(calls) == 1 and not payloads._PENDING and not payloads._URLS
