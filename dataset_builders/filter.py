@@ -100,9 +100,14 @@ POSITIVE_TERMS: tuple[tuple[str, str, float], ...] = (
     ("fractured", (r"(?:fractured|broken|failed) (?:specimens?|samples?|parts?|bars?|halves|pieces?|coupons?|"
                    r"components?|shafts?|bolts?|rods?|wires?|pins?|gears?|axles?|rails?|tubes?|pipes?|springs?|"
                    r"blades?)|after fractur\w*|"
-                   r"(?:specimens?|samples?|bars?) after (?:the )?(?:[\w-]+ ){0,2}(?:tests?|testing)\b|"
-                   # tests run until the piece breaks: what is imaged "after tensile testing" is its fracture
-                   r"\bafter (?:the )?(?:tensile|impact|charpy|izod) (?:tests?|testing)\b|"
+                   # the test piece itself is shown ("Specimens after the tensile test", "SEM image of the sample
+                   # after testing"), not a view of its gauge surface ("Slip bands of the specimen after tensile
+                   # testing", "Etched microstructure after tensile testing"); or a break is named near the test
+                   r"(?:^|[:.] |\b(?:images?|photos?|photographs?|views?|micrographs?|macrographs?|sem) of "
+                   r"(?:the |a |an |two )?)(?:[\w-]+ )?(?:specimens?|samples?|bars?) after (?:the )?(?:[\w-]+ ){0,2}"
+                   r"(?:tests?|testing)\b|"
+                   r"\b(?:fractur\w*|broken|failed)\b[^.;]{0,40}\bafter (?:the )?(?:tensile|impact|charpy|izod) "
+                   r"(?:tests?|testing)\b|"
                    r"cup-and-cone"), 1.0),
     # German REM (Rasterelektronenmikroskop), Spanish/French MEB
     ("SEM", r"\bsem\b|scanning electron|\brem\b|\bmeb\b|rasterelektronen\w*", 0.25),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from dataset_builders.hf_card import HF_SPLIT, features
 from dataset_builders.licences import UNKNOWN
 from dataset_builders.parquet_images import ParquetLayoutError, splice_images
 from dataset_builders.publish import SPLITS, BuiltSample, PublishError, Selection
+from dataset_builders.workers import init_worker
 
 ROWS_PER_GROUP = 100  # rows per Parquet row group (a bound besides --row-group-mb)
 IMAGE_BYTES_COLUMN = "images.list.element.bytes"
@@ -199,9 +201,13 @@ def _take(order: list[Shard], taken) -> Shard | None:
     return order[i] if i < len(order) else None
 
 
-def _worker(writers: _Writers, order: list[Shard], taken, conn) -> None:
+def _worker(writers: _Writers, order: list[Shard], taken, conn, parent_pid: int, unused_end) -> None:
     """A forked writer: takes the next shard until none is left; reports each row group ("rows", n), then ("ok",)
-    or ("error", kind, message) on ``conn``."""
+    or ("error", kind, message) on ``conn``. It dies with ``parent_pid`` (a killed export leaves no writer behind
+    to write on into the next run's staging folder) and closes its copy of the pipe's read end, so that a send
+    fails once the parent is gone."""
+    init_worker(parent_pid)
+    unused_end.close()
     try:
         while (shard := _take(order, taken)) is not None:
             writers.write(shard, lambda n: conn.send(("rows", n)))
@@ -248,7 +254,8 @@ def _fan_out(writers: _Writers, order: list[Shard], workers: int, done: Callable
     try:
         for _ in range(workers - 1):
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(writers, order, taken, send), name="parquet-shard", daemon=True)
+            proc = ctx.Process(target=_worker, args=(writers, order, taken, send, os.getpid(), recv),
+                               name="parquet-shard", daemon=True)
             proc.start()
             send.close()
             procs.append(proc)

@@ -24,6 +24,7 @@ Usage:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,17 +37,25 @@ Spelling = Literal["loose", "exact"]
 DASH_CHARS = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"  # regex class body: hyphen(s), figure/en/em dash, minus
 _LOOSE_SEP = rf"(?:\s*[{DASH_CHARS}]\s*|\s+)"  # between the words of a phrase: space or any dash
 _SPLIT_WORDS = re.compile(rf"[\s{DASH_CHARS}]+")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})  # typographic apostrophes: "Lignes d’arrêt"
+
+
+def unify_text(text: str) -> str:
+    """NFC (a decomposed "e" + U+0300 reads as "è") and typographic apostrophes as "'". Within NFC text the
+    positions do not change (one apostrophe for another)."""
+    return unicodedata.normalize("NFC", text).translate(_APOSTROPHES)
 
 
 def normalize_text(text: str) -> str:
-    """Lower case, dashes unified to '-', whitespace collapsed (the ``exact`` rule's text and phrases)."""
-    text = re.sub(r"[\u2010-\u2015\u2212]", "-", text.lower())
+    """Lower case, dashes unified to '-', whitespace collapsed (the ``exact`` rule's text and phrases), as
+    `unify_text`."""
+    text = re.sub(r"[\u2010-\u2015\u2212]", "-", unify_text(text).lower())
     return " ".join(text.split())
 
 
 def loose_key(phrase: str) -> str:
-    """Lower case, every run of spaces/dashes as one space: 'Fish–Eye' -> 'fish eye'."""
-    return " ".join(w for w in _SPLIT_WORDS.split(phrase.lower()) if w)
+    """Lower case, every run of spaces/dashes as one space: 'Fish–Eye' -> 'fish eye'; as `unify_text`."""
+    return " ".join(w for w in _SPLIT_WORDS.split(unify_text(phrase).lower()) if w)
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,8 @@ class PhraseMatcher:
             self.pattern = re.compile(rf"(?<![\w-]){_trie_pattern(trie, ' ')}(?![\w-])")
 
     def prepare(self, text: str) -> str:
-        """The text as the matcher searches it (``exact``: normalized; ``loose``: unchanged)."""
-        return normalize_text(text) if self.spelling == "exact" else text
+        """The text as the matcher searches it (``exact``: normalized; ``loose``: `unify_text`)."""
+        return normalize_text(text) if self.spelling == "exact" else unify_text(text)
 
     def finditer(self, text: str) -> Iterator[PhraseMatch]:
         """Phrases in ``text`` as prepared (positions index `prepare(text)`), left to right."""

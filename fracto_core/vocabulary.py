@@ -324,10 +324,10 @@ SENSE_EXCLUSIONS: tuple[SenseExclusion, ...] = (
                    r"galvani[sz]\w*|zn[- ]?(?:coat\w*|layer)|zinc|\bplating",
                    "cracks in an oxide scale or coating, not secondary cracks of a fracture surface"),
     SenseExclusion("gas pore", r"x-?ray|\b(?:micro-?|µ|u)?ct\b|tomograph\w*|archimedes|densit(?:y|ies)\b|"
-                   r"polished|cross[- ]?sections?|metallograph\w*",
+                   r"polished|cross[- ]?sections?|m[eé]tallograph\w*",
                    "volume porosity (CT, density, polished section), not a pore on a fracture surface"),
     SenseExclusion("lack-of-fusion defect", r"x-?ray|\b(?:micro-?|µ|u)?ct\b|tomograph\w*|polished|"
-                   r"cross[- ]?sections?|metallograph\w*",
+                   r"cross[- ]?sections?|m[eé]tallograph\w*",
                    "defects seen in CT or a polished section, not on a fracture surface"),
     SenseExclusion("crack initiation site", r"crack initiation\s+(?:energy|energies|component|life|stage|"
                    r"period|time|cycles?|resistance|toughness|threshold|load)|\bKCVI\b",
@@ -335,9 +335,12 @@ SENSE_EXCLUSIONS: tuple[SenseExclusion, ...] = (
     # intergranular corrosion / attack / oxidation is a corrosion morphology seen in sections, and an
     # intergranular crack path in a polished or etched section is no facet of a fracture surface (as for pores)
     SenseExclusion("intergranular facets", r"inter(?:granular|crystalline)\s+(?:corrosion|attack|oxidation|penetration)|"
-                   r"\bIGC\b|polished|cross[- ]?sections?|metallograph\w*|\betched\b",
+                   # French word order: "corrosion intergranulaire"
+                   r"(?:corrosion|attaque|oxydation|p[eé]n[eé]tration)\s+inter(?:granulaire|cristalline)|"
+                   r"\bIGC\b|polished|cross[- ]?sections?|m[eé]tallograph\w*|\betched\b",
                    "intergranular corrosion or a crack path in a section, not facets of a fracture surface",
-                   ("intergranular", "intergranular cracking", "intercrystalline", "interkristallin")),
+                   ("intergranular", "intergranular cracking", "intercrystalline", "interkristallin",
+                    "intergranulaire")),
     # German "Waben" are dimples on a fracture surface (Wabenbruch) but also the honeycomb core of a sandwich panel
     SenseExclusion("equiaxed dimples", r"sandwich|\bkern\w*|honeycomb|deckschicht\w*|\bcores?\b|bienen",
                    "a honeycomb (sandwich core), not dimples", ("waben",)),

@@ -5,14 +5,17 @@ and a real CPU training step on them, byte-identical images, bounded row groups,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -391,3 +394,55 @@ def test_push_needs_a_token_and_never_prints_it(exported, mixed_build, tmp_path)
     finally:
         server.shutdown()
         server.server_close()
+
+
+_SLOW_FAN_OUT = """
+import os, sys, time
+from dataset_builders import hf_shards
+out = sys.argv[1]
+class Slow:  # a row group every 0.2 s, a file per row group named after the process that wrote it
+    def write(self, shard, done):
+        for group in range(3):
+            time.sleep(0.2)
+            open(os.path.join(out, f"{os.getpid()}-{shard}-{group}"), "w").close()
+            done(1)
+hf_shards._fan_out(Slow(), list(range(12)), 2, lambda n: None, lambda: None)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+def test_shard_writers_die_with_a_killed_export(tmp_path):
+    """SIGKILL of the exporting process (the OOM killer) stops its forked shard writers at once: none writes on into
+    a staging folder that the next run may reuse."""
+    out = tmp_path / "written"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_FAN_OUT, str(out)], cwd=REPO, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            children = {int(f.name.split("-")[0]) for f in out.iterdir()} - {proc.pid}
+            if children:
+                break
+            time.sleep(0.01)
+        assert children, "no forked writer wrote anything"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 2
+        while any(map(_alive, children)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(map(_alive, children)), "a shard writer outlived the killed export"
+        written = sorted(os.listdir(out))
+        time.sleep(0.6)  # three row groups' time
+        assert sorted(os.listdir(out)) == written
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the exporter and any writer left (its own session)
+        proc.wait()

@@ -467,4 +467,18 @@ def test_a_feature_worded_differently_in_two_excerpts_counts_once():
 
 def test_a_section_after_tensile_testing_stays_a_section():
     d = ff.decide(panel("Etched microstructure after tensile testing"), 1.0)
-    assert not d.keep and "caption:+fractured" in d.reasons
+    assert not d.keep and "caption:+fractured" not in d.reasons
+
+
+@pytest.mark.parametrize("caption, broken", [
+    # a view of the gauge surface after the test is no broken piece
+    ("Surface relief (slip bands) of the specimen after tensile testing", False),
+    ("SEM image of the gauge surface after tensile testing showing slip lines", False),
+    # the test piece itself, or a break named near the test
+    ("Optical image of the specimen after tensile testing", True),
+    ("Tensile specimens after testing", True),
+    ("Specimen broken after the tensile test", True),
+])
+def test_after_tensile_testing_is_a_broken_piece_only_when_the_piece_is_shown(caption, broken):
+    d = ff.decide(panel(caption), 1.0)
+    assert d.keep == broken and ("caption:+fractured" in d.reasons) == broken

@@ -1,5 +1,7 @@
 """Vocabulary phrases in free text: longest match, spelling variants, word boundaries, negation scope."""
 
+import unicodedata
+
 import pytest
 
 from dataset_builders.labelling.mentions import features_in, find_mentions, sentence_spans
@@ -172,6 +174,12 @@ def test_hedges_are_uncertain_not_labels(text, uncertain):
     "Void nucleation, growth and coalescence.",
     "Void growth and coalescence in the necked region.",
     "Intercrystalline corrosion along the boundaries.",
+    # French word order and accents
+    "Corrosion intergranulaire le long des joints de grains.",
+    "Attaque intergranulaire des joints de grains.",
+    "Corrosion intercristalline le long des joints.",
+    "Coupe métallographique : rupture intergranulaire.",
+    "Coupe métallographique : gas pores.",
 ])
 def test_other_word_senses_are_no_features(text):
     assert feature_sets(text) == (set(), set(), set())
@@ -299,6 +307,38 @@ def test_negations_in_other_languages(text, negated):
 
 def test_nickel_is_no_negation():
     assert feature_sets("Ni-rich inclusions at the origin.")[0] == {"inclusion at origin"}
+
+
+@pytest.mark.parametrize("text, asserted", [
+    ("Lignes d\u2019arrêt et stries de fatigue.", {BEACH, STRIATIONS}),  # typographic apostrophes
+    ("Sites d\u2019amorçage multiples.", {"crack initiation site"}),
+    ("Site d\u2018amorçage.", {"crack initiation site"}),
+    ("le\u0300vres de cisaillement", {"shear lip"}),  # a decomposed accent (as some PDFs' text layers have it)
+    ("Lignes d'arre\u0302t.", {BEACH}),
+])
+def test_typographic_apostrophes_and_decomposed_accents(text, asserted):
+    assert feature_sets(text)[0] == asserted
+
+
+def test_positions_index_the_nfc_text():
+    text = "Le\u0300vres de cisaillement et cupules."
+    nfc = unicodedata.normalize("NFC", text)
+    assert [nfc[m.start:m.end] for m in find_mentions(text)] == ["Lèvres de cisaillement", "cupules"]
+
+
+@pytest.mark.parametrize("text, asserted, negated", [
+    # silicon nitride and the sine are no Spanish "sin"
+    ("SiN intergranular fracture surface", {IG}, set()),
+    ("Fig. 3. SiN intergranular facets at the origin", {IG}, set()),
+    ("Cleavage in SIN steel", {CLEAVAGE}, set()),
+    ("The stress varies as sin θ dimples", {"equiaxed dimples"}, set()),
+    # the Spanish cue, lower or title case, before a lower-case word
+    ("Sin estrías de fatiga.", set(), {STRIATIONS}),
+    ("Superficie sin hoyuelos.", set(), {"equiaxed dimples"}),
+])
+def test_spanish_sin_is_case_sensitive(text, asserted, negated):
+    got = feature_sets(text)
+    assert (got[0], got[1]) == (asserted, negated)
 
 
 @pytest.mark.parametrize("text, asserted, uncertain", [

@@ -27,6 +27,14 @@ SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def fresh_url_cache():
+    """Every test starts and ends with an empty data-URL cache (payloads._URLS is per process)."""
+    payloads._URLS.clear()
+    yield
+    payloads._URLS.clear()
+
+
 def png_bytes(w=64, h=48, value=120) -> bytes:
     buf = io.BytesIO()
     Image.new("L", (w, h), value).save(buf, "PNG")
@@ -379,3 +387,96 @@ def test_an_image_sent_several_times_is_encoded_once(tmp_path, monkeypatch):
     assert urls == [fresh] * 4 and len(encoded) == 1
     payloads.ImageInput.from_path(path, 400_000).data_url()  # another budget: encoded anew
     assert len(encoded) == 2
+
+
+@pytest.mark.parametrize("caller_froze", [False, True])
+def test_the_gc_freeze_is_undone_and_a_callers_own_is_kept(monkeypatch, caller_froze):
+    """run_requests leaves gc.get_freeze_count() as it found it: after a normal run, after one whose client.close()
+    raised, and when the caller had frozen objects of its own (they are not frozen again)."""
+    import gc
+
+    class Fake:
+        close_fails = False
+
+        async def post(self, *args, **kwargs):
+            raise RuntimeError("no server")
+
+        async def close(self):
+            if Fake.close_fails:
+                raise OSError("close failed")
+
+    monkeypatch.setattr(client._Runner, "make_client", lambda self: Fake())
+    ep = Endpoint.create("vllm", "tiny", base_url="http://127.0.0.1:9/v1")
+    requests = [payloads.build_request("a", ep, ["hello"], GenerationParams(8), "v1")]
+    options = ClientOptions(progress=False, max_attempts=1)
+    gc.unfreeze()
+    try:
+        if caller_froze:
+            gc.freeze()
+        before = gc.get_freeze_count()
+        keep = [[i] for i in range(1000)]  # made after the caller's freeze: not frozen by the run
+        run_requests(ep, requests, options)
+        assert gc.get_freeze_count() == before
+        Fake.close_fails = True
+        with pytest.raises(OSError, match="close failed"):
+            run_requests(ep, requests, options)
+        assert gc.get_freeze_count() == before and keep
+    finally:
+        gc.unfreeze()
+
+
+def _at_once(threads: int, fn) -> None:
+    """fn() in ``threads`` threads released together (a barrier), joined."""
+    import threading
+    start = threading.Barrier(threads)
+
+    def run():
+        start.wait()
+        fn()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+
+
+def test_one_image_prepared_by_four_threads_at_once_is_encoded_once(tmp_path, monkeypatch):
+    """Bodies are built in threads (client._Runner.prepare): the circular rotations of one sample ask for its URL at
+    the same time; the first encodes, the others wait for it."""
+    path = tmp_path / "big.png"
+    Image.new("L", (1600, 1200), 90).save(path)
+    encoded = []
+    real = payloads.ImageInput.encode
+
+    def slow_encode(self):
+        encoded.append(1)
+        time.sleep(0.2)  # the others arrive while it runs
+        return real(self)
+
+    monkeypatch.setattr(payloads.ImageInput, "encode", slow_encode)
+    urls = []
+    _at_once(4, lambda: urls.append(payloads.ImageInput.from_path(path, 589_824).data_url()))
+    assert len(encoded) == 1 and len(urls) == 4 and len(set(urls)) == 1
+    assert not payloads._PENDING
+
+
+def test_an_encoding_error_reaches_every_waiting_thread_and_is_not_kept(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("L", (1600, 1200), 90).save(path)
+    calls, errors = [], []
+
+    def failing_encode(self):
+        calls.append(1)
+        time.sleep(0.2)
+        raise OSError("unreadable")
+
+    def prepare():
+        try:
+            payloads.ImageInput.from_path(path, 589_824).data_url()
+        except OSError as exc:
+            errors.append(str(exc))
+
+    monkeypatch.setattr(payloads.ImageInput, "encode", failing_encode)
+    _at_once(3, prepare)
+    assert errors == ["unreadable"] * 3 and len(calls) == 1 and not payloads._PENDING and not payloads._URLS

@@ -27,6 +27,7 @@ Usage:
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
@@ -185,6 +186,7 @@ def is_about(refs: tuple[Reference, ...], figure_number: str | None, letter: str
 def panel_mentions(text: str, figure_number: str | None, letter: str | None,
                    abbreviations: dict[str, str | None] | None = None) -> list[tuple[Mention, Segment]]:
     """Mentions of an excerpt that lie in segments about this panel, each with its segment."""
+    text = unicodedata.normalize("NFC", text)  # the text whose positions the mentions index
     mentions = mentions_of(text, abbreviations)
     if not mentions:
         return []
@@ -261,7 +263,7 @@ def label_panel(panel: PanelRecord) -> LabelRecord:
     views = lettered_views(panel)
     if views:
         return _label_unsplit(panel, [label_panel(v) for v in views], [v.letter or "" for v in views])
-    caption = panel.caption or panel.figure_caption
+    caption = unicodedata.normalize("NFC", panel.caption or panel.figure_caption)  # as the mentions' positions
     abbreviations = _abbreviations((panel.figure_caption or caption, *panel.excerpts))
     cap_mentions = mentions_of(caption, abbreviations)
     uncertain = {m.feature for m in cap_mentions if m.uncertain and not m.negated}

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from collections.abc import Iterable, Mapping
 
-from fracto_core.phrases import DASH_CHARS, loose_key, vocabulary_matcher
+from fracto_core.phrases import DASH_CHARS, loose_key, unify_text, vocabulary_matcher
 from fracto_core.vocabulary import ABBREVIATIONS, CO_MENTIONS, HEDGE_CUES, SENSE_EXCLUSIONS
 
 _PHRASES = vocabulary_matcher("loose")
@@ -52,8 +52,9 @@ _FORWARD_CUE = re.compile(
     r"|(?:the\s+)?absence\s+of|free\s+of|devoid\s+of|lack\s+of(?!\s*[-\s]?\s*fusion)|lacks|lacking|lacked"
     r"|rather\s+than|instead\s+of|none\s+of|without|neither|nor|never|cannot|not(?!\s+only)|no(?!\s*\.)"
     # German, Spanish, French (the vocabulary names their commonest features): "keine Waben", "ohne Schwingstreifen",
-    # "sin hoyuelos", "sans cupules", "pas de stries", "aucune strie"
-    r"|kein(?:e[mnrs]?)?|ohne|sin|sans|pas\s+de|pas\s+d['\u2019]|aucune?s?)(?![\w-])",
+    # "sin hoyuelos", "sans cupules", "pas de stries", "aucune strie"; "sin" only lower or title case before a
+    # lower-case word: "SiN" is silicon nitride, "sin θ" a sine
+    r"|kein(?:e[mnrs]?)?|ohne|(?-i:[Ss]in(?=\s+[a-záéíóúüñ]))|sans|pas\s+de|pas\s+d['\u2019]|aucune?s?)(?![\w-])",
     re.IGNORECASE,
 )
 # A quantity compared between the cue and the mention: "no difference in (the) dimple size", "no change of the
@@ -368,7 +369,10 @@ def find_mentions(text: str, abbreviations: Mapping[str, str | None] | None = No
     negation and hedging marked; mentions in another word sense (vocabulary.SENSE_EXCLUSIONS) are left out.
 
     abbreviations: the paper's own definitions (``defined_abbreviations``), layered over the vocabulary's.
+    Positions index ``unify_text(text)`` (NFC, "'" for typographic apostrophes): the same as in ``text`` when
+    ``text`` is NFC.
     """
+    text = unify_text(text)
     found = [
         (m.start, m.end, m.text, m.name)
         for m in _PHRASES.finditer(text)

@@ -436,14 +436,17 @@ async def arun_requests(endpoint: Endpoint, requests: Sequence[ChatRequest], opt
 
         # the objects alive before the requests (modules, the caller's data: ~10^5) are left out of the cyclic
         # GC while they run: a full collection over them took 74-136 ms and stalled every request in flight
-        frozen_before = gc.get_freeze_count()
-        gc.freeze()
+        freeze = gc.get_freeze_count() == 0  # a caller's own freeze is left as it was (not frozen again)
+        if freeze:
+            gc.freeze()
         try:
-            await asyncio.gather(*(one(i) for i in todo))
-        finally:
-            bar.close()
-            await runner.client.close()
-            if not frozen_before:  # a caller's own freeze is left as it was
+            try:
+                await asyncio.gather(*(one(i) for i in todo))
+            finally:
+                bar.close()
+                await runner.client.close()
+        finally:  # even when close() raises
+            if freeze:
                 gc.unfreeze()
     done = [r for r in results if r is not None]
     return done, summarize(done, wall_s=time.monotonic() - t0)

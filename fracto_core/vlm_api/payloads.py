@@ -29,6 +29,7 @@ import io
 import json
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,24 +103,43 @@ class ImageInput:
 
     def data_url(self) -> str:
         """The data URL sent; the last URL_CACHE_IMAGES images' URLs are kept (by source digest and budget): the
-        requests of a multi-call sample (circular rotations, context levels, hybrid) send one image, encoded once."""
+        requests of a multi-call sample (circular rotations, context levels, hybrid) send one image, encoded once.
+        Bodies are built in threads at the same time: a thread that finds the image being encoded waits for it."""
         key = (self.sha256, self.max_pixels, self.min_pixels)
         with _URLS_LOCK:
             url = _URLS.get(key)
             if url is not None:
                 _URLS.move_to_end(key)
                 return url
-        mime, data = self.encode()
-        url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+            pending = _PENDING.get(key)
+            if pending is not None:
+                encoding = False
+            else:
+                pending = _PENDING[key] = Future()
+                encoding = True
+        if not encoding:
+            return pending.result()  # the other thread's URL (or its error)
+        try:
+            mime, data = self.encode()
+            url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        except BaseException as exc:
+            with _URLS_LOCK:
+                del _PENDING[key]
+            pending.set_exception(exc)
+            raise
         with _URLS_LOCK:
             _URLS[key] = url
             while len(_URLS) > URL_CACHE_IMAGES:
                 _URLS.popitem(last=False)
+            del _PENDING[key]
+        pending.set_result(url)
         return url
 
 
 URL_CACHE_IMAGES = 8  # a multi-call sample's requests are consecutive; 8 URLs at the training budget: ~3 MB
 _URLS: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+# images being encoded now (one entry per encoding thread, removed when it is done): the others wait for it
+_PENDING: dict[tuple[str, int, int], Future] = {}
 _URLS_LOCK = threading.Lock()  # bodies are built in worker threads
 
 
