@@ -5,9 +5,9 @@ OUT/stages/mine/<paper_id>/paper.json (a PaperRecord) and that paper's figure im
 are not PDFs, or that cannot be mined, become Problems in the stage result.
 A paper whose paper.json exists is resumed while its key (stages/mine/<paper_id>/paper.key, stage_cache: a
 fingerprint of this module, the modules it imports and the settings in MINE_SETTINGS) is current; one mined by
-other code (a changed rule) is mined and split into panels again, the counts say ``code_remined``. So is one
-mined while Tesseract was missing (``PaperRecord.ocr == "unavailable"``) once Tesseract is there:
-``ocr_remined``.
+other code (a changed rule) or another PyMuPDF is mined and split into panels again, the counts say
+``code_remined``. So is one mined while Tesseract was missing (``PaperRecord.ocr == "unavailable"``) once
+Tesseract is there: ``ocr_remined``. The records of a PDF gone from the papers folder are deleted (``removed``).
 
 Usage (alone): python -c "from dataset_builders import mine; ..." -- normally run by
 ``python -m dataset_builders.build``.
@@ -21,7 +21,6 @@ figures (clustering, caption matching, panel letters), metadata (title, DOI), ge
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,19 +38,19 @@ from dataset_builders.pdf.figures import (
     Cluster,
     assemble_figures,
     drawing_regions,
-    figure_context,
     in_figure_text_box,
     label_parts,
     match_far_captions,
     panel_letters,
     separate_uncaptioned,
 )
-from dataset_builders.pdf.geometry import box_height, box_width, centre_in, expand, overlap_area, round_box
+from dataset_builders.pdf.geometry import box_height, box_width, expand, overlap_area, round_box
 from dataset_builders.pdf.images import Graphic, ImageWriter, is_repeated, page_text_and_graphics, repeated_keys
 from dataset_builders.pdf.licence import pdf_licence
 from dataset_builders.pdf.metadata import find_doi, find_title
 from dataset_builders.pdf.ocr import bare_page, read_bare_pages, tessdata
 from dataset_builders.pdf.ocr_text import join_caption_labels, restore_chapter_dots
+from dataset_builders.pdf import page_text
 from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
@@ -67,7 +66,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.sources import apply_source, refresh_source
-from dataset_builders.stage_cache import StageKeys, record_is_current, write_record_key
+from dataset_builders.stage_cache import StageKeys, library_versions, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_model_atomic
@@ -184,7 +183,7 @@ def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder
         page = page_objs[pd.number]
         figs, skips, body_text = _mine_page(doc, page, pd, paper_id, writer, (repeated, backgrounds), config)
         if not captioned:
-            previous_context = _uncaptioned_context(pd, figs, previous_context)
+            previous_context = page_text.uncaptioned_context(pd.blocks, figs, previous_context)
         figures += figs
         skipped += skips
         in_captions = {i for c in caps for i in c.blocks}
@@ -249,58 +248,7 @@ def _mine_page(doc: pymupdf.Document, page: pymupdf.Page, pd: PageData, paper_id
             figures.append(fig)
 
     figure_boxes = [expand(f.bbox, 2) for f in figures]
-    return figures, skipped, _body_text(pd, caption_blocks, figure_boxes)
-
-
-_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVX]+\.)\s+\S")  # "3. Conclusions", "2.1 Materials", "IV. Results"
-
-
-def _body_text(pd: PageData, caption_blocks: set[int], figure_boxes: list) -> str:
-    """The page's running text without captions and in-figure text. Where a caption or figure lay between two
-    blocks, and around a one-line numbered heading, the blocks are joined by a paragraph break ("\n\n"):
-    an excerpt never grows across it (captions.excerpt_window), so it cannot run over a caption into the
-    next heading, which a reader searching the PDF would not find as one piece. A caption or figure of the other
-    column does not lie between them (OCR'd pages list both columns' blocks by height)."""
-    out = ""
-    between: list = []  # boxes of the captions and figure text passed since the last block taken
-    heading_before, prev = False, None
-    for i, blk in enumerate(pd.blocks):
-        lines = [] if i in caption_blocks else [ln.text for ln in blk.lines
-                                                if not any(centre_in(ln.bbox, fb) for fb in figure_boxes)]
-        if not lines:
-            between += [blk.bbox] if i in caption_blocks or blk.lines else []
-            continue
-        text = join_lines(lines)
-        heading = len(lines) == 1 and bool(_HEADING.match(text))
-        gap = prev is not None and any(min(b[2], c[2]) > max(b[0], c[0])
-                                       for b in between for c in (prev, blk.bbox))
-        if out:
-            out += "\n\n" if gap or heading or heading_before else " "
-        out += text
-        between, heading_before, prev = [], heading, blk.bbox
-    return out
-
-
-def _uncaptioned_context(pd: PageData, figures: list[FigureRecord], previous: str) -> str:
-    """Give each uncaptioned figure of a page the text printed next to it (FigureRecord.context). Only in
-    documents without any figure caption (reports, slide decks, guides): where papers caption their figures,
-    an uncaptioned image is a logo or a piece of a captioned figure, and the paragraph next to it is not about it.
-
-    A figure with no paragraph above it on its page continues the text before it: the previous uncaptioned
-    figure's context on this page (a series of examples), else the last paragraph of the previous page.
-    Returns the context to carry to the next page (this page's last paragraph).
-    """
-    skip = {i for c in find_captions(pd.blocks) for i in c.blocks}
-    boxes = [f.bbox for f in figures]
-    carried = previous
-    for fig in sorted(figures, key=lambda f: (f.bbox[1], f.bbox[0])):
-        if fig.caption:
-            continue
-        text, open_top = figure_context(pd.blocks, fig.bbox, skip, [b for b in boxes if b != fig.bbox])
-        fig.context = f"{carried} {text}".strip() if open_top and carried else text
-        carried = fig.context or carried
-    paragraphs = [b for i, b in enumerate(pd.blocks) if i not in skip and b.is_paragraph]
-    return paragraphs[-1].text if paragraphs else ""
+    return figures, skipped, page_text.body_text(pd.blocks, caption_blocks, figure_boxes)
 
 
 def _make_figure(page: pymupdf.Page, pd: PageData, cl: Cluster, captions: list[Caption], paper_id: str,
@@ -416,8 +364,10 @@ def _fetch_bookkeeping(path: Path) -> bool:
 
 
 def record_key(config: BuildConfig) -> str:
-    """The key of the paper records this code makes with these settings (stage_cache.StageKeys)."""
-    return StageKeys(["dataset_builders.mine"], {name: getattr(config, name) for name in MINE_SETTINGS}).base
+    """The key of the paper records this code makes with these settings and this PyMuPDF (stage_cache.StageKeys;
+    its MuPDF holds the Tesseract that OCRs, so no version of its own; the language data is not in the key)."""
+    settings = {name: getattr(config, name) for name in MINE_SETTINGS} | library_versions("pymupdf")
+    return StageKeys(["dataset_builders.mine"], settings).base
 
 
 def resumable(paths: StagePaths, paper_id: str, key: str, ocr: str) -> tuple[PaperRecord | None, str]:
@@ -441,6 +391,18 @@ def forget_paper(paths: StagePaths, paper_id: str) -> None:
     (paths.panels / f"{paper_id}.key").unlink(missing_ok=True)
     shutil.rmtree(paths.panels / paper_id, ignore_errors=True)
     shutil.rmtree(paths.mine / paper_id, ignore_errors=True)
+
+
+def forget_removed(paths: StagePaths, inputs: set[str]) -> int:
+    """forget_paper every paper with mine or panels files whose PDF is not among this run's inputs (it left the
+    papers folder): no later stage sees its records. Returns how many."""
+    found = {p.name for p in paths.mine.iterdir() if p.is_dir()} if paths.mine.is_dir() else set()
+    if paths.panels.is_dir():  # <id>.json, <id>.key, <id>/ (a killed forget_paper may leave a panels file alone)
+        found |= {p.name.split(".")[0] for p in paths.panels.iterdir() if p.is_dir() or p.suffix in (".json", ".key")}
+    gone = sorted(found - inputs - {""})
+    for paper_id in gone:
+        forget_paper(paths, paper_id)
+    return len(gone)
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
@@ -494,4 +456,6 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         slots[idx] += outcome.problems
         for k, v in outcome.counts.items():
             counts[k] = counts.get(k, 0) + v
+    if removed := forget_removed(paths, set(seen)):  # PDFs gone from the papers folder since the last run
+        counts["removed"] = removed
     return StageResult(stage=STAGE, counts=counts, problems=[p for slot in slots for p in slot])

@@ -4,8 +4,8 @@ Usage:
     python -m dataset_builders.build --from-stage panels --to-stage panels
 
 Reads stages/mine/<paper_id>/paper.json (PaperRecord) and writes stages/panels/<paper_id>.json
-(PaperPanels), with cropped panel images in stages/panels/<paper_id>/; resumed while <paper_id>.key (the
-fingerprint of this code, stage_cache) is current, else split again ("code_resplit").
+(PaperPanels), with cropped panel images in stages/panels/<paper_id>/; resumed while <paper_id>.key (this code's
+fingerprint and its libraries' versions, stage_cache) is current, else split again ("code_resplit").
 
 How a figure becomes panels:
 - multi_raster (the PDF holds one image per panel): every part is a panel ("parts"); its letter is the
@@ -65,7 +65,7 @@ from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box, FigurePart, FigureRecord, PanelRecord, PaperPanels, PaperRecord, Problem, SourceMeta, StageResult,
 )
-from dataset_builders.stage_cache import StageKeys, record_is_current, write_record_key
+from dataset_builders.stage_cache import StageKeys, library_versions, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
@@ -487,7 +487,7 @@ def _process_star(args: tuple[str, str, str]) -> tuple[str, dict[str, int], list
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Split every mined paper's figures into panels (parallel over papers, resumable per paper)."""
-    key = StageKeys(["dataset_builders.panels"]).base  # no setting decides the panels (stage_cache)
+    key = StageKeys(["dataset_builders.panels"], library_versions("PIL", "numpy", "scipy", "imagehash", "pymupdf")).base
     jobs = [(str(paths.out), str(p), key) for p in sorted(paths.mine.glob("*/paper.json"))]
     paths.panels.mkdir(parents=True, exist_ok=True)
     result = StageResult(stage=STAGE, counts={"papers": 0, "papers_resumed": 0, "papers_failed": 0,

@@ -2,10 +2,12 @@
 
 An update (new papers onto a built folder) would otherwise re-decide every old panel. A result is reused
 only when nothing that decides it changed: its key is the sha256 of
-- the code: ``code_fingerprint`` hashes the source of the deciding module and of every project module it
-  imports, directly or not (the ``import`` statements of their syntax trees), and the Python version; a builder
-  upgrade that touches any of them recomputes everything;
-- the stage's config fields (e.g. filter_min_score);
+- the code: ``code_fingerprint`` hashes the syntax tree (``ast.dump``, docstrings removed: a comment, a
+  docstring or a moved line changes nothing) of the deciding module and of every project module it imports,
+  directly or not (the ``import`` statements of those trees), and the Python version; a builder upgrade that
+  changes the code of any of them recomputes everything;
+- the stage's config fields (e.g. filter_min_score) and, where they decide its records, the versions of the
+  libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...);
 - the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
   rewritten file with the same bytes keeps its results, one with other bytes never does).
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
@@ -61,13 +64,13 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def _imported_names(source: str, module: str, is_package: bool) -> set[str]:
-    """Every module name an ``import`` statement anywhere in source may load (``from a import b``: a and a.b;
-    functions import lazily too). Read from the module's syntax tree, so an ``import x`` in a docstring, a
+def _imported_names(tree: ast.Module, module: str, is_package: bool) -> set[str]:
+    """Every module name an ``import`` statement anywhere in the module's syntax tree may load (``from a import
+    b``: a and a.b; functions import lazily too). Read from the tree, so an ``import x`` in a docstring, a
     comment or a string is not an import (a regex over the text took those too)."""
     package = module if is_package else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -80,11 +83,33 @@ def _imported_names(source: str, module: str, is_package: bool) -> set[str]:
     return names
 
 
+def _code_digest(tree: ast.Module) -> bytes:
+    """sha256 of the tree's ``ast.dump`` without docstrings (the tree is changed): what the code does, not how
+    its text is laid out (comments and line numbers are not in the dump)."""
+    _drop_docstrings(tree)
+    return hashlib.sha256(ast.dump(tree).encode()).digest()
+
+
+def _drop_docstrings(node: ast.AST) -> None:
+    """Remove the docstrings of a module, class or function and of those inside it (found through statement
+    lists only: a definition is a statement, so no expression need be walked)."""
+    body = node.body if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) else []
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        node.body = body[1:] or [ast.Pass()]
+    for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+        children = getattr(node, field, None)
+        for child in children if isinstance(children, list) else ():
+            _drop_docstrings(child)
+
+
 @cache
-def _file_imports(name: str, path: Path) -> frozenset[str]:
-    """_imported_names of a project file, parsed once per process (a parse costs ~3 ms a file: the stages'
-    fingerprints share most of their modules)."""
-    return frozenset(_imported_names(path.read_text(encoding="utf-8"), name, path.name == "__init__.py"))
+def _parse(name: str, path: Path) -> tuple[frozenset[str], bytes]:
+    """(_imported_names, _code_digest) of a project file, parsed once per process (a parse costs ~3 ms a file:
+    the stages' fingerprints share most of their modules)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = frozenset(_imported_names(tree, name, path.name == "__init__.py"))
+    return imports, _code_digest(tree)
 
 
 def code_modules(*modules: str) -> dict[str, Path]:
@@ -100,7 +125,7 @@ def code_modules(*modules: str) -> dict[str, Path]:
         if path is None:
             continue
         seen[name] = path
-        for imported in _file_imports(name, path):
+        for imported in _parse(name, path)[0]:
             todo.extend(_with_parents(imported))
     if not all(name in seen for name in modules):
         raise ValueError(f"code_modules: no project module among {[m for m in modules if m not in seen]}")
@@ -109,12 +134,23 @@ def code_modules(*modules: str) -> dict[str, Path]:
 
 @cache
 def code_fingerprint(*modules: str) -> str:
-    """sha256 over the source of code_modules(*modules), read once per process, and the Python version."""
+    """sha256 over the code (_code_digest) of code_modules(*modules), parsed once per process, and the Python
+    version (whose ``ast.dump`` may differ)."""
     digest = hashlib.sha256(f"{CACHE_FORMAT}\n{sys.version}\n".encode())
     for name, path in sorted(code_modules(*modules).items()):
         digest.update(f"{name}\n".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(_parse(name, path)[1])
     return digest.hexdigest()
+
+
+def library_versions(*modules: str) -> dict[str, str]:
+    """{module: its version} of third-party libraries whose output decides a stage's records, for its settings
+    (a library upgrade then makes them again); pymupdf: the binding's and MuPDF's."""
+    versions = {}
+    for name in modules:
+        lib = importlib.import_module(name)
+        versions[name] = f"{lib.VersionBind} MuPDF {lib.VersionFitz}" if name == "pymupdf" else lib.__version__
+    return versions
 
 
 def _with_parents(name: str) -> list[str]:

@@ -95,3 +95,44 @@ def test_a_record_of_the_shape_written_before_paper_record_ocr_is_mined_again(tm
     again = mine.run(paths, config, progress=False)
     assert (again.counts["code_remined"], again.counts["mined"]) == (1, 1)
     assert read_model(paths.mine / main / "paper.json", PaperRecord).problems == []
+
+
+def test_a_removed_pdf_takes_its_records_with_it(tmp_path):
+    """A PDF gone from the papers folder: mine forgets its mine and panels files (count ``removed``), so no later
+    stage sees them, whatever their key; the other paper is resumed untouched and the PDF put back is mined
+    anew. Failed before: the record stayed (its stale key never checked), was split and exported on."""
+    paths, config, main, above = _two_papers(tmp_path)
+    untouched = _stamps(paths, main)
+    (paths.mine / above / "paper.key").write_text("0" * 64 + "\n")  # mined by other (older) code, too
+    pdf = config.papers / "above.pdf"
+    kept = pdf.read_bytes()
+    pdf.unlink()
+    again = mine.run(paths, config, progress=False)
+    assert (again.counts["removed"], again.counts["resumed"], again.counts["mined"]) == (1, 1, 0)
+    assert not (paths.mine / above).exists() and not list(paths.panels.glob(f"{above}*"))
+    split = panels.run(paths, config, progress=False)
+    assert (split.counts["papers"], split.counts["papers_resumed"]) == (0, 1)
+    assert _stamps(paths, main) == untouched
+    pdf.write_bytes(kept)
+    back = mine.run(paths, config, progress=False)
+    assert (back.counts["mined"], back.counts["resumed"], "removed" in back.counts) == (1, 1, False)
+
+
+def test_a_library_version_is_part_of_the_mine_and_panels_keys(tmp_path, monkeypatch):
+    """Another PyMuPDF mines every paper again; another Pillow or numpy splits every paper again (mining none).
+    Failed before: the versions were in no key, so records made by other libraries were resumed."""
+    import numpy
+    import PIL
+    import pymupdf
+
+    paths, config, _, _ = _two_papers(tmp_path)
+    key = mine.record_key(config)
+    for lib, attr in ((PIL, "__version__"), (numpy, "__version__")):
+        with monkeypatch.context() as m:
+            m.setattr(lib, attr, "0.0-other")
+            assert mine.run(paths, config, progress=False).counts["resumed"] == 2
+            split = panels.run(paths, config, progress=False)
+            assert (split.counts["code_resplit"], split.counts["papers"]) == (2, 2)
+    monkeypatch.setattr(pymupdf, "VersionBind", "0.0-other")
+    assert mine.record_key(config) != key
+    assert mine.run(paths, config, progress=False).counts["code_remined"] == 2

@@ -206,3 +206,32 @@ def test_code_modules_read_real_imports_only(tmp_path: Path, monkeypatch) -> Non
     assert set(code_modules("dataset_builders.stage")) == {
         "dataset_builders", "dataset_builders.stage", "dataset_builders.records", "dataset_builders.labelling",
         "dataset_builders.labelling.rules"}
+
+
+def test_a_comment_or_docstring_edit_leaves_the_fingerprint_and_a_code_edit_changes_it(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """The fingerprint hashes each module's syntax tree without docstrings: comments, docstrings and moved lines
+    change no key (they made every record again); a changed rule does, in the module or one it imports.
+    Failed before: the bytes were hashed, so a comment changed the mine, panels and export keys."""
+    base = {"stage.py": '"""A stage."""\nfrom . import rules\n\n\ndef f(x):\n    """Twice."""\n    return 2 * x\n',
+            "rules.py": "LIMIT = 3\n\n\nclass R:\n    '''A rule.'''\n    n = 1\n"}
+
+    def fingerprint(name: str, **edits: str) -> str:
+        pkg = tmp_path / name / "dataset_builders"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        for file, text in (base | edits).items():
+            (pkg / file).write_text(text)
+        monkeypatch.setattr(stage_cache, "ROOT", tmp_path / name)
+        code_fingerprint.cache_clear()
+        return code_fingerprint("dataset_builders.stage")
+
+    first = fingerprint("base")
+    assert fingerprint("comments", **{"stage.py": "# a note\n" + base["stage.py"].replace("x\n", "x  # why\n")}) == first
+    assert fingerprint("docstrings", **{"stage.py": base["stage.py"].replace("A stage.", "Stage 3: more words")
+                                        .replace('"""Twice."""', '"""Doubles x.\n\n    Really."""'),
+                                        "rules.py": base["rules.py"].replace("'''A rule.'''", "")}) == first
+    assert fingerprint("moved", **{"stage.py": "\n\n" + base["stage.py"]}) == first
+    assert fingerprint("code", **{"stage.py": base["stage.py"].replace("2 * x", "3 * x")}) != first
+    assert fingerprint("imported", **{"rules.py": base["rules.py"].replace("LIMIT = 3", "LIMIT = 4")}) != first
+    code_fingerprint.cache_clear()

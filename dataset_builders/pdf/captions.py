@@ -409,7 +409,7 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
         start = m.end()
     if start < len(text):
         bounds.append((start, len(text)))
-    if "\n\n" in text:  # a paragraph break (mine._body_text) ends a sentence too: a heading has no full stop
+    if "\n\n" in text:  # a paragraph break (pdf.page_text.body_text) ends a sentence too: a heading has no full stop
         bounds = [piece for s, e in bounds for piece in _paragraph_pieces(text, s, e)]
     return [(s, e) for s, e in bounds if text[s:e].strip()]
 
