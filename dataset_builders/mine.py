@@ -456,6 +456,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         slots[idx] += outcome.problems
         for k, v in outcome.counts.items():
             counts[k] = counts.get(k, 0) + v
-    if removed := forget_removed(paths, set(seen)):  # PDFs gone from the papers folder since the last run
+    # PDFs gone from the papers folder since the last run; a folder with no PDF at all (a typo, an unmounted
+    # share) forgets nothing: every paper's records would go, which is never what was meant
+    if seen and (removed := forget_removed(paths, set(seen))):
         counts["removed"] = removed
     return StageResult(stage=STAGE, counts=counts, problems=[p for slot in slots for p in slot])

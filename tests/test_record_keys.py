@@ -118,6 +118,17 @@ def test_a_removed_pdf_takes_its_records_with_it(tmp_path):
     assert (back.counts["mined"], back.counts["resumed"], "removed" in back.counts) == (1, 1, False)
 
 
+def test_a_papers_folder_with_no_pdf_forgets_nothing(tmp_path):
+    """An empty (mistyped, unmounted) papers folder is not "every paper removed": the records stay."""
+    paths, config, main, above = _two_papers(tmp_path)
+    stamps = _stamps(paths, main)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = mine.run(paths, config.model_copy(update={"papers": empty}), progress=False)
+    assert "removed" not in result.counts
+    assert (paths.mine / above / "paper.json").exists() and _stamps(paths, main) == stamps
+
+
 def test_a_library_version_is_part_of_the_mine_and_panels_keys(tmp_path, monkeypatch):
     """Another PyMuPDF mines every paper again; another Pillow or numpy splits every paper again (mining none).
     Failed before: the versions were in no key, so records made by other libraries were resumed."""
