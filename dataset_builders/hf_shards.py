@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dataset_builders.hf_card import HF_SPLIT, features
+from dataset_builders.hf_card import HF_SPLIT, arrow_schema
 from dataset_builders.licences import UNKNOWN
 from dataset_builders.parquet_images import ParquetLayoutError, splice_images
 from dataset_builders.publish import SPLITS, BuiltSample, PublishError, Selection
@@ -66,7 +66,8 @@ def columns(samples: list[BuiltSample]) -> dict[str, list]:
                                                           "figure_number", "panel")},
         "caption": [m.get("caption") or "" for m in metas], "excerpts": [m.get("excerpts") or [] for m in metas],
         "technique": [m.get("technique") for m in metas], "material": [m.get("material") for m in metas],
-        "provenance": [_PROVENANCE_JSON(p) for p in provs],
+        "provenance": [s.provenance_json or _PROVENANCE_JSON(p) for s, p in zip(samples, provs)],  # the meta
+        # line's own text when it is this encoding (publish.provenance_texts)
     }
 
 
@@ -137,7 +138,7 @@ class _Writers:
         import pyarrow as pa
 
         self.staging, self.row_group_bytes = staging, row_group_bytes
-        self.schema: pa.Schema = features(decode=False).arrow_schema
+        self.schema: pa.Schema = arrow_schema(decode=False)  # = features(decode=False).arrow_schema
         self.image_type = self.schema.field("images").type
         paths = [p for f in self.schema for p in _leaf_paths(f)]
         self.compression = {p: "NONE" if p == IMAGE_BYTES_COLUMN else "SNAPPY" for p in paths}
