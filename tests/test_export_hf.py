@@ -419,3 +419,20 @@ def test_provenance_is_the_meta_lines_own_text_only_when_that_is_the_encoding(mi
         _parse_lines(bad.read_text())
     assert err.value.lineno == 1 and err.value.pos == 1
     assert _parse_lines('{"a": 1}\n\n{"b": 2}\n') == (['{"a": 1}', '{"b": 2}'], [{"a": 1}, {"b": 2}])
+
+
+def test_to_arrow_is_pa_array_without_importing_pandas():
+    """hf_shards.to_arrow builds what pa.array builds for the schema's types, nulls and empty lists included."""
+    import pyarrow as pa
+
+    from dataset_builders.hf_card import arrow_schema
+
+    schema = arrow_schema(decode=False)
+    cases = {"sample_id": ["a", None, "ü€", ""], "page": [1, None, 3, -2], "rotation_angle": [None, 90.0, 1.5, None],
+             "excerpts": [["x", "y"], [], None, ["z", None]],
+             "messages": [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}], [], None,
+                          [{"role": "u", "content": "c", "extra": 1}]]}
+    for column, values in cases.items():
+        got = hf_shards.to_arrow(values, schema.field(column).type)
+        got.validate(full=True)
+        assert got.equals(pa.array(values, schema.field(column).type)), column
