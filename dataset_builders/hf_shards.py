@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,10 +75,14 @@ def columns(samples: list[BuiltSample]) -> dict[str, list]:
 def to_arrow(values: list, type_):
     """pa.array(values, type_) for the types of this schema (string, int64, float64, lists and structs of them),
     built from buffers: pa.array of a Python list imports pandas (pyarrow's _is_array_like asks its pandas shim,
-    which imports pandas when installed: 0.45 s of CPU, once per process, for a command that never uses it)."""
+    which imports pandas when installed: 0.45 s of CPU, once per process, for a command that never uses it).
+    Where pandas is already imported (a process that uses datasets), pa.array itself: 22 instead of 42 ms for the
+    heavy corpus's columns."""
     import numpy as np
     import pyarrow as pa
 
+    if "pandas" in sys.modules:
+        return pa.array(values, type_)
     n = len(values)
     valid = [v is not None for v in values]
     nulls = n - sum(valid)
