@@ -33,9 +33,48 @@ TRAIN_PARTS = ("original", "augmented", "manual_original", "manual_augmented")  
 ABLATIONS = {"no_manual": ("original", "augmented"), "no_rotation": ("original", "manual_original")}
 
 
+# The features (below) as plain data, so that the export need not import datasets (1.0-1.1 s of CPU, ~2 s wall,
+# per process: a CLI export took longer to start than to write): the column -> "string", "int64", "float64",
+# "list" (of strings), "messages" or "images". arrow_schema and yaml_features give what datasets 4.0.0 gives
+# for features() (Features.arrow_schema, Features._to_yaml_list); tests/test_export_hf.py compares them.
+COLUMNS = {"messages": "messages", "images": "images", "sample_id": "string", "item_id": "string",
+           "features": "list", "label_origin": "string", "augmentation": "string", "rotation_angle": "float64",
+           "paper_ids": "list", "licence": "string", "licence_url": "string", "doi": "string",
+           "source_url": "string", "source_pdf": "string", "page": "int64", "figure_number": "int64",
+           "panel": "string", "caption": "string", "excerpts": "list", "technique": "string", "material": "string",
+           "provenance": "string"}
+
+
+def arrow_schema(decode: bool):
+    """features(decode).arrow_schema without datasets: the Arrow types, and the features as datasets'
+    Features.to_dict in the schema's "huggingface" metadata (datasets reads them back from it)."""
+    import pyarrow as pa
+
+    def value(dtype: str) -> dict:
+        return {"dtype": dtype, "_type": "Value"}
+
+    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "list": pa.list_(pa.string()),
+             "messages": pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])),
+             "images": pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))}
+    dicts = {"list": {"feature": value("string"), "_type": "List"},
+             "messages": {"feature": {"role": value("string"), "content": value("string")}, "_type": "List"},
+             "images": {"feature": ({} if decode else {"decode": False}) | {"_type": "Image"}, "_type": "List"}}
+    # (datasets leaves out decode at its default, True)
+    meta = {"info": {"features": {c: dicts.get(k) or value(k) for c, k in COLUMNS.items()}}}
+    return pa.schema([(c, types[k]) for c, k in COLUMNS.items()]).with_metadata({"huggingface": json.dumps(meta)})
+
+
+def yaml_features() -> list[dict]:
+    """features(decode=True)._to_yaml_list() without datasets: the card's dataset_info features."""
+    special = {"list": {"list": "string"}, "images": {"list": "image"},
+               "messages": {"list": [{"name": "role", "dtype": "string"}, {"name": "content", "dtype": "string"}]}}
+    return [{"name": c} | special.get(k, {"dtype": k}) for c, k in COLUMNS.items()]
+
+
 def features(decode: bool):
     """The dataset's features (datasets.Features); images as a list of one Image, as LlamaFactory's ShareGPT
-    format has it (columns messages/images, dataset_info_entry)."""
+    format has it (columns messages/images, dataset_info_entry). The export uses arrow_schema and yaml_features,
+    the same without importing datasets."""
     from datasets import Features, Image, List, Value
 
     text, number = Value("string"), Value("int64")
@@ -106,7 +145,7 @@ def metadata(selection: Selection, folders: dict[str, dict], variants: bool, nam
         "size_categories": [size_category(len(published))],
         "configs": [{"config_name": c, "data_files": [{"split": s, "path": p} for s, p in splits.items()]}
                     | ({"default": True} if c == "default" else {}) for c, splits in cfgs.items()],
-        "dataset_info": [{"config_name": c, "features": features(decode=True)._to_yaml_list(),  # datasets' own YAML
+        "dataset_info": [{"config_name": c, "features": yaml_features(),  # datasets' own YAML (_to_yaml_list)
                           "splits": [{"name": s, "num_examples": sum(rows[p.rsplit("/", 1)[0]] for p in paths)}
                                      for s, paths in splits.items()]} for c, splits in cfgs.items()],
     }

