@@ -62,8 +62,7 @@ from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
 from fracto_core.files import PathSet, open_text_atomic, remove_unlisted, write_json_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
-
-IMAGE_TAG = "<image>"
+from dataset_builders.sharegpt import IMAGE_TAG, dataset_info_entry
 
 
 def is_manual(item: Item | SampleItem) -> bool:
@@ -147,16 +146,6 @@ class JsonListWriter:
 
     def close(self) -> None:
         self.fh.write("\n]\n" if self.n else "[]\n")
-
-
-def dataset_info_entry(file_name: str) -> dict:
-    """dataset_info.json entry; keys as llamafactory.data.parser.DatasetAttr.join reads them."""
-    return {
-        "file_name": file_name,
-        "formatting": "sharegpt",
-        "columns": {"messages": "messages", "images": "images"},
-        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
-    }
 
 
 def dataset_files(name: str, variants: bool) -> dict[str, tuple[str, Callable[[Sample], bool]]]:

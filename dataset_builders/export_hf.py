@@ -45,7 +45,6 @@ import sys
 import time
 from pathlib import Path
 
-from dataset_builders.export import dataset_info_entry
 from dataset_builders.hf_card import readme
 from dataset_builders.hf_shards import ROWS_PER_GROUP, write_shards  # noqa: F401  (ROWS_PER_GROUP: the tests' bound)
 from dataset_builders.publish import (
@@ -56,6 +55,7 @@ from dataset_builders.publish import (
     select,
     write_attribution,
 )
+from dataset_builders.sharegpt import dataset_info_entry
 from fracto_core.files import write_json_atomic, write_text_atomic
 
 MARKER = "export_hf.json"
