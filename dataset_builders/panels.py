@@ -65,7 +65,7 @@ from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box, FigurePart, FigureRecord, PanelRecord, PaperPanels, PaperRecord, Problem, SourceMeta, StageResult,
 )
-from dataset_builders.stage_cache import StageKeys, library_versions, record_is_current, write_record_key
+from dataset_builders.stage_cache import StageKeys, current_record, library_versions, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
@@ -436,22 +436,18 @@ def figure_panels(paths: StagePaths, paper: PaperRecord, figure: FigureRecord
     return _single_image_panels(ctx, figure, common, parts_text)
 
 
-def _sort_key(panel: PanelRecord, index: int) -> tuple:
-    return (panel.letter is None, panel.letter or "", index)
-
-
-def process_paper(out: str, paper_json: str, key: str) -> tuple[str, dict[str, int], list[Problem]]:
-    """Write one paper's panels JSON (+ crops); returns (paper_id or "", counts, problems). key: of this code."""
+def process_paper(job: tuple[str, str, str]) -> tuple[str, dict[str, int], list[Problem]]:
+    """Write one paper's panels JSON (+ crops) for job (out, paper.json, key of this code); returns (paper_id or "",
+    counts, problems)."""
+    out, paper_json, key = job
     paths = StagePaths(Path(out))
     target = paths.panels / f"{Path(paper_json).parent.name}.json"  # mine writes stages/mine/<paper_id>/paper.json
-    current = record_is_current(target.with_suffix(".key"), key)  # else split by other code (a changed rule)
-    counts: dict[str, int] = {} if current or not target.exists() else {"code_resplit": 1}
-    if target.exists():
-        try:  # resumed: report the same problems as the run that wrote it
-            if current:
-                return target.stem, {"papers_resumed": 1}, read_model(target, PaperPanels).problems
-        except ValueError:
-            pass  # unreadable: split again
+    resumed = current_record(target, PaperPanels, key)  # resumed: report the same problems as the run that wrote it
+    if resumed is not None:
+        return target.stem, {"papers_resumed": 1}, resumed.problems
+    resplit = target.exists() and not record_is_current(target.with_suffix(".key"), key)  # a changed rule's
+    counts: dict[str, int] = {"code_resplit": 1} if resplit else {}
+    if target.exists():  # unreadable, or split by other code
         target.unlink()  # before the new key is written: a kill in between leaves no record to resume
         shutil.rmtree(paths.panels / target.stem, ignore_errors=True)
     try:
@@ -470,7 +466,8 @@ def process_paper(out: str, paper_json: str, key: str) -> tuple[str, dict[str, i
                                       paper_id=paper.paper_id, item_id=figure.figure_id, severity="failed",
                                       detail=f"{type(exc).__name__}: {exc}")]
         problems.extend(probs)
-        panels.extend(p for _, p in sorted(enumerate(got), key=lambda ip: _sort_key(ip[1], ip[0])))
+        panels.extend(p for _, p in sorted(enumerate(got),
+                                           key=lambda ip: (ip[1].letter is None, ip[1].letter or "", ip[0])))
     record = PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf, panels=panels, problems=problems,
                          **paper.model_dump(include=set(SourceMeta.model_fields)))
     write_record_key(target.with_suffix(".key"), key)
@@ -481,19 +478,21 @@ def process_paper(out: str, paper_json: str, key: str) -> tuple[str, dict[str, i
     return paper.paper_id, counts, problems
 
 
-def _process_star(args: tuple[str, str, str]) -> tuple[str, dict[str, int], list[Problem]]:
-    return process_paper(*args)
-
-
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    """Split every mined paper's figures into panels (parallel over papers, resumable per paper)."""
+    """Split every mined paper's figures into panels (parallel over papers, resumable per paper). A resumed paper
+    is found here: an update's ~2,000 sent to workers one by one cost more than reading their records."""
     key = StageKeys(["dataset_builders.panels"], library_versions("PIL", "numpy", "scipy", "imagehash", "pymupdf")).base
     jobs = [(str(paths.out), str(p), key) for p in sorted(paths.mine.glob("*/paper.json"))]
     paths.panels.mkdir(parents=True, exist_ok=True)
-    result = StageResult(stage=STAGE, counts={"papers": 0, "papers_resumed": 0, "papers_failed": 0,
-                                              "figures": 0, "panels": 0})
-    for _, counts, problems in run_jobs(_process_star, jobs, config.workers, "panels", "paper", progress):
-        for key, value in counts.items():
-            result.counts[key] = result.counts.get(key, 0) + value
+    records = (current_record(paths.panels / f"{Path(p).parent.name}.json", PaperPanels, key) for _, p, _ in jobs)
+    outcomes: list = [r if r is None else ({"papers_resumed": 1}, r.problems) for r in records]  # one held at a time
+    todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    for i, (_, counts, problems) in zip(todo, run_jobs(process_paper, [jobs[i] for i in todo], config.workers,
+                                                       "panels", "paper", progress)):
+        outcomes[i] = counts, problems
+    result = StageResult(stage=STAGE, counts=dict.fromkeys(("papers", "papers_resumed", "papers_failed", "figures",
+                                                             "panels"), 0))
+    for counts, problems in outcomes:  # in job order, as the pool's results came
+        result.counts.update({name: result.counts.get(name, 0) + value for name, value in counts.items()})
         result.problems.extend(problems)
     return result

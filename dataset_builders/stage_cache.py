@@ -40,13 +40,16 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import NamedTuple, TextIO, TypeVar
 
-from fracto_core.files import file_sha256, write_text_atomic
+from pydantic import BaseModel
+
+from fracto_core.files import file_sha256, read_model, write_text_atomic
 
 PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
 # part of every key: a change of the file layout or of how keys are made (2: StageKeys) invalidates old files
 CACHE_FORMAT = "stage-cache-2"
+M = TypeVar("M", bound=BaseModel)
 
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding the project's packages
@@ -202,6 +205,17 @@ def record_is_current(key_file: Path, key: str) -> bool:
         return key_file.read_text(encoding="utf-8") == f"{key}\n"
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def current_record(record: Path, model: type[M], key: str) -> M | None:
+    """The per-paper record at ``record`` (read as ``model``) when its key file (``record`` with the suffix .key)
+    holds this key and the record reads; else None (made again)."""
+    if not record_is_current(record.with_suffix(".key"), key):
+        return None
+    try:
+        return read_model(record, model)
+    except (OSError, ValueError):
+        return None
 
 
 def write_record_key(key_file: Path, key: str) -> None:

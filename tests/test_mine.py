@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from pathlib import Path
 
@@ -610,3 +611,10 @@ def test_check_files_rehashes_only_changed_files(tmp_path, monkeypatch):
     again = file_check.check_files(files, known, workers=1)
     assert read == ["a.pdf", "notes.txt"]
     assert again[0][0] == mine.paper_id_of(papers / "a.pdf") != first[0][0] and again[1] == first[1]
+    linked = tmp_path / "linked"  # the same files in another folder (hard links): not read again
+    linked.mkdir()
+    for f in files:
+        os.link(f, linked / f.name)
+    read.clear()
+    assert file_check.check_files(sorted(linked.iterdir()), known, workers=1) == again
+    assert read == ["notes.txt"]

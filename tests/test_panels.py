@@ -358,6 +358,32 @@ def test_outputs_are_deterministic_across_workers_and_resume_skips(tmp_path):
     assert _snapshot(a) == snap
 
 
+@pytest.mark.parametrize("damage", ["garbled key", "no key", "other key", "cut record", "record not a model"])
+def test_a_record_resumed_only_with_its_key_and_readable(tmp_path, damage):
+    """Resumed papers are found in the main process (stage_cache.current_record); any doubt about a record
+    (its key file missing, garbled or another code's, the record cut short or not a PaperPanels) splits it
+    again, with the same bytes as before."""
+    paths = _build_two_papers(tmp_path / "a")
+    run_panels(paths, workers=2)
+    snap = _snapshot(paths)
+    record = paths.panels / f"{PAPER}.json"
+    key = record.with_suffix(".key")
+    if damage == "garbled key":
+        key.write_bytes(b"\xff\xfe")
+    elif damage == "no key":
+        key.unlink()
+    elif damage == "other key":
+        key.write_text("0" * 64 + "\n")
+    elif damage == "cut record":
+        record.write_bytes(record.read_bytes()[:40])
+    else:
+        record.write_text('{"paper_id": 1}')
+    again = run_panels(paths, workers=2)
+    assert again.counts["papers_resumed"] == 1 and again.counts["papers"] == 1
+    assert again.counts.get("code_resplit", 0) == (damage in ("garbled key", "no key", "other key"))
+    assert _snapshot(paths) == snap
+
+
 # --- helpers --------------------------------------------------------------------------------------------
 
 def test_reading_order_groups_rows_by_overlap():

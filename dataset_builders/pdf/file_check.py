@@ -4,7 +4,8 @@ A build hashes every file it is given (the paper id is the first 16 hex digits o
 reads the whole corpus: 1.3 GB for 2,100 real-size PDFs, a cold read on every update months later. The
 ids found are kept in a small file (OUT/stages/mine_ids.tsv: path, inode, bytes, mtime_ns, id); a file
 whose inode, size and modification time are unchanged (as make and rsync decide it) keeps its id without
-being read. Any other file is read and hashed in the worker pool as before.
+being read, under its old path or another one (a moved folder, hard links). Any other file is read and
+hashed in the worker pool as before.
 
 Usage:
     checked = check_files(files, paths.stages / "mine_ids.tsv", workers=2)   # [(paper id, None) | ("", why)]
@@ -94,12 +95,17 @@ def check_files(files: list[Path], known_path: Path, workers: int) -> list[Verdi
     """check_file for every file, in order; unchanged files hashed by an earlier build are not read again.
     Rewrites known_path with every PDF's id."""
     known = read_known(known_path)
+    # the same file under another path (a papers folder moved, or hard-linked into a new one as the scale
+    # benchmark's update does): the same inode, size and mtime
+    by_identity = {identity: pid for identity, pid in known.values()}
     identities = [_identity(f) for f in files]
     verdicts: list[Verdict | None] = [None] * len(files)
     for i, (f, identity) in enumerate(zip(files, identities)):
         hit = known.get(str(f))
         if identity is not None and hit is not None and hit[0] == identity:
             verdicts[i] = (hit[1], None)
+        elif identity is not None and identity in by_identity:
+            verdicts[i] = (by_identity[identity], None)
     todo = [i for i, v in enumerate(verdicts) if v is None]
     for i, verdict in zip(todo, run_jobs(check_file, [str(files[i]) for i in todo], workers, "hash", "file", False,
                                          chunks_per_worker=4)):
