@@ -138,7 +138,7 @@ def bad_case(folder, case):
         return "row 1 (header): missing column(s) features"
     if case == "unknown_label":
         write_csv(folder, ["a.png,dimples;fish-eyes,x,"])
-        return "row 2: unknown label 'fish-eyes' (nearest: fish-eye"
+        return "row 2: unknown label 'fish-eyes' (nearest: "  # the vocabulary's nearest names follow
     if case == "no_features":
         write_csv(folder, ["a.png, ; ,x,"])
         return "row 2: no features given"
