@@ -66,7 +66,7 @@ from dataset_builders.records import (
     StageResult,
 )
 from dataset_builders.sources import apply_source, refresh_source
-from dataset_builders.stage_cache import StageKeys, library_versions, record_is_current, write_record_key
+from dataset_builders.stage_cache import StageKeys, key_file, library_versions, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_model_atomic
@@ -129,7 +129,7 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
         problems += [_problem(source_rel, "scan_without_text_layer", unread, paper_id)] if unread else []  # pdf.ocr
         record.problems = problems  # kept in the record: a resumed run reports the same lines
         apply_source(record, source)
-        write_record_key(folder / "paper.key", record_key(config))
+        write_record_key(key_file(folder / "paper.json"), record_key(config))
         write_model_atomic(folder / "paper.json", record, durable=False)  # unreadable -> mined again
     problems = problems + paper_problems(record)
     return MineOutcome(problems, {"mined": 1, **_record_counts(record)})
@@ -373,7 +373,7 @@ def record_key(config: BuildConfig) -> str:
 def resumable(paths: StagePaths, paper_id: str, key: str, ocr: str) -> tuple[PaperRecord | None, str]:
     """(its record, "") when the paper is resumed, else (None, why it is mined again: the count's name, "" for an
     unreadable record): made by other code or settings, or its scan left unread for want of Tesseract."""
-    if not record_is_current(paths.mine / paper_id / "paper.key", key):
+    if not record_is_current(key_file(paths.mine / paper_id / "paper.json"), key):
         return None, "code_remined"
     try:
         record = read_model(paths.mine / paper_id / "paper.json", PaperRecord)
@@ -388,7 +388,7 @@ def forget_paper(paths: StagePaths, paper_id: str) -> None:
     """Delete a paper's mine and panels outputs, panels first (a kill in between leaves the mine record, which
     asks for this again; never a panels file of a paper mined anew)."""
     (paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
-    (paths.panels / f"{paper_id}.key").unlink(missing_ok=True)
+    key_file(paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
     shutil.rmtree(paths.panels / paper_id, ignore_errors=True)
     shutil.rmtree(paths.mine / paper_id, ignore_errors=True)
 

@@ -65,7 +65,7 @@ from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box, FigurePart, FigureRecord, PanelRecord, PaperPanels, PaperRecord, Problem, SourceMeta, StageResult,
 )
-from dataset_builders.stage_cache import StageKeys, current_record, library_versions, record_is_current, write_record_key
+from dataset_builders.stage_cache import StageKeys, current_record, key_file, library_versions, record_is_current, write_record_key  # noqa: E501
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
@@ -445,7 +445,7 @@ def process_paper(job: tuple[str, str, str]) -> tuple[str, dict[str, int], list[
     resumed = current_record(target, PaperPanels, key)  # resumed: report the same problems as the run that wrote it
     if resumed is not None:
         return target.stem, {"papers_resumed": 1}, resumed.problems
-    resplit = target.exists() and not record_is_current(target.with_suffix(".key"), key)  # a changed rule's
+    resplit = target.exists() and not record_is_current(key_file(target), key)  # a changed rule's
     counts: dict[str, int] = {"code_resplit": 1} if resplit else {}
     if target.exists():  # unreadable, or split by other code
         target.unlink()  # before the new key is written: a kill in between leaves no record to resume
@@ -470,7 +470,7 @@ def process_paper(job: tuple[str, str, str]) -> tuple[str, dict[str, int], list[
                                            key=lambda ip: (ip[1].letter is None, ip[1].letter or "", ip[0])))
     record = PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf, panels=panels, problems=problems,
                          **paper.model_dump(include=set(SourceMeta.model_fields)))
-    write_record_key(target.with_suffix(".key"), key)
+    write_record_key(key_file(target), key)
     write_model_atomic(target, record, durable=False)  # a record a power loss left unreadable is split again
     counts |= {"papers": 1, "figures": len(paper.figures), "panels": len(panels)}
     for p in panels:

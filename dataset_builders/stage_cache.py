@@ -199,6 +199,11 @@ class StageKeys:
         return entry_key(self.base, *parts)
 
 
+def key_file(record: Path) -> Path:
+    """Where the key of the per-paper record at ``record`` lives (mine's paper.json, panels' <paper_id>.json)."""
+    return record.with_suffix(".key")
+
+
 def record_is_current(key_file: Path, key: str) -> bool:
     """Was the per-paper record beside key_file made with this key (its code and settings)?"""
     try:
@@ -210,7 +215,7 @@ def record_is_current(key_file: Path, key: str) -> bool:
 def current_record(record: Path, model: type[M], key: str) -> M | None:
     """The per-paper record at ``record`` (read as ``model``) when its key file (``record`` with the suffix .key)
     holds this key and the record reads; else None (made again)."""
-    if not record_is_current(record.with_suffix(".key"), key):
+    if not record_is_current(key_file(record), key):
         return None
     try:
         return read_model(record, model)
