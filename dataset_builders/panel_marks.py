@@ -37,13 +37,16 @@ Classify = Callable[[np.ndarray], "str | None"]
 
 
 def _components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels of the ink mask and, per component (row i for label i + 1), its box (y0, x0, y1, x1) and size."""
+    """Labels of the ink mask and, per component (row i for label i + 1), its box (y0, x0, y1, x1) and size;
+    components under MIN_GLYPH pixels (a texture's specks: most of them) get no box (zeros), as they can be
+    neither a letter nor a bracket."""
     labels, n = ndimage.label(ink)
     if n == 0:
         return labels, np.zeros((0, 4), int), np.zeros(0, int)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     boxes = np.zeros((n, 4), int)
-    for i, box in enumerate(ndimage.find_objects(labels)):
+    large = np.concatenate(([False], sizes >= MIN_GLYPH))
+    for i, box in enumerate(ndimage.find_objects(np.where(large[labels], labels, 0), max_label=n)):
         if box is not None:
             boxes[i] = (box[0].start, box[1].start, box[0].stop, box[1].stop)
     return labels, boxes, sizes
@@ -84,23 +87,32 @@ def _bracketed(ink: np.ndarray, cell_height: int) -> list[tuple[np.ndarray, int]
     return out
 
 
-def _band_letters(grey: np.ndarray, cell: Cell, classify: Classify) -> list[tuple[str, int] | None]:
-    """Per band (top, bottom): the one bracketed letter that classify reads clearly, with its height; None when
-    there is none, or more than one (a plot's own "(a)" and "(b)" in one band)."""
+def _band_letter(grey: np.ndarray, cell: Cell, band: int, classify: Classify) -> tuple[str, int] | None:
+    """In the cell's top (band 0) or bottom (1) BAND: the one bracketed letter that classify reads clearly, with its
+    height; None when there is none, or more than one (a plot's own "(a)" and "(b)" in one band)."""
     x0, y0, x1, y1 = cell
     height = y1 - y0
-    band = max(12, int(BAND * height))
-    found: list[tuple[str, int] | None] = []
-    for by0, by1 in ((y0, min(y1, y0 + band)), (max(y0, y1 - band), y1)):
-        region = grey[by0:by1, x0:x1]
-        read = []
-        for ink in (region < DARK, region > LIGHT):
-            for mask, gh in _bracketed(ink, height):
-                letter = classify(mask)
-                if letter is not None:
-                    read.append((letter, gh))
-        found.append(read[0] if len(read) == 1 else None)
-    return found
+    size = max(12, int(BAND * height))
+    by0, by1 = (y0, min(y1, y0 + size)) if band == 0 else (max(y0, y1 - size), y1)
+    region = grey[by0:by1, x0:x1]
+    read = []
+    for ink in (region < DARK, region > LIGHT):
+        for mask, gh in _bracketed(ink, height):
+            letter = classify(mask)
+            if letter is not None:
+                read.append((letter, gh))
+    return read[0] if len(read) == 1 else None
+
+
+def _read_band(grey: np.ndarray, cells: list[Cell], band: int, classify: Classify) -> list[tuple[str, int]] | None:
+    """Every cell's letter in one band, or None at the first cell without one (most figures stop there)."""
+    read = []
+    for cell in cells:
+        letter = _band_letter(grey, cell, band, classify)
+        if letter is None:
+            return None
+        read.append(letter)
+    return read
 
 
 def bracketed_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], classify: Classify,
@@ -111,13 +123,11 @@ def bracketed_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], cl
     is, or None (panel_layout compares it with rendered letters)."""
     if len(cells) != len(wanted) or len(cells) < 2:
         return None
-    per_cell = [_band_letters(grey, cell, classify) for cell in cells]
     for band in (0, 1):
-        read = [c[band] for c in per_cell]
-        if any(x is None for x in read):
+        read = _read_band(grey, cells, band, classify)
+        if read is None:
             continue
-        letters = [x[0] for x in read]  # type: ignore[index]
-        heights = [x[1] for x in read]  # type: ignore[index]
+        letters, heights = [x[0] for x in read], [x[1] for x in read]
         if sorted(letters) == sorted(wanted) and max(heights) <= max_height_ratio * min(heights):
             return letters
     return None
