@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from dataset_builders.panel_grid import Cell, content_runs, merge_small
+from dataset_builders.panel_marks import bracketed_letters
 
 WHITE = 235  # a pixel above this grey is paper
 BLOCK_DIVISOR = 80  # photo blocks are min(width, height) / this pixels wide (at least 4)
@@ -308,7 +309,7 @@ def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], placed:
     that happens to look like a letter sits anywhere.
     """
     if placed:
-        return _read_placed(grey, cells, wanted)
+        return _read_placed(grey, cells, wanted) or _bracketed(grey, cells, wanted)
     letters: list[str | None] = []
     for cell in cells:
         scored: dict[str, float] = {}
@@ -321,11 +322,23 @@ def read_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str], placed:
         letters.append(ranked[0][0] if clear else None)
     read = [x for x in letters if x]
     if len(set(read)) != len(read):
-        return None
+        return _bracketed(grey, cells, wanted)
     left = [x for x in wanted if x not in read]
     if letters.count(None) == 1 and len(left) == 1:
         letters[letters.index(None)] = left[0]
-    return letters if None not in letters else None  # type: ignore[return-value]
+    return letters if None not in letters else _bracketed(grey, cells, wanted)  # type: ignore[return-value]
+
+
+def _bracketed(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[str] | None:
+    """Letters printed as "(x)" along the cells' top or bottom edge, set alike (panel_marks): where the corners
+    hold none (a letter centred under a sketch, beside a micrograph's scale bar)."""
+    def classify(mask: np.ndarray) -> str | None:
+        ranked = sorted(zip(_scores(_normalise(mask), wanted), wanted), reverse=True)
+        top, letter = ranked[0]
+        return letter if top >= MIN_LETTER_SCORE and (len(ranked) == 1 or top - ranked[1][0] >= LETTER_MARGIN) \
+            else None
+
+    return bracketed_letters(grey, cells, wanted, classify, PLACED_HEIGHT)
 
 
 def _corner_letters(grey: np.ndarray, cells: list[Cell], wanted: list[str]) -> list[dict[int, tuple[float, str, int]]]:

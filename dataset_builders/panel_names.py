@@ -187,12 +187,27 @@ def fill_missed_letters(parts: dict[str, str]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+# "... at different loading times, a to f." / "after various times a to d": the panels named only as a range of
+# bare letters from a, at least three of them, not part of a word or a bracket (older journals' style)
+_LETTER_RANGE = re.compile(r"(?<![\w(\[.\-/])a\s+(?:to|through)\s+([c-z])(?![\w)\]\-/]|\.\w)")
+
+
+def letter_range_panels(caption: str) -> tuple[str, dict[str, str]] | None:
+    """A caption naming its panels only as a range of bare letters ("times a to f"): the whole caption is the
+    common part and every letter a..f a panel without text of its own (each gets the common part)."""
+    text = _body(caption)
+    found = _LETTER_RANGE.findall(text)
+    if len(found) != 1 or re.search(r"\(\s*[a-z]\s*\)", text):  # one range, and no "(d)" the parsers missed
+        return None
+    return _clean(text), {chr(c): "" for c in range(ord("a"), ord(found[0]) + 1)}
+
+
 def named_panels(caption: str, bold: list[str] | None = None) -> tuple[str, dict[str, str], str] | None:
     """(common, {name: text}, kind) for the first reader that finds panels; kind is letters|roman|position."""
     if not caption.strip():
         return None
-    for kind, reader in (("letters", lambda c: bare_letter_panels(c, bold)), ("roman", roman_panels),
-                         ("position", position_panels)):
+    for kind, reader in (("letters", lambda c: bare_letter_panels(c, bold)), ("letters", letter_range_panels),
+                         ("roman", roman_panels), ("position", position_panels)):
         got = reader(caption)
         if got and len(got[1]) >= 2:
             return got[0], got[1], kind

@@ -136,3 +136,19 @@ def test_a_dark_strip_along_one_edge_does_not_hide_the_gutters():
     one = np.zeros((300, 400), np.uint8)  # a dark micrograph alone: one cell
     one[10:290, 10:390] = _noise(280, 380, 7, level=90)
     assert len(find_grid(Image.fromarray(one)).cells) == 1
+
+
+@pytest.mark.parametrize("caption, letters", [
+    ("Figure 7 The damage zone at different loading times, a to f. (See text.)", "abcdef"),
+    ("Fig. 8. Optical micrograph of fibrils after various times a to d.", "abcd"),
+    ("Fig. 3. Crack front at stages a through c", "abc"),
+    ("Fig. 2. Transition from a to b in the phase diagram.", ""),  # two letters: a phrase, not a panel list
+    ("Fig. 4. Panels a to c show dimples; (d) cleavage.", ""),  # a bracketed letter the parsers left: unsure
+    ("Fig. 5. Data for type A to F specimens.", ""),  # capitals: specimen types
+    ("Fig. 6. Path a to c and path a to d.", ""),  # two ranges: not one panel list
+])
+def test_a_range_of_bare_letters_names_the_panels(caption, letters):
+    common, parts = caption_parts(caption)
+    assert "".join(sorted(parts)) == letters
+    if letters:  # no panel has text of its own: each gets the whole caption as the common part
+        assert set(parts.values()) == {""} and common.startswith(caption.split(" ", 2)[2][:10])
