@@ -27,7 +27,8 @@ from pydantic import ValidationError
 from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
 from dataset_builders.mine import MINE_SETTINGS, _fetch_bookkeeping
 from dataset_builders.pdf.file_check import classify_non_pdf
-from dataset_builders.stages import STAGE_NAMES, collect_report, run_stage, write_report
+from dataset_builders.stage_cache import pin_code, save_digests
+from dataset_builders.stages import STAGE_MODULES, STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import keep_freed_memory
@@ -35,6 +36,9 @@ from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
 CACHED_SETTINGS = MINE_SETTINGS
+# the stages whose workers write per-paper records with keys: imported whole at build start (pin_code)
+PER_PAPER_STAGES = (STAGE_MODULES["mine"], STAGE_MODULES["panels"])
+CODE_DIGESTS = "code_digests.tsv"  # under OUT/stages: the code's digests by file sha256 (stage_cache.save_digests)
 
 
 class BuildError(Exception):
@@ -183,6 +187,8 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     timings: filled with stage name -> (wall, cpu) seconds (cpu: this process + its workers).
     """
     keep_freed_memory()  # before any worker is forked: they inherit it
+    # the code every stage's keys hash, read now: an edit made while the build runs changes none of its keys
+    pin_code(STAGE_MODULES.values(), PER_PAPER_STAGES, config.out / "stages" / CODE_DIGESTS)
     config = prepare_inputs(config)
     if from_stage == "mine":  # a later start reads the stage files, not the papers folder
         check_papers(config)
@@ -206,6 +212,7 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
         except ValueError as exc:
             raise BuildError(f"--qa-generator: {exc}") from None
     paths.stages.mkdir(parents=True, exist_ok=True)
+    save_digests(paths.stages / CODE_DIGESTS, STAGE_MODULES.values())
     write_text_atomic(paths.out / "build_config.json", config.model_dump_json(indent=1) + "\n")
 
     if config.dry_run:  # the offline stages up to dedup, then the label estimate, then stop
