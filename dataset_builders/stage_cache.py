@@ -5,7 +5,9 @@ only when nothing that decides it changed: its key is the sha256 of
 - the code: ``code_fingerprint`` hashes the syntax tree (``ast.dump``, docstrings removed: a comment, a
   docstring or a moved line changes nothing) of the deciding module and of every project module it imports,
   directly or not (the ``import`` statements of those trees), and the Python version; a builder upgrade that
-  changes the code of any of them recomputes everything;
+  changes the code of any of them (the key machinery's, ``MACHINERY``, excepted) recomputes everything. The code is
+  read once per process: a build reads it at its start (``pin_code``), so an edit while it runs changes none
+  of its keys, and keeps the digests by each file's sha256 (``save_digests``) for the next build;
 - the stage's config fields (e.g. filter_min_score) and, where they decide its records, the versions of the
   libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...);
 - the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
