@@ -20,12 +20,15 @@ import shutil
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
-from dataset_builders.mine import MINE_SETTINGS
-from dataset_builders.stages import STAGE_NAMES, collect_report, run_stage, write_report
+from dataset_builders.mine import MINE_SETTINGS, _fetch_bookkeeping
+from dataset_builders.pdf.file_check import classify_non_pdf
+from dataset_builders.stage_cache import pin_code, save_digests
+from dataset_builders.stages import STAGE_MODULES, STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import keep_freed_memory
@@ -33,6 +36,9 @@ from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
 CACHED_SETTINGS = MINE_SETTINGS
+# the stages whose workers write per-paper records with keys: imported whole at build start (pin_code)
+PER_PAPER_STAGES = (STAGE_MODULES["mine"], STAGE_MODULES["panels"])
+CODE_DIGESTS = "code_digests.tsv"  # under OUT/stages: the code's digests by file sha256 (stage_cache.save_digests)
 
 
 class BuildError(Exception):
@@ -97,6 +103,46 @@ def prepare_inputs(config: BuildConfig) -> BuildConfig:
     return config
 
 
+def first_pdf(root: Path) -> Path | None:
+    """The first file under root (walk order) that mine would take for a PDF: named .pdf (a damaged one is
+    reported, not skipped), else with a %PDF- header in its first KiB; None when there is none. Fetch
+    bookkeeping is not a paper. Reads a KiB of at most every file until one is found. (Here, not in mine.py:
+    an edit of mine.py changes its record key, so every built paper would be mined again.)"""
+    files = [p for p in root.rglob("*") if p.is_file() and not _fetch_bookkeeping(p)]
+    for f in files:
+        if f.name.lower().endswith(".pdf"):
+            return f
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                if classify_non_pdf(fh.read(1024), f.name) is None:
+                    return f
+        except OSError:
+            continue
+    return None
+
+
+def check_papers(config: BuildConfig) -> None:
+    """Refuse a papers folder with no PDF under it (a typo, an unmounted share, a fetch that downloaded nothing)
+    before anything is changed: its build would be an empty dataset, or the old papers' records under a new
+    report. With --manual given the folder may be empty: the dataset is then the manual images alone."""
+    if first_pdf(config.papers) is not None:
+        return
+    if config.manual is not None:
+        print(f"note: no PDF under {config.papers}; the dataset holds the --manual images only", file=sys.stderr)
+        return
+    from dataset_builders.fetch.manifest import MANIFEST_NAME, read_manifest
+
+    records = [r for m in config.papers.rglob(MANIFEST_NAME) for r in read_manifest(m).values()]
+    fetched = ""
+    if records:
+        downloaded = sum(r.status == "downloaded" for r in records)
+        fetched = f" (its {MANIFEST_NAME} lists {len(records)} candidate(s), {downloaded} downloaded" \
+                  + (", none of them is there)" if downloaded else ": see its skip reasons)")
+    raise BuildError(f"--papers {config.papers}: no PDF under {config.papers}{fetched}; nothing was built or "
+                     "changed (a mistyped or unmounted folder? give --manual to build from manual images alone)")
+
+
 def check_cached_settings(paths: StagePaths, config: BuildConfig) -> None:
     """Refuse to mix cached per-paper outputs made with other settings into this run."""
     stored = paths.out / "build_config.json"
@@ -141,7 +187,11 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     timings: filled with stage name -> (wall, cpu) seconds (cpu: this process + its workers).
     """
     keep_freed_memory()  # before any worker is forked: they inherit it
+    # the code every stage's keys hash, read now: an edit made while the build runs changes none of its keys
+    pin_code(STAGE_MODULES.values(), PER_PAPER_STAGES, config.out / "stages" / CODE_DIGESTS)
     config = prepare_inputs(config)
+    if from_stage == "mine":  # a later start reads the stage files, not the papers folder
+        check_papers(config)
     paths = StagePaths(config.out)
     if fresh:
         for d in (paths.stages, paths.dataset):
@@ -162,6 +212,7 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
         except ValueError as exc:
             raise BuildError(f"--qa-generator: {exc}") from None
     paths.stages.mkdir(parents=True, exist_ok=True)
+    save_digests(paths.stages / CODE_DIGESTS, STAGE_MODULES.values())
     write_text_atomic(paths.out / "build_config.json", config.model_dump_json(indent=1) + "\n")
 
     if config.dry_run:  # the offline stages up to dedup, then the label estimate, then stop

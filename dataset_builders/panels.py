@@ -5,7 +5,7 @@ Usage:
 
 Reads stages/mine/<paper_id>/paper.json (PaperRecord) and writes stages/panels/<paper_id>.json
 (PaperPanels), with cropped panel images in stages/panels/<paper_id>/; resumed while <paper_id>.key (this code's
-fingerprint and its libraries' versions, stage_cache) is current, else split again ("code_resplit").
+fingerprint and its libraries' versions) is current, else split again ("code_resplit"): panel_records.
 
 How a figure becomes panels:
 - multi_raster (the PDF holds one image per panel): every part is a panel ("parts"); its letter is the
@@ -46,7 +46,6 @@ only for them, so a JPEG is decoded at reduced scale (jpeg.decode_for_statistics
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +64,10 @@ from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box, FigurePart, FigureRecord, PanelRecord, PaperPanels, PaperRecord, Problem, SourceMeta, StageResult,
 )
-from dataset_builders.stage_cache import StageKeys, current_record, key_file, library_versions, record_is_current, write_record_key  # noqa: E501
+from dataset_builders.panel_records import clear_stale, record_key, resumed_outcome, resumed_outcomes, write_record
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
-from fracto_core.files import read_model, write_bytes_atomic, write_model_atomic
+from fracto_core.files import read_model, write_bytes_atomic
 
 STAGE = "panels"
 
@@ -442,14 +441,9 @@ def process_paper(job: tuple[str, str, str]) -> tuple[str, dict[str, int], list[
     out, paper_json, key = job
     paths = StagePaths(Path(out))
     target = paths.panels / f"{Path(paper_json).parent.name}.json"  # mine writes stages/mine/<paper_id>/paper.json
-    resumed = current_record(target, PaperPanels, key)  # resumed: report the same problems as the run that wrote it
-    if resumed is not None:
-        return target.stem, {"papers_resumed": 1}, resumed.problems
-    resplit = target.exists() and not record_is_current(key_file(target), key)  # a changed rule's
-    counts: dict[str, int] = {"code_resplit": 1} if resplit else {}
-    if target.exists():  # unreadable, or split by other code
-        target.unlink()  # before the new key is written: a kill in between leaves no record to resume
-        shutil.rmtree(paths.panels / target.stem, ignore_errors=True)
+    if (resumed := resumed_outcome(target, key)) is not None:
+        return target.stem, *resumed
+    counts = clear_stale(paths, target, key)
     try:
         paper = read_model(Path(paper_json), PaperRecord)
     except Exception as exc:  # noqa: BLE001 - a broken record is a problem, not a crash
@@ -470,8 +464,7 @@ def process_paper(job: tuple[str, str, str]) -> tuple[str, dict[str, int], list[
                                            key=lambda ip: (ip[1].letter is None, ip[1].letter or "", ip[0])))
     record = PaperPanels(paper_id=paper.paper_id, source_pdf=paper.source_pdf, panels=panels, problems=problems,
                          **paper.model_dump(include=set(SourceMeta.model_fields)))
-    write_record_key(key_file(target), key)
-    write_model_atomic(target, record, durable=False)  # a record a power loss left unreadable is split again
+    write_record(target, record, key)
     counts |= {"papers": 1, "figures": len(paper.figures), "panels": len(panels)}
     for p in panels:
         counts[f"split_{p.split_method}"] = counts.get(f"split_{p.split_method}", 0) + 1
@@ -479,13 +472,12 @@ def process_paper(job: tuple[str, str, str]) -> tuple[str, dict[str, int], list[
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    """Split every mined paper's figures into panels (parallel over papers, resumable per paper). A resumed paper
-    is found here: an update's ~2,000 sent to workers one by one cost more than reading their records."""
-    key = StageKeys(["dataset_builders.panels"], library_versions("PIL", "numpy", "scipy", "imagehash", "pymupdf")).base
+    """Split every mined paper's figures into panels (parallel over papers, resumable per paper: panel_records
+    finds the resumed papers here, only the others go to the workers)."""
+    key = record_key()
     jobs = [(str(paths.out), str(p), key) for p in sorted(paths.mine.glob("*/paper.json"))]
     paths.panels.mkdir(parents=True, exist_ok=True)
-    records = (current_record(paths.panels / f"{Path(p).parent.name}.json", PaperPanels, key) for _, p, _ in jobs)
-    outcomes: list = [r if r is None else ({"papers_resumed": 1}, r.problems) for r in records]  # one held at a time
+    outcomes: list = resumed_outcomes(paths, [Path(p).parent.name for _, p, _ in jobs], key)
     todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
     for i, (_, counts, problems) in zip(todo, run_jobs(process_paper, [jobs[i] for i in todo], config.workers,
                                                        "panels", "paper", progress)):

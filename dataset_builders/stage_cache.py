@@ -5,7 +5,9 @@ only when nothing that decides it changed: its key is the sha256 of
 - the code: ``code_fingerprint`` hashes the syntax tree (``ast.dump``, docstrings removed: a comment, a
   docstring or a moved line changes nothing) of the deciding module and of every project module it imports,
   directly or not (the ``import`` statements of those trees), and the Python version; a builder upgrade that
-  changes the code of any of them recomputes everything;
+  changes the code of any of them (the key machinery's, ``MACHINERY``, excepted) recomputes everything. The code is
+  read once per process: a build reads it at its start (``pin_code``), so an edit while it runs changes none
+  of its keys, and keeps the digests by each file's sha256 (``save_digests``) for the next build;
 - the stage's config fields (e.g. filter_min_score) and, where they decide its records, the versions of the
   libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...);
 - the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
@@ -50,6 +52,14 @@ PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
 # part of every key: a change of the file layout or of how keys are made (2: StageKeys) invalidates old files
 CACHE_FORMAT = "stage-cache-2"
 M = TypeVar("M", bound=BaseModel)
+# The machinery that makes, checks and caches keys and runs the workers decides no record, so its code is not
+# hashed: each module's digest stays the one its code had when this rule came (887578c, stage-cache-2), and a
+# change to it re-makes nothing (records made before stay current). A change that must re-make records bumps
+# CACHE_FORMAT instead. Its imports are still followed.
+MACHINERY = {
+    "dataset_builders.stage_cache": "1c6becb3cd979bef70d8019f45702b11ef0ed85607fadb2866dd13e1223ed42a",
+    "dataset_builders.workers": "e756581939ff2698ada6a3e265ef4445efcdff68d36e574da21e56a8d0cac286",
+}
 
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding the project's packages
@@ -106,13 +116,23 @@ def _drop_docstrings(node: ast.AST) -> None:
             _drop_docstrings(child)
 
 
+# {(module name, sha256 of its file's bytes): (its _imported_names, its _code_digest)}: what earlier parses
+# found, read from and written to a build's digest file (pin_code), so an unchanged file is not parsed again
+_known: dict[tuple[str, str], tuple[frozenset[str], bytes]] = {}
+_read: dict[str, str] = {}  # {module name: the sha256 of the bytes _parse read}
+
+
 @cache
 def _parse(name: str, path: Path) -> tuple[frozenset[str], bytes]:
-    """(_imported_names, _code_digest) of a project file, parsed once per process (a parse costs ~3 ms a file:
-    the stages' fingerprints share most of their modules)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    imports = frozenset(_imported_names(tree, name, path.name == "__init__.py"))
-    return imports, _code_digest(tree)
+    """(_imported_names, _code_digest) of a project file, read once per process: the first read is what every
+    later fingerprint of this process uses (pin_code makes it at build start, so an edit made during a build
+    changes none of its keys). Parsed only when no earlier parse of the same bytes is known (~3 ms a file)."""
+    source = path.read_bytes()
+    sha = _read[name] = hashlib.sha256(source).hexdigest()
+    if (name, sha) not in _known:
+        tree = ast.parse(source.decode("utf-8"))
+        _known[name, sha] = frozenset(_imported_names(tree, name, path.name == "__init__.py")), _code_digest(tree)
+    return _known[name, sha]
 
 
 def code_modules(*modules: str) -> dict[str, Path]:
@@ -137,13 +157,59 @@ def code_modules(*modules: str) -> dict[str, Path]:
 
 @cache
 def code_fingerprint(*modules: str) -> str:
-    """sha256 over the code (_code_digest) of code_modules(*modules), parsed once per process, and the Python
-    version (whose ``ast.dump`` may differ)."""
+    """sha256 over the code (_code_digest) of code_modules(*modules), parsed once per process (MACHINERY: a
+    fixed digest), and the Python version (whose ``ast.dump`` may differ)."""
     digest = hashlib.sha256(f"{CACHE_FORMAT}\n{sys.version}\n".encode())
     for name, path in sorted(code_modules(*modules).items()):
         digest.update(f"{name}\n".encode())
-        digest.update(_parse(name, path)[1])
+        digest.update(bytes.fromhex(MACHINERY[name]) if name in MACHINERY else _parse(name, path)[1])
     return digest.hexdigest()
+
+
+def pin_code(fingerprinted: Sequence[str], imported: Sequence[str], digest_file: Path | None = None) -> int:
+    """Read the code of the modules a build's keys hash, once, at build start in the main process: import the
+    code_modules of ``imported`` (the code its workers run: forked, they inherit it; a module imported lazily
+    later would be read from disk then), then fix the syntax-tree digests of the code_modules of
+    ``fingerprinted`` for this process (_parse): every key made later in it, or in a worker it forks, is made
+    of these. ``digest_file`` (written by save_digests) holds digests by the sha256 of each file's bytes, so an
+    unchanged file is not parsed again (a parse of all ~90 files costs ~0.3 s CPU). Returns how many files
+    were parsed."""
+    if digest_file is not None:
+        _known.update(_read_digests(digest_file))
+    known = set(_known)
+    for name in code_modules(*imported):
+        importlib.import_module(name)
+    code_modules(*fingerprinted)
+    return len(set(_known) - known)
+
+
+def save_digests(digest_file: Path, modules: Sequence[str]) -> None:
+    """Write the digests of code_modules(*modules), as read by this process, to ``digest_file`` when it lacks
+    any (written atomically; the file holds this code's entries only)."""
+    used = sorted((name, _read[name]) for name in code_modules(*modules))
+    if any(entry not in _read_digests(digest_file) for entry in used):
+        lines = [f"{name}\t{sha}\t{_known[name, sha][1].hex()}\t{','.join(sorted(_known[name, sha][0]))}"
+                 for name, sha in used]
+        write_text_atomic(digest_file, "\n".join([_digests_header(), *lines]) + "\n", durable=False)
+
+
+def _digests_header() -> str:
+    return f"{CACHE_FORMAT}\t{sys.version}"  # how digests are made changes only with CACHE_FORMAT (MACHINERY)
+
+
+def _read_digests(path: Path) -> dict[tuple[str, str], tuple[frozenset[str], bytes]]:
+    """The digest file's entries; none when it is missing, unreadable or made by another Python or key format."""
+    try:
+        first, *lines = path.read_text(encoding="utf-8").splitlines()
+        if first != _digests_header():
+            return {}
+        entries = {}
+        for line in lines:
+            name, sha, digest, imports = line.split("\t")
+            entries[name, sha] = frozenset(imports.split(",")) - {""}, bytes.fromhex(digest)
+        return entries
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
 
 
 def library_versions(*modules: str) -> dict[str, str]:

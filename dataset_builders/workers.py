@@ -10,6 +10,10 @@ ProcessPoolExecutor of Python 3.11 does from the calling thread (``_launch_proce
 the fork start method); it also checks that its parent is still the process that started the pool (the
 parent may die before prctl runs), and a watchdog thread re-checks every second where prctl is missing.
 
+A pool is forked from a process with no other Python thread (no_thread_at_fork: tqdm's monitor thread, which
+its first bar starts, is stopped and no other started), as fork wants: Python 3.12 warns on a fork beside
+threads, and a lock another thread holds at the fork stays locked in the child.
+
 Usage:
     from dataset_builders.workers import run_jobs
     for result in run_jobs(fn, jobs, workers=2, desc="panels", unit="paper", progress=True): ...
@@ -85,8 +89,20 @@ def init_worker(parent_pid: int) -> None:
         threading.Thread(target=_watchdog, args=(parent_pid,), daemon=True, name="parent-watchdog").start()
 
 
+def no_thread_at_fork() -> None:
+    """Stop tqdm's monitor thread and start no other: tqdm starts one with its first bar (even a disabled one,
+    ``tqdm.__new__``) and keeps it, so every pool was forked from a process with two threads (a lock the other
+    thread holds stays locked in the child; Python 3.12 warns "This process is multi-threaded, use of fork() may
+    lead to deadlocks"). The monitor only re-prints bars stuck between updates; ours move with every result."""
+    tqdm.monitor_interval = 0  # tqdm's documented switch: no monitor thread for any later bar
+    if tqdm.monitor is not None:
+        tqdm.monitor.exit()  # joins it
+        tqdm.monitor = None
+
+
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers exit when this process dies, however it dies."""
+    """A process pool whose workers exit when this process dies, however it dies; forked from this one thread."""
+    no_thread_at_fork()
     return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),))
 
 

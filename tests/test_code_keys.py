@@ -1,0 +1,106 @@
+"""The code a build's record keys hash is read once, at build start (stage_cache.pin_code): an edit made while
+the build runs changes none of its keys, and a digest file spares the next build the parse."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from dataset_builders import stage_cache
+from dataset_builders.sample_corpus import generate_corpus
+from dataset_builders.stages import STAGE_MODULES
+
+
+@pytest.fixture
+def fresh_reads(monkeypatch):
+    """A process that has read no project file yet (the parses are kept per process)."""
+    monkeypatch.setattr(stage_cache, "_known", {})
+    stage_cache._parse.cache_clear()
+    stage_cache.code_fingerprint.cache_clear()
+    yield
+    stage_cache._parse.cache_clear()
+    stage_cache.code_fingerprint.cache_clear()
+
+
+EDIT_AFTER_MINE = """
+import sys
+from pathlib import Path
+from dataset_builders import build
+from dataset_builders.config import BuildConfig
+
+records = Path(build.__file__).with_name("records.py")
+original = records.read_text()
+prepare_inputs = build.prepare_inputs
+
+def edit_once_started(config):
+    # someone edits the code while the build runs (here: before the first stage; a comment would change no key)
+    records.write_text(original + "\\nEDITED_DURING_THE_BUILD = 1\\n")
+    return prepare_inputs(config)
+
+build.prepare_inputs = edit_once_started
+try:
+    build.build(BuildConfig(papers=Path(sys.argv[1]), out=Path(sys.argv[2]), workers=2, seed=5), to_stage="panels",
+                progress=False)
+finally:
+    records.write_text(original)
+"""
+
+
+def test_an_edit_during_a_build_changes_none_of_its_keys(tmp_path):
+    """records.py edited on disk once the build has started (in a copy of the project): the mine and panels
+    records, made in workers, carry the key of the code that made them (imported at the start), so the next
+    build, of the unedited code, resumes them all. Failed before: mine made its key from the disk when its stage
+    began, so the next build mined and split every paper again ("code_remined")."""
+    corpus, out, code = tmp_path / "corpus", tmp_path / "out", tmp_path / "code"
+    generate_corpus(corpus, n_papers=2, seed=5)
+    for package in stage_cache.PROJECT_PACKAGES:
+        shutil.copytree(stage_cache.ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    subprocess.run([sys.executable, "-c", EDIT_AFTER_MINE, str(corpus / "papers"), str(out)], env=env, check=True,
+                   cwd=tmp_path, capture_output=True)
+    subprocess.run([sys.executable, "-m", "dataset_builders.build", "--papers", str(corpus / "papers"), "--out",
+                    str(out), "--workers", "2", "--seed", "5", "--to-stage", "panels", "--quiet"], env=env,
+                   check=True, cwd=tmp_path, capture_output=True)
+    mined, split = (json.loads((out / "stages" / "results" / f"{stage}.json").read_text())["counts"]
+                    for stage in ("mine", "panels"))
+    assert (mined["resumed"], "code_remined" in mined, split["papers_resumed"]) == (2, False, 2), (mined, split)
+
+
+def test_a_digest_file_spares_the_parse_and_keeps_every_key(fresh_reads, tmp_path, monkeypatch):
+    digests = tmp_path / "code_digests.tsv"
+    assert stage_cache.pin_code(STAGE_MODULES.values(), (), digests) > 50
+    keys = [stage_cache.code_fingerprint(m) for m in STAGE_MODULES.values()]
+    stage_cache.save_digests(digests, STAGE_MODULES.values())
+    for stored in ("this Python", "another Python"):
+        if stored == "another Python":
+            header, *lines = digests.read_text().splitlines()
+            digests.write_text("\n".join([header.replace("\t", "\t2.7 ", 1), *lines]) + "\n")
+        monkeypatch.setattr(stage_cache, "_known", {})
+        stage_cache._parse.cache_clear()
+        stage_cache.code_fingerprint.cache_clear()
+        parsed = stage_cache.pin_code(STAGE_MODULES.values(), (), digests)
+        assert (parsed > 50) == (stored == "another Python")
+        assert [stage_cache.code_fingerprint(m) for m in STAGE_MODULES.values()] == keys
+
+
+def test_the_key_machinery_is_not_part_of_a_key(fresh_reads, tmp_path, monkeypatch):
+    """An edit of stage_cache (how keys are made and cached) or workers (how jobs run) re-makes no record; an
+    edit of a module that decides records does."""
+    def fingerprint(name: str, **edits: str) -> str:
+        files = {"__init__.py": "", "stage.py": "from . import rules, stage_cache, workers\n", "rules.py": "N = 1\n",
+                 "stage_cache.py": "KEY = 1\n", "workers.py": "POOL = 1\n"} | edits
+        for file, text in files.items():
+            (tmp_path / name / "dataset_builders" / file).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / "dataset_builders" / file).write_text(text)
+        monkeypatch.setattr(stage_cache, "ROOT", tmp_path / name)
+        stage_cache.code_fingerprint.cache_clear()
+        return stage_cache.code_fingerprint("dataset_builders.stage")
+
+    first = fingerprint("base")
+    assert fingerprint("keys", **{"stage_cache.py": "KEY = 2\n", "workers.py": "POOL = 2\n"}) == first
+    assert fingerprint("rule", **{"rules.py": "N = 2\n"}) != first
