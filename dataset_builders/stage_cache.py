@@ -52,14 +52,10 @@ PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
 # part of every key: a change of the file layout or of how keys are made (2: StageKeys) invalidates old files
 CACHE_FORMAT = "stage-cache-2"
 M = TypeVar("M", bound=BaseModel)
-# The machinery that makes, checks and caches keys and runs the workers decides no record, so its code is not
-# hashed: each module's digest stays the one its code had when this rule came (887578c, stage-cache-2), and a
-# change to it re-makes nothing (records made before stay current). A change that must re-make records bumps
-# CACHE_FORMAT instead. Its imports are still followed.
-MACHINERY = {
-    "dataset_builders.stage_cache": "1c6becb3cd979bef70d8019f45702b11ef0ed85607fadb2866dd13e1223ed42a",
-    "dataset_builders.workers": "e756581939ff2698ada6a3e265ef4445efcdff68d36e574da21e56a8d0cac286",
-}
+# The machinery that makes, checks and caches keys and runs the workers decides no record, so only its name is
+# hashed, not its code: a change to it re-makes nothing. A change that must re-make records bumps CACHE_FORMAT
+# instead. Its imports are still followed.
+MACHINERY = frozenset({"dataset_builders.stage_cache", "dataset_builders.workers"})
 
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding the project's packages
@@ -157,12 +153,13 @@ def code_modules(*modules: str) -> dict[str, Path]:
 
 @cache
 def code_fingerprint(*modules: str) -> str:
-    """sha256 over the code (_code_digest) of code_modules(*modules), parsed once per process (MACHINERY: a
-    fixed digest), and the Python version (whose ``ast.dump`` may differ)."""
+    """sha256 over the code (_code_digest) of code_modules(*modules), parsed once per process (MACHINERY: its
+    name only), and the Python version (whose ``ast.dump`` may differ)."""
     digest = hashlib.sha256(f"{CACHE_FORMAT}\n{sys.version}\n".encode())
     for name, path in sorted(code_modules(*modules).items()):
         digest.update(f"{name}\n".encode())
-        digest.update(bytes.fromhex(MACHINERY[name]) if name in MACHINERY else _parse(name, path)[1])
+        if name not in MACHINERY:
+            digest.update(_parse(name, path)[1])
     return digest.hexdigest()
 
 
