@@ -146,6 +146,12 @@ def test_a_dark_strip_along_one_edge_does_not_hide_the_gutters():
     ("Fig. 4. Panels a to c show dimples; (d) cleavage.", ""),  # a bracketed letter the parsers left: unsure
     ("Fig. 5. Data for type A to F specimens.", ""),  # capitals: specimen types
     ("Fig. 6. Path a to c and path a to d.", ""),  # two ranges: not one panel list
+    ("Fig. 5. Crack path from a to e across the weld (see Fig. 3).", ""),  # prose, not a panel list
+    ("Fig. 5. The crack grew from a to c in 200 cycles.", ""),
+    ("Fig. 5. Fracture surface along the load path a through d.", ""),
+    ("Fig. 5. Specimen; dimensions a to f are given in Table 1.", ""),
+    ("Fig. 5. Intensity profile; the x-axis runs from a to z.", ""),
+    ("Fig. 5. The sequence was a to d.", ""),
 ])
 def test_a_range_of_bare_letters_names_the_panels(caption, letters):
     common, parts = caption_parts(caption)
