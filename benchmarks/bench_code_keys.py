@@ -29,7 +29,7 @@ def cpu():
 import dataset_builders.build as build
 from dataset_builders import stage_cache
 c0 = cpu()
-parsed = stage_cache.pin_code(build.STAGE_MODULES.values(), build.PER_PAPER_STAGES, Path(sys.argv[1]))
+parsed = stage_cache.pin_code(build.STAGE_MODULES.values(), build.STAGE_MODULES.values(), Path(sys.argv[1]))
 keys = [stage_cache.code_fingerprint(m) for m in build.STAGE_MODULES.values()]
 stage_cache.save_digests(Path(sys.argv[1]), build.STAGE_MODULES.values())
 print(json.dumps({"cpu": cpu() - c0, "parsed": parsed, "keys": keys}))

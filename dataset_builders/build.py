@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
 from dataset_builders.mine import MINE_SETTINGS, _fetch_bookkeeping
 from dataset_builders.pdf.file_check import classify_non_pdf
-from dataset_builders.stage_cache import pin_code, save_digests
+from dataset_builders.stage_cache import CodeError, pin_code, save_digests
 from dataset_builders.stages import STAGE_MODULES, STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
@@ -36,8 +36,6 @@ from fracto_core.files import write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
 CACHED_SETTINGS = MINE_SETTINGS
-# the stages whose workers write per-paper records with keys: imported whole at build start (pin_code)
-PER_PAPER_STAGES = (STAGE_MODULES["mine"], STAGE_MODULES["panels"])
 CODE_DIGESTS = "code_digests.tsv"  # under OUT/stages: the code's digests by file sha256 (stage_cache.save_digests)
 
 
@@ -106,13 +104,16 @@ def prepare_inputs(config: BuildConfig) -> BuildConfig:
 def first_pdf(root: Path) -> Path | None:
     """The first file under root (walk order) that mine would take for a PDF: named .pdf (a damaged one is
     reported, not skipped), else with a %PDF- header in its first KiB; None when there is none. Fetch
-    bookkeeping is not a paper. Reads a KiB of at most every file until one is found. (Here, not in mine.py:
-    an edit of mine.py changes its record key, so every built paper would be mined again.)"""
-    files = [p for p in root.rglob("*") if p.is_file() and not _fetch_bookkeeping(p)]
-    for f in files:
-        if f.name.lower().endswith(".pdf"):
-            return f
-    for f in files:
+    bookkeeping is not a paper. The walk stops at the first .pdf name; only when there is none is a KiB of
+    every other file read. (Here, not in mine.py: an edit of mine.py changes its record key, so every built
+    paper would be mined again.)"""
+    others = []
+    for f in root.rglob("*"):
+        if f.is_file() and not _fetch_bookkeeping(f):
+            if f.name.lower().endswith(".pdf"):
+                return f
+            others.append(f)
+    for f in others:
         try:
             with open(f, "rb") as fh:
                 if classify_non_pdf(fh.read(1024), f.name) is None:
@@ -139,8 +140,11 @@ def check_papers(config: BuildConfig) -> None:
         downloaded = sum(r.status == "downloaded" for r in records)
         fetched = f" (its {MANIFEST_NAME} lists {len(records)} candidate(s), {downloaded} downloaded" \
                   + (", none of them is there)" if downloaded else ": see its skip reasons)")
+    linked = sum(1 for p in config.papers.rglob("*") if p.is_symlink() and p.is_dir())
+    why = (f"{linked} symlinked folder(s) under it, which are not followed: link the PDFs, not their folder;"
+           if linked else "a mistyped or unmounted folder?")
     raise BuildError(f"--papers {config.papers}: no PDF under {config.papers}{fetched}; nothing was built or "
-                     "changed (a mistyped or unmounted folder? give --manual to build from manual images alone)")
+                     f"changed ({why} give --manual to build from manual images alone)")
 
 
 def check_cached_settings(paths: StagePaths, config: BuildConfig) -> None:
@@ -180,6 +184,17 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def stages_to_run(config: BuildConfig, from_stage: str, to_stage: str) -> tuple[str, ...]:
+    """The stages from_stage..to_stage in order: with --dry-run up to label at most; qa after export with --qa,
+    or when asked for by name."""
+    if config.dry_run:  # the offline stages up to dedup, then the label estimate, then stop
+        to_stage = STAGE_NAMES[min(STAGE_NAMES.index(to_stage), STAGE_NAMES.index("label"))]
+    names = STAGE_NAMES[STAGE_NAMES.index(from_stage): STAGE_NAMES.index(to_stage) + 1]
+    if config.qa and to_stage == "export" and not config.dry_run:  # --qa: the qa stage follows export
+        names = (*names, "qa")
+    return tuple(n for n in names if n != "qa" or config.qa or to_stage == "qa")  # --to-stage qa: asked for
+
+
 def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export", progress: bool = True,
           fresh: bool = False, timings: dict[str, tuple[float, float]] | None = None) -> dict[str, StageResult]:
     """Run the stages from_stage..to_stage; returns their results. Raises BuildError on bad input.
@@ -187,8 +202,14 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     timings: filled with stage name -> (wall, cpu) seconds (cpu: this process + its workers).
     """
     keep_freed_memory()  # before any worker is forked: they inherit it
-    # the code every stage's keys hash, read now: an edit made while the build runs changes none of its keys
-    pin_code(STAGE_MODULES.values(), PER_PAPER_STAGES, config.out / "stages" / CODE_DIGESTS)
+    names = stages_to_run(config, from_stage, to_stage)
+    modules = [STAGE_MODULES[name] for name in names]
+    # the code of the stages this build runs, imported and read now (their workers fork from this process): an
+    # edit made while the build runs changes none of its keys, nor the code that makes its records
+    try:
+        pin_code(modules, modules, None if fresh else config.out / "stages" / CODE_DIGESTS)
+    except CodeError as exc:
+        raise BuildError(f"the project's code: {exc}") from None
     config = prepare_inputs(config)
     if from_stage == "mine":  # a later start reads the stage files, not the papers folder
         check_papers(config)
@@ -212,15 +233,9 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
         except ValueError as exc:
             raise BuildError(f"--qa-generator: {exc}") from None
     paths.stages.mkdir(parents=True, exist_ok=True)
-    save_digests(paths.stages / CODE_DIGESTS, STAGE_MODULES.values())
+    save_digests(paths.stages / CODE_DIGESTS, modules)
     write_text_atomic(paths.out / "build_config.json", config.model_dump_json(indent=1) + "\n")
 
-    if config.dry_run:  # the offline stages up to dedup, then the label estimate, then stop
-        to_stage = STAGE_NAMES[min(STAGE_NAMES.index(to_stage), STAGE_NAMES.index("label"))]
-    names = STAGE_NAMES[STAGE_NAMES.index(from_stage): STAGE_NAMES.index(to_stage) + 1]
-    if config.qa and to_stage == "export" and not config.dry_run:  # --qa: the qa stage follows export
-        names = (*names, "qa")
-    names = tuple(n for n in names if n != "qa" or config.qa or to_stage == "qa")  # --to-stage qa: asked for
     results: dict[str, StageResult] = {}
     for name in names:
         t0, cpu0 = time.perf_counter(), cpu_seconds()

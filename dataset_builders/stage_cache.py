@@ -118,6 +118,10 @@ _known: dict[tuple[str, str], tuple[frozenset[str], bytes]] = {}
 _read: dict[str, str] = {}  # {module name: the sha256 of the bytes _parse read}
 
 
+class CodeError(ValueError):
+    """A project source file that cannot be read as Python (the message names the file and the reason)."""
+
+
 @cache
 def _parse(name: str, path: Path) -> tuple[frozenset[str], bytes]:
     """(_imported_names, _code_digest) of a project file, read once per process: the first read is what every
@@ -126,7 +130,10 @@ def _parse(name: str, path: Path) -> tuple[frozenset[str], bytes]:
     source = path.read_bytes()
     sha = _read[name] = hashlib.sha256(source).hexdigest()
     if (name, sha) not in _known:
-        tree = ast.parse(source.decode("utf-8"))
+        try:
+            tree = ast.parse(source.decode("utf-8"), filename=str(path))
+        except (SyntaxError, UnicodeDecodeError) as e:
+            raise CodeError(f"{path}: not readable as Python ({e})") from None
         _known[name, sha] = frozenset(_imported_names(tree, name, path.name == "__init__.py")), _code_digest(tree)
     return _known[name, sha]
 
@@ -182,22 +189,37 @@ def pin_code(fingerprinted: Sequence[str], imported: Sequence[str], digest_file:
 
 def save_digests(digest_file: Path, modules: Sequence[str]) -> None:
     """Write the digests of code_modules(*modules), as read by this process, to ``digest_file`` when it lacks
-    any (written atomically; the file holds this code's entries only)."""
+    any (written atomically; the file holds this code's entries only, and ends with a checksum line)."""
     used = sorted((name, _read[name]) for name in code_modules(*modules))
     if any(entry not in _read_digests(digest_file) for entry in used):
-        lines = [f"{name}\t{sha}\t{_known[name, sha][1].hex()}\t{','.join(sorted(_known[name, sha][0]))}"
-                 for name, sha in used]
-        write_text_atomic(digest_file, "\n".join([_digests_header(), *lines]) + "\n", durable=False)
+        lines = [_digests_header(), *(f"{name}\t{sha}\t{_known[name, sha][1].hex()}\t{','.join(sorted(_known[name, sha][0]))}"
+                                      for name, sha in used)]
+        body = "\n".join(lines) + "\n"
+        write_text_atomic(digest_file, body + _checksum_line(body), durable=False)
+
+
+# how digests are made: this module's own bytes (its _code_digest, _imported_names), the key format, the Python
+_MAKER = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def _digests_header() -> str:
-    return f"{CACHE_FORMAT}\t{sys.version}"  # how digests are made changes only with CACHE_FORMAT (MACHINERY)
+    return f"{CACHE_FORMAT}\t{sys.version}\t{_MAKER}"
+
+
+def _checksum_line(body: str) -> str:
+    return f"end\t{hashlib.sha256(body.encode()).hexdigest()}\n"
 
 
 def _read_digests(path: Path) -> dict[tuple[str, str], tuple[frozenset[str], bytes]]:
-    """The digest file's entries; none when it is missing, unreadable or made by another Python or key format."""
+    """The digest file's entries; none when it is missing, unreadable, torn (its last line is a checksum of the
+    rest), or made by another Python, key format or version of this module."""
     try:
-        first, *lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
+        body, sep, last = text.rstrip("\n").rpartition("\n")
+        body += sep
+        if not sep or f"{last}\n" != _checksum_line(body):
+            return {}
+        first, *lines = body.splitlines()
         if first != _digests_header():
             return {}
         entries = {}

@@ -104,3 +104,88 @@ def test_the_key_machinery_is_not_part_of_a_key(fresh_reads, tmp_path, monkeypat
     first = fingerprint("base")
     assert fingerprint("keys", **{"stage_cache.py": "KEY = 2\n", "workers.py": "POOL = 2\n"}) == first
     assert fingerprint("rule", **{"rules.py": "N = 2\n"}) != first
+
+
+def _project_copy(tmp_path):
+    corpus, code = tmp_path / "corpus", tmp_path / "code"
+    generate_corpus(corpus, n_papers=2, seed=5)
+    for package in stage_cache.PROJECT_PACKAGES:
+        shutil.copytree(stage_cache.ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return corpus / "papers", code, {**os.environ, "PYTHONPATH": str(code)}
+
+
+EDIT_FILTER_ONCE_STARTED = """
+import sys
+from pathlib import Path
+from dataset_builders import build
+from dataset_builders.config import BuildConfig
+
+source = Path(build.__file__).with_name("filter.py")
+original = source.read_text()
+prepare_inputs = build.prepare_inputs
+
+def edit_once_started(config):  # an edit that would make every filter decision fail, were it run
+    source.write_text(original + "\\ndef decide(*args, **kwargs):\\n    raise SystemExit('the edited filter ran')\\n")
+    return prepare_inputs(config)
+
+build.prepare_inputs = edit_once_started
+try:
+    build.build(BuildConfig(papers=Path(sys.argv[1]), out=Path(sys.argv[2]), workers=2, seed=5), to_stage="filter",
+                progress=False)
+finally:
+    source.write_text(original)
+"""
+
+
+def test_a_stage_imported_late_runs_the_code_its_keys_hash(tmp_path):
+    """filter.py edited once the build has started: the filter stage runs the code as it was at the start (every
+    stage the build runs is imported then), so its cached decisions carry the key of the code that made them and
+    the next build resumes them. Failed before: only mine and panels were imported at the start, the filter ran
+    the edited code from disk under the key of the original."""
+    papers, code, env = _project_copy(tmp_path)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-c", EDIT_FILTER_ONCE_STARTED, str(papers), str(out)], env=env,
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    subprocess.run([sys.executable, "-m", "dataset_builders.build", "--papers", str(papers), "--out", str(out),
+                    "--workers", "2", "--seed", "5", "--to-stage", "filter", "--quiet"], env=env, check=True,
+                   cwd=tmp_path, capture_output=True)
+    counts = json.loads((out / "stages" / "results" / "filter.json").read_text())["counts"]
+    assert counts["papers_resumed"] == 2 and counts["kept"] > 0, counts
+
+
+def test_a_stage_module_that_is_not_python_stops_the_build_naming_the_file(tmp_path):
+    """A syntax error in the code of a stage the build runs: exit 2 with the file and the reason, nothing built;
+    in a stage it does not run (qa without --qa): no error."""
+    papers, code, env = _project_copy(tmp_path)
+    base = [sys.executable, "-m", "dataset_builders.build", "--papers", str(papers), "--to-stage", "panels", "--quiet"]
+    (code / "dataset_builders" / "qa.py").write_text("def broken(:\n")
+    assert subprocess.run([*base, "--out", str(tmp_path / "a")], env=env, cwd=tmp_path,
+                          capture_output=True).returncode == 0
+    (code / "dataset_builders" / "panel_marks.py").write_bytes(b"x = '\xff'\n")  # imported by panels, not UTF-8
+    run = subprocess.run([*base, "--out", str(tmp_path / "b")], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 2 and "panel_marks.py: not readable as Python" in run.stderr, run.stderr[-2000:]
+    assert not (tmp_path / "b" / "stages" / "mine").exists()
+
+
+def test_a_torn_or_foreign_digest_file_is_not_trusted(fresh_reads, tmp_path, monkeypatch):
+    """A digest file cut short (a line torn inside its import list still splits into four fields) or written by
+    another version of stage_cache (which may make digests otherwise) is ignored: every file is parsed again."""
+    digests = tmp_path / "code_digests.tsv"
+    stage_cache.pin_code(STAGE_MODULES.values(), (), digests)
+    stage_cache.save_digests(digests, STAGE_MODULES.values())
+    whole = digests.read_text()
+
+    def parsed_with(text: str, maker: str) -> int:
+        digests.write_text(text)
+        monkeypatch.setattr(stage_cache, "_known", {})
+        monkeypatch.setattr(stage_cache, "_MAKER", maker)
+        stage_cache._parse.cache_clear()
+        stage_cache.code_fingerprint.cache_clear()
+        return stage_cache.pin_code(STAGE_MODULES.values(), (), digests)
+
+    maker = stage_cache._MAKER
+    assert parsed_with(whole, maker) == 0
+    body = whole[:whole.rindex("end\t")]
+    assert parsed_with(body[:body.rindex(",") + 1] + "\n", maker) > 50  # torn inside the last import list
+    assert parsed_with(whole, "another stage_cache") > 50
