@@ -23,6 +23,7 @@ from dataset_builders.pdf.geometry import (
 from dataset_builders.pdf.images import Graphic
 from dataset_builders.pdf.proximity import proximity_groups
 from dataset_builders.pdf.text import Caption, TextBlock
+from dataset_builders.pdf.tiling import grid_groups, tiles_grid
 from dataset_builders.records import Box, FigurePart
 
 MIN_BBOX_PT = 40.0  # graphics smaller than this on the page (either side) are icons, bullets, logos
@@ -284,6 +285,28 @@ def split_under_captions(clusters: list[Cluster], captions: list[Caption]) -> li
     return out
 
 
+def merge_tiles(clusters: list[Cluster], blockers: list[Box], captions: list[Box]) -> list[Cluster]:
+    """Clusters of embedded images that tile one rectangle (pdf.tiling: a full grid, or a row under one
+    caption; aligned, narrow gutters, no caption or paragraph inside) are one cluster, in its first cell's place."""
+    cells = [i for i, cl in enumerate(clusters) if all(m.kind == "image" for m in cl.members)]
+    groups = grid_groups([clusters[i].bbox for i in cells], blockers, captions)
+    if not groups:
+        return clusters
+    first = {cells[g[0]]: [cells[i] for i in g] for g in groups}
+    merged = {i for g in first.values() for i in g}
+    out = []
+    for i, cl in enumerate(clusters):
+        if i in first:
+            members = [m for k in first[i] for m in clusters[k].members]
+            box = clusters[first[i][0]].bbox
+            for k in first[i][1:]:
+                box = union(box, clusters[k].bbox)
+            out.append(Cluster(members=members, bbox=box))
+        elif i not in merged:
+            out.append(cl)
+    return out
+
+
 def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: list[Box]) -> list[Cluster]:
     """Graphics -> clusters (close together, not across a caption) -> captions matched -> grids merged."""
     groups = _cluster_groups([g.bbox for g in graphics], GRAPHIC_GAP, [c.bbox for c in captions])
@@ -294,6 +317,7 @@ def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: lis
         for m in members[1:]:
             box = union(box, m.bbox)
         clusters.append(Cluster(members=members, bbox=box))
+    clusters = merge_tiles(clusters, [c.bbox for c in captions] + body, [c.bbox for c in captions])
     clusters = split_under_captions(clusters, captions)
     match_captions(captions, clusters)
     clusters = merge_uncaptioned(clusters, captions, body)
@@ -438,7 +462,8 @@ def separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Clu
     for cl in clusters:
         images = [g for g in cl.members if g.kind == "image"]
         if (cl.caption is None and len(images) > 1 and len(images) == len(cl.members)
-                and all(box_width(g.bbox) > page_width / 3 for g in images)):
+                and all(box_width(g.bbox) > page_width / 3 for g in images)
+                and not tiles_grid([g.bbox for g in images])):  # a sheet of pictures in a grid stays one
             out += [Cluster(members=[g], bbox=g.bbox) for g in images]
         else:
             out.append(cl)
