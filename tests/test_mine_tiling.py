@@ -112,3 +112,30 @@ def test_a_row_is_one_figure_only_under_a_caption_across_it():
     assert grid_groups(row, [], [(0, 90, 215, 110)]) == [[0, 1]]  # "Fig. 2 ..." under both
     assert grid_groups(row, [], [(0, 90, 100, 110)]) == []  # under the first picture only
     assert grid_groups(row, [], [(0, 200, 215, 220)]) == []  # too far below
+
+
+def stacked_over_caption(path: Path) -> None:
+    """A Nature-style figure: a row of two separately placed micrographs (a, b) over a wide one (c), 45 pt
+    apart, and the full-width caption under them all; on the next page an uncaptioned picture in the other
+    column stays out of a figure whose caption does not reach it."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    for k, (rect, letter) in enumerate([((59, 68, 358, 166), "a"), ((392, 69, 552, 165), "b"),
+                                        ((56, 211, 420, 324), "c")]):
+        p.insert_image(pymupdf.Rect(rect), stream=jpeg_bytes(texture(2 * (rect[2] - rect[0]), 2 * (rect[3] - rect[1]), 70 + k)))
+        p.insert_text((rect[0] + 2, rect[1] - 2), letter, fontsize=9)
+    text(p, (43, 346, 553, 380), "Fig. 4 | Crack arrest. a, Schematic of the crack path. b, Dimpled region. "
+                                 "c, Secondary cracks along the boundaries of the arrested crack.")
+    p = doc.new_page(width=A4[0], height=A4[1])
+    p.insert_image(pymupdf.Rect(60, 68, 280, 200), stream=jpeg_bytes(texture(440, 264, 80)))
+    text(p, (60, 206, 280, 240), "Fig. 5 | Overload region of the specimen after tensile testing.")
+    p.insert_image(pymupdf.Rect(320, 68, 540, 160), stream=jpeg_bytes(texture(440, 184, 81)))
+    doc.save(path)
+
+
+def test_pictures_stacked_over_a_full_width_caption_join_its_figure(tmp_path):
+    rec, _, _ = mine_one(tmp_path, stacked_over_caption)
+    first = [f for f in rec.figures if f.page == 1]
+    assert len(first) == 1 and first[0].number == "4"
+    assert sorted(p.label for p in first[0].parts) == ["a", "b", "c"]
+    assert sorted((f.number or "", len(f.parts)) for f in rec.figures if f.page == 2) == [("", 1), ("5", 1)]

@@ -29,6 +29,7 @@ from dataset_builders.records import Box, FigurePart
 MIN_BBOX_PT = 40.0  # graphics smaller than this on the page (either side) are icons, bullets, logos
 GRAPHIC_GAP = 12.0  # graphics closer than this (pt) belong to the same figure
 MERGE_GAP = 30.0  # an uncaptioned cluster this close to a captioned figure joins it (wide-gutter grids)
+FAR_MERGE_GAP = 90.0  # ... or this close, when both are pictures and it sits above the caption, within its width
 CAPTION_GAP = 50.0  # the farthest a caption sits from its figure (pt)
 BELOW_PENALTY = 6.0  # prefer the figure above a caption over the one below it
 # The farthest a side caption sits from its figure's drawn paths (pt): Springer books set the caption in the
@@ -36,6 +37,7 @@ BELOW_PENALTY = 6.0  # prefer the figure above a caption over the one below it
 SIDE_GAP = 60.0
 DRAWING_GAP = 8.0  # drawing paths closer than this form one region
 LABEL_MARGIN = 14.0  # panel letters / axis labels may sit this far outside a figure
+LETTER_SKIP = 3  # printed panel letters past a gap of more letters than this in the run are not panel letters
 _PANEL_LABEL = re.compile(r"^\(?([A-La-l])\)?[.:]?$")
 # a sub-caption under one panel, "(a) Original SEM image": a parenthesised letter opening a short span
 _SUB_CAPTION = re.compile(r"^\(([a-l])\)\s+\S")
@@ -212,10 +214,21 @@ def match_far_captions(clusters: list[Cluster], captions: list[Caption], body: l
         nearest.caption = cap
 
 
+def _above_its_caption(u: Cluster, c: Cluster) -> bool:
+    """Pictures both, and ``u`` set above ``c``'s caption, within its width: a figure's panels stacked over
+    the caption below them all (Nature's full-width captions under rows of separately placed panels)."""
+    if c.caption is None or not all(m.kind == "image" for m in u.members + c.members):
+        return False
+    cap = c.caption.bbox
+    return (cap[1] >= c.bbox[3] - 4 and u.bbox[3] <= cap[1] + 4
+            and u.bbox[0] >= cap[0] - 4 and u.bbox[2] <= cap[2] + 4)
+
+
 def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: list[Box]) -> list[Cluster]:
     """Fold uncaptioned clusters into the nearest captioned one when nothing (caption, body text) lies between.
 
-    This joins the rows of a panel grid with wide gutters, which the gap rule alone keeps apart.
+    This joins the rows of a panel grid with wide gutters, which the gap rule alone keeps apart; pictures
+    above the figure's caption and within its width join from further (FAR_MERGE_GAP, ``_above_its_caption``).
     """
     changed = True
     while changed:
@@ -226,7 +239,7 @@ def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: li
                 if c.caption is None or c is u:
                     continue
                 d = axis_gap(u.bbox, c.bbox)
-                if d > MERGE_GAP:
+                if d > MERGE_GAP and not (d <= FAR_MERGE_GAP and _above_its_caption(u, c)):
                     continue
                 merged = union(u.bbox, c.bbox)
                 blocked = any(overlap_area(merged, cap.bbox) > 0 for cap in captions)
@@ -346,7 +359,11 @@ def panel_letters(blocks: list[TextBlock], captions: list[Caption], bbox: Box) -
     unique: dict[str, Box] = {}
     for letter, box in found:
         unique.setdefault(letter, box)
-    return sorted(unique.items())
+    run = sorted(unique.items())
+    for k in range(1, len(run)):  # panels run a, b, c, ...: a letter far past the run is a symbol ("H" for hydrogen)
+        if ord(run[k][0]) - ord(run[k - 1][0]) > LETTER_SKIP:
+            return run[:k]
+    return run
 
 
 def label_parts(parts: list[FigurePart], letters: list[tuple[str, Box]]) -> None:
