@@ -39,8 +39,7 @@ def captioned_grid(path: Path) -> None:
 
 def test_a_grid_with_wide_gutters_and_one_caption_is_one_figure(tmp_path):
     rec, _, _ = mine_one(tmp_path, captioned_grid)
-    assert len(rec.figures) == 1
-    fig = rec.figures[0]
+    [fig] = rec.figures  # one figure, not three
     assert fig.number == "3" and fig.caption.startswith("Figure 3: Pipeline steps")
     assert fig.kind == "multi_raster" and sorted(p.label for p in fig.parts) == ["a", "b", "c", "d"]
 
