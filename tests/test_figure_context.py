@@ -111,3 +111,16 @@ def test_a_formula_beside_a_chart_is_no_label():
     doc.close()
     text, _ = figure_context(blocks, (200.0, 120.0, 580.0, 480.0), set(), [])
     assert text == "True Stress-Strain Curve"
+
+
+def test_a_letter_far_past_the_panel_run_is_a_symbol_not_a_panel():
+    """Panels a, b, c and an "H" (hydrogen) printed inside one of them: the H is no panel h."""
+    from dataset_builders.pdf.figures import panel_letters
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    for x0, y0, t in ((60, 70, "a"), (300, 70, "b"), (60, 200, "c"), (150, 110, "H")):
+        page.insert_text((x0, y0), t, fontsize=9)
+    blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+    doc.close()
+    assert [letter for letter, _ in panel_letters(blocks, [], (50.0, 60.0, 500.0, 300.0))] == ["a", "b", "c"]

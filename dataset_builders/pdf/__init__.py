@@ -6,6 +6,7 @@
 - text: page lines and blocks from get_text("dict"), and the caption blocks on a page.
 - images: each placed image's xref, repeated publisher logos, decoding and writing images (ImageWriter).
 - figures: drawing regions, clustering graphics, matching captions, merging grids, panel letters.
+- tiling: separately embedded pictures that tile one rectangle (a full grid, a captioned row) as one figure.
 - continued: figures continued across a page break (marked "(continued)" or not), linked to their caption.
 - word: Word-export pages: margin comment balloons, broken cross-references in the body text.
 - scan: scanned pages (one page image + an invisible OCR text layer): figure regions cut from the image.

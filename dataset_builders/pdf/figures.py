@@ -23,11 +23,13 @@ from dataset_builders.pdf.geometry import (
 from dataset_builders.pdf.images import Graphic
 from dataset_builders.pdf.proximity import proximity_groups
 from dataset_builders.pdf.text import Caption, TextBlock
+from dataset_builders.pdf.tiling import grid_groups, tiles_grid
 from dataset_builders.records import Box, FigurePart
 
 MIN_BBOX_PT = 40.0  # graphics smaller than this on the page (either side) are icons, bullets, logos
 GRAPHIC_GAP = 12.0  # graphics closer than this (pt) belong to the same figure
 MERGE_GAP = 30.0  # an uncaptioned cluster this close to a captioned figure joins it (wide-gutter grids)
+FAR_MERGE_GAP = 90.0  # ... or this close, when both are pictures and it sits above the caption, within its width
 CAPTION_GAP = 50.0  # the farthest a caption sits from its figure (pt)
 BELOW_PENALTY = 6.0  # prefer the figure above a caption over the one below it
 # The farthest a side caption sits from its figure's drawn paths (pt): Springer books set the caption in the
@@ -35,6 +37,7 @@ BELOW_PENALTY = 6.0  # prefer the figure above a caption over the one below it
 SIDE_GAP = 60.0
 DRAWING_GAP = 8.0  # drawing paths closer than this form one region
 LABEL_MARGIN = 14.0  # panel letters / axis labels may sit this far outside a figure
+LETTER_SKIP = 3  # printed panel letters past a gap of more letters than this in the run are not panel letters
 _PANEL_LABEL = re.compile(r"^\(?([A-La-l])\)?[.:]?$")
 # a sub-caption under one panel, "(a) Original SEM image": a parenthesised letter opening a short span
 _SUB_CAPTION = re.compile(r"^\(([a-l])\)\s+\S")
@@ -211,10 +214,21 @@ def match_far_captions(clusters: list[Cluster], captions: list[Caption], body: l
         nearest.caption = cap
 
 
+def _above_its_caption(u: Cluster, c: Cluster) -> bool:
+    """Pictures both, and ``u`` set above ``c``'s caption, within its width: a figure's panels stacked over
+    the caption below them all (Nature's full-width captions under rows of separately placed panels)."""
+    if c.caption is None or not all(m.kind == "image" for m in u.members + c.members):
+        return False
+    cap = c.caption.bbox
+    return (cap[1] >= c.bbox[3] - 4 and u.bbox[3] <= cap[1] + 4
+            and u.bbox[0] >= cap[0] - 4 and u.bbox[2] <= cap[2] + 4)
+
+
 def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: list[Box]) -> list[Cluster]:
     """Fold uncaptioned clusters into the nearest captioned one when nothing (caption, body text) lies between.
 
-    This joins the rows of a panel grid with wide gutters, which the gap rule alone keeps apart.
+    This joins the rows of a panel grid with wide gutters, which the gap rule alone keeps apart; pictures
+    above the figure's caption and within its width join from further (FAR_MERGE_GAP, ``_above_its_caption``).
     """
     changed = True
     while changed:
@@ -225,7 +239,7 @@ def merge_uncaptioned(clusters: list[Cluster], captions: list[Caption], body: li
                 if c.caption is None or c is u:
                     continue
                 d = axis_gap(u.bbox, c.bbox)
-                if d > MERGE_GAP:
+                if d > MERGE_GAP and not (d <= FAR_MERGE_GAP and _above_its_caption(u, c)):
                     continue
                 merged = union(u.bbox, c.bbox)
                 blocked = any(overlap_area(merged, cap.bbox) > 0 for cap in captions)
@@ -284,6 +298,28 @@ def split_under_captions(clusters: list[Cluster], captions: list[Caption]) -> li
     return out
 
 
+def merge_tiles(clusters: list[Cluster], blockers: list[Box], captions: list[Box]) -> list[Cluster]:
+    """Clusters of embedded images that tile one rectangle (pdf.tiling: a full grid, or a row under one
+    caption; aligned, narrow gutters, no caption or paragraph inside) are one cluster, in its first cell's place."""
+    cells = [i for i, cl in enumerate(clusters) if all(m.kind == "image" for m in cl.members)]
+    groups = grid_groups([clusters[i].bbox for i in cells], blockers, captions)
+    if not groups:
+        return clusters
+    first = {cells[g[0]]: [cells[i] for i in g] for g in groups}
+    merged = {i for g in first.values() for i in g}
+    out = []
+    for i, cl in enumerate(clusters):
+        if i in first:
+            members = [m for k in first[i] for m in clusters[k].members]
+            box = clusters[first[i][0]].bbox
+            for k in first[i][1:]:
+                box = union(box, clusters[k].bbox)
+            out.append(Cluster(members=members, bbox=box))
+        elif i not in merged:
+            out.append(cl)
+    return out
+
+
 def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: list[Box]) -> list[Cluster]:
     """Graphics -> clusters (close together, not across a caption) -> captions matched -> grids merged."""
     groups = _cluster_groups([g.bbox for g in graphics], GRAPHIC_GAP, [c.bbox for c in captions])
@@ -294,6 +330,7 @@ def assemble_figures(graphics: list[Graphic], captions: list[Caption], body: lis
         for m in members[1:]:
             box = union(box, m.bbox)
         clusters.append(Cluster(members=members, bbox=box))
+    clusters = merge_tiles(clusters, [c.bbox for c in captions] + body, [c.bbox for c in captions])
     clusters = split_under_captions(clusters, captions)
     match_captions(captions, clusters)
     clusters = merge_uncaptioned(clusters, captions, body)
@@ -322,7 +359,11 @@ def panel_letters(blocks: list[TextBlock], captions: list[Caption], bbox: Box) -
     unique: dict[str, Box] = {}
     for letter, box in found:
         unique.setdefault(letter, box)
-    return sorted(unique.items())
+    run = sorted(unique.items())
+    for k in range(1, len(run)):  # panels run a, b, c, ...: a letter far past the run is a symbol ("H" for hydrogen)
+        if ord(run[k][0]) - ord(run[k - 1][0]) > LETTER_SKIP:
+            return run[:k]
+    return run
 
 
 def label_parts(parts: list[FigurePart], letters: list[tuple[str, Box]]) -> None:
@@ -438,7 +479,8 @@ def separate_uncaptioned(clusters: list[Cluster], page_width: float) -> list[Clu
     for cl in clusters:
         images = [g for g in cl.members if g.kind == "image"]
         if (cl.caption is None and len(images) > 1 and len(images) == len(cl.members)
-                and all(box_width(g.bbox) > page_width / 3 for g in images)):
+                and all(box_width(g.bbox) > page_width / 3 for g in images)
+                and not tiles_grid([g.bbox for g in images])):  # a sheet of pictures in a grid stays one
             out += [Cluster(members=[g], bbox=g.bbox) for g in images]
         else:
             out.append(cl)
