@@ -291,34 +291,31 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     problems: list[Problem] = []
     n_train, train = train_items(paths, problems)
     rare = set(rare_names())
-    in_flight: deque[tuple[list, list[PlannedImage]]] = deque()  # (its entry, plans) of the jobs handed out
+    in_flight: deque[tuple[str, str, list[PlannedImage]]] = deque()  # (item id, key, plans) of the jobs out
     out = str(paths.out)
     stack = ExitStack()
     kept = KeptLines.open(kept_path(paths), kept_file_key(config, rare), stack)
-    # [item id, key, records once finished] in id order, kept (KeptLines.record) from the front as they finish:
-    # an item found done finishes before the jobs in flight, so only those few wait here
-    waiting: deque[list] = deque()
+    # an item's plans are kept (KeptLines.record) as it finishes, if in id order: an item found done finishes
+    # before the jobs in flight, so in an update the new items' plans are kept by the next build (planned
+    # once more then, from their line: their images exist), and nothing waits here
 
     def jobs() -> Iterator[tuple[str, Item, list[PlannedImage]]]:
         for item_id, line, it in train:
             key = key_of(line) if line else ""  # "": not in order, nothing kept
-            entry = [item_id, key, None]
-            if key:
-                waiting.append(entry)
             old = kept.take(item_id, key) if key else None
             if old is not None:
                 records = list(zip(old[::4], old[1::4], old[2::4], old[3::4]))  # as _records gives them
                 if all(os.path.exists(f"{out}/{r[2]}") for r in records):  # = os.path.join's text
-                    finished(entry, records, [])
+                    finished(item_id, key, records, [])
                     continue
             it = it or item_record(paths, line)
             planned = plan_item(it, config, rare)
             # make_item_images' own test, made here: an update finds ~95 % of the items done, and sending each
             # to a worker (the item pickled with its provenance, a result back) cost more than the stats
             if all(os.path.exists(f"{out}/{p.record.image}") for p in planned):
-                finished(entry, _records(planned), [])  # now: held until the next job's result
+                finished(item_id, key, _records(planned), [])  # now: held until the next job's result
                 continue  # held every train item's plans (+60 MiB at 14,000 items)
-            in_flight.append((entry, planned))
+            in_flight.append((item_id, key, planned))
             yield out, it, planned
 
     paths.augment.mkdir(parents=True, exist_ok=True)
@@ -330,15 +327,13 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     planned_files.add(str(manifest_path(paths)))
     # small chunks: items differ in size, so balance the tail; results come in job order
 
-    def finished(entry: list, records: list[tuple[str, str, str, str]], probs: list[Problem]) -> None:
+    def finished(item_id: str, key: str, records: list[tuple[str, str, str, str]], probs: list[Problem]) -> None:
         """records: (manifest line, augmented id, image, kind) of each planned image."""
         nonlocal plain
         for _, _, image, _ in records:
             planned_files.add(f"{out}/{image}")  # = str(paths.abs(...)): out has no trailing slash
-        entry[2] = [] if probs else records  # a failed item is not kept
-        while waiting and waiting[0][2] is not None:
-            item_id, key, done = waiting.popleft()
-            kept.record(item_id, key, [field for record in done for field in record])
+        if key and not probs:  # a failed item is not kept
+            kept.record(item_id, key, [field for record in records for field in record])
         if not probs:
             lines.extend(r[0] for r in records)
             plain = plain and all(_plain_id(r[1]) for r in records)
@@ -350,8 +345,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             made += n
             problems += probs
             n_failed += bool(probs)
-            entry, planned = in_flight.popleft()
-            finished(entry, _records(planned), probs)
+            item_id, key, planned = in_flight.popleft()
+            finished(item_id, key, _records(planned), probs)
     lines.sort(key=None if plain else _line_key)
     with open_text_atomic(manifest_path(paths)) as fh:
         fh.writelines(line + "\n" for line in lines)
