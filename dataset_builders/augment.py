@@ -25,6 +25,7 @@ import random
 import re
 from collections import Counter, deque
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dataset_builders import jpeg
 from dataset_builders.config import BuildConfig
+from dataset_builders.kept_lines import KeptLines, key_of
 from dataset_builders.records import (
     AugmentedImage,
     Item,
@@ -40,6 +42,7 @@ from dataset_builders.records import (
     SplitAssignment,
     StageResult,
 )
+from dataset_builders.stage_cache import StageKeys
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import PathSet, iter_jsonl, open_text_atomic, remove_unlisted, write_bytes_atomic
@@ -219,9 +222,10 @@ class ItemId(BaseModel):
     item_id: str
 
 
-def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterator[Item]]:
-    """(how many, the train items in id order, read one at a time from items.jsonl); an assignment naming an
-    item that is not in items.jsonl becomes a problem. Only ids are held, not the corpus' records."""
+def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterator[tuple[str, str, Item | None]]]:
+    """(how many, the train items in id order as (id, items.jsonl line, Item or None when not parsed), read one
+    at a time from items.jsonl); an assignment naming an item that is not in items.jsonl becomes a problem.
+    Only ids are held, not the corpus' records. In id order, lines come unparsed (item_record parses one)."""
     assigned = [a.item_id for a in iter_jsonl(paths.splits, SplitAssignment) if a.split == "train"] \
         if paths.splits.exists() else []
     ids = [it.item_id for it in iter_jsonl(paths.items, ItemId)] if paths.items.exists() else []
@@ -234,11 +238,37 @@ def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterat
     in_order = all(a < b for a, b in zip(ids, ids[1:]))  # items.run writes it sorted
     del ids, known
 
-    def read() -> Iterator[Item]:
-        chosen = (it for it in iter_jsonl(paths.items, Item) if it.item_id in train)
-        yield from chosen if in_order else sorted(chosen, key=lambda it: it.item_id)
+    def read() -> Iterator[tuple[str, str, Item | None]]:
+        if not in_order:
+            chosen = (it for it in iter_jsonl(paths.items, Item) if it.item_id in train)
+            yield from ((it.item_id, "", it) for it in sorted(chosen, key=lambda it: it.item_id))
+            return
+        with open(paths.items, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip() and (item_id := ItemId.model_validate_json(line).item_id) in train:
+                    yield item_id, line, None
 
     return len(train), read()
+
+
+def item_record(paths: StagePaths, line: str) -> Item:
+    """An items.jsonl line as an Item (a bad one raises naming the file, as iter_jsonl does)."""
+    try:
+        return Item.model_validate_json(line)
+    except ValueError as exc:
+        raise ValueError(f"{paths.items}: not a valid Item record: {exc}") from exc
+
+
+def kept_path(paths: StagePaths) -> Path:
+    """Each train item's manifest lines, kept by the items.jsonl line they were planned from (kept_lines)."""
+    return paths.stages / "augment_kept.tsv"
+
+
+def kept_file_key(config: BuildConfig, rare: set[str]) -> str:
+    settings = {"rotations": sorted(set(config.rotations)), "arbitrary_rotations": config.arbitrary_rotations,
+                "oversample_rare": config.oversample_rare, "seed": config.seed, "rare": sorted(rare),
+                "format": "augment-kept-1"}
+    return StageKeys(["dataset_builders.augment"], settings).base
 
 
 def _plain_id(item_id: str) -> bool:
@@ -255,24 +285,37 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     """Augment the train items; write stages/augment/augmented.jsonl (sorted by augmented item id).
 
     Memory: one item per worker plus the few chunks in flight (workers.run_jobs); the main process keeps
-    only each planned image's manifest line and path.
+    only each planned image's manifest line and path. An item whose items.jsonl line is the one an earlier
+    build planned from (stages/augment_kept.tsv) takes the manifest lines planned then (no Item parsed).
     """
     problems: list[Problem] = []
     n_train, train = train_items(paths, problems)
     rare = set(rare_names())
-    in_flight: deque[list[PlannedImage]] = deque()  # plans of the jobs handed out, oldest first
-
+    in_flight: deque[tuple[str, str, list[PlannedImage]]] = deque()  # (item id, key, plans) of the jobs out
     out = str(paths.out)
+    stack = ExitStack()
+    kept = KeptLines.open(kept_path(paths), kept_file_key(config, rare), stack)
+    # an item's plans are kept (KeptLines.record) as it finishes, if in id order: an item found done finishes
+    # before the jobs in flight, so in an update the new items' plans are kept by the next build (planned
+    # once more then, from their line: their images exist), and nothing waits here
 
     def jobs() -> Iterator[tuple[str, Item, list[PlannedImage]]]:
-        for it in train:
+        for item_id, line, it in train:
+            key = key_of(line) if line else ""  # "": not in order, nothing kept
+            old = kept.take(item_id, key) if key else None
+            if old is not None:
+                records = list(zip(old[::4], old[1::4], old[2::4], old[3::4]))  # as _records gives them
+                if all(os.path.exists(f"{out}/{r[2]}") for r in records):  # = os.path.join's text
+                    finished(item_id, key, records, [])
+                    continue
+            it = it or item_record(paths, line)
             planned = plan_item(it, config, rare)
             # make_item_images' own test, made here: an update finds ~95 % of the items done, and sending each
             # to a worker (the item pickled with its provenance, a result back) cost more than the stats
-            if all(os.path.exists(os.path.join(out, p.record.image)) for p in planned):
-                finished(planned, [])  # now: held until the next job's result, an update that made nothing
+            if all(os.path.exists(f"{out}/{p.record.image}") for p in planned):
+                finished(item_id, key, _records(planned), [])  # now: held until the next job's result
                 continue  # held every train item's plans (+60 MiB at 14,000 items)
-            in_flight.append(planned)
+            in_flight.append((item_id, key, planned))
             yield out, it, planned
 
     paths.augment.mkdir(parents=True, exist_ok=True)
@@ -284,21 +327,26 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     planned_files.add(str(manifest_path(paths)))
     # small chunks: items differ in size, so balance the tail; results come in job order
 
-    def finished(planned: list[PlannedImage], probs: list[Problem]) -> None:
+    def finished(item_id: str, key: str, records: list[tuple[str, str, str, str]], probs: list[Problem]) -> None:
+        """records: (manifest line, augmented id, image, kind) of each planned image."""
         nonlocal plain
-        for p in planned:
-            planned_files.add(os.path.join(out, p.record.image))  # = str(paths.abs(...))
+        for _, _, image, _ in records:
+            planned_files.add(f"{out}/{image}")  # = str(paths.abs(...)): out has no trailing slash
+        if key and not probs:  # a failed item is not kept
+            kept.record(item_id, key, [field for record in records for field in record])
         if not probs:
-            lines.extend(p.record.model_dump_json() for p in planned)
-            plain = plain and all(_plain_id(p.record.item_id) for p in planned)
-            kinds.update(p.record.kind for p in planned)
+            lines.extend(r[0] for r in records)
+            plain = plain and all(_plain_id(r[1]) for r in records)
+            kinds.update(r[3] for r in records)
 
-    for n, probs in run_jobs(_work, jobs(), config.workers, "augment", "item", progress,
-                             chunks_per_worker=24, total=n_train):
-        made += n
-        problems += probs
-        n_failed += bool(probs)
-        finished(in_flight.popleft(), probs)
+    with stack:
+        for n, probs in run_jobs(_work, jobs(), config.workers, "augment", "item", progress,
+                                 chunks_per_worker=24, total=n_train):
+            made += n
+            problems += probs
+            n_failed += bool(probs)
+            item_id, key, planned = in_flight.popleft()
+            finished(item_id, key, _records(planned), probs)
     lines.sort(key=None if plain else _line_key)
     with open_text_atomic(manifest_path(paths)) as fh:
         fh.writelines(line + "\n" for line in lines)
@@ -307,3 +355,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     return StageResult(stage="augment", problems=problems, counts={
         "train_items": n_train, "rotation": kinds["rotation"], "oversample": kinds["oversample"],
         "made": made, "reused": len(lines) - made, "failed": n_failed, "pruned": pruned})
+
+
+def _records(planned: list[PlannedImage]) -> list[tuple[str, str, str, str]]:
+    """(manifest line, augmented id, image, kind) of each plan."""
+    return [(p.record.model_dump_json(), p.record.item_id, p.record.image, p.record.kind) for p in planned]

@@ -86,6 +86,7 @@ class MetaReuse:
         self.key, self.old_keys, self.old_meta, self.new_keys = key, old_keys, old_meta, new_keys
         self.reused = 0
         self._last = ""
+        self._taken: tuple[str, str] | None = None  # (line, digest) of the last line take() gave
         self._recording = True
         self._entry: list[str] | None = self._next_entry()
 
@@ -154,6 +155,7 @@ class MetaReuse:
         except UnicodeDecodeError:
             return None
         self.reused += 1
+        self._taken = (text, entry[3])
         return text
 
     def record(self, sample_id: str, split: str, key: str, line: str) -> None:
@@ -161,4 +163,6 @@ class MetaReuse:
         if "\t" in sample_id or "\n" in sample_id:
             self._recording = False  # not in this file's layout: this line and the later ones are made next time
         if self._recording:
-            self.new_keys.write(f"{sample_id}\t{split}\t{key}\t{line_digest(line.encode())}\n")
+            taken, self._taken = self._taken, None
+            digest = taken[1] if taken is not None and taken[0] is line else line_digest(line.encode())
+            self.new_keys.write(f"{sample_id}\t{split}\t{key}\t{digest}\n")

@@ -14,9 +14,12 @@ import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.dedup import iter_groups
+from dataset_builders.kept_lines import KeptLines, key_of
 from dataset_builders.labelling.multipanel import REASON as UNSPLIT
 from dataset_builders.manual import EXPERT_LABELS_NAME, apply_expert_labels
 from dataset_builders.panels_by_paper import PanelsByPaper
@@ -33,8 +36,9 @@ from dataset_builders.records import (
     SourceMeta,
     StageResult,
 )
+from dataset_builders.stage_cache import StageKeys, file_digest
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import iter_jsonl, read_model, write_jsonl_atomic
+from fracto_core.files import iter_jsonl, open_text_atomic, read_model, write_jsonl_atomic
 
 
 def load_panels(paths: StagePaths) -> dict[str, PanelRecord]:
@@ -140,31 +144,53 @@ class MinedItems:
         self.unlabelled: list[Problem] = []
         self._overrides: list[tuple[int, int, Problem]] = []  # (manual index, group index, problem)
         self.mined = 0
+        self.kept: KeptLines | None = None  # set by run when lines can be kept (see __iter__)
+        self.origins: Counter = Counter()  # label origins of the lines given (with kept)
 
     @property
     def overrides(self) -> list[Problem]:
         """manual_overrides_mined problems, by manual item, then twin (as when every twin was looked up at once)."""
         return [p for _, _, p in sorted(self._overrides, key=lambda t: t[:2])]
 
-    def __iter__(self) -> Iterator[Item]:
-        paths = self.paths
+    def __iter__(self) -> Iterator[Item | str]:
+        """Items; with ``kept`` (KeptLines: no manual items, no expert labels) their items.jsonl lines instead,
+        copied when the item's inputs are those an earlier build made the line from, else made and kept."""
+        paths, kept = self.paths, self.kept
         panels = PanelsByPaper(paths)  # groups sorted by representative: paper by paper
         keep = {d.panel_id for d in iter_jsonl(paths.filter, FilterDecision) if d.keep} if paths.filter.exists() else set()
         labels = labels_in_order(paths)
         label = next(labels, None)
+        digests: dict[str, str] = {}  # paper id -> sha256 of its panels file
         for seq, group in enumerate(sorted(iter_groups(paths), key=lambda g: g.representative)):
-            panel = panels.get(group.representative, group.paper_ids)
-            if panel is None:
-                raise KeyError(group.representative)  # as the dict of every panel did: dedup names an unknown panel
-            while label is not None and label.item_id < panel.panel_id:
+            rep, key = group.representative, ""
+            while label is not None and label.item_id < rep:  # a found panel's id is the representative
                 label = next(labels, None)
+            found = label if label is not None and label.item_id == rep else None
+            if kept is not None and rep in keep and found is not None and found.status == "labelled" and found.features:
+                key = self._key(group, found, digests)
+                line = kept.take(rep, key)
+                if line is not None:
+                    self.mined += 1
+                    self.origins[found.origin] += 1
+                    yield line[0]
+                    continue
+            panel = panels.get(rep, group.paper_ids)
+            if panel is None:
+                raise KeyError(rep)  # as the dict of every panel did: dedup names an unknown panel
             if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
                 continue
-            found = label if label is not None and label.item_id == panel.panel_id else None
             if found is None or found.status != "labelled" or not found.features:
                 self.unlabelled.append(_unlabelled(panel, found))
                 continue
             item = _mined_item(panel, group, found, panels.source(panel.paper_id))
+            if kept is not None:  # no manual items: no twin to look for
+                self.mined += 1
+                self.origins[item.label_origin] += 1
+                text = item.model_dump_json()
+                if panel.paper_id in group.paper_ids:  # its source read from a paper the key holds
+                    kept.record(rep, key, [text])
+                yield text
+                continue
             owner = next((k for k, m in enumerate(self.manual)
                           if hamming(item.phash, m.phash) <= self.config.dedup_max_distance), None)
             if owner is None:
@@ -177,6 +203,14 @@ class MinedItems:
             self._overrides.append((owner, seq, Problem(
                 file=str(m.provenance.get("file", m.item_id)), stage="manual", reason="manual_overrides_mined",
                 detail=f"manual labels replace the caption labels of {item.item_id}", item_id=item.item_id)))
+
+    def _key(self, group: DuplicateGroup, label: LabelRecord, digests: dict[str, str]) -> str:
+        """What a mined item's line is made from: its group, its label record and its papers' panels files."""
+        for paper in group.paper_ids:
+            if paper not in digests:
+                digests[paper] = file_digest(self.paths.panels / f"{paper}.json")
+        return key_of(group.representative, *group.members, "\x1e", *group.paper_ids, "\x1e",
+                      *(digests[p] for p in group.paper_ids), "\x1e", label.model_dump_json())
 
 
 def _unlabelled(panel: PanelRecord, label: LabelRecord | None) -> Problem:
@@ -202,20 +236,38 @@ def in_id_order(mined: Iterable[Item], manual: list[Item]) -> Iterator[Item]:
     yield from heapq.merge(held, manual, key=lambda i: i.item_id)
 
 
+def kept_path(paths: StagePaths) -> Path:
+    return paths.stages / "items_kept.tsv"
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
-    """Write stages/items.jsonl, item by item as the groups are read (the corpus' items are never held)."""
+    """Write stages/items.jsonl, item by item as the groups are read (the corpus' items are never held).
+    Without manual items and expert labels (the literature loop's update) each mined item's line is kept
+    (stages/items_kept.tsv, kept_lines) and copied by the next build when its inputs are the same."""
     manual = load_manual_items(paths)
     mined = MinedItems(paths, config, manual)
     expert_problems: list[Problem] = []
     origins: Counter = Counter()
+    expert_file = paths.out / "review" / EXPERT_LABELS_NAME
 
     def counted(items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             origins[item.label_origin] += 1
             yield item
 
-    n = write_jsonl_atomic(paths.items, counted(apply_expert_labels(
-        in_id_order(mined, manual), paths.out / "review" / EXPERT_LABELS_NAME, expert_problems)))
+    if manual or expert_file.exists():
+        n = write_jsonl_atomic(paths.items, counted(apply_expert_labels(
+            in_id_order(mined, manual), expert_file, expert_problems)))
+    else:
+        settings = {"dedup_max_distance": config.dedup_max_distance, "format": "items-kept-1"}
+        with ExitStack() as stack:
+            mined.kept = KeptLines.open(kept_path(paths), StageKeys(["dataset_builders.items"], settings).base, stack)
+            with open_text_atomic(paths.items) as fh:
+                n = 0
+                for line in mined:
+                    fh.write(line + "\n")
+                    n += 1
+        origins = mined.origins
     problems = mined.unlabelled + mined.overrides + expert_problems
     return StageResult(stage="items", problems=problems, counts={
         "items": n, "mined": mined.mined, "manual": len(manual), "manual_overrides": len(mined.overrides),
