@@ -27,28 +27,49 @@ def fresh_reads(monkeypatch):
     stage_cache.code_fingerprint.cache_clear()
 
 
-EDIT_AFTER_MINE = """
+EDIT_ONCE_STARTED = """
 import sys
 from pathlib import Path
 from dataset_builders import build
 from dataset_builders.config import BuildConfig
 
-records = Path(build.__file__).with_name("records.py")
-original = records.read_text()
+papers, out, module, added, to_stage = sys.argv[1:]
+source = Path(build.__file__).with_name(module)
+original = source.read_text()
 prepare_inputs = build.prepare_inputs
 
 def edit_once_started(config):
     # someone edits the code while the build runs (here: before the first stage; a comment would change no key)
-    records.write_text(original + "\\nEDITED_DURING_THE_BUILD = 1\\n")
+    source.write_text(original + added)
     return prepare_inputs(config)
 
 build.prepare_inputs = edit_once_started
 try:
-    build.build(BuildConfig(papers=Path(sys.argv[1]), out=Path(sys.argv[2]), workers=2, seed=5), to_stage="panels",
-                progress=False)
+    build.build(BuildConfig(papers=Path(papers), out=Path(out), workers=2, seed=5), to_stage=to_stage, progress=False)
 finally:
-    records.write_text(original)
+    source.write_text(original)
 """
+
+
+def _project_copy(tmp_path):
+    corpus, code = tmp_path / "corpus", tmp_path / "code"
+    generate_corpus(corpus, n_papers=2, seed=5)
+    for package in stage_cache.PROJECT_PACKAGES:
+        shutil.copytree(stage_cache.ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return corpus / "papers", code, {**os.environ, "PYTHONPATH": str(code)}
+
+
+def _edit_during_a_build_then_rebuild(tmp_path, module: str, added: str, to_stage: str) -> Path:
+    """A build in which ``module`` gets ``added`` once it has started, then a build of the unedited code."""
+    papers, code, env = _project_copy(tmp_path)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-c", EDIT_ONCE_STARTED, str(papers), str(out), module, added, to_stage],
+                         env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    subprocess.run([sys.executable, "-m", "dataset_builders.build", "--papers", str(papers), "--out", str(out),
+                    "--workers", "2", "--seed", "5", "--to-stage", to_stage, "--quiet"], env=env, check=True,
+                   cwd=tmp_path, capture_output=True)
+    return out
 
 
 def test_an_edit_during_a_build_changes_none_of_its_keys(tmp_path):
@@ -56,16 +77,7 @@ def test_an_edit_during_a_build_changes_none_of_its_keys(tmp_path):
     records, made in workers, carry the key of the code that made them (imported at the start), so the next
     build, of the unedited code, resumes them all. Failed before: mine made its key from the disk when its stage
     began, so the next build mined and split every paper again ("code_remined")."""
-    corpus, out, code = tmp_path / "corpus", tmp_path / "out", tmp_path / "code"
-    generate_corpus(corpus, n_papers=2, seed=5)
-    for package in stage_cache.PROJECT_PACKAGES:
-        shutil.copytree(stage_cache.ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PYTHONPATH": str(code)}
-    subprocess.run([sys.executable, "-c", EDIT_AFTER_MINE, str(corpus / "papers"), str(out)], env=env, check=True,
-                   cwd=tmp_path, capture_output=True)
-    subprocess.run([sys.executable, "-m", "dataset_builders.build", "--papers", str(corpus / "papers"), "--out",
-                    str(out), "--workers", "2", "--seed", "5", "--to-stage", "panels", "--quiet"], env=env,
-                   check=True, cwd=tmp_path, capture_output=True)
+    out = _edit_during_a_build_then_rebuild(tmp_path, "records.py", "\nEDITED_DURING_THE_BUILD = 1\n", "panels")
     mined, split = (json.loads((out / "stages" / "results" / f"{stage}.json").read_text())["counts"]
                     for stage in ("mine", "panels"))
     assert (mined["resumed"], "code_remined" in mined, split["papers_resumed"]) == (2, False, 2), (mined, split)
@@ -106,50 +118,13 @@ def test_the_key_machinery_is_not_part_of_a_key(fresh_reads, tmp_path, monkeypat
     assert fingerprint("rule", **{"rules.py": "N = 2\n"}) != first
 
 
-def _project_copy(tmp_path):
-    corpus, code = tmp_path / "corpus", tmp_path / "code"
-    generate_corpus(corpus, n_papers=2, seed=5)
-    for package in stage_cache.PROJECT_PACKAGES:
-        shutil.copytree(stage_cache.ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
-    return corpus / "papers", code, {**os.environ, "PYTHONPATH": str(code)}
-
-
-EDIT_FILTER_ONCE_STARTED = """
-import sys
-from pathlib import Path
-from dataset_builders import build
-from dataset_builders.config import BuildConfig
-
-source = Path(build.__file__).with_name("filter.py")
-original = source.read_text()
-prepare_inputs = build.prepare_inputs
-
-def edit_once_started(config):  # an edit that would make every filter decision fail, were it run
-    source.write_text(original + "\\ndef decide(*args, **kwargs):\\n    raise SystemExit('the edited filter ran')\\n")
-    return prepare_inputs(config)
-
-build.prepare_inputs = edit_once_started
-try:
-    build.build(BuildConfig(papers=Path(sys.argv[1]), out=Path(sys.argv[2]), workers=2, seed=5), to_stage="filter",
-                progress=False)
-finally:
-    source.write_text(original)
-"""
-
-
 def test_a_stage_imported_late_runs_the_code_its_keys_hash(tmp_path):
     """filter.py edited once the build has started: the filter stage runs the code as it was at the start (every
     stage the build runs is imported then), so its cached decisions carry the key of the code that made them and
     the next build resumes them. Failed before: only mine and panels were imported at the start, the filter ran
     the edited code from disk under the key of the original."""
-    papers, code, env = _project_copy(tmp_path)
-    out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-c", EDIT_FILTER_ONCE_STARTED, str(papers), str(out)], env=env,
-                         cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
-    subprocess.run([sys.executable, "-m", "dataset_builders.build", "--papers", str(papers), "--out", str(out),
-                    "--workers", "2", "--seed", "5", "--to-stage", "filter", "--quiet"], env=env, check=True,
-                   cwd=tmp_path, capture_output=True)
+    out = _edit_during_a_build_then_rebuild(tmp_path, "filter.py", "\ndef decide(*args, **kwargs):\n"
+                                            "    raise SystemExit('the edited filter ran')\n", "filter")
     counts = json.loads((out / "stages" / "results" / "filter.json").read_text())["counts"]
     assert counts["papers_resumed"] == 2 and counts["kept"] > 0, counts
 
