@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,7 @@ def fresh_reads(monkeypatch):
 
 EDIT_ONCE_STARTED = """
 import sys
+from pathlib import Path
 from pathlib import Path
 from dataset_builders import build
 from dataset_builders.config import BuildConfig
