@@ -31,7 +31,6 @@ def fresh_reads(monkeypatch):
 EDIT_ONCE_STARTED = """
 import sys
 from pathlib import Path
-from pathlib import Path
 from dataset_builders import build
 from dataset_builders.config import BuildConfig
 
