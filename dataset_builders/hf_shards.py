@@ -39,7 +39,7 @@ from dataset_builders.hf_card import HF_SPLIT, arrow_schema
 from dataset_builders.licences import UNKNOWN
 from dataset_builders.parquet_images import ParquetLayoutError, splice_images
 from dataset_builders.publish import SPLITS, BuiltSample, PublishError, Selection
-from dataset_builders.workers import init_worker
+from dataset_builders.workers import init_worker, no_thread_at_fork
 
 ROWS_PER_GROUP = 100  # rows per Parquet row group (a bound besides --row-group-mb)
 IMAGE_BYTES_COLUMN = "images.list.element.bytes"
@@ -295,6 +295,8 @@ def _fan_out(writers: _Writers, order: list[Shard], workers: int, done: Callable
         reports(0)  # a child's failure stops this writer too, at its next row group
 
     try:
+        if workers > 1:
+            no_thread_at_fork()  # the progress bar's tqdm monitor thread would be alive at the fork
         for _ in range(workers - 1):
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_worker, args=(writers, order, taken, send, os.getpid(), recv),

@@ -50,11 +50,12 @@ from dataset_builders.records import (
     Problem,
     StageResult,
 )
-from dataset_builders.stage_cache import Entry, StageKeys, iter_entries, read_index, write_entry
+from dataset_builders.stage_cache import Entry, StageKeys, iter_entries, pin_code, read_index, write_entry
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import iter_jsonl, open_text_atomic, write_jsonl_atomic
 
 STAGE = "label"
+KEYED_MODULES = ("dataset_builders.label", "dataset_builders.labelling.caption_rules")  # what its keys hash
 
 
 class LabelSources(BaseModel):
@@ -215,7 +216,7 @@ class LabelCache:
 
     def __init__(self, paths: StagePaths):
         self.path = cache_path(paths)
-        self.keys = StageKeys(["dataset_builders.label", "dataset_builders.labelling.caption_rules"])
+        self.keys = StageKeys(list(KEYED_MODULES))
         self.panels = paths.panels
         self.index = read_index(self.path)
 
@@ -341,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataset_builders.labelling.registry import LabelerUnavailableError, UnknownLabelerError
 
     ns = build_parser().parse_args(argv)
+    pin_code(KEYED_MODULES, KEYED_MODULES)  # the code this command's keys hash, read once now (as a build does)
     given = {k: v for k, v in vars(ns).items() if k in LABEL_SETTINGS}
     try:
         config = config_for(ns.out, given)

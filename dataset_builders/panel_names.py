@@ -189,10 +189,12 @@ def fill_missed_letters(parts: dict[str, str]) -> dict[str, str]:
 
 # "... at different loading times, a to f." / "after various times a to d": the panels named only as a range of
 # bare letters from a, at least three of them and at most twelve (a to l), not part of a word or a bracket (older
-# journals' style). The range ends its clause and follows a comma, a colon or a plural noun ("times", "stages"):
-# prose such as "the crack grew from a to c in 200 cycles", "path a through d" or "dimensions a to f are given
-# in Table 1" names no panels.
-_LETTER_RANGE = re.compile(r"(?:[,:]\s*|\b\w{3,}s\s+)a\s+(?:to|through)\s+([c-l])(?=\s*(?:$|[.;,)]))")
+# journals' style). The range ends its clause and follows a comma, a colon or a noun of a series ("times",
+# "stages", "cycles"): prose such as "the crack grew from a to c in 200 cycles", "path a through d", "regions a
+# to c" or "dimensions a to f are given in Table 1" names no panels.
+_SERIES = ("times|stages|cycles|steps|intervals|temperatures|magnifications|specimens|samples|loads|strains|"
+           "amplitudes|levels|conditions|durations|hours|days|passes|rates|speeds")
+_LETTER_RANGE = re.compile(rf"(?:[,:]\s*|\b(?:{_SERIES})\s+)a\s+(?:to|through)\s+([c-l])(?=\s*(?:$|[.;,)]))")
 
 
 def letter_range_panels(caption: str) -> tuple[str, dict[str, str]] | None:

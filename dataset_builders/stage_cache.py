@@ -191,7 +191,8 @@ def save_digests(digest_file: Path, modules: Sequence[str]) -> None:
     """Write the digests of code_modules(*modules), as read by this process, to ``digest_file`` when it lacks
     any (written atomically; the file holds this code's entries only, and ends with a checksum line)."""
     used = sorted((name, _read[name]) for name in code_modules(*modules))
-    if any(entry not in _read_digests(digest_file) for entry in used):
+    stored = _read_digests(digest_file)
+    if any(entry not in stored for entry in used):
         lines = [_digests_header(), *(f"{name}\t{sha}\t{_known[name, sha][1].hex()}\t{','.join(sorted(_known[name, sha][0]))}"
                                       for name, sha in used)]
         body = "\n".join(lines) + "\n"

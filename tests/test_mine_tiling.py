@@ -138,3 +138,76 @@ def test_pictures_stacked_over_a_full_width_caption_join_its_figure(tmp_path):
     assert len(first) == 1 and first[0].number == "4"
     assert sorted(p.label for p in first[0].parts) == ["a", "b", "c"]
     assert sorted((f.number or "", len(f.parts)) for f in rec.figures if f.page == 2) == [("", 1), ("5", 1)]
+
+
+# --- review cases: layouts in which the grid or the far caption join must NOT make one figure -----------------
+
+def _side_captions(path: Path) -> None:
+    """Two figures stacked, each a row of two micrographs with its caption set beside it on the right."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    place_grid(p, 60, 80, (150, 110), (24, 20), (2, 2), seed=1)  # rows y 80..190 and 210..320
+    text(p, (395, 80, 540, 150), "Fig. 1.1 Fracture surface of the as-built specimen: overload region and origin.")
+    text(p, (395, 210, 540, 280), "Fig. 1.2 Fracture surface of the annealed specimen: overload region and origin.")
+    doc.save(path)
+
+
+def _captions_above_columns(path: Path) -> None:
+    """Fig. 1 (left column, two stacked micrographs) and Fig. 2 (right column), each caption above its column."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    text(p, (60, 30, 290, 68), "Fig. 1. Specimen A: overload region (top) and origin (bottom).")
+    text(p, (310, 30, 540, 68), "Fig. 2. Specimen B: overload region (top) and origin (bottom).")
+    place_grid(p, 60, 72, (230, 150), (20, 20), (2, 2), seed=1)
+    doc.save(path)
+
+
+def test_pictures_of_two_captioned_figures_are_no_one_grid(tmp_path):
+    """Captions beside each row, or above each column: both figures are kept (the grid took them as one, and
+    the second figure was lost)."""
+    for name, make in (("side", _side_captions), ("above", _captions_above_columns)):
+        rec, _, _ = mine_one(tmp_path / name, make)
+        numbers = {f.number for f in rec.figures if f.number}
+        assert numbers in ({"1.1", "1.2"}, {"1", "2"}), (name, numbers)
+
+
+def _continued_then_next_figure(path: Path) -> None:
+    """Fig. 2 (a-f) on page 1 continues with an uncaptioned panel e at the top of page 2, 60 pt above Fig. 3
+    (two pictures, a full-width caption naming no panels); on page 3 a logo 60 pt above a two-picture figure."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=A4[0], height=A4[1])
+    place_grid(p, 60, 60, (235, 300), (10, 10), (2, 2), letters="abcd", seed=1)
+    text(p, (60, 680, 540, 710), "Fig. 2. Fracture surfaces after fatigue testing at four stress amplitudes: "
+                                 "(a) 200 MPa; (b) 250 MPa; (c) 300 MPa; (d) 350 MPa; (e) 400 MPa; (f) 450 MPa.")
+    p = doc.new_page(width=A4[0], height=A4[1])
+    place_grid(p, 60, 60, (235, 200), (10, 0), (1, 1), letters="e", seed=5)
+    place_grid(p, 60, 320, (235, 200), (10, 0), (1, 2), seed=9)
+    text(p, (60, 528, 540, 556), "Fig. 3. Fracture surfaces of the welded joints: overload region and fatigue origin.")
+    p = doc.new_page(width=A4[0], height=A4[1])
+    p.insert_image(pymupdf.Rect(60, 20, 160, 70), stream=jpeg_bytes(texture(200, 100, 90)))
+    p.insert_image(pymupdf.Rect(60, 130, 300, 300), stream=jpeg_bytes(texture(480, 340, 91)))
+    p.insert_image(pymupdf.Rect(310, 130, 540, 300), stream=jpeg_bytes(texture(460, 340, 92)))
+    text(p, (60, 310, 540, 340), "Fig. 4. Fracture surfaces of the specimen: overload region and fatigue origin.")
+    doc.save(path)
+
+
+def test_the_far_caption_join_takes_only_panels_its_caption_still_names(tmp_path):
+    """A picture 60 pt above a caption joins its figure only when the caption names more panels than the figure
+    has pictures: another figure's continued panel and a logo stay out."""
+    rec, _, _ = mine_one(tmp_path, _continued_then_next_figure)
+    parts = {f.number: sorted(p.label or "-" for p in f.parts) for f in rec.figures if f.number in ("3", "4")}
+    assert parts == {"3": ["-", "-"], "4": ["-", "-"]}, parts
+
+
+def test_a_stray_letter_before_the_run_leaves_the_run():
+    """Panels f, g, h, i and an "A" spot marker: the run f-i is kept (the first stretch was kept: "a" alone)."""
+    from dataset_builders.pdf.figures import panel_letters
+    from dataset_builders.pdf.text import TEXT_FLAGS, page_blocks
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    for x0, y0, t in ((60, 70, "f"), (300, 70, "g"), (60, 200, "h"), (300, 200, "i"), (150, 110, "A")):
+        page.insert_text((x0, y0), t, fontsize=9)
+    blocks = page_blocks(page.get_text("dict", flags=TEXT_FLAGS))
+    doc.close()
+    assert [letter for letter, _ in panel_letters(blocks, [], (50.0, 60.0, 500.0, 300.0))] == ["f", "g", "h", "i"]

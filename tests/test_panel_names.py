@@ -152,6 +152,10 @@ def test_a_dark_strip_along_one_edge_does_not_hide_the_gutters():
     ("Fig. 5. Specimen; dimensions a to f are given in Table 1.", ""),
     ("Fig. 5. Intensity profile; the x-axis runs from a to z.", ""),
     ("Fig. 5. The sequence was a to d.", ""),
+    ("Fig. 5. SEM image showing regions a to c.", ""),  # places, not a series (review)
+    ("Fig. 5. Hardness along paths a through d.", ""),
+    ("Fig. 5. EDS spectra of points a to e, see Table 2.", ""),
+    ("Fig. 5. Indents at positions a to f.", ""),
 ])
 def test_a_range_of_bare_letters_names_the_panels(caption, letters):
     common, parts = caption_parts(caption)

@@ -22,6 +22,7 @@ from dataset_builders.pdf.geometry import (
 )
 from dataset_builders.pdf.images import Graphic
 from dataset_builders.pdf.proximity import proximity_groups
+from dataset_builders.pdf.captions import split_panel_captions
 from dataset_builders.pdf.text import Caption, TextBlock
 from dataset_builders.pdf.tiling import grid_groups, tiles_grid
 from dataset_builders.records import Box, FigurePart
@@ -214,10 +215,21 @@ def match_far_captions(clusters: list[Cluster], captions: list[Caption], body: l
         nearest.caption = cap
 
 
+_BOLD_LEAD = re.compile(r"(?:^|[.|:;]\s+)([a-h]),\s+[A-Z]")  # Nature's panel leads: "Title. a, Schematic ..."
+
+
+def named_letters(caption: str) -> set[str]:
+    """The panel letters a caption names: its "(a)" / "a)" markers, else Nature-style "a, Text" leads."""
+    return set(split_panel_captions(caption)[1]) or set(_BOLD_LEAD.findall(caption))
+
+
 def _above_its_caption(u: Cluster, c: Cluster) -> bool:
-    """Pictures both, and ``u`` set above ``c``'s caption, within its width: a figure's panels stacked over
-    the caption below them all (Nature's full-width captions under rows of separately placed panels)."""
+    """Pictures both, and ``u`` set above ``c``'s caption, within its width, and the caption naming more panels
+    than ``c`` has pictures: a figure's panels stacked over the caption below them all (Nature's full-width
+    captions under rows of separately placed panels), not a logo or another figure's continued panel."""
     if c.caption is None or not all(m.kind == "image" for m in u.members + c.members):
+        return False
+    if len(named_letters(c.caption.text)) <= len(c.members):
         return False
     cap = c.caption.bbox
     return (cap[1] >= c.bbox[3] - 4 and u.bbox[3] <= cap[1] + 4
@@ -360,10 +372,10 @@ def panel_letters(blocks: list[TextBlock], captions: list[Caption], bbox: Box) -
     for letter, box in found:
         unique.setdefault(letter, box)
     run = sorted(unique.items())
-    for k in range(1, len(run)):  # panels run a, b, c, ...: a letter far past the run is a symbol ("H" for hydrogen)
-        if ord(run[k][0]) - ord(run[k - 1][0]) > LETTER_SKIP:
-            return run[:k]
-    return run
+    # panels run a, b, c, ...: a letter far from the run is a symbol ("H" for hydrogen, an "A" spot marker before
+    # f, g, h): the longest stretch without a gap of more than LETTER_SKIP letters (the first of equals) is kept
+    cuts = [0, *(k for k in range(1, len(run)) if ord(run[k][0]) - ord(run[k - 1][0]) > LETTER_SKIP), len(run)]
+    return max((run[a:b] for a, b in zip(cuts, cuts[1:])), key=len, default=run)
 
 
 def label_parts(parts: list[FigurePart], letters: list[tuple[str, Box]]) -> None:

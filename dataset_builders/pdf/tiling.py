@@ -70,9 +70,25 @@ def _shared_caption(boxes: list[Box], area: Box, captions: list[Box]) -> bool:
     return False
 
 
+def _two_captions_on_a_side(area: Box, captions: list[Box]) -> bool:
+    """Two or more captions set along one side of the area (above, below, left or right of it, within
+    ROW_CAPTION_GAP and overlapping it along that side): the pictures belong to as many figures (captions above
+    each column, or beside each row), so they are no one grid."""
+    sides = [0, 0, 0, 0]
+    for c in captions:
+        across = min(area[2], c[2]) - max(area[0], c[0]) > 0
+        along = min(area[3], c[3]) - max(area[1], c[1]) > 0
+        sides[0] += across and 0 <= area[1] - c[3] + TILE_ALIGN <= ROW_CAPTION_GAP
+        sides[1] += across and 0 <= c[1] - area[3] + TILE_ALIGN <= ROW_CAPTION_GAP
+        sides[2] += along and 0 <= area[0] - c[2] + TILE_ALIGN <= ROW_CAPTION_GAP
+        sides[3] += along and 0 <= c[0] - area[2] + TILE_ALIGN <= ROW_CAPTION_GAP
+    return max(sides) >= 2
+
+
 def grid_groups(boxes: list[Box], blockers: list[Box], captions: list[Box] = ()) -> list[list[int]]:
     """Groups of box indexes that tile a grid (``tiles_grid``), or a row of two or more under or over one
-    caption across all of them, with no blocker (a caption, a paragraph) over their rectangle. Neighbours are boxes sharing a row or a column edge pair
+    caption across all of them, with no blocker (a caption, a paragraph) over their rectangle and no two
+    captions along one of its sides (``_two_captions_on_a_side``). Neighbours are boxes sharing a row or a column edge pair
     across a narrow gutter with no caption in it; a connected set of neighbours that is not a full grid is left
     alone."""
     def aligned(a: Box, b: Box) -> bool:
@@ -110,6 +126,8 @@ def grid_groups(boxes: list[Box], blockers: list[Box], captions: list[Box] = ())
         if shape[0] == 1 and not _shared_caption(cells, area, list(captions)):
             continue
         if any(overlap_area(area, t) > 0.3 * box_width(t) * box_height(t) for t in blockers):
+            continue
+        if _two_captions_on_a_side(area, list(captions)):
             continue
         out.append(sorted(comp))
     return sorted(out)
