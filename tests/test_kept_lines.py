@@ -4,6 +4,7 @@ again, so the stage files keep the bytes a build without the cache writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import ExitStack
@@ -124,6 +125,11 @@ def test_items_copies_kept_lines_and_makes_the_rest(built, tmp_path: Path, monke
     assert paths.items.read_bytes() == made_first and result.counts["items"] == n
     expected = {"none": 0, "cut": None, "garbled": None, "other_key": n, "missing": n}[breakage]
     assert len(made) == expected if expected is not None else 0 < len(made) < n
+    # every line is kept again, copied or made: a third build makes none (it made all of them, every other build)
+    assert len(kept_file.read_text().splitlines()) == n + 1
+    made.clear()
+    items.run(paths, config, progress=False)
+    assert paths.items.read_bytes() == made_first and made == []
 
 
 @pytest.mark.parametrize("breakage", ["none", "cut", "garbled", "other_key", "item_changed"])
@@ -146,3 +152,53 @@ def test_augment_copies_kept_plans_and_makes_the_rest(built, tmp_path: Path, mon
     assert augment.manifest_path(paths).read_bytes() == manifest and result.counts["made"] == 0
     expected = {"none": 0, "other_key": n, "item_changed": n}.get(breakage)
     assert len(planned) == expected if expected is not None else 0 < len(planned) < n
+
+
+def _relabel(paths: StagePaths) -> None:
+    """One labelled record loses its last feature (the label stage's output, edited as a relabelling would)."""
+    records = [json.loads(line) for line in paths.labels.read_text().splitlines()]
+    record = next(r for r in records if r.get("status") == "labelled" and len(r.get("features") or []) >= 2)
+    record["features"] = record["features"][:-1]
+    paths.labels.unlink()
+    paths.labels.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _relicense(paths: StagePaths) -> None:
+    """A paper's panels file now states another licence (its bytes change, not its panels)."""
+    first = sorted(paths.panels.glob("*.json"))[0]
+    data = json.loads(first.read_text())
+    data["licence"] = "cc-by" if data.get("licence") != "cc-by" else "cc0"
+    first.unlink()
+    first.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("change", ["seed", "rotations", "arbitrary_rotations", "label", "panels_file"])
+def test_kept_lines_follow_every_input_that_makes_them(built, tmp_path: Path, change: str) -> None:
+    """One input changes between two builds; items and augment with their kept files make the same bytes as
+    without them (a key missing this input would copy a stale line: each case failed with that input taken
+    out of its key, a review's mutants)."""
+    outs = {}
+    for variant in ("kept", "none"):
+        dest = tmp_path / variant
+        shutil.copytree(built[0], dest)  # a real copy: augment rewrites files that hard links would share
+        config = BuildConfig.model_validate_json((dest / "build_config.json").read_text()).model_copy(
+            update={"out": dest})
+        paths = StagePaths(dest)
+        (paths.manual / "items.json").unlink(missing_ok=True)
+        items.run(paths, config, progress=False)
+        augment.run(paths, config, progress=False)
+        if change == "label":
+            _relabel(paths)
+        elif change == "panels_file":
+            _relicense(paths)
+        else:
+            changed = {"seed": config.seed + 1, "rotations": config.rotations[:1],
+                       "arbitrary_rotations": config.arbitrary_rotations + 1}[change]
+            config = config.model_copy(update={change: changed})
+        if variant == "none":
+            items.kept_path(paths).unlink()
+            augment.kept_path(paths).unlink()
+        items.run(paths, config, progress=False)
+        augment.run(paths, config, progress=False)
+        outs[variant] = (paths.items.read_bytes(), augment.manifest_path(paths).read_bytes())
+    assert outs["kept"] == outs["none"]
