@@ -21,7 +21,8 @@ figures (clustering, caption matching, panel letters), metadata (title, DOI), ge
 
 from __future__ import annotations
 
-import shutil
+import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
 from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
+from dataset_builders.mine_records import forget_paper, forget_removed, resumable
 from dataset_builders.records import (
     Excerpt,
     FigurePart,
@@ -65,11 +67,12 @@ from dataset_builders.records import (
     SourceMeta,
     StageResult,
 )
+from dataset_builders.resume_summaries import ResumeSummaries
 from dataset_builders.sources import apply_source, refresh_source
 from dataset_builders.stage_cache import StageKeys, key_file, library_versions, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
-from fracto_core.files import read_model, write_model_atomic
+from fracto_core.files import write_model_atomic
 
 STAGE = "mine"
 # the settings a paper record depends on (part of its key; build.py refuses to mix them without --fresh)
@@ -363,6 +366,12 @@ def _fetch_bookkeeping(path: Path) -> bool:
     return path.name == MANIFEST_NAME or (path.name.startswith(".") and path.name.endswith(".part"))
 
 
+def _summary(record: PaperRecord) -> str:
+    """What a resumed paper adds to the stage result (resume_summaries): its counts, its report lines, its OCR."""
+    problems = [p.model_dump(mode="json") for p in record.problems + paper_problems(record)]
+    return json.dumps({"counts": _record_counts(record), "problems": problems, "ocr": record.ocr})
+
+
 def record_key(config: BuildConfig) -> str:
     """The key of the paper records this code makes with these settings and this PyMuPDF (stage_cache.StageKeys;
     its MuPDF holds the Tesseract that OCRs, so no version of its own; the language data is not in the key)."""
@@ -370,39 +379,45 @@ def record_key(config: BuildConfig) -> str:
     return StageKeys(["dataset_builders.mine"], settings).base
 
 
-def resumable(paths: StagePaths, paper_id: str, key: str, ocr: str) -> tuple[PaperRecord | None, str]:
-    """(its record, "") when the paper is resumed, else (None, why it is mined again: the count's name, "" for an
-    unreadable record): made by other code or settings, or its scan left unread for want of Tesseract."""
-    if not record_is_current(key_file(paths.mine / paper_id / "paper.json"), key):
-        return None, "code_remined"
+def _kept_summary(line: str, config: BuildConfig) -> dict | None:
+    """A kept summary's counts and problems; None when it does not read, or is of a scan read without Tesseract
+    that is there now (then the record decides: resumable)."""
     try:
-        record = read_model(paths.mine / paper_id / "paper.json", PaperRecord)
-    except ValueError:
-        return None, ""
-    if record.ocr == "unavailable" and ocr != "off" and tessdata() is not None:
-        return None, "ocr_remined"
-    return record, ""
+        summary = json.loads(line)
+        summary["problems"] = [Problem.model_validate(p) for p in summary["problems"]]
+        dict(summary["counts"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    return None if summary.get("ocr") == "unavailable" and config.ocr != "off" and tessdata() is not None else summary
 
 
-def forget_paper(paths: StagePaths, paper_id: str) -> None:
-    """Delete a paper's mine and panels outputs, panels first (a kill in between leaves the mine record, which
-    asks for this again; never a panels file of a paper mined anew)."""
-    (paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
-    key_file(paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
-    shutil.rmtree(paths.panels / paper_id, ignore_errors=True)
-    shutil.rmtree(paths.mine / paper_id, ignore_errors=True)
-
-
-def forget_removed(paths: StagePaths, inputs: set[str]) -> int:
-    """forget_paper every paper with mine or panels files whose PDF is not among this run's inputs (it left the
-    papers folder): no later stage sees its records. Returns how many."""
-    found = {p.name for p in paths.mine.iterdir() if p.is_dir()} if paths.mine.is_dir() else set()
-    if paths.panels.is_dir():  # <id>.json, <id>.key, <id>/ (a killed forget_paper may leave a panels file alone)
-        found |= {p.name.split(".")[0] for p in paths.panels.iterdir() if p.is_dir() or p.suffix in (".json", ".key")}
-    gone = sorted(found - inputs - {""})
-    for paper_id in gone:
-        forget_paper(paths, paper_id)
-    return len(gone)
+def _resume(paths: StagePaths, config: BuildConfig, firsts: dict[str, str], manifests: ManifestIndex | None
+            ) -> dict[str, tuple[dict | None, str, bool]]:
+    """{paper id: (its counts and problems when resumed, else None; why it is mined again; its source metadata
+    updated)} of the papers with a paper.json (firsts: id -> the first file with those bytes), in paper id
+    order: a current record's summary is the kept one (stages/mine_resumed.tsv) while it is the same file and no
+    manifest entry may update it, else made from the record. A paper not resumed is forgotten (forget_paper)."""
+    key, out = record_key(config), {}
+    with ExitStack() as stack:
+        summaries = ResumeSummaries(paths.stages / "mine_resumed.tsv", key, stack)
+        for pid in (pid for pid in sorted(firsts) if (paths.mine / pid / "paper.json").exists()):
+            target, source = paths.mine / pid / "paper.json", manifests.lookup(pid, firsts[pid]) if manifests else None
+            line = summaries.take(pid, target) if source is None and record_is_current(key_file(target), key) else None
+            summary, updated = _kept_summary(line, config) if line is not None else None, False
+            if summary is None:
+                record, again = resumable(paths, pid, key, config.ocr)
+                if record is None:
+                    forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
+                    out[pid] = None, again, False
+                    continue
+                updated = source is not None and refresh_source(paths, record, source.source_meta())
+                summary = {"counts": _record_counts(record), "problems": record.problems + paper_problems(record)}
+                line = json.dumps({"counts": summary["counts"], "ocr": record.ocr,
+                                   "problems": [p.model_dump(mode="json") for p in summary["problems"]]},
+                                  separators=(",", ":"))
+            summaries.keep(pid, target, line)
+            out[pid] = summary, "", updated
+    return out
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
@@ -421,9 +436,10 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB;
     # a file hashed by an earlier build and unchanged since (inode, size, mtime) is not read again
     checked = check_files(files, paths.stages / "mine_ids.tsv", config.workers)
-    key = record_key(config)
-    for idx, (f, (pid, why)) in enumerate(zip(files, checked)):
-        rel = f.relative_to(root).as_posix()
+    rels = [f.relative_to(root).as_posix() for f in files]
+    resumed = _resume(paths, config, {pid: rels[i] for i, (pid, why) in reversed(list(enumerate(checked)))
+                                      if why is None}, manifests)
+    for idx, (f, rel, (pid, why)) in enumerate(zip(files, rels, checked)):
         if why is not None:
             reason, detail, severity = why
             slots[idx].append(_problem(rel, reason, detail, severity=severity))
@@ -433,18 +449,16 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             slots[idx].append(_problem(rel, "duplicate_pdf", f"same bytes as {seen[pid]}", pid))
             continue
         seen[pid] = rel
-        if (paths.mine / pid / "paper.json").exists():
-            record, again = resumable(paths, pid, key, config.ocr)
-            if record is not None:
+        if pid in resumed:
+            line, again, updated = resumed.pop(pid)
+            if line is not None:
                 counts["resumed"] += 1
-                source = manifests.lookup(pid, rel) if manifests else None
-                if source is not None and refresh_source(paths, record, source.source_meta()):
+                if updated:
                     counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
-                for k, v in _record_counts(record).items():
+                for k, v in line["counts"].items():
                     counts[k] = counts.get(k, 0) + v
-                slots[idx] += record.problems + paper_problems(record)
+                slots[idx] += line["problems"]
                 continue
-            forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
             if again:
                 counts[again] = counts.get(again, 0) + 1
         source = manifests.lookup(pid, rel) if manifests else None

@@ -15,10 +15,13 @@ Usage:
 
 from __future__ import annotations
 
+import json
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 from dataset_builders.records import PaperPanels, Problem
+from dataset_builders.resume_summaries import ResumeSummaries
 from dataset_builders.stage_cache import (
     StageKeys, current_record, key_file, library_versions, record_is_current, write_record_key,
 )
@@ -43,8 +46,28 @@ def resumed_outcome(target: Path, key: str) -> Outcome | None:
 
 def resumed_outcomes(paths: StagePaths, paper_ids: list[str], key: str) -> list[Outcome | None]:
     """resumed_outcome of every paper, in order (one record held at a time): an update's ~2,000 resumed papers
-    sent to workers one by one cost more than reading their records here."""
-    return [resumed_outcome(paths.panels / f"{paper_id}.json", key) for paper_id in paper_ids]
+    sent to workers one by one cost more than reading their records here. A current record's problems come
+    from its kept summary (resume_summaries: stages/panels_resumed.tsv) when it is the same file, else from
+    the record, whose summary is kept for the next build."""
+    with ExitStack() as stack:
+        summaries = ResumeSummaries(paths.stages / "panels_resumed.tsv", key, stack)
+        return [_resumed(summaries, paths.panels / f"{paper_id}.json", key) for paper_id in paper_ids]
+
+
+def _resumed(summaries: ResumeSummaries, target: Path, key: str) -> Outcome | None:
+    if not record_is_current(key_file(target), key):
+        return None
+    outcome, line = None, summaries.take(target.stem, target)
+    if line is not None:
+        try:
+            outcome = {"papers_resumed": 1}, [Problem.model_validate(p) for p in json.loads(line)]
+        except (ValueError, TypeError):  # an unreadable summary: the record decides
+            outcome = None
+    if outcome is None and (outcome := resumed_outcome(target, key)) is not None:
+        line = json.dumps([p.model_dump(mode="json") for p in outcome[1]], separators=(",", ":"))
+    if outcome is not None:
+        summaries.keep(target.stem, target, line)
+    return outcome
 
 
 def clear_stale(paths: StagePaths, target: Path, key: str) -> dict[str, int]:
