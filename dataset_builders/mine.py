@@ -96,6 +96,7 @@ class MineOutcome:
 
     problems: list[Problem]
     counts: dict[str, int]
+    summary: str = ""  # of the record written (resume_summaries), kept by the stage for the next build
 
 
 def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: BuildConfig,
@@ -135,7 +136,7 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
         write_record_key(key_file(folder / "paper.json"), record_key(config))
         write_model_atomic(folder / "paper.json", record, durable=False)  # unreadable -> mined again
     problems = problems + paper_problems(record)
-    return MineOutcome(problems, {"mined": 1, **_record_counts(record)})
+    return MineOutcome(problems, {"mined": 1, **_record_counts(record)}, _summary(record, problems))
 
 
 def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder: Path, rel_folder: str,
@@ -366,17 +367,17 @@ def _fetch_bookkeeping(path: Path) -> bool:
     return path.name == MANIFEST_NAME or (path.name.startswith(".") and path.name.endswith(".part"))
 
 
-def _summary(record: PaperRecord) -> str:
-    """What a resumed paper adds to the stage result (resume_summaries): its counts, its report lines, its OCR."""
-    problems = [p.model_dump(mode="json") for p in record.problems + paper_problems(record)]
-    return json.dumps({"counts": _record_counts(record), "problems": problems, "ocr": record.ocr})
-
-
 def record_key(config: BuildConfig) -> str:
     """The key of the paper records this code makes with these settings and this PyMuPDF (stage_cache.StageKeys;
     its MuPDF holds the Tesseract that OCRs, so no version of its own; the language data is not in the key)."""
     settings = {name: getattr(config, name) for name in MINE_SETTINGS} | library_versions("pymupdf")
     return StageKeys(["dataset_builders.mine"], settings).base
+
+
+def _summary(record: PaperRecord, problems: list[Problem]) -> str:
+    """What a resumed paper adds to the stage result (resume_summaries): its counts, its report lines, its OCR."""
+    return json.dumps({"counts": _record_counts(record), "ocr": record.ocr,
+                       "problems": [p.model_dump(mode="json") for p in problems]}, separators=(",", ":"))
 
 
 def _kept_summary(line: str, config: BuildConfig) -> dict | None:
@@ -391,37 +392,39 @@ def _kept_summary(line: str, config: BuildConfig) -> dict | None:
     return None if summary.get("ocr") == "unavailable" and config.ocr != "off" and tessdata() is not None else summary
 
 
-def _resume(paths: StagePaths, config: BuildConfig, firsts: dict[str, str], manifests: ManifestIndex | None
-            ) -> dict[str, tuple[dict | None, str, bool]]:
+def _resume(paths: StagePaths, config: BuildConfig, firsts: dict[str, str], manifests: ManifestIndex | None,
+            summaries: ResumeSummaries) -> dict[str, tuple[dict | None, str, bool, str]]:
     """{paper id: (its counts and problems when resumed, else None; why it is mined again; its source metadata
-    updated)} of the papers with a paper.json (firsts: id -> the first file with those bytes), in paper id
-    order: a current record's summary is the kept one (stages/mine_resumed.tsv) while it is the same file and no
-    manifest entry may update it, else made from the record. A paper not resumed is forgotten (forget_paper)."""
+    updated; its summary line)} of the papers with a paper.json (firsts: id -> the first file with those bytes),
+    in paper id order: a current record's summary is the kept one (stages/mine_resumed.tsv) while it is the
+    same file and no manifest entry may update it, else made from the record. A paper not resumed is forgotten
+    (forget_paper)."""
     key, out = record_key(config), {}
-    with ExitStack() as stack:
-        summaries = ResumeSummaries(paths.stages / "mine_resumed.tsv", key, stack)
-        for pid in (pid for pid in sorted(firsts) if (paths.mine / pid / "paper.json").exists()):
-            target, source = paths.mine / pid / "paper.json", manifests.lookup(pid, firsts[pid]) if manifests else None
-            line = summaries.take(pid, target) if source is None and record_is_current(key_file(target), key) else None
-            summary, updated = _kept_summary(line, config) if line is not None else None, False
-            if summary is None:
-                record, again = resumable(paths, pid, key, config.ocr)
-                if record is None:
-                    forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
-                    out[pid] = None, again, False
-                    continue
-                updated = source is not None and refresh_source(paths, record, source.source_meta())
-                summary = {"counts": _record_counts(record), "problems": record.problems + paper_problems(record)}
-                line = json.dumps({"counts": summary["counts"], "ocr": record.ocr,
-                                   "problems": [p.model_dump(mode="json") for p in summary["problems"]]},
-                                  separators=(",", ":"))
-            summaries.keep(pid, target, line)
-            out[pid] = summary, "", updated
+    for pid in (pid for pid in sorted(firsts) if (paths.mine / pid / "paper.json").exists()):
+        target, source = paths.mine / pid / "paper.json", manifests.lookup(pid, firsts[pid]) if manifests else None
+        line = summaries.take(pid, target) if source is None and record_is_current(key_file(target), key) else None
+        summary, updated = _kept_summary(line, config) if line is not None else None, False
+        if summary is None:
+            record, again = resumable(paths, pid, key, config.ocr)
+            if record is None:
+                forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
+                out[pid] = None, again, False, ""
+                continue
+            updated = source is not None and refresh_source(paths, record, source.source_meta())
+            summary = {"counts": _record_counts(record), "problems": record.problems + paper_problems(record)}
+            line = _summary(record, summary["problems"])
+        out[pid] = summary, "", updated, line
     return out
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Mine every PDF under ``config.papers`` (recursively, sorted); every other file becomes a Problem."""
+    with ExitStack() as stack:  # the summaries of the records resumed or written, kept when the stage ends
+        summaries = ResumeSummaries(paths.stages / "mine_resumed.tsv", record_key(config), stack)
+        return _run(paths, config, progress, summaries)
+
+
+def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: ResumeSummaries) -> StageResult:
     if config.papers is None:
         raise ValueError("mine: config.papers is not set (the build resolves the sample corpus before this stage)")
     root = Path(config.papers)
@@ -438,7 +441,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     checked = check_files(files, paths.stages / "mine_ids.tsv", config.workers)
     rels = [f.relative_to(root).as_posix() for f in files]
     resumed = _resume(paths, config, {pid: rels[i] for i, (pid, why) in reversed(list(enumerate(checked)))
-                                      if why is None}, manifests)
+                                      if why is None}, manifests, summaries)
+    lines = {}  # {paper id: its summary line}, kept at the end in paper id order
     for idx, (f, rel, (pid, why)) in enumerate(zip(files, rels, checked)):
         if why is not None:
             reason, detail, severity = why
@@ -450,28 +454,30 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             continue
         seen[pid] = rel
         if pid in resumed:
-            line, again, updated = resumed.pop(pid)
-            if line is not None:
+            summary, again, updated, lines[pid] = resumed.pop(pid)
+            if summary is not None:
                 counts["resumed"] += 1
                 if updated:
                     counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
-                for k, v in line["counts"].items():
+                for k, v in summary["counts"].items():
                     counts[k] = counts.get(k, 0) + v
-                slots[idx] += line["problems"]
+                slots[idx] += summary["problems"]
                 continue
             if again:
                 counts[again] = counts.get(again, 0) + 1
         source = manifests.lookup(pid, rel) if manifests else None
         tasks.append((idx, (str(f), rel, pid, str(paths.out), config, source.source_meta() if source else None)))
 
-    outcomes = zip((idx for idx, _ in tasks),
-                   run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress))
-    for idx, outcome in outcomes:
+    outcomes = run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress)
+    for (idx, args), outcome in zip(tasks, outcomes):
         slots[idx] += outcome.problems
+        lines[args[2]] = outcome.summary
         for k, v in outcome.counts.items():
             counts[k] = counts.get(k, 0) + v
     # PDFs gone from the papers folder since the last run; a folder with no PDF at all (a typo, an unmounted
     # share) forgets nothing: every paper's records would go, which is never what was meant
     if seen and (removed := forget_removed(paths, set(seen))):
         counts["removed"] = removed
+    for pid in sorted(pid for pid, line in lines.items() if line):
+        summaries.keep(pid, paths.mine / pid / "paper.json", lines[pid])
     return StageResult(stage=STAGE, counts=counts, problems=[p for slot in slots for p in slot])

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from dataset_builders import mine, mine_records, panel_records, panels
 from dataset_builders.config import BuildConfig
+from dataset_builders.resume_summaries import ResumeSummaries
 from dataset_builders.stage_cache import key_file
 from dataset_builders.stage_paths import StagePaths
 
@@ -85,17 +87,16 @@ def test_resume_reads_kept_summaries_and_parses_the_rest(built, tmp_path: Path, 
 
 def test_a_summary_never_resumes_a_record_whose_key_file_differs(built, tmp_path: Path) -> None:
     paths, config = _copy(built, tmp_path / "out")
-    panels.run(paths, config, progress=False)  # summaries kept
     ids = [p.stem for p in sorted(paths.panels.glob("*.json"))]
-    key = panel_records.record_key()
-    stale = key_file(paths.panels / f"{ids[0]}.json")
-    _rewrite(stale, b"another code's key\n")
-    outcomes = panel_records.resumed_outcomes(paths, ids, key)
+    assert len(ids) > 2 and len((paths.stages / "panels_resumed.tsv").read_text().splitlines()) == len(ids) + 1
+    _rewrite(key_file(paths.panels / f"{ids[0]}.json"), b"another code's key\n")
+    with ExitStack() as stack:
+        key = panel_records.record_key()
+        outcomes = panel_records.resumed_outcomes(paths, ids, key, panel_records.summaries(paths, key, stack))
     assert outcomes[0] is None and all(o is not None for o in outcomes[1:])
-    mine.run(paths, config, progress=False)  # summaries kept
-    mine_key = key_file(paths.mine / ids[1] / "paper.json")
-    _rewrite(mine_key, b"another code's key\n")
-    pid_to_rel = {pid: "x.pdf" for pid in ids}
-    resumed = mine._resume(paths, config, pid_to_rel, None)
-    assert resumed[ids[1]] == (None, "code_remined", False) and not (paths.mine / ids[1]).exists()
+    _rewrite(key_file(paths.mine / ids[1] / "paper.json"), b"another code's key\n")
+    with ExitStack() as stack:
+        kept = ResumeSummaries(paths.stages / "mine_resumed.tsv", mine.record_key(config), stack)
+        resumed = mine._resume(paths, config, dict.fromkeys(ids, "x.pdf"), None, kept)
+    assert resumed[ids[1]] == (None, "code_remined", False, "") and not (paths.mine / ids[1]).exists()
     assert all(resumed[pid][0] is not None for pid in ids if pid != ids[1])
