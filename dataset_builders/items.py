@@ -172,6 +172,7 @@ class MinedItems:
                 if line is not None:
                     self.mined += 1
                     self.origins[found.origin] += 1
+                    kept.record(rep, key, line)  # kept again: the next build copies it too
                     yield line[0]
                     continue
             panel = panels.get(rep, group.paper_ids)

@@ -124,6 +124,9 @@ def test_items_copies_kept_lines_and_makes_the_rest(built, tmp_path: Path, monke
     assert paths.items.read_bytes() == made_first and result.counts["items"] == n
     expected = {"none": 0, "cut": None, "garbled": None, "other_key": n, "missing": n}[breakage]
     assert len(made) == expected if expected is not None else 0 < len(made) < n
+    made.clear()  # the copied lines are kept again with the made ones: the next build copies every line
+    items.run(paths, config, progress=False)
+    assert paths.items.read_bytes() == made_first and not made
 
 
 @pytest.mark.parametrize("breakage", ["none", "cut", "garbled", "other_key", "item_changed"])
