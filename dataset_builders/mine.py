@@ -8,6 +8,7 @@ fingerprint of this module, the modules it imports and the settings in MINE_SETT
 other code (a changed rule) or another PyMuPDF is mined and split into panels again, the counts say
 ``code_remined``. So is one mined while Tesseract was missing (``PaperRecord.ocr == "unavailable"``) once
 Tesseract is there: ``ocr_remined``. The records of a PDF gone from the papers folder are deleted (``removed``).
+What a resumed record reports is read from stages/mine_resumed.tsv while it is the same file (resume_summaries).
 
 Usage (alone): python -c "from dataset_builders import mine; ..." -- normally run by
 ``python -m dataset_builders.build``.

@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from test_kept_lines import _counting
 
 from dataset_builders import mine, mine_records, panel_records, panels
 from dataset_builders.config import BuildConfig
@@ -23,18 +24,6 @@ def _copy(built, dest: Path) -> tuple[StagePaths, BuildConfig]:
     shutil.copytree(built[0], dest, copy_function=os.link)
     config = BuildConfig.model_validate_json((dest / "build_config.json").read_text()).model_copy(update={"out": dest})
     return StagePaths(dest), config
-
-
-def _counting(monkeypatch, module, name: str) -> list[int]:
-    calls: list[int] = []
-    real = getattr(module, name)
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, counted)
-    return calls
 
 
 def _rewrite(path: Path, data: bytes) -> None:
