@@ -394,27 +394,29 @@ def _kept_summary(line: str, config: BuildConfig) -> dict | None:
 
 
 def _resume(paths: StagePaths, config: BuildConfig, firsts: dict[str, str], manifests: ManifestIndex | None,
-            summaries: ResumeSummaries) -> dict[str, tuple[dict | None, str, bool, str]]:
+            summaries: ResumeSummaries) -> dict[str, tuple[dict | None, str, bool, str, str]]:
     """{paper id: (its counts and problems when resumed, else None; why it is mined again; its source metadata
-    updated; its summary line)} of the papers with a paper.json (firsts: id -> the first file with those bytes),
-    in paper id order: a current record's summary is the kept one (stages/mine_resumed.tsv) while it is the
-    same file and no manifest entry may update it, else made from the record. A paper not resumed is forgotten
-    (forget_paper)."""
+    updated; its summary line; its manifest entry's JSON)} of the papers with a paper.json (firsts: id -> the
+    first file with those bytes), in paper id order: a current record's summary is the kept one
+    (stages/mine_resumed.tsv) while it is the same file, kept with the same manifest entry (applied to it then:
+    applying it again changes nothing), else made from the record, brought up to date with the manifest
+    (refresh_source). A paper not resumed is forgotten (forget_paper)."""
     key, out = record_key(config), {}
     for pid in (pid for pid in sorted(firsts) if (paths.mine / pid / "paper.json").exists()):
         target, source = paths.mine / pid / "paper.json", manifests.lookup(pid, firsts[pid]) if manifests else None
-        line = summaries.take(pid, target) if source is None and record_is_current(key_file(target), key) else None
+        also = source.source_meta().model_dump_json() if source is not None else ""  # the same: nothing to refresh
+        line = summaries.take(pid, target, also) if record_is_current(key_file(target), key) else None
         summary, updated = _kept_summary(line, config) if line is not None else None, False
         if summary is None:
             record, again = resumable(paths, pid, key, config.ocr)
             if record is None:
                 forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
-                out[pid] = None, again, False, ""
+                out[pid] = None, again, False, "", ""
                 continue
             updated = source is not None and refresh_source(paths, record, source.source_meta())
             summary = {"counts": _record_counts(record), "problems": record.problems + paper_problems(record)}
             line = _summary(record, summary["problems"])
-        out[pid] = summary, "", updated, line
+        out[pid] = summary, "", updated, line, also
     return out
 
 
@@ -443,7 +445,7 @@ def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: Resu
     rels = [f.relative_to(root).as_posix() for f in files]
     resumed = _resume(paths, config, {pid: rels[i] for i, (pid, why) in reversed(list(enumerate(checked)))
                                       if why is None}, manifests, summaries)
-    lines = {}  # {paper id: its summary line}, kept at the end in paper id order
+    lines = {}  # {paper id: [its summary line, its manifest entry]}, kept at the end in paper id order
     for idx, (f, rel, (pid, why)) in enumerate(zip(files, rels, checked)):
         if why is not None:
             reason, detail, severity = why
@@ -455,7 +457,7 @@ def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: Resu
             continue
         seen[pid] = rel
         if pid in resumed:
-            summary, again, updated, lines[pid] = resumed.pop(pid)
+            summary, again, updated, *lines[pid] = resumed.pop(pid)
             if summary is not None:
                 counts["resumed"] += 1
                 if updated:
@@ -472,13 +474,13 @@ def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: Resu
     outcomes = run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress)
     for (idx, args), outcome in zip(tasks, outcomes):
         slots[idx] += outcome.problems
-        lines[args[2]] = outcome.summary
+        lines[args[2]] = [outcome.summary, args[5].model_dump_json() if args[5] is not None else ""]
         for k, v in outcome.counts.items():
             counts[k] = counts.get(k, 0) + v
     # PDFs gone from the papers folder since the last run; a folder with no PDF at all (a typo, an unmounted
     # share) forgets nothing: every paper's records would go, which is never what was meant
     if seen and (removed := forget_removed(paths, set(seen))):
         counts["removed"] = removed
-    for pid in sorted(pid for pid, line in lines.items() if line):
-        summaries.keep(pid, paths.mine / pid / "paper.json", lines[pid])
+    for pid in sorted(pid for pid, (line, _) in lines.items() if line):
+        summaries.keep(pid, paths.mine / pid / "paper.json", *lines[pid])
     return StageResult(stage=STAGE, counts=counts, problems=[p for slot in slots for p in slot])

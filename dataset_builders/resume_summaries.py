@@ -47,14 +47,20 @@ class ResumeSummaries:
     def __init__(self, path: Path, record_key: str, stack: ExitStack):
         self._kept = KeptLines.open(path, key_of(FORMAT, record_key), stack)
 
-    def take(self, paper_id: str, record: Path) -> str | None:
-        """The summary kept for this record file when it is the same file (identity), else None."""
-        ident = identity(record)
-        lines = self._kept.take(paper_id, ident) if ident is not None else None
+    def take(self, paper_id: str, record: Path, also: str = "") -> str | None:
+        """The summary kept for this record file when it is the same file (identity) and was kept with the same
+        ``also`` (e.g. the fetch manifest's entry the record was brought up to date with), else None."""
+        key = _key(record, also)
+        lines = self._kept.take(paper_id, key) if key is not None else None
         return lines[0] if lines is not None and len(lines) == 1 else None
 
-    def keep(self, paper_id: str, record: Path, line: str) -> None:
+    def keep(self, paper_id: str, record: Path, line: str, also: str = "") -> None:
         """Keep a record's summary (a JSON line) for the next build, under the file's identity now."""
-        ident = identity(record)
-        if ident is not None:
-            self._kept.record(paper_id, ident, [line])
+        key = _key(record, also)
+        if key is not None:
+            self._kept.record(paper_id, key, [line])
+
+
+def _key(record: Path, also: str) -> str | None:
+    ident = identity(record)
+    return ident if ident is None or not also else f"{ident}:{key_of(also)}"

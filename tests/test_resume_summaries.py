@@ -87,5 +87,5 @@ def test_a_summary_never_resumes_a_record_whose_key_file_differs(built, tmp_path
     with ExitStack() as stack:
         kept = ResumeSummaries(paths.stages / "mine_resumed.tsv", mine.record_key(config), stack)
         resumed = mine._resume(paths, config, dict.fromkeys(ids, "x.pdf"), None, kept)
-    assert resumed[ids[1]] == (None, "code_remined", False, "") and not (paths.mine / ids[1]).exists()
+    assert resumed[ids[1]] == (None, "code_remined", False, "", "") and not (paths.mine / ids[1]).exists()
     assert all(resumed[pid][0] is not None for pid in ids if pid != ids[1])
