@@ -219,9 +219,12 @@ class LabelCache:
         self.keys = StageKeys(list(KEYED_MODULES))
         self.panels = paths.panels
         self.index = read_index(self.path)
+        self._paper_keys: dict[str, str] = {}  # by paper id: ~9 groups per paper ask, one path made
 
     def paper_key(self, paper: str) -> str:
-        return self.keys.paper(self.panels / f"{paper}.json")
+        if (key := self._paper_keys.get(paper)) is None:
+            key = self._paper_keys[paper] = self.keys.paper(self.panels / f"{paper}.json")
+        return key
 
     def group_key(self, group: DuplicateGroup) -> str:
         return self.keys.of(group.model_dump_json(), *map(self.paper_key, group.paper_ids))

@@ -8,6 +8,7 @@ fingerprint of this module, the modules it imports and the settings in MINE_SETT
 other code (a changed rule) or another PyMuPDF is mined and split into panels again, the counts say
 ``code_remined``. So is one mined while Tesseract was missing (``PaperRecord.ocr == "unavailable"``) once
 Tesseract is there: ``ocr_remined``. The records of a PDF gone from the papers folder are deleted (``removed``).
+What a resumed record reports is read from stages/mine_resumed.tsv while it is the same file (resume_summaries).
 
 Usage (alone): python -c "from dataset_builders import mine; ..." -- normally run by
 ``python -m dataset_builders.build``.
@@ -21,7 +22,8 @@ figures (clustering, caption matching, panel letters), metadata (title, DOI), ge
 
 from __future__ import annotations
 
-import shutil
+import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,7 @@ from dataset_builders.pdf.rotation import upright
 from dataset_builders.pdf.scan import scan_graphics, scan_page_image
 from dataset_builders.pdf.text import TEXT_FLAGS, Caption, TextBlock, find_captions, join_lines, page_blocks
 from dataset_builders.pdf.word import citable_chunks, drop_margin_comments
+from dataset_builders.mine_records import forget_paper, forget_removed, resumable
 from dataset_builders.records import (
     Excerpt,
     FigurePart,
@@ -65,11 +68,12 @@ from dataset_builders.records import (
     SourceMeta,
     StageResult,
 )
+from dataset_builders.resume_summaries import ResumeSummaries
 from dataset_builders.sources import apply_source, refresh_source
 from dataset_builders.stage_cache import StageKeys, key_file, library_versions, record_is_current, write_record_key
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
-from fracto_core.files import read_model, write_model_atomic
+from fracto_core.files import write_model_atomic
 
 STAGE = "mine"
 # the settings a paper record depends on (part of its key; build.py refuses to mix them without --fresh)
@@ -93,6 +97,7 @@ class MineOutcome:
 
     problems: list[Problem]
     counts: dict[str, int]
+    summary: str = ""  # of the record written (resume_summaries), kept by the stage for the next build
 
 
 def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: BuildConfig,
@@ -132,7 +137,7 @@ def mine_paper(pdf: Path, source_rel: str, paper_id: str, out: Path, config: Bui
         write_record_key(key_file(folder / "paper.json"), record_key(config))
         write_model_atomic(folder / "paper.json", record, durable=False)  # unreadable -> mined again
     problems = problems + paper_problems(record)
-    return MineOutcome(problems, {"mined": 1, **_record_counts(record)})
+    return MineOutcome(problems, {"mined": 1, **_record_counts(record)}, _summary(record, problems))
 
 
 def _mine_document(doc: pymupdf.Document, source_rel: str, paper_id: str, folder: Path, rel_folder: str,
@@ -370,43 +375,59 @@ def record_key(config: BuildConfig) -> str:
     return StageKeys(["dataset_builders.mine"], settings).base
 
 
-def resumable(paths: StagePaths, paper_id: str, key: str, ocr: str) -> tuple[PaperRecord | None, str]:
-    """(its record, "") when the paper is resumed, else (None, why it is mined again: the count's name, "" for an
-    unreadable record): made by other code or settings, or its scan left unread for want of Tesseract."""
-    if not record_is_current(key_file(paths.mine / paper_id / "paper.json"), key):
-        return None, "code_remined"
+def _summary(record: PaperRecord, problems: list[Problem]) -> str:
+    """What a resumed paper adds to the stage result (resume_summaries): its counts, its report lines, its OCR."""
+    return json.dumps({"counts": _record_counts(record), "ocr": record.ocr,
+                       "problems": [p.model_dump(mode="json") for p in problems]}, separators=(",", ":"))
+
+
+def _kept_summary(line: str, config: BuildConfig) -> dict | None:
+    """A kept summary's counts and problems; None when it does not read, or is of a scan read without Tesseract
+    that is there now (then the record decides: resumable)."""
     try:
-        record = read_model(paths.mine / paper_id / "paper.json", PaperRecord)
-    except ValueError:
-        return None, ""
-    if record.ocr == "unavailable" and ocr != "off" and tessdata() is not None:
-        return None, "ocr_remined"
-    return record, ""
+        summary = json.loads(line)
+        summary["problems"] = [Problem.model_validate(p) for p in summary["problems"]]
+        dict(summary["counts"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    return None if summary.get("ocr") == "unavailable" and config.ocr != "off" and tessdata() is not None else summary
 
 
-def forget_paper(paths: StagePaths, paper_id: str) -> None:
-    """Delete a paper's mine and panels outputs, panels first (a kill in between leaves the mine record, which
-    asks for this again; never a panels file of a paper mined anew)."""
-    (paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
-    key_file(paths.panels / f"{paper_id}.json").unlink(missing_ok=True)
-    shutil.rmtree(paths.panels / paper_id, ignore_errors=True)
-    shutil.rmtree(paths.mine / paper_id, ignore_errors=True)
-
-
-def forget_removed(paths: StagePaths, inputs: set[str]) -> int:
-    """forget_paper every paper with mine or panels files whose PDF is not among this run's inputs (it left the
-    papers folder): no later stage sees its records. Returns how many."""
-    found = {p.name for p in paths.mine.iterdir() if p.is_dir()} if paths.mine.is_dir() else set()
-    if paths.panels.is_dir():  # <id>.json, <id>.key, <id>/ (a killed forget_paper may leave a panels file alone)
-        found |= {p.name.split(".")[0] for p in paths.panels.iterdir() if p.is_dir() or p.suffix in (".json", ".key")}
-    gone = sorted(found - inputs - {""})
-    for paper_id in gone:
-        forget_paper(paths, paper_id)
-    return len(gone)
+def _resume(paths: StagePaths, config: BuildConfig, firsts: dict[str, str], manifests: ManifestIndex | None,
+            summaries: ResumeSummaries) -> dict[str, tuple[dict | None, str, bool, str, str]]:
+    """{paper id: (its counts and problems when resumed, else None; why it is mined again; its source metadata
+    updated; its summary line; its manifest entry's JSON)} of the papers with a paper.json (firsts: id -> the
+    first file with those bytes), in paper id order: a current record's summary is the kept one
+    (stages/mine_resumed.tsv) while it is the same file, kept with the same manifest entry (applied to it then:
+    applying it again changes nothing), else made from the record, brought up to date with the manifest
+    (refresh_source). A paper not resumed is forgotten (forget_paper)."""
+    key, out = record_key(config), {}
+    for pid in (pid for pid in sorted(firsts) if (paths.mine / pid / "paper.json").exists()):
+        target, source = paths.mine / pid / "paper.json", manifests.lookup(pid, firsts[pid]) if manifests else None
+        also = source.source_meta().model_dump_json() if source is not None else ""  # the same: nothing to refresh
+        line = summaries.take(pid, target, also) if record_is_current(key_file(target), key) else None
+        summary, updated = _kept_summary(line, config) if line is not None else None, False
+        if summary is None:
+            record, again = resumable(paths, pid, key, config.ocr)
+            if record is None:
+                forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
+                out[pid] = None, again, False, "", ""
+                continue
+            updated = source is not None and refresh_source(paths, record, source.source_meta())
+            summary = {"counts": _record_counts(record), "problems": record.problems + paper_problems(record)}
+            line = _summary(record, summary["problems"])
+        out[pid] = summary, "", updated, line, also
+    return out
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Mine every PDF under ``config.papers`` (recursively, sorted); every other file becomes a Problem."""
+    with ExitStack() as stack:  # the summaries of the records resumed or written, kept when the stage ends
+        summaries = ResumeSummaries(paths.stages / "mine_resumed.tsv", record_key(config), stack)
+        return _run(paths, config, progress, summaries)
+
+
+def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: ResumeSummaries) -> StageResult:
     if config.papers is None:
         raise ValueError("mine: config.papers is not set (the build resolves the sample corpus before this stage)")
     root = Path(config.papers)
@@ -421,9 +442,11 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB;
     # a file hashed by an earlier build and unchanged since (inode, size, mtime) is not read again
     checked = check_files(files, paths.stages / "mine_ids.tsv", config.workers)
-    key = record_key(config)
-    for idx, (f, (pid, why)) in enumerate(zip(files, checked)):
-        rel = f.relative_to(root).as_posix()
+    rels = [f.relative_to(root).as_posix() for f in files]
+    resumed = _resume(paths, config, {pid: rels[i] for i, (pid, why) in reversed(list(enumerate(checked)))
+                                      if why is None}, manifests, summaries)
+    lines = {}  # {paper id: [its summary line, its manifest entry]}, kept at the end in paper id order
+    for idx, (f, rel, (pid, why)) in enumerate(zip(files, rels, checked)):
         if why is not None:
             reason, detail, severity = why
             slots[idx].append(_problem(rel, reason, detail, severity=severity))
@@ -433,31 +456,31 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             slots[idx].append(_problem(rel, "duplicate_pdf", f"same bytes as {seen[pid]}", pid))
             continue
         seen[pid] = rel
-        if (paths.mine / pid / "paper.json").exists():
-            record, again = resumable(paths, pid, key, config.ocr)
-            if record is not None:
+        if pid in resumed:
+            summary, again, updated, *lines[pid] = resumed.pop(pid)
+            if summary is not None:
                 counts["resumed"] += 1
-                source = manifests.lookup(pid, rel) if manifests else None
-                if source is not None and refresh_source(paths, record, source.source_meta()):
+                if updated:
                     counts["metadata_updated"] = counts.get("metadata_updated", 0) + 1
-                for k, v in _record_counts(record).items():
+                for k, v in summary["counts"].items():
                     counts[k] = counts.get(k, 0) + v
-                slots[idx] += record.problems + paper_problems(record)
+                slots[idx] += summary["problems"]
                 continue
-            forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
             if again:
                 counts[again] = counts.get(again, 0) + 1
         source = manifests.lookup(pid, rel) if manifests else None
         tasks.append((idx, (str(f), rel, pid, str(paths.out), config, source.source_meta() if source else None)))
 
-    outcomes = zip((idx for idx, _ in tasks),
-                   run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress))
-    for idx, outcome in outcomes:
+    outcomes = run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress)
+    for (idx, args), outcome in zip(tasks, outcomes):
         slots[idx] += outcome.problems
+        lines[args[2]] = [outcome.summary, args[5].model_dump_json() if args[5] is not None else ""]
         for k, v in outcome.counts.items():
             counts[k] = counts.get(k, 0) + v
     # PDFs gone from the papers folder since the last run; a folder with no PDF at all (a typo, an unmounted
     # share) forgets nothing: every paper's records would go, which is never what was meant
     if seen and (removed := forget_removed(paths, set(seen))):
         counts["removed"] = removed
+    for pid in sorted(pid for pid, (line, _) in lines.items() if line):
+        summaries.keep(pid, paths.mine / pid / "paper.json", *lines[pid])
     return StageResult(stage=STAGE, counts=counts, problems=[p for slot in slots for p in slot])

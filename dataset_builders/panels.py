@@ -46,6 +46,7 @@ only for them, so a JPEG is decoded at reduced scale (jpeg.decode_for_statistics
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,9 @@ from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import (
     Box, FigurePart, FigureRecord, PanelRecord, PaperPanels, PaperRecord, Problem, SourceMeta, StageResult,
 )
-from dataset_builders.panel_records import clear_stale, record_key, resumed_outcome, resumed_outcomes, write_record
+from dataset_builders.panel_records import (
+    clear_stale, keep_summaries, record_key, resumed_outcome, resumed_outcomes, summaries, write_record,
+)
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import read_model, write_bytes_atomic
@@ -477,11 +480,15 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     key = record_key()
     jobs = [(str(paths.out), str(p), key) for p in sorted(paths.mine.glob("*/paper.json"))]
     paths.panels.mkdir(parents=True, exist_ok=True)
-    outcomes: list = resumed_outcomes(paths, [Path(p).parent.name for _, p, _ in jobs], key)
-    todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
-    for i, (_, counts, problems) in zip(todo, run_jobs(process_paper, [jobs[i] for i in todo], config.workers,
-                                                       "panels", "paper", progress)):
-        outcomes[i] = counts, problems
+    ids = [Path(p).parent.name for _, p, _ in jobs]
+    with ExitStack() as stack:
+        kept = summaries(paths, key, stack)
+        outcomes: list = resumed_outcomes(paths, ids, key, kept)
+        todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        for i, (_, counts, problems) in zip(todo, run_jobs(process_paper, [jobs[i] for i in todo], config.workers,
+                                                           "panels", "paper", progress)):
+            outcomes[i] = counts, problems
+        keep_summaries(paths, ids, outcomes, kept)
     result = StageResult(stage=STAGE, counts=dict.fromkeys(("papers", "papers_resumed", "papers_failed", "figures",
                                                              "panels"), 0))
     for counts, problems in outcomes:  # in job order, as the pool's results came

@@ -55,7 +55,7 @@ M = TypeVar("M", bound=BaseModel)
 # The machinery that makes, checks and caches keys and runs the workers decides no record, so only its name is
 # hashed, not its code: a change to it re-makes nothing. A change that must re-make records bumps CACHE_FORMAT
 # instead. Its imports are still followed.
-MACHINERY = frozenset({"dataset_builders.stage_cache", "dataset_builders.workers"})
+MACHINERY = frozenset({"dataset_builders.stage_cache", "dataset_builders.workers", "dataset_builders.resume_summaries"})
 
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding the project's packages

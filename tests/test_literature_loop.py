@@ -128,6 +128,12 @@ def test_manifest_written_after_a_build_updates_the_next_build(corpus, tmp_path)
     assert (panels.doi, panels.licence, panels.source_url) == ("10.9999/late", "cc-by-sa", "https://x.org/a.pdf")
     mined = [it for it in read_jsonl(out / "stages" / "items.jsonl", Item) if it.label_origin != "manual"]
     assert mined and all(it.provenance["licence"] == "cc-by-sa" for it in mined)
+    # the same manifest again: the kept summary (stages/mine_resumed.tsv) says the record has it; a changed line
+    results = build(_config(papers, out, corpus), progress=False)
+    assert results["mine"].counts["resumed"] == 1 and "metadata_updated" not in results["mine"].counts
+    (papers / MANIFEST_NAME).write_text(line.model_copy(update={"doi": "10.9999/later"}).model_dump_json() + "\n")
+    results = build(_config(papers, out, corpus), progress=False)
+    assert results["mine"].counts["metadata_updated"] == 1 and read_model(paper_json, PaperRecord).doi == "10.9999/later"
 
 
 def _splits_by_paper(out: Path) -> dict[str, set[str]]:
