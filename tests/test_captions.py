@@ -32,6 +32,9 @@ from dataset_builders.pdf.captions import (
     ("Bild 5: Schwingstreifen", ("5", "Schwingstreifen")),
     ("Figura 3. Superficie de fractura", ("3", "Superficie de fractura")),
     ("Figur 2: Brudflade", ("2", "Brudflade")),
+    # a caption may open with a micro sign, written as U+00B5 or as Greek mu U+03BC (a lower-case letter, no verb)
+    ("Fig. 5 \u00b5-CT of the as-built lattice", ("5", "\u00b5-CT of the as-built lattice")),
+    ("Figure 2 \u03bcCT slice through the pore", ("2", "\u03bcCT slice through the pore")),
 ])
 def test_caption_starts(text, expected):
     assert parse_caption_start(text) == expected

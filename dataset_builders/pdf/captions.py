@@ -112,6 +112,8 @@ def parse_caption_start(text: str) -> tuple[str, str] | None:
         return number, stripped.strip()
     if rest[0].isalpha():  # "Fig. 3a shows": a panel letter glued to the number is a citation
         return None
+    if first in "\u00b5\u03bc":  # a micro sign (micro sign or Greek mu): "Fig. 5 µ-CT of ...", "µm-scale": no verb
+        return number, stripped.strip()
     word = re.match(r"[A-Za-z]+", stripped)
     if word:
         if _BARE_PANEL_LEAD.match(stripped):  # "Figure 2 a–c SEM cross-sections ...": Springer's bare letters
