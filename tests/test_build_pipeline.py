@@ -364,8 +364,10 @@ def test_workers_die_with_the_main_process(corpus_dir, tmp_path):
 def _all_outputs(out: Path) -> dict[str, str]:
     """sha256 of every file under out except the per-run bookkeeping: stage results hold resumed/made
     counts, build_config.json the output path, the sample corpus is the input, and the file-identity caches
-    (mine_ids.tsv, export_image_sizes.tsv) are keyed on inode numbers, which differ from folder to folder."""
-    skip = ("stages/results/", "build_config.json", "stages/mine_ids.tsv", "stages/export_image_sizes.tsv")
+    (mine_ids.tsv, export_image_sizes.tsv, and the resumed records' summaries mine_resumed.tsv and
+    panels_resumed.tsv) are keyed on inode numbers and mtimes, which differ from folder to folder."""
+    skip = ("stages/results/", "build_config.json", "stages/mine_ids.tsv", "stages/export_image_sizes.tsv",
+            "stages/mine_resumed.tsv", "stages/panels_resumed.tsv")
     return {f.relative_to(out).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
             for f in sorted(out.rglob("*")) if f.is_file() and not f.relative_to(out).as_posix().startswith(skip)}
 
