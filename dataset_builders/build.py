@@ -25,7 +25,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
-from dataset_builders.mine import MINE_SETTINGS, _fetch_bookkeeping
+from dataset_builders.fetch.manifest import paper_files
+from dataset_builders.mine import MINE_SETTINGS
 from dataset_builders.pdf.file_check import classify_non_pdf
 from dataset_builders.stage_cache import CodeError, pin_code, save_digests
 from dataset_builders.stages import STAGE_MODULES, STAGE_NAMES, collect_report, run_stage, write_report
@@ -103,16 +104,14 @@ def prepare_inputs(config: BuildConfig) -> BuildConfig:
 
 def first_pdf(root: Path) -> Path | None:
     """The first file under root (walk order) that mine would take for a PDF: named .pdf (a damaged one is
-    reported, not skipped), else with a %PDF- header in its first KiB; None when there is none. Fetch
-    bookkeeping is not a paper. The walk stops at the first .pdf name; only when there is none is a KiB of
-    every other file read. (Here, not in mine.py: an edit of mine.py changes its record key, so every built
-    paper would be mined again.)"""
+    reported, not skipped), else with a %PDF- header in its first KiB; None when there is none. The files are
+    those mine lists (fetch.manifest.paper_files: no fetch bookkeeping). The walk stops at the first .pdf
+    name; only when there is none is a KiB of every other file read."""
     others = []
-    for f in root.rglob("*"):
-        if f.is_file() and not _fetch_bookkeeping(f):
-            if f.name.lower().endswith(".pdf"):
-                return f
-            others.append(f)
+    for f in paper_files(root):
+        if f.name.lower().endswith(".pdf"):
+            return f
+        others.append(f)
     for f in others:
         try:
             with open(f, "rb") as fh:

@@ -31,7 +31,7 @@ import pymupdf
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.pdf.background import BackgroundProbe
-from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestIndex
+from dataset_builders.fetch.manifest import ManifestIndex, paper_files
 from dataset_builders.pdf.captions import cite_excerpts
 from dataset_builders.pdf.continued import PageFlow, link_continued
 from dataset_builders.pdf.file_check import check_files, classify_non_pdf, paper_id_of  # noqa: F401 (re-exported for tests)
@@ -363,11 +363,6 @@ def _mine_task(args: tuple[str, str, str, str, BuildConfig, SourceMeta | None]) 
         pymupdf.TOOLS.mupdf_display_warnings(shown[1])
 
 
-def _fetch_bookkeeping(path: Path) -> bool:
-    """The fetcher's manifest and its in-progress downloads (.<name>.part) are not papers."""
-    return path.name == MANIFEST_NAME or (path.name.startswith(".") and path.name.endswith(".part"))
-
-
 def record_key(config: BuildConfig) -> str:
     """The key of the paper records this code makes with these settings and this PyMuPDF (stage_cache.StageKeys;
     its MuPDF holds the Tesseract that OCRs, so no version of its own; the language data is not in the key)."""
@@ -431,8 +426,7 @@ def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: Resu
     if config.papers is None:
         raise ValueError("mine: config.papers is not set (the build resolves the sample corpus before this stage)")
     root = Path(config.papers)
-    files = sorted((p for p in root.rglob("*") if p.is_file() and not _fetch_bookkeeping(p)),
-                   key=lambda p: p.relative_to(root).as_posix())
+    files = sorted(paper_files(root), key=lambda p: p.relative_to(root).as_posix())
     counts = {"files": len(files), "pdfs": 0, "mined": 0, "resumed": 0, "failed": 0, "figures": 0, "parts": 0,
               "captioned": 0, "excerpts": 0}
     slots: list[list[Problem]] = [[] for _ in files]

@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,15 @@ from pydantic import Field, ValidationError
 from dataset_builders.records import Record, SourceMeta
 
 MANIFEST_NAME = "papers.jsonl"
+
+
+def paper_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` that may be a paper, in walk order (lazy): not the fetcher's manifest nor its
+    in-progress downloads (.<name>.part). Symlinked folders are not followed."""
+    for path in root.rglob("*"):
+        if path.is_file() and path.name != MANIFEST_NAME \
+                and not (path.name.startswith(".") and path.name.endswith(".part")):
+            yield path
 SKIP_REASONS = ("no_pdf", "html_instead_of_pdf", "licence_not_allowed", "too_large", "duplicate_doi",
                 "duplicate_file", "not_a_pdf", "truncated")  # plus "http_error:<code>" and "network_error"
 # reasons that a later run does not try again (the bytes were seen and refused); the others are retried
