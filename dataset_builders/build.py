@@ -28,7 +28,7 @@ from dataset_builders.config import BuildConfig, flag_name, add_config_arguments
 from dataset_builders.fetch.manifest import paper_files
 from dataset_builders.mine import MINE_SETTINGS
 from dataset_builders.pdf.file_check import classify_non_pdf
-from dataset_builders.stage_cache import CodeError, pin_code, save_digests
+from dataset_builders.stage_cache import CodeError, pin_code, save_digests, shared_digest_folder
 from dataset_builders.stages import STAGE_MODULES, STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
@@ -206,7 +206,7 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     # the code of the stages this build runs, imported and read now (their workers fork from this process): an
     # edit made while the build runs changes none of its keys, nor the code that makes its records
     try:
-        pin_code(modules, modules, None if fresh else config.out / "stages" / CODE_DIGESTS)
+        pin_code(modules, modules, None if fresh else config.out / "stages" / CODE_DIGESTS, shared_digest_folder())
     except CodeError as exc:
         raise BuildError(f"the project's code: {exc}") from None
     config = prepare_inputs(config)

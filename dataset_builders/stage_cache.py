@@ -7,7 +7,9 @@ only when nothing that decides it changed: its key is the sha256 of
   directly or not (the ``import`` statements of those trees), and the Python version; a builder upgrade that
   changes the code of any of them (the key machinery's, ``MACHINERY``, excepted) recomputes everything. The code is
   read once per process: a build reads it at its start (``pin_code``), so an edit while it runs changes none
-  of its keys, and keeps the digests by each file's sha256 (``save_digests``) for the next build;
+  of its keys, and keeps the digests by each file's sha256 (``save_digests``) for the next build, and one file
+  each in a folder every output shares (``shared_digest_folder``), so a build into a fresh output parses
+  nothing that an earlier build, of any output, parsed;
 - the stage's config fields (e.g. filter_min_score) and, where they decide its records, the versions of the
   libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...);
 - the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
@@ -38,6 +40,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
@@ -51,6 +54,7 @@ from fracto_core.files import file_sha256, read_model, write_text_atomic
 PROJECT_PACKAGES = ("dataset_builders", "fracto_core")
 # part of every key: a change of the file layout or of how keys are made (2: StageKeys) invalidates old files
 CACHE_FORMAT = "stage-cache-2"
+CODE_CACHE_ENV = "FRACTOVLM_CODE_CACHE"  # the shared digest folder (shared_digest_folder); set but empty: none
 M = TypeVar("M", bound=BaseModel)
 # The machinery that makes, checks and caches keys and runs the workers decides no record, so only its name is
 # hashed, not its code: a change to it re-makes nothing. A change that must re-make records bumps CACHE_FORMAT
@@ -63,10 +67,14 @@ ROOT = Path(__file__).resolve().parents[1]  # the folder holding the project's p
 
 def _module_file(name: str) -> Path | None:
     """The source file of a project module (found on disk, nothing imported), or None (not a project module,
-    or an imported name that is not a module, such as a function)."""
-    if name.split(".")[0] not in PROJECT_PACKAGES:
-        return None
-    base = ROOT.joinpath(*name.split("."))
+    or an imported name that is not a module, such as a function). Looked up once per process and ROOT: a
+    build walks the imports ~11 times (pin_code, every stage's fingerprint), ~1,000 names a walk."""
+    return _find_module_file(ROOT, name) if name.split(".")[0] in PROJECT_PACKAGES else None
+
+
+@cache
+def _find_module_file(root: Path, name: str) -> Path | None:
+    base = root.joinpath(*name.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
             return path
@@ -76,10 +84,11 @@ def _module_file(name: str) -> Path | None:
 def _imported_names(tree: ast.Module, module: str, is_package: bool) -> set[str]:
     """Every module name an ``import`` statement anywhere in the module's syntax tree may load (``from a import
     b``: a and a.b; functions import lazily too). Read from the tree, so an ``import x`` in a docstring, a
-    comment or a string is not an import (a regex over the text took those too)."""
+    comment or a string is not an import (a regex over the text took those too). An import is a statement,
+    so only statement lists are walked (_statements), not every expression node (ast.walk: 3x the time)."""
     package = module if is_package else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -99,6 +108,19 @@ def _code_digest(tree: ast.Module) -> bytes:
     return hashlib.sha256(ast.dump(tree).encode()).digest()
 
 
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")  # the fields that hold statements
+
+
+def _statements(node: ast.AST) -> Iterator[ast.AST]:
+    """Every statement under node (and the except handlers and match cases holding some), found through
+    statement lists only: a statement is never inside an expression."""
+    for field in _STATEMENT_LISTS:
+        children = getattr(node, field, None)
+        for child in children if isinstance(children, list) else ():
+            yield child
+            yield from _statements(child)
+
+
 def _drop_docstrings(node: ast.AST) -> None:
     """Remove the docstrings of a module, class or function and of those inside it (found through statement
     lists only: a definition is a statement, so no expression need be walked)."""
@@ -106,7 +128,7 @@ def _drop_docstrings(node: ast.AST) -> None:
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
             and isinstance(body[0].value.value, str):
         node.body = body[1:] or [ast.Pass()]
-    for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+    for field in _STATEMENT_LISTS:
         children = getattr(node, field, None)
         for child in children if isinstance(children, list) else ():
             _drop_docstrings(child)
@@ -116,6 +138,8 @@ def _drop_docstrings(node: ast.AST) -> None:
 # found, read from and written to a build's digest file (pin_code), so an unchanged file is not parsed again
 _known: dict[tuple[str, str], tuple[frozenset[str], bytes]] = {}
 _read: dict[str, str] = {}  # {module name: the sha256 of the bytes _parse read}
+_shared: list[Path] = []  # while pin_code runs with a shared digest folder: its folder for this Python and maker
+_parses = [0]  # files parsed by this process (pin_code reports how many it parsed)
 
 
 class CodeError(ValueError):
@@ -130,11 +154,20 @@ def _parse(name: str, path: Path) -> tuple[frozenset[str], bytes]:
     source = path.read_bytes()
     sha = _read[name] = hashlib.sha256(source).hexdigest()
     if (name, sha) not in _known:
-        try:
-            tree = ast.parse(source.decode("utf-8"), filename=str(path))
-        except (SyntaxError, UnicodeDecodeError) as e:
-            raise CodeError(f"{path}: not readable as Python ({e})") from None
-        _known[name, sha] = frozenset(_imported_names(tree, name, path.name == "__init__.py")), _code_digest(tree)
+        package = path.name == "__init__.py"
+        shared = _shared[0] / f"{name}{'.__init__' if package else ''}.{sha}.tsv" if _shared else None
+        found = _read_digests(shared).get((name, sha)) if shared is not None else None
+        if found is None:
+            try:
+                tree = ast.parse(source.decode("utf-8"), filename=str(path))
+            except (SyntaxError, UnicodeDecodeError) as e:
+                raise CodeError(f"{path}: not readable as Python ({e})") from None
+            _parses[0] += 1
+            _known[name, sha] = frozenset(_imported_names(tree, name, package)), _code_digest(tree)
+            if shared is not None:
+                _share(shared, name, sha)
+        else:
+            _known[name, sha] = found
     return _known[name, sha]
 
 
@@ -170,21 +203,29 @@ def code_fingerprint(*modules: str) -> str:
     return digest.hexdigest()
 
 
-def pin_code(fingerprinted: Sequence[str], imported: Sequence[str], digest_file: Path | None = None) -> int:
+def pin_code(fingerprinted: Sequence[str], imported: Sequence[str], digest_file: Path | None = None,
+             shared: Path | None = None) -> int:
     """Read the code of the modules a build's keys hash, once, at build start in the main process: import the
     code_modules of ``imported`` (the code its workers run: forked, they inherit it; a module imported lazily
     later would be read from disk then), then fix the syntax-tree digests of the code_modules of
     ``fingerprinted`` for this process (_parse): every key made later in it, or in a worker it forks, is made
     of these. ``digest_file`` (written by save_digests) holds digests by the sha256 of each file's bytes, so an
-    unchanged file is not parsed again (a parse of all ~90 files costs ~0.3 s CPU). Returns how many files
-    were parsed."""
+    unchanged file is not parsed again (a parse of all ~90 files costs ~0.3 s CPU). ``shared`` (a folder,
+    shared_digest_folder: shared by every output) holds the same entries one file each, by module name, file
+    sha256, Python version and this module's version: a fresh output finds them there; what was parsed is
+    added. Returns how many files were parsed."""
     if digest_file is not None:
         _known.update(_read_digests(digest_file))
-    known = set(_known)
-    for name in code_modules(*imported):
-        importlib.import_module(name)
-    code_modules(*fingerprinted)
-    return len(set(_known) - known)
+    parsed = _parses[0]
+    if shared is not None:
+        _shared.append(shared / hashlib.sha256(_digests_header().encode()).hexdigest()[:16])
+    try:
+        for name in code_modules(*imported):
+            importlib.import_module(name)
+        code_modules(*fingerprinted)
+    finally:
+        _shared.clear()
+    return _parses[0] - parsed
 
 
 def save_digests(digest_file: Path, modules: Sequence[str]) -> None:
@@ -193,10 +234,38 @@ def save_digests(digest_file: Path, modules: Sequence[str]) -> None:
     used = sorted((name, _read[name]) for name in code_modules(*modules))
     stored = _read_digests(digest_file)
     if any(entry not in stored for entry in used):
-        lines = [_digests_header(), *(f"{name}\t{sha}\t{_known[name, sha][1].hex()}\t{','.join(sorted(_known[name, sha][0]))}"
-                                      for name, sha in used)]
-        body = "\n".join(lines) + "\n"
-        write_text_atomic(digest_file, body + _checksum_line(body), durable=False)
+        _write_digests(digest_file, used)
+
+
+def shared_digest_folder() -> Path | None:
+    """The folder where builds share their code digests (pin_code's ``shared``): $FRACTOVLM_CODE_CACHE (set but
+    empty: none), else $XDG_CACHE_HOME/fractovlm/code-digests, else ~/.cache/fractovlm/code-digests. Safe to
+    delete at any time (the next build parses again); each entry is ~1 KB, one per version of a file."""
+    value = os.environ.get(CODE_CACHE_ENV)
+    if value is not None:
+        return Path(value) if value else None
+    try:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fractovlm" / "code-digests"
+    except RuntimeError:  # no home folder
+        return None
+
+
+def _write_digests(path: Path, entries: Sequence[tuple[str, str]]) -> None:
+    """A digest file of these (name, sha256) entries of _known, written atomically, ending with a checksum line."""
+    lines = [_digests_header(), *(f"{name}\t{sha}\t{_known[name, sha][1].hex()}\t{','.join(sorted(_known[name, sha][0]))}"
+                                  for name, sha in entries)]
+    body = "\n".join(lines) + "\n"
+    write_text_atomic(path, body + _checksum_line(body), durable=False)
+
+
+def _share(path: Path, name: str, sha: str) -> None:
+    """One parse's entry in the shared folder; one that cannot be written (a read-only or full cache folder) is
+    left out: the next build parses that file again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_digests(path, [(name, sha)])
+    except OSError:
+        pass
 
 
 # how digests are made: this module's own bytes (its _code_digest, _imported_names), the key format, the Python
@@ -242,9 +311,10 @@ def library_versions(*modules: str) -> dict[str, str]:
     return versions
 
 
-def _with_parents(name: str) -> list[str]:
+@cache
+def _with_parents(name: str) -> tuple[str, ...]:
     parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return tuple(".".join(parts[:i]) for i in range(1, len(parts) + 1))
 
 
 def file_digest(path: Path) -> str:
