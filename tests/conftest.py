@@ -22,6 +22,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def code_digest_folder(tmp_path_factory) -> Path:
+    """The code digests every build shares (stage_cache.shared_digest_folder) kept inside the test area, not in
+    the user's cache; subprocess builds inherit it."""
+    folder = tmp_path_factory.mktemp("code_digests")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FRACTOVLM_CODE_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> Path:
     """A generated 8-paper sample corpus with ground truth (papers/, manual/, ground_truth.json)."""
