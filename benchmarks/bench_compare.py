@@ -8,7 +8,7 @@ On a shared machine the CPU seconds of one build move with the load (a busy core
 same code measured 15.7 and 19.1 s within two hours here), so two versions benchmarked minutes apart cannot
 be compared. Each round here runs the floor (benchmarks/bench_build.py's bare PyMuPDF pass, --workers 1),
 then one fresh build of every tree (--workers 1, bench_build's child process: imports not timed), and prints
-each build's CPU and per-stage CPU seconds; at the end the medians and builder/floor per tree, and the
+each build's CPU and per-stage CPU seconds (and the CPU outside the stages: the build's start and its report); at the end the medians and builder/floor per tree, and the
 per-round ratios, so a burst of load shows as one odd round instead of moving one version only. The
 corpus is bench_build's (default: the real-size corpus, 200 papers). Outputs are removed at the end.
 """
@@ -71,8 +71,10 @@ def main() -> None:
             for name, tree in trees.items():
                 run = build_cpu(tree, papers, work / f"{name}-{r}")
                 cpu[name].append(run["cpu"])
+                outside = run["cpu"] - sum(c for _, c in run["stages"].values())  # build start, report: fixed costs
                 print(f"  {name}: cpu {run['cpu']:.2f}s ({run['cpu'] / floors[-1]:.2f}x), wall {run['wall']:.1f}s; "
-                      "stage cpu s: " + ", ".join(f"{k} {c:.2f}" for k, (_, c) in run["stages"].items()), flush=True)
+                      "stage cpu s: " + ", ".join(f"{k} {c:.2f}" for k, (_, c) in run["stages"].items())
+                      + f"; outside the stages {outside:.2f}", flush=True)
             print(f"  load average: {load_average()}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
