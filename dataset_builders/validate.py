@@ -301,14 +301,15 @@ def check_dataset(dataset_dir: Path, config: BuildConfig, known_sizes: Path | No
         before = (len(check.problems), check.max_image_tokens, check.max_sample_tokens)
         try:  # one sample in memory at a time when the file is a list written a value per line (export's)
             n = 0
-            for n, text in enumerate(iter_line_texts(dataset_dir / file_name), 1):
+            file_path = dataset_dir / file_name  # one Path per file, not one per line
+            for n, text in enumerate(iter_line_texts(file_path), 1):
                 digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
                 if digest in clean:
                     continue
                 if verdicts is not None and _known_clean(digest, verdicts, images, check):
                     clean.add(digest)
                     continue
-                sample = parse_line(text, dataset_dir / file_name)
+                sample = parse_line(text, file_path)
                 line = DatasetCheck()  # this line's own statistics (its verdict keeps them)
                 check_sample(sample, f"{file_name}#{n - 1}", config, images, line, answers)
                 check.problems += line.problems
