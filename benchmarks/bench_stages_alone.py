@@ -27,6 +27,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_compare import parse_trees  # noqa: E402
+
 CACHES = ("export_image_sizes.tsv", "export_verdicts.tsv", "export_meta_keys.tsv", "filter_cache.txt",
           "label_cache.txt")
 CHILD = r"""
@@ -86,12 +91,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="rounds of one run per tree")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-stages"), help="scratch folder (removed)")
     args = ap.parse_args()
-    trees = {}
-    for spec in args.tree:
-        name, sep, path = spec.partition("=")
-        if not sep or not (Path(path) / "dataset_builders").is_dir():
-            ap.error(f"--tree {spec!r}: expected NAME=PATH of a folder holding dataset_builders/")
-        trees[name] = Path(path).resolve()
+    trees = parse_trees(ap, args.tree)
     if not (args.build / "stages").is_dir():
         ap.error(f"--build {args.build}: no stages/ folder")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
