@@ -41,6 +41,17 @@ def build_cpu(tree: Path, papers: Path, out: Path) -> dict:
     return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))[len("BENCH "):])
 
 
+def parse_trees(ap: argparse.ArgumentParser, specs: list[str]) -> dict[str, Path]:
+    """{name: folder} of the --tree NAME=PATH arguments (an argparse error for a folder without dataset_builders/)."""
+    trees = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not (Path(path) / "dataset_builders").is_dir():
+            ap.error(f"--tree {spec!r}: expected NAME=PATH of a folder holding dataset_builders/")
+        trees[name] = Path(path).resolve()
+    return trees
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", action="append", required=True, metavar="NAME=PATH",
@@ -51,12 +62,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-compare"), help="scratch folder (removed)")
     args = ap.parse_args()
-    trees = {}
-    for spec in args.tree:
-        name, sep, path = spec.partition("=")
-        if not sep or not (Path(path) / "dataset_builders").is_dir():
-            ap.error(f"--tree {spec!r}: expected NAME=PATH of a folder holding dataset_builders/")
-        trees[name] = Path(path).resolve()
+    trees = parse_trees(ap, args.tree)
     keep_freed_memory()  # as bench_build: the floor runs with the builder's allocator setting
     papers = corpus_papers(args.corpus, args.papers, args.seed)
     pdfs = sorted(papers.glob("*.pdf"))

@@ -217,6 +217,12 @@ def link_sample(sample: Sample, out: str, dataset: str, made_dirs: set[Path], im
         return None
     try:
         linked_already = os.path.samestat(st, os.stat(dst))  # what samefile() compares
+    except FileNotFoundError:  # a new name (every sample of a fresh export): linked in place, as link_image would,
+        try:                   # without its Paths and second stat (0.12 s of CPU for 4,760 samples, half the linking)
+            os.link(src, dst)
+            return dst
+        except OSError:  # its folder is not made yet, or it appeared meanwhile, another file system ...
+            linked_already = False  # ... link_image does what it did before
     except OSError:
         linked_already = False
     if not linked_already:
