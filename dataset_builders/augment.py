@@ -42,7 +42,7 @@ from dataset_builders.records import (
     SplitAssignment,
     StageResult,
 )
-from dataset_builders.stage_cache import StageKeys
+from dataset_builders.stage_cache import StageKeys, library_versions
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import PathSet, iter_jsonl, open_text_atomic, remove_unlisted, write_bytes_atomic
@@ -268,7 +268,8 @@ def kept_file_key(config: BuildConfig, rare: set[str]) -> str:
     settings = {"rotations": sorted(set(config.rotations)), "arbitrary_rotations": config.arbitrary_rotations,
                 "oversample_rare": config.oversample_rare, "seed": config.seed, "rare": sorted(rare),
                 "format": "augment-kept-1"}
-    return StageKeys(["dataset_builders.augment"], settings).base
+    # a kept plan holds pydantic's serialisation of each AugmentedImage: its version is part of the key
+    return StageKeys(["dataset_builders.augment"], settings | library_versions("pydantic")).base
 
 
 def _plain_id(item_id: str) -> bool:

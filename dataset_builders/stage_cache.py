@@ -9,7 +9,8 @@ only when nothing that decides it changed: its key is the sha256 of
   read once per process: a build reads it at its start (``pin_code``), so an edit while it runs changes none
   of its keys, and keeps the digests by each file's sha256 (``save_digests``) for the next build;
 - the stage's config fields (e.g. filter_min_score) and, where they decide its records, the versions of the
-  libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...);
+  libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...; pydantic for the
+  lines items, augment and export keep, which are its serialisations: kept_lines, export_meta_reuse);
 - the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
   rewritten file with the same bytes keeps its results, one with other bytes never does).
 

@@ -254,3 +254,18 @@ def test_updates_write_every_file_a_fresh_build_writes(corpus_dir, tmp_path: Pat
         assert (set(got) - set(expected), set(expected) - set(got)) == (
             {"stages/items_kept.tsv"}, {f"review/{EXPERT_LABELS_NAME}"}), step
         assert [name for name in expected if name in got and got[name] != expected[name]] == [], step
+
+
+def test_lines_kept_under_another_pydantic_are_made_again(built, tmp_path: Path, monkeypatch) -> None:
+    """A kept items line or plan is a pydantic serialisation: lines kept by a build under another pydantic
+    version are not copied (its version is part of the files' keys, as PyMuPDF's is of mine's)."""
+    import pydantic
+
+    paths, config = _copy(built, tmp_path / "out")
+    items.run(paths, config, progress=False)
+    augment.run(paths, config, progress=False)
+    made_items, planned = _counting(monkeypatch, items, "_mined_item"), _counting(monkeypatch, augment, "plan_item")
+    monkeypatch.setattr(pydantic, "__version__", "0.0.other")
+    counts = items.run(paths, config, progress=False).counts
+    n_train = augment.run(paths, config, progress=False).counts["train_items"]
+    assert (len(made_items), len(planned)) == (counts["mined"], n_train) and n_train > 0
