@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,14 @@ def test_a_rerun_prunes_what_it_no_longer_plans(tmp_path: Path) -> None:
     assert result.counts["pruned"] == 4 + len(stale)  # the 180 and 270 copies of both items
     assert (result.counts["made"], result.counts["reused"]) == (0, len(planned)) and kept.stat().st_mtime_ns == before
     assert not (paths.augment / "paper-gone").exists()
+
+
+def test_a_bad_items_line_is_named_by_file_and_line(tmp_path: Path) -> None:
+    """A train item's items.jsonl line that is no valid Item (its id readable) raises naming items.jsonl:line."""
+    paths = setup_build(tmp_path, SPECS)
+    lines = paths.items.read_text().splitlines(keepends=True)
+    lines.insert(0, "\n")  # a blank line counts (iter_jsonl's numbering)
+    lines[2] = lines[2].replace('"width":', '"width":"wide","_":')  # b-train-rare, line 3
+    paths.items.write_text("".join(lines))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(paths.items))}:3: not a valid Item record: "):
+        augment.run(paths, BuildConfig(out=tmp_path, workers=1), progress=False)
