@@ -287,14 +287,13 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     rare = set(rare_names())
     in_flight: deque[tuple[str, str, list[PlannedImage]]] = deque()  # (item id, key, plans) of the jobs out
     out = str(paths.out)
-    stack = ExitStack()
-    kept = KeptLines.open(kept_path(paths), kept_file_key(config, rare), stack)
+    kept: KeptLines  # opened in the with below, so that nothing failing before it leaves its files open
     # an item's plans are kept (KeptLines.record) as it finishes, if in id order: an item found done finishes
     # before the jobs in flight, so in an update the new items' plans are kept by the next build (planned
     # once more then, from their line: their images exist), and nothing waits here
 
     def jobs() -> Iterator[tuple[str, Item, list[PlannedImage]]]:
-        for item_id, n, line, it in train:
+        for item_id, line_no, line, it in train:
             key = key_of(line) if line else ""  # "": not in order, nothing kept
             old = kept.take(item_id, key) if key else None
             if old is not None:
@@ -302,7 +301,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                 if all(os.path.exists(f"{out}/{r[2]}") for r in records):  # = os.path.join's text
                     finished(item_id, key, records, [])
                     continue
-            it = it or jsonl_record(paths.items, n, line, Item)  # a bad line raises naming items.jsonl:n
+            it = it or jsonl_record(paths.items, line_no, line, Item)  # a bad one raises naming items.jsonl:line_no
             planned = plan_item(it, config, rare)
             # make_item_images' own test, made here: an update finds ~95 % of the items done, and sending each
             # to a worker (the item pickled with its provenance, a result back) cost more than the stats
@@ -333,7 +332,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             plain = plain and all(_plain_id(r[1]) for r in records)
             kinds.update(r[3] for r in records)
 
-    with stack:
+    with ExitStack() as stack:
+        kept = KeptLines.open(kept_path(paths), kept_file_key(config, rare), stack)
         for n, probs in run_jobs(_work, jobs(), config.workers, "augment", "item", progress,
                                  chunks_per_worker=24, total=n_train):
             made += n
