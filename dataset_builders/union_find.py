@@ -1,9 +1,9 @@
 """Disjoint sets over the indexes 0..n-1: the builder's one union-find.
 
 Used by dedup (duplicate groups of perceptual hashes), split (items linked by a paper or a near-duplicate),
-pdf/figures (graphics clustered across gaps) and pdf/tiling (aligned pictures forming a grid). Of two sets
-merged, the one with the smaller root keeps it, so a set's root is always its smallest index: whatever the
-order of the unions, the roots are the same.
+pdf/proximity and pdf/figures (graphics clustered across gaps) and pdf/tiling (aligned pictures forming a
+grid). Of two sets merged, the one with the smaller root keeps it, so a set's root is always its smallest
+index: whatever the order of the unions, the roots are the same.
 
 Usage:
     sets = UnionFind(len(boxes))
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 
 class UnionFind:
-    __slots__ = ("parent",)  # a slot: the attribute read in every find
+    __slots__ = ("parent",)  # a slot: the attribute read in every find (pdf/proximity: per grid cell)
 
     def __init__(self, n: int):
         self.parent = list(range(n))
