@@ -227,7 +227,8 @@ def test_updates_write_every_file_a_fresh_build_writes(corpus_dir, tmp_path: Pat
 
     out = tmp_path / "out"
     build(config(out), progress=False)
-    made = {"items": _counting(monkeypatch, items, "_mined_item"), "augment": _counting(monkeypatch, augment, "plan_item"),
+    made = {"items": _counting(monkeypatch, items, "_mined_item"),
+            "augment": _counting(monkeypatch, augment, "plan_item"),
             "export": _counting(monkeypatch, export, "meta_record")}
     for step in ("added", "unchanged"):
         if step == "added":

@@ -21,4 +21,5 @@ NOT_COMPARED = ("stages/results/", "build_config.json", "stages/mine_ids.tsv", "
 def all_outputs(out: Path) -> dict[str, str]:
     """sha256 of every file under out but NOT_COMPARED, by its path relative to out."""
     return {f.relative_to(out).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-            for f in sorted(out.rglob("*")) if f.is_file() and not f.relative_to(out).as_posix().startswith(NOT_COMPARED)}
+            for f in sorted(out.rglob("*"))
+            if f.is_file() and not f.relative_to(out).as_posix().startswith(NOT_COMPARED)}
