@@ -42,10 +42,10 @@ from dataset_builders.records import (
     SplitAssignment,
     StageResult,
 )
-from dataset_builders.stage_cache import StageKeys
+from dataset_builders.stage_cache import StageKeys, library_versions
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
-from fracto_core.files import PathSet, iter_jsonl, open_text_atomic, remove_unlisted, write_bytes_atomic
+from fracto_core.files import PathSet, iter_jsonl, jsonl_record, open_text_atomic, remove_unlisted, write_bytes_atomic
 from fracto_core.vocabulary import rare_names
 
 CROP_MARGIN_PX = 2  # stay clear of the border pixels that bicubic resampling blends with the fill
@@ -222,10 +222,11 @@ class ItemId(BaseModel):
     item_id: str
 
 
-def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterator[tuple[str, str, Item | None]]]:
-    """(how many, the train items in id order as (id, items.jsonl line, Item or None when not parsed), read one
-    at a time from items.jsonl); an assignment naming an item that is not in items.jsonl becomes a problem.
-    Only ids are held, not the corpus' records. In id order, lines come unparsed (item_record parses one)."""
+def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterator[tuple[str, int, str, Item | None]]]:
+    """(how many, the train items in id order as (id, line number, items.jsonl line, Item or None when not
+    parsed), read one at a time from items.jsonl); an assignment naming an item that is not in items.jsonl
+    becomes a problem. Only ids are held, not the corpus' records. In id order, lines come unparsed (with their
+    number, for jsonl_record's error); otherwise parsed, with line number 0 and no line."""
     assigned = [a.item_id for a in iter_jsonl(paths.splits, SplitAssignment) if a.split == "train"] \
         if paths.splits.exists() else []
     ids = [it.item_id for it in iter_jsonl(paths.items, ItemId)] if paths.items.exists() else []
@@ -238,25 +239,17 @@ def train_items(paths: StagePaths, problems: list[Problem]) -> tuple[int, Iterat
     in_order = all(a < b for a, b in zip(ids, ids[1:]))  # items.run writes it sorted
     del ids, known
 
-    def read() -> Iterator[tuple[str, str, Item | None]]:
+    def read() -> Iterator[tuple[str, int, str, Item | None]]:
         if not in_order:
             chosen = (it for it in iter_jsonl(paths.items, Item) if it.item_id in train)
-            yield from ((it.item_id, "", it) for it in sorted(chosen, key=lambda it: it.item_id))
+            yield from ((it.item_id, 0, "", it) for it in sorted(chosen, key=lambda it: it.item_id))
             return
         with open(paths.items, encoding="utf-8") as fh:
-            for line in fh:
+            for n, line in enumerate(fh, 1):
                 if line.strip() and (item_id := ItemId.model_validate_json(line).item_id) in train:
-                    yield item_id, line, None
+                    yield item_id, n, line, None
 
     return len(train), read()
-
-
-def item_record(paths: StagePaths, line: str) -> Item:
-    """An items.jsonl line as an Item (a bad one raises naming the file, as iter_jsonl does)."""
-    try:
-        return Item.model_validate_json(line)
-    except ValueError as exc:
-        raise ValueError(f"{paths.items}: not a valid Item record: {exc}") from exc
 
 
 def kept_path(paths: StagePaths) -> Path:
@@ -268,7 +261,8 @@ def kept_file_key(config: BuildConfig, rare: set[str]) -> str:
     settings = {"rotations": sorted(set(config.rotations)), "arbitrary_rotations": config.arbitrary_rotations,
                 "oversample_rare": config.oversample_rare, "seed": config.seed, "rare": sorted(rare),
                 "format": "augment-kept-1"}
-    return StageKeys(["dataset_builders.augment"], settings).base
+    # a kept plan holds pydantic's serialisation of each AugmentedImage: its version is part of the key
+    return StageKeys(["dataset_builders.augment"], settings | library_versions("pydantic")).base
 
 
 def _plain_id(item_id: str) -> bool:
@@ -293,14 +287,13 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     rare = set(rare_names())
     in_flight: deque[tuple[str, str, list[PlannedImage]]] = deque()  # (item id, key, plans) of the jobs out
     out = str(paths.out)
-    stack = ExitStack()
-    kept = KeptLines.open(kept_path(paths), kept_file_key(config, rare), stack)
+    kept: KeptLines  # opened in the with below, so that nothing failing before it leaves its files open
     # an item's plans are kept (KeptLines.record) as it finishes, if in id order: an item found done finishes
     # before the jobs in flight, so in an update the new items' plans are kept by the next build (planned
     # once more then, from their line: their images exist), and nothing waits here
 
     def jobs() -> Iterator[tuple[str, Item, list[PlannedImage]]]:
-        for item_id, line, it in train:
+        for item_id, line_no, line, it in train:
             key = key_of(line) if line else ""  # "": not in order, nothing kept
             old = kept.take(item_id, key) if key else None
             if old is not None:
@@ -308,7 +301,7 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
                 if all(os.path.exists(f"{out}/{r[2]}") for r in records):  # = os.path.join's text
                     finished(item_id, key, records, [])
                     continue
-            it = it or item_record(paths, line)
+            it = it or jsonl_record(paths.items, line_no, line, Item)  # a bad one raises naming items.jsonl:line_no
             planned = plan_item(it, config, rare)
             # make_item_images' own test, made here: an update finds ~95 % of the items done, and sending each
             # to a worker (the item pickled with its provenance, a result back) cost more than the stats
@@ -339,7 +332,8 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
             plain = plain and all(_plain_id(r[1]) for r in records)
             kinds.update(r[3] for r in records)
 
-    with stack:
+    with ExitStack() as stack:
+        kept = KeptLines.open(kept_path(paths), kept_file_key(config, rare), stack)
         for n, probs in run_jobs(_work, jobs(), config.workers, "augment", "item", progress,
                                  chunks_per_worker=24, total=n_train):
             made += n

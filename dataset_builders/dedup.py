@@ -24,6 +24,7 @@ from tqdm import tqdm
 from dataset_builders.config import BuildConfig
 from dataset_builders.records import DuplicateGroup, FilterDecision, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.union_find import UnionFind
 from fracto_core.files import iter_json_list, read_jsonl, read_model, write_json_list_atomic
 
 STAGE = "dedup"
@@ -107,31 +108,13 @@ def pairs_within(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int]]
     return out
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:  # path compression
-            self.parent[i], i = root, self.parent[i]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)  # the smaller index (sorted order) stays the root
-
-
 def group_panels(panels: Sequence[tuple[str, str, str]], max_distance: int, progress: bool = False
                  ) -> list[DuplicateGroup]:
     """Duplicate groups of (paper_id, panel_id, phash) triples; groups ordered by representative."""
     ordered = sorted(panels, key=lambda p: (p[0], p[1]))
     hashes = hash_array([p[2] for p in ordered])
     uniques, inverse = np.unique(hashes, return_inverse=True)  # identical hashes: one comparison row
-    uf = _UnionFind(len(uniques))
+    uf = UnionFind(len(uniques))
     for i, j, _ in _close_pairs(uniques, uniques, max_distance, triangle=True, progress=progress):
         for a, b in zip(i.tolist(), j.tolist()):
             uf.union(a, b)

@@ -5,7 +5,7 @@ stage image, augmentation), its item (every field of items.jsonl's record) and t
 and citing excerpts of the panels showing its image: the dedup group's members and the panels files of its
 papers), made by the export's code with the dataset's settings. ``sample_key`` hashes all of that (the panels
 files by their bytes' sha256); the code and settings make the file's key (StageKeys over
-``dataset_builders.export`` and what it imports, dataset_name, variants).
+``dataset_builders.export`` and what it imports, dataset_name, variants, pydantic's version).
 
 File (``stages/export_meta_keys.tsv``): a header ``#<file key>``, then one line per meta line written, in the
 order export wrote them (sample id order over every split): ``<sample id>\\t<split>\\t<key hex>\\t<line
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from dataset_builders.config import BuildConfig
-from dataset_builders.stage_cache import StageKeys, file_digest
+from dataset_builders.stage_cache import StageKeys, file_digest, library_versions
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import open_text_atomic
 
@@ -47,7 +47,8 @@ def meta_path(paths: StagePaths, config: BuildConfig, split: str) -> Path:
 
 def file_key(config: BuildConfig) -> str:
     settings = {"dataset_name": config.dataset_name, "variants": config.variants, "format": FORMAT}
-    return StageKeys(["dataset_builders.export"], settings).base
+    # the records a meta line is made from are read (and items.jsonl written) by pydantic: its version is part of it
+    return StageKeys(["dataset_builders.export"], settings | library_versions("pydantic")).base
 
 
 def line_digest(line: bytes) -> str:

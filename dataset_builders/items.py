@@ -36,7 +36,7 @@ from dataset_builders.records import (
     SourceMeta,
     StageResult,
 )
-from dataset_builders.stage_cache import StageKeys, file_digest
+from dataset_builders.stage_cache import StageKeys, file_digest, library_versions
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import iter_jsonl, open_text_atomic, read_model, write_jsonl_atomic
 
@@ -260,7 +260,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
         n = write_jsonl_atomic(paths.items, counted(apply_expert_labels(
             in_id_order(mined, manual), expert_file, expert_problems)))
     else:
-        settings = {"dedup_max_distance": config.dedup_max_distance, "format": "items-kept-1"}
+        # a kept line is pydantic's serialisation of the Item: its version is part of the key
+        settings = {"dedup_max_distance": config.dedup_max_distance, "format": "items-kept-1"} \
+            | library_versions("pydantic")
         with ExitStack() as stack:
             mined.kept = KeptLines.open(kept_path(paths), StageKeys(["dataset_builders.items"], settings).base, stack)
             with open_text_atomic(paths.items) as fh:

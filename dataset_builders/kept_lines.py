@@ -5,8 +5,8 @@ train items' plans again (each item's panels read, its record built and dumped),
 same. A stage that makes an entry's lines from known inputs keeps them here with the key of those inputs;
 the next build copies an entry's lines when it comes with the same key, and makes them otherwise.
 
-File (e.g. ``stages/items_kept.tsv``): a header ``#<file key>`` (the stage's code and settings:
-stage_cache.StageKeys), then one line per entry, in increasing entry id order:
+File (e.g. ``stages/items_kept.tsv``): a header ``#<file key>`` (the stage's code and settings with
+pydantic's version, which wrote the lines: stage_cache.StageKeys, library_versions), then one line per entry, in increasing entry id order:
 ``<entry id>\\t<key>\\t<digest>\\t<line>[\\t<line>...]``, the digest a blake2b of everything before it and
 after it on that line. Lines hold no tab or newline (JSON lines: both are escaped); an entry whose id or
 lines do would not fit the layout and is not kept (made next time). A missing file, another file key, a

@@ -41,6 +41,7 @@ from dataset_builders.dedup import pairs_within
 from dataset_builders.perceptual_hash import image_phash
 from dataset_builders.records import Item, Problem, SplitAssignment, StageResult
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.union_find import UnionFind
 from fracto_core.files import iter_jsonl, write_jsonl_atomic
 from fracto_core.vocabulary import canonical_names
 
@@ -111,28 +112,12 @@ def exclude_benchmark(items: list[Item], config: BuildConfig, progress: bool = T
 
 # --- grouping --------------------------------------------------------------------------------------
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def group_items(items: list[Item], max_distance: int) -> dict[str, list[Item]]:
     """Items linked by a shared paper id or by near-identical phash; {group name: items}.
 
     A group is named after its smallest paper id, so names do not depend on item order.
     """
-    uf = _UnionFind(len(items))
+    uf = UnionFind(len(items))
     first_with_paper: dict[str, int] = {}
     for i, item in enumerate(items):
         for paper in item.paper_ids or [f"item:{item.item_id}"]:

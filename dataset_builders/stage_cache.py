@@ -11,7 +11,8 @@ only when nothing that decides it changed: its key is the sha256 of
   each in a folder every output shares (``shared_digest_folder``), so a build into a fresh output parses
   nothing that an earlier build, of any output, parsed;
 - the stage's config fields (e.g. filter_min_score) and, where they decide its records, the versions of the
-  libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...);
+  libraries it runs (``library_versions``: mine's PyMuPDF, panels' Pillow, numpy, ...; pydantic for the
+  lines items, augment and export keep, which are its serialisations: kept_lines, export_meta_reuse);
 - the input: ``file_digest``, the sha256 of the panels file's bytes (not its stat: a copied, restored or
   rewritten file with the same bytes keeps its results, one with other bytes never does).
 

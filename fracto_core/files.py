@@ -229,13 +229,16 @@ def iter_jsonl(path: Path, model: type[M]) -> Iterator[M]:
     """The records of a JSONL file one at a time (none held); a bad line raises naming the file and line."""
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = model.model_validate_json(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{n}: not a valid {model.__name__} record: {exc}") from exc
-            yield record
+            if line.strip():
+                yield jsonl_record(path, n, line, model)
+
+
+def jsonl_record(path: Path, n: int, line: str, model: type[M]) -> M:
+    """Line n (counted from 1) of a JSONL file as a record; a bad one raises naming the file and line."""
+    try:
+        return model.model_validate_json(line)
+    except ValueError as exc:
+        raise ValueError(f"{path}:{n}: not a valid {model.__name__} record: {exc}") from exc
 
 
 def read_jsonl(path: Path, model: type[M]) -> list[M]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +185,34 @@ def test_a_rerun_prunes_what_it_no_longer_plans(tmp_path: Path) -> None:
     assert result.counts["pruned"] == 4 + len(stale)  # the 180 and 270 copies of both items
     assert (result.counts["made"], result.counts["reused"]) == (0, len(planned)) and kept.stat().st_mtime_ns == before
     assert not (paths.augment / "paper-gone").exists()
+
+
+def test_a_bad_items_line_is_named_by_file_and_line(tmp_path: Path) -> None:
+    """A train item's items.jsonl line that is no valid Item (its id readable) raises naming items.jsonl:line."""
+    paths = setup_build(tmp_path, SPECS)
+    lines = paths.items.read_text().splitlines(keepends=True)
+    lines.insert(0, "\n")  # a blank line counts (iter_jsonl's numbering)
+    lines[2] = lines[2].replace('"width":', '"width":"wide","_":')  # b-train-rare, line 3
+    paths.items.write_text("".join(lines))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(paths.items))}:3: not a valid Item record: "):
+        augment.run(paths, BuildConfig(out=tmp_path, workers=1), progress=False)
+
+
+def test_a_stage_that_fails_before_its_work_leaves_no_kept_file_open(tmp_path: Path) -> None:
+    """The kept plans' files (the last build's, read; this build's temporary one) are opened inside the stage's
+    with: a failure before any work (here the images' folder cannot be made: its path is a file) closes both and
+    removes the temporary file."""
+    paths = setup_build(tmp_path, SPECS)
+    config = BuildConfig(out=tmp_path, workers=1)
+    augment.run(paths, config, progress=False)
+    assert augment.kept_path(paths).is_file()  # read by the next run
+    shutil.rmtree(paths.augment)
+    paths.augment.write_text("not a folder\n")  # the manifest's and images' parent is a file: mkdir raises
+    fds = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(FileExistsError) as failure:
+        augment.run(paths, config, progress=False)
+    # checked while the traceback (and the stage's frame) lives: what its with did not close stays open till then
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert sorted(p.name for p in paths.stages.iterdir()) == ["augment", "augment_kept.tsv", "items.jsonl",
+                                                              "panels", "splits.jsonl"]
+    assert failure.value.filename == str(paths.augment)

@@ -17,6 +17,7 @@ from fracto_core.answer_format import instruction_prompt, parse_answer
 from dataset_builders.config import BuildConfig
 from dataset_builders.sample_corpus import CorpusTruth
 from dataset_builders.validate import validate_dataset
+from support.build_outputs import all_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 # floors just below what the sample corpus (8 papers, seed 3) reaches: see docs/sample_corpus.md
@@ -361,17 +362,6 @@ def test_workers_die_with_the_main_process(corpus_dir, tmp_path):
         _kill_group(proc)
 
 
-def _all_outputs(out: Path) -> dict[str, str]:
-    """sha256 of every file under out except the per-run bookkeeping: stage results hold resumed/made
-    counts, build_config.json the output path, the sample corpus is the input, and the file-identity caches
-    (mine_ids.tsv, export_image_sizes.tsv, and the resumed records' summaries mine_resumed.tsv and
-    panels_resumed.tsv) are keyed on inode numbers and mtimes, which differ from folder to folder."""
-    skip = ("stages/results/", "build_config.json", "stages/mine_ids.tsv", "stages/export_image_sizes.tsv",
-            "stages/mine_resumed.tsv", "stages/panels_resumed.tsv")
-    return {f.relative_to(out).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-            for f in sorted(out.rglob("*")) if f.is_file() and not f.relative_to(out).as_posix().startswith(skip)}
-
-
 @pytest.mark.slow
 def test_sigkill_at_any_stage_then_resume_gives_the_same_dataset(corpus_dir, tmp_path):
     """Killed at several stages and resumed, the build writes every file byte for byte as an uninterrupted
@@ -393,9 +383,9 @@ def test_sigkill_at_any_stage_then_resume_gives_the_same_dataset(corpus_dir, tmp
     assert len(killed) >= 4, f"the kills landed only {killed}: the run was too fast to interrupt"
     final = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
-    expected = _all_outputs(reference)
+    expected = all_outputs(reference)
     assert {"build_report.jsonl", "build_report.md", "dataset/dataset_card.md", "dataset/dataset_card.json"} <= set(expected)
-    got = _all_outputs(out)
+    got = all_outputs(out)
     assert sorted(got) == sorted(expected)
     assert [name for name in expected if got[name] != expected[name]] == []
     report = [json.loads(line) for line in (out / "build_report.jsonl").read_text().splitlines()]

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builders import augment, items
+from dataset_builders import augment, export, items
+from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 from dataset_builders.kept_lines import KeptLines
+from dataset_builders.manual import EXPERT_LABELS_NAME
+from dataset_builders.paper_splits import PINS_NAME
 from dataset_builders.stage_paths import StagePaths
+from support.build_outputs import all_outputs
 
 
 def _write(path: Path, entries: list[tuple[str, str, list[str]]], file_key: str = "K") -> None:
@@ -202,3 +206,67 @@ def test_kept_lines_follow_every_input_that_makes_them(built, tmp_path: Path, ch
         augment.run(paths, config, progress=False)
         outs[variant] = (paths.items.read_bytes(), augment.manifest_path(paths).read_bytes())
     assert outs["kept"] == outs["none"]
+
+
+def test_updates_write_every_file_a_fresh_build_writes(corpus_dir, tmp_path: Path, monkeypatch) -> None:
+    """A build of 5 papers, then an update with 3 papers added and one with nothing changed: after each, every
+    output file (items.jsonl, augmented.jsonl, the ShareGPT and meta files, dataset_info.json, the card, the
+    report, the stage files and caches) has the bytes of a --fresh build of the same papers and split pins in
+    another folder, although the update copied most items.jsonl lines, plans and meta lines. The fresh build
+    makes every line on the path without kept lines: an empty expert-labels file (no label changed) makes
+    items write each Item as a build with manual items does, so a kept line that differs from it in any field
+    fails here (a mutant dropping one provenance field from the kept path's lines passed every other test)."""
+    pdfs = sorted((corpus_dir / "papers").glob("*.pdf"))
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    for pdf in pdfs[:5]:
+        shutil.copy(pdf, papers / pdf.name)
+
+    def config(out: Path) -> BuildConfig:  # no manual collection: items and augment keep their lines
+        return BuildConfig(papers=papers, out=out, workers=1, seed=3, min_split_papers=1)
+
+    out = tmp_path / "out"
+    build(config(out), progress=False)
+    made = {"items": _counting(monkeypatch, items, "_mined_item"),
+            "augment": _counting(monkeypatch, augment, "plan_item"),
+            "export": _counting(monkeypatch, export, "meta_record")}
+    for step in ("added", "unchanged"):
+        if step == "added":
+            for pdf in pdfs[5:]:
+                shutil.copy(pdf, papers / pdf.name)
+        for calls in made.values():
+            calls.clear()
+        counts = {name: result.counts for name, result in build(config(out), progress=False).items()}
+        made_now = {name: len(calls) for name, calls in made.items()}
+        made_all = {"items": counts["items"]["mined"], "augment": counts["augment"]["train_items"],
+                    "export": sum(counts["export"][f"{split}_samples"] for split in ("train", "val", "test"))}
+        for name in made:  # the copies were taken: some lines made for the new papers, none when nothing changed
+            assert (0 < made_now[name] < made_all[name]) if step == "added" else made_now[name] == 0, (step, name)
+        assert (out / "stages" / "items_kept.tsv").is_file()
+        fresh = tmp_path / f"fresh_{step}"
+        (fresh / "review").mkdir(parents=True)
+        (fresh / "review" / EXPERT_LABELS_NAME).write_bytes(b"")
+        shutil.copy(out / PINS_NAME, fresh / PINS_NAME)  # the update's split decisions (old papers stay put)
+        build(config(fresh), progress=False, fresh=True)
+        expected, got = all_outputs(fresh), all_outputs(out)
+        assert {"stages/items.jsonl", "stages/augment/augmented.jsonl", "dataset/dataset_info.json",
+                "dataset/fracto_train.json", "dataset/dataset_card.md", "dataset/dataset_card.json"} <= set(expected)
+        # the only files not in both: the kept lines' cache (the fresh build's items kept none) and the input
+        assert (set(got) - set(expected), set(expected) - set(got)) == (
+            {"stages/items_kept.tsv"}, {f"review/{EXPERT_LABELS_NAME}"}), step
+        assert [name for name in expected if name in got and got[name] != expected[name]] == [], step
+
+
+def test_lines_kept_under_another_pydantic_are_made_again(built, tmp_path: Path, monkeypatch) -> None:
+    """A kept items line or plan is a pydantic serialisation: lines kept by a build under another pydantic
+    version are not copied (its version is part of the files' keys, as PyMuPDF's is of mine's)."""
+    import pydantic
+
+    paths, config = _copy(built, tmp_path / "out")
+    items.run(paths, config, progress=False)
+    augment.run(paths, config, progress=False)
+    made_items, planned = _counting(monkeypatch, items, "_mined_item"), _counting(monkeypatch, augment, "plan_item")
+    monkeypatch.setattr(pydantic, "__version__", "0.0.other")
+    counts = items.run(paths, config, progress=False).counts
+    n_train = augment.run(paths, config, progress=False).counts["train_items"]
+    assert (len(made_items), len(planned)) == (counts["mined"], n_train) and n_train > 0

@@ -26,6 +26,7 @@ from dataset_builders.pdf.captions import split_panel_captions
 from dataset_builders.pdf.text import Caption, TextBlock
 from dataset_builders.pdf.tiling import grid_groups, tiles_grid
 from dataset_builders.records import Box, FigurePart
+from dataset_builders.union_find import UnionFind
 
 MIN_BBOX_PT = 40.0  # graphics smaller than this on the page (either side) are icons, bullets, logos
 GRAPHIC_GAP = 12.0  # graphics closer than this (pt) belong to the same figure
@@ -100,33 +101,26 @@ def _cluster_groups(boxes: list[Box], gap: float, barriers: list[Box]) -> list[l
 def pairwise_groups(boxes: list[Box], gap: float, barriers: list[Box]) -> list[list[int]]:
     """Merge pairs in (y0, x0) order, repeating until nothing merges; a merge that would cover more than a
     quarter of a barrier box is refused. Quadratic per pass: for the few graphics of a page only."""
-    parent = list(range(len(boxes)))
-    box_of = {i: boxes[i] for i in range(len(boxes))}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    sets = UnionFind(len(boxes))
+    box_of = {i: boxes[i] for i in range(len(boxes))}  # a set's box, at its root
     order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
     changed = True
     while changed:  # repeat: a merged box may now reach a box it did not reach before
         changed = False
         for a_pos, a in enumerate(order):
             for b in order[a_pos + 1:]:
-                ra, rb = find(a), find(b)
+                ra, rb = sets.find(a), sets.find(b)
                 if ra == rb or axis_gap(box_of[ra], box_of[rb]) > gap:
                     continue
                 merged = union(box_of[ra], box_of[rb])
                 if any(overlap_area(merged, bar) > 0.25 * (box_width(bar) * box_height(bar)) for bar in barriers):
                     continue
-                parent[rb] = ra
-                box_of[ra] = merged
+                sets.union(ra, rb)
+                box_of[sets.find(ra)] = merged
                 changed = True
     groups: dict[int, list[int]] = {}
     for i in order:
-        groups.setdefault(find(i), []).append(i)
+        groups.setdefault(sets.find(i), []).append(i)
     return sorted(groups.values(), key=lambda g: (min(boxes[i][1] for i in g), min(boxes[i][0] for i in g)))
 
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from dataset_builders.pdf.geometry import axis_gap, union
 from dataset_builders.records import Box
+from dataset_builders.union_find import UnionFind
 
 CELL_SHRINK = 0.999  # cell side = gap * this: two boxes in one cell are surely within gap (float slack)
 WORK_PER_BOX = 64  # budget of grid work per box before the occupancy raster takes over
@@ -62,40 +63,25 @@ class _Work:
             raise BudgetExceeded(f"{self.done} > {self.budget}")
 
 
-def _find(parent: list[int], i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def _join(parent: list[int], a: int, b: int) -> bool:
-    ra, rb = _find(parent, a), _find(parent, b)
-    if ra == rb:
-        return False
-    parent[max(ra, rb)] = min(ra, rb)
-    return True
-
-
-def _pairwise_unions(boxes: list[Box], gap: float, work: _Work) -> list[int]:
-    """Union-find parents after joining every pair of boxes within ``gap``, pair by pair (few boxes)."""
+def _pairwise_unions(boxes: list[Box], gap: float, work: _Work) -> UnionFind:
+    """The sets after joining every pair of boxes within ``gap``, pair by pair (few boxes)."""
     n = len(boxes)
-    parent = list(range(n))
+    sets = UnionFind(n)
     work.add(n * (n - 1) // 2)
     for i in range(n - 1):
         box = boxes[i]
         for j in range(i + 1, n):
             if axis_gap(box, boxes[j]) <= gap:
-                _join(parent, i, j)
-    return parent
+                sets.union(i, j)
+    return sets
 
 
-def _near_unions(boxes: list[Box], gap: float, work: _Work, pairwise_max: int = PAIRWISE_MAX) -> list[int]:
-    """Union-find parents after joining every pair of boxes within ``gap`` (one grid round; pair by pair
-    up to pairwise_max boxes). Stops once everything is one group: nothing is left to join."""
+def _near_unions(boxes: list[Box], gap: float, work: _Work, pairwise_max: int = PAIRWISE_MAX) -> UnionFind:
+    """The sets after joining every pair of boxes within ``gap`` (one grid round; pair by pair up to
+    pairwise_max boxes). Stops once everything is one group: nothing is left to join."""
     if len(boxes) <= pairwise_max:
         return _pairwise_unions(boxes, gap, work)
-    parent = list(range(len(boxes)))
+    sets = UnionFind(len(boxes))
     groups = len(boxes)
     side = gap * CELL_SHRINK
     cells: dict[tuple[int, int], list[int]] = {}
@@ -109,18 +95,18 @@ def _near_unions(boxes: list[Box], gap: float, work: _Work, pairwise_max: int = 
                     cells[(ix, iy)] = [i]
                 else:
                     members.append(i)
-                    groups -= _join(parent, members[0], i)  # same cell: within gap of each other
+                    groups -= sets.union(members[0], i)  # same cell: within gap of each other
     for offsets in _NEIGHBOURS:  # the adjacent cells first: in a dense plot they join everything already
         for (ix, iy), members in cells.items():
             if groups == 1:
-                return parent
+                return sets
             for dx, dy in offsets:
                 other = cells.get((ix + dx, iy + dy))
-                if other is None or _find(parent, members[0]) == _find(parent, other[0]):
+                if other is None or sets.find(members[0]) == sets.find(other[0]):
                     continue
                 if _first_near(boxes, members, other, gap, work):
-                    groups -= _join(parent, members[0], other[0])
-    return parent
+                    groups -= sets.union(members[0], other[0])
+    return sets
 
 
 def _first_near(boxes: list[Box], members: list[int], other: list[int], gap: float,
@@ -208,8 +194,8 @@ def proximity_groups(boxes: list[Box], gap: float, budget: float | None = None,
         group_of: list[int] = []
     else:
         try:
-            parent = _near_unions(boxes, gap, work, pairwise_max)
-            group_of = [_find(parent, i) for i in range(n)]
+            sets = _near_unions(boxes, gap, work, pairwise_max)
+            group_of = [sets.find(i) for i in range(n)]
         except BudgetExceeded:
             raster = True
             group_of = _occupancy_groups(boxes, gap)
@@ -223,11 +209,11 @@ def proximity_groups(boxes: list[Box], gap: float, budget: float | None = None,
             j = index[k]
             gboxes[j] = boxes[i] if gboxes[j] is None else union(gboxes[j], boxes[i])  # type: ignore[arg-type]
         try:
-            parent = _near_unions(gboxes, gap, work, pairwise_max)  # type: ignore[arg-type]
+            sets = _near_unions(gboxes, gap, work, pairwise_max)  # type: ignore[arg-type]
         except BudgetExceeded:
             raster = True  # a pathological page: keep the groups found so far
             break
-        roots = [_find(parent, j) for j in range(len(keys))]
+        roots = [sets.find(j) for j in range(len(keys))]
         if len(set(roots)) == len(keys):
             break
         group_of = [roots[index[k]] for k in group_of]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataset_builders.pdf.geometry import axis_gap, box_height, box_width, overlap_area, union
 from dataset_builders.records import Box
+from dataset_builders.union_find import UnionFind
 
 TILE_ALIGN = 4.0  # cell edges this close (pt) line up
 TILE_GUTTER = 0.25  # the widest gutter between two cells, as a share of the smaller cell's shorter side
@@ -99,21 +100,14 @@ def grid_groups(boxes: list[Box], blockers: list[Box], captions: list[Box] = ())
         return ((same_row or same_col) and axis_gap(a, b) <= TILE_GUTTER * side
                 and not any(overlap_area(between, c) > 0 for c in captions))
 
-    parent = list(range(len(boxes)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    sets = UnionFind(len(boxes))
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
             if aligned(boxes[i], boxes[j]):
-                parent[find(j)] = find(i)
+                sets.union(i, j)
     comps: dict[int, list[int]] = {}
     for i in range(len(boxes)):
-        comps.setdefault(find(i), []).append(i)
+        comps.setdefault(sets.find(i), []).append(i)
     out = []
     for comp in comps.values():
         cells = [boxes[i] for i in comp]
