@@ -25,7 +25,7 @@ from dataset_builders.config import BuildConfig
 from dataset_builders.records import DuplicateGroup, FilterDecision, PaperPanels, Problem, StageResult
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.union_find import UnionFind
-from fracto_core.files import iter_json_list, read_jsonl, read_model, write_json_list_atomic
+from fracto_core.files import iter_json_list, iter_jsonl, read_model, write_json_list_atomic
 
 STAGE = "dedup"
 TILE_ROWS, TILE_COLS = 64, 4096  # pairs compared per numpy step: 256 Ki x 8 bytes = 2 MiB, cache-sized
@@ -111,6 +111,13 @@ def pairs_within(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int]]
 def group_panels(panels: Sequence[tuple[str, str, str]], max_distance: int, progress: bool = False
                  ) -> list[DuplicateGroup]:
     """Duplicate groups of (paper_id, panel_id, phash) triples; groups ordered by representative."""
+    return list(iter_group_panels(panels, max_distance, progress))
+
+
+def iter_group_panels(panels: Sequence[tuple[str, str, str]], max_distance: int, progress: bool = False
+                      ) -> Iterator[DuplicateGroup]:
+    """group_panels' groups made one at a time as they are asked for (the stage writes each and lets it go:
+    14,000 group models held at once were ~9 MiB of the main process at 2,000 papers)."""
     ordered = sorted(panels, key=lambda p: (p[0], p[1]))
     hashes = hash_array([p[2] for p in ordered])
     uniques, inverse = np.unique(hashes, return_inverse=True)  # identical hashes: one comparison row
@@ -121,19 +128,17 @@ def group_panels(panels: Sequence[tuple[str, str, str]], max_distance: int, prog
     members: dict[int, list[int]] = {}
     for k, u in enumerate(inverse.ravel().tolist()):
         members.setdefault(uf.find(u), []).append(k)  # k ascends: members stay in (paper_id, panel_id) order
-    groups = []
     for ks in sorted(members.values(), key=lambda ks: ks[0]):
         rep = ordered[ks[0]][1]
-        groups.append(DuplicateGroup(group_id=rep, representative=rep, members=[ordered[k][1] for k in ks],
-                                     paper_ids=sorted({ordered[k][0] for k in ks})))
-    return groups
+        yield DuplicateGroup(group_id=rep, representative=rep, members=[ordered[k][1] for k in ks],
+                             paper_ids=sorted({ordered[k][0] for k in ks}))
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Group the kept panels by perceptual hash; write stages/dedup.json."""
     if not paths.filter.exists():
         raise FileNotFoundError(f"{paths.filter} is missing: run the filter stage first")
-    keep = {d.panel_id for d in read_jsonl(paths.filter, FilterDecision) if d.keep}
+    keep = {d.panel_id for d in iter_jsonl(paths.filter, FilterDecision) if d.keep}  # not a list of all decisions
     result = StageResult(stage=STAGE)
     triples: list[tuple[str, str, str]] = []
     found: set[str] = set()
@@ -158,13 +163,22 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     for missing in sorted(keep - found):
         result.problems.append(Problem(file=paths.rel(paths.filter), stage=STAGE, reason="unknown_panel",
                                        item_id=missing, detail="kept by the filter but absent from stages/panels"))
-    groups = group_panels(triples, config.dedup_max_distance, progress=progress)
-    write_json_list_atomic(paths.dedup, (g.model_dump() for g in groups))  # write_json_atomic's text, streamed
+    cross_paper = 0
+
+    def dumped(groups: Iterator[DuplicateGroup]) -> Iterator[dict]:
+        nonlocal cross_paper
+        for g in groups:
+            cross_paper += len(g.paper_ids) > 1
+            yield g.model_dump()
+
+    # write_json_atomic's text, streamed: a group is made, written and let go
+    n_groups = write_json_list_atomic(paths.dedup, dumped(iter_group_panels(triples, config.dedup_max_distance,
+                                                                           progress=progress)))
     result.counts = {
         "kept_panels": len(triples),
-        "groups": len(groups),
-        "duplicates_merged": len(triples) - len(groups),
-        "cross_paper_groups": sum(len(g.paper_ids) > 1 for g in groups),
+        "groups": n_groups,
+        "duplicates_merged": len(triples) - n_groups,
+        "cross_paper_groups": cross_paper,
     }
     return result
 

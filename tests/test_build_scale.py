@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from dataset_builders import augment, dataset_card, export
+from dataset_builders import dedup as dedup_stage
 from dataset_builders import label as label_stage
 from dataset_builders import split as split_stage
 from dataset_builders.config import BuildConfig
@@ -26,7 +27,7 @@ from dataset_builders.dedup import iter_groups, pairs_within
 from dataset_builders.items import ItemTexts, load_panels
 from dataset_builders.labelling.base import LabelTask
 from dataset_builders.labelling.caption_rules import CaptionRulesLabeler
-from dataset_builders.records import Item
+from dataset_builders.records import DuplicateGroup, Item
 from dataset_builders.stage_cache import Entry
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
@@ -272,6 +273,71 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
     whole = sorted(CaptionRulesLabeler(workers=2).label(tasks, progress=False).records, key=lambda r: r.item_id)
     assert "".join(r.model_dump_json() + "\n" for r in whole).encode() == paths.labels.read_bytes()
     assert problems == result.problems
+
+
+def test_dedup_stage_writes_each_group_as_it_is_made(built, tmp_path: Path, monkeypatch) -> None:
+    """Group models alive while dedup.json is written: the one being written, not every group (the stage made
+    them all before writing: ~9 MiB at 2,000 papers); the file and the counts keep their values."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    before = json.loads((built[0] / "stages" / "results" / "dedup.json").read_text())["counts"]
+    seen: list[int] = []
+    write = dedup_stage.write_json_list_atomic
+
+    def counting(path, values):
+        def watched():
+            for value in values:
+                seen.append(_alive(DuplicateGroup))
+                yield value
+        return write(path, watched())
+
+    monkeypatch.setattr(dedup_stage, "write_json_list_atomic", counting)
+    result = dedup_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    assert len(seen) == result.counts["groups"] >= 10
+    assert max(seen) <= 1  # was every group
+    assert result.counts == before
+    assert paths.dedup.read_bytes() == (built[0] / "stages" / "dedup.json").read_bytes()
+
+
+def test_label_stage_holds_no_list_of_the_dedup_groups(built, tmp_path: Path, monkeypatch) -> None:
+    """Group models alive while the caption rules label: the few being read, not every dedup group (the stage
+    held them all, sorted, for its whole run: ~12 MiB at 2,000 papers); labels.jsonl keeps its bytes."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    label_stage.cache_path(paths).unlink()
+    n_groups = sum(1 for _ in iter_groups(paths))
+    assert n_groups >= 10
+    seen: list[int] = []
+    label_task = CaptionRulesLabeler.label_task
+
+    def counting(self, task):
+        seen.append(_alive(DuplicateGroup))
+        return label_task(self, task)
+
+    monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
+    label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    assert seen and max(seen) <= 2  # was n_groups
+    assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
+
+
+def test_label_stage_sorts_dedup_groups_that_are_not_in_dedups_order(built, tmp_path: Path) -> None:
+    """A dedup.json whose groups are not in increasing representative order (by hand, older code) is sorted in
+    memory as before: the same labels and cache, not an error; the stream itself says why it stopped."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    groups = [g.model_dump() for g in iter_groups(paths)]
+    write_json_atomic(paths.dedup, groups[::-1])
+    with pytest.raises(label_stage.GroupsOutOfOrder, match=str(paths.dedup)):
+        list(label_stage.StreamedGroups(paths))
+    for cached in (False, True):  # every group labelled again, then every label reused from the cache
+        if not cached:
+            label_stage.cache_path(paths).unlink()
+        result = label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+        assert (result.counts["reused"] > 0) == cached
+        assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
 
 
 def test_label_stream_out_of_order_is_refused() -> None:
