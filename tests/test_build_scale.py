@@ -178,13 +178,20 @@ def test_validation_reopens_only_images_whose_file_changed(built, tmp_path: Path
     n_images = len(known.read_text().splitlines())
     assert n_images == len({p for p in (ds / "images").rglob("*") if p.is_file()}) > 10
     opened: list[str] = []
-    real_open = validate.Image.open
+    real_open, real_header = validate.Image.open, validate.jpeg_header_size
 
     def counting(path, *args, **kwargs):
         opened.append(str(path))
         return real_open(path, *args, **kwargs)
 
+    def counting_header(path):  # a plain JPEG's size is read from its header, without Pillow
+        size = real_header(path)
+        if size is not None:
+            opened.append(str(path))
+        return size
+
     monkeypatch.setattr(validate.Image, "open", counting)
+    monkeypatch.setattr(validate, "jpeg_header_size", counting_header)
     again = check_dataset(ds, BuildConfig(), known_sizes=known)
     assert opened == []
     assert (again.problems, again.samples, again.max_image_tokens) == (first.problems, first.samples,
