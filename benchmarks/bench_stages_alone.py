@@ -79,7 +79,9 @@ def run_alone(tree: Path, build: Path, work: Path) -> dict[str, float]:
     for name in CACHES:
         (work / "stages" / name).unlink(missing_ok=True)
     proc = subprocess.run([sys.executable, "-c", CHILD, str(work)], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if proc.returncode:  # the child's own error names the file and the reason
+        raise SystemExit(f"stages of {tree} on {work} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("STAGES "))[len("STAGES "):])
 
 

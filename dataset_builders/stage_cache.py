@@ -42,6 +42,7 @@ import ast
 import hashlib
 import importlib
 import os
+import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
@@ -218,8 +219,9 @@ def pin_code(fingerprinted: Sequence[str], imported: Sequence[str], digest_file:
     if digest_file is not None:
         _known.update(_read_digests(digest_file))
     parsed = _parses[0]
-    if shared is not None:
-        _shared.append(shared / hashlib.sha256(_digests_header().encode()).hexdigest()[:16])
+    if shared is not None and (folder := _private_folder(shared / hashlib.sha256(_digests_header().encode())
+                                                          .hexdigest()[:16])) is not None:
+        _shared.append(folder)
     try:
         for name in code_modules(*imported):
             importlib.import_module(name)
@@ -251,6 +253,22 @@ def shared_digest_folder() -> Path | None:
         return None
 
 
+def _private_folder(folder: Path) -> Path | None:
+    """``folder`` (made if missing, mode 0o700) when it and its parent are real folders owned by this user that
+    no one else may write to, else None: an entry another user could plant would decide which code a record key
+    hashes (a key that does not change when the code does), so a shared team or /tmp folder is not used."""
+    try:
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # (parents above it: the umask's mode)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        for f in (folder.parent, folder):
+            st = os.lstat(f)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
+    except OSError:
+        return None
+    return folder
+
+
 def _write_digests(path: Path, entries: Sequence[tuple[str, str]]) -> None:
     """A digest file of these (name, sha256) entries of _known, written atomically, ending with a checksum line."""
     lines = [_digests_header(), *(f"{name}\t{sha}\t{_known[name, sha][1].hex()}\t{','.join(sorted(_known[name, sha][0]))}"
@@ -263,7 +281,6 @@ def _share(path: Path, name: str, sha: str) -> None:
     """One parse's entry in the shared folder; one that cannot be written (a read-only or full cache folder) is
     left out: the next build parses that file again."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         _write_digests(path, [(name, sha)])
     except OSError:
         pass

@@ -61,7 +61,8 @@ def test_a_torn_foreign_or_misnamed_entry_is_parsed_again(fresh, tmp_path, monke
     torn, foreign, misnamed = entries[:3]
     torn.write_text(torn.read_text()[:-20])
     header, *rest = foreign.read_text().splitlines(keepends=True)
-    foreign.write_text(header.replace("\t", "\t2.7 ", 1) + "".join(rest))  # another Python's (its checksum holds)
+    body = header.replace("\t", "\t2.7 ", 1) + "".join(rest[:-1])
+    foreign.write_text(body + stage_cache._checksum_line(body))  # another Python's, its checksum recomputed
     misnamed.write_text(entries[3].read_text())  # a whole entry, of another file
     _fresh_process(monkeypatch)
     assert stage_cache.pin_code(MODULES, (), None, shared) == 3
@@ -149,3 +150,24 @@ def test_the_statement_walk_finds_every_import_ast_walk_finds():
         tree = ast.parse(path.read_bytes())
         walked = {n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))}
         assert {n for n in stage_cache._statements(tree) if isinstance(n, (ast.Import, ast.ImportFrom))} == walked, path
+
+
+@pytest.mark.parametrize("how", ["group_writable", "symlinked"])
+def test_a_folder_others_could_write_is_not_used(fresh, tmp_path, monkeypatch, how):
+    """An entry another user could plant would decide which code a key hashes: a shared folder that is group- or
+    world-writable, or whose version folder is a symlink, is neither read nor written (every file parsed)."""
+    shared = tmp_path / "shared"
+    stage_cache.pin_code(MODULES, (), None, shared)
+    keys = [stage_cache.code_fingerprint(m) for m in MODULES]
+    (version,) = {p.parent for p in _entries(shared)}
+    if how == "group_writable":
+        shared.chmod(0o775)
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        version.rename(elsewhere)
+        version.symlink_to(elsewhere)
+    n_entries = len(list(_entries(tmp_path)))
+    _fresh_process(monkeypatch)
+    assert stage_cache.pin_code(MODULES, (), None, shared) > 50  # nothing read
+    assert [stage_cache.code_fingerprint(m) for m in MODULES] == keys
+    assert len(list(_entries(tmp_path))) == n_entries  # nothing written
