@@ -43,9 +43,24 @@ from typing import NamedTuple
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.mentions import find_mentions
-from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
-from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
-from dataset_builders.stage_cache import Entry, StageKeys, iter_entries, read_index, write_entry
+from dataset_builders.labelling.multipanel import REASON as UNSPLIT
+from dataset_builders.labelling.multipanel import lettered_views
+from dataset_builders.records import (
+    FilterDecision,
+    ImageCues,
+    PanelRecord,
+    PaperPanels,
+    Problem,
+    StageResult,
+)
+from dataset_builders.stage_cache import (
+    Entry,
+    StageKeys,
+    iter_entries,
+    library_versions,
+    read_index,
+    write_entry,
+)
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import open_text_atomic, read_model
@@ -344,7 +359,8 @@ def cache_path(paths: StagePaths) -> Path:
 
 def paper_keys(paths: StagePaths, config: BuildConfig) -> dict[str, str]:
     """{paper id: key of its decisions}: this code, filter_min_score and the panels file's bytes (stage_cache)."""
-    keys = StageKeys(["dataset_builders.filter"], {"filter_min_score": config.filter_min_score})
+    keys = StageKeys(["dataset_builders.filter"], {"filter_min_score": config.filter_min_score}
+                     | library_versions("pydantic"))  # pydantic wrote the cached lines
     return {f.stem: keys.paper(f) for f in sorted(paths.panels.glob("*.json"))}
 
 

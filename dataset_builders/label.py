@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -50,7 +51,15 @@ from dataset_builders.records import (
     Problem,
     StageResult,
 )
-from dataset_builders.stage_cache import Entry, StageKeys, iter_entries, pin_code, read_index, write_entry
+from dataset_builders.stage_cache import (
+    Entry,
+    StageKeys,
+    iter_entries,
+    library_versions,
+    pin_code,
+    read_index,
+    write_entry,
+)
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import iter_jsonl, open_text_atomic, write_jsonl_atomic
 
@@ -100,8 +109,17 @@ def _require(path: Path, made_by: str) -> None:
 
 
 def load_groups(paths: StagePaths) -> list[DuplicateGroup]:
-    """The dedup groups, sorted by representative id: paper by paper (a panel id starts with its paper id)."""
-    return sorted(iter_groups(paths), key=lambda g: g.representative)
+    """The dedup groups, sorted by representative id: paper by paper (a panel id starts with its paper id);
+    a representative named by two groups raises naming the file."""
+    groups = sorted(iter_groups(paths), key=lambda g: g.representative)
+    for a, b in zip(groups, groups[1:]):
+        if a.representative == b.representative:
+            raise _twice(paths, a.representative)
+    return groups
+
+
+def _twice(paths: StagePaths, representative: str) -> ValueError:
+    return ValueError(f"{paths.dedup}: representative {representative} heads two groups (dedup writes each once)")
 
 
 class GroupsOutOfOrder(ValueError):
@@ -116,11 +134,19 @@ class StreamedGroups:
 
     def __init__(self, paths: StagePaths):
         self.paths = paths
+        self.identity: tuple[int, int, int] | None = None  # the file's (inode, size, mtime) at the first pass
 
     def __iter__(self) -> Iterator[DuplicateGroup]:
+        st = os.stat(self.paths.dedup)
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self.identity is not None and identity != self.identity:  # another writer between two passes
+            raise ValueError(f"{self.paths.dedup}: changed while the label stage read it (run the build again)")
+        self.identity = identity
         last = None
         for group in iter_groups(self.paths):
             if last is not None and group.representative <= last:
+                if group.representative == last:
+                    raise _twice(self.paths, last)
                 raise GroupsOutOfOrder(f"{self.paths.dedup}: group {group.representative} after {last}")
             last = group.representative
             yield group
@@ -238,7 +264,7 @@ class LabelCache:
 
     def __init__(self, paths: StagePaths):
         self.path = cache_path(paths)
-        self.keys = StageKeys(list(KEYED_MODULES))
+        self.keys = StageKeys(list(KEYED_MODULES), library_versions("pydantic"))  # pydantic wrote the cached lines
         self.panels = paths.panels
         self.index = read_index(self.path)
         self._paper_keys: dict[str, str] = {}  # by paper id: ~9 groups per paper ask, one path made
@@ -383,8 +409,11 @@ def config_for(out: Path, given: dict) -> BuildConfig:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
+    from dataset_builders.labelling.registry import (
+        LabelerUnavailableError,
+        UnknownLabelerError,
+    )
     from dataset_builders.stages import collect_report, run_stage, write_report
-    from dataset_builders.labelling.registry import LabelerUnavailableError, UnknownLabelerError
 
     ns = build_parser().parse_args(argv)
     pin_code(KEYED_MODULES, KEYED_MODULES)  # the code this command's keys hash, read once now (as a build does)

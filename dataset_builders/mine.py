@@ -366,7 +366,7 @@ def _mine_task(args: tuple[str, str, str, str, BuildConfig, SourceMeta | None]) 
 def record_key(config: BuildConfig) -> str:
     """The key of the paper records this code makes with these settings and this PyMuPDF (stage_cache.StageKeys;
     its MuPDF holds the Tesseract that OCRs, so no version of its own; the language data is not in the key)."""
-    settings = {name: getattr(config, name) for name in MINE_SETTINGS} | library_versions("pymupdf")
+    settings = {name: getattr(config, name) for name in MINE_SETTINGS} | library_versions("pymupdf", "pydantic")
     return StageKeys(["dataset_builders.mine"], settings).base
 
 

@@ -31,7 +31,7 @@ from dataset_builders.stage_cache import (
 from dataset_builders.stage_paths import StagePaths
 from fracto_core.files import write_model_atomic
 
-LIBRARIES = ("PIL", "numpy", "scipy", "imagehash", "pymupdf")  # their versions decide the crops, hashes, cues
+LIBRARIES = ("PIL", "numpy", "scipy", "imagehash", "pymupdf", "pydantic")  # crops, hashes, cues; the records' text
 Outcome = tuple[dict[str, int], list[Problem]]
 
 

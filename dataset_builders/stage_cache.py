@@ -254,19 +254,33 @@ def shared_digest_folder() -> Path | None:
 
 
 def _private_folder(folder: Path) -> Path | None:
-    """``folder`` (made if missing, mode 0o700) when it and its parent are real folders owned by this user that
-    no one else may write to, else None: an entry another user could plant would decide which code a record key
-    hashes (a key that does not change when the code does), so a shared team or /tmp folder is not used."""
+    """``folder`` (made if missing, mode 0o700) when it and its parent are real folders owned by this user, whose
+    group and world write bits are then removed (a folder made under a umask such as 002); else None, said once on
+    stderr: an entry another user could plant would decide which code a record key hashes (a key that does not
+    change when the code does), so a symlinked, team or /tmp folder of someone else is not used."""
     try:
         folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # (parents above it: the umask's mode)
         folder.mkdir(mode=0o700, exist_ok=True)
         for f in (folder.parent, folder):
             st = os.lstat(f)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-                return None
-    except OSError:
-        return None
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                return _not_used(folder, f"{f} is {'not a folder' if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) else 'owned by another user'}")
+            if st.st_mode & 0o022:  # ours, made under a umask such as 002: no one else may write to it from now on
+                os.chmod(f, stat.S_IMODE(st.st_mode) & ~0o022)
+    except OSError as exc:
+        return _not_used(folder, str(exc))
     return folder
+
+
+def _not_used(folder: Path, why: str) -> None:
+    """Say once per process why the shared digest folder is not used (every file is then parsed, as without it)."""
+    if not _warned:
+        _warned.append(folder)
+        print(f"[  build] shared code-digest folder {folder.parent} not used: {why}", file=sys.stderr, flush=True)
+    return None
+
+
+_warned: list[Path] = []
 
 
 def _write_digests(path: Path, entries: Sequence[tuple[str, str]]) -> None:

@@ -33,7 +33,13 @@ from dataset_builders.stage_paths import StagePaths
 from dataset_builders.validate import NotALineList, check_dataset, iter_line_list
 from dataset_builders.workers import IN_FLIGHT_PER_WORKER, run_jobs
 from fracto_core.answer_format import format_answer, instruction_prompt
-from fracto_core.files import PathSet, open_text_atomic, remove_unlisted, write_json_atomic, write_json_list_atomic
+from fracto_core.files import (
+    PathSet,
+    open_text_atomic,
+    remove_unlisted,
+    write_json_atomic,
+    write_json_list_atomic,
+)
 
 
 def _alive(cls: type) -> int:
@@ -345,6 +351,61 @@ def test_label_stage_sorts_dedup_groups_that_are_not_in_dedups_order(built, tmp_
         result = label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
         assert (result.counts["reused"] > 0) == cached
         assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("where", ["adjacent", "apart"])
+def test_a_representative_heading_two_groups_is_named_with_the_file(built, tmp_path: Path, where: str) -> None:
+    """Both of label's paths (streamed in dedup's order, sorted in memory otherwise) say which file and which
+    representative, instead of a labeller-stream or cache error about an item."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    groups = [g.model_dump() for g in iter_groups(paths)]
+    write_json_atomic(paths.dedup, groups + groups[-1:] if where == "adjacent" else groups[-1:] + groups)
+    with pytest.raises(ValueError, match=f"{paths.dedup}: representative .* heads two groups"):
+        label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()  # left as it was
+
+
+def test_a_dedup_file_replaced_between_labels_two_passes_is_refused(built, tmp_path: Path, monkeypatch) -> None:
+    """The streamed path reads dedup.json twice: a file another writer replaced in between is not mixed (a
+    changed group's stale label was copied from the cache)."""
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    text = paths.dedup.read_text()
+    group_keys = label_stage._group_keys
+
+    def then_replaced(*args):
+        found = group_keys(*args)
+        paths.dedup.unlink()
+        paths.dedup.write_text(text)  # the same text in a new file
+        return found
+
+    monkeypatch.setattr(label_stage, "_group_keys", then_replaced)
+    with pytest.raises(ValueError, match=f"{paths.dedup}: changed while the label stage read it"):
+        label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
+
+
+def test_filter_and_label_caches_kept_under_another_pydantic_are_not_reused(built, tmp_path: Path, monkeypatch) -> None:
+    """Their cached lines are pydantic serialisations, as the kept items lines are: another pydantic makes them
+    again (the same bytes here)."""
+    import pydantic
+
+    from dataset_builders import filter as filter_stage
+
+    out = tmp_path / "out"
+    shutil.copytree(built[0] / "stages", out / "stages")
+    paths = StagePaths(out)
+    config = BuildConfig(out=out, workers=1, seed=3)
+    assert filter_stage.run(paths, config, progress=False).counts["papers_resumed"] > 0
+    assert label_stage.run(paths, config, progress=False).counts["reused"] > 0
+    monkeypatch.setattr(pydantic, "__version__", "0.0.other")
+    assert filter_stage.run(paths, config, progress=False).counts["papers_resumed"] == 0
+    assert label_stage.run(paths, config, progress=False).counts["reused"] == 0
+    assert paths.filter.read_bytes() == (built[0] / "stages" / "filter.jsonl").read_bytes()
+    assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
 
 
 def test_label_stream_out_of_order_is_refused() -> None:

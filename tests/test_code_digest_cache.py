@@ -152,22 +152,38 @@ def test_the_statement_walk_finds_every_import_ast_walk_finds():
         assert {n for n in stage_cache._statements(tree) if isinstance(n, (ast.Import, ast.ImportFrom))} == walked, path
 
 
-@pytest.mark.parametrize("how", ["group_writable", "symlinked"])
-def test_a_folder_others_could_write_is_not_used(fresh, tmp_path, monkeypatch, how):
-    """An entry another user could plant would decide which code a key hashes: a shared folder that is group- or
-    world-writable, or whose version folder is a symlink, is neither read nor written (every file parsed)."""
+@pytest.mark.parametrize("how", ["another_owner", "symlinked"])
+def test_a_folder_others_could_write_is_not_used(fresh, tmp_path, monkeypatch, capsys, how):
+    """An entry another user could plant would decide which code a key hashes: a shared folder owned by someone
+    else, or whose version folder is a symlink, is neither read nor written (every file parsed), and says why."""
     shared = tmp_path / "shared"
     stage_cache.pin_code(MODULES, (), None, shared)
     keys = [stage_cache.code_fingerprint(m) for m in MODULES]
     (version,) = {p.parent for p in _entries(shared)}
-    if how == "group_writable":
-        shared.chmod(0o775)
+    if how == "another_owner":
+        other = os.getuid() + 1
+        monkeypatch.setattr(stage_cache.os, "getuid", lambda: other)
     else:
         elsewhere = tmp_path / "elsewhere"
         version.rename(elsewhere)
         version.symlink_to(elsewhere)
     n_entries = len(list(_entries(tmp_path)))
     _fresh_process(monkeypatch)
+    monkeypatch.setattr(stage_cache, "_warned", [])
     assert stage_cache.pin_code(MODULES, (), None, shared) > 50  # nothing read
     assert [stage_cache.code_fingerprint(m) for m in MODULES] == keys
     assert len(list(_entries(tmp_path))) == n_entries  # nothing written
+    assert f"shared code-digest folder {shared} not used" in capsys.readouterr().err
+
+
+def test_a_folder_made_group_writable_is_made_private_and_used(fresh, tmp_path, monkeypatch):
+    """Under a umask such as 002 an earlier version made the folder group-writable: it is ours, so its group and
+    world write bits are removed and its entries used."""
+    shared = tmp_path / "shared"
+    stage_cache.pin_code(MODULES, (), None, shared)
+    (version,) = {p.parent for p in _entries(shared)}
+    for f in (shared, version):
+        f.chmod(0o777)
+    _fresh_process(monkeypatch)
+    assert stage_cache.pin_code(MODULES, (), None, shared) == 0
+    assert {oct(f.stat().st_mode & 0o777) for f in (shared, version)} == {oct(0o755)}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_mine import cfg, paper_caption_above, paper_main
 
-from dataset_builders import mine, panels
+from dataset_builders import mine, panel_records, panels
 from dataset_builders.records import PaperRecord, Problem
 from dataset_builders.stage_cache import code_modules
 from dataset_builders.stage_paths import StagePaths
@@ -147,3 +147,22 @@ def test_a_library_version_is_part_of_the_mine_and_panels_keys(tmp_path, monkeyp
     monkeypatch.setattr(pymupdf, "VersionBind", "0.0-other")
     assert mine.record_key(config) != key
     assert mine.run(paths, config, progress=False).counts["code_remined"] == 2
+
+
+def test_pydantic_is_part_of_the_mine_and_panels_keys(tmp_path, monkeypatch):
+    """Their records are pydantic serialisations (paper.json, panels/<id>.json), as the kept lines are: another
+    pydantic makes them again, so an update writes what a fresh build would."""
+    import pydantic
+
+    paths, config, _, _ = _two_papers(tmp_path)
+    key = mine.record_key(config)
+    panels.run(paths, config, progress=False)
+    monkeypatch.setattr(pydantic, "__version__", "0.0-other")
+    assert mine.record_key(config) != key
+    assert mine.run(paths, config, progress=False).counts["code_remined"] == 2
+    panels_key = panel_records.record_key()
+    monkeypatch.undo()
+    assert panel_records.record_key() != panels_key
+    monkeypatch.setattr(pydantic, "__version__", "0.0-other")
+    assert panels.run(paths, config, progress=False).counts["papers_resumed"] == 0
+

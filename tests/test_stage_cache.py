@@ -150,12 +150,13 @@ def test_filter_and_label_make_their_keys_with_one_function(built: Path) -> None
     paper = sorted(f.stem for f in paths.panels.glob("*.json"))[0]
     panels_file = paths.panels / f"{paper}.json"
     config = _config(paths)
-    filter_keys = StageKeys(["dataset_builders.filter"], {"filter_min_score": config.filter_min_score})
+    pydantic = stage_cache.library_versions("pydantic")  # both caches hold pydantic's serialisations
+    filter_keys = StageKeys(["dataset_builders.filter"], {"filter_min_score": config.filter_min_score} | pydantic)
     assert filter_stage.paper_keys(paths, config)[paper] == filter_keys.paper(panels_file)
-    label_keys = StageKeys(["dataset_builders.label", "dataset_builders.labelling.caption_rules"])
+    label_keys = StageKeys(["dataset_builders.label", "dataset_builders.labelling.caption_rules"], pydantic)
     assert label_stage.LabelCache(paths).paper_key(paper) == label_keys.paper(panels_file)
     assert filter_keys.paper(panels_file) != label_keys.paper(panels_file)  # other code, other settings
-    assert StageKeys(["dataset_builders.filter"], {"filter_min_score": 9.0}).paper(panels_file) != filter_keys.paper(
+    assert StageKeys(["dataset_builders.filter"], {"filter_min_score": 9.0} | pydantic).paper(panels_file) != filter_keys.paper(
         panels_file)
 
 
