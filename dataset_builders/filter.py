@@ -43,24 +43,9 @@ from typing import NamedTuple
 
 from dataset_builders.config import BuildConfig
 from dataset_builders.labelling.mentions import find_mentions
-from dataset_builders.labelling.multipanel import REASON as UNSPLIT
-from dataset_builders.labelling.multipanel import lettered_views
-from dataset_builders.records import (
-    FilterDecision,
-    ImageCues,
-    PanelRecord,
-    PaperPanels,
-    Problem,
-    StageResult,
-)
-from dataset_builders.stage_cache import (
-    Entry,
-    StageKeys,
-    iter_entries,
-    library_versions,
-    read_index,
-    write_entry,
-)
+from dataset_builders.labelling.multipanel import REASON as UNSPLIT, lettered_views
+from dataset_builders.records import FilterDecision, ImageCues, PanelRecord, PaperPanels, Problem, StageResult
+from dataset_builders.stage_cache import Entry, StageKeys, iter_entries, library_versions, read_index, write_entry
 from dataset_builders.stage_paths import StagePaths
 from dataset_builders.workers import run_jobs
 from fracto_core.files import open_text_atomic, read_model

@@ -257,6 +257,19 @@ def test_augment_holds_a_bounded_number_of_items(built, tmp_path: Path, monkeypa
     assert augment.manifest_path(paths).read_bytes() == augment.manifest_path(StagePaths(built[0])).read_bytes()
 
 
+def _label_counting_alive(monkeypatch, cls: type, paths: StagePaths) -> tuple[list[int], object]:
+    """Run the label stage (caption rules, 1 worker), counting the objects of ``cls`` alive at each task."""
+    seen: list[int] = []
+    label_task = CaptionRulesLabeler.label_task
+
+    def counting(self, task):
+        seen.append(_alive(cls))
+        return label_task(self, task)
+
+    monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
+    return seen, label_stage.run(paths, BuildConfig(out=paths.out, workers=1, seed=3), progress=False)
+
+
 def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path: Path, monkeypatch) -> None:
     """Tasks alive while the caption rules label: the one being labelled, not every dedup group's (the
     stage built them all, with their panels, before labelling); labels.jsonl keeps its bytes, and equals
@@ -266,15 +279,7 @@ def test_label_stage_streams_its_tasks_and_writes_the_same_bytes(built, tmp_path
     paths = StagePaths(out)
     (out / "stages" / "labels.jsonl").unlink()
     label_stage.cache_path(paths).unlink()  # every group labelled again (the cache is tested below)
-    seen: list[int] = []
-    label_task = CaptionRulesLabeler.label_task
-
-    def counting(self, task):
-        seen.append(_alive(LabelTask))
-        return label_task(self, task)
-
-    monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
-    result = label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    seen, result = _label_counting_alive(monkeypatch, LabelTask, paths)
     n_tasks = sum(v for k, v in result.counts.items() if k != "reused")
     assert result.counts["reused"] == 0
     assert len(seen) == n_tasks >= 10
@@ -322,15 +327,7 @@ def test_label_stage_holds_no_list_of_the_dedup_groups(built, tmp_path: Path, mo
     label_stage.cache_path(paths).unlink()
     n_groups = sum(1 for _ in iter_groups(paths))
     assert n_groups >= 10
-    seen: list[int] = []
-    label_task = CaptionRulesLabeler.label_task
-
-    def counting(self, task):
-        seen.append(_alive(DuplicateGroup))
-        return label_task(self, task)
-
-    monkeypatch.setattr(CaptionRulesLabeler, "label_task", counting)
-    label_stage.run(paths, BuildConfig(out=out, workers=1, seed=3), progress=False)
+    seen, _ = _label_counting_alive(monkeypatch, DuplicateGroup, paths)
     assert seen and max(seen) <= 2  # was n_groups
     assert paths.labels.read_bytes() == (built[0] / "stages" / "labels.jsonl").read_bytes()
 
