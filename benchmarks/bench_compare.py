@@ -7,7 +7,9 @@ Usage:
 On a shared machine the CPU seconds of one build move with the load (a busy core slows memory access; the
 same code measured 15.7 and 19.1 s within two hours here), so two versions benchmarked minutes apart cannot
 be compared. Each round here runs the floor (benchmarks/bench_build.py's bare PyMuPDF pass, --workers 1),
-then one fresh build of every tree (--workers 1, bench_build's child process: imports not timed), and prints
+then one fresh build of every tree, in an order that turns from round to round (so no version is always
+the later one while the host drifts; use an even number of rounds with two trees), (--workers 1,
+bench_build's child process: imports not timed), and prints
 each build's CPU and per-stage CPU seconds (and the CPU outside the stages: the build's start and its report); at the end the medians and builder/floor per tree, and the
 per-round ratios, so a burst of load shows as one odd round instead of moving one version only. The
 corpus is bench_build's (default: the real-size corpus, 200 papers). Outputs are removed at the end.
@@ -74,7 +76,10 @@ def main() -> None:
         for r in range(args.rounds):
             floors.append(time_floor(pdfs, 1)["cpu"])
             print(f"round {r + 1}: floor cpu {floors[-1]:.2f}s", flush=True)
-            for name, tree in trees.items():
+            # the order turns every round: on a host whose speed drifts within minutes (one version measured
+            # 3.34 -> 3.75 s over five of its runs here), the version always built second was always slower
+            order = list(trees.items())
+            for name, tree in order[r % len(order):] + order[:r % len(order)]:
                 run = build_cpu(tree, papers, work / f"{name}-{r}")
                 cpu[name].append(run["cpu"])
                 outside = run["cpu"] - sum(c for _, c in run["stages"].values())  # build start, report: fixed costs
