@@ -43,6 +43,13 @@ def build_cpu(tree: Path, papers: Path, out: Path) -> dict:
     return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))[len("BENCH "):])
 
 
+def turned(trees: dict[str, Path], r: int) -> list[tuple[str, Path]]:
+    """The trees in round r's order: turned by one every round. On a host whose speed drifts within minutes (one
+    version measured 3.34 -> 3.75 s CPU over five of its runs in a row), a version always run second reads slower."""
+    order = list(trees.items())
+    return order[r % len(order):] + order[:r % len(order)]
+
+
 def parse_trees(ap: argparse.ArgumentParser, specs: list[str]) -> dict[str, Path]:
     """{name: folder} of the --tree NAME=PATH arguments (an argparse error for a folder without dataset_builders/)."""
     trees = {}
@@ -76,10 +83,7 @@ def main() -> None:
         for r in range(args.rounds):
             floors.append(time_floor(pdfs, 1)["cpu"])
             print(f"round {r + 1}: floor cpu {floors[-1]:.2f}s", flush=True)
-            # the order turns every round: on a host whose speed drifts within minutes (one version measured
-            # 3.34 -> 3.75 s over five of its runs here), the version always built second was always slower
-            order = list(trees.items())
-            for name, tree in order[r % len(order):] + order[:r % len(order)]:
+            for name, tree in turned(trees, r):
                 run = build_cpu(tree, papers, work / f"{name}-{r}")
                 cpu[name].append(run["cpu"])
                 outside = run["cpu"] - sum(c for _, c in run["stages"].values())  # build start, report: fixed costs

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_compare import parse_trees  # noqa: E402
+from benchmarks.bench_compare import parse_trees, turned  # noqa: E402
 
 CACHES = ("export_image_sizes.tsv", "export_verdicts.tsv", "export_meta_keys.tsv", "filter_cache.txt",
           "label_cache.txt")
@@ -100,7 +100,7 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     try:
         for r in range(args.rounds):
-            for name, tree in trees.items():
+            for name, tree in turned(trees, r):
                 runs[name].append(run_alone(tree, args.build.resolve(), args.work / name))
                 print(f"round {r + 1} {name}: cpu s " + ", ".join(f"{k} {v:.3f}" for k, v in runs[name][-1].items()),
                       flush=True)
