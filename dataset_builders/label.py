@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -61,7 +60,7 @@ from dataset_builders.stage_cache import (
     write_entry,
 )
 from dataset_builders.stage_paths import StagePaths
-from fracto_core.files import iter_jsonl, open_text_atomic, write_jsonl_atomic
+from fracto_core.files import file_identity, iter_jsonl, open_text_atomic, write_jsonl_atomic
 
 STAGE = "label"
 KEYED_MODULES = ("dataset_builders.label", "dataset_builders.labelling.caption_rules")  # what its keys hash
@@ -135,13 +134,13 @@ class StreamedGroups:
     def __init__(self, paths: StagePaths):
         self.paths = paths
         self.identity: tuple[int, int, int] | None = None  # the file's (inode, size, mtime) at the first pass
+        self.passes = 0
 
     def __iter__(self) -> Iterator[DuplicateGroup]:
-        st = os.stat(self.paths.dedup)
-        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if self.identity is not None and identity != self.identity:  # another writer between two passes
+        identity = file_identity(self.paths.dedup)
+        if self.passes and identity != self.identity:  # another writer between two passes
             raise ValueError(f"{self.paths.dedup}: changed while the label stage read it (run the build again)")
-        self.identity = identity
+        self.identity, self.passes = identity, self.passes + 1
         last = None
         for group in iter_groups(self.paths):
             if last is not None and group.representative <= last:

@@ -23,22 +23,19 @@ Usage (mine.run, panel_records.resumed_outcomes):
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 from pathlib import Path
 
 from dataset_builders.kept_lines import KeptLines, key_of
+from fracto_core.files import file_identity
 
 FORMAT = "resume-summary-1"  # part of the file key: a change of what a summary holds reads no old file
 
 
 def identity(record: Path) -> str | None:
     """inode, size and modification time (ns) of the record file; None when it cannot be read."""
-    try:
-        st = os.stat(record)
-    except OSError:
-        return None
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    found = file_identity(record)
+    return None if found is None else ":".join(map(str, found))
 
 
 class ResumeSummaries:

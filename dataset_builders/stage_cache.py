@@ -264,7 +264,7 @@ def _private_folder(folder: Path) -> Path | None:
         for f in (folder.parent, folder):
             st = os.lstat(f)
             if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-                return _not_used(folder, f"{f} is {'not a folder' if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) else 'owned by another user'}")
+                return _not_used(folder, f"{f} is {'owned by another user' if stat.S_ISDIR(st.st_mode) else 'not a folder'}")
             if st.st_mode & 0o022:  # ours, made under a umask such as 002: no one else may write to it from now on
                 os.chmod(f, stat.S_IMODE(st.st_mode) & ~0o022)
     except OSError as exc:

@@ -124,6 +124,16 @@ def write_model_atomic(path: Path, record: BaseModel, durable: bool = True) -> N
     write_text_atomic(path, record.model_dump_json(indent=1) + "\n", durable=durable)
 
 
+def file_identity(path: str | os.PathLike) -> tuple[int, int, int] | None:
+    """(inode, size, modification time in ns) of a file, None when it cannot be stat'ed: what a file written
+    atomically (a new inode) or in place (a new size or time) changes, for caches that trust a file while it holds."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class PathSet:
     """A set of path strings held as their 64-bit hashes (8 bytes each in a sorted array, not ~190 bytes of
     str and set slot): what remove_unlisted keeps, which it only asks `in` (a Path asks as its str). Two

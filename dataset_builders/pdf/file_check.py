@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dataset_builders.workers import run_jobs
-from fracto_core.files import file_sha256, open_text_atomic
+from fracto_core.files import file_identity, file_sha256, open_text_atomic
 
 Verdict = tuple[str, tuple[str, str, str] | None]  # (paper id, None) or ("", (reason, detail, severity))
 
@@ -69,14 +69,6 @@ def check_file(file: str) -> tuple[str, tuple[str, str, str] | None]:
         return "", ("unreadable", str(exc), "failed")
 
 
-def _identity(f: Path) -> tuple[int, int, int] | None:
-    try:
-        st = f.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
 def read_known(path: Path) -> dict[str, tuple[tuple[int, int, int], str]]:
     """{file path: ((inode, bytes, mtime_ns), paper id)} of check_files' file; missing or bad lines: unknown."""
     known: dict[str, tuple[tuple[int, int, int], str]] = {}
@@ -98,7 +90,7 @@ def check_files(files: list[Path], known_path: Path, workers: int) -> list[Verdi
     # the same file under another path (a papers folder moved, or hard-linked into a new one as the scale
     # benchmark's update does): the same inode, size and mtime
     by_identity = {identity: pid for identity, pid in known.values()}
-    identities = [_identity(f) for f in files]
+    identities = [file_identity(f) for f in files]
     verdicts: list[Verdict | None] = [None] * len(files)
     for i, (f, identity) in enumerate(zip(files, identities)):
         hit = known.get(str(f))
