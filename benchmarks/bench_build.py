@@ -51,9 +51,9 @@ from dataset_builders.pdf.floor import floor_pass  # noqa: E402
 from dataset_builders.workers import keep_freed_memory  # noqa: E402
 
 CHILD = """
-import json, resource, sys, time
+import contextlib, io, json, resource, sys, time
 from pathlib import Path
-from dataset_builders.build import build, cpu_seconds
+from dataset_builders.build import build, cpu_seconds, print_summary
 from dataset_builders.config import BuildConfig
 from dataset_builders.stages import STAGE_MODULES
 import importlib
@@ -65,7 +65,10 @@ timings = {}
 def kernel_seconds():
     return sum(resource.getrusage(who).ru_stime for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 t0, cpu0, sys0 = time.perf_counter(), cpu_seconds(), kernel_seconds()
-build(BuildConfig(papers=papers, out=out, workers=workers), progress=False, fresh=fresh, timings=timings)
+config = BuildConfig(papers=papers, out=out, workers=workers)
+results = build(config, progress=False, fresh=fresh, timings=timings)
+with contextlib.redirect_stdout(io.StringIO()):  # the command's closing summary is part of what a user waits for
+    print_summary(config, results)
 wall, cpu, kernel = time.perf_counter() - t0, cpu_seconds() - cpu0, kernel_seconds() - sys0
 def own_peak_kib():
     # not RUSAGE_SELF: Linux keeps ru_maxrss across execve, so a child started by subprocess reports at least

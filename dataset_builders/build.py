@@ -32,8 +32,9 @@ from dataset_builders.stage_cache import CodeError, pin_code, save_digests, shar
 from dataset_builders.stages import STAGE_MODULES, STAGE_NAMES, collect_report, run_stage, write_report
 from dataset_builders.records import StageResult
 from dataset_builders.stage_paths import StagePaths
+from dataset_builders.validate import NotALineList, iter_line_texts
 from dataset_builders.workers import keep_freed_memory
-from fracto_core.files import write_text_atomic
+from fracto_core.files import NotAJsonList, iter_json_list, write_text_atomic
 
 # Settings baked into the cached per-paper outputs of mine/panels: changing them needs --fresh.
 CACHED_SETTINGS = MINE_SETTINGS
@@ -257,6 +258,20 @@ def build(config: BuildConfig, from_stage: str = "mine", to_stage: str = "export
     return results
 
 
+def count_samples(path: Path) -> str:
+    """How many samples a dataset file holds, counted without holding them parsed: the summary once read every
+    file whole with json.loads, ~100 MiB more peak memory at 2,000 papers (the largest of the build) and 0.8 s.
+    Export's layout (a value per line) is counted by lines, any other JSON list value by value; a file that is
+    not one says why."""
+    try:
+        try:
+            return str(sum(1 for _ in iter_line_texts(path)))
+        except NotALineList:
+            return str(sum(1 for _ in iter_json_list(path)))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, NotAJsonList) as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+
+
 def print_summary(config: BuildConfig, results: dict[str, StageResult]) -> None:
     paths = StagePaths(config.out)
     problems = collect_report(paths)
@@ -267,12 +282,13 @@ def print_summary(config: BuildConfig, results: dict[str, StageResult]) -> None:
               + "; ".join(f"{stage}/{reason} {n}" for (stage, reason), n in sorted(by_reason.items())))
     info = paths.dataset / "dataset_info.json"
     if info.exists():
-        names = list(json.loads(info.read_text(encoding="utf-8")))
-        sizes = []
-        for n in names:
-            f = paths.dataset / f"{n}.json"
-            if f.exists():
-                sizes.append(f"{n} {len(json.loads(f.read_text(encoding='utf-8')))}")
+        try:
+            names = list(json.loads(info.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
+            names = []
+            print(f"  {info}: unreadable ({type(exc).__name__}: {exc})")
+        sizes = [f"{n} {count_samples(paths.dataset / f'{n}.json')}" for n in names
+                 if (paths.dataset / f"{n}.json").exists()]
         print(f"  dataset: {paths.dataset.resolve()}")
         print(f"  samples: {', '.join(sizes)}")
         print(f"  card:    {(paths.dataset / 'dataset_card.md').resolve()}")
