@@ -353,3 +353,22 @@ def test_cli_help_says_what_max_bounds():
                          text=True, timeout=60).stdout
     assert "at most this many PDFs downloaded by this run" in " ".join(out.split())
     assert "--retry-failed" in out and "--give-up-after" in out and "--max-candidates" in out
+
+
+
+def test_a_downloaded_file_damaged_inside_is_fetched_again_not_adopted(tmp_path):
+    """A recorded download whose bytes changed on disk (one flipped byte: still %PDF- ... %%EOF) is damaged: the
+    next run fetches it again (also after a failed attempt), it does not adopt the damaged file as a new one."""
+    pdf = make_pdf("damaged later")
+    with one_paper("one.pdf", FileSpec(pdf)) as (pdfs, api):
+        run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+        path = tmp_path / "openalex-W1.pdf"
+        damaged = bytearray(path.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        pdfs.faults = {"pdf:one.pdf": [(200, {}), (404, {})]}  # the second request (the re-fetch) fails
+        failed = run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+        again = run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+    assert (dict(failed.decisions), dict(again.decisions)) == ({"failed:http_error:404": 1}, {"downloaded": 1})
+    assert pdfs.count("pdf:one.pdf") == 3 and path.read_bytes() == pdf
+    assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].sha256 == hashlib.sha256(pdf).hexdigest()
