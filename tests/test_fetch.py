@@ -372,3 +372,11 @@ def test_a_downloaded_file_damaged_inside_is_fetched_again_not_adopted(tmp_path)
     assert (dict(failed.decisions), dict(again.decisions)) == ({"failed:http_error:404": 1}, {"downloaded": 1})
     assert pdfs.count("pdf:one.pdf") == 3 and path.read_bytes() == pdf
     assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].sha256 == hashlib.sha256(pdf).hexdigest()
+
+
+def test_cost_headers_are_read_whatever_the_case_of_their_names(tmp_path):
+    """HTTP header names are case-insensitive: x-ratelimit-cost-usd is the cost header too (not the price list's)."""
+    with LiteratureServer(works=[work("W1", "10.1/one", "cc-by", None)], cost_usd=0.005, lower_headers=True) as api:
+        summary = run_fetch(settings(tmp_path, api, sources=["openalex"], dry_run=True), progress=False)
+    assert summary.openalex_cost_usd == pytest.approx(0.005)
+    assert summary.openalex_remaining_usd == pytest.approx(0.995)

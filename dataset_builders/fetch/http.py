@@ -25,6 +25,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -155,13 +156,15 @@ class Http:
             self.sleep(wait)
         raise FetchHTTPError(url, reason, f"{last} after {self.attempts} attempt(s)")
 
-    def get_json(self, url: str, params: dict | None = None) -> tuple[dict, dict[str, str]]:
-        """(body, response headers) of a JSON API call; HTTP errors other than 429/5xx raise at once."""
+    def get_json(self, url: str, params: dict | None = None) -> tuple[dict, Mapping[str, str]]:
+        """(body, response headers) of a JSON API call; HTTP errors other than 429/5xx raise at once. The headers
+        stay requests' case-insensitive mapping: header names are case-insensitive (RFC 9110 section 5.1), a server
+        or proxy may send x-ratelimit-cost-usd (HTTP/2 carries names in lower case), which a plain dict missed."""
         response = self._send(url, params, stream=False)
         if response.status_code != 200:
             raise FetchHTTPError(url, f"http_error:{response.status_code}", response.text[:300])
         try:
-            return response.json(), dict(response.headers)
+            return response.json(), response.headers
         except ValueError as exc:
             raise FetchHTTPError(url, "bad_json", f"not JSON: {exc}") from None
 

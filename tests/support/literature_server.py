@@ -55,6 +55,7 @@ class LiteratureServer:
     faults: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     page_size: int = 100
     cost_usd: float = 0.001
+    lower_headers: bool = False  # send the cost headers in lower case (as many servers and proxies do)
 
     def __post_init__(self):
         self.log: list[Logged] = []
@@ -148,9 +149,11 @@ class LiteratureServer:
         self.spent += self.cost_usd
         body = {"meta": {"count": len(self.works), "db_response_time_ms": 1, "page": None,
                          "per_page": len(page), "next_cursor": nxt}, "results": page, "group_by": []}
-        self._send(h, 200, json.dumps(body).encode(), "application/json",
-                   {"X-RateLimit-Limit-USD": "1.0", "X-RateLimit-Cost-USD": str(self.cost_usd),
-                    "X-RateLimit-Remaining-USD": f"{1.0 - self.spent:.4f}"})
+        headers = {"X-RateLimit-Limit-USD": "1.0", "X-RateLimit-Cost-USD": str(self.cost_usd),
+                   "X-RateLimit-Remaining-USD": f"{1.0 - self.spent:.4f}"}
+        if self.lower_headers:
+            headers = {k.lower(): v for k, v in headers.items()}
+        self._send(h, 200, json.dumps(body).encode(), "application/json", headers)
 
     def _epmc(self, h, query: dict[str, str]) -> None:
         page, nxt = self._page(self.epmc, query.get("cursorMark", "*"), int(query.get("pageSize", 25)))
