@@ -33,7 +33,8 @@ HTML_PAGE = b"<!DOCTYPE html><html><head><title>Article</title></head><body>Sign
 @dataclass
 class FileSpec:
     body: bytes = b""
-    kind: str = "pdf"  # pdf | html | truncated | slow | nolength (close-delimited, no Content-Length)
+    kind: str = "pdf"  # pdf | html | truncated | slow | nolength (close-delimited, no Content-Length) | chunked
+    # (Transfer-Encoding: chunked, a first chunk of 3 bytes: urllib3 hands the body on one HTTP chunk at a time)
     content_type: str = "application/pdf"
 
 
@@ -169,9 +170,16 @@ class LiteratureServer:
             return
         h.send_response(200)
         h.send_header("Content-Type", spec.content_type)
-        if spec.kind != "nolength":
+        if spec.kind == "chunked":
+            h.send_header("Transfer-Encoding", "chunked")
+        elif spec.kind != "nolength":
             h.send_header("Content-Length", str(len(spec.body)))
         h.end_headers()
+        if spec.kind == "chunked":
+            for piece in (spec.body[:3], spec.body[3:]):
+                h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            h.wfile.write(b"0\r\n\r\n")
+            return
         if spec.kind in ("pdf", "nolength"):
             h.wfile.write(spec.body)
             return
