@@ -67,6 +67,15 @@ def test_stratified_sample_oversamples_rare_features_and_is_reproducible():
         stratified_sample(items, n=0, seed=0)
 
 
+@pytest.mark.timeout(30)
+def test_a_rare_weight_below_one_is_refused_not_looped_on():
+    # export --rare-weight 0: a rare feature that draws nothing per round never empties its pool (the old loop ran
+    # for ever once the other features were drawn)
+    for weight in (0, -1):
+        with pytest.raises(ValueError, match="--rare-weight must be at least 1"):
+            stratified_sample({"r0": ["fish-eye"], "c0": ["equiaxed dimples"]}, n=2, seed=0, rare_weight=weight)
+
+
 def test_export_writes_config_tasks_and_sample(built, tmp_path, capsys):
     out, _ = built
     dest = tmp_path / "ls"
