@@ -22,7 +22,7 @@ from dataset_builders.records import Item, Problem
 from dataset_builders.review import label_studio as ls
 from dataset_builders.review.__main__ import main
 from dataset_builders.review.collect import collect_items
-from dataset_builders.review.gallery import write_gallery
+from dataset_builders.review.gallery import read_eval_run, write_gallery
 from dataset_builders.review.importer import ReviewImportError, import_review, parse_export
 from dataset_builders.review.sample import stratified_sample
 from dataset_builders.stage_paths import StagePaths
@@ -212,6 +212,21 @@ def test_gallery_is_self_contained_and_carries_eval_answers(built, tmp_path):
     assert recs[test_items[1].item_id]["answers"][0]["status"] == "wrong"
     assert recs["bench-only"]["answers"][0]["status"] == "failed" and recs["bench-only"]["img"] is None
     assert all(r["img"].startswith("data:image/jpeg;base64,") for r in data["items"] if r["id"] != "bench-only")
+
+
+def test_gallery_refuses_an_eval_run_whose_labels_are_not_lists(tmp_path):
+    # a sem_qa run's samples.jsonl has item_id too, but its reference is the answer text: the page's script joins
+    # reference and parsed as lists and stopped on the first such card (no card after it, no filter worked)
+    run = tmp_path / "sem_qa_run"
+    run.mkdir()
+    qa = {"sample_id": "s1", "item_id": "i1", "kind": "describe", "question": "What is visible?",
+          "reference": "Fatigue striations.", "reference_refused": False, "model_reply": "Dimples."}
+    (run / "samples.jsonl").write_text(json.dumps(qa) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"samples.jsonl:1: not a label-task sample"):
+        read_eval_run(run)
+    ok = {"item_id": "i1", "model": "m", "reference": ["fatigue striations"], "parsed": [], "error": None}
+    (run / "samples.jsonl").write_text(json.dumps(ok) + "\n", encoding="utf-8")
+    assert read_eval_run(run)[1]["i1"]["reference"] == ["fatigue striations"]
 
 
 def test_cli_errors_name_the_problem(tmp_path, capsys):
