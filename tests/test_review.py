@@ -229,6 +229,39 @@ def test_gallery_refuses_an_eval_run_whose_labels_are_not_lists(tmp_path):
     assert read_eval_run(run)[1]["i1"]["reference"] == ["fatigue striations"]
 
 
+def test_a_url_that_answers_html_is_named_in_the_error(tmp_path, capsys):
+    # --url at another web service (or a login page) answering 200 with HTML: the error names the call and the
+    # server, not only "Expecting value: line 1 column 1 (char 0)"
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b"<!DOCTYPE html><html><body>Jupyter</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert main(["import", "--out", str(tmp_path), "--url", url, "--token", "t0k", "--project", "1"]) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    err = capsys.readouterr().err
+    assert f"GET /api/projects/1/export: {url} did not answer with JSON" in err and "Jupyter" in err
+    assert "t0k" not in err
+
+
 def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert main(["gallery", "--out", str(tmp_path)]) == 2
     assert "items.jsonl: not found" in capsys.readouterr().err
