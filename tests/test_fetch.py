@@ -23,7 +23,7 @@ from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord, read_
 from dataset_builders.fetch.run import FetchSettings, run_fetch
 from dataset_builders.licences import find_licence, normalise_licence
 from dataset_builders.pdf.licence import pdf_licence
-from support.literature_server import FileSpec, LiteratureServer, epmc_result, work
+from support.literature_server import HTML_PAGE, FileSpec, LiteratureServer, epmc_result, work
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-openalex-key-123"
@@ -353,3 +353,44 @@ def test_cli_help_says_what_max_bounds():
                          text=True, timeout=60).stdout
     assert "at most this many PDFs downloaded by this run" in " ".join(out.split())
     assert "--retry-failed" in out and "--give-up-after" in out and "--max-candidates" in out
+
+
+def test_a_downloaded_file_damaged_inside_is_fetched_again_not_adopted(tmp_path):
+    """A recorded download whose bytes changed on disk (one flipped byte: still %PDF- ... %%EOF) is damaged: the
+    next run fetches it again (also after a failed attempt), it does not adopt the damaged file as a new one."""
+    pdf = make_pdf("damaged later")
+    with one_paper("one.pdf", FileSpec(pdf)) as (pdfs, api):
+        run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+        path = tmp_path / "openalex-W1.pdf"
+        damaged = bytearray(path.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        pdfs.faults = {"pdf:one.pdf": [(200, {}), (404, {})]}  # the second request (the re-fetch) fails
+        failed = run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+        again = run_fetch(settings(tmp_path, api, sources=["openalex"], attempts=1), progress=False)
+    assert (dict(failed.decisions), dict(again.decisions)) == ({"failed:http_error:404": 1}, {"downloaded": 1})
+    assert pdfs.count("pdf:one.pdf") == 3 and path.read_bytes() == pdf
+    assert read_manifest(tmp_path / MANIFEST_NAME)["openalex:W1"].sha256 == hashlib.sha256(pdf).hexdigest()
+
+
+def test_cost_headers_are_read_whatever_the_case_of_their_names(tmp_path):
+    """HTTP header names are case-insensitive: x-ratelimit-cost-usd is the cost header too (not the price list's)."""
+    with LiteratureServer(works=[work("W1", "10.1/one", "cc-by", None)], cost_usd=0.005, lower_headers=True) as api:
+        summary = run_fetch(settings(tmp_path, api, sources=["openalex"], dry_run=True), progress=False)
+    assert summary.openalex_cost_usd == pytest.approx(0.005)
+    assert summary.openalex_remaining_usd == pytest.approx(0.995)
+
+
+def test_a_chunked_body_is_judged_on_its_first_kib_not_its_first_chunk(tmp_path):
+    """A chunked PDF whose first chunk holds 3 bytes ("%PD") is a PDF; a chunked HTML page is still refused."""
+    pdf = make_pdf("chunked")
+    with LiteratureServer() as pdfs:
+        pdfs.files = {"chunked.pdf": FileSpec(pdf, "chunked"),
+                      "page.pdf": FileSpec(HTML_PAGE, "chunked", "text/html; charset=utf-8")}
+        works = [work("W1", "10.1/one", "cc-by", pdfs.base_url + "/pdf/chunked.pdf"),
+                 work("W2", "10.1/two", "cc-by", pdfs.base_url + "/pdf/page.pdf")]
+        with LiteratureServer(works=works) as api:
+            run_fetch(settings(tmp_path, api, sources=["openalex"]), progress=False)
+    got = {k: (r.status, r.reason) for k, r in read_manifest(tmp_path / MANIFEST_NAME).items()}
+    assert got == {"openalex:W1": ("downloaded", None), "openalex:W2": ("skipped", "html_instead_of_pdf")}
+    assert (tmp_path / "openalex-W1.pdf").read_bytes() == pdf

@@ -22,7 +22,7 @@ from dataset_builders.records import Item, Problem
 from dataset_builders.review import label_studio as ls
 from dataset_builders.review.__main__ import main
 from dataset_builders.review.collect import collect_items
-from dataset_builders.review.gallery import write_gallery
+from dataset_builders.review.gallery import read_eval_run, write_gallery
 from dataset_builders.review.importer import ReviewImportError, import_review, parse_export
 from dataset_builders.review.sample import stratified_sample
 from dataset_builders.stage_paths import StagePaths
@@ -65,6 +65,15 @@ def test_stratified_sample_oversamples_rare_features_and_is_reproducible():
     assert len(stratified_sample(items, n=1000, seed=0).chosen) == len(items)
     with pytest.raises(ValueError):
         stratified_sample(items, n=0, seed=0)
+
+
+@pytest.mark.timeout(30)
+def test_a_rare_weight_below_one_is_refused_not_looped_on():
+    # export --rare-weight 0: a rare feature that draws nothing per round never empties its pool (the old loop ran
+    # for ever once the other features were drawn)
+    for weight in (0, -1):
+        with pytest.raises(ValueError, match="--rare-weight must be at least 1"):
+            stratified_sample({"r0": ["fish-eye"], "c0": ["equiaxed dimples"]}, n=2, seed=0, rare_weight=weight)
 
 
 def test_export_writes_config_tasks_and_sample(built, tmp_path, capsys):
@@ -203,6 +212,54 @@ def test_gallery_is_self_contained_and_carries_eval_answers(built, tmp_path):
     assert recs[test_items[1].item_id]["answers"][0]["status"] == "wrong"
     assert recs["bench-only"]["answers"][0]["status"] == "failed" and recs["bench-only"]["img"] is None
     assert all(r["img"].startswith("data:image/jpeg;base64,") for r in data["items"] if r["id"] != "bench-only")
+
+
+def test_gallery_refuses_an_eval_run_whose_labels_are_not_lists(tmp_path):
+    # a sem_qa run's samples.jsonl has item_id too, but its reference is the answer text: the page's script joins
+    # reference and parsed as lists and stopped on the first such card (no card after it, no filter worked)
+    run = tmp_path / "sem_qa_run"
+    run.mkdir()
+    qa = {"sample_id": "s1", "item_id": "i1", "kind": "describe", "question": "What is visible?",
+          "reference": "Fatigue striations.", "reference_refused": False, "model_reply": "Dimples."}
+    (run / "samples.jsonl").write_text(json.dumps(qa) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"samples.jsonl:1: not a label-task sample"):
+        read_eval_run(run)
+    ok = {"item_id": "i1", "model": "m", "reference": ["fatigue striations"], "parsed": [], "error": None}
+    (run / "samples.jsonl").write_text(json.dumps(ok) + "\n", encoding="utf-8")
+    assert read_eval_run(run)[1]["i1"]["reference"] == ["fatigue striations"]
+
+
+def test_a_url_that_answers_html_is_named_in_the_error(tmp_path, capsys):
+    # --url at another web service (or a login page) answering 200 with HTML: the error names the call and the
+    # server, not only "Expecting value: line 1 column 1 (char 0)"
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b"<!DOCTYPE html><html><body>Jupyter</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert main(["import", "--out", str(tmp_path), "--url", url, "--token", "t0k", "--project", "1"]) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    err = capsys.readouterr().err
+    assert f"GET /api/projects/1/export: {url} did not answer with JSON" in err and "Jupyter" in err
+    assert "t0k" not in err
 
 
 def test_cli_errors_name_the_problem(tmp_path, capsys):

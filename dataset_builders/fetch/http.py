@@ -25,6 +25,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -155,13 +156,15 @@ class Http:
             self.sleep(wait)
         raise FetchHTTPError(url, reason, f"{last} after {self.attempts} attempt(s)")
 
-    def get_json(self, url: str, params: dict | None = None) -> tuple[dict, dict[str, str]]:
-        """(body, response headers) of a JSON API call; HTTP errors other than 429/5xx raise at once."""
+    def get_json(self, url: str, params: dict | None = None) -> tuple[dict, Mapping[str, str]]:
+        """(body, response headers) of a JSON API call; HTTP errors other than 429/5xx raise at once. The headers
+        stay requests' case-insensitive mapping: header names are case-insensitive (RFC 9110 section 5.1), a server
+        or proxy may send x-ratelimit-cost-usd (HTTP/2 carries names in lower case), which a plain dict missed."""
         response = self._send(url, params, stream=False)
         if response.status_code != 200:
             raise FetchHTTPError(url, f"http_error:{response.status_code}", response.text[:300])
         try:
-            return response.json(), dict(response.headers)
+            return response.json(), response.headers
         except ValueError as exc:
             raise FetchHTTPError(url, "bad_json", f"not JSON: {exc}") from None
 
@@ -193,15 +196,18 @@ class Http:
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             return Download(False, "too_large", f"Content-Length {int(declared):,} > cap {max_bytes:,}")
-        digest, size, head, tail = hashlib.sha256(), 0, b"", b""
+        content_type = response.headers.get("Content-Type", "")
+        digest, size, head, judged, tail = hashlib.sha256(), 0, b"", False, b""
         try:
             with open(part, "wb") as fh:
                 for chunk in response.iter_content(chunk_size=1 << 16):
-                    if not head:
-                        head = chunk[:1024]
-                        verdict = _not_pdf(head, response.headers.get("Content-Type", ""))
-                        if verdict:
-                            return Download(False, *verdict)
+                    if not judged:  # the first KiB, over as many chunks as it takes: a chunked body (urllib3 yields
+                        head = (head + chunk)[:1024]  # one HTTP chunk at a time) may start with a few bytes only
+                        if len(head) == 1024 or b"%PDF-" in head:
+                            judged = True
+                            verdict = _not_pdf(head, content_type)
+                            if verdict:
+                                return Download(False, *verdict)
                     size += len(chunk)
                     if size > max_bytes:
                         return Download(False, "too_large", f"more than the cap of {max_bytes:,} bytes")
@@ -214,6 +220,9 @@ class Http:
             return Download(False, "truncated", f"connection lost after {size:,} bytes: {type(exc).__name__}")
         if not head:
             return Download(False, "not_a_pdf", "empty body")
+        verdict = None if judged else _not_pdf(head, content_type)  # a body shorter than a KiB
+        if verdict:
+            return Download(False, *verdict)
         if declared and declared.isdigit() and size < int(declared):
             return Download(False, "truncated", f"{size:,} of {int(declared):,} bytes")
         if b"%%EOF" not in tail:

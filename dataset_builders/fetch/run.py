@@ -167,6 +167,10 @@ class Fetcher:
         # failed before at this URL: runs in a row so far (a line written before failed_runs existed counts 1)
         failed_runs = max(old.failed_runs, 1) if old and old.status == "failed" and old.source_url == c.pdf_url else 0
         target = self.out / c.file_name
+        if old is not None and old.status == "downloaded":
+            # its file is missing or not the bytes the manifest records (_have said so): damaged or replaced, so
+            # never adopted below (a damaged PDF may still start with %PDF- and end with %%EOF); fetched again
+            target.unlink(missing_ok=True)
         found = check_pdf_file(target) if target.is_file() else None  # renamed in place, then killed before its line
         if failed_runs >= self.s.give_up_after and not self.s.retry_failed and not (found and found.ok):
             return f"gave_up:{old.reason}"

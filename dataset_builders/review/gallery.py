@@ -74,6 +74,9 @@ def read_eval_run(run_dir: Path) -> tuple[str, dict[str, dict]]:
             raise ValueError(f"{path}:{n}: not JSON") from None
         if not isinstance(rec, dict) or "item_id" not in rec:
             raise ValueError(f"{path}:{n}: not a sample record (no item_id)")
+        if any(not isinstance(rec.get(k, []), list) for k in ("reference", "parsed")):  # the page joins them as lists
+            raise ValueError(f"{path}:{n}: not a label-task sample (its reference and parsed labels are not lists; a "
+                             "sem_qa run?): --eval takes runs of the label tasks (eval.run without --task sem_qa)")
         samples[str(rec["item_id"])] = rec
     return Path(run_dir).name, samples
 

@@ -152,7 +152,14 @@ class LabelStudioClient:
             raise LabelStudioError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
         except urllib.error.URLError as exc:
             raise LabelStudioError(f"{method} {path}: cannot reach {self.url} ({exc.reason})") from None
-        return json.loads(raw) if raw.strip() else None
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:  # a 200 page that is not the API's JSON (another service at --url, a login page)
+            text = " ".join(raw[:200].decode("utf-8", "replace").split())
+            raise LabelStudioError(f"{method} {path}: {self.url} did not answer with JSON ({text!r}); is --url the "
+                                   "Label Studio server?") from None
 
     def create_project(self, title: str, config: str, description: str = "") -> int:
         return int(self.request("POST", "/api/projects", {"title": title, "label_config": config,

@@ -50,6 +50,8 @@ def stratified_sample(items: dict[str, list[str]], n: int, seed: int,
     """Draw up to ``n`` of ``items`` (item id -> features); see the module docstring. Deterministic in seed."""
     if n < 1:
         raise ValueError(f"sample size must be at least 1 (got {n})")
+    if rare_weight < 1:  # a rare feature that draws nothing per round is never emptied: the rounds never end
+        raise ValueError(f"--rare-weight must be at least 1 (got {rare_weight})")
     rng = random.Random(seed)
     population = Counter(f for feats in items.values() for f in feats)
     rare = set(rare_names())

@@ -33,7 +33,8 @@ HTML_PAGE = b"<!DOCTYPE html><html><head><title>Article</title></head><body>Sign
 @dataclass
 class FileSpec:
     body: bytes = b""
-    kind: str = "pdf"  # pdf | html | truncated | slow | nolength (close-delimited, no Content-Length)
+    kind: str = "pdf"  # pdf | html | truncated | slow | nolength (close-delimited, no Content-Length) | chunked
+    # (Transfer-Encoding: chunked, a first chunk of 3 bytes: urllib3 hands the body on one HTTP chunk at a time)
     content_type: str = "application/pdf"
 
 
@@ -55,6 +56,7 @@ class LiteratureServer:
     faults: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     page_size: int = 100
     cost_usd: float = 0.001
+    lower_headers: bool = False  # send the cost headers in lower case (as many servers and proxies do)
 
     def __post_init__(self):
         self.log: list[Logged] = []
@@ -148,9 +150,11 @@ class LiteratureServer:
         self.spent += self.cost_usd
         body = {"meta": {"count": len(self.works), "db_response_time_ms": 1, "page": None,
                          "per_page": len(page), "next_cursor": nxt}, "results": page, "group_by": []}
-        self._send(h, 200, json.dumps(body).encode(), "application/json",
-                   {"X-RateLimit-Limit-USD": "1.0", "X-RateLimit-Cost-USD": str(self.cost_usd),
-                    "X-RateLimit-Remaining-USD": f"{1.0 - self.spent:.4f}"})
+        headers = {"X-RateLimit-Limit-USD": "1.0", "X-RateLimit-Cost-USD": str(self.cost_usd),
+                   "X-RateLimit-Remaining-USD": f"{1.0 - self.spent:.4f}"}
+        if self.lower_headers:
+            headers = {k.lower(): v for k, v in headers.items()}
+        self._send(h, 200, json.dumps(body).encode(), "application/json", headers)
 
     def _epmc(self, h, query: dict[str, str]) -> None:
         page, nxt = self._page(self.epmc, query.get("cursorMark", "*"), int(query.get("pageSize", 25)))
@@ -166,9 +170,16 @@ class LiteratureServer:
             return
         h.send_response(200)
         h.send_header("Content-Type", spec.content_type)
-        if spec.kind != "nolength":
+        if spec.kind == "chunked":
+            h.send_header("Transfer-Encoding", "chunked")
+        elif spec.kind != "nolength":
             h.send_header("Content-Length", str(len(spec.body)))
         h.end_headers()
+        if spec.kind == "chunked":
+            for piece in (spec.body[:3], spec.body[3:]):
+                h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            h.wfile.write(b"0\r\n\r\n")
+            return
         if spec.kind in ("pdf", "nolength"):
             h.wfile.write(spec.body)
             return
