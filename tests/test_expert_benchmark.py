@@ -19,7 +19,7 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score
 
 from dataset_builders.build import BuildError, build
 from dataset_builders.config import BuildConfig
-from dataset_builders.holdout import read_pool
+from dataset_builders.holdout import pool_path, read_pool
 from dataset_builders.records import Item, PaperPanels, SplitAssignment
 from dataset_builders.review.__main__ import main as review_main
 from dataset_builders.review.agreement import agreement, nominal_kappa
@@ -265,6 +265,15 @@ def test_benchmark_from_pool_to_eval_report(pool_build, tmp_path, capsys):
     assert review_main(["benchmark", "finish", "--out", str(out), "--export", str(tmp_path / "adj.json")]) == 2
     assert "1 disagreement(s) not adjudicated yet" in capsys.readouterr().err
     (tmp_path / "adj.json").write_text(json.dumps(dec))
+    # the pool built again since the sample was drawn (an image gone): refused naming it, nothing written
+    pool_file = pool_path(StagePaths(out))
+    kept_text = pool_file.read_text()
+    pool_file.write_text("".join(ln for ln in kept_text.splitlines(keepends=True) if ids[2] not in ln))
+    assert review_main(["benchmark", "finish", "--out", str(out), "--export", str(tmp_path / "adj.json")]) == 2
+    err = capsys.readouterr().err
+    assert "no longer in the build's pool" in err and ids[2] in err and "Traceback" not in err
+    assert not (bench / "consensus.jsonl").exists()
+    pool_file.write_text(kept_text)
     assert review_main(["benchmark", "finish", "--out", str(out), "--export", str(tmp_path / "adj.json")]) == 0
 
     csv_path = bench / "set" / "benchmark.csv"

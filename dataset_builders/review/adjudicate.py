@@ -166,6 +166,11 @@ def finish(out: Path, adjudicated: dict[str, Answer], name: str = "expert_benchm
     sample = load_json(dest / "sample.json")
     agreement_data = load_json(dest / "agreement.json")
     pool = {p.pool.item_id: p for p in load_pool(out)}
+    gone = [r["item_id"] for r in records if r["item_id"] not in pool]
+    if gone:  # the pool was built again since `benchmark export` drew the sample: nothing is written
+        raise ReviewInputError(f"{len(gone)} sampled image(s) are no longer in the build's pool ({', '.join(gone[:5])}): "
+                               f"it was rebuilt after `benchmark export`; finish against the build the sample was "
+                               f"drawn from, or export a new sample")
     write_jsonl_atomic_dicts(dest / "consensus.jsonl", records)
     set_dir = dest / SET_DIR
     (set_dir / "images").mkdir(parents=True, exist_ok=True)
