@@ -9,8 +9,8 @@ list may also offer ``label_stream`` (see ``labelling.base.Labeler``): it then g
 
 The LLM labellers "openai", "gemini" and "vllm" (``labelling.llm.LLMLabeler``, one class, provider presets
 in ``fracto_core.vlm_api.backends``) build their API client inside ``label()``, read keys from the environment at
-call time, keep a response cache under ``StagePaths(config.out).stages`` keyed by the request fingerprint,
-never cache failures, return failed LabelRecords (status "failed", detail) rather than raise on one bad
+call time, keep a response cache in ``OUT/label_cache.sqlite`` (outside stages/: --fresh keeps it) keyed by
+the request fingerprint, never cache failures, return failed LabelRecords (status "failed", detail) rather than raise on one bad
 answer, and report call/caching/cost counts in ``LabelOutcome.counts``. Their factories raise
 LabelerUnavailableError when they cannot run (no --label-model, no key, vllm without --base-url).
 
