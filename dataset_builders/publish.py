@@ -114,7 +114,14 @@ def _parse_lines(text: str) -> tuple[list[str], list[dict]]:
     except json.JSONDecodeError:
         values = None
     if values is None or len(values) != len(lines):  # ("1, 2" is two values in the array, an error alone)
-        values = [json.loads(line) for line in lines]
+        values, start = [], 0
+        for line in text.splitlines(keepends=True):  # the same lines, with the offset of each in the text
+            if line.strip():
+                try:
+                    values.append(json.loads(line))
+                except json.JSONDecodeError as exc:  # positions in the whole text: its lineno is the file's line
+                    raise json.JSONDecodeError(exc.msg, text, start + exc.pos) from None
+            start += len(line)
     return lines, values
 
 

@@ -28,7 +28,7 @@ from dataset_builders import export_hf, hf_shards
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord
-from dataset_builders.publish import PublishError, _parse_lines, parse_licences
+from dataset_builders.publish import PublishError, _parse_lines, _read_json, parse_licences
 from dataset_builders.records import PaperRecord
 from fracto_core.files import read_model
 
@@ -463,7 +463,9 @@ def test_meta_lines_are_parsed_as_one_array_and_an_error_names_its_own_line(tmp_
     bad.write_text('{"a": 1}\n\n1, 2\n')
     with pytest.raises(json.JSONDecodeError) as err:
         _parse_lines(bad.read_text())
-    assert err.value.lineno == 1 and err.value.pos == 1
+    assert (err.value.lineno, err.value.colno) == (3, 2)  # the file's line 3 (was: line 1, of the line alone)
+    with pytest.raises(PublishError, match=r"meta.jsonl: not valid JSON \(Extra data, line 3\)"):
+        _read_json(bad, _parse_lines)
     assert _parse_lines('{"a": 1}\n\n{"b": 2}\n') == (['{"a": 1}', '{"b": 2}'], [{"a": 1}, {"b": 2}])
 
 
