@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dataset_builders.licences import KNOWN_IDS, UNKNOWN, licence_url
 from dataset_builders.records import SourceMeta
@@ -137,8 +137,16 @@ def load_sources(paths: StagePaths) -> dict[str, SourceMeta]:
     sources: dict[str, SourceMeta] = {}
     fields = set(SourceMeta.model_fields)
     for f in sorted(paths.panels.glob("*.json")):
-        data = json.loads(f.read_text(encoding="utf-8"))
-        sources[data.get("paper_id", f.stem)] = SourceMeta.model_validate({k: v for k, v in data.items() if k in fields})
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            sources[data.get("paper_id", f.stem)] = SourceMeta.model_validate(
+                {k: v for k, v in data.items() if k in fields})
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, pydantic's ValidationError
+            reason = ("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                      if isinstance(exc, ValidationError) else str(exc).splitlines()[0])
+            raise PublishError(f"{f}: unreadable panels file ({reason}); rebuild with --from-stage panels") from None
     return sources
 
 

@@ -354,6 +354,19 @@ def test_bad_input_is_refused_with_the_file_and_reason(mixed_build, tmp_path, ca
     assert not (tmp_path / "none").exists()
 
 
+def test_an_unreadable_panels_file_is_refused_with_the_file_and_reason(mixed_build, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(mixed_build, broken)
+    panels_file = sorted((broken / "stages" / "panels").glob("*.json"))[0]
+    panels_file.write_text('{"paper_id": "x", "title": ')  # cut short
+    assert export_hf.main([str(tmp_path / "out1"), "--build", str(broken), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{panels_file}: unreadable panels file" in err and "Traceback" not in err
+    panels_file.write_text('{"paper_id": "x", "authors": "not a list"}')
+    assert export_hf.main([str(tmp_path / "out2"), "--build", str(broken), "--quiet"]) == 2
+    assert f"{panels_file}: unreadable panels file (authors:" in capsys.readouterr().err
+
+
 class _Recorder(BaseHTTPRequestHandler):
     """A stand-in Hub endpoint: records every request, answers 500 (so a push fails after being attempted)."""
 
