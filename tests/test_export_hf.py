@@ -367,6 +367,14 @@ def test_an_unreadable_panels_file_is_refused_with_the_file_and_reason(mixed_bui
     assert f"{panels_file}: unreadable panels file (authors:" in capsys.readouterr().err
 
 
+def test_an_out_that_is_a_file_is_refused_before_any_work(mixed_build, tmp_path, capsys):
+    a_file = tmp_path / "out_file"
+    a_file.write_text("mine")
+    assert export_hf.main([str(a_file), "--build", str(mixed_build), "--quiet"]) == 2
+    assert f"{a_file}: exists and is not a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "mine" and not list(tmp_path.glob(".*.partial"))
+
+
 class _Recorder(BaseHTTPRequestHandler):
     """A stand-in Hub endpoint: records every request, answers 500 (so a push fails after being attempted)."""
 
