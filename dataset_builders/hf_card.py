@@ -193,7 +193,8 @@ def readme(build: Path, selection: Selection, folders: dict[str, dict], name: st
     md += _table(["licence", "papers", "images", "samples"],
                  [[k, v["papers"], v["items"], v["samples"]] for k, v in selection.published.items()])
     md += ["Not published (licence not allowed; an image reprinted in a paper whose licence is not allowed is "
-           "reported under that licence):", ""]
+           "reported under that licence; under a no-derivatives licence, the cropped panels and rotated copies, "
+           "which are adaptations):", ""]
     md += _table(["licence", "papers", "images", "samples"],
                  [[k, v["papers"], v["items"], v["samples"]] for k, v in selection.excluded.items()] or [["none", 0, 0, 0]])
     features = Counter(f for s in SPLITS for x in selection.samples[s] if not x.meta["augmentation"]

@@ -9,6 +9,8 @@ records.SourceMeta) and decides, per image, whether it may be published under an
   found in two papers is often a figure one paper reprinted from the other, and the reprinting paper's
   licence does not cover a third party's figure; manual images and papers without a stated licence are
   ``unknown``, published only when ``unknown`` is on the list;
+- under a no-derivatives licence (cc-by-nd, cc-by-nc-nd) only the images as the PDF holds them: a panel cropped
+  out of a composite figure and a rotated copy are adapted material, which these licences do not allow to share;
 - the attribution lists every source paper of the published images in the form CC BY asks for. The CC BY
   4.0 legal code, Section 3(a)(1) (https://creativecommons.org/licenses/by/4.0/legalcode, read 2026-12 via
   its text in scancode-licensedb, cc-by-4.0.yml): who shares the material must (A) retain the creators'
@@ -42,6 +44,9 @@ DEFAULT_LICENCES = ("cc-by", "cc-by-sa", "cc0", "public-domain")  # as the fetch
 CROPPED = {"gutter": "cropped into panels (composite figure split at its white gutters)",
            "layout": "cropped into panels (composite figure split by its layout)",
            "seam": "cropped into panels (composite figure split where abutting images meet)"}
+# licences that allow sharing the material only unadapted (CC BY-ND 4.0 Section 2(a)(1)(B): "produce and reproduce,
+# but not Share, Adapted Material"; Section 2(a)(4): technical changes of format never produce Adapted Material)
+NO_DERIVATIVES = frozenset({"cc-by-nd", "cc-by-nc-nd"})
 
 
 class PublishError(Exception):
@@ -56,6 +61,12 @@ def parse_licences(text: str) -> tuple[str, ...]:
         raise PublishError(f"--licences {text!r}: unknown licence id(s) {bad or '(none given)'}; "
                            f"known: {', '.join(KNOWN_IDS)}")
     return ids
+
+
+def adapted(meta: dict) -> bool:
+    """Whether a sample's image is adapted material: a rotated copy, or a panel cropped out of a composite figure
+    (an image used as the PDF holds it -- a whole figure, or one of the PDF's own per-panel images -- is not)."""
+    return bool(meta["augmentation"]) or meta["provenance"].get("split_method") in CROPPED
 
 
 @dataclass(frozen=True)
@@ -252,10 +263,12 @@ def select(out: Path, licences: tuple[str, ...], name: str | None = None) -> Sel
                 if p not in licence_of:
                     licence_of[p] = paper_licence(p, sources)
             refused = sorted({licence_of[p] for p in papers} - allowed)
+            if not refused and adapted(meta):  # a crop or a rotated copy of a no-derivatives paper's image
+                refused = sorted(({licence_of[p] for p in papers} | {rep}) & NO_DERIVATIVES)
             if not refused and rep in allowed:
                 published.append(s)
                 key, kind = rep, "published"
-            else:  # reported under the image's own licence, or the reprinting paper's that stopped it
+            else:  # reported under the image's own licence, or the reprinting (or no-derivatives) paper's that stopped it
                 key, kind = (rep if rep not in allowed else refused[0]), "excluded"
             row = counts[kind].setdefault(key, {"papers": set(), "items": set(), "samples": set()})
             row["papers"].update(p for p in papers if licence_of[p] == key)

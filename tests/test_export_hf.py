@@ -47,15 +47,20 @@ HF = {"train": "train", "val": "validation", "test": "test"}
 @pytest.fixture(scope="module")
 def mixed_build(corpus_dir, tmp_path_factory) -> Path:
     """6 sample-corpus PDFs, 5 of them in a fetch manifest with mixed licences, + the manual set; built."""
-    work = tmp_path_factory.mktemp("hf_mixed")
+    return _build_with_licences(corpus_dir, tmp_path_factory.mktemp("hf_mixed"), MANIFEST_LICENCES)
+
+
+def _build_with_licences(corpus_dir: Path, work: Path, licences: list[tuple[str, str | None]]) -> Path:
+    """The first 6 sample-corpus PDFs, the first len(licences) of them in a fetch manifest with these (licence, URL),
+    + the manual set; built into work/out."""
     papers = work / "papers"
     papers.mkdir()
     pdfs = sorted((corpus_dir / "papers").glob("*.pdf"))[:6]
     lines = []
     for i, pdf in enumerate(pdfs):
         shutil.copy(pdf, papers / pdf.name)
-        if i < len(MANIFEST_LICENCES):
-            licence, url = MANIFEST_LICENCES[i]
+        if i < len(licences):
+            licence, url = licences[i]
             lines.append(ManifestRecord(
                 key=f"openalex:W{i}", source="openalex", doi=f"10.9999/hf.{i}", title=f"Paper {i} on fractography",
                 authors=[f"A. Author{i}", "B. Second"], year=2020 + i, venue="J. Fract.", licence=licence,
@@ -146,6 +151,40 @@ def test_unknown_is_published_only_when_asked_for(mixed_build, tmp_path):
     expected = {m["sample_id"] for s in SPLITS for m in metas[s] if _allowed(m, papers, {"cc-by", "unknown"})}
     assert {r["sample_id"] for r in rows} == expected
     assert "cc-by-sa" in json.loads((out / "export_hf.json").read_text())["excluded"]
+
+
+ND_LICENCES = [("cc-by-nd", "https://creativecommons.org/licenses/by-nd/4.0/"),
+               ("cc-by", "https://creativecommons.org/licenses/by/4.0/"),
+               ("cc-by-nc-nd", "https://creativecommons.org/licenses/by-nc-nd/4.0/"),
+               ("cc-by-nd", "https://creativecommons.org/licenses/by-nd/4.0/"),
+               ("cc-by", "https://creativecommons.org/licenses/by/4.0/")]
+
+
+def _adapted(m: dict) -> bool:
+    """A rotated copy, or a panel cropped out of a composite figure (the builder's split methods that crop)."""
+    return bool(m["augmentation"]) or m["provenance"].get("split_method") in ("gutter", "layout", "seam")
+
+
+def test_no_derivatives_papers_publish_only_unadapted_images(corpus_dir, tmp_path):
+    """CC BY-ND / BY-NC-ND allow sharing the material, not adaptations of it: with those licences on the list, their
+    whole images are published, never a cropped panel or a rotated copy (docs/publishing.md); CC BY's still are."""
+    build_out = _build_with_licences(corpus_dir, tmp_path, ND_LICENCES)
+    out = tmp_path / "hf_nd"
+    allowed = ("cc-by", "cc-by-nd", "cc-by-nc-nd")
+    assert export_hf.main([str(out), "--build", str(build_out), "--licences", ",".join(allowed), "--quiet"]) == 0
+    papers, metas = _papers(build_out), _meta(build_out)
+    nd = {pid for pid, p in papers.items() if p.licence in ("cc-by-nd", "cc-by-nc-nd")}
+    rows = _rows(out)
+    published = {r["sample_id"] for r in rows}
+    by_id = {m["sample_id"]: m for s in SPLITS for m in metas[s]}
+    nd_adapted = {i for i, m in by_id.items() if _adapted(m) and set(m["paper_ids"]) & nd}
+    assert nd_adapted and not nd_adapted & published  # the corpus has ND crops/rotations; none is published
+    assert any(set(by_id[i]["paper_ids"]) & nd for i in published)  # ND images as the PDF holds them are
+    assert any(_adapted(by_id[i]) for i in published)  # CC BY's crops and rotated copies still are
+    expected = {i for i, m in by_id.items() if _allowed(m, papers, set(allowed))} - nd_adapted
+    assert published == expected
+    excluded = json.loads((out / "export_hf.json").read_text())["excluded"]
+    assert sum(excluded.get(lic, {}).get("samples", 0) for lic in ("cc-by-nd", "cc-by-nc-nd")) == len(nd_adapted)
 
 
 def test_attribution_lists_exactly_the_papers_behind_the_published_images(mixed_build, exported):
