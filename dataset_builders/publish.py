@@ -143,8 +143,9 @@ def _read_json(path: Path, parse):
         raise PublishError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
 
-def load_sources(paths: StagePaths) -> dict[str, SourceMeta]:
-    """{paper id: title, DOI, licence, authors, ...} from stages/panels/<paper>.json."""
+def load_sources(paths: StagePaths, pdfs: dict[str, str] | None = None) -> dict[str, SourceMeta]:
+    """{paper id: title, DOI, licence, authors, ...} from stages/panels/<paper>.json; pdfs: filled with {paper id:
+    its PDF's file name} (the panels file's source_pdf)."""
     sources: dict[str, SourceMeta] = {}
     fields = set(SourceMeta.model_fields)
     for f in sorted(paths.panels.glob("*.json")):
@@ -154,6 +155,8 @@ def load_sources(paths: StagePaths) -> dict[str, SourceMeta]:
                 raise ValueError(f"a JSON {type(data).__name__}, not an object")
             sources[data.get("paper_id", f.stem)] = SourceMeta.model_validate(
                 {k: v for k, v in data.items() if k in fields})
+            if pdfs is not None and isinstance(data.get("source_pdf"), str):
+                pdfs[data.get("paper_id", f.stem)] = data["source_pdf"]
         except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, pydantic's ValidationError
             reason = ("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                       if isinstance(exc, ValidationError) else str(exc).splitlines()[0])
@@ -199,6 +202,7 @@ class Selection:
     sources: dict[str, SourceMeta]
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)  # licence -> papers / items / samples
     published: dict[str, dict[str, int]] = field(default_factory=dict)
+    source_pdfs: dict[str, str] = field(default_factory=dict)  # paper id -> its PDF's file name (panels file)
 
     def attributions(self) -> list[Attribution]:
         """Every source paper of the published samples, sorted by source id."""
@@ -212,8 +216,9 @@ class Selection:
             samples = by_source[source_id]
             meta = self.sources.get(source_id) if not source_id.startswith("manual:") else None
             src = meta or SourceMeta()
-            pdfs = sorted({s.meta["provenance"].get("source_pdf") for s in samples
-                           if s.meta["provenance"].get("source_pdf")})
+            # a sample's provenance names its representative's PDF: a reprint's is another paper's
+            pdfs = [self.source_pdfs[source_id]] if source_id in self.source_pdfs else sorted(
+                {s.meta["provenance"].get("source_pdf") for s in samples if s.meta["provenance"].get("source_pdf")})
             licence = paper_licence(source_id, self.sources)
             out.append(Attribution(
                 source=source_id, title=src.title, authors=src.authors, year=src.year, venue=src.venue,
@@ -248,9 +253,10 @@ def select(out: Path, licences: tuple[str, ...], name: str | None = None) -> Sel
         config = paths.out / "build_config.json"
         name = json.loads(config.read_text(encoding="utf-8"))["dataset_name"] if config.is_file() else "fracto"
     built = read_built(paths, name)
-    sources = load_sources(paths)
+    source_pdfs: dict[str, str] = {}
+    sources = load_sources(paths, source_pdfs)
     allowed = set(licences)
-    selection = Selection(licences=licences, samples={s: [] for s in SPLITS}, sources=sources)
+    selection = Selection(licences=licences, samples={s: [] for s in SPLITS}, sources=sources, source_pdfs=source_pdfs)
     counts: dict[str, dict[str, dict[str, set]]] = {"published": {}, "excluded": {}}
     licence_of: dict[str, str] = {}  # paper id -> paper_licence, once per paper (not twice per sample)
     for split in SPLITS:

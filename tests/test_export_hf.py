@@ -219,6 +219,20 @@ def test_attribution_lists_exactly_the_papers_behind_the_published_images(mixed_
     assert not {pid for pid, p in papers.items() if p.licence not in ALLOWED} & set(sources)
 
 
+def test_attribution_names_each_papers_own_pdf_also_for_a_reprinted_image(mixed_build, tmp_path):
+    """A reprinted image's provenance names its representative paper's PDF; each source's attribution names its own
+    (the test corpus's cc0 paper's image is also in the paper that states no licence: both published here)."""
+    out = tmp_path / "hf_all"
+    export_hf.export(mixed_build, out, ("cc-by", "cc-by-sa", "cc0", "unknown"), progress=False)
+    papers, rows = _papers(mixed_build), _rows(out)
+    assert any(len(r["paper_ids"]) > 1 for r in rows)  # a reprint is published
+    sources = json.loads((out / "attribution.json").read_text())["sources"]
+    mined = [a for a in sources if not a["source"].startswith("manual:")]
+    behind = {p for r in rows for p in r["paper_ids"] if not p.startswith("manual:")}
+    assert {a["source"] for a in mined} == behind
+    assert {a["source"]: a["source_pdf"] for a in mined} == {pid: papers[pid].source_pdf for pid in behind}
+
+
 def test_datasets_loads_every_split_and_config_with_byte_identical_images(mixed_build, exported, hf_env):
     import datasets
 
