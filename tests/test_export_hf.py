@@ -10,6 +10,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from PIL import Image
 
 from dataset_builders import export_hf, hf_shards
@@ -276,6 +278,21 @@ def test_datasets_loads_every_split_and_config_with_byte_identical_images(mixed_
     assert "other" in want_licences and sorted(card.license) == want_licences
     assert (card.license_name, card.license_link) == ("mixed-per-image", "ATTRIBUTION.md")
     assert [c["config_name"] for c in card.configs] == ["default", "no_manual", "no_rotation"]
+
+
+def test_the_cards_load_snippet_names_only_configs_the_export_has(mixed_build, tmp_path):
+    """A build without the ablation variants: the card's configs are "default" alone, and so is its load snippet."""
+    build_out = tmp_path / "no_variants"
+    shutil.copytree(mixed_build, build_out)
+    config_file = build_out / "build_config.json"
+    config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"variants": False}))
+    out = tmp_path / "hf"
+    export_hf.export(build_out, out, ALLOWED, progress=False)
+    readme = (out / "README.md").read_text()
+    configs = [c["config_name"] for c in yaml.safe_load(readme.split("---")[1])["configs"]]
+    assert configs == ["default"]
+    named = set(re.findall(r'load_dataset\("[^"]*", "([^"]+)"\)', readme))
+    assert named <= set(configs), named
 
 
 def test_llamafactory_loader_reads_every_entry_from_the_original_bytes(mixed_build, exported, tmp_path):
