@@ -76,11 +76,19 @@ def llamafactory_info(folders: dict[str, dict], name: str) -> dict:
     return info
 
 
-def replace_folder(staging: Path, out: Path) -> None:
-    """Put the finished export at out (an earlier export there is replaced; any other folder is refused)."""
-    if out.exists():
+def check_out(out: Path) -> None:
+    """Refuse an OUT that is not a folder, or a non-empty folder that no export of export_hf wrote."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise PublishError(f"{out}: exists and is not a folder; choose another OUT")
         if not (out / MARKER).is_file() and any(out.iterdir()):
             raise PublishError(f"{out}: exists and is not an export of export_hf (no {MARKER}); choose another OUT")
+
+
+def replace_folder(staging: Path, out: Path) -> None:
+    """Put the finished export at out (an earlier export there is replaced; any other folder is refused)."""
+    check_out(out)
+    if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
@@ -104,6 +112,7 @@ def export(build: Path, out: Path, licences: tuple[str, ...] = DEFAULT_LICENCES,
 
 def _export(build: Path, out: Path, licences: tuple[str, ...], max_shard_mb: float, row_group_mb: float,
             progress: bool, workers: int) -> dict:
+    check_out(out)  # before the work (replace_folder checks again at the end)
     selection = select(build, licences)
     if not any(selection.samples[s] for s in SPLITS):
         found = ", ".join(f"{lic} {row['samples']}" for lic, row in selection.excluded.items()) or "no samples"

@@ -166,6 +166,7 @@ def readme(build: Path, selection: Selection, folders: dict[str, dict], name: st
     card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
     meta = metadata(selection, folders, variants, name)
     cfgs = configs(folders, variants)
+    ablation = next((c for c in cfgs if c != "default"), None)  # one this export has (none without variants)
     n = sum(len(selection.samples[s]) for s in SPLITS)
     md = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
           f"# {meta['pretty_name']}", "",
@@ -175,8 +176,9 @@ def readme(build: Path, selection: Selection, folders: dict[str, dict], name: st
           f"source paper is licensed under one of: {', '.join(selection.licences)}. Credit the sources as "
           "[ATTRIBUTION.md](ATTRIBUTION.md) lists them.", "",
           "## Load", "", "```python", "from datasets import load_dataset",
-          'ds = load_dataset("<this folder or hub id>")            # train / validation / test',
-          'ablation = load_dataset("<...>", "no_manual")             # configs: ' + ", ".join(cfgs), "```", "",
+          'ds = load_dataset("<this folder or hub id>")            # ' + " / ".join(cfgs["default"]),
+          *([f'ablation = load_dataset("<...>", "{ablation}")  # configs: ' + ", ".join(cfgs)] if ablation else []),
+          "```", "",
           "LlamaFactory (`dataset_dir` = this folder; `dataset_info.json` has one entry per data folder, images "
           "read from the embedded bytes):", "", "```yaml"]
     entries = {c: ",".join(f"{name}_train_{p.split('/')[2]}" for p in s.get("train", [])) for c, s in cfgs.items()}
@@ -193,7 +195,8 @@ def readme(build: Path, selection: Selection, folders: dict[str, dict], name: st
     md += _table(["licence", "papers", "images", "samples"],
                  [[k, v["papers"], v["items"], v["samples"]] for k, v in selection.published.items()])
     md += ["Not published (licence not allowed; an image reprinted in a paper whose licence is not allowed is "
-           "reported under that licence):", ""]
+           "reported under that licence; under a no-derivatives licence, the cropped panels and rotated copies, "
+           "which are adaptations):", ""]
     md += _table(["licence", "papers", "images", "samples"],
                  [[k, v["papers"], v["items"], v["samples"]] for k, v in selection.excluded.items()] or [["none", 0, 0, 0]])
     features = Counter(f for s in SPLITS for x in selection.samples[s] if not x.meta["augmentation"]

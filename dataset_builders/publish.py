@@ -9,6 +9,8 @@ records.SourceMeta) and decides, per image, whether it may be published under an
   found in two papers is often a figure one paper reprinted from the other, and the reprinting paper's
   licence does not cover a third party's figure; manual images and papers without a stated licence are
   ``unknown``, published only when ``unknown`` is on the list;
+- under a no-derivatives licence (cc-by-nd, cc-by-nc-nd) only the images as the PDF holds them: a panel cropped
+  out of a composite figure and a rotated copy are adapted material, which these licences do not allow to share;
 - the attribution lists every source paper of the published images in the form CC BY asks for. The CC BY
   4.0 legal code, Section 3(a)(1) (https://creativecommons.org/licenses/by/4.0/legalcode, read 2026-12 via
   its text in scancode-licensedb, cc-by-4.0.yml): who shares the material must (A) retain the creators'
@@ -30,7 +32,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dataset_builders.licences import KNOWN_IDS, UNKNOWN, licence_url
 from dataset_builders.records import SourceMeta
@@ -42,6 +44,9 @@ DEFAULT_LICENCES = ("cc-by", "cc-by-sa", "cc0", "public-domain")  # as the fetch
 CROPPED = {"gutter": "cropped into panels (composite figure split at its white gutters)",
            "layout": "cropped into panels (composite figure split by its layout)",
            "seam": "cropped into panels (composite figure split where abutting images meet)"}
+# licences that allow sharing the material only unadapted (CC BY-ND 4.0 Section 2(a)(1)(B): "produce and reproduce,
+# but not Share, Adapted Material"; Section 2(a)(4): technical changes of format never produce Adapted Material)
+NO_DERIVATIVES = frozenset({"cc-by-nd", "cc-by-nc-nd"})
 
 
 class PublishError(Exception):
@@ -56,6 +61,12 @@ def parse_licences(text: str) -> tuple[str, ...]:
         raise PublishError(f"--licences {text!r}: unknown licence id(s) {bad or '(none given)'}; "
                            f"known: {', '.join(KNOWN_IDS)}")
     return ids
+
+
+def adapted(meta: dict) -> bool:
+    """Whether a sample's image is adapted material: a rotated copy, or a panel cropped out of a composite figure
+    (an image used as the PDF holds it -- a whole figure, or one of the PDF's own per-panel images -- is not)."""
+    return bool(meta["augmentation"]) or meta["provenance"].get("split_method") in CROPPED
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,14 @@ def _parse_lines(text: str) -> tuple[list[str], list[dict]]:
     except json.JSONDecodeError:
         values = None
     if values is None or len(values) != len(lines):  # ("1, 2" is two values in the array, an error alone)
-        values = [json.loads(line) for line in lines]
+        values, start = [], 0
+        for line in text.splitlines(keepends=True):  # the same lines, with the offset of each in the text
+            if line.strip():
+                try:
+                    values.append(json.loads(line))
+                except json.JSONDecodeError as exc:  # positions in the whole text: its lineno is the file's line
+                    raise json.JSONDecodeError(exc.msg, text, start + exc.pos) from None
+            start += len(line)
     return lines, values
 
 
@@ -125,13 +143,24 @@ def _read_json(path: Path, parse):
         raise PublishError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
 
-def load_sources(paths: StagePaths) -> dict[str, SourceMeta]:
-    """{paper id: title, DOI, licence, authors, ...} from stages/panels/<paper>.json."""
+def load_sources(paths: StagePaths, pdfs: dict[str, str] | None = None) -> dict[str, SourceMeta]:
+    """{paper id: title, DOI, licence, authors, ...} from stages/panels/<paper>.json; pdfs: filled with {paper id:
+    its PDF's file name} (the panels file's source_pdf)."""
     sources: dict[str, SourceMeta] = {}
     fields = set(SourceMeta.model_fields)
     for f in sorted(paths.panels.glob("*.json")):
-        data = json.loads(f.read_text(encoding="utf-8"))
-        sources[data.get("paper_id", f.stem)] = SourceMeta.model_validate({k: v for k, v in data.items() if k in fields})
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            sources[data.get("paper_id", f.stem)] = SourceMeta.model_validate(
+                {k: v for k, v in data.items() if k in fields})
+            if pdfs is not None and isinstance(data.get("source_pdf"), str):
+                pdfs[data.get("paper_id", f.stem)] = data["source_pdf"]
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, pydantic's ValidationError
+            reason = ("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                      if isinstance(exc, ValidationError) else str(exc).splitlines()[0])
+            raise PublishError(f"{f}: unreadable panels file ({reason}); rebuild with --from-stage panels") from None
     return sources
 
 
@@ -173,6 +202,7 @@ class Selection:
     sources: dict[str, SourceMeta]
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)  # licence -> papers / items / samples
     published: dict[str, dict[str, int]] = field(default_factory=dict)
+    source_pdfs: dict[str, str] = field(default_factory=dict)  # paper id -> its PDF's file name (panels file)
 
     def attributions(self) -> list[Attribution]:
         """Every source paper of the published samples, sorted by source id."""
@@ -186,8 +216,9 @@ class Selection:
             samples = by_source[source_id]
             meta = self.sources.get(source_id) if not source_id.startswith("manual:") else None
             src = meta or SourceMeta()
-            pdfs = sorted({s.meta["provenance"].get("source_pdf") for s in samples
-                           if s.meta["provenance"].get("source_pdf")})
+            # a sample's provenance names its representative's PDF: a reprint's is another paper's
+            pdfs = [self.source_pdfs[source_id]] if source_id in self.source_pdfs else sorted(
+                {s.meta["provenance"].get("source_pdf") for s in samples if s.meta["provenance"].get("source_pdf")})
             licence = paper_licence(source_id, self.sources)
             out.append(Attribution(
                 source=source_id, title=src.title, authors=src.authors, year=src.year, venue=src.venue,
@@ -222,9 +253,10 @@ def select(out: Path, licences: tuple[str, ...], name: str | None = None) -> Sel
         config = paths.out / "build_config.json"
         name = json.loads(config.read_text(encoding="utf-8"))["dataset_name"] if config.is_file() else "fracto"
     built = read_built(paths, name)
-    sources = load_sources(paths)
+    source_pdfs: dict[str, str] = {}
+    sources = load_sources(paths, source_pdfs)
     allowed = set(licences)
-    selection = Selection(licences=licences, samples={s: [] for s in SPLITS}, sources=sources)
+    selection = Selection(licences=licences, samples={s: [] for s in SPLITS}, sources=sources, source_pdfs=source_pdfs)
     counts: dict[str, dict[str, dict[str, set]]] = {"published": {}, "excluded": {}}
     licence_of: dict[str, str] = {}  # paper id -> paper_licence, once per paper (not twice per sample)
     for split in SPLITS:
@@ -237,10 +269,12 @@ def select(out: Path, licences: tuple[str, ...], name: str | None = None) -> Sel
                 if p not in licence_of:
                     licence_of[p] = paper_licence(p, sources)
             refused = sorted({licence_of[p] for p in papers} - allowed)
+            if not refused and adapted(meta):  # a crop or a rotated copy of a no-derivatives paper's image
+                refused = sorted(({licence_of[p] for p in papers} | {rep}) & NO_DERIVATIVES)
             if not refused and rep in allowed:
                 published.append(s)
                 key, kind = rep, "published"
-            else:  # reported under the image's own licence, or the reprinting paper's that stopped it
+            else:  # reported under the image's own licence, or the reprinting (or no-derivatives) paper's that stopped it
                 key, kind = (rep if rep not in allowed else refused[0]), "excluded"
             row = counts[kind].setdefault(key, {"papers": set(), "items": set(), "samples": set()})
             row["papers"].update(p for p in papers if licence_of[p] == key)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,13 +23,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from PIL import Image
 
 from dataset_builders import export_hf, hf_shards
 from dataset_builders.build import build
 from dataset_builders.config import BuildConfig
 from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord
-from dataset_builders.publish import PublishError, _parse_lines, parse_licences
+from dataset_builders.publish import PublishError, _parse_lines, _read_json, parse_licences
 from dataset_builders.records import PaperRecord
 from fracto_core.files import read_model
 
@@ -47,15 +49,20 @@ HF = {"train": "train", "val": "validation", "test": "test"}
 @pytest.fixture(scope="module")
 def mixed_build(corpus_dir, tmp_path_factory) -> Path:
     """6 sample-corpus PDFs, 5 of them in a fetch manifest with mixed licences, + the manual set; built."""
-    work = tmp_path_factory.mktemp("hf_mixed")
+    return _build_with_licences(corpus_dir, tmp_path_factory.mktemp("hf_mixed"), MANIFEST_LICENCES)
+
+
+def _build_with_licences(corpus_dir: Path, work: Path, licences: list[tuple[str, str | None]]) -> Path:
+    """The first 6 sample-corpus PDFs, the first len(licences) of them in a fetch manifest with these (licence, URL),
+    + the manual set; built into work/out."""
     papers = work / "papers"
     papers.mkdir()
     pdfs = sorted((corpus_dir / "papers").glob("*.pdf"))[:6]
     lines = []
     for i, pdf in enumerate(pdfs):
         shutil.copy(pdf, papers / pdf.name)
-        if i < len(MANIFEST_LICENCES):
-            licence, url = MANIFEST_LICENCES[i]
+        if i < len(licences):
+            licence, url = licences[i]
             lines.append(ManifestRecord(
                 key=f"openalex:W{i}", source="openalex", doi=f"10.9999/hf.{i}", title=f"Paper {i} on fractography",
                 authors=[f"A. Author{i}", "B. Second"], year=2020 + i, venue="J. Fract.", licence=licence,
@@ -148,6 +155,40 @@ def test_unknown_is_published_only_when_asked_for(mixed_build, tmp_path):
     assert "cc-by-sa" in json.loads((out / "export_hf.json").read_text())["excluded"]
 
 
+ND_LICENCES = [("cc-by-nd", "https://creativecommons.org/licenses/by-nd/4.0/"),
+               ("cc-by", "https://creativecommons.org/licenses/by/4.0/"),
+               ("cc-by-nc-nd", "https://creativecommons.org/licenses/by-nc-nd/4.0/"),
+               ("cc-by-nd", "https://creativecommons.org/licenses/by-nd/4.0/"),
+               ("cc-by", "https://creativecommons.org/licenses/by/4.0/")]
+
+
+def _adapted(m: dict) -> bool:
+    """A rotated copy, or a panel cropped out of a composite figure (the builder's split methods that crop)."""
+    return bool(m["augmentation"]) or m["provenance"].get("split_method") in ("gutter", "layout", "seam")
+
+
+def test_no_derivatives_papers_publish_only_unadapted_images(corpus_dir, tmp_path):
+    """CC BY-ND / BY-NC-ND allow sharing the material, not adaptations of it: with those licences on the list, their
+    whole images are published, never a cropped panel or a rotated copy (docs/publishing.md); CC BY's still are."""
+    build_out = _build_with_licences(corpus_dir, tmp_path, ND_LICENCES)
+    out = tmp_path / "hf_nd"
+    allowed = ("cc-by", "cc-by-nd", "cc-by-nc-nd")
+    assert export_hf.main([str(out), "--build", str(build_out), "--licences", ",".join(allowed), "--quiet"]) == 0
+    papers, metas = _papers(build_out), _meta(build_out)
+    nd = {pid for pid, p in papers.items() if p.licence in ("cc-by-nd", "cc-by-nc-nd")}
+    rows = _rows(out)
+    published = {r["sample_id"] for r in rows}
+    by_id = {m["sample_id"]: m for s in SPLITS for m in metas[s]}
+    nd_adapted = {i for i, m in by_id.items() if _adapted(m) and set(m["paper_ids"]) & nd}
+    assert nd_adapted and not nd_adapted & published  # the corpus has ND crops/rotations; none is published
+    assert any(set(by_id[i]["paper_ids"]) & nd for i in published)  # ND images as the PDF holds them are
+    assert any(_adapted(by_id[i]) for i in published)  # CC BY's crops and rotated copies still are
+    expected = {i for i, m in by_id.items() if _allowed(m, papers, set(allowed))} - nd_adapted
+    assert published == expected
+    excluded = json.loads((out / "export_hf.json").read_text())["excluded"]
+    assert sum(excluded.get(lic, {}).get("samples", 0) for lic in ("cc-by-nd", "cc-by-nc-nd")) == len(nd_adapted)
+
+
 def test_attribution_lists_exactly_the_papers_behind_the_published_images(mixed_build, exported):
     papers = _papers(mixed_build)
     rows = _rows(exported)
@@ -178,6 +219,20 @@ def test_attribution_lists_exactly_the_papers_behind_the_published_images(mixed_
     assert any("rotated by 90, 180, 270 degrees" in a["changes"] for a in sources.values())
     # no excluded paper is credited as a source of this release
     assert not {pid for pid, p in papers.items() if p.licence not in ALLOWED} & set(sources)
+
+
+def test_attribution_names_each_papers_own_pdf_also_for_a_reprinted_image(mixed_build, tmp_path):
+    """A reprinted image's provenance names its representative paper's PDF; each source's attribution names its own
+    (the test corpus's cc0 paper's image is also in the paper that states no licence: both published here)."""
+    out = tmp_path / "hf_all"
+    export_hf.export(mixed_build, out, ("cc-by", "cc-by-sa", "cc0", "unknown"), progress=False)
+    papers, rows = _papers(mixed_build), _rows(out)
+    assert any(len(r["paper_ids"]) > 1 for r in rows)  # a reprint is published
+    sources = json.loads((out / "attribution.json").read_text())["sources"]
+    mined = [a for a in sources if not a["source"].startswith("manual:")]
+    behind = {p for r in rows for p in r["paper_ids"] if not p.startswith("manual:")}
+    assert {a["source"] for a in mined} == behind
+    assert {a["source"]: a["source_pdf"] for a in mined} == {pid: papers[pid].source_pdf for pid in behind}
 
 
 def test_datasets_loads_every_split_and_config_with_byte_identical_images(mixed_build, exported, hf_env):
@@ -223,6 +278,21 @@ def test_datasets_loads_every_split_and_config_with_byte_identical_images(mixed_
     assert "other" in want_licences and sorted(card.license) == want_licences
     assert (card.license_name, card.license_link) == ("mixed-per-image", "ATTRIBUTION.md")
     assert [c["config_name"] for c in card.configs] == ["default", "no_manual", "no_rotation"]
+
+
+def test_the_cards_load_snippet_names_only_configs_the_export_has(mixed_build, tmp_path):
+    """A build without the ablation variants: the card's configs are "default" alone, and so is its load snippet."""
+    build_out = tmp_path / "no_variants"
+    shutil.copytree(mixed_build, build_out)
+    config_file = build_out / "build_config.json"
+    config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"variants": False}))
+    out = tmp_path / "hf"
+    export_hf.export(build_out, out, ALLOWED, progress=False)
+    readme = (out / "README.md").read_text()
+    configs = [c["config_name"] for c in yaml.safe_load(readme.split("---")[1])["configs"]]
+    assert configs == ["default"]
+    named = set(re.findall(r'load_dataset\("[^"]*", "([^"]+)"\)', readme))
+    assert named <= set(configs), named
 
 
 def test_llamafactory_loader_reads_every_entry_from_the_original_bytes(mixed_build, exported, tmp_path):
@@ -354,6 +424,27 @@ def test_bad_input_is_refused_with_the_file_and_reason(mixed_build, tmp_path, ca
     assert not (tmp_path / "none").exists()
 
 
+def test_an_unreadable_panels_file_is_refused_with_the_file_and_reason(mixed_build, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(mixed_build, broken)
+    panels_file = sorted((broken / "stages" / "panels").glob("*.json"))[0]
+    panels_file.write_text('{"paper_id": "x", "title": ')  # cut short
+    assert export_hf.main([str(tmp_path / "out1"), "--build", str(broken), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{panels_file}: unreadable panels file" in err and "Traceback" not in err
+    panels_file.write_text('{"paper_id": "x", "authors": "not a list"}')
+    assert export_hf.main([str(tmp_path / "out2"), "--build", str(broken), "--quiet"]) == 2
+    assert f"{panels_file}: unreadable panels file (authors:" in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_work(mixed_build, tmp_path, capsys):
+    a_file = tmp_path / "out_file"
+    a_file.write_text("mine")
+    assert export_hf.main([str(a_file), "--build", str(mixed_build), "--quiet"]) == 2
+    assert f"{a_file}: exists and is not a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "mine" and not list(tmp_path.glob(".*.partial"))
+
+
 class _Recorder(BaseHTTPRequestHandler):
     """A stand-in Hub endpoint: records every request, answers 500 (so a push fails after being attempted)."""
 
@@ -463,7 +554,9 @@ def test_meta_lines_are_parsed_as_one_array_and_an_error_names_its_own_line(tmp_
     bad.write_text('{"a": 1}\n\n1, 2\n')
     with pytest.raises(json.JSONDecodeError) as err:
         _parse_lines(bad.read_text())
-    assert err.value.lineno == 1 and err.value.pos == 1
+    assert (err.value.lineno, err.value.colno) == (3, 2)  # the file's line 3 (was: line 1, of the line alone)
+    with pytest.raises(PublishError, match=r"meta.jsonl: not valid JSON \(Extra data, line 3\)"):
+        _read_json(bad, _parse_lines)
     assert _parse_lines('{"a": 1}\n\n{"b": 2}\n') == (['{"a": 1}', '{"b": 2}'], [{"a": 1}, {"b": 2}])
 
 
