@@ -84,7 +84,7 @@ class CallLog(Record):
     order: list[str] = Field(default_factory=list)  # the options as lettered in this rotation
     raw_reply: str | None = None
     parsed: list[str] = Field(default_factory=list)
-    parse_status: Literal["ok", "mapped", "unparseable"] | None = None
+    parse_status: Literal["ok", "mapped", "off_vocabulary", "unparseable"] | None = None  # as SampleRecord's
     position: str | None = None  # the letter chosen (rotations)
     correct: bool | None = None
     cached: bool = False

@@ -1,0 +1,46 @@
+"""Multi-call runs (eval.multicall: --context levels, circular multiple choice, the hybrid) read and score every
+reply as eval.run does: off-vocabulary names, truncated replies, failures; and a run folder of another protocol
+is refused. Against the scripted server."""
+
+from __future__ import annotations
+
+import json
+
+from eval.records import read_run
+from eval.run import RunConfig, run_eval
+
+from support import Reply, ScriptedServer
+from support.eval_classes import make_class_benchmark, prompt_text
+
+OFF_VOCAB = json.dumps({"features": ["river patterns", "unicorn marks"]})
+ROWS = [{"item_id": "i1", "features": "river patterns", "technique": "SEM", "mechanism": "brittle overload",
+         "caption": "Cleavage fracture of a steel plate"}]
+
+
+def cfg(csv_path, out, url, **kw) -> RunConfig:
+    values = dict(model="scripted-vlm", benchmark=csv_path, out=out, base_url=url, concurrency=2, timeout_s=5.0,
+                  max_attempts=1, backoff_base_s=0.05, progress=False, report=False)
+    return RunConfig(**{**values, **kw})
+
+
+def test_off_vocabulary_reply_in_a_context_run_and_from_a_hybrid_specialist(tmp_path):
+    """A name outside the vocabulary used to crash the run (CallLog refused parse_status 'off_vocabulary')."""
+    csv_path = make_class_benchmark(tmp_path / "bench", ROWS)
+
+    def respond(body, key, n):
+        if "specialist model examined" in prompt_text(body):
+            return Reply(content=json.dumps({"mechanism": "brittle overload", "reasons": ["cleavage"]}))
+        return Reply(content=OFF_VOCAB)
+
+    with ScriptedServer(responder=respond) as server:
+        ctx = run_eval(cfg(csv_path, tmp_path / "ctx", server.base_url, context="caption"))
+        hybrid = run_eval(cfg(csv_path, tmp_path / "hyb", server.base_url, task="failure_mechanism",
+                              model="hybrid:vllm:specialist+vllm:reasoner"))
+    s = read_run(ctx.run_dir).samples[0]
+    assert ctx.n_failed == 0 and s.parse_status == "off_vocabulary" and s.unknown_labels == ["unicorn marks"]
+    assert s.parsed == ["river patterns"] and s.calls[0].parse_status == "off_vocabulary"
+    h = read_run(hybrid.run_dir).samples[0]
+    assert hybrid.n_failed == 0 and h.parsed == ["brittle overload"]
+    assert h.calls[0].role == "specialist" and h.calls[0].parse_status == "off_vocabulary"
+    assert h.calls[0].parsed == ["river patterns"]
+
