@@ -124,7 +124,8 @@ def make_record(item: BenchmarkItem, task: Task, model: str, reference: list[str
         return SampleRecord(**base, attempts=0, error="; ".join(errors) or "no reply")
     tokens = TokenUsage(prompt=sum((c.tokens.prompt or 0) for c in calls if c.tokens),
                         completion=sum((c.tokens.completion or 0) for c in calls if c.tokens))
+    off_vocab = len(answer.unknown) if answer.status == "off_vocabulary" else 0  # false positives, as eval.resume
     return SampleRecord(**base, raw_reply=raw or "", parsed=list(answer.labels), parse_status=answer.status,
                         parse_detail=answer.detail, unknown_labels=list(answer.unknown),
-                        scores=SampleScores(**sample_scores(reference, answer.labels)), tokens=tokens,
+                        scores=SampleScores(**sample_scores(reference, answer.labels, off_vocab)), tokens=tokens,
                         cached=all(c.cached for c in calls if c.fingerprint), **extra)

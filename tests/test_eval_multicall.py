@@ -44,3 +44,13 @@ def test_off_vocabulary_reply_in_a_context_run_and_from_a_hybrid_specialist(tmp_
     assert h.calls[0].role == "specialist" and h.calls[0].parse_status == "off_vocabulary"
     assert h.calls[0].parsed == ["river patterns"]
 
+
+def test_per_sample_scores_count_off_vocabulary_names_as_in_a_single_call_run(tmp_path):
+    csv_path = make_class_benchmark(tmp_path / "bench", ROWS)
+    with ScriptedServer(responder=lambda body, key, n: Reply(content=OFF_VOCAB)) as server:
+        runs = {level: run_eval(cfg(csv_path, tmp_path / level, server.base_url, context=level))
+                for level in ("none", "caption")}  # none: eval.run's single call; caption: eval.multicall
+    single, multi = (read_run(runs[level].run_dir).samples[0] for level in ("none", "caption"))
+    assert single.calls == [] and multi.calls  # the two code paths
+    assert single.scores.fp == 1 and single.scores.precision == 0.5
+    assert multi.scores == single.scores
