@@ -98,6 +98,16 @@ def gather(groups: dict[str, list[str]], finish: Callable[[str, dict[str, CallRe
     return on_result
 
 
+def answer_of(result: CallResult | None, parse: Callable[[str], TaskAnswer]) -> TaskAnswer | None:
+    """How a call's reply is read, as eval.run reads it (eval.resume.record_for): None without a reply; an empty
+    or truncated reply (the client's status "invalid") is a parse failure that names nothing, whatever it holds."""
+    if result is None or result.status in ("failed", "not_run") or result.text is None:
+        return None
+    if result.status == "invalid":
+        return TaskAnswer((), "unparseable", result.error or "invalid reply")
+    return parse(result.text)
+
+
 def call_log(role: str, request: ChatRequest | None, result: CallResult | None, answer: TaskAnswer | None,
              **extra) -> CallLog:
     """The log of one call (result None: an offline step -- rules reasoner, oracle specialist)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from fracto_core.files import write_json_atomic
 from fracto_core.vlm_api.payloads import ImageInput
 from eval.benchmark import Benchmark, BenchmarkError
-from eval.calls import Caller, call_log, chat_request, gather, make_caller, make_record, send
+from eval.calls import Caller, answer_of, call_log, chat_request, gather, make_caller, make_record, send
 from eval.circular import DEFAULT_SEED, chosen_position, circular_summary, option_orders, rotation_parse, rotation_prompt
 from eval.context import check_level, coverage, with_context
 from eval.identity import offline_identity
@@ -78,7 +78,7 @@ def _circular(caller: Caller, config, task: Task, items, refs, images, cache_pat
         calls, answers = [], []
         for k, order in enumerate(orders[item_id]):
             res = results[f"{item_id}#{k}"]
-            ans = rotation_parse(task, order, res.text) if res.text is not None else None
+            ans = answer_of(res, lambda text, order=order: rotation_parse(task, order, text))
             answers.append(ans)
             calls.append(call_log(f"rotation {k}", requests[f"{item_id}#{k}"], res, ans, order=list(order),
                                   position=None if ans is None else chosen_position(order, ans),
@@ -99,7 +99,7 @@ def _single(caller: Caller, config, task: Task, items, refs, images, cache_path:
 
     def finish(item_id, results):
         res = results[item_id]
-        ans = task.parse(res.text) if res.text is not None else None
+        ans = answer_of(res, task.parse)
         extra = {"reasons": reasons_of(res.text)} if ans is not None and task.name == "failure_mechanism" else {}
         write(make_record(by_id[item_id], task, caller.name, refs[item_id], caller.recorded, level, ans, res.text,
                           [call_log("model", requests[item_id], res, ans)], **extra))

@@ -54,3 +54,37 @@ def test_per_sample_scores_count_off_vocabulary_names_as_in_a_single_call_run(tm
     assert single.calls == [] and multi.calls  # the two code paths
     assert single.scores.fp == 1 and single.scores.precision == 0.5
     assert multi.scores == single.scores
+
+
+def test_a_reply_cut_at_max_tokens_is_a_parse_failure_in_every_multi_call_run(tmp_path):
+    """eval.run scores an empty or truncated reply (finish_reason 'length') as a parse failure whatever it holds;
+    the multi-call runs used to parse it and score what it named (the right letter, mechanism, features)."""
+    from support.eval_classes import answer_letter
+
+    csv_path = make_class_benchmark(tmp_path / "bench", ROWS)
+
+    def respond(body, key, n):
+        text = prompt_text(body)
+        if "Choices:" in text:
+            return Reply(content=f"The answer is {answer_letter(body, 'SEM')} because the", finish_reason="length")
+        if "failure mechanism" in text:
+            return Reply(content='{"mechanism": "brittle overload", "reasons": ["cleav', finish_reason="length")
+        return Reply(content='{"features": ["river patterns"]} The surface also shows', finish_reason="length")
+
+    runs = {"none": dict(), "caption": dict(context="caption"),
+            "once": dict(task="microscopy_technique", circular=False), "circular": dict(task="microscopy_technique"),
+            "mechanism": dict(task="failure_mechanism"),
+            "hybrid": dict(task="failure_mechanism", model="hybrid:vllm:specialist+rules")}
+    with ScriptedServer(responder=respond) as server:
+        samples = {name: read_run(run_eval(cfg(csv_path, tmp_path / name, server.base_url, **kw)).run_dir).samples[0]
+                   for name, kw in runs.items()}
+    for name in ("none", "caption", "once", "circular", "mechanism"):
+        s = samples[name]
+        assert not s.failed and s.parse_status == "unparseable" and s.parsed == [], name
+        assert "truncated" in s.parse_detail and s.raw_reply, name
+    circular = samples["circular"]
+    assert circular.circular_correct is False and len(circular.calls) == 6
+    assert all(c.parse_status == "unparseable" and c.position is None and not c.correct for c in circular.calls)
+    hybrid = samples["hybrid"]  # the specialist's cut reply names no feature: the rules find no mechanism
+    assert hybrid.calls[0].parse_status == "unparseable" and hybrid.calls[0].parsed == []
+    assert hybrid.parsed == ["undetermined"]
