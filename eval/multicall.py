@@ -155,7 +155,7 @@ def run_multicall(config) -> object:
         _check_clip_folder(run_dir, identity)
     elif config.resume:
         done = {k: s for k, s in previous_samples(run_dir, task, config.model, bench, refs, recorded, identity,
-                                                  level).items() if not s.failed}
+                                                  level, bool(protocol.get("circular"))).items() if not s.failed}
     todo = [it for it in bench.items if it.item_id not in done]
     run_dir.mkdir(parents=True, exist_ok=True)
     cache_path = run_dir / CACHE_FILE

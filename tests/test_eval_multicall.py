@@ -88,3 +88,25 @@ def test_a_reply_cut_at_max_tokens_is_a_parse_failure_in_every_multi_call_run(tm
     hybrid = samples["hybrid"]  # the specialist's cut reply names no feature: the rules find no mechanism
     assert hybrid.calls[0].parse_status == "unparseable" and hybrid.calls[0].parsed == []
     assert hybrid.parsed == ["undetermined"]
+
+
+def test_a_circular_run_and_a_single_pass_run_do_not_resume_each_other(tmp_path):
+    """Both default to output/eval/<task>/<model>: the resume check compared no protocol, so the second run took
+    the first one's samples (single-pass ones in a circular run: a ZeroDivisionError in its circular summary)."""
+    import pytest
+    from eval.run import RunError
+    from support.eval_classes import answer_letter
+
+    csv_path = make_class_benchmark(tmp_path / "bench", ROWS)
+    with ScriptedServer(responder=lambda body, key, n: Reply(content=answer_letter(body, "SEM"))) as server:
+        for first in (False, True):
+            out = tmp_path / f"first-circular-{first}"
+            done = run_eval(cfg(csv_path, out, server.base_url, task="microscopy_technique", circular=first))
+            assert done.n_failed == 0 and read_run(out).samples[0].parsed == ["SEM"]
+            n = server.count()
+            with pytest.raises(RunError, match="circular"):
+                run_eval(cfg(csv_path, out, server.base_url, task="microscopy_technique", circular=not first))
+            assert server.count() == n
+            again = run_eval(cfg(csv_path, out, server.base_url, task="microscopy_technique", circular=first))
+            assert again.already_done == 1 and server.count() == n  # the same protocol still resumes
+
