@@ -204,7 +204,7 @@ def _finish(card: RunCard, run_dir: Path, task: Task, bench: Benchmark, config, 
     order = {it.item_id: n for n, it in enumerate(bench.items)}
     samples = sorted(read_samples(run_dir / SAMPLES_FILE)[0], key=lambda s: order.get(s.item_id, len(order)))
     scored = [s for s in samples if not s.failed]
-    if card.protocol.get("circular"):
+    if card.protocol.get("circular") and scored:  # no scored sample (every call failed): nothing to summarise
         card.protocol["circular_summary"] = circular_summary([[c.model_dump() for c in s.calls] for s in scored],
                                                              len(task.choices))
     card.finished_at, card.n_samples, card.n_failed = now(), len(samples), len(samples) - len(scored)

@@ -110,3 +110,14 @@ def test_a_circular_run_and_a_single_pass_run_do_not_resume_each_other(tmp_path)
             again = run_eval(cfg(csv_path, out, server.base_url, task="microscopy_technique", circular=first))
             assert again.already_done == 1 and server.count() == n  # the same protocol still resumes
 
+
+def test_a_circular_run_whose_every_request_failed_ends_with_its_failures_not_a_traceback(tmp_path):
+    from eval.run import main
+
+    csv_path = make_class_benchmark(tmp_path / "bench", ROWS)
+    with ScriptedServer(responder=lambda body, key, n: Reply(status=404, content=None)) as server:
+        code = main(["--model", "scripted-vlm", "--base-url", server.base_url, "--task", "microscopy_technique",
+                     "--benchmark", str(csv_path), "--out", str(tmp_path / "run"), "--quiet", "--max-attempts", "1"])
+    assert code == 1  # as eval.run with --no-circular: some images got no reply
+    run = read_run(tmp_path / "run")
+    assert run.card.n_failed == 1 and run.samples[0].failed and "circular_summary" not in run.card.protocol
