@@ -224,7 +224,11 @@ class LoadedRun:
 def read_latest(path: Path, model: type[R], key: str) -> tuple[list[R], bool]:
     """Records of a per-sample log (JSON lines of `model`), the last per `key` winning, in order of first
     appearance; a torn (unparseable) final line -- a kill mid-write -- is skipped and reported (True)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    text = Path(path).read_text(encoding="utf-8")
+    # lines end at "\n" only: str.splitlines also breaks at U+2028, U+2029, U+0085 ..., which JSON keeps raw in strings
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     latest: dict[str, R] = {}
     torn = False
     for number, line in enumerate(lines, 1):
