@@ -237,8 +237,8 @@ def read_latest(path: Path, model: type[R], key: str) -> tuple[list[R], bool]:
         try:
             record = model.model_validate_json(line)
         except ValidationError as exc:
-            if number == len(lines) and not line.rstrip().endswith("}"):
-                torn = True  # killed mid-write: the sample will be redone by a resumed run
+            if number == len(lines) and (not text.endswith("\n") or not line.rstrip().endswith("}")):
+                torn = True  # killed mid-write (no newline after it yet): the sample is redone by a resumed run
                 continue
             raise RunFormatError(f"{path}:{number}: not a {model.__name__}: {exc}") from None
         latest[getattr(record, key)] = record

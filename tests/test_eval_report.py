@@ -233,6 +233,20 @@ def test_resume_last_record_wins_and_torn_line_skipped(tmp_path):
     assert "torn last line" in files.markdown.read_text()
 
 
+def test_torn_last_line_ending_in_an_inner_brace_is_skipped(tmp_path):
+    """A kill can cut the last line right after a nested object ('"request": {...}'): it is still torn (no
+    newline after it), skipped like any torn line -- not a RunFormatError that stops resume and report."""
+    reference = truth(3)
+    run = write_run(tmp_path / "r", "m", reference, answers(reference, 1.0, 3))
+    whole = (run / "samples.jsonl").read_text().splitlines()[2]
+    cut = whole.index("}") + 1  # the end of the first nested object
+    assert cut < len(whole) - 1
+    with open(run / "samples.jsonl", "a") as fh:
+        fh.write(whole[:cut])
+    loaded = read_run(run)
+    assert loaded.torn_last_line and [s.item_id for s in loaded.samples] == ["item000", "item001", "item002"]
+
+
 def test_a_reply_holding_unicode_line_separators_reads_back(tmp_path):
     """JSON keeps U+2028, U+2029 and U+0085 raw inside strings; the log is split at newlines only."""
     from eval.records import SampleLog, read_samples
