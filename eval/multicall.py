@@ -208,6 +208,11 @@ def _finish(card: RunCard, run_dir: Path, task: Task, bench: Benchmark, config, 
         card.protocol["circular_summary"] = circular_summary([[c.model_dump() for c in s.calls] for s in scored],
                                                              len(task.choices))
     card.finished_at, card.n_samples, card.n_failed = now(), len(samples), len(samples) - len(scored)
+    for role, part in (card.identity.parts or {"": card.identity}).items():  # the replies' snapshots, per model
+        part.snapshots = sorted({c.served_model for s in scored for c in s.calls
+                                 if c.served_model and (not role or c.role == role)})
+        if len(part.snapshots) > 1:
+            warnings.append(f"the {role or 'model'}'s replies came from several model snapshots: {part.snapshots}")
     card.cost = Cost(prompt_tokens=sum((s.tokens.prompt or 0) for s in scored if s.tokens),
                      completion_tokens=sum((s.tokens.completion or 0) for s in scored if s.tokens),
                      pricing="see each call's tokens (multi-call run)")

@@ -91,6 +91,7 @@ class CallLog(Record):
     latency_s: float | None = None
     tokens: TokenUsage | None = None
     error: str | None = None
+    served_model: str | None = None  # the `model` field of the reply (API models: the dated snapshot)
 
 
 class SampleRecord(Record):

@@ -121,3 +121,34 @@ def test_a_circular_run_whose_every_request_failed_ends_with_its_failures_not_a_
     assert code == 1  # as eval.run with --no-circular: some images got no reply
     run = read_run(tmp_path / "run")
     assert run.card.n_failed == 1 and run.samples[0].failed and "circular_summary" not in run.card.protocol
+
+
+def test_multi_call_runs_record_the_replies_model_snapshots_as_eval_run_does(tmp_path, monkeypatch):
+    """'API models record the dated snapshot of each reply' (docs/evaluation.md): per call, per sample, and in the
+    run card (per part of a hybrid); multi-call runs recorded none."""
+    from support.eval_classes import answer_letter
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    csv_path = make_class_benchmark(tmp_path / "bench", ROWS)
+
+    def respond(body, key, n):
+        text = prompt_text(body)
+        if "Choices:" in text:
+            return Reply(content=answer_letter(body, "SEM"))
+        if "specialist model examined" in text:
+            return Reply(content=json.dumps({"mechanism": "brittle overload", "reasons": ["cleavage"]}))
+        return Reply(content=json.dumps({"features": ["river patterns"]}))
+
+    with ScriptedServer(responder=respond) as server:  # it answers with the model name it was asked for
+        circular = run_eval(cfg(csv_path, tmp_path / "c", server.base_url, model="openai:gpt-5.5",
+                                task="microscopy_technique"))
+        hybrid = run_eval(cfg(csv_path, tmp_path / "h", server.base_url, task="failure_mechanism",
+                              model="hybrid:vllm:specialist+openai:gpt-5.5"))
+    run = read_run(circular.run_dir)
+    assert all(c.served_model == "gpt-5.5" for c in run.samples[0].calls) and run.samples[0].served_model == "gpt-5.5"
+    assert run.card.identity.snapshots == ["gpt-5.5"]
+    run = read_run(hybrid.run_dir)
+    assert [c.served_model for c in run.samples[0].calls] == ["specialist", "gpt-5.5"]
+    assert run.samples[0].served_model is None  # two models behind the sample: each call names its own
+    parts = run.card.identity.parts
+    assert parts["specialist"].snapshots == ["specialist"] and parts["reasoner"].snapshots == ["gpt-5.5"]
