@@ -276,7 +276,8 @@ def load_builder_split(folder: Path, split: str = "test", name: str | None = Non
     items: list[BenchmarkItem] = []
     problems: list[str] = []
     seen: set[str] = set()
-    for number, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
+    # "\n" only: the export writes ensure_ascii=False, so U+2028/U+2029/U+0085 of a caption stay raw in its line
+    for number, line in enumerate(meta.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         where = f"{meta.name} line {number}"

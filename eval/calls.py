@@ -98,6 +98,16 @@ def gather(groups: dict[str, list[str]], finish: Callable[[str, dict[str, CallRe
     return on_result
 
 
+def answer_of(result: CallResult | None, parse: Callable[[str], TaskAnswer]) -> TaskAnswer | None:
+    """How a call's reply is read, as eval.run reads it (eval.resume.record_for): None without a reply; an empty
+    or truncated reply (the client's status "invalid") is a parse failure that names nothing, whatever it holds."""
+    if result is None or result.status in ("failed", "not_run") or result.text is None:
+        return None
+    if result.status == "invalid":
+        return TaskAnswer((), "unparseable", result.error or "invalid reply")
+    return parse(result.text)
+
+
 def call_log(role: str, request: ChatRequest | None, result: CallResult | None, answer: TaskAnswer | None,
              **extra) -> CallLog:
     """The log of one call (result None: an offline step -- rules reasoner, oracle specialist)."""
@@ -108,6 +118,7 @@ def call_log(role: str, request: ChatRequest | None, result: CallResult | None, 
     failed = result.status in ("failed", "not_run") or result.text is None
     return CallLog(role=role, request_id=result.request_id, fingerprint=result.fingerprint, prompt=prompt,
                    raw_reply=None if failed else result.text, cached=result.cached, latency_s=result.latency_s,
+                   served_model=None if failed else result.model,
                    tokens=TokenUsage(prompt=result.input_tokens, completion=result.output_tokens),
                    error=(result.error or f"no reply ({result.status})") if failed else None,
                    **({} if answer is None or failed else {"parsed": list(answer.labels),
@@ -124,7 +135,10 @@ def make_record(item: BenchmarkItem, task: Task, model: str, reference: list[str
         return SampleRecord(**base, attempts=0, error="; ".join(errors) or "no reply")
     tokens = TokenUsage(prompt=sum((c.tokens.prompt or 0) for c in calls if c.tokens),
                         completion=sum((c.tokens.completion or 0) for c in calls if c.tokens))
+    off_vocab = len(answer.unknown) if answer.status == "off_vocabulary" else 0  # false positives, as eval.resume
+    served = {c.served_model for c in calls if c.served_model}  # one model behind the sample: its snapshot
     return SampleRecord(**base, raw_reply=raw or "", parsed=list(answer.labels), parse_status=answer.status,
                         parse_detail=answer.detail, unknown_labels=list(answer.unknown),
-                        scores=SampleScores(**sample_scores(reference, answer.labels)), tokens=tokens,
-                        cached=all(c.cached for c in calls if c.fingerprint), **extra)
+                        scores=SampleScores(**sample_scores(reference, answer.labels, off_vocab)), tokens=tokens,
+                        cached=all(c.cached for c in calls if c.fingerprint),
+                        served_model=served.pop() if len(served) == 1 else None, **extra)

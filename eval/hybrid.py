@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.benchmark import BenchmarkItem
-from eval.calls import Caller, call_log, chat_request, gather, make_caller, make_record, send
+from eval.calls import Caller, answer_of, call_log, chat_request, gather, make_caller, make_record, send
 from eval.identity import combined_identity, offline_identity
 from eval.mechanism import (ORACLE_SPECIALIST, RULES_REASONER, HybridName, HybridNameError, parse_hybrid,
                             reasoner_prompt, reasons_of, rules_reply)
@@ -82,7 +82,7 @@ def _features(hybrid: Hybrid, config, items: Sequence[BenchmarkItem], images: di
     results = send(hybrid.specialist, list(reqs.values()), config, cache_path)
     for item_id, req in reqs.items():
         r = results.get(req.request_id)
-        ans = morph.parse(r.text) if r is not None and r.text is not None else None
+        ans = answer_of(r, morph.parse)  # a cut reply names no feature (as eval.run scores it)
         features[item_id] = (ans, call_log("specialist", req, r, ans))
     return features
 
@@ -93,8 +93,7 @@ def run_hybrid(hybrid: Hybrid, config, task: Task, items: Sequence[BenchmarkItem
     by_id = {it.item_id: it for it in items}
     features = _features(hybrid, config, items, images, cache_path)
 
-    def finish(item_id: str, reasoner_log: CallLog, text: str | None) -> None:
-        ans = task.parse(text) if text is not None else None
+    def finish(item_id: str, reasoner_log: CallLog, text: str | None, ans: TaskAnswer | None) -> None:
         write(make_record(by_id[item_id], task, config.model, refs[item_id], hybrid.recorded, level, ans, text,
                           [features[item_id][1], reasoner_log], **({"reasons": reasons_of(text)} if ans else {})))
 
@@ -102,17 +101,18 @@ def run_hybrid(hybrid: Hybrid, config, task: Task, items: Sequence[BenchmarkItem
     for item_id, (ans_f, _) in features.items():
         if hybrid.reasoner is None or ans_f is None:  # the rules, or no features to reason from
             text = None if ans_f is None else rules_reply(ans_f.labels)
-            log = call_log("reasoner", None, None, None if text is None else task.parse(text),
-                           request_id=f"{item_id}/rules", raw_reply=text)
-            finish(item_id, log, text)
+            ans = None if text is None else task.parse(text)
+            log = call_log("reasoner", None, None, ans, request_id=f"{item_id}/rules", raw_reply=text)
+            finish(item_id, log, text, ans)
         else:
             reqs[item_id] = chat_request(hybrid.reasoner, f"{item_id}/reasoner",
                                          [reasoner_prompt(ans_f.labels, by_id[item_id], level)], task)
     if reqs:
         def on_reasoner(item_id, results):
             res = results[f"{item_id}/reasoner"]
-            ans = task.parse(res.text) if res.text is not None else None
-            finish(item_id, call_log("reasoner", reqs[item_id], res, ans), res.text)
+            ans = answer_of(res, task.parse)
+            text = res.text if ans is not None else None
+            finish(item_id, call_log("reasoner", reqs[item_id], res, ans), text, ans)
 
         send(hybrid.reasoner, list(reqs.values()), config, cache_path,
              on_result=gather({i: [f"{i}/reasoner"] for i in reqs}, on_reasoner))

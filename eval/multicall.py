@@ -30,7 +30,7 @@ from pathlib import Path
 from fracto_core.files import write_json_atomic
 from fracto_core.vlm_api.payloads import ImageInput
 from eval.benchmark import Benchmark, BenchmarkError
-from eval.calls import Caller, call_log, chat_request, gather, make_caller, make_record, send
+from eval.calls import Caller, answer_of, call_log, chat_request, gather, make_caller, make_record, send
 from eval.circular import DEFAULT_SEED, chosen_position, circular_summary, option_orders, rotation_parse, rotation_prompt
 from eval.context import check_level, coverage, with_context
 from eval.identity import offline_identity
@@ -78,7 +78,7 @@ def _circular(caller: Caller, config, task: Task, items, refs, images, cache_pat
         calls, answers = [], []
         for k, order in enumerate(orders[item_id]):
             res = results[f"{item_id}#{k}"]
-            ans = rotation_parse(task, order, res.text) if res.text is not None else None
+            ans = answer_of(res, lambda text, order=order: rotation_parse(task, order, text))
             answers.append(ans)
             calls.append(call_log(f"rotation {k}", requests[f"{item_id}#{k}"], res, ans, order=list(order),
                                   position=None if ans is None else chosen_position(order, ans),
@@ -99,7 +99,7 @@ def _single(caller: Caller, config, task: Task, items, refs, images, cache_path:
 
     def finish(item_id, results):
         res = results[item_id]
-        ans = task.parse(res.text) if res.text is not None else None
+        ans = answer_of(res, task.parse)
         extra = {"reasons": reasons_of(res.text)} if ans is not None and task.name == "failure_mechanism" else {}
         write(make_record(by_id[item_id], task, caller.name, refs[item_id], caller.recorded, level, ans, res.text,
                           [call_log("model", requests[item_id], res, ans)], **extra))
@@ -155,7 +155,7 @@ def run_multicall(config) -> object:
         _check_clip_folder(run_dir, identity)
     elif config.resume:
         done = {k: s for k, s in previous_samples(run_dir, task, config.model, bench, refs, recorded, identity,
-                                                  level).items() if not s.failed}
+                                                  level, bool(protocol.get("circular"))).items() if not s.failed}
     todo = [it for it in bench.items if it.item_id not in done]
     run_dir.mkdir(parents=True, exist_ok=True)
     cache_path = run_dir / CACHE_FILE
@@ -204,10 +204,15 @@ def _finish(card: RunCard, run_dir: Path, task: Task, bench: Benchmark, config, 
     order = {it.item_id: n for n, it in enumerate(bench.items)}
     samples = sorted(read_samples(run_dir / SAMPLES_FILE)[0], key=lambda s: order.get(s.item_id, len(order)))
     scored = [s for s in samples if not s.failed]
-    if card.protocol.get("circular"):
+    if card.protocol.get("circular") and scored:  # no scored sample (every call failed): nothing to summarise
         card.protocol["circular_summary"] = circular_summary([[c.model_dump() for c in s.calls] for s in scored],
                                                              len(task.choices))
     card.finished_at, card.n_samples, card.n_failed = now(), len(samples), len(samples) - len(scored)
+    for role, part in (card.identity.parts or {"": card.identity}).items():  # the replies' snapshots, per model
+        part.snapshots = sorted({c.served_model for s in scored for c in s.calls
+                                 if c.served_model and (not role or c.role == role)})
+        if len(part.snapshots) > 1:
+            warnings.append(f"the {role or 'model'}'s replies came from several model snapshots: {part.snapshots}")
     card.cost = Cost(prompt_tokens=sum((s.tokens.prompt or 0) for s in scored if s.tokens),
                      completion_tokens=sum((s.tokens.completion or 0) for s in scored if s.tokens),
                      pricing="see each call's tokens (multi-call run)")

@@ -118,7 +118,7 @@ def load_qa_benchmark(path: Path) -> tuple[Path, list[QABenchItem], str]:
     if not path.is_file():
         raise QAError(f"{path}: no such Q&A benchmark file")
     items: list[QABenchItem] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):  # not splitlines: U+2028 in text
         if line.strip():
             try:
                 meta = json.loads(line)

@@ -84,13 +84,14 @@ class CallLog(Record):
     order: list[str] = Field(default_factory=list)  # the options as lettered in this rotation
     raw_reply: str | None = None
     parsed: list[str] = Field(default_factory=list)
-    parse_status: Literal["ok", "mapped", "unparseable"] | None = None
+    parse_status: Literal["ok", "mapped", "off_vocabulary", "unparseable"] | None = None  # as SampleRecord's
     position: str | None = None  # the letter chosen (rotations)
     correct: bool | None = None
     cached: bool = False
     latency_s: float | None = None
     tokens: TokenUsage | None = None
     error: str | None = None
+    served_model: str | None = None  # the `model` field of the reply (API models: the dated snapshot)
 
 
 class SampleRecord(Record):
@@ -224,7 +225,11 @@ class LoadedRun:
 def read_latest(path: Path, model: type[R], key: str) -> tuple[list[R], bool]:
     """Records of a per-sample log (JSON lines of `model`), the last per `key` winning, in order of first
     appearance; a torn (unparseable) final line -- a kill mid-write -- is skipped and reported (True)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    text = Path(path).read_text(encoding="utf-8")
+    # lines end at "\n" only: str.splitlines also breaks at U+2028, U+2029, U+0085 ..., which JSON keeps raw in strings
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     latest: dict[str, R] = {}
     torn = False
     for number, line in enumerate(lines, 1):
@@ -233,8 +238,8 @@ def read_latest(path: Path, model: type[R], key: str) -> tuple[list[R], bool]:
         try:
             record = model.model_validate_json(line)
         except ValidationError as exc:
-            if number == len(lines) and not line.rstrip().endswith("}"):
-                torn = True  # killed mid-write: the sample will be redone by a resumed run
+            if number == len(lines) and (not text.endswith("\n") or not line.rstrip().endswith("}")):
+                torn = True  # killed mid-write (no newline after it yet): the sample is redone by a resumed run
                 continue
             raise RunFormatError(f"{path}:{number}: not a {model.__name__}: {exc}") from None
         latest[getattr(record, key)] = record

@@ -81,10 +81,11 @@ def check_identity(run_dir: Path, recorded: ModelIdentity | None, now: ModelIden
 
 def previous_samples(run_dir: Path, task: Task, model: str, bench: Benchmark, references: dict[str, list[str]],
                      params: RequestParams, identity: ModelIdentity | None,
-                     context: str = "none") -> dict[str, SampleRecord]:
+                     context: str = "none", circular: bool = False) -> dict[str, SampleRecord]:
     """The samples an earlier run of the same settings and model left in run_dir (RunError if they belong to
     another run). model: the registry name (RunCard.model); identity None: not checked (a dry run that could
-    not ask the server); context: the context level (eval.context)."""
+    not ask the server); context: the context level (eval.context); circular: multiple choice asked in every
+    rotation (eval.circular; RunCard.protocol["circular"]) rather than once."""
     samples_path = run_dir / SAMPLES_FILE
     if not samples_path.exists():
         return {}
@@ -100,6 +101,9 @@ def previous_samples(run_dir: Path, task: Task, model: str, bench: Benchmark, re
                                                                               bench.name)):
             if old != new:
                 raise RunError(f"{where}: {what} {old!r}, not {new!r}{WAYS_ON}")
+        if bool(card.protocol.get("circular")) != circular:  # one sample per image either way: never mixed
+            asked = {True: "circular (every rotation)", False: "once (--no-circular)"}
+            raise RunError(f"{where}: its options were asked {asked[not circular]}, not {asked[circular]}{WAYS_ON}")
         if card.parameters != params:
             raise RunError(f"{where}: parameters {card.parameters.model_dump()} differ from "
                            f"{params.model_dump()}{WAYS_ON}")

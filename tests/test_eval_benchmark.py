@@ -257,6 +257,21 @@ def test_builder_split_errors(tmp_path):
     assert "line 3" in problems[2] and "outside the benchmark folder" in problems[2]
 
 
+def test_builder_meta_lines_split_at_newlines_only(tmp_path):
+    """dataset_builders.export writes meta lines with ensure_ascii=False: a caption holding U+2028, U+2029 or U+0085
+    (PDF text) keeps it raw inside its line, where str.splitlines broke the record in two."""
+    dataset = write_builder_split(tmp_path)
+    meta = dataset / "fracto_test_meta.jsonl"
+    lines = meta.read_text(encoding="utf-8").split("\n")
+    rec = json.loads(lines[0])
+    rec["caption"] = "Fig. 3 Fracture surface\u2028(a) dimples\u2029(b) facets\x85 of the same part"
+    lines[0] = json.dumps(rec, ensure_ascii=False, sort_keys=True)
+    meta.write_text("\n".join(lines), encoding="utf-8")
+    bench = load_benchmark(dataset)
+    assert [it.item_id for it in bench.items] == ["item0", "item1", "item2"]
+    assert bench.items[0].caption == rec["caption"]
+
+
 def test_no_benchmark_here(tmp_path):
     with pytest.raises(BenchmarkError, match="no \\*_test_meta.jsonl"):
         load_benchmark(tmp_path)

@@ -233,6 +233,35 @@ def test_resume_last_record_wins_and_torn_line_skipped(tmp_path):
     assert "torn last line" in files.markdown.read_text()
 
 
+def test_torn_last_line_ending_in_an_inner_brace_is_skipped(tmp_path):
+    """A kill can cut the last line right after a nested object ('"request": {...}'): it is still torn (no
+    newline after it), skipped like any torn line -- not a RunFormatError that stops resume and report."""
+    reference = truth(3)
+    run = write_run(tmp_path / "r", "m", reference, answers(reference, 1.0, 3))
+    whole = (run / "samples.jsonl").read_text().splitlines()[2]
+    cut = whole.index("}") + 1  # the end of the first nested object
+    assert cut < len(whole) - 1
+    with open(run / "samples.jsonl", "a") as fh:
+        fh.write(whole[:cut])
+    loaded = read_run(run)
+    assert loaded.torn_last_line and [s.item_id for s in loaded.samples] == ["item000", "item001", "item002"]
+
+
+def test_a_reply_holding_unicode_line_separators_reads_back(tmp_path):
+    """JSON keeps U+2028, U+2029 and U+0085 raw inside strings; the log is split at newlines only."""
+    from eval.records import SampleLog, read_samples
+
+    reference = truth(2)
+    run = write_run(tmp_path / "r", "m", reference, answers(reference, 1.0, 3))
+    first = read_run(run).samples[0]
+    reply = first.raw_reply + " and\u2028a second line\u2029and\x85a third"
+    with SampleLog(run / "samples.jsonl") as log:
+        log.write(first.model_copy(update={"raw_reply": reply}))
+    assert "\u2028" in (run / "samples.jsonl").read_text()  # written raw, as pydantic writes JSON
+    samples, torn = read_samples(run / "samples.jsonl")
+    assert not torn and len(samples) == 2 and samples[0].raw_reply == reply
+
+
 def test_record_validation():
     params = RequestParams(model="m", image_max_pixels=1024)
     base = dict(item_id="x", image_sha256="0" * 64, task="fracture_morphology", model="m", reference=[],

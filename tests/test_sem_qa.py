@@ -171,6 +171,21 @@ def test_sem_qa_scores_match_hand_computed_aggregates(tmp_path: Path, servers, m
     assert run(tmp_path, model, judge, "--judge-temperature", "0.5") == 2
 
 
+def test_qa_meta_lines_split_at_newlines_only(tmp_path: Path) -> None:
+    """The Q&A export writes ensure_ascii=False: evidence holding U+2028/U+2029/U+0085 (PDF text) stays raw in its
+    line, where str.splitlines broke the line ("not a Q&A meta line")."""
+    from eval.qa_task import load_qa_benchmark
+
+    evidence = "Fatigue striations\u2028were seen\u2029near the origin\x85 of the crack."
+    metas = [{"sample_id": f"s{i}", "item_id": f"i{i}", "image": f"images/i{i}.png", "kind": "features",
+              "question": "Which features?", "answer": "Fatigue striations.", "refused": False,
+              "sources": [evidence], "item_features": ["fatigue striations"]} for i in range(2)]
+    path = tmp_path / "fracto_qa_test_meta.jsonl"
+    path.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in metas), encoding="utf-8")
+    _, items, _ = load_qa_benchmark(path)
+    assert [it.sample_id for it in items] == ["s0", "s1"] and items[0].sources == [evidence]
+
+
 def test_sem_qa_needs_a_judge(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         eval_main(["--task", "sem_qa", "--model", "vllm:x", "--base-url", "http://127.0.0.1:9/v1"])
