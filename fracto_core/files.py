@@ -65,6 +65,18 @@ def open_text_atomic(path: Path, durable: bool = True) -> ContextManager[TextIO]
     return _open_atomic(path, "w", durable)
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a JSON-lines text, split at "\n" only; a final "\n" ends the last line, it opens no empty one.
+
+    Not str.splitlines: it also breaks at U+2028, U+2029, U+0085, \v, \f and \x1c-\x1e, which JSON writers keep
+    raw inside strings (ensure_ascii=False, as export's meta lines, the fetch manifest and a model's reply in an
+    eval log are written), so one record became two unparseable halves."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     """Write data to path atomically (temporary name in the same folder, then rename).
 

@@ -558,6 +558,13 @@ def test_meta_lines_are_parsed_as_one_array_and_an_error_names_its_own_line(tmp_
     with pytest.raises(PublishError, match=r"meta.jsonl: not valid JSON \(Extra data, line 3\)"):
         _read_json(bad, _parse_lines)
     assert _parse_lines('{"a": 1}\n\n{"b": 2}\n') == (['{"a": 1}', '{"b": 2}'], [{"a": 1}, {"b": 2}])
+    # a caption or DOI holding U+2028, U+0085 or a form feed (JSON keeps them raw): one record, not two halves
+    odd = json.dumps({"caption": "SEM\u2028fracture\x85surface\x0c(a)"}, ensure_ascii=False)
+    assert _parse_lines(odd + "\n" + '{"b": 2}\n')[1] == [json.loads(odd), {"b": 2}]
+    bad.write_text(odd + "\n{\"b\": \n", encoding="utf-8")  # an error after such a line keeps the file's line number
+    with pytest.raises(json.JSONDecodeError) as err:
+        _parse_lines(bad.read_text(encoding="utf-8"))
+    assert err.value.lineno == 2
 
 
 def test_to_arrow_is_pa_array_without_importing_pandas():

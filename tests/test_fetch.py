@@ -19,7 +19,7 @@ import pymupdf
 import pytest
 
 from dataset_builders.fetch.http import HostRateLimiter, retry_after_seconds
-from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord, read_manifest
+from dataset_builders.fetch.manifest import MANIFEST_NAME, ManifestRecord, ManifestWriter, read_manifest
 from dataset_builders.fetch.run import FetchSettings, run_fetch
 from dataset_builders.licences import find_licence, normalise_licence
 from dataset_builders.pdf.licence import pdf_licence
@@ -394,3 +394,13 @@ def test_a_chunked_body_is_judged_on_its_first_kib_not_its_first_chunk(tmp_path)
     got = {k: (r.status, r.reason) for k, r in read_manifest(tmp_path / MANIFEST_NAME).items()}
     assert got == {"openalex:W1": ("downloaded", None), "openalex:W2": ("skipped", "html_instead_of_pdf")}
     assert (tmp_path / "openalex-W1.pdf").read_bytes() == pdf
+
+
+def test_a_title_holding_a_line_separator_keeps_its_manifest_record(tmp_path):
+    # pydantic writes U+2028 / U+0085 raw (no ASCII escaping): the record is still one line of papers.jsonl
+    odd = ManifestRecord(key="openalex:W2", source="openalex", fetched_at="2026-12-01T00:00:00+00:00",
+                         status="downloaded", title="Fatigue\u2028striations in Ti\x85alloys", pdf="w2.pdf")
+    writer = ManifestWriter(tmp_path / MANIFEST_NAME)
+    writer.append(odd)
+    records = read_manifest(tmp_path / MANIFEST_NAME)
+    assert list(records) == ["openalex:W2"] and records["openalex:W2"].title == odd.title

@@ -227,6 +227,11 @@ def test_gallery_refuses_an_eval_run_whose_labels_are_not_lists(tmp_path):
     ok = {"item_id": "i1", "model": "m", "reference": ["fatigue striations"], "parsed": [], "error": None}
     (run / "samples.jsonl").write_text(json.dumps(ok) + "\n", encoding="utf-8")
     assert read_eval_run(run)[1]["i1"]["reference"] == ["fatigue striations"]
+    # a model's reply may hold U+2028 (JSON keeps it raw): the record is one line, not two unparseable halves
+    odd = {**ok, "raw_reply": "dimples\u2028and\x85shear lips"}
+    (run / "samples.jsonl").write_text(json.dumps(odd, ensure_ascii=False) + "\n" + json.dumps(ok) + "\n",
+                                       encoding="utf-8")
+    assert read_eval_run(run)[1]["i1"]["reference"] == ["fatigue striations"]
 
 
 def test_a_url_that_answers_html_is_named_in_the_error(tmp_path, capsys):

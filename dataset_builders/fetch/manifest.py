@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from dataset_builders.records import Record, SourceMeta
+from fracto_core.files import text_lines
 
 MANIFEST_NAME = "papers.jsonl"
 
@@ -81,7 +82,7 @@ def read_manifest(path: Path) -> dict[str, ManifestRecord]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise OSError(f"{path}: cannot read the fetch manifest: {exc}") from exc
-    for line in text.splitlines():
+    for line in text_lines(text):
         if not line.strip():
             continue
         try:

@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from dataset_builders.review.collect import ReviewItem
-from fracto_core.files import write_text_atomic
+from fracto_core.files import text_lines, write_text_atomic
 from fracto_core.vocabulary import canonical_names
 
 DEFAULT_THUMB = 640
@@ -61,7 +61,7 @@ def read_eval_run(run_dir: Path) -> tuple[str, dict[str, dict]]:
     path = Path(run_dir) / "samples.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; --eval takes a run folder written by python -m eval.run")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text_lines(path.read_text(encoding="utf-8"))
     samples: dict[str, dict] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
