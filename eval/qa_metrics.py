@@ -29,6 +29,9 @@ from fracto_core.vocabulary import phrase_index
 
 BOOTSTRAP_RESAMPLES = 2000
 _NEGATION = re.compile(r"\b(no|not|without|absence|absent|neither|nor|lack of)\b", re.IGNORECASE)
+# a negation reaches to the end of its clause: punctuation, or a contrasting conjunction ("no striations but beach
+# marks" names beach marks; "not only dimples but also ..." still drops the dimples, as before)
+_CLAUSE_END = re.compile(r"[;,.:]|\b(?:but|whereas|while|although|though|however|yet)\b")
 
 
 def features_in_text(text: str) -> list[str]:
@@ -42,7 +45,7 @@ def features_in_text(text: str) -> list[str]:
                 continue
             for i in range(m.start(), m.end()):
                 taken[i] = True
-            clause = re.split(r"[;,.:]", low[:m.start()])[-1]
+            clause = _CLAUSE_END.split(low[:m.start()])[-1]
             if not _NEGATION.search(clause) and name not in found:
                 found.append(name)
     return found

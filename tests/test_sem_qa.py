@@ -60,6 +60,9 @@ def test_features_in_text_and_spearman() -> None:
     assert features_in_text("Equiaxed dimples; no shear lip.") == ["equiaxed dimples"]
     assert features_in_text("Cleavage facets with river markings.") == ["cleavage facets", "river patterns"]
     assert features_in_text("") == []
+    assert features_in_text("No fatigue striations but beach marks.") == ["beach marks"]
+    assert features_in_text("Without dimples, whereas cleavage facets cover the rest") == ["cleavage facets"]
+    assert features_in_text("No striations or beach marks.") == []  # the negation still spans "or"
     from scipy.stats import spearmanr
 
     rng = random.Random(0)
