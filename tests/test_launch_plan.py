@@ -91,6 +91,26 @@ def test_zero_checkpoint_at_another_world_size_is_refused(tmp_path):
     assert choose_checkpoint(tmp_path / "plain", world_size=8).checkpoint.name == "checkpoint-7"
 
 
+def test_only_incomplete_checkpoints_start_fresh_in_llamafactory_too(tmp_path, hf_env, monkeypatch):
+    """A job killed while saving its first checkpoint: the plan starts afresh, and so must LlamaFactory, whose parser
+    otherwise resumes from the newest checkpoint-* folder itself (the incomplete one) and the job fails loading it."""
+    from training.recipe_parser import run_llamafactory_parser
+    from training.recipes import load_recipe
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    _checkpoint(tmp_path / "run", 1000, state=False)  # weights written, trainer_state.json not yet
+    recipe = RECIPES_ROOT / "qwen3vl_2b" / "lora_sft_ddp.yaml"  # no overwrite_output_dir: LlamaFactory's default
+    given = [f"output_dir={tmp_path / 'run'}", "bf16=false"]
+    add, notes = plan(recipe, given, nodes=1, gpus_per_node=1)
+    assert not any(a.startswith("resume_from_checkpoint=") for a in add)
+    assert any("checkpoint-1000: no trainer_state.json" in n for n in notes)
+    parsed, problem = run_llamafactory_parser(load_recipe(recipe, given + add), "train")
+    assert problem is None, problem
+    assert parsed[2].resume_from_checkpoint is None  # training_args: not the incomplete checkpoint-1000
+    # a user's own choice stays
+    assert "overwrite_output_dir=true" not in plan(recipe, [*given, "overwrite_output_dir=false"], 1, 1)[0]
+
+
 def test_a_worker_leaves_after_its_exit_handlers_without_the_runtime_teardown(tmp_path):
     """training.launch ends a finished worker with os._exit (the C++ teardown that aborted ZeRO-3 runs is
     skipped) but only after the atexit handlers ran and the output was flushed, with exit status 0."""
@@ -113,3 +133,4 @@ def test_a_worker_leaves_after_its_exit_handlers_without_the_runtime_teardown(tm
     assert proc.stdout == "trained"
     assert proc.stderr.endswith("warned")
     assert marker.read_text() == "yes"
+
