@@ -134,3 +134,13 @@ def test_a_worker_leaves_after_its_exit_handlers_without_the_runtime_teardown(tm
     assert proc.stderr.endswith("warned")
     assert marker.read_text() == "yes"
 
+
+def test_predownload_names_a_missing_or_broken_recipe(tmp_path, capsys):
+    from training import predownload
+
+    assert predownload.main([str(tmp_path / "nope.yaml")]) == 2
+    assert f"{tmp_path / 'nope.yaml'}: no such recipe" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model_name_or_path: [unclosed\n")
+    assert predownload.main([str(broken)]) == 2
+    assert f"{broken}: not valid YAML" in capsys.readouterr().err
