@@ -47,6 +47,7 @@ SET_ARGS=()
 for kv in "${OVERRIDES[@]}"; do SET_ARGS+=(--set "$kv"); done
 get() { "$PYTHON" -m training.run_card --recipe "$RECIPE" "${SET_ARGS[@]}" --get "$1"; }
 MODEL=$(get model_name_or_path)
+REVISION=$(get model_revision)  # the base commit the adapter was trained on (a pinned recipe)
 TEMPLATE=$(get template)
 MAX_PIXELS=$(get image_max_pixels)
 MIN_PIXELS=$(get image_min_pixels)
@@ -56,6 +57,7 @@ CONFIG=$(realpath "$OUT")/merge_config.yaml
 {
   echo "# written by slurm/merge.sh from $RECIPE"
   echo "model_name_or_path: $MODEL"
+  [[ -n $REVISION ]] && echo "model_revision: $REVISION"
   echo "adapter_name_or_path: $(realpath "$ADAPTER")"
   echo "template: ${TEMPLATE:-qwen3_vl_nothink}"
   echo "finetuning_type: lora"
