@@ -91,6 +91,23 @@ def test_zero_checkpoint_at_another_world_size_is_refused(tmp_path):
     assert choose_checkpoint(tmp_path / "plain", world_size=8).checkpoint.name == "checkpoint-7"
 
 
+def test_zero2_checkpoint_is_complete(tmp_path):
+    """ZeRO-1/2 write one mp_rank_00_model_states.pt (deepspeed engine._get_ckpt_name) and per-rank optimizer states:
+    a complete checkpoint, not one that "lacks state files of some ranks" (skipped, so the run started over)."""
+    ckpt = _checkpoint(tmp_path, 10)
+    (ckpt / "latest").write_text("global_step10")
+    tag = ckpt / "global_step10"
+    tag.mkdir()
+    (tag / "mp_rank_00_model_states.pt").write_bytes(b"PK\3\4")
+    for r in range(2):
+        (tag / f"bf16_zero_pp_rank_{r}_mp_rank_00_optim_states.pt").write_bytes(b"PK\3\4")
+    choice = choose_checkpoint(tmp_path, world_size=2)
+    assert choice.checkpoint == ckpt and choice.saved_world_size == 2 and not choice.skipped
+    (tag / "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt").unlink()
+    assert choose_checkpoint(tmp_path, world_size=2).skipped[0][1] == (
+        "global_step10 lacks optimizer states of some ranks (it has ranks [1])")
+
+
 def test_only_incomplete_checkpoints_start_fresh_in_llamafactory_too(tmp_path, hf_env, monkeypatch):
     """A job killed while saving its first checkpoint: the plan starts afresh, and so must LlamaFactory, whose parser
     otherwise resumes from the newest checkpoint-* folder itself (the incomplete one) and the job fails loading it."""
