@@ -17,7 +17,8 @@
 #   --set key=value    override a recipe key, as in training (repeatable)
 #   --shard-size SIZE  export_size in GB per safetensors file (default 5)
 #   -h | --help        this text
-# The export runs with export_device: cpu (no GPU needed) and writes OUT/merge_card.json (inputs of the merge).
+# The export runs with export_device: cpu (no GPU needed); OUT/merge_config.yaml, the file it exports from, records
+# the inputs of the merge (base model and revision, adapter, template, pixel budget).
 for d in "${FRACTO_REPO:-}" "$(dirname "$(scontrol show job "${SLURM_JOB_ID:-0}" -o 2>/dev/null | sed -n 's/.* Command=\([^ ]*\).*/\1/p' | head -n 1)")/.." "$(dirname "${BASH_SOURCE[0]}")/.." "${SLURM_SUBMIT_DIR:-.}"; do
   [[ -f $d/slurm/common.sh ]] && break; done  # sbatch runs a spooled copy: find the repository (common.sh)
 source "$d/slurm/common.sh" merge || { echo "merge.sh: cannot find the FractoVLM repository: export FRACTO_REPO=/path/to/repo" >&2; exit 2; }
@@ -47,6 +48,7 @@ SET_ARGS=()
 for kv in "${OVERRIDES[@]}"; do SET_ARGS+=(--set "$kv"); done
 get() { "$PYTHON" -m training.run_card --recipe "$RECIPE" "${SET_ARGS[@]}" --get "$1"; }
 MODEL=$(get model_name_or_path)
+REVISION=$(get model_revision)  # the base commit the adapter was trained on (a pinned recipe)
 TEMPLATE=$(get template)
 MAX_PIXELS=$(get image_max_pixels)
 MIN_PIXELS=$(get image_min_pixels)
@@ -56,6 +58,7 @@ CONFIG=$(realpath "$OUT")/merge_config.yaml
 {
   echo "# written by slurm/merge.sh from $RECIPE"
   echo "model_name_or_path: $MODEL"
+  [[ -n $REVISION ]] && echo "model_revision: $REVISION"
   echo "adapter_name_or_path: $(realpath "$ADAPTER")"
   echo "template: ${TEMPLATE:-qwen3_vl_nothink}"
   echo "finetuning_type: lora"

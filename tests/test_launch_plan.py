@@ -91,6 +91,43 @@ def test_zero_checkpoint_at_another_world_size_is_refused(tmp_path):
     assert choose_checkpoint(tmp_path / "plain", world_size=8).checkpoint.name == "checkpoint-7"
 
 
+def test_zero2_checkpoint_is_complete(tmp_path):
+    """ZeRO-1/2 write one mp_rank_00_model_states.pt (deepspeed engine._get_ckpt_name) and per-rank optimizer states:
+    a complete checkpoint, not one that "lacks state files of some ranks" (skipped, so the run started over)."""
+    ckpt = _checkpoint(tmp_path, 10)
+    (ckpt / "latest").write_text("global_step10")
+    tag = ckpt / "global_step10"
+    tag.mkdir()
+    (tag / "mp_rank_00_model_states.pt").write_bytes(b"PK\3\4")
+    for r in range(2):
+        (tag / f"bf16_zero_pp_rank_{r}_mp_rank_00_optim_states.pt").write_bytes(b"PK\3\4")
+    choice = choose_checkpoint(tmp_path, world_size=2)
+    assert choice.checkpoint == ckpt and choice.saved_world_size == 2 and not choice.skipped
+    (tag / "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt").unlink()
+    assert choose_checkpoint(tmp_path, world_size=2).skipped[0][1] == (
+        "global_step10 lacks optimizer states of some ranks (it has ranks [1])")
+
+
+def test_only_incomplete_checkpoints_start_fresh_in_llamafactory_too(tmp_path, hf_env, monkeypatch):
+    """A job killed while saving its first checkpoint: the plan starts afresh, and so must LlamaFactory, whose parser
+    otherwise resumes from the newest checkpoint-* folder itself (the incomplete one) and the job fails loading it."""
+    from training.recipe_parser import run_llamafactory_parser
+    from training.recipes import load_recipe
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    _checkpoint(tmp_path / "run", 1000, state=False)  # weights written, trainer_state.json not yet
+    recipe = RECIPES_ROOT / "qwen3vl_2b" / "lora_sft_ddp.yaml"  # no overwrite_output_dir: LlamaFactory's default
+    given = [f"output_dir={tmp_path / 'run'}", "bf16=false"]
+    add, notes = plan(recipe, given, nodes=1, gpus_per_node=1)
+    assert not any(a.startswith("resume_from_checkpoint=") for a in add)
+    assert any("checkpoint-1000: no trainer_state.json" in n for n in notes)
+    parsed, problem = run_llamafactory_parser(load_recipe(recipe, given + add), "train")
+    assert problem is None, problem
+    assert parsed[2].resume_from_checkpoint is None  # training_args: not the incomplete checkpoint-1000
+    # a user's own choice stays
+    assert "overwrite_output_dir=true" not in plan(recipe, [*given, "overwrite_output_dir=false"], 1, 1)[0]
+
+
 def test_a_worker_leaves_after_its_exit_handlers_without_the_runtime_teardown(tmp_path):
     """training.launch ends a finished worker with os._exit (the C++ teardown that aborted ZeRO-3 runs is
     skipped) but only after the atexit handlers ran and the output was flushed, with exit status 0."""
@@ -113,3 +150,14 @@ def test_a_worker_leaves_after_its_exit_handlers_without_the_runtime_teardown(tm
     assert proc.stdout == "trained"
     assert proc.stderr.endswith("warned")
     assert marker.read_text() == "yes"
+
+
+def test_predownload_names_a_missing_or_broken_recipe(tmp_path, capsys):
+    from training import predownload
+
+    assert predownload.main([str(tmp_path / "nope.yaml")]) == 2
+    assert f"{tmp_path / 'nope.yaml'}: no such recipe" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model_name_or_path: [unclosed\n")
+    assert predownload.main([str(broken)]) == 2
+    assert f"{broken}: not valid YAML" in capsys.readouterr().err

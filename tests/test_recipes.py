@@ -169,6 +169,26 @@ def test_budget_image_tokens():
     assert 70 <= budget_image_tokens(65_536, 1024) < 96  # 4:3 already gives 70 > 64 = 256^2 / 32^2
 
 
+def test_recipe_is_read_as_llamafactory_reads_it(tiny_dir, tmp_path):
+    """OmegaConf's YAML, as LlamaFactory's read_args: `1e-1` is a float (yaml.safe_load: a string, which the parser
+    then refused: "'<' not supported between instances of 'str' and 'int'"), a key given twice is an error
+    (yaml.safe_load kept the last one, and the check passed a recipe `llamafactory-cli train` refuses)."""
+    from omegaconf import OmegaConf
+
+    text = (RECIPES_ROOT / "tiny" / "lora_sft_cpu.yaml").read_text()
+    sci = tmp_path / "sci.yaml"
+    sci.write_text(text.replace("learning_rate: 1.0e-2", "learning_rate: 1e-2") + "warmup_ratio: 1e-1\n")
+    assert load_recipe(sci) == OmegaConf.to_container(OmegaConf.load(sci))  # what LlamaFactory trains with
+    assert load_recipe(sci)["warmup_ratio"] == 0.1 and load_recipe(sci, ["max_grad_norm=5e-1"])["max_grad_norm"] == 0.5
+    report = check_recipe(sci, {"model_name_or_path": str(tiny_dir), "output_dir": str(tmp_path / "o")},
+                          check_dataset=False)
+    assert report.ok, report.summary()
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(text + "lora_rank: 16\n")
+    report = check_recipe(twice, {"model_name_or_path": str(tiny_dir)}, check_dataset=False)
+    assert not report.ok and f"{twice}: not valid YAML" in report.summary() and "lora_rank" in report.summary()
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

@@ -8,7 +8,8 @@ Reads output_dir/checkpoint-*/ (nothing is written). A checkpoint is complete wh
   checked), or a sharded index whose shards all exist, or a *.bin;
 - under DeepSpeed: the folder named by `latest` holds a model-states and (unless save_only_model) an
   optimizer-states file per data-parallel rank ([bf16_]zero_pp_rank_R_mp_rank_00_{model,optim}_states.pt,
-  R = 0..N-1), each a non-empty zip (torch.save's format).
+  R = 0..N-1; ZeRO-1/2: one mp_rank_00_model_states.pt and the per-rank optimizer states), each a non-empty zip
+  (torch.save's format).
 
 World size: ZeRO-3 shards the optimizer state over the N ranks that saved it. DeepSpeed 0.19.8 cannot load it
 at another world size (deepspeed/runtime/zero/stage3.py load_state_dict: "ZeRO-3 elastic checkpointing is
@@ -27,6 +28,9 @@ from pathlib import Path
 
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin", "pytorch_model.bin")
 _RANK_FILE = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_\d+_(model|optim)_states\.pt$")
+# ZeRO-0/1/2 keep the whole model in one file (deepspeed/runtime/engine.py 0.19 _get_ckpt_name: the per-rank
+# zero_pp_rank_R_ model file is ZeRO-3's only); their optimizer states are still one file per rank.
+_SHARED_MODEL_FILE = re.compile(r"^mp_rank_\d+_model_states\.pt$")
 
 
 class ResumeError(Exception):
@@ -99,6 +103,14 @@ def deepspeed_world_size(ckpt: Path) -> tuple[int | None, str | None]:
     for p in tag_dir.iterdir():
         if m := _RANK_FILE.match(p.name):
             found[m.group(2)].add(int(m.group(1)))
+    if not found["model"] and any(_SHARED_MODEL_FILE.match(p.name) for p in tag_dir.iterdir()):
+        optim = sorted(found["optim"])  # ZeRO-1/2: the ranks are those of the optimizer states
+        if optim != list(range(len(optim))):
+            return None, f"{tag_dir.name} lacks optimizer states of some ranks (it has ranks {optim})"
+        for p in sorted(tag_dir.iterdir()):
+            if p.suffix == ".pt" and (problem := _zip_problem(p)):
+                return None, f"{tag_dir.name}/{problem}"
+        return len(optim) or None, None
     every = found["model"] | found["optim"]
     ranks = sorted(found["model"])
     if not every or ranks != list(range(len(every))) or (found["optim"] and found["optim"] != set(ranks)):

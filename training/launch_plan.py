@@ -10,7 +10,8 @@ Effective batch: a recipe states its target in a comment line `# fracto: effecti
 refuses unknown keys; training.recipes.recipe_directives reads it); --effective-batch overrides it. Then
 gradient_accumulation_steps = target / (nodes x GPUs per node x per_device_train_batch_size), refused when not
 a whole number. Without a target, the recipe's own accumulation stays and the resulting batch is printed.
-Resume: the newest complete checkpoint in output_dir (training.checkpoints), unless the overrides name one.
+Resume: the newest complete checkpoint in output_dir (training.checkpoints), unless the overrides name one; when
+output_dir holds only incomplete ones, overwrite_output_dir=true starts afresh (else LlamaFactory resumes from them).
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def plan(recipe_path: Path, overrides: list[str], nodes: int, gpus_per_node: int
         if choice.checkpoint is not None:
             add += [f"resume_from_checkpoint={choice.checkpoint}", "overwrite_output_dir=false"]
             notes.append(f"resuming from {choice.checkpoint}")
+        elif choice.skipped and "overwrite_output_dir" not in given:
+            # Left unset, LlamaFactory resumes from the newest checkpoint-* folder itself (hparams/parser.py 0.9.5:
+            # get_last_checkpoint when resume_from_checkpoint is None and overwrite_output_dir is false), i.e.
+            # from the incomplete one just skipped, and the job fails loading it.
+            add.append("overwrite_output_dir=true")
+            notes.append("no complete checkpoint: starting fresh (overwrite_output_dir=true, so LlamaFactory does "
+                         "not resume from an incomplete one)")
     return add, notes
 
 

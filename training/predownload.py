@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", type=Path)
     parser.add_argument("--revision", help="branch, tag or commit (default: the recipe's model_revision)")
     ns = parser.parse_args(argv)
-    recipe = load_recipe(ns.recipe)
+    try:
+        recipe = load_recipe(ns.recipe)
+    except (OSError, ValueError) as exc:  # the messages name the recipe file
+        print(f"predownload: error: {exc}", file=sys.stderr)
+        return 2
     model = str(recipe.get("model_name_or_path") or "")
     if not model:
         print(f"predownload: error: {ns.recipe} has no model_name_or_path", file=sys.stderr)

@@ -5,9 +5,10 @@ Usage: python -m training.serving --recipe llamafactory_configs/qwen3vl_32b/lora
 
 slurm/serve.sh builds its command here so the one template is testable in Python and serving matches
 training (../shared/DESIGN.md §3, §6):
-- the base model, template and pixel budget come from the recipe: the recipe's `image_max_pixels` becomes
-  the image processor's `size` range (`--mm-processor-kwargs`, the keys Qwen3-VL reads; see
-  processor_kwargs), so the served model sees images at the resolution it was trained on;
+- the base model (at the recipe's `model_revision`, as training loaded it: `--revision`), template and pixel
+  budget come from the recipe: the recipe's `image_max_pixels` becomes the image processor's `size` range
+  (`--mm-processor-kwargs`, the keys Qwen3-VL reads; see processor_kwargs), so the served model sees images at
+  the resolution it was trained on;
 - base + LoRA: `--enable-lora --lora-modules NAME=ADAPTER --max-lora-rank R` with R ≥ the adapter's rank
   and ≥ training.recipes.DEFAULT_MAX_LORA_RANK (vLLM's own default, 16, refuses bigger adapters), rounded up
   to a rank vLLM accepts; or a merged model (`llamafactory-cli export`) served as is;
@@ -112,6 +113,8 @@ def vllm_args(recipe: dict, *, adapter: Path | None = None, merged: Path | None 
             "--limit-mm-per-prompt.image", "1", "--limit-mm-per-prompt.video", "0",  # one image, no video
             "--mm-processor-kwargs", json.dumps(processor_kwargs(recipe), separators=(",", ":")),
             "--dtype", "bfloat16" if recipe.get("bf16") else "auto"]
+    if not merged and recipe.get("model_revision"):
+        args += ["--revision", str(recipe["model_revision"])]  # the base commit trained on (the tokenizer's too)
     if adapter:
         # Clients ask for the adapter's name; the base stays reachable under its own name for comparison.
         base_name = Path(str(recipe["model_name_or_path"])).name
@@ -135,6 +138,8 @@ def llamafactory_api_config(recipe: dict, *, adapter: Path | None = None, merged
         "infer_backend": "huggingface",
         "trust_remote_code": True,
     }
+    if not merged and recipe.get("model_revision"):
+        config["model_revision"] = str(recipe["model_revision"])  # the base commit trained on
     for key in ("image_max_pixels", "image_min_pixels"):
         if key in recipe:
             config[key] = int(recipe[key])
