@@ -124,7 +124,13 @@ def open_benchmark(path: Path | None, limit: int | None) -> Benchmark:
 
 def pixel_budget(bench: Benchmark, override: int | None) -> tuple[int, int, str]:
     """(image_max_pixels, image_min_pixels, where they came from): the training budget of the benchmark's dataset."""
-    card_path = bench.root / "dataset_card.json"
+    return folder_pixel_budget(bench.root, override)
+
+
+def folder_pixel_budget(root: Path, override: int | None) -> tuple[int, int, str]:
+    """pixel_budget of the dataset card in ``root`` (a card that is missing, unreadable or without the budget: the
+    defaults)."""
+    card_path = root / "dataset_card.json"
     card: dict = {}
     if card_path.is_file():
         try:

@@ -40,12 +40,12 @@ from eval.judge import JUDGE_PROMPT_VERSION, SCHEMA_NAME, Judgement, judge_json_
 from eval.calls import gather
 from eval.identity import combined_identity
 from eval.models import ModelError, resolve_model
-from eval.plan import RunError, identify
+from eval.plan import RunError, folder_pixel_budget, identify
 from eval.records import SAMPLES_FILE, ModelIdentity, SampleLog, read_latest
 from eval.resume import check_identity
 from eval.qa_metrics import aggregate
 from fracto_core.files import write_json_atomic, write_text_atomic
-from fracto_core.image_budget import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
+from fracto_core.image_budget import IMAGE_MIN_PIXELS
 from fracto_core.vlm_api.backends import GenerationParams, ProviderError
 from fracto_core.vlm_api.cache import ResponseCache
 from fracto_core.vlm_api.client import CallResult, ClientOptions, RunSummary, run_requests
@@ -170,9 +170,7 @@ def run_sem_qa(args: argparse.Namespace) -> tuple[Path, dict, dict]:
         judge_endpoint.check_ready()
     except (ModelError, ProviderError) as exc:
         raise QAError(str(exc)) from None
-    card_budget = root / "dataset_card.json"
-    max_pixels = args.image_max_pixels or (json.loads(card_budget.read_text())["image_max_pixels"]
-                                           if card_budget.is_file() else IMAGE_MAX_PIXELS)
+    max_pixels, min_pixels, _ = folder_pixel_budget(root, args.image_max_pixels)
     run_dir = Path(args.out or Path("output/eval") / TASK / spec.name.replace(":", "_").replace("/", "_"))
     params = GenerationParams(max_output_tokens=args.max_tokens or 512, temperature=args.temperature or 0.0,
                               reasoning_effort=args.reasoning_effort, seed=args.seed)
@@ -182,6 +180,8 @@ def run_sem_qa(args: argparse.Namespace) -> tuple[Path, dict, dict]:
                 "judge_prompt_version": JUDGE_PROMPT_VERSION, "benchmark_hash": bench_hash,
                 "judge_parameters": judge_endpoint.generation_kwargs(judge_params),
                 "parameters": endpoint.generation_kwargs(params), "image_max_pixels": max_pixels}
+    if min_pixels != IMAGE_MIN_PIXELS:  # (only then: runs made before it was read keep their settings)
+        settings["image_min_pixels"] = min_pixels
     warnings: list[str] = []
     try:  # what each server serves, before anything is sent (eval.identity, as in eval.run)
         parts = {"model": identify(spec, endpoint, False, warnings)[0],
@@ -226,7 +226,7 @@ def run_sem_qa(args: argparse.Namespace) -> tuple[Path, dict, dict]:
         if it.sample_id in done:
             continue
         try:
-            image = ImageInput.from_path(root / it.image, max_pixels, IMAGE_MIN_PIXELS)
+            image = ImageInput.from_path(root / it.image, max_pixels, min_pixels)
         except OSError as exc:
             unreadable[it.sample_id] = f"image unreadable: {exc}"
             continue

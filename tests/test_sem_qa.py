@@ -235,3 +235,22 @@ def test_sem_qa_against_the_real_llamafactory_server(tmp_path: Path, built_qa, t
     assert card["judge"]["prompt_version"] == JUDGE_PROMPT_VERSION and card["benchmark"]["n_items"] == 3
     assert card["settings"]["model"] == name and card["counts"]["n_samples"] == 3
     assert "judge malformed" in proc.stdout and f"run dir: {tmp_path / 'run'}" in proc.stdout
+
+
+def test_sem_qa_takes_the_pixel_budget_of_the_cards_it_can_read(tmp_path: Path, servers) -> None:
+    """A dataset card without image_max_pixels (or one that is not JSON) was a KeyError (JSONDecodeError) traceback;
+    its image_min_pixels was ignored: a small image went out smaller than training ever showed one."""
+    import base64
+    import io
+
+    model, judge = servers
+    bench = qa_benchmark(tmp_path / "bench")
+    (bench / "dataset_card.json").write_text(json.dumps({"image_max_pixels": 589_824, "image_min_pixels": 8192}))
+    assert run(tmp_path, model, judge) == 1  # (s5's server error, as above)
+    part = next(p for r in model.requests for p in r.body["messages"][-1]["content"] if p["type"] == "image_url")
+    data = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.width * im.height >= 8000  # 64 x 48 raised to about the floor (int() truncates, as LlamaFactory)
+    for k, card in enumerate(['{"image_min_pixels": 8192}', "{not json"], 2):  # no budget, no JSON: the defaults
+        (bench / "dataset_card.json").write_text(card)
+        assert run(tmp_path, model, judge, "--out", str(tmp_path / f"run{k}")) == 1
