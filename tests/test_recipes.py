@@ -265,3 +265,16 @@ def test_cli_subprocess(base_args, train_env, tmp_path):
     helped = subprocess.run([sys.executable, "-m", "training.recipe_check", "--help"], cwd=REPO, env=train_env,
                             capture_output=True, text=True, timeout=300, check=False)
     assert helped.returncode == 0 and "--max-lora-rank" in helped.stdout and "--no-dataset-check" in helped.stdout
+
+
+def test_check_data_names_a_dataset_info_that_is_not_json(tmp_path, capsys):
+    from training.run_card import main as run_card_main
+
+    recipe = Path(__file__).resolve().parents[1] / "llamafactory_configs" / "tiny" / "lora_sft_cpu.yaml"
+    (tmp_path / "dataset_info.json").write_text("{not json")
+    assert run_card_main(["--recipe", str(recipe), "--set", f"dataset_dir={tmp_path}", "--check-data"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'dataset_info.json'}: unreadable (JSONDecodeError" in err and "Traceback" not in err
+    (tmp_path / "dataset_info.json").write_text("[1, 2]")
+    assert run_card_main(["--recipe", str(recipe), "--set", f"dataset_dir={tmp_path}", "--check-data"]) == 2
+    assert "not a JSON object of datasets" in capsys.readouterr().err

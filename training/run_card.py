@@ -154,7 +154,12 @@ def missing_dataset_files(recipe: dict) -> list[str]:
         return [f"dataset_dir {root}: no such folder (build it: python -m dataset_builders.build --out ...)"]
     if not info_file.is_file():
         return [f"{info_file}: missing (not a dataset folder made by the builder?)"]
-    info = json.loads(info_file.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [f"{info_file}: unreadable ({type(exc).__name__}: {exc})"]
+    if not isinstance(info, dict):
+        return [f"{info_file}: not a JSON object of datasets"]
     missing = []
     for key in ("dataset", "eval_dataset"):
         for name in filter(None, (n.strip() for n in str(recipe.get(key) or "").split(","))):
