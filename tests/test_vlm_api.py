@@ -356,6 +356,18 @@ def test_retry_after_parsing():
     assert 25 <= client.retry_after_seconds({"retry-after": date}) <= 31
 
 
+def test_an_unparseable_retry_after_is_no_wait_and_does_not_end_the_run():
+    """A 429 whose Retry-After is neither seconds nor an HTTP date (Python 3.10+'s parsedate_to_datetime raises
+    for it) is retried with the usual backoff; it crashed the whole run, every other request's result lost."""
+    assert client.retry_after_seconds({"retry-after": "soon"}) is None
+    script = {"a": [Reply(status=429, headers={"Retry-After": "soon"}), Reply(content='{"v": 1}')]}
+    with ScriptedServer(script=script) as srv:
+        ep = Endpoint.create("vllm", "tiny", base_url=srv.base_url)
+        reqs = [payloads.build_request(k, ep, [f"[[{k}]] hi"], GenerationParams(50), "v1") for k in ("a", "b")]
+        results, summary = run_requests(ep, reqs, ClientOptions(**FAST))
+    assert [(r.request_id, r.status, r.attempts) for r in results] == [("a", "ok", 2), ("b", "ok", 1)]
+
+
 def test_price_table_lookup_and_estimate():
     assert pricing.price_for("openai", "gpt-5.2") == pricing.Price(1.75, 14.0)
     assert pricing.price_for("openai", "gpt-5-mini-2025-08-07") == pricing.Price(0.25, 2.0)  # dated snapshot
