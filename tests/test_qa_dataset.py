@@ -104,6 +104,22 @@ def test_llm_generation_accepts_grounded_replies_only(tmp_path: Path, monkeypatc
         assert "Item: item-good" not in asked and len(asked) == 5
 
 
+def test_a_reply_naming_another_item_is_rejected_and_asked_again(tmp_path: Path, monkeypatch) -> None:
+    """The reply to item-a's request that echoes item-b (a known item, and a valid reply for it) is "invalid" for
+    item-a: it was validated against item-b's text, counted ok and cached, so a re-run never asked again."""
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    a, b = (STRIATIONS.model_copy(update={"item_id": i}) for i in ("item-a", "item-b"))
+    with ScriptedServer(responder=lambda body, key, n: Reply(_good(b))) as server:
+        config = BuildConfig(out=tmp_path, labeler="vllm", label_model="m", base_url=server.base_url)
+        gen = LLMQAGenerator("vllm", config)
+        items, summary = gen.generate([a, b], tmp_path / "qa_cache.sqlite", progress=False)
+        assert [(i.item_id, i.status) for i in items] == [("item-a", "failed"), ("item-b", "ok")]
+        assert "reply is about item 'item-b'" in items[0].detail
+        assert (summary.ok, summary.invalid) == (1, 1)
+        _, again = gen.generate([a, b], tmp_path / "qa_cache.sqlite", progress=False)
+        assert (again.cache_hits, again.api_calls, server.count()) == (1, 1, 3)
+
+
 def test_parse_qa_reply_checks_item_and_counts() -> None:
     pairs, error = parse_qa_reply(_good(STRIATIONS).replace("p1-f1-a", "other"), STRIATIONS)
     assert pairs == [] and "not 'p1-f1-a'" in error
