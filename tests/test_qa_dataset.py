@@ -120,6 +120,21 @@ def test_a_reply_naming_another_item_is_rejected_and_asked_again(tmp_path: Path,
         assert (again.cache_hits, again.api_calls, server.count()) == (1, 1, 3)
 
 
+def test_a_quote_must_stand_within_one_printed_text() -> None:
+    """Sources were looked up in the caption and excerpts joined by spaces: a 'quote' running from the caption's
+    end into an excerpt's start (words that stand together nowhere in the paper) was accepted."""
+    src = SourceText(item_id="x", captions=["Fig. 1: SEM image of the fracture surface."],
+                     excerpts=["Beach marks were absent. Fatigue was ruled out."])
+
+    def reply(source: str) -> str:
+        return json.dumps({"item": "x", "pairs": [
+            {"kind": "features", "answer": "Beach marks.", "refused": False, "sources": [source]},
+            {"kind": "origin", "answer": "Not stated.", "refused": True, "sources": []}]})
+
+    assert parse_qa_reply(reply("Beach marks were  absent."), src)[1] is None
+    assert "source not in the text" in parse_qa_reply(reply("fracture surface. Beach marks"), src)[1]
+
+
 def test_parse_qa_reply_checks_item_and_counts() -> None:
     pairs, error = parse_qa_reply(_good(STRIATIONS).replace("p1-f1-a", "other"), STRIATIONS)
     assert pairs == [] and "not 'p1-f1-a'" in error

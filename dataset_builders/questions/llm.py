@@ -112,7 +112,9 @@ def parse_qa_reply(text: str, src: SourceText) -> tuple[list[QAPair], str | None
     bad = [k for k in kinds if k not in QA_KINDS]
     if bad or len(set(kinds)) != len(kinds):
         return [], f"kinds must be distinct and among {list(QA_KINDS)}; got {kinds}"
-    corpus = _norm(" ".join(src.printed))  # quotes of the printed text only, never of a stitched panel caption
+    # quotes of the printed texts only (never of a stitched panel caption), each within one text: joined, a quote
+    # could run from a caption's end into an excerpt's start, words that stand together nowhere in the paper
+    printed = [_norm(t) for t in src.printed]
     pairs: list[QAPair] = []
     for p in reply.pairs:
         if not p.answer.strip():
@@ -123,7 +125,7 @@ def parse_qa_reply(text: str, src: SourceText) -> tuple[list[QAPair], str | None
         else:
             if not p.sources:
                 return [], f"{p.kind}: an answered pair needs a source sentence"
-            missing = [s for s in p.sources if not _norm(s) or _norm(s) not in corpus]
+            missing = [s for s in p.sources if not _norm(s) or not any(_norm(s) in t for t in printed)]
             if missing:
                 return [], f"{p.kind}: source not in the text: {missing[0][:120]!r}"
         named = [f for f in src.features if canonicalize(f) and _norm(f) in _norm(p.answer)]
