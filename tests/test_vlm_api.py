@@ -202,6 +202,15 @@ def test_cache_round_trip_and_survives_sigkill(tmp_path):
         assert set(cache.get_many([f"k{i}" for i in range(60)])) == {f"k{i}" for i in range(50)}
 
 
+def test_a_cache_file_that_is_not_sqlite_is_an_error_naming_it(tmp_path):
+    """It was sqlite3.DatabaseError 'file is not a database' (no path), which the build does not report as a
+    stage failure (it catches ValueError and OSError): a traceback."""
+    bad = tmp_path / "label_cache.sqlite"
+    bad.write_bytes(b"this is not an SQLite database, only some text that is long enough to have a header" * 4)
+    with pytest.raises(OSError, match="label_cache.sqlite: not a usable response cache"):
+        ResponseCache(bad)
+
+
 # --- client against the scripted server ---------------------------------------------------------
 
 def make_requests(ep: Endpoint, keys: list[str], params=GenerationParams(max_output_tokens=200)):
