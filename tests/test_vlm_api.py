@@ -386,6 +386,11 @@ def test_price_table_lookup_and_estimate():
     assert (pricing.price_for("openai", "gpt-5.5").input_per_m, pricing.price_for("openai", "gpt-5.5").output_per_m) \
         == (5.0, 30.0) and "2026" in pricing.price_for("openai", "gpt-5.5").source
     assert pricing.price_for("gemini", "gemini-3.1-pro-preview").output_per_m == 12.0
+    assert pricing.price_for("gemini", "gemini-2.5-flash-lite-preview-06-17") == pricing.Price(0.10, 0.40)
+    assert pricing.price_for("openai", "gpt-4o-2024-08-06") == pricing.Price(2.50, 10.00)
+    # another model, not a snapshot: no price (gpt-5-pro was priced as gpt-5, ~12x too low for a --max-cost cap)
+    for model in ("gpt-5-pro", "gpt-5.2-pro", "gpt-5-pro-2025-10-06", "gpt-4.1-nano", "gpt-4o-audio-preview"):
+        assert pricing.price_for("openai", model) is None, model
     message = pricing.missing_price_message("openai", "gpt-9")
     assert "fracto_core/vlm_api/pricing.py" in message and 'PRICE_TABLE["openai"]["gpt-9"] = Price(' in message
     assert pricing.Price(2.0, 8.0).cost(1_000_000, 500_000) == pytest.approx(6.0)
