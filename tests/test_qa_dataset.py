@@ -53,6 +53,19 @@ def test_template_refuses_what_the_text_does_not_support() -> None:
     assert template_pairs(negated)[0].refused  # a negated mention grounds nothing
 
 
+def test_a_negation_ends_at_a_contrasting_conjunction() -> None:
+    """'no beach marks but fine fatigue striations' names the striations: the negation's clause ran across 'but', so
+    the labelled feature was refused ("the text does not say which features are visible"), and so were the rest."""
+    src = SourceText(item_id="x", captions=["Fig. 2: SEM image showing no beach marks but fine fatigue striations."],
+                     features=["fatigue striations"])
+    pairs = {p.kind: p for p in template_pairs(src)}
+    assert not pairs["features"].refused and pairs["features"].features == ["fatigue striations"]
+    assert pairs["mechanism"].answer == "The fatigue striations indicate fatigue."
+    present = SourceText(item_id="y", captions=["Fatigue striations are present but dimples are absent."],
+                         features=["fatigue striations", "equiaxed dimples"])
+    assert template_pairs(present)[0].features == ["fatigue striations"]  # the dimples stay negated
+
+
 # --- LLM generation against a scripted server -------------------------------------------------------
 
 def _good(src: SourceText) -> str:
