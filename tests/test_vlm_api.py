@@ -357,6 +357,26 @@ def test_budget_cap_stops_before_exceeding_and_a_later_run_completes(tmp_path, m
         run_requests(ep, reqs, ClientOptions(max_cost_usd=1.0, price=None))
 
 
+def test_zero_concurrency_is_an_error_not_a_hang():
+    """concurrency 0 made both semaphores 0: every request waited forever and the run never returned
+    (eval.qa_task's --concurrency is not range-checked)."""
+    ep = Endpoint.create("vllm", "tiny", base_url="http://127.0.0.1:9/v1")
+    requests = [payloads.build_request("a", ep, ["hello"], GenerationParams(8), "v1")]
+    code = ("from fracto_core.vlm_api import payloads\n"
+            "from fracto_core.vlm_api.backends import Endpoint, GenerationParams\n"
+            "from fracto_core.vlm_api.client import ClientOptions, run_requests\n"
+            "ep = Endpoint.create('vllm', 'tiny', base_url='http://127.0.0.1:9/v1')\n"
+            "run_requests(ep, [payloads.build_request('a', ep, ['hi'], GenerationParams(8), 'v1')], "
+            "ClientOptions(concurrency=0, max_attempts=1))\n")
+    try:  # in a child process: on the old code it never returns
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=30, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("run_requests with concurrency 0 did not return")
+    assert proc.returncode != 0 and "concurrency and max_attempts must be at least 1" in proc.stderr
+    with pytest.raises(ValueError, match="at least 1, got 4 and 0"):
+        run_requests(ep, requests, ClientOptions(concurrency=4, max_attempts=0))
+
+
 def test_retry_after_parsing():
     assert client.retry_after_seconds({"retry-after": "2"}) == 2.0
     assert client.retry_after_seconds({"retry-after-ms": "250"}) == 0.25

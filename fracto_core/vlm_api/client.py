@@ -410,6 +410,9 @@ async def arun_requests(endpoint: Endpoint, requests: Sequence[ChatRequest], opt
     """Answer every request (cache first, then the API); results in input order, plus the totals.
 
     ``validate`` judges a reply by its text; ``validate_for`` by the request it answers too (request id, text)."""
+    if options.concurrency < 1 or options.max_attempts < 1:  # 0 in flight: every request waited forever (a hang)
+        raise ValueError(f"concurrency and max_attempts must be at least 1, got {options.concurrency} and "
+                         f"{options.max_attempts}")
     if options.max_cost_usd is not None and options.price is None:
         raise ValueError(f"a budget cap needs a price for {endpoint.provider.name}/{endpoint.model}: "
                          "add it to vlm_api/pricing.py PRICE_TABLE")
