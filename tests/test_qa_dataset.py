@@ -66,6 +66,15 @@ def test_a_negation_ends_at_a_contrasting_conjunction() -> None:
     assert template_pairs(present)[0].features == ["fatigue striations"]  # the dimples stay negated
 
 
+def test_a_printed_sentence_holding_60_percent_of_the_words_is_quoted() -> None:
+    """printed_sentence: 'at least 60 % of the words'; exactly 60 % found nothing (the first match needed more)."""
+    from dataset_builders.questions.templates import printed_sentence
+
+    printed = ["SEM fractographs of the shaft showing fine striations.", "Overview of the part."]
+    assert printed_sentence("shaft fine striations near origin", printed) == printed[0]  # 3 of 5 words
+    assert printed_sentence("shaft fine wear near origin", printed) is None  # 2 of 5
+
+
 # --- LLM generation against a scripted server -------------------------------------------------------
 
 def _good(src: SourceText) -> str:

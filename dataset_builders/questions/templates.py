@@ -107,7 +107,7 @@ def printed_sentence(sentence: str, printed: list[str]) -> str | None:
     for p in printed:
         have = _words(p)
         share = sum(min(want.count(w), have.count(w)) for w in set(want)) / max(1, len(want))
-        if share > best_share or (share == best_share and best is not None and len(p) < len(best)):
+        if share > best_share or (share == best_share and (best is None or len(p) < len(best))):  # at least 60 %
             best, best_share = p, share
     return best
 
