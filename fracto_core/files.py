@@ -250,9 +250,22 @@ def _skip_space(text: str, i: int) -> int:
 def iter_jsonl(path: Path, model: type[M]) -> Iterator[M]:
     """The records of a JSONL file one at a time (none held); a bad line raises naming the file and line."""
     with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                yield jsonl_record(path, n, line, model)
+        try:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield jsonl_record(path, n, line, model)
+        except UnicodeDecodeError as exc:  # raised while decoding ahead: it named neither the file nor the line
+            raise ValueError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text ({exc.reason})") from exc
+
+
+def _first_undecodable_line(path: Path) -> int:
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return n
+    return 0
 
 
 def jsonl_record(path: Path, n: int, line: str, model: type[M]) -> M:

@@ -38,6 +38,9 @@ DASH_CHARS = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"  # regex class body: hyph
 _LOOSE_SEP = rf"(?:\s*[{DASH_CHARS}]\s*|\s+)"  # between the words of a phrase: space or any dash
 _SPLIT_WORDS = re.compile(rf"[\s{DASH_CHARS}]+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})  # typographic apostrophes: "Lignes d’arrêt"
+# contrasting conjunctions, which end a negation's reach ("no striations but beach marks" names beach marks): a
+# regex alternative to split clauses at, beside punctuation (eval/qa_metrics.py spells the same words)
+CONTRAST_WORDS = r"\b(?:but|whereas|while|although|though|however|yet)\b"
 
 
 def unify_text(text: str) -> str:

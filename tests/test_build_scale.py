@@ -36,6 +36,7 @@ from fracto_core.answer_format import format_answer, instruction_prompt
 from fracto_core.files import (
     PathSet,
     open_text_atomic,
+    read_jsonl,
     remove_unlisted,
     write_json_atomic,
     write_json_list_atomic,
@@ -80,6 +81,14 @@ def test_open_text_atomic_leaves_nothing_when_the_writer_fails(tmp_path: Path) -
             raise RuntimeError("killed")
     assert (tmp_path / "x.json").read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+def test_a_jsonl_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
+    """It was a bare UnicodeDecodeError ("'utf-8' codec can't decode byte 0xff"): no file, no line."""
+    bad = tmp_path / "splits.jsonl"
+    bad.write_bytes(b'{"item_id": "a"}\n\xff\xfe\n' + b'{"item_id": "b"}\n' * 5000)  # past one read-ahead
+    with pytest.raises(ValueError, match=r"splits\.jsonl:2: not UTF-8 text"):
+        read_jsonl(bad, Item)
 
 
 @pytest.mark.parametrize("text", ['[\n {\n  "a": 1\n },\n {\n  "a": 2\n }\n]\n',  # indented

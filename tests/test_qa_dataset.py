@@ -53,6 +53,28 @@ def test_template_refuses_what_the_text_does_not_support() -> None:
     assert template_pairs(negated)[0].refused  # a negated mention grounds nothing
 
 
+def test_a_negation_ends_at_a_contrasting_conjunction() -> None:
+    """'no beach marks but fine fatigue striations' names the striations: the negation's clause ran across 'but', so
+    the labelled feature was refused ("the text does not say which features are visible"), and so were the rest."""
+    src = SourceText(item_id="x", captions=["Fig. 2: SEM image showing no beach marks but fine fatigue striations."],
+                     features=["fatigue striations"])
+    pairs = {p.kind: p for p in template_pairs(src)}
+    assert not pairs["features"].refused and pairs["features"].features == ["fatigue striations"]
+    assert pairs["mechanism"].answer == "The fatigue striations indicate fatigue."
+    present = SourceText(item_id="y", captions=["Fatigue striations are present but dimples are absent."],
+                         features=["fatigue striations", "equiaxed dimples"])
+    assert template_pairs(present)[0].features == ["fatigue striations"]  # the dimples stay negated
+
+
+def test_a_printed_sentence_holding_60_percent_of_the_words_is_quoted() -> None:
+    """printed_sentence: 'at least 60 % of the words'; exactly 60 % found nothing (the first match needed more)."""
+    from dataset_builders.questions.templates import printed_sentence
+
+    printed = ["SEM fractographs of the shaft showing fine striations.", "Overview of the part."]
+    assert printed_sentence("shaft fine striations near origin", printed) == printed[0]  # 3 of 5 words
+    assert printed_sentence("shaft fine wear near origin", printed) is None  # 2 of 5
+
+
 # --- LLM generation against a scripted server -------------------------------------------------------
 
 def _good(src: SourceText) -> str:
@@ -102,6 +124,37 @@ def test_llm_generation_accepts_grounded_replies_only(tmp_path: Path, monkeypatc
         gen.generate(sources, tmp_path / "qa_cache.sqlite", progress=False)
         asked = [r.body["messages"][-1]["content"][0]["text"].split("\n")[0] for r in server.requests[first:]]
         assert "Item: item-good" not in asked and len(asked) == 5
+
+
+def test_a_reply_naming_another_item_is_rejected_and_asked_again(tmp_path: Path, monkeypatch) -> None:
+    """The reply to item-a's request that echoes item-b (a known item, and a valid reply for it) is "invalid" for
+    item-a: it was validated against item-b's text, counted ok and cached, so a re-run never asked again."""
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    a, b = (STRIATIONS.model_copy(update={"item_id": i}) for i in ("item-a", "item-b"))
+    with ScriptedServer(responder=lambda body, key, n: Reply(_good(b))) as server:
+        config = BuildConfig(out=tmp_path, labeler="vllm", label_model="m", base_url=server.base_url)
+        gen = LLMQAGenerator("vllm", config)
+        items, summary = gen.generate([a, b], tmp_path / "qa_cache.sqlite", progress=False)
+        assert [(i.item_id, i.status) for i in items] == [("item-a", "failed"), ("item-b", "ok")]
+        assert "reply is about item 'item-b'" in items[0].detail
+        assert (summary.ok, summary.invalid) == (1, 1)
+        _, again = gen.generate([a, b], tmp_path / "qa_cache.sqlite", progress=False)
+        assert (again.cache_hits, again.api_calls, server.count()) == (1, 1, 3)
+
+
+def test_a_quote_must_stand_within_one_printed_text() -> None:
+    """Sources were looked up in the caption and excerpts joined by spaces: a 'quote' running from the caption's
+    end into an excerpt's start (words that stand together nowhere in the paper) was accepted."""
+    src = SourceText(item_id="x", captions=["Fig. 1: SEM image of the fracture surface."],
+                     excerpts=["Beach marks were absent. Fatigue was ruled out."])
+
+    def reply(source: str) -> str:
+        return json.dumps({"item": "x", "pairs": [
+            {"kind": "features", "answer": "Beach marks.", "refused": False, "sources": [source]},
+            {"kind": "origin", "answer": "Not stated.", "refused": True, "sources": []}]})
+
+    assert parse_qa_reply(reply("Beach marks were  absent."), src)[1] is None
+    assert "source not in the text" in parse_qa_reply(reply("fracture surface. Beach marks"), src)[1]
 
 
 def test_parse_qa_reply_checks_item_and_counts() -> None:

@@ -202,6 +202,15 @@ def test_cache_round_trip_and_survives_sigkill(tmp_path):
         assert set(cache.get_many([f"k{i}" for i in range(60)])) == {f"k{i}" for i in range(50)}
 
 
+def test_a_cache_file_that_is_not_sqlite_is_an_error_naming_it(tmp_path):
+    """It was sqlite3.DatabaseError 'file is not a database' (no path), which the build does not report as a
+    stage failure (it catches ValueError and OSError): a traceback."""
+    bad = tmp_path / "label_cache.sqlite"
+    bad.write_bytes(b"this is not an SQLite database, only some text that is long enough to have a header" * 4)
+    with pytest.raises(OSError, match="label_cache.sqlite: not a usable response cache"):
+        ResponseCache(bad)
+
+
 # --- client against the scripted server ---------------------------------------------------------
 
 def make_requests(ep: Endpoint, keys: list[str], params=GenerationParams(max_output_tokens=200)):
@@ -348,12 +357,44 @@ def test_budget_cap_stops_before_exceeding_and_a_later_run_completes(tmp_path, m
         run_requests(ep, reqs, ClientOptions(max_cost_usd=1.0, price=None))
 
 
+def test_zero_concurrency_is_an_error_not_a_hang():
+    """concurrency 0 made both semaphores 0: every request waited forever and the run never returned
+    (eval.qa_task's --concurrency is not range-checked)."""
+    ep = Endpoint.create("vllm", "tiny", base_url="http://127.0.0.1:9/v1")
+    requests = [payloads.build_request("a", ep, ["hello"], GenerationParams(8), "v1")]
+    code = ("from fracto_core.vlm_api import payloads\n"
+            "from fracto_core.vlm_api.backends import Endpoint, GenerationParams\n"
+            "from fracto_core.vlm_api.client import ClientOptions, run_requests\n"
+            "ep = Endpoint.create('vllm', 'tiny', base_url='http://127.0.0.1:9/v1')\n"
+            "run_requests(ep, [payloads.build_request('a', ep, ['hi'], GenerationParams(8), 'v1')], "
+            "ClientOptions(concurrency=0, max_attempts=1))\n")
+    try:  # in a child process: on the old code it never returns
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=30, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("run_requests with concurrency 0 did not return")
+    assert proc.returncode != 0 and "concurrency and max_attempts must be at least 1" in proc.stderr
+    with pytest.raises(ValueError, match="at least 1, got 4 and 0"):
+        run_requests(ep, requests, ClientOptions(concurrency=4, max_attempts=0))
+
+
 def test_retry_after_parsing():
     assert client.retry_after_seconds({"retry-after": "2"}) == 2.0
     assert client.retry_after_seconds({"retry-after-ms": "250"}) == 0.25
     assert client.retry_after_seconds({}) is None
     date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     assert 25 <= client.retry_after_seconds({"retry-after": date}) <= 31
+
+
+def test_an_unparseable_retry_after_is_no_wait_and_does_not_end_the_run():
+    """A 429 whose Retry-After is neither seconds nor an HTTP date (Python 3.10+'s parsedate_to_datetime raises
+    for it) is retried with the usual backoff; it crashed the whole run, every other request's result lost."""
+    assert client.retry_after_seconds({"retry-after": "soon"}) is None
+    script = {"a": [Reply(status=429, headers={"Retry-After": "soon"}), Reply(content='{"v": 1}')]}
+    with ScriptedServer(script=script) as srv:
+        ep = Endpoint.create("vllm", "tiny", base_url=srv.base_url)
+        reqs = [payloads.build_request(k, ep, [f"[[{k}]] hi"], GenerationParams(50), "v1") for k in ("a", "b")]
+        results, summary = run_requests(ep, reqs, ClientOptions(**FAST))
+    assert [(r.request_id, r.status, r.attempts) for r in results] == [("a", "ok", 2), ("b", "ok", 1)]
 
 
 def test_price_table_lookup_and_estimate():
@@ -365,6 +406,11 @@ def test_price_table_lookup_and_estimate():
     assert (pricing.price_for("openai", "gpt-5.5").input_per_m, pricing.price_for("openai", "gpt-5.5").output_per_m) \
         == (5.0, 30.0) and "2026" in pricing.price_for("openai", "gpt-5.5").source
     assert pricing.price_for("gemini", "gemini-3.1-pro-preview").output_per_m == 12.0
+    assert pricing.price_for("gemini", "gemini-2.5-flash-lite-preview-06-17") == pricing.Price(0.10, 0.40)
+    assert pricing.price_for("openai", "gpt-4o-2024-08-06") == pricing.Price(2.50, 10.00)
+    # another model, not a snapshot: no price (gpt-5-pro was priced as gpt-5, ~12x too low for a --max-cost cap)
+    for model in ("gpt-5-pro", "gpt-5.2-pro", "gpt-5-pro-2025-10-06", "gpt-4.1-nano", "gpt-4o-audio-preview"):
+        assert pricing.price_for("openai", model) is None, model
     message = pricing.missing_price_message("openai", "gpt-9")
     assert "fracto_core/vlm_api/pricing.py" in message and 'PRICE_TABLE["openai"]["gpt-9"] = Price(' in message
     assert pricing.Price(2.0, 8.0).cost(1_000_000, 500_000) == pytest.approx(6.0)

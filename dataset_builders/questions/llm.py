@@ -112,7 +112,9 @@ def parse_qa_reply(text: str, src: SourceText) -> tuple[list[QAPair], str | None
     bad = [k for k in kinds if k not in QA_KINDS]
     if bad or len(set(kinds)) != len(kinds):
         return [], f"kinds must be distinct and among {list(QA_KINDS)}; got {kinds}"
-    corpus = _norm(" ".join(src.printed))  # quotes of the printed text only, never of a stitched panel caption
+    # quotes of the printed texts only (never of a stitched panel caption), each within one text: joined, a quote
+    # could run from a caption's end into an excerpt's start, words that stand together nowhere in the paper
+    printed = [_norm(t) for t in src.printed]
     pairs: list[QAPair] = []
     for p in reply.pairs:
         if not p.answer.strip():
@@ -123,7 +125,7 @@ def parse_qa_reply(text: str, src: SourceText) -> tuple[list[QAPair], str | None
         else:
             if not p.sources:
                 return [], f"{p.kind}: an answered pair needs a source sentence"
-            missing = [s for s in p.sources if not _norm(s) or _norm(s) not in corpus]
+            missing = [s for s in p.sources if not _norm(s) or not any(_norm(s) in t for t in printed)]
             if missing:
                 return [], f"{p.kind}: source not in the text: {missing[0][:120]!r}"
         named = [f for f in src.features if canonicalize(f) and _norm(f) in _norm(p.answer)]
@@ -133,18 +135,13 @@ def parse_qa_reply(text: str, src: SourceText) -> tuple[list[QAPair], str | None
     return pairs, None
 
 
-def reply_error(text: str, sources: dict[str, SourceText]) -> str | None:
-    """The client's validator: None for an acceptable reply (found by the item id it echoes), else why not.
+def reply_error(request_id: str, text: str, sources: dict[str, SourceText]) -> str | None:
+    """The client's validator: None for an acceptable reply to the request for item ``request_id``, else why not
+    (a reply that echoes another item's id is rejected, not cached as that item's answer).
 
     Rejected replies are "invalid": kept raw in the call result, never cached, so a re-run asks again.
     """
-    try:
-        item = json.loads(text).get("item")
-    except (json.JSONDecodeError, AttributeError):
-        item = None
-    if item not in sources:
-        return f"reply names no known item (item: {item!r})" if item is not None else "not a JSON object with 'item'"
-    return parse_qa_reply(text, sources[item])[1]
+    return parse_qa_reply(text, sources[request_id])[1]
 
 
 class LLMQAGenerator:
@@ -174,7 +171,7 @@ class LLMQAGenerator:
                                 price=price, progress=progress, desc=f"qa ({self.endpoint.model})")
         with ResponseCache(cache_file) as cache:
             results, summary = run_requests(self.endpoint, requests, options, cache=cache,
-                                            validate=lambda text: reply_error(text, by_id))
+                                            validate_for=lambda request_id, text: reply_error(request_id, text, by_id))
         return [self.item(r, by_id[r.request_id]) for r in results], summary
 
     def item(self, result: CallResult, src: SourceText) -> QAItem:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 
 from dataset_builders.questions.records import QUESTIONS, QAPair, SourceText
+from fracto_core.phrases import CONTRAST_WORDS
 from fracto_core.vocabulary import feature, mechanism_hints
 
 TEMPLATE_PROMPT_VERSION = "fracto-qa-templates-v2"  # v2: evidence quoted as printed (issue 27)
@@ -34,6 +35,10 @@ ORIGIN = "templates"
 _SENTENCE_END = re.compile(r"(?<!\bFig)(?<!\bFIG)(?<!\bfig)(?<!\bRef)(?<!\bEq)(?<!\bNo)(?<!\bal)(?<!\be\.g)"
                            r"(?<!\bi\.e)(?<!\bca)(?<=[.!?])\s+(?=[A-Z(\[])")
 _NEGATION = re.compile(r"\b(no|not|without|absence|absent|neither|nor|free of|lack of)\b", re.IGNORECASE)
+# a negation governs the phrase within its clause: up to punctuation or a contrasting conjunction, either side
+# ("no beach marks but fatigue striations", "striations are present but dimples are absent" name the striations)
+_CLAUSE_BEFORE = re.compile(rf"[;,:]|{CONTRAST_WORDS}")
+_CLAUSE_AFTER = re.compile(rf"[;,.:]|{CONTRAST_WORDS}")
 _ORIGIN = re.compile(r"\b(initiat\w*|originat\w*|origin|nucleat\w*|fish[- ]?eyes?|started (at|from))\b",
                      re.IGNORECASE)
 _MECHANISM = re.compile(r"\b(fatigue (crack|fracture|failure|loading)|ductile (fracture|failure|overload)|"
@@ -102,7 +107,7 @@ def printed_sentence(sentence: str, printed: list[str]) -> str | None:
     for p in printed:
         have = _words(p)
         share = sum(min(want.count(w), have.count(w)) for w in set(want)) / max(1, len(want))
-        if share > best_share or (share == best_share and best is not None and len(p) < len(best)):
+        if share > best_share or (share == best_share and (best is None or len(p) < len(best))):  # at least 60 %
             best, best_share = p, share
     return best
 
@@ -128,8 +133,8 @@ def mentions(sentence: str, phrase: str) -> bool:
     """The sentence names the phrase (whole words) and no negation governs it in its clause."""
     low = sentence.lower()
     for m in re.finditer(r"(?<![a-z])" + re.escape(phrase.lower()) + r"(?![a-z])", low):
-        before = re.split(r"[;,:]", low[:m.start()])[-1]
-        after = re.split(r"[;,.:]", low[m.end():])[0]
+        before = _CLAUSE_BEFORE.split(low[:m.start()])[-1]
+        after = _CLAUSE_AFTER.split(low[m.end():])[0]
         if not _NEGATION.search(before) and not re.search(r"\b(not|absent)\b", after):
             return True
     return False

@@ -38,11 +38,19 @@ class ResponseCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS replies (fingerprint TEXT PRIMARY KEY, request_id TEXT NOT NULL,"
-                         " reply TEXT NOT NULL)")
+        db = None
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS replies (fingerprint TEXT PRIMARY KEY, request_id TEXT NOT NULL,"
+                       " reply TEXT NOT NULL)")
+        except sqlite3.DatabaseError as exc:  # not an SQLite file, a folder, unreadable: name the file (an OSError,
+            if db is not None:                # which the build reports as the stage's failure)
+                db.close()
+            raise OSError(f"{self.path}: not a usable response cache ({exc}); move it away to start a new one "
+                          "(its cached replies would be asked and paid for again)") from exc
+        self._db = db
 
     def get(self, fingerprint: str) -> CachedReply | None:
         with self._lock:

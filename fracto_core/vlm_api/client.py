@@ -50,6 +50,8 @@ from fracto_core.vlm_api.pricing import Price
 
 CallStatus = Literal["ok", "invalid", "failed", "not_run"]
 Validator = Callable[[str], str | None]  # reply text -> error message, or None if usable
+# (request id, reply text) -> error or None: for replies that are right or wrong only for the request they answer
+RequestValidator = Callable[[str, str], str | None]
 RETRYABLE_STATUS = {408, 409, 429}  # plus every 5xx
 INPUT_ESTIMATE_MARGIN = 2.0  # the budget reservation assumes up to 2x the estimated input tokens
 
@@ -166,8 +168,12 @@ def retry_after_seconds(headers) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:  # an HTTP date; anything else (Python 3.10+ raises for it) is no usable wait, not a crash of the run
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 @dataclass
@@ -218,7 +224,7 @@ class _Budget:
 
 class _Runner:
     def __init__(self, endpoint: Endpoint, options: ClientOptions, cache: ResponseCache | None,
-                 validate: Validator | None):
+                 validate: RequestValidator | None):
         self.endpoint = endpoint
         self.options = options
         self.cache = cache
@@ -245,7 +251,7 @@ class _Runner:
         price = self.options.price
         return None if price is None else price.cost(input_tokens, output_tokens)
 
-    def check_reply(self, reply: CachedReply) -> str:
+    def check_reply(self, reply: CachedReply, request_id: str) -> str:
         """Why a reply is unusable ("" if usable)."""
         if reply.finish_reason == "length":
             return "truncated: finish_reason 'length' (raise the max output tokens)"
@@ -253,13 +259,13 @@ class _Runner:
             return f"empty reply (finish_reason {reply.finish_reason!r})"
         if self.validate is not None:
             try:
-                return self.validate(reply.text) or ""
+                return self.validate(request_id, reply.text) or ""
             except Exception as exc:  # a validator that raises rejects the reply; it does not end the run
                 return f"rejected by the validator: {type(exc).__name__}: {_short(str(exc))}"
         return ""
 
     def from_cache(self, request: ChatRequest, reply: CachedReply) -> CallResult:
-        error = self.check_reply(reply)
+        error = self.check_reply(reply, request.request_id)
         return CallResult(request_id=request.request_id, fingerprint=request.fingerprint,
                           status="invalid" if error else "ok", cached=True, text=reply.text,
                           finish_reason=reply.finish_reason, model=reply.model, input_tokens=reply.input_tokens,
@@ -337,7 +343,7 @@ class _Runner:
                     cost = self.cost(reply.input_tokens, reply.output_tokens)
                     spent += cost or 0.0
                     result.text, result.finish_reason, result.model = reply.text, reply.finish_reason, reply.model
-                    error = self.check_reply(reply)
+                    error = self.check_reply(reply, request.request_id)
                     result.status, result.error = ("invalid", error) if error else ("ok", "")
                     if not error and request.cacheable and self.cache is not None:
                         self.cache.put(request.fingerprint, request.request_id, reply)
@@ -399,13 +405,19 @@ def _short(text: str, limit: int = 300) -> str:
 
 async def arun_requests(endpoint: Endpoint, requests: Sequence[ChatRequest], options: ClientOptions = ClientOptions(),
                         cache: ResponseCache | None = None, validate: Validator | None = None,
-                        on_result: Callable[[CallResult], None] | None = None) -> tuple[list[CallResult], RunSummary]:
-    """Answer every request (cache first, then the API); results in input order, plus the totals."""
+                        on_result: Callable[[CallResult], None] | None = None,
+                        validate_for: RequestValidator | None = None) -> tuple[list[CallResult], RunSummary]:
+    """Answer every request (cache first, then the API); results in input order, plus the totals.
+
+    ``validate`` judges a reply by its text; ``validate_for`` by the request it answers too (request id, text)."""
+    if options.concurrency < 1 or options.max_attempts < 1:  # 0 in flight: every request waited forever (a hang)
+        raise ValueError(f"concurrency and max_attempts must be at least 1, got {options.concurrency} and "
+                         f"{options.max_attempts}")
     if options.max_cost_usd is not None and options.price is None:
         raise ValueError(f"a budget cap needs a price for {endpoint.provider.name}/{endpoint.model}: "
                          "add it to vlm_api/pricing.py PRICE_TABLE")
     t0 = time.monotonic()
-    runner = _Runner(endpoint, options, cache, validate)
+    runner = _Runner(endpoint, options, cache, _request_validator(validate, validate_for))
     results: list[CallResult | None] = [None] * len(requests)
     cached = cache.get_many([r.fingerprint for r in requests if r.cacheable]) if cache is not None else {}
     todo: list[int] = []
@@ -454,6 +466,14 @@ async def arun_requests(endpoint: Endpoint, requests: Sequence[ChatRequest], opt
 
 def run_requests(endpoint: Endpoint, requests: Sequence[ChatRequest], options: ClientOptions = ClientOptions(),
                  cache: ResponseCache | None = None, validate: Validator | None = None,
-                 on_result: Callable[[CallResult], None] | None = None) -> tuple[list[CallResult], RunSummary]:
+                 on_result: Callable[[CallResult], None] | None = None,
+                 validate_for: RequestValidator | None = None) -> tuple[list[CallResult], RunSummary]:
     """Synchronous wrapper of ``arun_requests`` (for code that is not already inside an event loop)."""
-    return asyncio.run(arun_requests(endpoint, requests, options, cache, validate, on_result))
+    return asyncio.run(arun_requests(endpoint, requests, options, cache, validate, on_result, validate_for))
+
+
+def _request_validator(validate: Validator | None, validate_for: RequestValidator | None) -> RequestValidator | None:
+    """One (request id, text) validator from either or both (the first error wins)."""
+    if validate is None or validate_for is None:
+        return validate_for or (None if validate is None else lambda _request_id, text: validate(text))
+    return lambda request_id, text: validate(text) or validate_for(request_id, text)

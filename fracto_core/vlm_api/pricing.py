@@ -17,6 +17,7 @@ Usage:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PRICES_AS_OF = "2025-12-15"  # date the table was copied from the providers' price pages
@@ -32,7 +33,7 @@ class Price:
         return input_tokens * self.input_per_m / 1e6 + output_tokens * self.output_per_m / 1e6
 
 
-# provider -> model name (or name prefix before a "-<date/variant>" suffix) -> Price. Edit freely.
+# provider -> model name (or name prefix before a "-<date>", "-preview" or "-latest" suffix) -> Price. Edit freely.
 PRICE_TABLE: dict[str, dict[str, Price]] = {
     "openai": {
         # The paper's GPT baseline. Not checked on openai.com from here (no internet): the published rate as
@@ -68,14 +69,21 @@ REASONING_OUTPUT_ESTIMATE = {None: 2000, "none": 150, "minimal": 300, "low": 800
 CHAT_OUTPUT_ESTIMATE = 150
 
 
+# what may follow a table name in a snapshot of the same model: dates (2025-08-07, 0613, 06-05, 09-2025), preview,
+# latest. Another word names another model (gpt-5-pro, gpt-5.2-pro: ~12x gpt-5's price; gpt-4.1-nano): no price.
+_SNAPSHOT_SUFFIX = re.compile(r"(-(\d+|preview|latest))+")
+
+
 def price_for(provider: str, model: str) -> Price | None:
-    """The model's price: exact name, else the longest table name followed by "-" (dated snapshots)."""
+    """The model's price: exact name, else the longest table name followed by a snapshot suffix (dated snapshots,
+    -preview, -latest); None for any other name (a variant such as -pro may cost far more than its base)."""
     if provider in FREE_PROVIDERS:
         return Price(0.0, 0.0)
     table = PRICE_TABLE.get(provider, {})
     if model in table:
         return table[model]
-    prefixes = [name for name in table if model.startswith(name + "-")]
+    prefixes = [name for name in table if model.startswith(name + "-")
+                and _SNAPSHOT_SUFFIX.fullmatch(model[len(name):])]
     return table[max(prefixes, key=len)] if prefixes else None
 
 
