@@ -25,13 +25,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fracto_core.phrases import CONTRAST_WORDS
 from fracto_core.vocabulary import phrase_index
 
 BOOTSTRAP_RESAMPLES = 2000
 _NEGATION = re.compile(r"\b(no|not|without|absence|absent|neither|nor|lack of)\b", re.IGNORECASE)
 # a negation reaches to the end of its clause: punctuation, or a contrasting conjunction ("no striations but beach
 # marks" names beach marks; "not only dimples but also ..." still drops the dimples, as before)
-_CLAUSE_END = re.compile(r"[;,.:]|\b(?:but|whereas|while|although|though|however|yet)\b")
+_CLAUSE_END = re.compile(r"[;,.:]|" + CONTRAST_WORDS)
 
 
 def features_in_text(text: str) -> list[str]:
