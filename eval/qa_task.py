@@ -342,7 +342,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
+    for flag, value, low in (("--limit", args.limit, 1), ("--concurrency", args.concurrency, 1),
+                             ("--max-attempts", args.max_attempts, 1), ("--max-tokens", args.max_tokens, 1),
+                             ("--judge-max-tokens", args.judge_max_tokens, 1), ("--reask", args.reask, 0),
+                             ("--image-max-pixels", args.image_max_pixels, 1024)):
+        if value is not None and value < low:  # as eval.run's flags (a concurrency of 0 waited forever)
+            ap.error(f"{flag} must be at least {low}")
     try:
         run_dir, card, metrics = run_sem_qa(args)
     except QAError as exc:

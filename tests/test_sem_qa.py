@@ -195,6 +195,16 @@ def test_sem_qa_needs_a_judge(tmp_path: Path, capsys) -> None:
     assert "--judge" in capsys.readouterr().err
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("flag", ["--concurrency", "--max-attempts", "--limit"])
+def test_sem_qa_refuses_a_count_below_one(tmp_path: Path, servers, capsys, flag: str) -> None:
+    model, judge = servers  # (a concurrency of 0 waited forever; max attempts 0 failed every request silently)
+    with pytest.raises(SystemExit) as exit_:
+        run(tmp_path, model, judge, flag, "0")
+    assert exit_.value.code == 2 and f"{flag} must be at least 1" in capsys.readouterr().err
+    assert model.count() == 0
+
+
 @pytest.mark.slow
 def test_sem_qa_against_the_real_llamafactory_server(tmp_path: Path, built_qa, tiny_api_server) -> None:
     """`python -m eval.run --task sem_qa`: the answering model is the tiny Qwen3-VL behind `llamafactory-cli api`,
