@@ -70,3 +70,14 @@ def test_first_pdf_knows_a_pdf_by_name_or_by_its_header(tmp_path):
     assert first_pdf(tmp_path) is None
     (tmp_path / "sub" / "paper.bin").write_bytes(b"%PDF-1.4\n")
     assert first_pdf(tmp_path) == tmp_path / "sub" / "paper.bin"
+
+
+@pytest.mark.parametrize("papers", [False, True])
+def test_an_out_path_that_is_a_file_is_a_clear_error(papers, corpus_dir, tmp_path, capsys):
+    """Failed before: a NotADirectoryError traceback (from the sample corpus, or from mkdir OUT/stages)."""
+    out = tmp_path / "out.txt"
+    out.write_text("not a folder\n")
+    argv = ["--out", str(out), "--quiet"] + (["--papers", str(corpus_dir / "papers")] if papers else [])
+    assert build.main(argv) == 2
+    assert f"--out {out}: is a file, not a folder" in capsys.readouterr().err
+    assert out.read_text() == "not a folder\n"
