@@ -150,7 +150,8 @@ def load_manual(manual_dir: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[
     except UnicodeDecodeError as exc:
         raise ManualError(f"{csv_path}: not UTF-8 text ({exc})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    records = list(reader)  # record k is spreadsheet row k + 1 (a quoted cell may span lines)
+    header = records[0] if records else None
     columns = [c.strip().lower() for c in header] if header else []
     missing = [c for c in COLUMNS if c not in columns]
     if missing:
@@ -160,8 +161,7 @@ def load_manual(manual_dir: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[
 
     rows: list[ManualRow] = []
     errors: list[str] = []
-    for cells in reader:
-        n = reader.line_num  # last physical line of this record; header is line 1
+    for n, cells in enumerate(records[1:], start=2):  # spreadsheet numbering, not physical lines
         if not any(c.strip() for c in cells):
             continue
         get = {c: (cells[i].strip() if i < len(cells) else "") for c, i in where.items()}

@@ -233,3 +233,17 @@ def test_other_formats_are_converted_to_jpeg(tmp_path):
     assert items["alias.png"]["features"] == ["cleavage tongues"]
     assert (paths.out / items["alias.png"]["image"]).read_bytes() == (folder / "inside.png").read_bytes()
     assert result.counts["converted"] == 2
+
+
+def test_rows_are_numbered_as_a_spreadsheet_shows_them_when_a_cell_spans_lines(tmp_path):
+    """Failed before: the row after a two-line notes cell was called row 4 (its physical line), not row 3."""
+    folder = tmp_path / "rare"
+    save(texture(1), folder / "a.png", "PNG")
+    save(texture(2), folder / "b.png", "PNG")
+    write_csv(folder, ['a.png,fish-eye,Smith,"two\nlines"', "b.png,zzzz,Smith,", "", "gone.png,crazing,x,"])
+    with pytest.raises(ManualError) as exc:
+        load_manual(folder)
+    message = str(exc.value)
+    assert "row 3: unknown label 'zzzz'" in message
+    assert "row 5: file 'gone.png' not found" in message  # a blank line is a (skipped) row of its own
+
