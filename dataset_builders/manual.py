@@ -150,7 +150,11 @@ def load_manual(manual_dir: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[
     except UnicodeDecodeError as exc:
         raise ManualError(f"{csv_path}: not UTF-8 text ({exc})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    records = list(reader)  # record k is spreadsheet row k + 1 (a quoted cell may span lines)
+    records: list[list[str]] = []  # record k is spreadsheet row k + 1 (a quoted cell may span lines)
+    try:
+        records.extend(reader)
+    except csv.Error as exc:  # e.g. a cell over csv.field_size_limit(), a NUL byte
+        raise ManualError(f"{csv_path}: row {len(records) + 1}: not readable as CSV ({exc})") from None
     header = records[0] if records else None
     columns = [c.strip().lower() for c in header] if header else []
     missing = [c for c in COLUMNS if c not in columns]

@@ -247,3 +247,11 @@ def test_rows_are_numbered_as_a_spreadsheet_shows_them_when_a_cell_spans_lines(t
     assert "row 3: unknown label 'zzzz'" in message
     assert "row 5: file 'gone.png' not found" in message  # a blank line is a (skipped) row of its own
 
+
+def test_a_cell_the_csv_module_refuses_is_a_manual_error_naming_the_row(tmp_path):
+    """Failed before: _csv.Error (not a ManualError/ValueError) escaped, a traceback from the build."""
+    folder = tmp_path / "rare"
+    save(texture(1), folder / "a.png", "PNG")
+    write_csv(folder, ["a.png,fish-eye,Smith,", 'a.png,fish-eye,Smith,"' + "x" * 200_000 + '"'])
+    with pytest.raises(ManualError, match=r"manual.csv: row 3: not readable as CSV \(field larger than field limit"):
+        load_manual(folder)
