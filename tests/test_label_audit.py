@@ -119,3 +119,11 @@ def test_cli_prints_table_and_writes_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "dataset_builders.labelling.audit", "--human", str(tmp_path / "no.csv"),
                           "--labels", str(labels)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no.csv" in bad.stderr
+
+
+def test_a_csv_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Failed before: Excel's "CSV UTF-8" starts with a BOM, read as part of the first column's name
+    ("missing column(s) ['item_id']"); manual.csv is read with utf-8-sig already."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("item_id,features\r\na,dimples\r\nb,\r\n".encode("utf-8-sig"))
+    assert read_human_csv(path) == {"a": ["equiaxed dimples"], "b": []}

@@ -49,7 +49,7 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
 
 def read_human_csv(path: Path) -> dict[str, list[str]]:
     """item_id -> canonical features, from the CSV (columns item_id, features)."""
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # a BOM: Excel's "CSV UTF-8"
         reader = csv.DictReader(fh)
         missing = {"item_id", "features"} - set(reader.fieldnames or [])
         if missing:
