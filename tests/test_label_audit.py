@@ -127,3 +127,11 @@ def test_a_csv_saved_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "excel.csv"
     path.write_bytes("item_id,features\r\na,dimples\r\nb,\r\n".encode("utf-8-sig"))
     assert read_human_csv(path) == {"a": ["equiaxed dimples"], "b": []}
+
+
+def test_a_bad_row_after_a_blank_line_is_named_by_its_own_row(tmp_path):
+    """Failed before: csv.DictReader skips blank lines without counting them, so the row was called 3, not 4."""
+    path = tmp_path / "gap.csv"
+    path.write_text("item_id,features\na,dimples\n\nb,martensite laths\n", encoding="utf-8")
+    with pytest.raises(AuditInputError, match=r"gap.csv:4: 'martensite laths' is not in the vocabulary"):
+        read_human_csv(path)
