@@ -81,3 +81,15 @@ def test_an_out_path_that_is_a_file_is_a_clear_error(papers, corpus_dir, tmp_pat
     assert build.main(argv) == 2
     assert f"--out {out}: is a file, not a folder" in capsys.readouterr().err
     assert out.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("gone", ["filter.jsonl", "dedup.json", "labels.jsonl"])
+def test_items_refuses_mined_panels_whose_stage_file_is_missing(gone, corpus_dir, tmp_path):
+    """Failed before: a missing filter/dedup/label file was read as empty, so --from-stage items built a dataset
+    of the manual images alone (labels.jsonl gone: every panel reported "no_features"; the others: silently)."""
+    config = build.BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=tmp_path / "out",
+                               workers=1)
+    build.build(config, "mine", "items", progress=False)
+    (config.out / "stages" / gone).unlink()
+    with pytest.raises(build.BuildError, match=f"stage items failed: missing .*{gone}"):
+        build.build(config, "items", "items", progress=False)
