@@ -93,3 +93,12 @@ def test_items_refuses_mined_panels_whose_stage_file_is_missing(gone, corpus_dir
     (config.out / "stages" / gone).unlink()
     with pytest.raises(build.BuildError, match=f"stage items failed: missing .*{gone}"):
         build.build(config, "items", "items", progress=False)
+
+
+def test_split_refuses_a_missing_items_file(tmp_path):
+    """Failed before: split read a missing items.jsonl as no items and wrote an empty splits.jsonl (exit 0 with
+    --to-stage split; the error came only from augment, if it ran)."""
+    config = build.BuildConfig(papers=tmp_path, out=tmp_path / "out", workers=1)
+    with pytest.raises(build.BuildError, match=r"stage split failed: .*items.jsonl: missing; the items stage"):
+        build.build(config, "split", "split", progress=False)
+    assert not (config.out / "stages" / "splits.jsonl").exists()
