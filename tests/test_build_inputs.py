@@ -102,3 +102,13 @@ def test_split_refuses_a_missing_items_file(tmp_path):
     with pytest.raises(build.BuildError, match=r"stage split failed: .*items.jsonl: missing; the items stage"):
         build.build(config, "split", "split", progress=False)
     assert not (config.out / "stages" / "splits.jsonl").exists()
+
+
+def test_filter_refuses_a_missing_panels_folder(corpus_dir, tmp_path):
+    """Failed before: --from-stage filter on an OUT whose panels stage never ran decided no panels, and the build
+    went on to a dataset of the manual images alone, exit 0."""
+    config = build.BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=tmp_path / "out",
+                               workers=1)
+    with pytest.raises(build.BuildError, match=r"stage filter failed: .*panels: missing; the panels stage"):
+        build.build(config, "filter", "export", progress=False)
+    assert not (config.out / "dataset").exists()
