@@ -135,3 +135,11 @@ def test_a_bad_row_after_a_blank_line_is_named_by_its_own_row(tmp_path):
     path.write_text("item_id,features\na,dimples\n\nb,martensite laths\n", encoding="utf-8")
     with pytest.raises(AuditInputError, match=r"gap.csv:4: 'martensite laths' is not in the vocabulary"):
         read_human_csv(path)
+
+
+def test_a_cell_the_csv_module_refuses_is_an_input_error_naming_the_row(tmp_path):
+    """Failed before: _csv.Error (no ValueError) escaped main's handler: a traceback instead of 'error: ...'."""
+    path = tmp_path / "huge.csv"
+    path.write_text("item_id,features\na,dimples\nb,\"" + "x" * 200_000 + "\"\n", encoding="utf-8")
+    with pytest.raises(AuditInputError, match=r"huge.csv:3: not readable as CSV \(field larger than field limit"):
+        read_human_csv(path)
