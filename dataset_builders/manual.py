@@ -91,7 +91,10 @@ def _check_path(root: Path, cell: str) -> tuple[Path | None, str]:
     path = root.joinpath(*parts)
     if not os.path.lexists(path):
         return None, f"file {cell!r} not found in {root}"
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        return None, f"file {cell!r} cannot be resolved ({exc})"
     if not resolved.is_relative_to(root.resolve()):
         return None, f"file {cell!r} resolves outside the manual folder (a symlink to {resolved})"
     if not resolved.is_file():

@@ -255,3 +255,13 @@ def test_a_cell_the_csv_module_refuses_is_a_manual_error_naming_the_row(tmp_path
     write_csv(folder, ["a.png,fish-eye,Smith,", 'a.png,fish-eye,Smith,"' + "x" * 200_000 + '"'])
     with pytest.raises(ManualError, match=r"manual.csv: row 3: not readable as CSV \(field larger than field limit"):
         load_manual(folder)
+
+
+def test_a_symlink_loop_is_a_bad_row(tmp_path):
+    """Failed before: Path.resolve raised RuntimeError('Symlink loop ...'), a traceback from the build."""
+    folder = tmp_path / "rare"
+    save(texture(1), folder / "a.png", "PNG")
+    os.symlink("loop.png", folder / "loop.png")
+    write_csv(folder, ["loop.png,fish-eye,Smith,", "a.png,fish-eye,Smith,"])
+    with pytest.raises(ManualError, match=r"1 problem\(s\).*\n.*row 2: file 'loop.png' cannot be resolved"):
+        load_manual(folder)
