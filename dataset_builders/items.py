@@ -177,7 +177,8 @@ class MinedItems:
                     continue
             panel = panels.get(rep, group.paper_ids)
             if panel is None:
-                raise KeyError(rep)  # as the dict of every panel did: dedup names an unknown panel
+                raise ValueError(f"{paths.dedup}: group {rep} names a panel that no file under {paths.panels} holds "
+                                 "(stage files of different runs: re-run from the dedup stage)")
             if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
                 continue
             if found is None or found.status != "labelled" or not found.features:

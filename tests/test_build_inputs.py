@@ -112,3 +112,13 @@ def test_filter_refuses_a_missing_panels_folder(corpus_dir, tmp_path):
     with pytest.raises(build.BuildError, match=r"stage filter failed: .*panels: missing; the panels stage"):
         build.build(config, "filter", "export", progress=False)
     assert not (config.out / "dataset").exists()
+
+
+def test_items_names_dedup_json_when_it_names_a_panel_that_is_gone(corpus_dir, tmp_path):
+    """Failed before: a bare KeyError('<panel id>') traceback from the items stage."""
+    config = build.BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=tmp_path / "out",
+                               workers=1)
+    build.build(config, "mine", "items", progress=False)
+    next(iter(sorted((config.out / "stages" / "panels").glob("*.json")))).unlink()
+    with pytest.raises(build.BuildError, match=r"stage items failed: .*dedup.json: group .* names a panel that no"):
+        build.build(config, "items", "items", progress=False)
