@@ -78,6 +78,8 @@ def config_from_args(ns: argparse.Namespace) -> BuildConfig:
 
 def prepare_inputs(config: BuildConfig) -> BuildConfig:
     """Resolve the input folders; generate the built-in sample corpus when no papers were given."""
+    if config.out.exists() and not config.out.is_dir():
+        raise BuildError(f"--out {config.out}: is a file, not a folder; choose a folder (it is created if missing)")
     if config.papers is None:
         from dataset_builders import sample_corpus
 

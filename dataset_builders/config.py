@@ -87,8 +87,10 @@ class BuildConfig(BaseModel):
                                              "send nothing (the build stops after this estimate)")
 
     # split
-    val_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in val")
-    test_ratio: float = Field(0.1, ge=0, lt=1, description="share of source-paper groups in test")
+    val_ratio: float = Field(0.1, ge=0, lt=1, description="share of the items in val (about: whole source-paper "
+                                                          "groups move)")
+    test_ratio: float = Field(0.1, ge=0, lt=1, description="share of the items in test (about: whole source-paper "
+                                                           "groups move)")
     # held-out pool for the expert benchmark (dataset_builders.holdout): set aside before the split
     holdout_share: float = Field(0.0, ge=0, le=1, description="seeded share of the mined papers set aside as the "
                                                               "held-out benchmark pool (never in train/val/test)")

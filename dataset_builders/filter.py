@@ -365,6 +365,9 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     A paper whose panels file, filter_min_score and deciding code are those of an earlier build keeps that
     build's decisions (stages/filter_cache.txt, see stage_cache): an update decides only new or changed papers.
     """
+    if not paths.panels.is_dir():  # the panels stage makes it, papers or none: read as empty, nothing was mined
+        raise FileNotFoundError(f"{paths.panels}: missing; the panels stage has not run (re-run from it: "
+                                "--from-stage panels)")
     result = StageResult(stage=STAGE)
     keys = paper_keys(paths, config)
     entries = cached_decisions(paths, keys)

@@ -177,7 +177,8 @@ class MinedItems:
                     continue
             panel = panels.get(rep, group.paper_ids)
             if panel is None:
-                raise KeyError(rep)  # as the dict of every panel did: dedup names an unknown panel
+                raise ValueError(f"{paths.dedup}: group {rep} names a panel that no file under {paths.panels} holds "
+                                 "(stage files of different runs: re-run from the dedup stage)")
             if panel.panel_id not in keep:  # dedup only groups kept panels; guard against stale files
                 continue
             if found is None or found.status != "labelled" or not found.features:
@@ -241,10 +242,23 @@ def kept_path(paths: StagePaths) -> Path:
     return paths.stages / "items_kept.tsv"
 
 
+def check_inputs(paths: StagePaths) -> None:
+    """Refuse to run on mined panels whose filter, dedup or label file is missing (a stage that never ran or
+    was deleted): read as empty, every mined item was silently left out (or reported as unlabelled)."""
+    if not any(paths.panels.glob("*.json")):  # nothing mined: the manual images alone
+        return
+    missing = [f"{f} (stage {stage})" for f, stage in ((paths.filter, "filter"), (paths.dedup, "dedup"),
+                                                       (paths.labels, "label")) if not f.exists()]
+    if missing:
+        raise FileNotFoundError(f"missing {', '.join(missing)}: the mined panels cannot become items; re-run from "
+                                "that stage (--from-stage)")
+
+
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write stages/items.jsonl, item by item as the groups are read (the corpus' items are never held).
     Without manual items and expert labels (the literature loop's update) each mined item's line is kept
     (stages/items_kept.tsv, kept_lines) and copied by the next build when its inputs are the same."""
+    check_inputs(paths)
     manual = load_manual_items(paths)
     mined = MinedItems(paths, config, manual)
     expert_problems: list[Problem] = []

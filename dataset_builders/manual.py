@@ -91,7 +91,10 @@ def _check_path(root: Path, cell: str) -> tuple[Path | None, str]:
     path = root.joinpath(*parts)
     if not os.path.lexists(path):
         return None, f"file {cell!r} not found in {root}"
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        return None, f"file {cell!r} cannot be resolved ({exc})"
     if not resolved.is_relative_to(root.resolve()):
         return None, f"file {cell!r} resolves outside the manual folder (a symlink to {resolved})"
     if not resolved.is_file():
@@ -150,7 +153,12 @@ def load_manual(manual_dir: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[
     except UnicodeDecodeError as exc:
         raise ManualError(f"{csv_path}: not UTF-8 text ({exc})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    records: list[list[str]] = []  # record k is spreadsheet row k + 1 (a quoted cell may span lines)
+    try:
+        records.extend(reader)
+    except csv.Error as exc:  # e.g. a cell over csv.field_size_limit(), a NUL byte
+        raise ManualError(f"{csv_path}: row {len(records) + 1}: not readable as CSV ({exc})") from None
+    header = records[0] if records else None
     columns = [c.strip().lower() for c in header] if header else []
     missing = [c for c in COLUMNS if c not in columns]
     if missing:
@@ -160,8 +168,7 @@ def load_manual(manual_dir: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[
 
     rows: list[ManualRow] = []
     errors: list[str] = []
-    for cells in reader:
-        n = reader.line_num  # last physical line of this record; header is line 1
+    for n, cells in enumerate(records[1:], start=2):  # spreadsheet numbering, not physical lines
         if not any(c.strip() for c in cells):
             continue
         get = {c: (cells[i].strip() if i < len(cells) else "") for c, i in where.items()}

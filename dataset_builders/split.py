@@ -232,9 +232,12 @@ def load_items(paths: StagePaths, keep_provenance: bool) -> list[Item] | list[Sp
     """The items of items.jsonl; without keep_provenance each one's provenance is dropped as it is read
     (only the held-out pool reads it) and the rest kept as a SplitItem. Equal feature and paper-id lists
     are one shared list (nothing in the split edits them)."""
+    if not paths.items.exists():  # read as empty, it split nothing and the build went on
+        raise FileNotFoundError(f"{paths.items}: missing; the items stage has not run (re-run from it: "
+                                "--from-stage items)")
     items: list = []
     one: dict = {}
-    for item in iter_jsonl(paths.items, Item) if paths.items.exists() else ():
+    for item in iter_jsonl(paths.items, Item):
         features = one.setdefault(("features", *item.features), item.features)
         paper_ids = one.setdefault(("papers", *item.paper_ids), item.paper_ids)
         if keep_provenance:

@@ -48,5 +48,8 @@ def write_report(paths: StagePaths, problems: list[Problem]) -> None:
     write_jsonl_atomic(paths.report, problems)
     lines = ["# Build report", "", f"{len(problems)} problem(s).", "",
              "| file | stage | reason | detail |", "|---|---|---|---|"]
-    lines += [f"| {p.file} | {p.stage} | {p.reason} | {p.detail.replace('|', '/')} |" for p in problems]
+    def cell(text: str) -> str:  # one table row: a multi-line detail (a pydantic error) broke the table
+        return " ".join(text.split()).replace("|", "/")
+
+    lines += [f"| {cell(p.file)} | {p.stage} | {p.reason} | {cell(p.detail)} |" for p in problems]
     write_text_atomic(paths.out / "build_report.md", "\n".join(lines) + "\n")

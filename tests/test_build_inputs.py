@@ -70,3 +70,55 @@ def test_first_pdf_knows_a_pdf_by_name_or_by_its_header(tmp_path):
     assert first_pdf(tmp_path) is None
     (tmp_path / "sub" / "paper.bin").write_bytes(b"%PDF-1.4\n")
     assert first_pdf(tmp_path) == tmp_path / "sub" / "paper.bin"
+
+
+@pytest.mark.parametrize("papers", [False, True])
+def test_an_out_path_that_is_a_file_is_a_clear_error(papers, corpus_dir, tmp_path, capsys):
+    """Failed before: a NotADirectoryError traceback (from the sample corpus, or from mkdir OUT/stages)."""
+    out = tmp_path / "out.txt"
+    out.write_text("not a folder\n")
+    argv = ["--out", str(out), "--quiet"] + (["--papers", str(corpus_dir / "papers")] if papers else [])
+    assert build.main(argv) == 2
+    assert f"--out {out}: is a file, not a folder" in capsys.readouterr().err
+    assert out.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("gone", ["filter.jsonl", "dedup.json", "labels.jsonl"])
+def test_items_refuses_mined_panels_whose_stage_file_is_missing(gone, corpus_dir, tmp_path):
+    """Failed before: a missing filter/dedup/label file was read as empty, so --from-stage items built a dataset
+    of the manual images alone (labels.jsonl gone: every panel reported "no_features"; the others: silently)."""
+    config = build.BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=tmp_path / "out",
+                               workers=1)
+    build.build(config, "mine", "items", progress=False)
+    (config.out / "stages" / gone).unlink()
+    with pytest.raises(build.BuildError, match=f"stage items failed: missing .*{gone}"):
+        build.build(config, "items", "items", progress=False)
+
+
+def test_split_refuses_a_missing_items_file(tmp_path):
+    """Failed before: split read a missing items.jsonl as no items and wrote an empty splits.jsonl (exit 0 with
+    --to-stage split; the error came only from augment, if it ran)."""
+    config = build.BuildConfig(papers=tmp_path, out=tmp_path / "out", workers=1)
+    with pytest.raises(build.BuildError, match=r"stage split failed: .*items.jsonl: missing; the items stage"):
+        build.build(config, "split", "split", progress=False)
+    assert not (config.out / "stages" / "splits.jsonl").exists()
+
+
+def test_filter_refuses_a_missing_panels_folder(corpus_dir, tmp_path):
+    """Failed before: --from-stage filter on an OUT whose panels stage never ran decided no panels, and the build
+    went on to a dataset of the manual images alone, exit 0."""
+    config = build.BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=tmp_path / "out",
+                               workers=1)
+    with pytest.raises(build.BuildError, match=r"stage filter failed: .*panels: missing; the panels stage"):
+        build.build(config, "filter", "export", progress=False)
+    assert not (config.out / "dataset").exists()
+
+
+def test_items_names_dedup_json_when_it_names_a_panel_that_is_gone(corpus_dir, tmp_path):
+    """Failed before: a bare KeyError('<panel id>') traceback from the items stage."""
+    config = build.BuildConfig(papers=corpus_dir / "papers", manual=corpus_dir / "manual", out=tmp_path / "out",
+                               workers=1)
+    build.build(config, "mine", "items", progress=False)
+    next(iter(sorted((config.out / "stages" / "panels").glob("*.json")))).unlink()
+    with pytest.raises(build.BuildError, match=r"stage items failed: .*dedup.json: group .* names a panel that no"):
+        build.build(config, "items", "items", progress=False)

@@ -89,3 +89,17 @@ def test_counting_holds_one_line_not_the_file(tmp_path):
         tracemalloc.stop()
     assert n == "20000"
     assert peak < size / 20, (peak, size)
+
+
+def test_build_report_md_keeps_a_multi_line_detail_in_its_table_row(tmp_path):
+    """Failed before: a pydantic error as detail (bad_panels_record) spread over several lines, breaking the table."""
+    from dataset_builders.records import Problem
+    from dataset_builders.stage_paths import StagePaths
+    from dataset_builders.stages import write_report
+
+    paths = StagePaths(tmp_path)
+    write_report(paths, [Problem(file="stages/panels/x.json", stage="filter", reason="bad_panels_record",
+                                 detail="ValidationError: 1 validation error for PaperPanels\npaper_id\n  Input | x")])
+    rows = [line for line in (tmp_path / "build_report.md").read_text().splitlines() if line.startswith("|")]
+    assert rows[2:] == ["| stages/panels/x.json | filter | bad_panels_record | ValidationError: 1 validation error "
+                        "for PaperPanels paper_id Input / x |"]

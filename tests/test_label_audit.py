@@ -119,3 +119,27 @@ def test_cli_prints_table_and_writes_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "dataset_builders.labelling.audit", "--human", str(tmp_path / "no.csv"),
                           "--labels", str(labels)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no.csv" in bad.stderr
+
+
+def test_a_csv_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Failed before: Excel's "CSV UTF-8" starts with a BOM, read as part of the first column's name
+    ("missing column(s) ['item_id']"); manual.csv is read with utf-8-sig already."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("item_id,features\r\na,dimples\r\nb,\r\n".encode("utf-8-sig"))
+    assert read_human_csv(path) == {"a": ["equiaxed dimples"], "b": []}
+
+
+def test_a_bad_row_after_a_blank_line_is_named_by_its_own_row(tmp_path):
+    """Failed before: csv.DictReader skips blank lines without counting them, so the row was called 3, not 4."""
+    path = tmp_path / "gap.csv"
+    path.write_text("item_id,features\na,dimples\n\nb,martensite laths\n", encoding="utf-8")
+    with pytest.raises(AuditInputError, match=r"gap.csv:4: 'martensite laths' is not in the vocabulary"):
+        read_human_csv(path)
+
+
+def test_a_cell_the_csv_module_refuses_is_an_input_error_naming_the_row(tmp_path):
+    """Failed before: _csv.Error (no ValueError) escaped main's handler: a traceback instead of 'error: ...'."""
+    path = tmp_path / "huge.csv"
+    path.write_text("item_id,features\na,dimples\nb,\"" + "x" * 200_000 + "\"\n", encoding="utf-8")
+    with pytest.raises(AuditInputError, match=r"huge.csv:3: not readable as CSV \(field larger than field limit"):
+        read_human_csv(path)

@@ -233,3 +233,35 @@ def test_other_formats_are_converted_to_jpeg(tmp_path):
     assert items["alias.png"]["features"] == ["cleavage tongues"]
     assert (paths.out / items["alias.png"]["image"]).read_bytes() == (folder / "inside.png").read_bytes()
     assert result.counts["converted"] == 2
+
+
+def test_rows_are_numbered_as_a_spreadsheet_shows_them_when_a_cell_spans_lines(tmp_path):
+    """Failed before: the row after a two-line notes cell was called row 4 (its physical line), not row 3."""
+    folder = tmp_path / "rare"
+    save(texture(1), folder / "a.png", "PNG")
+    save(texture(2), folder / "b.png", "PNG")
+    write_csv(folder, ['a.png,fish-eye,Smith,"two\nlines"', "b.png,zzzz,Smith,", "", "gone.png,crazing,x,"])
+    with pytest.raises(ManualError) as exc:
+        load_manual(folder)
+    message = str(exc.value)
+    assert "row 3: unknown label 'zzzz'" in message
+    assert "row 5: file 'gone.png' not found" in message  # a blank line is a (skipped) row of its own
+
+
+def test_a_cell_the_csv_module_refuses_is_a_manual_error_naming_the_row(tmp_path):
+    """Failed before: _csv.Error (not a ManualError/ValueError) escaped, a traceback from the build."""
+    folder = tmp_path / "rare"
+    save(texture(1), folder / "a.png", "PNG")
+    write_csv(folder, ["a.png,fish-eye,Smith,", 'a.png,fish-eye,Smith,"' + "x" * 200_000 + '"'])
+    with pytest.raises(ManualError, match=r"manual.csv: row 3: not readable as CSV \(field larger than field limit"):
+        load_manual(folder)
+
+
+def test_a_symlink_loop_is_a_bad_row(tmp_path):
+    """Failed before: Path.resolve raised RuntimeError('Symlink loop ...'), a traceback from the build."""
+    folder = tmp_path / "rare"
+    save(texture(1), folder / "a.png", "PNG")
+    os.symlink("loop.png", folder / "loop.png")
+    write_csv(folder, ["loop.png,fish-eye,Smith,", "a.png,fish-eye,Smith,"])
+    with pytest.raises(ManualError, match=r"1 problem\(s\).*\n.*row 2: file 'loop.png' cannot be resolved"):
+        load_manual(folder)

@@ -168,6 +168,7 @@ def test_benchmark_images_are_excluded(tmp_path: Path) -> None:
 def test_empty_items_file_gives_empty_splits(tmp_path: Path) -> None:
     paths = StagePaths(tmp_path)
     paths.stages.mkdir(parents=True)
+    paths.items.write_text("")  # an empty file, as the items stage writes for no items (a missing one is an error)
     result = splits.run(paths, BuildConfig(out=tmp_path), progress=False)
     assert paths.splits.read_text() == "" and result.counts["items"] == 0
     assert json.loads(json.dumps(result.counts))["train"] == 0

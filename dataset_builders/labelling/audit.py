@@ -49,27 +49,35 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
 
 def read_human_csv(path: Path) -> dict[str, list[str]]:
     """item_id -> canonical features, from the CSV (columns item_id, features)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"item_id", "features"} - set(reader.fieldnames or [])
-        if missing:
-            raise AuditInputError(f"{path}: missing column(s) {sorted(missing)}; expected item_id,features")
-        out: dict[str, list[str]] = {}
-        for n, row in enumerate(reader, 2):
-            item = (row["item_id"] or "").strip()
-            if not item:
-                raise AuditInputError(f"{path}:{n}: empty item_id")
-            if item in out:
-                raise AuditInputError(f"{path}:{n}: item {item!r} appears twice")
-            names = []
-            for raw in re.split(r"[;|]", row["features"] or ""):
-                if not raw.strip():
-                    continue
-                name = canonicalize(raw)
-                if name is None:
-                    raise AuditInputError(f"{path}:{n}: {raw.strip()!r} is not in the vocabulary")
-                names.append(name)
-            out[item] = sort_features(names)
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # a BOM: Excel's "CSV UTF-8"
+        records: list[list[str]] = []
+        try:
+            records.extend(csv.reader(fh))
+        except csv.Error as exc:  # e.g. a cell over csv.field_size_limit()
+            raise AuditInputError(f"{path}:{len(records) + 1}: not readable as CSV ({exc})") from None
+    fieldnames = records[0] if records else []
+    missing = {"item_id", "features"} - set(fieldnames)
+    if missing:
+        raise AuditInputError(f"{path}: missing column(s) {sorted(missing)}; expected item_id,features")
+    out: dict[str, list[str]] = {}
+    for n, cells in enumerate(records[1:], 2):  # n: the spreadsheet row (a blank line is a row too)
+        if not cells:
+            continue
+        row = dict(zip(fieldnames, cells))
+        item = row.get("item_id", "").strip()
+        if not item:
+            raise AuditInputError(f"{path}:{n}: empty item_id")
+        if item in out:
+            raise AuditInputError(f"{path}:{n}: item {item!r} appears twice")
+        names = []
+        for raw in re.split(r"[;|]", row.get("features", "")):
+            if not raw.strip():
+                continue
+            name = canonicalize(raw)
+            if name is None:
+                raise AuditInputError(f"{path}:{n}: {raw.strip()!r} is not in the vocabulary")
+            names.append(name)
+        out[item] = sort_features(names)
     return out
 
 
