@@ -8,6 +8,9 @@ import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -104,3 +107,36 @@ def test_a_dead_card_process_is_raised_not_waited_for(tmp_path: Path, monkeypatc
     with pytest.raises(BrokenProcessPool):
         sharegpt.run(paths, config.model_copy(update={"workers": 2}), progress=False)
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.timeout(60)
+def test_the_second_process_dies_with_the_build(tmp_path: Path) -> None:
+    """The build is killed (SIGKILL: no cleanup runs) while the card's process works: that process goes too."""
+    script = ("import os, sys, time\n"
+              "from dataset_builders.aside import Aside\n"
+              "aside = Aside(time.sleep, 120, workers=2)\n"
+              "print(*aside.pool._processes, flush=True)\n"
+              "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
