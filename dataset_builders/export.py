@@ -62,7 +62,7 @@ from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
 from fracto_core.files import PathSet, open_text_atomic, remove_unlisted, write_json_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
-from dataset_builders.aside import Aside
+from dataset_builders.workers import Aside
 from dataset_builders.sharegpt import IMAGE_TAG, dataset_info_entry
 
 

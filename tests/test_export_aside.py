@@ -1,5 +1,5 @@
 """The export reads the dataset card's data in a second process with --workers >= 2 (dataset_card.card_base
-through aside.Aside) while it writes and checks the samples: the same bytes as with one worker, a failure
+through workers.Aside) while it writes and checks the samples: the same bytes as with one worker, a failure
 there raised by the export (not a hang), and no process left behind."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from dataset_builders import dataset_card
 from dataset_builders import export as sharegpt
 from dataset_builders.stage_paths import StagePaths
-from dataset_builders.aside import Aside
+from dataset_builders.workers import Aside
 from test_export import build_inputs, run_pipeline
 
 _forks: list[int] | None = None  # pids that forked while a test records them
@@ -113,7 +113,7 @@ def test_a_dead_card_process_is_raised_not_waited_for(tmp_path: Path, monkeypatc
 def test_the_second_process_dies_with_the_build(tmp_path: Path) -> None:
     """The build is killed (SIGKILL: no cleanup runs) while the card's process works: that process goes too."""
     script = ("import os, sys, time\n"
-              "from dataset_builders.aside import Aside\n"
+              "from dataset_builders.workers import Aside\n"
               "aside = Aside(time.sleep, 120, workers=2)\n"
               "print(*aside.pool._processes, flush=True)\n"
               "time.sleep(120)\n")
