@@ -59,6 +59,8 @@ def timed(module, name, key):
 timed(export, "write_samples", "export.write")
 timed(export, "check_dataset", "export.validate")
 timed(dataset_card, "write_card", "export.card")
+if hasattr(dataset_card, "card_base"):  # export's workers: 1 reads the card's data before write_card (export.run)
+    timed(dataset_card, "card_base", "export.card")
 stored = json.loads((work / "build_config.json").read_text())
 config = BuildConfig.model_validate({**stored, "out": work, "workers": 1})
 paths = StagePaths(work)

@@ -124,6 +124,14 @@ def leakage(items: Mapping[str, Item | CardItem], split_of: dict[str, str], max_
             "near_duplicates_across_splits": len(pairs), "pairs": pairs[:50]}
 
 
+class CardBase(NamedTuple):
+    """The card's data but for what the export's own run decides (card_base); picklable, so a second process
+    can read the stage files while the export writes and checks the samples (export.run)."""
+
+    data: dict  # card_data's dict, its keys in their order; the check's maxima and the report's parts empty
+    benchmark: list[dict]  # the benchmark exclusions of stages/splits_dropped.jsonl, in file order, first of each
+
+
 def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None,
               report: list[Problem] | None = None) -> dict:
     """Everything the card says, as plain JSON-able data (deterministic: sorted keys and lists).
@@ -131,6 +139,33 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     report: this run's build-report problems (the export passes those of the stages before it plus its
     own: exactly what the build then writes to build_report.jsonl); None reads every stage's result.
     """
+    return finish_card(card_base(paths, config), paths, check, report)
+
+
+def finish_card(base: CardBase, paths: StagePaths, check: DatasetCheck | None = None,
+                report: list[Problem] | None = None) -> dict:
+    """card_data from card_base's part and what this run found: the check's token maxima and the report
+    (its benchmark exclusions join those of splits_dropped.jsonl, the first of each (item, image) kept)."""
+    data = base.data
+    report = collect_report(paths) if report is None else report
+    seen = {(b["item_id"], b["image"]) for b in base.benchmark}
+    benchmark = list(base.benchmark)
+    for p in report:
+        key = (p.item_id, p.file)
+        if p.reason == "in_benchmark" and key not in seen:
+            seen.add(key)
+            benchmark.append({"item_id": p.item_id, "image": p.file, "detail": p.detail})
+    data["max_image_tokens"] = check.max_image_tokens if check else None
+    data["max_sample_tokens_bound"] = check.max_sample_tokens if check else None
+    dropped = data["dropped"]
+    dropped["benchmark"] = sorted(benchmark, key=lambda d: (d["item_id"] or "", d["image"]))
+    dropped["build_report"] = dict(sorted(Counter(f"{p.stage}:{p.reason}" for p in report).items()))
+    dropped["problems"] = [p.model_dump() for p in report]
+    return data
+
+
+def card_base(paths: StagePaths, config: BuildConfig) -> CardBase:
+    """What the card says that the stage files alone decide (finish_card adds the rest)."""
     items = card_items(paths)
     one: dict = {}
     assignments = [Assigned(a.item_id, _shared(one, a.split), _shared(one, a.group))
@@ -203,17 +238,16 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
     duplicates = [{"panel_id": m, "duplicate_of": g.representative}
                   for g in iter_groups(paths) for m in g.members if m != g.representative]
     labels = Counter(LabelSummary(r.status, r.origin, r.prompt_version) for r in _iter(paths.labels, LabelRecord))
-    report = collect_report(paths) if report is None else report
+    dropped_problems = _jsonl(dropped_path(paths), Problem)
     seen: set[tuple] = set()
     benchmark: list[dict] = []
-    for p in _jsonl(dropped_path(paths), Problem) + report:
+    for p in dropped_problems:
         key = (p.item_id, p.file)
         if p.reason == "in_benchmark" and key not in seen:
             seen.add(key)
             benchmark.append({"item_id": p.item_id, "image": p.file, "detail": p.detail})
-    report_counts = Counter(f"{p.stage}:{p.reason}" for p in report)
 
-    return {
+    return CardBase({
         "labelling": labelling_data(paths, labels),
         "expert_review": expert_review_data(paths),
         "dataset_name": config.dataset_name,
@@ -221,8 +255,8 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "image_max_pixels": config.image_max_pixels,
         "image_min_pixels": config.image_min_pixels,
         "cutoff_len": config.cutoff_len,
-        "max_image_tokens": check.max_image_tokens if check else None,
-        "max_sample_tokens_bound": check.max_sample_tokens if check else None,
+        "max_image_tokens": None,  # finish_card: the check's
+        "max_sample_tokens_bound": None,
         "seed": config.seed,
         "jpeg_encoding": jpeg.POLICY,
         "splits": splits,
@@ -233,17 +267,17 @@ def card_data(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None
         "licences": licences,
         "updates": updates,
         "leakage": leakage(items, split_of, config.dedup_max_distance),
-        "held_out": holdout.card_data(paths, _jsonl(dropped_path(paths), Problem)),
+        "held_out": holdout.card_data(paths, dropped_problems),
         "dropped": {
             "filter": {"rejected": rejected, "of": n_decisions,  # ties by name: set order varies per run
                        "by_evidence": dict(sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS])},
             "duplicates": {"count": len(duplicates), "panels": sorted(duplicates, key=lambda d: d["panel_id"])},
             "labels": dict(sorted(_count(labels, "status", skip="labelled").items())),
-            "benchmark": sorted(benchmark, key=lambda d: (d["item_id"] or "", d["image"])),
-            "build_report": dict(sorted(report_counts.items())),
-            "problems": [p.model_dump() for p in report],
+            "benchmark": [],  # finish_card: these and the report's
+            "build_report": {},
+            "problems": [],
         },
-    }
+    }, benchmark)
 
 
 def licence_data(items: dict[str, CardItem], assignments: list[Assigned], sources: list[dict]) -> dict:
@@ -414,9 +448,10 @@ def card_markdown(data: dict) -> str:
 
 
 def write_card(paths: StagePaths, config: BuildConfig, check: DatasetCheck | None = None,
-               report: list[Problem] | None = None) -> dict:
-    """Write dataset/dataset_card.json and dataset/dataset_card.md; returns the card data."""
-    data = card_data(paths, config, check, report)
+               report: list[Problem] | None = None, base: CardBase | None = None) -> dict:
+    """Write dataset/dataset_card.json and dataset/dataset_card.md; returns the card data.
+    base: card_base(paths, config) when the caller made it already (export: in a second process)."""
+    data = finish_card(card_base(paths, config) if base is None else base, paths, check, report)
     write_json_atomic(paths.dataset / "dataset_card.json", data)
     write_text_atomic(paths.dataset / "dataset_card.md", card_markdown(data))
     return data

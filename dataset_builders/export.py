@@ -62,6 +62,7 @@ from dataset_builders.stage_paths import StagePaths
 from dataset_builders.stages import collect_report
 from fracto_core.files import PathSet, open_text_atomic, remove_unlisted, write_json_atomic
 from dataset_builders.validate import DatasetValidationError, check_dataset
+from dataset_builders.workers import Aside
 from dataset_builders.sharegpt import IMAGE_TAG, dataset_info_entry
 
 
@@ -306,6 +307,13 @@ def image_sizes_path(paths: StagePaths) -> Path:
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
     """Write dataset/ and validate it; raises DatasetValidationError when the output is not trainable."""
     paths.dataset.mkdir(parents=True, exist_ok=True)
+    # the card's data read from the stage files (~1 s at 2,000 papers) in a second process while this one writes
+    # and checks the samples; only the check's maxima and this run's report are added to it here
+    with Aside(dataset_card.card_base, paths, config, workers=config.workers) as card:
+        return _run(paths, config, progress, card)
+
+
+def _run(paths: StagePaths, config: BuildConfig, progress: bool, card: Aside[dataset_card.CardBase]) -> StageResult:
     problems: list[Problem] = []
     try:  # one item at a time (export_samples.stream_samples)
         written = write_samples(paths, config, stream_samples(paths, split_assignments(paths), problems), progress)
@@ -328,6 +336,6 @@ def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageR
     if check.problems:
         raise DatasetValidationError(check.problems)
     # the card lists this run's report: the earlier stages' results (written by this run) + ours
-    dataset_card.write_card(paths, config, check, collect_report(paths, before="export") + problems)
+    dataset_card.write_card(paths, config, check, collect_report(paths, before="export") + problems, card.result())
     counts["max_image_tokens"] = check.max_image_tokens
     return StageResult(stage="export", counts=counts, problems=problems)

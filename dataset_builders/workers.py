@@ -17,6 +17,9 @@ threads, and a lock another thread holds at the fork stays locked in the child.
 Usage:
     from dataset_builders.workers import run_jobs
     for result in run_jobs(fn, jobs, workers=2, desc="panels", unit="paper", progress=True): ...
+    with Aside(fn, arg, workers=2) as aside:   # fn(arg) in a second process (export: the card's data) ...
+        ...                                    # ... while this one goes on
+        result = aside.result()                # workers=1: fn(arg) runs here, now
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from tqdm import tqdm
 
@@ -144,3 +147,34 @@ def run_jobs(fn: Callable[[J], R], jobs: Iterable[J], workers: int, desc: str, u
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+class Aside(Generic[R]):
+    """fn(*args) in a second process while this one goes on (workers > 1); with one worker in this process,
+    when result() asks for it (the order and cost of a plain call). A failure there is raised by result():
+    fn's exception, or BrokenProcessPool when the process died. Leaving the with block ends the process
+    (after the job under way: a pool cannot cut it short)."""
+
+    def __init__(self, fn: Callable[..., R], *args, workers: int):
+        self.fn, self.args = fn, args
+        self.pool = worker_pool(1) if workers > 1 else None
+        self.future: Future[R] | None = None if self.pool is None else self.pool.submit(fn, *args)
+
+    def result(self) -> R:
+        if self.future is None:
+            return self.fn(*self.args)
+        try:
+            return self.future.result()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+    def __enter__(self) -> Aside[R]:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
