@@ -39,7 +39,9 @@ class BuildConfig(BaseModel):
                                                       "OpenAI-compatible endpoint), vllm (any OpenAI-compatible "
                                                       "server, with --base-url)")
     workers: int = Field(default_factory=default_workers, ge=1,
-                         description="worker processes for mine, panels and augment (they exit with the build)")
+                         description="worker processes for the PDF checks, mine, panels, filter, the caption-rule "
+                                     "labels and augment, and a second process for the export's card (they exit "
+                                     "with the build)")
     seed: int = Field(0, description="seed for splits, augmentation and the sample corpus")
     n_sample_papers: int = Field(24, ge=1, description="papers in the generated sample corpus")
 
