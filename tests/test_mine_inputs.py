@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pymupdf
+import pytest
 
 from dataset_builders import mine
 from dataset_builders.config import BuildConfig
@@ -55,3 +56,29 @@ def test_the_first_of_two_copies_removed_the_other_names_the_paper(tmp_path):
     pid = mine.paper_id_of(papers / "b.pdf")
     assert read_model(paths.mine / pid / "paper.json", PaperRecord).source_pdf == "b.pdf"
     assert again.problems == []
+
+
+def test_a_symlink_leading_nowhere_is_reported_not_lost(tmp_path):
+    papers, paths = tmp_path / "papers", StagePaths(tmp_path / "out")
+    (papers / "sub").mkdir(parents=True)
+    _paper(papers / "good.pdf")
+    (papers / "gone.pdf").symlink_to(tmp_path / "deleted.pdf")  # its target deleted
+    (papers / "sub" / "loop_a.pdf").symlink_to("loop_b.pdf")  # a loop
+    (papers / "sub" / "loop_b.pdf").symlink_to("loop_a.pdf")
+    (papers / "sub" / "up").symlink_to("..")  # a folder loop: not followed, not a file
+    result = _run(papers, paths)
+    got = {p.file: (p.reason, p.severity, p.detail) for p in result.problems}
+    assert set(got) == {"gone.pdf", "sub/loop_a.pdf", "sub/loop_b.pdf"}, got
+    assert got["gone.pdf"][:2] == ("unreadable", "failed") and "No such file" in got["gone.pdf"][2]
+    assert "symbolic links" in got["sub/loop_a.pdf"][2]
+    assert result.counts["files"] == 4 and result.counts["mined"] == 1
+
+
+def test_a_folder_holding_only_a_dangling_pdf_link_is_refused(tmp_path):
+    from dataset_builders.build import BuildError, check_papers
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "gone.pdf").symlink_to(tmp_path / "deleted.pdf")
+    with pytest.raises(BuildError, match="no PDF under"):
+        check_papers(BuildConfig(papers=papers, out=tmp_path / "out"))
