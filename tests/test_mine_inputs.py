@@ -82,3 +82,19 @@ def test_a_folder_holding_only_a_dangling_pdf_link_is_refused(tmp_path):
     (papers / "gone.pdf").symlink_to(tmp_path / "deleted.pdf")
     with pytest.raises(BuildError, match="no PDF under"):
         check_papers(BuildConfig(papers=papers, out=tmp_path / "out"))
+
+
+def test_a_rendered_figure_fits_in_max_image_pixels(tmp_path):
+    """A vector figure whose render at --render-dpi would exceed --max-image-pixels (a poster-size page; here a
+    small budget) is rendered at the resolution that fits, not as a bomb the panels stage refuses."""
+    from test_mine import mine_one
+    from test_mine_vector import side_caption_paper
+
+    default, _, _ = mine_one(tmp_path / "default", side_caption_paper)
+    chart = next(f for f in default.figures if f.kind == "vector")
+    full = chart.parts[0].width * chart.parts[0].height
+    assert full > 50_000  # ~383 x 275 px at 150 dpi
+    small, _, _ = mine_one(tmp_path / "small", side_caption_paper, max_image_pixels=50_000)
+    part = next(f for f in small.figures if f.kind == "vector").parts[0]
+    assert 0.9 * 50_000 <= part.width * part.height <= 50_000
+    assert abs(part.width / part.height - chart.parts[0].width / chart.parts[0].height) < 0.02
