@@ -98,3 +98,17 @@ def test_a_rendered_figure_fits_in_max_image_pixels(tmp_path):
     part = next(f for f in small.figures if f.kind == "vector").parts[0]
     assert 0.9 * 50_000 <= part.width * part.height <= 50_000
     assert abs(part.width / part.height - chart.parts[0].width / chart.parts[0].height) < 0.02
+
+
+def test_a_web_page_saved_as_pdf_is_not_a_pdf_whatever_its_encoding(tmp_path):
+    from dataset_builders.pdf.file_check import check_file
+
+    page = ("<!DOCTYPE html><html><head><meta charset=utf-8><title>论文下载</title></head><body>"
+            + "断裂面" * 400).encode()
+    for cut in range(1020, 1026):  # the first KiB ends inside a character, or not
+        (tmp_path / "cn.pdf").write_bytes(page[:cut] + b"x" * 10)
+        assert check_file(str(tmp_path / "cn.pdf"))[1][0] == "not_a_pdf", cut
+    (tmp_path / "fr.pdf").write_bytes("<html><body>Accès refusé</body></html>".encode("latin-1"))
+    assert check_file(str(tmp_path / "fr.pdf"))[1][0] == "not_a_pdf"
+    (tmp_path / "bin.pdf").write_bytes(bytes(range(256)) * 8)  # unknown bytes named .pdf: still damaged
+    assert check_file(str(tmp_path / "bin.pdf"))[1][:1] == ("truncated_or_corrupt",)
