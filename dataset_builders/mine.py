@@ -34,7 +34,7 @@ from dataset_builders.pdf.background import BackgroundProbe
 from dataset_builders.fetch.manifest import ManifestIndex, paper_files
 from dataset_builders.pdf.captions import cite_excerpts
 from dataset_builders.pdf.continued import PageFlow, link_continued
-from dataset_builders.pdf.file_check import check_files, classify_non_pdf, paper_id_of  # noqa: F401 (re-exported for tests)
+from dataset_builders.pdf.file_check import check_files, classify_non_pdf, paper_id_of, shown_name  # noqa: F401 (re-exported for tests)
 from dataset_builders.pdf.figures import (
     MIN_BBOX_PT,
     Cluster,
@@ -444,7 +444,7 @@ def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: Resu
     # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB;
     # a file hashed by an earlier build and unchanged since (inode, size, mtime) is not read again
     checked = check_files(files, paths.stages / "mine_ids.tsv", config.workers)
-    rels = [f.relative_to(root).as_posix() for f in files]
+    rels = [shown_name(f.relative_to(root).as_posix()) for f in files]  # a name not UTF-8: refused by check_files
     resumed = _resume(paths, config, {pid: rels[i] for i, (pid, why) in reversed(list(enumerate(checked)))
                                       if why is None}, manifests, summaries)
     lines = {}  # {paper id: [its summary line, its manifest entry]}, kept at the end in paper id order

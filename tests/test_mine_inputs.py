@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pymupdf
@@ -112,3 +113,16 @@ def test_a_web_page_saved_as_pdf_is_not_a_pdf_whatever_its_encoding(tmp_path):
     assert check_file(str(tmp_path / "fr.pdf"))[1][0] == "not_a_pdf"
     (tmp_path / "bin.pdf").write_bytes(bytes(range(256)) * 8)  # unknown bytes named .pdf: still damaged
     assert check_file(str(tmp_path / "bin.pdf"))[1][:1] == ("truncated_or_corrupt",)
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_is_mined(tmp_path):
+    papers, paths = tmp_path / "papers", StagePaths(tmp_path / "out")
+    papers.mkdir()
+    _paper(papers / "good.pdf")
+    latin1 = papers / os.fsdecode(b"caf\xe9.pdf")  # a name written by a Latin-1 system
+    latin1.write_bytes((papers / "good.pdf").read_bytes() + b"%another paper")
+    for _ in range(2):  # the second run resumes (the name is not kept in mine_ids.tsv either)
+        result = _run(papers, paths)
+        assert [(p.file, p.reason, p.severity) for p in result.problems] == [("caf\\xe9.pdf", "unreadable", "failed")]
+        assert "not valid UTF-8" in result.problems[0].detail
+        assert result.counts["mined"] + result.counts["resumed"] == 1
