@@ -112,7 +112,7 @@ def first_pdf(root: Path) -> Path | None:
     name; only when there is none is a KiB of every other file read."""
     others = []
     for f in paper_files(root):
-        if f.name.lower().endswith(".pdf"):
+        if f.name.lower().endswith(".pdf") and f.is_file():  # not a symlink leading nowhere
             return f
         others.append(f)
     for f in others:

@@ -50,7 +50,8 @@ class BuildConfig(BaseModel):
     min_figure_px: int = Field(96, ge=1, description="embedded images smaller than this (either side, pixels) are "
                                                      "skipped as icons/logos")
     max_image_pixels: int = Field(60_000_000, ge=1, description="an embedded image declaring more pixels than "
-                                                                "this is refused as a decompression bomb")
+                                                                "this is refused as a decompression bomb; a figure "
+                                                                "rendered from its page is rendered to fit in it")
     excerpt_chars: int = Field(400, ge=80, description="length bound of a body-text excerpt citing a figure")
     ocr: Literal["auto", "off"] = Field("auto", description="scanned pages without a text layer (most pages one "
                                                             "image, no text): auto = OCR them with Tesseract "

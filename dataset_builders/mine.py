@@ -34,7 +34,7 @@ from dataset_builders.pdf.background import BackgroundProbe
 from dataset_builders.fetch.manifest import ManifestIndex, paper_files
 from dataset_builders.pdf.captions import cite_excerpts
 from dataset_builders.pdf.continued import PageFlow, link_continued
-from dataset_builders.pdf.file_check import check_files, classify_non_pdf, paper_id_of  # noqa: F401 (re-exported for tests)
+from dataset_builders.pdf.file_check import check_files, classify_non_pdf, paper_id_of, shown_name  # noqa: F401 (re-exported for tests)
 from dataset_builders.pdf.figures import (
     MIN_BBOX_PT,
     Cluster,
@@ -399,11 +399,13 @@ def _resume(paths: StagePaths, config: BuildConfig, firsts: dict[str, str], mani
     key, out = record_key(config), {}
     for pid in (pid for pid in sorted(firsts) if (paths.mine / pid / "paper.json").exists()):
         target, source = paths.mine / pid / "paper.json", manifests.lookup(pid, firsts[pid]) if manifests else None
-        also = source.source_meta().model_dump_json() if source is not None else ""  # the same: nothing to refresh
+        also = _kept_with(firsts[pid], source.source_meta() if source is not None else None)
         line = summaries.take(pid, target, also) if record_is_current(key_file(target), key) else None
         summary, updated = _kept_summary(line, config) if line is not None else None, False
         if summary is None:
             record, again = resumable(paths, pid, key, config.ocr)
+            if record is not None and record.source_pdf != firsts[pid]:  # the PDF renamed or moved (same bytes):
+                record, again = None, "renamed_remined"  # mined again, or the dataset names a file no longer there
             if record is None:
                 forget_paper(paths, pid)  # its panels too: never a panels file of a paper mined anew
                 out[pid] = None, again, False, "", ""
@@ -413,6 +415,12 @@ def _resume(paths: StagePaths, config: BuildConfig, firsts: dict[str, str], mani
             line = _summary(record, summary["problems"])
         out[pid] = summary, "", updated, line, also
     return out
+
+
+def _kept_with(rel: str, source: SourceMeta | None) -> str:
+    """What a kept summary is kept with besides its record file: the PDF's path (a renamed PDF's record names
+    the old one) and its manifest entry (the same: nothing to refresh)."""
+    return json.dumps(rel) + (source.model_dump_json() if source is not None else "")
 
 
 def run(paths: StagePaths, config: BuildConfig, progress: bool = True) -> StageResult:
@@ -436,7 +444,7 @@ def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: Resu
     # the content hashes (paper ids) first, in the pool: reading and hashing every file is ~0.3 s per 250 MB;
     # a file hashed by an earlier build and unchanged since (inode, size, mtime) is not read again
     checked = check_files(files, paths.stages / "mine_ids.tsv", config.workers)
-    rels = [f.relative_to(root).as_posix() for f in files]
+    rels = [shown_name(f.relative_to(root).as_posix()) for f in files]  # a name not UTF-8: refused by check_files
     resumed = _resume(paths, config, {pid: rels[i] for i, (pid, why) in reversed(list(enumerate(checked)))
                                       if why is None}, manifests, summaries)
     lines = {}  # {paper id: [its summary line, its manifest entry]}, kept at the end in paper id order
@@ -468,7 +476,7 @@ def _run(paths: StagePaths, config: BuildConfig, progress: bool, summaries: Resu
     outcomes = run_jobs(_mine_task, [args for _, args in tasks], config.workers, "mine", "pdf", progress)
     for (idx, args), outcome in zip(tasks, outcomes):
         slots[idx] += outcome.problems
-        lines[args[2]] = [outcome.summary, args[5].model_dump_json() if args[5] is not None else ""]
+        lines[args[2]] = [outcome.summary, _kept_with(args[1], args[5])]
         for k, v in outcome.counts.items():
             counts[k] = counts.get(k, 0) + v
     # PDFs gone from the papers folder since the last run; a folder with no PDF at all (a typo, an unmounted

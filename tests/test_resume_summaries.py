@@ -5,6 +5,7 @@ summaries file, or a rewritten record, means the records are parsed, and the sta
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import ExitStack
@@ -86,6 +87,7 @@ def test_a_summary_never_resumes_a_record_whose_key_file_differs(built, tmp_path
     _rewrite(key_file(paths.mine / ids[1] / "paper.json"), b"another code's key\n")
     with ExitStack() as stack:
         kept = ResumeSummaries(paths.stages / "mine_resumed.tsv", mine.record_key(config), stack)
-        resumed = mine._resume(paths, config, dict.fromkeys(ids, "x.pdf"), None, kept)
+        firsts = {pid: json.loads((paths.mine / pid / "paper.json").read_text())["source_pdf"] for pid in ids}
+        resumed = mine._resume(paths, config, firsts, None, kept)  # each under its own path (not renamed)
     assert resumed[ids[1]] == (None, "code_remined", False, "", "") and not (paths.mine / ids[1]).exists()
     assert all(resumed[pid][0] is not None for pid in ids if pid != ids[1])

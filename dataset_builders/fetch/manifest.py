@@ -29,9 +29,10 @@ MANIFEST_NAME = "papers.jsonl"
 
 def paper_files(root: Path) -> Iterator[Path]:
     """Every file under ``root`` that may be a paper, in walk order (lazy): not the fetcher's manifest nor its
-    in-progress downloads (.<name>.part). Symlinked folders are not followed."""
+    in-progress downloads (.<name>.part). Symlinked folders are not followed; a symlink that leads nowhere (its
+    target gone, or a loop) is listed, so that the mine stage reports it ("unreadable") instead of losing it."""
     for path in root.rglob("*"):
-        if path.is_file() and path.name != MANIFEST_NAME \
+        if (path.is_file() or (path.is_symlink() and not path.exists())) and path.name != MANIFEST_NAME \
                 and not (path.name.startswith(".") and path.name.endswith(".part")):
             yield path
 SKIP_REASONS = ("no_pdf", "html_instead_of_pdf", "licence_not_allowed", "too_large", "duplicate_doi",

@@ -13,6 +13,7 @@ Usage:
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 from dataset_builders.workers import run_jobs
@@ -44,11 +45,12 @@ def classify_non_pdf(head: bytes, name: str) -> tuple[str, str] | None:
         return None
     if head.startswith(_OTHER_FORMATS):
         return "not_a_pdf", "another file format (by its first bytes)"
-    try:
-        head.decode("utf-8")
+    low = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    try:  # a character cut at the end of the KiB is no damage (2 in 3 CJK web pages were "damaged PDFs")
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         is_text = True
-    except UnicodeDecodeError:
-        is_text = False
+    except UnicodeDecodeError:  # not UTF-8; a web page in a legacy encoding is still a web page
+        is_text = low.startswith((b"<!doctype html", b"<html", b"<head", b"<!--", b"<?xml")) or b"<html" in low
     if is_text or not name.lower().endswith(".pdf"):
         return "not_a_pdf", "no %PDF- header in the first 1 KiB"
     return "truncated_or_corrupt", "named .pdf but no %PDF- header and no known format: damaged file"
@@ -57,6 +59,8 @@ def classify_non_pdf(head: bytes, name: str) -> tuple[str, str] | None:
 def check_file(file: str) -> tuple[str, tuple[str, str, str] | None]:
     """(paper id, None) for a PDF, else ("", (reason, detail, severity)) saying why it is not mined."""
     f = Path(file)
+    if not utf8_name(file):  # no report, record or dataset could name it
+        return "", ("unreadable", "its name is not valid UTF-8 (as shown, bytes escaped): rename the file", "failed")
     try:
         if f.stat().st_size == 0:
             return "", ("zero_bytes", "empty file", "skipped")
@@ -67,6 +71,20 @@ def check_file(file: str) -> tuple[str, tuple[str, str, str] | None]:
         return paper_id_of(f), None
     except OSError as exc:
         return "", ("unreadable", str(exc), "failed")
+
+
+def utf8_name(name: str) -> bool:
+    """Can this file name be written as UTF-8? (Not a name in a legacy encoding: os.fsdecode's surrogates.)"""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(name: str) -> str:
+    """A file name as the report shows it: bytes that are not UTF-8 escaped ("caf\\xe9.pdf")."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def read_known(path: Path) -> dict[str, tuple[tuple[int, int, int], str]]:
@@ -94,6 +112,8 @@ def check_files(files: list[Path], known_path: Path, workers: int) -> list[Verdi
     verdicts: list[Verdict | None] = [None] * len(files)
     for i, (f, identity) in enumerate(zip(files, identities)):
         hit = known.get(str(f))
+        if not utf8_name(str(f)):
+            continue  # check_file refuses it
         if identity is not None and hit is not None and hit[0] == identity:
             verdicts[i] = (hit[1], None)
         elif identity is not None and identity in by_identity:

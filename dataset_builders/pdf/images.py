@@ -305,8 +305,18 @@ class ImageWriter:
         return SavedImage(f"{self.rel_folder}/{name}", img.width, img.height, fmt)
 
     def rendered(self, page: pymupdf.Page, bbox: Box, stem: str) -> SavedImage | str:
+        """The page region rendered at --render-dpi; a region that would exceed --max-image-pixels there (a
+        poster-size page) at the resolution that fits in it (as rendered at 150 dpi, a 6,000 pt square page's
+        figure was a 210 Mpx JPEG, 2.2 GB at its peak, that the panels stage refused as a decompression bomb)."""
+        dpi = self.config.render_dpi
+        pixels = (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) * (dpi / 72) ** 2
+        zoom = dpi / 72 * (0.99 * self.config.max_image_pixels / pixels) ** 0.5 \
+            if pixels > self.config.max_image_pixels else None
         try:
-            pix = page.get_pixmap(clip=pymupdf.Rect(bbox), dpi=self.config.render_dpi, alpha=False)
+            if zoom is None:
+                pix = page.get_pixmap(clip=pymupdf.Rect(bbox), dpi=dpi, alpha=False)
+            else:
+                pix = page.get_pixmap(clip=pymupdf.Rect(bbox), matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
         except Exception:  # noqa: BLE001
             return "render_failed"
         if pix.width * pix.height <= TINY_RENDER_PX:
