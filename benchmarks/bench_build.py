@@ -143,14 +143,22 @@ def wait_for_file_system(folder: Path, healthy_us: float = 100.0, limit_s: float
     return probe
 
 
+def run_child(args: list[str], what: str, **kwargs) -> str:
+    """A child process' stdout; if it fails, SystemExit with its exit status and the end of its stderr (the
+    reason: a CalledProcessError would name the command, here the whole CHILD script, and drop the reason)."""
+    proc = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    if proc.returncode:
+        raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
 def time_builder(papers: Path, out: Path, workers: int, settle: float, update: bool = False) -> dict:
     """One build in a fresh subprocess: a fresh build of OUT, or with update=True a build onto OUT as it is."""
     settle_disk(settle)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), str(workers),
-                           "update" if update else "fresh"], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=True)
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))
+    stdout = run_child([sys.executable, "-c", CHILD, str(papers), str(out), str(workers),
+                        "update" if update else "fresh"], f"the build of {papers} into {out}", cwd=REPO, env=env)
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("BENCH "))
     return json.loads(line[len("BENCH "):])
 
 

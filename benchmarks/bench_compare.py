@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,16 +30,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import heavy_corpus  # noqa: E402
-from benchmarks.bench_build import CHILD, corpus_papers, load_average, time_floor  # noqa: E402
+from benchmarks.bench_build import CHILD, corpus_papers, load_average, run_child, time_floor  # noqa: E402
 from dataset_builders.workers import keep_freed_memory  # noqa: E402
 
 
 def build_cpu(tree: Path, papers: Path, out: Path) -> dict:
     """One fresh build (1 worker) with the code of `tree`, in a subprocess; bench_build's BENCH record."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), "1", "fresh"], cwd=tree, env=env,
-                          capture_output=True, text=True, check=True)
-    return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))[len("BENCH "):])
+    stdout = run_child([sys.executable, "-c", CHILD, str(papers), str(out), "1", "fresh"],
+                       f"the build of {papers} with the code of {tree}", cwd=tree, env=env)
+    return json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("BENCH "))[len("BENCH "):])
 
 
 def turned(trees: dict[str, Path], r: int) -> list[tuple[str, Path]]:

@@ -62,3 +62,18 @@ def test_real_size_papers_keep_the_layout_with_smaller_images(tmp_path):
     assert mpx[len(mpx) // 2] < 0.6 < sum(w * h for w, h in heavy) / 4e6  # smaller than the heavy corpus'
     with pytest.raises(ValueError, match="sizes"):
         heavy_corpus.generate(tmp_path, 1, 1, sizes="huge")
+
+
+def test_a_failed_build_names_its_reason(tmp_path):
+    """The child's stderr (the reason) reaches the user, not only 'returned non-zero exit status 1'."""
+    tree = tmp_path / "tree"
+    (tree / "dataset_builders").mkdir(parents=True)
+    (tree / "dataset_builders" / "__init__.py").write_text('raise RuntimeError("the reason: boom")\n')
+    from benchmarks import bench_compare
+
+    with pytest.raises(SystemExit) as failed:
+        bench_compare.build_cpu(tree, tmp_path / "papers", tmp_path / "out")
+    assert "the reason: boom" in str(failed.value) and str(tree) in str(failed.value)
+    with pytest.raises(SystemExit) as failed:
+        bench_build.time_builder(tmp_path / "no-such-papers", tmp_path / "out2", 1, settle=0.0)
+    assert "no-such-papers" in str(failed.value) and "exit 1" in str(failed.value)
