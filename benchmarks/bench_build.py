@@ -162,6 +162,27 @@ def time_builder(papers: Path, out: Path, workers: int, settle: float, update: b
     return json.loads(line[len("BENCH "):])
 
 
+def remove_leftovers(root: Path) -> None:
+    """Remove root's run-* folders (this run's and those of interrupted earlier runs), but not those of a
+    benchmark still running: its folder ends in its process id, and a second benchmark started meanwhile on
+    the shared machine would otherwise delete the builds it is timing."""
+    for leftover in root.glob("run-*"):
+        pid = leftover.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -205,7 +226,8 @@ def main() -> None:
     try:
         measure(args, papers, pdfs, work)
     finally:  # this run's outputs and those of interrupted earlier runs (out1/out2: older layout)
-        for leftover in [*args.work.glob("run-*"), args.work / "out1", args.work / "out2"]:
+        remove_leftovers(args.work)
+        for leftover in (args.work / "out1", args.work / "out2"):
             shutil.rmtree(leftover, ignore_errors=True)
 
 

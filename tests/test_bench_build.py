@@ -77,3 +77,25 @@ def test_a_failed_build_names_its_reason(tmp_path):
     with pytest.raises(SystemExit) as failed:
         bench_build.time_builder(tmp_path / "no-such-papers", tmp_path / "out2", 1, settle=0.0)
     assert "no-such-papers" in str(failed.value) and "exit 1" in str(failed.value)
+
+
+def test_the_cleanup_spares_the_folders_of_a_benchmark_still_running(tmp_path):
+    """Two benchmarks on the shared machine: the one ending first removed the other's builds mid-run
+    (bench_build and bench_scale remove their --work's run-* folders at the end)."""
+    import os
+    import subprocess
+    import sys
+
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        alive = tmp_path / f"run-20260101-000000-{running.pid}"
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        interrupted = tmp_path / f"run-20260101-000000-{int(dead.stdout)}"
+        own = tmp_path / f"run-20260101-000000-{os.getpid()}"
+        for folder in (alive, interrupted, own):
+            (folder / "build").mkdir(parents=True)
+        bench_build.remove_leftovers(tmp_path)
+        assert [p.name for p in tmp_path.iterdir()] == [alive.name]  # the interrupted one's and its own: removed
+    finally:
+        running.kill()
+        running.wait()
