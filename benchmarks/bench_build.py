@@ -214,6 +214,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-build"),
                     help="scratch folder: every build writes its own subfolder; all removed at the end")
     args = ap.parse_args()
+    if args.papers < 1 or args.repeats < 1:  # 0 repeats: min() of no runs, a traceback after the corpus
+        ap.error(f"--papers and --repeats must be at least 1, got {args.papers} and {args.repeats}")
     # the builder keeps freed memory for reuse (dataset_builders.workers.keep_freed_memory); the floor,
     # timed in this process and its pool, gets the same allocator setting so that the ratio compares work
     keep_freed_memory()

@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-compare"), help="scratch folder (removed)")
     args = ap.parse_args()
     trees = parse_trees(ap, args.tree)
+    if args.rounds < 1 or args.papers < 1:  # 0 rounds: the median of no runs, a traceback after the corpus
+        ap.error(f"--rounds and --papers must be at least 1, got {args.rounds} and {args.papers}")
     keep_freed_memory()  # as bench_build: the floor runs with the builder's allocator setting
     papers = corpus_papers(args.corpus, args.papers, args.seed)
     pdfs = sorted(papers.glob("*.pdf"))

@@ -66,7 +66,11 @@ def parse_args(doc: str, images: int) -> argparse.Namespace:
     ap.add_argument("--images", type=int, default=images)
     ap.add_argument("--latency", type=float, default=0.2, help="seconds the scripted server takes per reply")
     ap.add_argument("--concurrency", type=int, default=16)
-    return ap.parse_args()
+    ns = ap.parse_args()
+    for flag in ("images", "latency", "concurrency"):  # 0 divided by zero in the ideal time, the mean latency
+        if not getattr(ns, flag) > 0:
+            ap.error(f"--{flag} must be above 0, got {getattr(ns, flag)}")
+    return ns
 
 
 def main() -> int:

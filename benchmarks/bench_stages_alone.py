@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-stages"), help="scratch folder (removed)")
     args = ap.parse_args()
     trees = parse_trees(ap, args.tree)
+    if args.rounds < 1:  # 0 rounds: the median of no runs, an IndexError at the end
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     if not (args.build / "stages").is_dir():
         ap.error(f"--build {args.build}: no stages/ folder")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}

@@ -99,3 +99,26 @@ def test_the_cleanup_spares_the_folders_of_a_benchmark_still_running(tmp_path):
     finally:
         running.kill()
         running.wait()
+
+
+@pytest.mark.parametrize("script, flags, named", [
+    ("bench_labeling.py", ["--concurrency", "0"], "--concurrency"),
+    ("bench_eval.py", ["--images", "0"], "--images"),
+    ("bench_build.py", ["--corpus", "sample", "--papers", "2", "--repeats", "0"], "--repeats"),
+    ("bench_compare.py", ["--tree", "a=.", "--corpus", "sample", "--papers", "2", "--rounds", "0"], "--rounds"),
+    ("bench_stages_alone.py", ["--tree", "a=.", "--build", ".", "--rounds", "0"], "--rounds"),
+])
+def test_a_count_flag_of_zero_is_a_usage_error_naming_it(tmp_path, script, flags, named):
+    """Not a ZeroDivisionError / min() of no runs / median of no data traceback, some after building a corpus."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    if script == "bench_stages_alone.py":
+        (tmp_path / "stages").mkdir()
+        flags = [f if f != "." else str(tmp_path) for f in flags]
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / script), *flags, "--work", str(tmp_path / "w")]
+                          if script.startswith(("bench_build", "bench_compare", "bench_stages"))
+                          else [sys.executable, str(repo / "benchmarks" / script), *flags],
+                          cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr, done.stderr[-600:]
