@@ -107,6 +107,7 @@ def test_the_cleanup_spares_the_folders_of_a_benchmark_still_running(tmp_path):
     ("bench_build.py", ["--corpus", "sample", "--papers", "2", "--repeats", "0"], "--repeats"),
     ("bench_compare.py", ["--tree", "a=.", "--corpus", "sample", "--papers", "2", "--rounds", "0"], "--rounds"),
     ("bench_stages_alone.py", ["--tree", "a=.", "--build", ".", "--rounds", "0"], "--rounds"),
+    ("bench_export_hf.py", ["--build", ".", "--repeats", "0"], "--repeats"),
 ])
 def test_a_count_flag_of_zero_is_a_usage_error_naming_it(tmp_path, script, flags, named):
     """Not a ZeroDivisionError / min() of no runs / median of no data traceback, some after building a corpus."""
@@ -114,11 +115,11 @@ def test_a_count_flag_of_zero_is_a_usage_error_naming_it(tmp_path, script, flags
     import sys
 
     repo = Path(__file__).resolve().parents[1]
-    if script == "bench_stages_alone.py":
+    if script in ("bench_stages_alone.py", "bench_export_hf.py"):
         (tmp_path / "stages").mkdir()
         flags = [f if f != "." else str(tmp_path) for f in flags]
     done = subprocess.run([sys.executable, str(repo / "benchmarks" / script), *flags, "--work", str(tmp_path / "w")]
-                          if script.startswith(("bench_build", "bench_compare", "bench_stages"))
+                          if script.startswith(("bench_build", "bench_compare", "bench_stages", "bench_export"))
                           else [sys.executable, str(repo / "benchmarks" / script), *flags],
                           cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr, done.stderr[-600:]
