@@ -146,7 +146,7 @@ def wait_for_file_system(folder: Path, healthy_us: float = 100.0, limit_s: float
 def run_child(args: list[str], what: str, **kwargs) -> str:
     """A child process' stdout; if it fails, SystemExit with its exit status and the end of its stderr (the
     reason: a CalledProcessError would name the command, here the whole CHILD script, and drop the reason)."""
-    proc = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
     if proc.returncode:
         raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     return proc.stdout

@@ -34,8 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import heavy_corpus  # noqa: E402
-from benchmarks.bench_build import (corpus_papers, load_average, remove_leftovers, time_builder,  # noqa: E402
-                                    wait_for_file_system)
+from benchmarks.bench_build import (  # noqa: E402
+    corpus_papers,
+    load_average,
+    remove_leftovers,
+    time_builder,
+    wait_for_file_system,
+)
 
 
 def describe(label: str, n_pdfs: int, run: dict) -> None:
