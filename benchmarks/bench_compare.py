@@ -2,7 +2,7 @@
 
 Usage:
     git archive <commit> | tar -x -C /tmp/before          # a version to compare with (any folder holding the repo)
-    python benchmarks/bench_compare.py --tree before=/tmp/before --tree after=. --rounds 3
+    python benchmarks/bench_compare.py --tree before=/tmp/before --tree after=. --rounds 4
 
 On a shared machine the CPU seconds of one build move with the load (a busy core slows memory access; the
 same code measured 15.7 and 19.1 s within two hours here), so two versions benchmarked minutes apart cannot
@@ -30,7 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import heavy_corpus  # noqa: E402
-from benchmarks.bench_build import CHILD, corpus_papers, load_average, run_child, time_floor  # noqa: E402
+from benchmarks.bench_build import (  # noqa: E402
+    CHILD,
+    corpus_papers,
+    load_average,
+    run_child,
+    time_floor,
+)
 from dataset_builders.workers import keep_freed_memory  # noqa: E402
 
 
@@ -64,7 +70,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", action="append", required=True, metavar="NAME=PATH",
                     help="a version of the repository to build with (repeat: two or more)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of floor + one build per tree")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="rounds of floor + one build per tree "
+                         "(a multiple of the number of trees: each runs first equally often)")
     ap.add_argument("--corpus", choices=(*heavy_corpus.SIZES, "sample"), default="real")
     ap.add_argument("--papers", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)

@@ -29,12 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from support import Reply, ScriptedServerProcess  # noqa: E402
+
 from fracto_core.vlm_api.backends import Endpoint, GenerationParams  # noqa: E402
 from fracto_core.vlm_api.cache import ResponseCache  # noqa: E402
 from fracto_core.vlm_api.client import ClientOptions, run_requests  # noqa: E402
 from fracto_core.vlm_api.payloads import ImageInput, build_request  # noqa: E402
 from fracto_core.vlm_api.pricing import price_for  # noqa: E402
-from support import Reply, ScriptedServerProcess  # noqa: E402
 
 REPLY = Reply(content='{"not_a_fracture_surface": false, "features": []}')
 

@@ -3,7 +3,7 @@ re-run alone on a copy of one finished build, the versions interleaved.
 
 Usage:
     git archive <commit> | tar -x -C /tmp/before          # a version to compare with (any folder holding the repo)
-    python benchmarks/bench_stages_alone.py --build /tmp/real200 --tree before=/tmp/before --tree after=. --rounds 3
+    python benchmarks/bench_stages_alone.py --build /tmp/real200 --tree before=/tmp/before --tree after=. --rounds 4
 
 Why: these stages cost ~2.5 s of a ~17 s build on the real-size corpus, so a whole build (bench_compare.py)
 cannot resolve a change of a few tenths of a second in them at this machine's load. Each round copies the
@@ -90,7 +90,9 @@ def main() -> None:
     ap.add_argument("--build", type=Path, required=True, help="a finished build's output folder (stages/ is copied)")
     ap.add_argument("--tree", action="append", required=True, metavar="NAME=PATH",
                     help="a version of the repository to run the stages with (repeat: two or more)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of one run per tree")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="rounds of one run per tree "
+                         "(a multiple of the number of trees: each runs first equally often)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-stages"), help="scratch folder (removed)")
     args = ap.parse_args()
     trees = parse_trees(ap, args.tree)
