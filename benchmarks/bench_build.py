@@ -50,6 +50,20 @@ from dataset_builders.build import cpu_seconds  # noqa: E402
 from dataset_builders.pdf.floor import floor_pass  # noqa: E402
 from dataset_builders.workers import keep_freed_memory  # noqa: E402
 
+# run at the end of a child: every module of the project's packages must come from the tree it runs in (its
+# working directory). The venv's editable install (a meta-path finder mapping dataset_builders, fracto_core ...
+# to the main checkout) serves a submodule the tree lacks, so an older tree compared by bench_compare or
+# bench_stages_alone would silently run partly on the main checkout's code.
+SAME_TREE_CHECK = """
+import os as _os, sys as _sys
+_tree = _os.path.realpath(_os.getcwd()) + _os.sep
+_foreign = sorted(f"{_n} ({_m.__file__})" for _n, _m in list(_sys.modules.items())
+                  if _n.split(".")[0] in ("dataset_builders", "fracto_core", "eval", "training", "tiny_qwen3vl")
+                  and getattr(_m, "__file__", None) and not _os.path.realpath(_m.__file__).startswith(_tree))
+if _foreign:
+    _sys.exit(f"modules imported from outside the tree {_tree}: " + ", ".join(_foreign[:5])
+              + " (the tree lacks them; an editable install supplied them)")
+"""
 CHILD = """
 import contextlib, io, json, resource, sys, time
 from pathlib import Path
@@ -84,7 +98,7 @@ counts = {name: json.loads((out / "stages" / "results" / f"{name}.json").read_te
 print("BENCH " + json.dumps({"wall": wall, "cpu": cpu, "sys": kernel, "stages": timings, "peak_kib": max(main_kib, workers_kib),
                              "main_kib": main_kib, "workers_kib": workers_kib, "panels": counts["panels"]["panels"],
                              "samples": sum(v for k, v in counts["export"].items() if k.endswith("_samples"))}))
-"""
+""" + SAME_TREE_CHECK
 
 
 def time_floor(pdfs: list[Path], workers: int) -> dict:

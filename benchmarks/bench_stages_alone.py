@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.bench_build import SAME_TREE_CHECK  # noqa: E402
 from benchmarks.bench_compare import parse_trees, turned  # noqa: E402
 
 CACHES = ("export_image_sizes.tsv", "export_verdicts.tsv", "export_meta_keys.tsv", "filter_cache.txt",
@@ -68,7 +69,7 @@ for name, module in (("filter", filter_stage), ("label", label), ("export", expo
     module.run(paths, config, progress=False)
     cpu[name] = time.process_time() - t
 print("STAGES " + json.dumps({**cpu, **parts}))
-"""
+""" + SAME_TREE_CHECK
 
 
 def run_alone(tree: Path, build: Path, work: Path) -> dict[str, float]:

@@ -123,3 +123,19 @@ def test_a_count_flag_of_zero_is_a_usage_error_naming_it(tmp_path, script, flags
                           else [sys.executable, str(repo / "benchmarks" / script), *flags],
                           cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr, done.stderr[-600:]
+
+
+def test_a_tree_lacking_a_module_is_refused_not_completed_from_the_editable_install(tmp_path):
+    """The venv's editable install maps dataset_builders to the main checkout: a submodule a compared tree lacks
+    was imported from there, and the 'before' build silently ran (partly) on other code."""
+    from benchmarks import bench_compare
+    from dataset_builders import sample_corpus
+
+    sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=1, seed=1)
+    real = Path(__file__).resolve().parents[1] / "dataset_builders" / "__init__.py"
+    tree = tmp_path / "tree"
+    (tree / "dataset_builders").mkdir(parents=True)
+    (tree / "dataset_builders" / "__init__.py").write_bytes(real.read_bytes())  # the package, none of its modules
+    with pytest.raises(SystemExit) as refused:
+        bench_compare.build_cpu(tree, tmp_path / "corpus" / "papers", tmp_path / "out")
+    assert "outside the tree" in str(refused.value) and "dataset_builders.build" in str(refused.value)
