@@ -50,6 +50,20 @@ from dataset_builders.build import cpu_seconds  # noqa: E402
 from dataset_builders.pdf.floor import floor_pass  # noqa: E402
 from dataset_builders.workers import keep_freed_memory  # noqa: E402
 
+# run at the end of a child: every module of the project's packages must come from the tree it runs in (its
+# working directory). The venv's editable install (a meta-path finder mapping dataset_builders, fracto_core ...
+# to the main checkout) serves a submodule the tree lacks, so an older tree compared by bench_compare or
+# bench_stages_alone would silently run partly on the main checkout's code.
+SAME_TREE_CHECK = """
+import os as _os, sys as _sys
+_tree = _os.path.realpath(_os.getcwd()) + _os.sep
+_foreign = sorted(f"{_n} ({_m.__file__})" for _n, _m in list(_sys.modules.items())
+                  if _n.split(".")[0] in ("dataset_builders", "fracto_core", "eval", "training", "tiny_qwen3vl")
+                  and getattr(_m, "__file__", None) and not _os.path.realpath(_m.__file__).startswith(_tree))
+if _foreign:
+    _sys.exit(f"modules imported from outside the tree {_tree}: " + ", ".join(_foreign[:5])
+              + " (the tree lacks them; an editable install supplied them)")
+"""
 CHILD = """
 import contextlib, io, json, resource, sys, time
 from pathlib import Path
@@ -84,7 +98,7 @@ counts = {name: json.loads((out / "stages" / "results" / f"{name}.json").read_te
 print("BENCH " + json.dumps({"wall": wall, "cpu": cpu, "sys": kernel, "stages": timings, "peak_kib": max(main_kib, workers_kib),
                              "main_kib": main_kib, "workers_kib": workers_kib, "panels": counts["panels"]["panels"],
                              "samples": sum(v for k, v in counts["export"].items() if k.endswith("_samples"))}))
-"""
+""" + SAME_TREE_CHECK
 
 
 def time_floor(pdfs: list[Path], workers: int) -> dict:
@@ -143,15 +157,44 @@ def wait_for_file_system(folder: Path, healthy_us: float = 100.0, limit_s: float
     return probe
 
 
+def run_child(args: list[str], what: str, **kwargs) -> str:
+    """A child process' stdout; if it fails, SystemExit with its exit status and the end of its stderr (the
+    reason: a CalledProcessError would name the command, here the whole CHILD script, and drop the reason)."""
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
+    if proc.returncode:
+        raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
 def time_builder(papers: Path, out: Path, workers: int, settle: float, update: bool = False) -> dict:
     """One build in a fresh subprocess: a fresh build of OUT, or with update=True a build onto OUT as it is."""
     settle_disk(settle)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), str(workers),
-                           "update" if update else "fresh"], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=True)
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))
+    stdout = run_child([sys.executable, "-c", CHILD, str(papers), str(out), str(workers),
+                        "update" if update else "fresh"], f"the build of {papers} into {out}", cwd=REPO, env=env)
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("BENCH "))
     return json.loads(line[len("BENCH "):])
+
+
+def remove_leftovers(root: Path) -> None:
+    """Remove root's run-* folders (this run's and those of interrupted earlier runs), but not those of a
+    benchmark still running: its folder ends in its process id, and a second benchmark started meanwhile on
+    the shared machine would otherwise delete the builds it is timing."""
+    for leftover in root.glob("run-*"):
+        pid = leftover.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def load_average() -> str:
@@ -185,6 +228,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-build"),
                     help="scratch folder: every build writes its own subfolder; all removed at the end")
     args = ap.parse_args()
+    if args.papers < 1 or args.repeats < 1:  # 0 repeats: min() of no runs, a traceback after the corpus
+        ap.error(f"--papers and --repeats must be at least 1, got {args.papers} and {args.repeats}")
     # the builder keeps freed memory for reuse (dataset_builders.workers.keep_freed_memory); the floor,
     # timed in this process and its pool, gets the same allocator setting so that the ratio compares work
     keep_freed_memory()
@@ -197,7 +242,8 @@ def main() -> None:
     try:
         measure(args, papers, pdfs, work)
     finally:  # this run's outputs and those of interrupted earlier runs (out1/out2: older layout)
-        for leftover in [*args.work.glob("run-*"), args.work / "out1", args.work / "out2"]:
+        remove_leftovers(args.work)
+        for leftover in (args.work / "out1", args.work / "out2"):
             shutil.rmtree(leftover, ignore_errors=True)
 
 

@@ -2,7 +2,7 @@
 
 Usage:
     git archive <commit> | tar -x -C /tmp/before          # a version to compare with (any folder holding the repo)
-    python benchmarks/bench_compare.py --tree before=/tmp/before --tree after=. --rounds 3
+    python benchmarks/bench_compare.py --tree before=/tmp/before --tree after=. --rounds 4
 
 On a shared machine the CPU seconds of one build move with the load (a busy core slows memory access; the
 same code measured 15.7 and 19.1 s within two hours here), so two versions benchmarked minutes apart cannot
@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,16 +30,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import heavy_corpus  # noqa: E402
-from benchmarks.bench_build import CHILD, corpus_papers, load_average, time_floor  # noqa: E402
+from benchmarks.bench_build import (  # noqa: E402
+    CHILD,
+    corpus_papers,
+    load_average,
+    run_child,
+    time_floor,
+)
 from dataset_builders.workers import keep_freed_memory  # noqa: E402
 
 
 def build_cpu(tree: Path, papers: Path, out: Path) -> dict:
     """One fresh build (1 worker) with the code of `tree`, in a subprocess; bench_build's BENCH record."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(papers), str(out), "1", "fresh"], cwd=tree, env=env,
-                          capture_output=True, text=True, check=True)
-    return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH "))[len("BENCH "):])
+    stdout = run_child([sys.executable, "-c", CHILD, str(papers), str(out), "1", "fresh"],
+                       f"the build of {papers} with the code of {tree}", cwd=tree, env=env)
+    return json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("BENCH "))[len("BENCH "):])
 
 
 def turned(trees: dict[str, Path], r: int) -> list[tuple[str, Path]]:
@@ -65,13 +70,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", action="append", required=True, metavar="NAME=PATH",
                     help="a version of the repository to build with (repeat: two or more)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of floor + one build per tree")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="rounds of floor + one build per tree "
+                         "(a multiple of the number of trees: each runs first equally often)")
     ap.add_argument("--corpus", choices=(*heavy_corpus.SIZES, "sample"), default="real")
     ap.add_argument("--papers", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-compare"), help="scratch folder (removed)")
     args = ap.parse_args()
     trees = parse_trees(ap, args.tree)
+    if args.rounds < 1 or args.papers < 1:  # 0 rounds: the median of no runs, a traceback after the corpus
+        ap.error(f"--rounds and --papers must be at least 1, got {args.rounds} and {args.papers}")
     keep_freed_memory()  # as bench_build: the floor runs with the builder's allocator setting
     papers = corpus_papers(args.corpus, args.papers, args.seed)
     pdfs = sorted(papers.glob("*.pdf"))

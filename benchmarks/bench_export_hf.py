@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-export-hf"))
     ap.add_argument("--workers", type=int, default=2, help="shard writer processes of the export contestant")
     args = ap.parse_args()
+    if args.repeats < 1 or args.workers < 1 or args.papers < 1:  # 0 repeats: a median of no runs after the build
+        ap.error(f"--repeats, --workers and --papers must be at least 1, got {args.repeats}, {args.workers}, "
+                 f"{args.papers}")
 
     build = args.build
     if build is None:

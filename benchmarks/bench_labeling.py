@@ -29,12 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from support import Reply, ScriptedServerProcess  # noqa: E402
+
 from fracto_core.vlm_api.backends import Endpoint, GenerationParams  # noqa: E402
 from fracto_core.vlm_api.cache import ResponseCache  # noqa: E402
 from fracto_core.vlm_api.client import ClientOptions, run_requests  # noqa: E402
 from fracto_core.vlm_api.payloads import ImageInput, build_request  # noqa: E402
 from fracto_core.vlm_api.pricing import price_for  # noqa: E402
-from support import Reply, ScriptedServerProcess  # noqa: E402
 
 REPLY = Reply(content='{"not_a_fracture_surface": false, "features": []}')
 
@@ -66,7 +67,11 @@ def parse_args(doc: str, images: int) -> argparse.Namespace:
     ap.add_argument("--images", type=int, default=images)
     ap.add_argument("--latency", type=float, default=0.2, help="seconds the scripted server takes per reply")
     ap.add_argument("--concurrency", type=int, default=16)
-    return ap.parse_args()
+    ns = ap.parse_args()
+    for flag in ("images", "latency", "concurrency"):  # 0 divided by zero in the ideal time, the mean latency
+        if not getattr(ns, flag) > 0:
+            ap.error(f"--{flag} must be above 0, got {getattr(ns, flag)}")
+    return ns
 
 
 def main() -> int:

@@ -343,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Scores] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for real in sets:
-            name = real.resolve().name
+            name = base = real.resolve().name
+            while name in results:  # two sets of one folder name (two stagings of ../real_registry): both kept
+                name = f"{base}-{len(results) + 1}"
             print(f"=== {name} ({real}) ===", flush=True)
             scores = run_benchmark((ns.out or Path(tmp)) / name, real, ns.workers)
             results[name] = scores

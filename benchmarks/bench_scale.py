@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import heavy_corpus  # noqa: E402
-from benchmarks.bench_build import corpus_papers, load_average, time_builder, wait_for_file_system  # noqa: E402
+from benchmarks.bench_build import (  # noqa: E402
+    corpus_papers,
+    load_average,
+    remove_leftovers,
+    time_builder,
+    wait_for_file_system,
+)
 
 
 def describe(label: str, n_pdfs: int, run: dict) -> None:
@@ -139,8 +144,7 @@ def main() -> None:
         print(f"the two {n_small}-PDF builds differ by {spread:.2f}x in wall time (the machine's noise meanwhile)")
         ratios(mean_run(small_runs), n_small, runs[1], n_large)
     finally:
-        for leftover in args.work.glob("run-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        remove_leftovers(args.work)
 
 
 if __name__ == "__main__":

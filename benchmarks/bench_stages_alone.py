@@ -3,7 +3,7 @@ re-run alone on a copy of one finished build, the versions interleaved.
 
 Usage:
     git archive <commit> | tar -x -C /tmp/before          # a version to compare with (any folder holding the repo)
-    python benchmarks/bench_stages_alone.py --build /tmp/real200 --tree before=/tmp/before --tree after=. --rounds 3
+    python benchmarks/bench_stages_alone.py --build /tmp/real200 --tree before=/tmp/before --tree after=. --rounds 4
 
 Why: these stages cost ~2.5 s of a ~17 s build on the real-size corpus, so a whole build (bench_compare.py)
 cannot resolve a change of a few tenths of a second in them at this machine's load. Each round copies the
@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.bench_build import SAME_TREE_CHECK  # noqa: E402
 from benchmarks.bench_compare import parse_trees, turned  # noqa: E402
 
 CACHES = ("export_image_sizes.tsv", "export_verdicts.tsv", "export_meta_keys.tsv", "filter_cache.txt",
@@ -70,7 +71,7 @@ for name, module in (("filter", filter_stage), ("label", label), ("export", expo
     module.run(paths, config, progress=False)
     cpu[name] = time.process_time() - t
 print("STAGES " + json.dumps({**cpu, **parts}))
-"""
+""" + SAME_TREE_CHECK
 
 
 def run_alone(tree: Path, build: Path, work: Path) -> dict[str, float]:
@@ -92,10 +93,14 @@ def main() -> None:
     ap.add_argument("--build", type=Path, required=True, help="a finished build's output folder (stages/ is copied)")
     ap.add_argument("--tree", action="append", required=True, metavar="NAME=PATH",
                     help="a version of the repository to run the stages with (repeat: two or more)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of one run per tree")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="rounds of one run per tree "
+                         "(a multiple of the number of trees: each runs first equally often)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fracto-bench-stages"), help="scratch folder (removed)")
     args = ap.parse_args()
     trees = parse_trees(ap, args.tree)
+    if args.rounds < 1:  # 0 rounds: the median of no runs, an IndexError at the end
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     if not (args.build / "stages").is_dir():
         ap.error(f"--build {args.build}: no stages/ folder")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}

@@ -215,3 +215,21 @@ def test_staged_set_scores(staged_scores):
     assert s["figure_recall"] >= 0.8
     assert s["filter_precision"] >= 0.8
     assert s["label_precision"] >= 0.8
+
+
+def test_two_sets_of_one_folder_name_are_both_built_and_scored(tmp_path, capsys):
+    """--set A/x --set B/x: the second built into OUT/x over the first, and its scores replaced the first's."""
+    from bench_real_literature import main
+
+    from dataset_builders import sample_corpus
+
+    sample_corpus.generate_corpus(tmp_path / "corpus", n_papers=1, seed=1)
+    pdf = next((tmp_path / "corpus" / "papers").glob("*.pdf"))
+    for parent in ("a", "b"):
+        (tmp_path / parent / "x" / "pdfs").mkdir(parents=True)
+        (tmp_path / parent / "x" / "pdfs" / pdf.name).write_bytes(pdf.read_bytes())
+        (tmp_path / parent / "x" / "annotations.json").write_text("[]")
+    assert main(["--set", str(tmp_path / "a" / "x"), "--set", str(tmp_path / "b" / "x"), "--out", str(tmp_path / "out"),
+                 "--workers", "1", "--json", str(tmp_path / "scores.json")]) == 0
+    assert sorted(json.loads((tmp_path / "scores.json").read_text())) == ["x", "x-2"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x", "x-2"]
