@@ -49,13 +49,16 @@ def test_vllm_serves_the_base_at_the_recipe_revision(tmp_path):
     assert "--revision" not in merged  # a merged model is a local folder: no hub revision
 
 
-def test_llamafactory_api_config_loads_the_pinned_base_offline(pinned_hub_model, tmp_path):
+def test_llamafactory_api_config_loads_the_pinned_base_offline(pinned_hub_model, hf_env, tmp_path):
     from llamafactory.hparams import get_infer_args
     from llamafactory.model import load_tokenizer
 
     config = serving.llamafactory_api_config(pinned_recipe(), adapter=tmp_path / "fracto-lora")
     assert config["model_revision"] == COMMIT
     config.pop("adapter_name_or_path")
+    # the cache named outright: huggingface_hub reads HF_HOME once, when first imported, and in a whole test
+    # session another test module may import it before hf_env sets HF_HOME (then the default cache is searched)
+    config["cache_dir"] = str(hf_env / "hub")
     model_args = get_infer_args(config)[0]
     tokenizer = load_tokenizer(model_args)["tokenizer"]  # OSError offline at revision "main" (no refs/main)
     assert tokenizer.eos_token == "<|im_end|>"
