@@ -37,6 +37,7 @@ from typing import Literal
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
+from fracto_core.files import text_lines
 from fracto_core.vocabulary import canonical_names, canonicalize, rare_names, sort_features
 from eval.tasks import Task, canonical_choice, get_task
 
@@ -277,7 +278,7 @@ def load_builder_split(folder: Path, split: str = "test", name: str | None = Non
     problems: list[str] = []
     seen: set[str] = set()
     # "\n" only: the export writes ensure_ascii=False, so U+2028/U+2029/U+0085 of a caption stay raw in its line
-    for number, line in enumerate(meta.read_text(encoding="utf-8").split("\n"), 1):
+    for number, line in enumerate(text_lines(meta.read_text(encoding="utf-8")), 1):
         if not line.strip():
             continue
         where = f"{meta.name} line {number}"

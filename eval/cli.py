@@ -113,14 +113,19 @@ def parser(description: str) -> argparse.ArgumentParser:
     return ap
 
 
+def check_minimums(ap: argparse.ArgumentParser, checks) -> None:
+    """ap.error (exit 2) naming the first (flag, value, lowest allowed) whose value, when given, is below it."""
+    for flag, value, low in checks:
+        if value is not None and value < low:
+            ap.error(f"{flag} must be at least {low}")
+
+
 def config_from_args(ap: argparse.ArgumentParser, argv: list[str] | None) -> RunConfig:
     """Parse and check the flags (argparse exits 2 on a bad one) into a RunConfig."""
     args = ap.parse_args(argv)
-    for flag, value, low in (("--limit", args.limit, 1), ("--concurrency", args.concurrency, 1),
-                             ("--max-attempts", args.max_attempts, 1), ("--max-tokens", args.max_tokens, 1),
-                             ("--image-max-pixels", args.image_max_pixels, 1024)):
-        if value is not None and value < low:
-            ap.error(f"{flag} must be at least {low}")
+    check_minimums(ap, (("--limit", args.limit, 1), ("--concurrency", args.concurrency, 1),
+                        ("--max-attempts", args.max_attempts, 1), ("--max-tokens", args.max_tokens, 1),
+                        ("--image-max-pixels", args.image_max_pixels, 1024)))
     return RunConfig(model=args.model, task=args.task, benchmark=args.benchmark, out=args.out,
                      base_url=args.base_url, endpoint_file=args.endpoint_file, limit=args.limit,
                      concurrency=args.concurrency, timeout_s=args.timeout, max_attempts=args.max_attempts,

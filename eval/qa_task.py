@@ -38,13 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eval.judge import JUDGE_PROMPT_VERSION, SCHEMA_NAME, Judgement, judge_json_schema, judge_prompt, parse_judgement
 from eval.calls import gather
+from eval.cli import check_minimums
 from eval.identity import combined_identity
 from eval.models import ModelError, resolve_model
 from eval.plan import RunError, folder_pixel_budget, identify
 from eval.records import SAMPLES_FILE, ModelIdentity, SampleLog, read_latest
 from eval.resume import check_identity
 from eval.qa_metrics import aggregate
-from fracto_core.files import write_json_atomic, write_text_atomic
+from fracto_core.files import text_lines, write_json_atomic, write_text_atomic
 from fracto_core.image_budget import IMAGE_MIN_PIXELS
 from fracto_core.vlm_api.backends import GenerationParams, ProviderError
 from fracto_core.vlm_api.cache import ResponseCache
@@ -118,7 +119,7 @@ def load_qa_benchmark(path: Path) -> tuple[Path, list[QABenchItem], str]:
     if not path.is_file():
         raise QAError(f"{path}: no such Q&A benchmark file")
     items: list[QABenchItem] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):  # not splitlines: U+2028 in text
+    for n, line in enumerate(text_lines(path.read_text(encoding="utf-8")), 1):  # not splitlines: U+2028 in text
         if line.strip():
             try:
                 meta = json.loads(line)
@@ -344,12 +345,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
-    for flag, value, low in (("--limit", args.limit, 1), ("--concurrency", args.concurrency, 1),
-                             ("--max-attempts", args.max_attempts, 1), ("--max-tokens", args.max_tokens, 1),
-                             ("--judge-max-tokens", args.judge_max_tokens, 1), ("--reask", args.reask, 0),
-                             ("--image-max-pixels", args.image_max_pixels, 1024)):
-        if value is not None and value < low:  # as eval.run's flags (a concurrency of 0 waited forever)
-            ap.error(f"{flag} must be at least {low}")
+    check_minimums(ap, (("--limit", args.limit, 1), ("--concurrency", args.concurrency, 1),  # as eval.run's
+                        ("--max-attempts", args.max_attempts, 1), ("--max-tokens", args.max_tokens, 1),
+                        ("--judge-max-tokens", args.judge_max_tokens, 1), ("--reask", args.reask, 0),
+                        ("--image-max-pixels", args.image_max_pixels, 1024)))
     try:
         run_dir, card, metrics = run_sem_qa(args)
     except QAError as exc:

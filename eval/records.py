@@ -31,6 +31,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fracto_core.files import text_lines
+
 SAMPLES_FILE = "samples.jsonl"
 RUN_CARD_FILE = "run_card.json"
 BENCHMARK_CARD_FILE = "benchmark_card.json"
@@ -226,10 +228,7 @@ def read_latest(path: Path, model: type[R], key: str) -> tuple[list[R], bool]:
     """Records of a per-sample log (JSON lines of `model`), the last per `key` winning, in order of first
     appearance; a torn (unparseable) final line -- a kill mid-write -- is skipped and reported (True)."""
     text = Path(path).read_text(encoding="utf-8")
-    # lines end at "\n" only: str.splitlines also breaks at U+2028, U+2029, U+0085 ..., which JSON keeps raw in strings
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
+    lines = text_lines(text)  # "\n" only: JSON keeps U+2028, U+0085 ... raw in a reply
     latest: dict[str, R] = {}
     torn = False
     for number, line in enumerate(lines, 1):
